@@ -1,0 +1,1 @@
+//! Access-log decoding: shipper envelopes and gateway access-log formats.

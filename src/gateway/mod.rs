@@ -1,0 +1,1 @@
+//! The route-decision engine: Gateway API objects in, routing decisions out. No I/O.

@@ -1,0 +1,5 @@
+//! The `routeproof` command line.
+
+fn main() {
+    println!("routeproof");
+}

@@ -1,0 +1,1 @@
+//! Output sinks: enriched Parquet, alert lines and dead letters.
