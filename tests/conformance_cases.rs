@@ -146,7 +146,9 @@ fn default_route_kind() -> String {
 }
 
 fn cases_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests").join("cases")
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests")
+        .join("cases")
 }
 
 fn case_paths() -> Vec<PathBuf> {
@@ -232,11 +234,7 @@ fn compare_map(
     let scheme = got
         .get("scheme")
         .and_then(|s| s.as_str())
-        .or_else(|| {
-            expected
-                .get("scheme")
-                .and_then(|s| s.as_str())
-        });
+        .or_else(|| expected.get("scheme").and_then(|s| s.as_str()));
     for (k, v) in expected {
         let key = k.as_str().unwrap_or_default();
         let want = yaml_to_json(v);
@@ -254,7 +252,10 @@ fn compare_map(
 
 fn compare_decision(exp: &Expect, got: &Json) -> Vec<String> {
     let mut errs = Vec::new();
-    let outcome = got.get("outcome").and_then(|o| o.as_str()).unwrap_or("<missing>");
+    let outcome = got
+        .get("outcome")
+        .and_then(|o| o.as_str())
+        .unwrap_or("<missing>");
     if outcome != exp.outcome.as_str() {
         errs.push(format!(
             "outcome: expected {}, got {outcome}",
@@ -351,11 +352,10 @@ fn compare_decision(exp: &Expect, got: &Json) -> Vec<String> {
             &mut errs,
             true,
         ),
-        Some(None) => {
-            if !got.get("redirect").unwrap_or(&null).is_null() {
-                errs.push(format!("redirect: expected null, got {}", got["redirect"]));
-            }
+        Some(None) if !got.get("redirect").unwrap_or(&null).is_null() => {
+            errs.push(format!("redirect: expected null, got {}", got["redirect"]));
         }
+        Some(None) => {}
         None => {}
     }
     match &exp.rewrite {
@@ -366,11 +366,10 @@ fn compare_decision(exp: &Expect, got: &Json) -> Vec<String> {
             &mut errs,
             false,
         ),
-        Some(None) => {
-            if !got.get("rewrite").unwrap_or(&null).is_null() {
-                errs.push(format!("rewrite: expected null, got {}", got["rewrite"]));
-            }
+        Some(None) if !got.get("rewrite").unwrap_or(&null).is_null() => {
+            errs.push(format!("rewrite: expected null, got {}", got["rewrite"]));
         }
+        Some(None) => {}
         None => {}
     }
     if let Some(want) = &exp.mirrors {
@@ -541,7 +540,11 @@ fn compare_condition(want: &ExpectedCondition, report: &Json) -> Vec<String> {
         }
     };
     check("Accepted", want.accepted, &want.accepted_reason);
-    check("ResolvedRefs", want.resolved_refs, &want.resolved_refs_reason);
+    check(
+        "ResolvedRefs",
+        want.resolved_refs,
+        &want.resolved_refs_reason,
+    );
     errs
 }
 
@@ -612,7 +615,11 @@ fn case_files_parse() {
         match load(p) {
             Ok(cf) => {
                 if !names.insert(cf.name.clone()) {
-                    errs.push(format!("{}: duplicate case name {}", file_label(p), cf.name));
+                    errs.push(format!(
+                        "{}: duplicate case name {}",
+                        file_label(p),
+                        cf.name
+                    ));
                 }
                 if cf.source.trim().is_empty() {
                     errs.push(format!("{}: empty source", file_label(p)));
@@ -624,7 +631,11 @@ fn case_files_parse() {
             Err(e) => errs.push(format!("{}: {e}", file_label(p))),
         }
     }
-    assert!(errs.is_empty(), "case files do not parse:\n{}", errs.join("\n"));
+    assert!(
+        errs.is_empty(),
+        "case files do not parse:\n{}",
+        errs.join("\n")
+    );
 }
 
 #[test]
@@ -664,4 +675,47 @@ fn conformance_cases() {
         n_cond,
         failures.join("\n\n")
     );
+}
+
+#[test]
+fn comparison_rules_self_check() {
+    let exp: Expect = serde_yaml::from_str(
+        r#"
+outcome: forward
+status: null
+route: ns/r
+rule: 1
+rule_name: null
+backends: [ns/a, ns/b]
+weights: {ns/a: 70}
+invalid_backends: [{name: ns/x, reason: RefNotPermitted}]
+mirrors: [ns/m]
+"#,
+    )
+    .unwrap();
+    let got = serde_json::json!({
+        "outcome": "forward", "status": null, "listener": "ns/gw/http",
+        "route": {"kind": "HTTPRoute", "namespace": "ns", "name": "r", "rule": 1, "rule_name": null, "match": 0},
+        "backends": [
+            {"kind": "Service", "namespace": "ns", "name": "a", "port": 8080, "weight": 70, "valid": true, "reason": null},
+            {"kind": "Service", "namespace": "ns", "name": "b", "port": 8080, "weight": 30, "valid": true, "reason": null},
+            {"kind": "Service", "namespace": "ns", "name": "c", "port": 8080, "weight": 0, "valid": true, "reason": null},
+            {"kind": "Service", "namespace": "ns", "name": "x", "port": 8080, "weight": 1, "valid": false, "reason": "RefNotPermitted"}
+        ],
+        "redirect": null, "rewrite": null,
+        "mirrors": [{"namespace": "ns", "name": "m"}],
+        "explanation": []
+    });
+    assert_eq!(compare_decision(&exp, &got), Vec::<String>::new());
+
+    let exp: Expect = serde_yaml::from_str(
+        "{outcome: redirect, status: 302, redirect: {scheme: https, port: null, status_code: 302}}",
+    )
+    .unwrap();
+    let got = serde_json::json!({"outcome": "redirect", "status": 302, "route": null,
+        "redirect": {"scheme": "https", "host": "h", "port": 443, "path": "/", "status_code": 302}});
+    assert_eq!(compare_decision(&exp, &got), Vec::<String>::new());
+    let got_bad =
+        serde_json::json!({"outcome": "no_route", "status": 404, "route": null, "redirect": null});
+    assert_eq!(compare_decision(&exp, &got_bad).len(), 3);
 }
