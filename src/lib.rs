@@ -8,4 +8,5 @@
 
 pub mod decode;
 pub mod gateway;
+pub mod manifest;
 pub mod sink;

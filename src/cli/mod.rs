@@ -1,0 +1,84 @@
+//! Command-line definitions and dispatch.
+
+mod check;
+mod explain;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use routeproof::gateway::{CompileOptions, RouteIndex};
+
+/// Makes Kubernetes Gateway API routing decisions observable.
+#[derive(Debug, Parser)]
+#[command(name = "routeproof", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Say what the Gateway API spec says must happen to a request.
+    Explain(explain::ExplainArgs),
+    /// Audit the manifests: route status, unresolved refs, shadowed matches, conflicts.
+    Check(check::CheckArgs),
+}
+
+/// Output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    /// For people.
+    Text,
+    /// One JSON object (or one per line with --requests).
+    Json,
+}
+
+/// The manifests and engine switches shared by commands.
+#[derive(Debug, Args)]
+pub struct IndexArgs {
+    /// Manifest file or directory (recursive); repeatable.
+    #[arg(long = "manifests", required = true, value_name = "PATH")]
+    manifests: Vec<PathBuf>,
+    /// Turn off listener isolation (for implementations that do not claim
+    /// GatewayHTTPListenerIsolation): unmatched requests fall through to less
+    /// specific listeners.
+    #[arg(long)]
+    no_listener_isolation: bool,
+    /// Treat ExternalName Services as valid backends.
+    #[arg(long)]
+    allow_external_name: bool,
+}
+
+impl IndexArgs {
+    /// Loads and compiles the manifests.
+    pub fn compile(&self) -> anyhow::Result<RouteIndex> {
+        let objects = routeproof::manifest::load_paths(&self.manifests)?;
+        for (kind, count) in &objects.skipped {
+            log_skipped(kind, *count);
+        }
+        Ok(RouteIndex::compile(
+            &objects,
+            CompileOptions {
+                listener_isolation: !self.no_listener_isolation,
+                allow_external_name: self.allow_external_name,
+                ..CompileOptions::default()
+            },
+        ))
+    }
+}
+
+fn log_skipped(kind: &str, count: usize) {
+    if std::env::var_os("ROUTEPROOF_QUIET").is_none() {
+        eprintln!("routeproof: skipped {count} document(s) of kind {kind}");
+    }
+}
+
+/// Runs the parsed command.
+pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Explain(args) => explain::run(args),
+        Command::Check(args) => check::run(args),
+    }
+}

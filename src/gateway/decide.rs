@@ -1,0 +1,538 @@
+//! Deciding one request against a [`RouteIndex`]: the spec's decision pipeline.
+//!
+//! 1. pick the Gateway and the listener (port, protocol, most specific hostname;
+//!    SNI for HTTPS, with 421 detection);
+//! 2. walk the listener's hostname buckets from the most specific (exact host,
+//!    then wildcards by length, then routes without hostnames), each bucket
+//!    already sorted by match precedence;
+//! 3. the first match that certainly holds wins; matches ranked above it that
+//!    depend on attributes the request does not carry are kept as alternatives;
+//! 4. the winning rule's action (redirect, forward, 500) gives the outcome.
+//!
+//! The hot path allocates nothing unless the request is ambiguous or its Host
+//! has upper-case letters.
+
+use std::borrow::Cow;
+
+use super::compile::{
+    CompiledBackend, CompiledGateway, CompiledListener, CompiledRoute, CompiledRule, HostTable,
+    MatchCondition, MatchEntry, RouteIndex, RouteKind, RuleAction,
+};
+use super::hostname;
+use super::matcher::Truth;
+use super::request::{Protocol, Request, Scheme};
+
+/// What happens to a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Forwarded to a backend.
+    Forward,
+    /// Answered by the gateway with a redirect.
+    Redirect,
+    /// No listener accepts the request (404).
+    NoListener,
+    /// The listener has no matching route (404; gRPC: UNIMPLEMENTED).
+    NoRoute,
+    /// The matching rule has no usable backend (500; gRPC: UNAVAILABLE).
+    Error,
+    /// HTTPS request whose Host belongs to another listener than its SNI (421).
+    Misdirected,
+}
+
+impl Outcome {
+    /// The stable string used in JSON and Parquet.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Forward => "forward",
+            Outcome::Redirect => "redirect",
+            Outcome::NoListener => "no_listener",
+            Outcome::NoRoute => "no_route",
+            Outcome::Error => "error",
+            Outcome::Misdirected => "misdirected",
+        }
+    }
+}
+
+/// A matched rule.
+#[derive(Debug, Clone, Copy)]
+pub struct RuleHit<'i> {
+    /// The match.
+    pub entry: &'i MatchEntry,
+    /// Its route.
+    pub route: &'i CompiledRoute,
+    /// Its rule.
+    pub rule: &'i CompiledRule,
+    /// The listener it was found on.
+    pub listener: &'i CompiledListener,
+}
+
+impl RuleHit<'_> {
+    fn same_rule(&self, other: &RuleHit<'_>) -> bool {
+        std::ptr::eq(self.route, other.route) && self.rule.index == other.rule.index
+    }
+}
+
+/// Why the decision could not be made exactly.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Unknowns {
+    /// A match depends on the method, which the request does not carry.
+    pub method: bool,
+    /// A match depends on a header not carried.
+    pub headers: bool,
+    /// A match depends on the query string, not carried.
+    pub query: bool,
+}
+
+impl Unknowns {
+    /// Whether anything was unknown.
+    pub fn any(&self) -> bool {
+        self.method || self.headers || self.query
+    }
+
+    /// A short reason naming the missing attributes (`"method,headers"`).
+    pub fn reason(&self) -> &'static str {
+        match (self.method, self.headers, self.query) {
+            (false, false, false) => "",
+            (true, false, false) => "method",
+            (false, true, false) => "headers",
+            (false, false, true) => "query",
+            (true, true, false) => "method,headers",
+            (true, false, true) => "method,query",
+            (false, true, true) => "headers,query",
+            (true, true, true) => "method,headers,query",
+        }
+    }
+}
+
+/// The engine's decision for one request, borrowing from the index.
+#[derive(Debug, Clone)]
+pub struct Decision<'i> {
+    /// What happens.
+    pub outcome: Outcome,
+    /// The HTTP status the gateway itself answers (`None` when forwarded).
+    pub status: Option<u16>,
+    /// The Gateway, when found.
+    pub gateway: Option<&'i CompiledGateway>,
+    /// The selected listener.
+    pub listener: Option<&'i CompiledListener>,
+    /// The winning rule.
+    pub hit: Option<RuleHit<'i>>,
+    /// Rules ranked above the winner whose matches depend on attributes the
+    /// request does not carry: each would have won for some value of them.
+    pub alternatives: Vec<RuleHit<'i>>,
+    /// Which attributes made the decision ambiguous.
+    pub unknowns: Unknowns,
+    /// For `Error`: why (`NoBackends`, `AllBackendsInvalid`, `AllWeightsZero`);
+    /// for `NoListener`: `UnknownGateway` or `NoMatchingListener`.
+    pub reason: Option<&'static str>,
+}
+
+impl<'i> Decision<'i> {
+    fn terminal(outcome: Outcome, status: u16, reason: &'static str) -> Decision<'i> {
+        Decision {
+            outcome,
+            status: Some(status),
+            gateway: None,
+            listener: None,
+            hit: None,
+            alternatives: Vec::new(),
+            unknowns: Unknowns::default(),
+            reason: Some(reason),
+        }
+    }
+
+    /// Whether the decision depends on attributes the request did not carry.
+    pub fn is_ambiguous(&self) -> bool {
+        !self.alternatives.is_empty()
+    }
+
+    /// The backends that may serve the request (valid, weight > 0, no
+    /// backend-level redirect) over the winner and every alternative.
+    pub fn allowed_backends(&self) -> impl Iterator<Item = &'i CompiledBackend> + '_ {
+        self.hit
+            .iter()
+            .filter(|_| self.outcome == Outcome::Forward)
+            .chain(self.alternatives.iter())
+            .flat_map(|h| h.rule.backends.iter())
+            .filter(|b| b.is_valid() && b.weight > 0 && b.redirect.is_none())
+    }
+}
+
+impl RouteIndex {
+    /// Decides one request.
+    pub fn decide<'i>(&'i self, req: &Request<'_>) -> Decision<'i> {
+        let gateway = match req.gateway {
+            Some(key) => self.gateway_by_key.get(key).map(|&g| &self.gateways[g]),
+            None if self.gateways.len() == 1 => self.gateways.first(),
+            None => None,
+        };
+        let Some(gateway) = gateway else {
+            return Decision::terminal(Outcome::NoListener, 404, "UnknownGateway");
+        };
+        let with_gateway = |mut d: Decision<'i>| {
+            d.gateway = Some(gateway);
+            d
+        };
+        let tls = req.scheme == Scheme::Https;
+        let Some(candidates) = gateway.by_port.get(&(req.effective_port(), tls)) else {
+            return with_gateway(Decision::terminal(
+                Outcome::NoListener,
+                404,
+                "NoMatchingListener",
+            ));
+        };
+        let host = req.host.map(hostname::normalize_host);
+        let host_str = host.as_deref();
+        let listener_matches = |li: usize, name: Option<&str>| match name {
+            Some(h) => hostname::matches(self.listeners[li].hostname.as_deref(), h),
+            None => self.listeners[li].hostname.is_none(),
+        };
+
+        // Listener selection. For HTTPS the SNI picks the listener at handshake
+        // time; the Host is then checked against the other listeners on the port
+        // (GEP-3567, `gateway_types.go` Listener.Hostname ~lines 395-410).
+        let sni = req.sni.map(hostname::normalize_host);
+        let selector = if tls {
+            sni.as_deref().or(host_str)
+        } else {
+            host_str
+        };
+        let Some(pos) = candidates
+            .iter()
+            .position(|&li| listener_matches(li, selector))
+        else {
+            return with_gateway(Decision::terminal(
+                Outcome::NoListener,
+                404,
+                "NoMatchingListener",
+            ));
+        };
+        let chosen = candidates[pos];
+        if tls && sni.is_some() && host_str.is_some() {
+            let best_for_host = candidates
+                .iter()
+                .copied()
+                .find(|&li| listener_matches(li, host_str));
+            match best_for_host {
+                Some(li) if li != chosen => {
+                    let mut d = with_gateway(Decision::terminal(
+                        Outcome::Misdirected,
+                        421,
+                        "MisdirectedRequest",
+                    ));
+                    d.listener = Some(&self.listeners[chosen]);
+                    return d;
+                }
+                None => {
+                    let mut d = with_gateway(Decision::terminal(
+                        Outcome::NoRoute,
+                        404,
+                        "HostDoesNotMatchListener",
+                    ));
+                    d.listener = Some(&self.listeners[chosen]);
+                    return d;
+                }
+                _ => {}
+            }
+        }
+
+        let mut alternatives = Vec::new();
+        let mut unknowns = Unknowns::default();
+        let mut hit = None;
+        // Listener isolation: only the chosen listener's routes. Without it, fall
+        // through to the less specific listeners that also accept the host.
+        let fallthrough: &[usize] = if self.options.listener_isolation {
+            &[]
+        } else {
+            &candidates[pos + 1..]
+        };
+        for li in std::iter::once(chosen).chain(
+            fallthrough
+                .iter()
+                .copied()
+                .filter(|&li| listener_matches(li, host_str)),
+        ) {
+            let listener = &self.listeners[li];
+            let table = match req.protocol {
+                Protocol::Grpc if !listener.grpc.is_empty() => &listener.grpc,
+                _ => &listener.http,
+            };
+            hit = self.scan_table(
+                table,
+                listener,
+                host_str,
+                req,
+                &mut alternatives,
+                &mut unknowns,
+            );
+            if hit.is_some() {
+                break;
+            }
+        }
+        let listener = &self.listeners[chosen];
+        let mut decision = Decision {
+            outcome: Outcome::NoRoute,
+            status: Some(404),
+            gateway: Some(gateway),
+            listener: Some(hit.map_or(listener, |h: RuleHit<'_>| h.listener)),
+            hit,
+            alternatives,
+            unknowns,
+            reason: None,
+        };
+        if let Some(h) = hit {
+            let (outcome, status, reason) = rule_outcome(h.rule);
+            decision.outcome = outcome;
+            decision.status = status;
+            decision.reason = reason;
+        }
+        decision
+    }
+
+    /// Scans the hostname buckets of one table; returns the winner and collects
+    /// ambiguous alternatives ranked above it.
+    fn scan_table<'i>(
+        &'i self,
+        table: &'i HostTable,
+        listener: &'i CompiledListener,
+        host: Option<&str>,
+        req: &Request<'_>,
+        alternatives: &mut Vec<RuleHit<'i>>,
+        unknowns: &mut Unknowns,
+    ) -> Option<RuleHit<'i>> {
+        let mut scan = |bucket: &'i [u32]| -> Option<RuleHit<'i>> {
+            for &id in bucket {
+                let entry = &self.matches[id as usize];
+                let truth = match &entry.condition {
+                    MatchCondition::Http(m) => m.eval(req),
+                    MatchCondition::Grpc(m) => m.eval(req),
+                };
+                if truth == Truth::No {
+                    continue;
+                }
+                let route = &self.routes[entry.route as usize];
+                let Some(rule) = route.rules.iter().find(|r| r.index == entry.rule as usize) else {
+                    continue;
+                };
+                let hit = RuleHit {
+                    entry,
+                    route,
+                    rule,
+                    listener,
+                };
+                if truth == Truth::Yes {
+                    return Some(hit);
+                }
+                note_unknowns(entry, req, unknowns);
+                if !alternatives.iter().any(|a| a.same_rule(&hit)) {
+                    alternatives.push(hit);
+                }
+            }
+            None
+        };
+        if let Some(h) = host {
+            if let Some(bucket) = table.exact.get(h) {
+                if let Some(hit) = scan(bucket) {
+                    return Some(hit);
+                }
+            }
+            let mut found = None;
+            hostname::for_each_wildcard_suffix(h, |suffix| {
+                if let Some(bucket) = table.wildcard.get(suffix) {
+                    found = scan(bucket);
+                }
+                found.is_some()
+            });
+            if found.is_some() {
+                return found;
+            }
+        }
+        scan(&table.any)
+    }
+}
+
+/// Records which unknown attributes a `Truth::Unknown` match depends on.
+fn note_unknowns(entry: &MatchEntry, req: &Request<'_>, unknowns: &mut Unknowns) {
+    match &entry.condition {
+        MatchCondition::Http(m) => {
+            unknowns.method |= m.method.is_some() && req.method.is_none();
+            unknowns.query |= !m.query.is_empty() && req.query.is_none();
+            unknowns.headers |= !m.headers.is_empty() && req.headers.others_unknown;
+        }
+        MatchCondition::Grpc(m) => {
+            unknowns.headers |= !m.headers.is_empty() && req.headers.others_unknown;
+        }
+    }
+}
+
+/// The outcome of a winning rule, before any per-request redirect details.
+fn rule_outcome(rule: &CompiledRule) -> (Outcome, Option<u16>, Option<&'static str>) {
+    match &rule.action {
+        RuleAction::Redirect => (
+            Outcome::Redirect,
+            rule.redirect.as_ref().map(|r| r.status_code),
+            None,
+        ),
+        RuleAction::Error { reason } => (Outcome::Error, Some(500), Some(reason)),
+        RuleAction::Forward { .. } => {
+            // Backend-level RequestRedirect (Extended): when every backend that can
+            // be picked redirects, the request is answered by the gateway.
+            let mut picked = rule
+                .backends
+                .iter()
+                .filter(|b| b.is_valid() && b.weight > 0);
+            let first = picked.clone().next();
+            match first.and_then(|b| b.redirect.as_ref()) {
+                Some(r) if picked.all(|b| b.redirect.is_some()) => {
+                    (Outcome::Redirect, Some(r.status_code), None)
+                }
+                _ => (Outcome::Forward, None, None),
+            }
+        }
+    }
+}
+
+/// The redirect target a decision answers with.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct RedirectTarget {
+    /// Scheme.
+    pub scheme: String,
+    /// Host (no port).
+    pub host: String,
+    /// Port; `None` when it is the scheme's default and so left out of Location.
+    pub port: Option<u16>,
+    /// Path.
+    pub path: String,
+    /// Status code.
+    pub status_code: u16,
+}
+
+/// A URL rewrite applied before forwarding.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct RewriteTarget {
+    /// New Host, when rewritten.
+    pub host: Option<String>,
+    /// New path, when rewritten.
+    pub path: Option<String>,
+}
+
+impl Decision<'_> {
+    /// The redirect this decision answers with, computed for `req`.
+    ///
+    /// Location = scheme (filter or request) + host (filter or request Host
+    /// without port) + port + path. Port: explicit wins; else, if the filter sets
+    /// a scheme, that scheme's well-known port; else the listener port. Port 80
+    /// for http and 443 for https are left out (`httproute_types.go`
+    /// HTTPRequestRedirectFilter, ~line 1209).
+    pub fn redirect(&self, req: &Request<'_>) -> Option<RedirectTarget> {
+        if self.outcome != Outcome::Redirect {
+            return None;
+        }
+        let hit = self.hit?;
+        let spec = hit.rule.redirect.as_ref().or_else(|| {
+            hit.rule
+                .backends
+                .iter()
+                .find(|b| b.is_valid() && b.weight > 0)
+                .and_then(|b| b.redirect.as_ref())
+        })?;
+        let scheme = spec
+            .scheme
+            .clone()
+            .unwrap_or_else(|| req.scheme.as_str().to_string());
+        let host = spec.hostname.clone().unwrap_or_else(|| {
+            req.host
+                .map(|h| hostname::normalize_host(h).into_owned())
+                .unwrap_or_default()
+        });
+        let port = spec.port.unwrap_or(match spec.scheme.as_deref() {
+            Some("https") => 443,
+            Some(_) => 80,
+            None => hit.listener.port,
+        });
+        let default_port = (scheme == "http" && port == 80) || (scheme == "https" && port == 443);
+        let path = match &spec.path {
+            Some(p) => apply_path_rewrite(p, hit.entry, req.path),
+            None => req.path.to_string(),
+        };
+        Some(RedirectTarget {
+            scheme,
+            host,
+            port: (!default_port).then_some(port),
+            path,
+            status_code: spec.status_code,
+        })
+    }
+
+    /// The URL rewrite applied when forwarding (rule-level, else the backend's
+    /// when every weighted backend carries the same one).
+    pub fn rewrite(&self, req: &Request<'_>) -> Option<RewriteTarget> {
+        if self.outcome != Outcome::Forward {
+            return None;
+        }
+        let hit = self.hit?;
+        let spec = hit.rule.rewrite.as_ref().or_else(|| {
+            hit.rule
+                .backends
+                .iter()
+                .find(|b| b.is_valid() && b.weight > 0)
+                .and_then(|b| b.rewrite.as_ref())
+        })?;
+        Some(RewriteTarget {
+            host: spec.hostname.clone(),
+            path: spec
+                .path
+                .as_ref()
+                .map(|p| apply_path_rewrite(p, hit.entry, req.path)),
+        })
+    }
+}
+
+/// Applies a path modifier. `ReplacePrefixMatch` replaces whole matched segments:
+/// `/foo/bar` with prefix `/foo` and replacement `/xyz` gives `/xyz/bar`; a
+/// replacement of `/` gives `/bar` (`httproute_types.go`, table at ~line 1190).
+pub fn apply_path_rewrite(
+    rewrite: &super::compile::PathRewrite,
+    entry: &MatchEntry,
+    path: &str,
+) -> String {
+    use super::compile::PathRewrite;
+    use super::matcher::PathCondition;
+    match rewrite {
+        PathRewrite::Full(p) => p.clone(),
+        PathRewrite::Prefix(replacement) => {
+            let prefix = match &entry.condition {
+                MatchCondition::Http(m) => match &m.path {
+                    PathCondition::Prefix(p) if p != "/" => p.as_str(),
+                    _ => "",
+                },
+                MatchCondition::Grpc(_) => "",
+            };
+            let rest = path.get(prefix.len()..).unwrap_or("");
+            let base = replacement.trim_end_matches('/');
+            let joined: Cow<'_, str> = if rest.is_empty() {
+                Cow::Borrowed(if base.is_empty() { "/" } else { base })
+            } else if base.is_empty() {
+                Cow::Borrowed(rest)
+            } else {
+                Cow::Owned(format!("{base}{rest}"))
+            };
+            if joined.starts_with('/') {
+                joined.into_owned()
+            } else {
+                format!("/{joined}")
+            }
+        }
+    }
+}
+
+impl RouteKind {
+    /// The status a gRPC client sees for an outcome, when relevant.
+    pub fn grpc_status(outcome: Outcome) -> Option<&'static str> {
+        match outcome {
+            Outcome::NoRoute | Outcome::NoListener => Some("UNIMPLEMENTED"),
+            Outcome::Error => Some("UNAVAILABLE"),
+            _ => None,
+        }
+    }
+}

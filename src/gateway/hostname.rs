@@ -1,0 +1,211 @@
+//! Hostname rules of the Gateway API: wildcards, intersection, specificity.
+//!
+//! Spec: `apis/v1/shared_types.go` (Hostname), `apis/v1/httproute_types.go`
+//! (Hostnames, ~lines 62-119), `site/content/en/docs/concepts/hostnames.md`.
+
+use std::borrow::Cow;
+use std::cmp::Ordering;
+
+/// Strips a `:port` from a Host header value (IPv6 literals in brackets are kept
+/// whole) and a trailing dot, and lower-cases it when needed.
+///
+/// The spec ignores the port for matching (`very.specific.com:1234` matches
+/// `very.specific.com`). Case-folding is not specified; DNS names are
+/// case-insensitive and proxies lower-case the authority, so we do too.
+pub fn normalize_host(host: &str) -> Cow<'_, str> {
+    let without_port = if host.starts_with('[') {
+        match host.find(']') {
+            Some(end) => &host[..=end],
+            None => host,
+        }
+    } else {
+        match host.rfind(':') {
+            Some(colon) if host[colon + 1..].bytes().all(|b| b.is_ascii_digit()) => &host[..colon],
+            _ => host,
+        }
+    };
+    let trimmed = without_port.strip_suffix('.').unwrap_or(without_port);
+    if trimmed.bytes().any(|b| b.is_ascii_uppercase()) {
+        Cow::Owned(trimmed.to_ascii_lowercase())
+    } else {
+        Cow::Borrowed(trimmed)
+    }
+}
+
+/// The `:port` part of a Host header value, if any.
+pub fn host_port(host: &str) -> Option<u16> {
+    let rest = if host.starts_with('[') {
+        &host[host.find(']')? + 1..]
+    } else {
+        &host[host.rfind(':')?..]
+    };
+    rest.strip_prefix(':')?.parse().ok()
+}
+
+/// Whether `name` is a wildcard hostname (`*.example.com`).
+pub fn is_wildcard(name: &str) -> bool {
+    name.starts_with("*.")
+}
+
+/// Whether the wildcard `pattern` (`*.suffix`) covers `name`, which may itself be
+/// a wildcard. A Gateway API wildcard matches **one or more** labels:
+/// `*.example.com` covers `a.example.com`, `a.b.example.com` and
+/// `*.foo.example.com`, but not `example.com`.
+fn wildcard_covers(pattern: &str, name: &str) -> bool {
+    let suffix = &pattern[1..]; // ".example.com"
+    let name = name.strip_prefix('*').unwrap_or(name);
+    name.len() > suffix.len() && name.ends_with(suffix)
+}
+
+/// Whether a (listener or route) hostname `pattern` matches a concrete request
+/// host. `None` (no hostname) matches every host.
+pub fn matches(pattern: Option<&str>, host: &str) -> bool {
+    match pattern {
+        None => true,
+        Some(p) if is_wildcard(p) => wildcard_covers(p, host) && !is_wildcard(host),
+        Some(p) => p == host,
+    }
+}
+
+/// The intersection of a listener hostname and a route hostname, or `None` when
+/// they do not intersect.
+///
+/// precise×precise: equal only; wildcard×precise: the precise name if covered;
+/// wildcard×wildcard: the more specific one if the other covers it
+/// (`hostnames.md`, "Hostname Intersection"). A listener without a hostname
+/// accepts every route hostname unchanged.
+pub fn intersect(listener: Option<&str>, route: &str) -> Option<String> {
+    let Some(listener) = listener else {
+        return Some(route.to_string());
+    };
+    let result = match (is_wildcard(listener), is_wildcard(route)) {
+        (false, false) => (listener == route).then_some(listener),
+        (true, false) => wildcard_covers(listener, route).then_some(route),
+        (false, true) => wildcard_covers(route, listener).then_some(listener),
+        (true, true) => {
+            if listener == route || wildcard_covers(listener, route) {
+                Some(route)
+            } else if wildcard_covers(route, listener) {
+                Some(listener)
+            } else {
+                None
+            }
+        }
+    };
+    result.map(str::to_string)
+}
+
+/// Orders hostnames from most to least specific: exact names before wildcards,
+/// longer before shorter within each group, catch-all (`None`) last. This is the
+/// listener ordering of `gateway_types.go` ("Listeners that are distinct only by
+/// Hostname") and the route hostname precedence of `httproute_types.go`
+/// (~lines 104-112: most characters in a non-wildcard name, then in any name).
+pub fn specificity_order(a: Option<&str>, b: Option<&str>) -> Ordering {
+    fn rank(h: Option<&str>) -> (u8, usize) {
+        match h {
+            None => (2, 0),
+            Some(h) if is_wildcard(h) => (1, usize::MAX - h.len()),
+            Some(h) => (0, usize::MAX - h.len()),
+        }
+    }
+    rank(a).cmp(&rank(b))
+}
+
+/// Calls `f` with every wildcard suffix key (`.b.example.com`, `.example.com`,
+/// `.com`) that could cover `host`, most specific first, until `f` returns
+/// `true`. Wildcard tables are keyed by the pattern without its `*`.
+pub fn for_each_wildcard_suffix(host: &str, mut f: impl FnMut(&str) -> bool) {
+    for (i, b) in host.bytes().enumerate() {
+        if b == b'.' && i > 0 && f(&host[i..]) {
+            return;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn port_and_case_are_ignored() {
+        assert_eq!(
+            normalize_host("very.specific.com:1234"),
+            "very.specific.com"
+        );
+        assert_eq!(normalize_host("Foo.COM"), "foo.com");
+        assert_eq!(normalize_host("foo.com."), "foo.com");
+        assert_eq!(normalize_host("[::1]:8080"), "[::1]");
+        assert_eq!(host_port("foo.com:8080"), Some(8080));
+        assert_eq!(host_port("[::1]:80"), Some(80));
+        assert_eq!(host_port("foo.com"), None);
+    }
+
+    #[test]
+    fn wildcards_match_one_or_more_labels() {
+        assert!(matches(Some("*.example.com"), "a.example.com"));
+        assert!(matches(Some("*.example.com"), "a.b.example.com"));
+        assert!(!matches(Some("*.example.com"), "example.com"));
+        assert!(matches(Some("*.com"), "example.com"));
+        assert!(!matches(Some("*.foo.com"), "foo.com"));
+        assert!(matches(None, "anything"));
+        assert!(matches(Some("foo.bar.com"), "foo.bar.com"));
+        assert!(!matches(Some("foo.bar.com"), "baz.bar.com"));
+    }
+
+    #[test]
+    fn intersection_rules() {
+        assert_eq!(intersect(Some("a.com"), "a.com").as_deref(), Some("a.com"));
+        assert_eq!(intersect(Some("a.com"), "b.com"), None);
+        assert_eq!(
+            intersect(Some("*.specific.com"), "foo.specific.com").as_deref(),
+            Some("foo.specific.com")
+        );
+        assert_eq!(
+            intersect(Some("very.specific.com"), "*.specific.com").as_deref(),
+            Some("very.specific.com")
+        );
+        assert_eq!(
+            intersect(Some("*.foo.example.com"), "*.example.com").as_deref(),
+            Some("*.foo.example.com")
+        );
+        assert_eq!(
+            intersect(Some("*.example.com"), "*.foo.example.com").as_deref(),
+            Some("*.foo.example.com")
+        );
+        assert_eq!(intersect(Some("*.a.com"), "*.b.com"), None);
+        assert_eq!(intersect(Some("*.foo.com"), "foo.com"), None);
+        assert_eq!(intersect(None, "*.x.com").as_deref(), Some("*.x.com"));
+    }
+
+    #[test]
+    fn specificity() {
+        let mut names = vec![
+            None,
+            Some("*.com"),
+            Some("a.b.com"),
+            Some("*.b.com"),
+            Some("b.com"),
+        ];
+        names.sort_by(|a, b| specificity_order(*a, *b));
+        assert_eq!(
+            names,
+            vec![
+                Some("a.b.com"),
+                Some("b.com"),
+                Some("*.b.com"),
+                Some("*.com"),
+                None
+            ]
+        );
+    }
+
+    #[test]
+    fn suffixes_most_specific_first() {
+        let mut seen = Vec::new();
+        for_each_wildcard_suffix("a.b.example.com", |s| {
+            seen.push(s.to_string());
+            false
+        });
+        assert_eq!(seen, vec![".b.example.com", ".example.com", ".com"]);
+    }
+}

@@ -1,0 +1,290 @@
+//! Parsing Kubernetes manifests (text already in memory) into an [`ObjectSet`].
+//!
+//! Accepts YAML multi-document streams, JSON documents, and `kind: List` documents
+//! as written by `kubectl get ... -o yaml|json`. Unknown kinds are skipped and
+//! counted; a malformed document is an error naming the source and the 1-based
+//! document number. Reading files is the caller's business (see
+//! [`crate::manifest`]); this module does no I/O.
+
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+
+use super::model::{
+    EndpointSlice, Gateway, GatewayClass, GrpcRoute, HttpRoute, ListenerSet, Namespace, ObjectSet,
+    ReferenceGrant, Service, GATEWAY_GROUP, GATEWAY_X_GROUP,
+};
+
+/// Why a manifest document could not be used.
+#[derive(Debug, thiserror::Error)]
+#[error("{source_name}: document {document}: {message}")]
+pub struct LoadError {
+    /// File name or other label of the text.
+    pub source_name: String,
+    /// 1-based document number within the source (items of a `List` count as
+    /// `document.item` in the message).
+    pub document: usize,
+    /// What was wrong.
+    pub message: String,
+}
+
+/// The envelope fields every Kubernetes object has.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct TypeMeta {
+    #[serde(default)]
+    api_version: String,
+    #[serde(default)]
+    kind: String,
+}
+
+/// Adds every object in `text` to `set`. `source_name` labels errors.
+///
+/// JSON is valid YAML for this purpose, so one parser handles both; a JSON
+/// stream of several concatenated objects is also accepted.
+pub fn load_text(set: &mut ObjectSet, source_name: &str, text: &str) -> Result<(), LoadError> {
+    let trimmed = text.trim_start();
+    if trimmed.starts_with('{') || trimmed.starts_with('[') {
+        return load_json(set, source_name, text);
+    }
+    for (i, document) in serde_yaml::Deserializer::from_str(text).enumerate() {
+        let number = i + 1;
+        let value = serde_yaml::Value::deserialize(document).map_err(|e| LoadError {
+            source_name: source_name.to_string(),
+            document: number,
+            message: format!("invalid YAML: {e}"),
+        })?;
+        if value.is_null() {
+            continue;
+        }
+        let json = serde_json::to_value(&value).map_err(|e| LoadError {
+            source_name: source_name.to_string(),
+            document: number,
+            message: format!("cannot represent document as JSON: {e}"),
+        })?;
+        add_value(set, json).map_err(|message| LoadError {
+            source_name: source_name.to_string(),
+            document: number,
+            message,
+        })?;
+    }
+    Ok(())
+}
+
+fn load_json(set: &mut ObjectSet, source_name: &str, text: &str) -> Result<(), LoadError> {
+    let stream = serde_json::Deserializer::from_str(text).into_iter::<serde_json::Value>();
+    for (i, value) in stream.enumerate() {
+        let number = i + 1;
+        let value = value.map_err(|e| LoadError {
+            source_name: source_name.to_string(),
+            document: number,
+            message: format!("invalid JSON: {e}"),
+        })?;
+        let result = match value {
+            serde_json::Value::Array(items) => {
+                items.into_iter().enumerate().try_for_each(|(j, item)| {
+                    add_value(set, item).map_err(|m| format!("item {}: {m}", j + 1))
+                })
+            }
+            other => add_value(set, other),
+        };
+        result.map_err(|message| LoadError {
+            source_name: source_name.to_string(),
+            document: number,
+            message,
+        })?;
+    }
+    Ok(())
+}
+
+/// Adds one object (or the items of a `List`) to the set.
+fn add_value(set: &mut ObjectSet, value: serde_json::Value) -> Result<(), String> {
+    if !value.is_object() {
+        return Err("expected a Kubernetes object (a mapping with apiVersion and kind)".into());
+    }
+    let meta = TypeMeta::deserialize(&value).map_err(|e| format!("invalid object: {e}"))?;
+    if meta.kind.is_empty() {
+        return Err("missing `kind`".into());
+    }
+    if meta.kind == "List" || meta.kind.ends_with("List") && value.get("items").is_some() {
+        let items = match value {
+            serde_json::Value::Object(mut map) => map.remove("items"),
+            _ => None,
+        };
+        let Some(serde_json::Value::Array(items)) = items else {
+            return Err("`List` without an `items` array".into());
+        };
+        for (j, item) in items.into_iter().enumerate() {
+            add_value(set, item).map_err(|m| format!("item {}: {m}", j + 1))?;
+        }
+        return Ok(());
+    }
+    let group = meta
+        .api_version
+        .rsplit_once('/')
+        .map_or("", |(group, _version)| group);
+    let gateway_group = group == GATEWAY_GROUP;
+    match (meta.kind.as_str(), group) {
+        ("GatewayClass", _) if gateway_group => set.gateway_classes.push(parse(value, "")?),
+        ("Gateway", _) if gateway_group => set.gateways.push(parse(value, "default")?),
+        ("ListenerSet", g) | ("XListenerSet", g) if g == GATEWAY_GROUP || g == GATEWAY_X_GROUP => {
+            set.listener_sets.push(parse(value, "default")?)
+        }
+        ("HTTPRoute", _) if gateway_group => set.http_routes.push(parse(value, "default")?),
+        ("GRPCRoute", _) if gateway_group => set.grpc_routes.push(parse(value, "default")?),
+        ("ReferenceGrant", _) if gateway_group => {
+            set.reference_grants.push(parse(value, "default")?)
+        }
+        ("Service", "") => set.services.push(parse(value, "default")?),
+        ("Namespace", "") => set.namespaces.push(parse(value, "")?),
+        ("EndpointSlice", "discovery.k8s.io") => set.endpoint_slices.push(parse(value, "default")?),
+        _ => {
+            *set.skipped
+                .entry(format!("{}/{}", meta.api_version, meta.kind))
+                .or_insert(0) += 1
+        }
+    }
+    Ok(())
+}
+
+/// Objects with a settable namespace.
+trait HasMeta {
+    fn meta_mut(&mut self) -> &mut super::model::ObjectMeta;
+}
+
+macro_rules! has_meta {
+    ($($t:ty),*) => {$(
+        impl HasMeta for $t {
+            fn meta_mut(&mut self) -> &mut super::model::ObjectMeta {
+                &mut self.metadata
+            }
+        }
+    )*};
+}
+has_meta!(
+    GatewayClass,
+    Gateway,
+    ListenerSet,
+    HttpRoute,
+    GrpcRoute,
+    ReferenceGrant,
+    Service,
+    Namespace,
+    EndpointSlice
+);
+
+/// Deserializes one object; namespaced kinds without a namespace get
+/// `default_namespace` (what `kubectl apply` does without `-n`).
+fn parse<T: DeserializeOwned + HasMeta>(
+    value: serde_json::Value,
+    default_namespace: &str,
+) -> Result<T, String> {
+    let mut object: T = serde_json::from_value(value).map_err(|e| e.to_string())?;
+    let meta = object.meta_mut();
+    if meta.name.is_empty() {
+        return Err("missing metadata.name".into());
+    }
+    if meta.namespace.is_empty() {
+        meta.namespace = default_namespace.to_string();
+    }
+    Ok(object)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn yaml_multi_document_with_unknown_kinds() {
+        let text = r#"
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: gw, namespace: infra}
+spec:
+  gatewayClassName: eg
+  listeners: [{name: http, port: 80, protocol: HTTP}]
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: x}
+---
+---
+apiVersion: gateway.networking.k8s.io/v1beta1
+kind: HTTPRoute
+metadata: {name: r}
+spec:
+  parentRefs: [{name: gw, namespace: infra}]
+"#;
+        let mut set = ObjectSet::default();
+        load_text(&mut set, "a.yaml", text).unwrap();
+        assert_eq!(set.gateways.len(), 1);
+        assert_eq!(set.gateways[0].spec.listeners[0].port, 80);
+        assert_eq!(set.http_routes.len(), 1);
+        assert_eq!(set.http_routes[0].metadata.namespace, "default");
+        assert!(set.http_routes[0].spec.rules.is_none());
+        assert_eq!(set.skipped.get("apps/v1/Deployment"), Some(&1));
+    }
+
+    #[test]
+    fn kubectl_list_json_and_yaml() {
+        let json = r#"{"apiVersion":"v1","kind":"List","items":[
+            {"apiVersion":"v1","kind":"Service","metadata":{"name":"s","namespace":"a"},
+             "spec":{"ports":[{"port":8080,"targetPort":"http"}]}},
+            {"apiVersion":"v1","kind":"Namespace","metadata":{"name":"a","labels":{"x":"y"}}}]}"#;
+        let mut set = ObjectSet::default();
+        load_text(&mut set, "l.json", json).unwrap();
+        assert_eq!(set.services.len(), 1);
+        assert_eq!(set.namespaces[0].metadata.labels["x"], "y");
+        assert_eq!(set.namespaces[0].metadata.namespace, "");
+
+        let yaml = "apiVersion: v1\nkind: List\nitems:\n- apiVersion: gateway.networking.k8s.io/v1\n  kind: HTTPRouteList\n  items: []\n- apiVersion: gateway.networking.k8s.io/v1\n  kind: ReferenceGrant\n  metadata: {name: g, namespace: b}\n  spec: {from: [], to: []}\n";
+        load_text(&mut set, "l.yaml", yaml).unwrap();
+        assert_eq!(set.reference_grants.len(), 1);
+    }
+
+    #[test]
+    fn malformed_document_names_file_and_number() {
+        let text = "apiVersion: v1\nkind: Service\nmetadata: {name: a}\n---\nkind: [unclosed\n";
+        let mut set = ObjectSet::default();
+        let err = load_text(&mut set, "bad.yaml", text).unwrap_err();
+        assert_eq!(err.document, 2);
+        assert!(
+            err.to_string().starts_with("bad.yaml: document 2:"),
+            "{err}"
+        );
+
+        let text =
+            "apiVersion: v1\nkind: Service\nmetadata: {name: a}\nspec: {ports: [{port: 99999}]}\n";
+        let err = load_text(&mut set, "port.yaml", text).unwrap_err();
+        assert_eq!(err.document, 1);
+
+        let err = load_text(&mut set, "scalar.yaml", "just a string").unwrap_err();
+        assert!(err.message.contains("Kubernetes object"));
+
+        let err =
+            load_text(&mut set, "noname.yaml", "apiVersion: v1\nkind: Service\n").unwrap_err();
+        assert!(err.message.contains("metadata.name"));
+    }
+
+    #[test]
+    fn xlistenerset_and_endpoint_slices() {
+        let text = r#"
+apiVersion: gateway.networking.x-k8s.io/v1alpha1
+kind: XListenerSet
+metadata: {name: ls, namespace: n}
+spec:
+  parentRef: {name: gw}
+  listeners: [{name: a, port: 8080, protocol: HTTP, hostname: a.example.com}]
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata: {name: s-abc, namespace: n, labels: {kubernetes.io/service-name: s}}
+addressType: IPv4
+endpoints: [{addresses: [10.0.0.1], conditions: {ready: true}}]
+ports: [{name: http, port: 8080, protocol: TCP}]
+"#;
+        let mut set = ObjectSet::default();
+        load_text(&mut set, "x.yaml", text).unwrap();
+        assert_eq!(set.listener_sets.len(), 1);
+        assert_eq!(set.endpoint_slices[0].service_name(), Some("s"));
+    }
+}
