@@ -1025,6 +1025,12 @@ mod tests {
     }
 
     #[test]
+    fn sink_can_move_to_a_writer_thread() {
+        fn assert_send<T: Send>() {}
+        assert_send::<ParquetSink>();
+    }
+
+    #[test]
     fn invalid_config_is_an_error() {
         let config = ParquetSinkConfig {
             zstd_level: 99,
