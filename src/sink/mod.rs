@@ -1,1 +1,85 @@
 //! Output sinks: enriched Parquet, alert lines and dead letters.
+//!
+//! - [`row`]: one enriched record ([`EnrichedRow`]), the versioned Arrow schema
+//!   ([`enriched_schema`]) and the column builders.
+//! - [`parquet`]: the rolling, hive-partitioned, atomically written Parquet sink
+//!   ([`ParquetSink`]).
+//! - [`alerts`]: the alert record ([`Alert`]), the event-time driven
+//!   [`AlertAggregator`] and the JSON-lines [`AlertFileSink`].
+//! - [`deadletter`]: bad input kept with a reason code ([`DeadLetter`]) and the
+//!   JSON-lines [`DeadLetterFileSink`].
+//!
+//! The published schemas live in `schemas/` at the repository root.
+
+pub mod alerts;
+pub mod deadletter;
+pub mod parquet;
+pub mod row;
+
+use std::path::PathBuf;
+
+pub use alerts::{
+    Alert, AlertAggregator, AlertAggregatorConfig, AlertFileSink, AlertOccurrence, AlertSink,
+    AlertState, AlertType, Severity,
+};
+pub use deadletter::{DeadLetter, DeadLetterFileSink, DeadLetterSink, DeadLetterSource};
+pub use parquet::{
+    FileNamer, FileRowSpan, KafkaOffsetSpan, ParquetSink, ParquetSinkConfig, PartitionKey,
+    SequentialFileNamer, WrittenFile,
+};
+pub use row::{enriched_schema, ActualSource, EnrichedBatchBuilder, EnrichedRow, StrList};
+
+/// Errors of the output sinks.
+#[derive(Debug, thiserror::Error)]
+pub enum SinkError {
+    /// A file-system operation failed.
+    #[error("{operation} {path}: {source}")]
+    Io {
+        /// What was being done (e.g. `create`, `rename`, `fsync`).
+        operation: &'static str,
+        /// The file or directory concerned.
+        path: PathBuf,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// The Parquet writer failed.
+    #[error("writing Parquet file {path}: {source}")]
+    Parquet {
+        /// The (temporary) file being written.
+        path: PathBuf,
+        /// The underlying error.
+        source: ::parquet::errors::ParquetError,
+    },
+    /// Building an Arrow record batch failed.
+    #[error("building Arrow record batch: {0}")]
+    Arrow(#[from] arrow_schema::ArrowError),
+    /// A [`FileNamer`] returned a name that cannot be used.
+    #[error("invalid output file name {name:?}: {why}")]
+    InvalidFileName {
+        /// The name returned.
+        name: String,
+        /// Why it was rejected.
+        why: &'static str,
+    },
+    /// A sink configuration value is out of range.
+    #[error("invalid sink configuration: {0}")]
+    Config(String),
+    /// Serializing a record to JSON failed.
+    #[error("serializing JSON: {0}")]
+    Json(#[from] serde_json::Error),
+}
+
+impl SinkError {
+    /// Wraps an I/O error with the operation and path it concerns.
+    pub(crate) fn io(
+        operation: &'static str,
+        path: impl Into<PathBuf>,
+        source: std::io::Error,
+    ) -> Self {
+        SinkError::Io {
+            operation,
+            path: path.into(),
+            source,
+        }
+    }
+}
