@@ -10,3 +10,5 @@ pub mod decode;
 pub mod gateway;
 pub mod manifest;
 pub mod sink;
+pub mod source;
+pub mod verdict;
