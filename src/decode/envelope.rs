@@ -243,6 +243,7 @@ pub(crate) enum Inner<'p> {
 
 /// Where an envelope's object JSON came apart, or what the auto-detection found.
 #[derive(Debug)]
+#[allow(clippy::large_enum_variant)] // returned by value once per payload; boxing would allocate
 pub(crate) enum ShipperOutcome<'p> {
     /// An envelope with one inner payload.
     Unwrapped(Inner<'p>, PodMeta<'p>),
@@ -522,6 +523,7 @@ fn otlp_resource_meta<'a>(resource: Option<&Resource<'a>>) -> PodMeta<'a> {
 }
 
 /// One OTLP log record's payload for the access-log decoders.
+#[allow(clippy::large_enum_variant)] // handed by value to a callback; boxing would allocate
 pub(crate) enum OtlpItem<'r, 'p> {
     /// A text body (`stringValue`).
     Line(&'r Cow<'p, str>, PodMeta<'p>),

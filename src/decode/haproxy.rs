@@ -41,9 +41,11 @@ pub(crate) fn decode_haproxy(line: &str, forced: Format) -> Result<AccessRecord<
         forced
     };
     let mut cursor = FieldCursor::new(line);
-    let mut record = AccessRecord::default();
-    record.client_address =
-        non_dash(cursor.bare().ok_or(missing("client", family))?).map(Cow::Borrowed);
+    let client = cursor.bare().ok_or(missing("client", family))?;
+    let mut record = AccessRecord {
+        client_address: non_dash(client).map(Cow::Borrowed),
+        ..AccessRecord::default()
+    };
     let stamp = cursor
         .delimited(b'[', b']')
         .ok_or(missing("accept_date", family))?;

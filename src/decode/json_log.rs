@@ -45,9 +45,7 @@ impl<'de: 'a, 'a> Deserialize<'de> for JsonStr<'a> {
                 Ok(JsonStr(Cow::Owned(value)))
             }
         }
-        deserializer
-            .deserialize_str(StrVisitor)
-            .map(|JsonStr(text)| JsonStr(text))
+        deserializer.deserialize_str(StrVisitor)
     }
 }
 

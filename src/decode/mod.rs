@@ -1,4 +1,5 @@
 //! Access-log decoding: shipper envelopes and gateway access-log formats.
+#![warn(missing_docs)]
 //!
 //! One payload (a Kafka message value or a line from a file) goes through two
 //! layers:

@@ -234,7 +234,7 @@ pub(crate) fn parse_port(
 /// Converts seconds with a fraction (NGINX `$request_time`, `0.012`) into
 /// whole milliseconds, rounding; negative → `absurd_value`.
 pub(crate) fn seconds_to_ms(field: &'static str, seconds: f64) -> Result<u64, DecodeError> {
-    if !seconds.is_finite() || seconds < 0.0 || seconds > 1.0e12 {
+    if !seconds.is_finite() || !(0.0..=1.0e12).contains(&seconds) {
         return Err(DecodeError::absurd(field, seconds));
     }
     // Bounded above, so the cast cannot saturate surprisingly.
