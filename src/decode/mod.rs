@@ -1,1 +1,293 @@
 //! Access-log decoding: shipper envelopes and gateway access-log formats.
+#![warn(missing_docs)]
+//!
+//! One payload (a Kafka message value or a line from a file) goes through two
+//! layers:
+//!
+//! 1. the **envelope** ([`Envelope`]): a raw line (optionally CRI-prefixed),
+//!    Fluent Bit JSON, Vector JSON, or OTLP/JSON (which can carry many records);
+//! 2. the **format** ([`Format`]): Envoy Gateway / Istio / Contour JSON, Envoy
+//!    and Istio text, NGINX combined / JSON / NGINX Gateway Fabric, HAProxy
+//!    httplog / ingress.
+//!
+//! Both are auto-detected per payload unless forced in [`DecodeOptions`]. Every
+//! record becomes an [`AccessRecord`] that borrows from the payload (or from
+//! the envelope's unescaped inner line) wherever it can, or a [`DecodeError`]
+//! with a stable reason code. Nothing panics on any input.
+//!
+//! ```
+//! use routeproof::decode::{decode_payload, DecodeOptions, Format};
+//!
+//! let line = br#"[2026-08-20T10:15:30.123Z] "GET /products?id=42 HTTP/1.1" 200 - 0 5123 12 11 "203.0.113.7" "curl/8.5.0" "9b2f6c1e" "shop.example.com" "10.244.1.17:8080""#;
+//! let mut statuses = Vec::new();
+//! decode_payload(line, &DecodeOptions::default(), &mut |result| {
+//!     let record = result.expect("valid line");
+//!     assert_eq!(record.format, Format::EnvoyText);
+//!     statuses.push(record.status);
+//! });
+//! assert_eq!(statuses, [Some(200)]);
+//! ```
+
+mod detect;
+mod envelope;
+mod envoy;
+mod error;
+mod haproxy;
+mod json_log;
+mod nginx;
+mod record;
+mod scan;
+mod timestamp;
+
+pub use detect::{Envelope, Format, UnknownNameError};
+pub use error::DecodeError;
+pub use record::{AccessRecord, Protocol, Text, UpstreamAddrs};
+
+use std::borrow::Cow;
+
+use detect::{detect_line_shape, LineShape};
+use envelope::{
+    for_each_otlp_record, sniff_envelope, strip_cri_prefix, unwrap_shipper, Inner, OtlpItem,
+    PodMeta, ShipperOutcome,
+};
+
+/// The default maximum payload length: 1 MiB.
+pub const DEFAULT_MAX_LINE_LEN: usize = 1024 * 1024;
+
+/// How to decode payloads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DecodeOptions {
+    /// The access-log format; [`Format::Auto`] detects it per record.
+    pub format: Format,
+    /// The shipper envelope; [`Envelope::Auto`] detects it per payload.
+    pub envelope: Envelope,
+    /// Request headers to keep in [`AccessRecord::headers`] (matched ASCII
+    /// case-insensitively, `-` = `_`; JSON keys may carry an `http_` /
+    /// `request_` prefix). `user-agent`, `x-forwarded-for`, `x-request-id`,
+    /// `referer` and `host` are taken from the fields every format logs.
+    pub keep_headers: Vec<String>,
+    /// Payloads longer than this many bytes are rejected with `too_long`.
+    pub max_line_len: usize,
+}
+
+impl Default for DecodeOptions {
+    fn default() -> Self {
+        DecodeOptions {
+            format: Format::Auto,
+            envelope: Envelope::Auto,
+            keep_headers: Vec::new(),
+            max_line_len: DEFAULT_MAX_LINE_LEN,
+        }
+    }
+}
+
+/// Decodes one payload and calls `out` once per record it holds: once for a
+/// raw line or a Fluent Bit / Vector envelope, once per log record for OTLP
+/// (possibly zero times for an OTLP payload without records), and once with
+/// the error when the payload as a whole is bad.
+///
+/// Records borrow from `payload`, or from an unescaped copy of an envelope's
+/// inner line that lives only for the duration of the call, so `out` receives
+/// records with a short lifetime; use [`AccessRecord::into_owned`] to keep
+/// one. On the common paths (raw lines, unescaped envelope fields) no heap
+/// allocation happens per record.
+pub fn decode_payload<F>(payload: &[u8], options: &DecodeOptions, out: &mut F)
+where
+    F: FnMut(Result<AccessRecord<'_>, DecodeError>),
+{
+    if payload.len() > options.max_line_len {
+        out(Err(DecodeError::TooLong {
+            len: payload.len(),
+            max: options.max_line_len,
+        }));
+        return;
+    }
+    let text = match std::str::from_utf8(payload) {
+        Ok(text) => text,
+        Err(error) => {
+            out(Err(DecodeError::InvalidUtf8 {
+                field: "payload",
+                valid_up_to: error.valid_up_to(),
+            }));
+            return;
+        }
+    };
+    let text = text.trim();
+    if text.is_empty() {
+        out(Err(DecodeError::EmptyLine));
+        return;
+    }
+    let envelope = match options.envelope {
+        Envelope::Auto => sniff_envelope(text),
+        forced => forced,
+    };
+    match envelope {
+        Envelope::Auto | Envelope::Raw => out(decode_raw(text, options)),
+        Envelope::FluentBit | Envelope::Vector => {
+            let forced = if options.envelope == Envelope::Auto {
+                Envelope::Auto
+            } else {
+                envelope
+            };
+            match unwrap_shipper(text, forced) {
+                Ok(ShipperOutcome::NotAnEnvelope) => out(decode_raw(text, options)),
+                Ok(ShipperOutcome::Unwrapped(Inner::Line(line), meta)) => {
+                    out(decode_line(&line, options, &meta));
+                }
+                Ok(ShipperOutcome::Unwrapped(Inner::Merged(object), meta)) => {
+                    out(decode_line(object, options, &meta));
+                }
+                Err(error) => out(Err(error)),
+            }
+        }
+        Envelope::OtlpJson => {
+            let result =
+                for_each_otlp_record(text, &options.keep_headers, &mut |item| match item {
+                    OtlpItem::Line(line, meta) => out(decode_line(line, options, &meta)),
+                    OtlpItem::Fields(fields, meta) => {
+                        let forced = options.format;
+                        match fields.inferred_format() {
+                            None => out(Err(DecodeError::UnknownFormat {
+                                hint: "OTLP structured record without any known access-log key",
+                            })),
+                            Some(inferred) => {
+                                let mut record = fields.finish(if forced == Format::Auto {
+                                    inferred
+                                } else {
+                                    forced
+                                });
+                                meta.apply_to(&mut record);
+                                attach_known_headers(&mut record, &options.keep_headers);
+                                out(Ok(record));
+                            }
+                        }
+                    }
+                    OtlpItem::Error(error) => out(Err(error)),
+                });
+            if let Err(error) = result {
+                out(Err(error));
+            }
+        }
+    }
+}
+
+/// Decodes every record of a payload into owned records (a convenience for
+/// tests, tools and cold paths; allocates).
+pub fn decode_to_vec(
+    payload: &[u8],
+    options: &DecodeOptions,
+) -> Vec<Result<AccessRecord<'static>, DecodeError>> {
+    let mut records = Vec::new();
+    decode_payload(payload, options, &mut |result| {
+        records.push(result.map(AccessRecord::into_owned));
+    });
+    records
+}
+
+/// A raw line: strips an optional CRI prefix, then decodes.
+fn decode_raw<'a>(text: &'a str, options: &DecodeOptions) -> Result<AccessRecord<'a>, DecodeError> {
+    let (line, cri_time) = strip_cri_prefix(text);
+    let meta = PodMeta {
+        time_us: cri_time,
+        ..PodMeta::bare(Envelope::Raw)
+    };
+    decode_line(line, options, &meta)
+}
+
+/// Decodes one access-log line with the configured (or detected) format and
+/// applies the envelope metadata.
+fn decode_line<'a>(
+    line: &'a str,
+    options: &DecodeOptions,
+    meta: &PodMeta<'a>,
+) -> Result<AccessRecord<'a>, DecodeError> {
+    let line = line.trim();
+    if line.is_empty() {
+        return Err(DecodeError::EmptyLine);
+    }
+    let keep_headers = &options.keep_headers;
+    let starts_json = line.starts_with('{');
+    let not_json = || DecodeError::UnknownFormat {
+        hint: "the configured format is JSON but the line is not a JSON object",
+    };
+    let mut record = match options.format {
+        Format::Auto => match detect_line_shape(line) {
+            Some(LineShape::Json) => json_log::decode_flat_json(line, Format::Auto, keep_headers)?,
+            Some(LineShape::EnvoyText) => envoy::decode_envoy_text(line, Format::Auto)?,
+            Some(LineShape::NginxCombined) => {
+                let label = if meta.is_nginx_gateway_fabric() {
+                    Format::NginxGatewayFabric
+                } else {
+                    Format::NginxCombined
+                };
+                nginx::decode_nginx_combined(line, label)?
+            }
+            Some(LineShape::Haproxy) => haproxy::decode_haproxy(line, Format::Auto)?,
+            None => {
+                return Err(DecodeError::UnknownFormat {
+                    hint: "not JSON, Envoy/Istio text, NGINX combined or HAProxy httplog",
+                })
+            }
+        },
+        format @ (Format::EnvoyJson | Format::IstioJson) => {
+            if !starts_json {
+                return Err(not_json());
+            }
+            envoy::decode_envoy_json(line, format, keep_headers)?
+        }
+        Format::NginxJson => {
+            if !starts_json {
+                return Err(not_json());
+            }
+            nginx::decode_nginx_json(line, Format::NginxJson, keep_headers)?
+        }
+        Format::Contour if starts_json => {
+            envoy::decode_envoy_json(line, Format::Contour, keep_headers)?
+        }
+        Format::NginxGatewayFabric if starts_json => {
+            nginx::decode_nginx_json(line, Format::NginxGatewayFabric, keep_headers)?
+        }
+        format @ (Format::EnvoyText | Format::IstioText | Format::Contour) => {
+            envoy::decode_envoy_text(line, format)?
+        }
+        format @ (Format::NginxCombined | Format::NginxGatewayFabric) => {
+            nginx::decode_nginx_combined(line, format)?
+        }
+        format @ (Format::HaproxyHttplog | Format::HaproxyIngress) => {
+            haproxy::decode_haproxy(line, format)?
+        }
+    };
+    meta.apply_to(&mut record);
+    attach_known_headers(&mut record, keep_headers);
+    Ok(record)
+}
+
+/// Adds the configured headers that every format logs as named fields
+/// (`user-agent`, `x-forwarded-for`, `x-request-id`, `referer`, `host`).
+fn attach_known_headers<'a>(record: &mut AccessRecord<'a>, keep_headers: &[String]) {
+    for wanted in keep_headers {
+        let (name, value): (&'static str, Option<&Text<'a>>) = if wanted
+            .eq_ignore_ascii_case("user-agent")
+        {
+            ("user-agent", record.user_agent.as_ref())
+        } else if wanted.eq_ignore_ascii_case("x-forwarded-for") {
+            ("x-forwarded-for", record.x_forwarded_for.as_ref())
+        } else if wanted.eq_ignore_ascii_case("x-request-id") {
+            ("x-request-id", record.request_id.as_ref())
+        } else if wanted.eq_ignore_ascii_case("referer") {
+            ("referer", record.referer.as_ref())
+        } else if wanted.eq_ignore_ascii_case("host") || wanted.eq_ignore_ascii_case(":authority") {
+            ("host", record.authority.as_ref())
+        } else {
+            continue;
+        };
+        if let Some(value) = value.cloned() {
+            if record.header(name).is_none() {
+                record.headers.push((Cow::Borrowed(name), value));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

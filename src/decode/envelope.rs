@@ -1,0 +1,607 @@
+//! Shipper envelopes: the raw line (optionally CRI-prefixed), Fluent Bit JSON
+//! (`log` + `kubernetes`, with `Merge_Log` on or off), Vector JSON (`message` +
+//! `kubernetes.pod_*`), and OpenTelemetry OTLP/JSON (`resourceLogs[]`, one or
+//! many records per payload, body `stringValue` or `kvlistValue`).
+//!
+//! The envelope layer turns one payload into zero or more inner payloads, each
+//! with its pod metadata ([`PodMeta`]). An inner line that was a JSON string is
+//! unescaped, so it is a `Cow` that may own its text; records then borrow from
+//! it, which is why the public entry point hands records to a callback.
+
+use std::borrow::Cow;
+use std::fmt;
+use std::sync::LazyLock;
+
+use memchr::memmem::Finder;
+use serde::de::{Deserializer, IgnoredAny, MapAccess, Visitor};
+use serde::Deserialize;
+
+use super::detect::Envelope;
+use super::error::DecodeError;
+use super::json_log::{FlatFields, JsonStr, Scalar};
+use super::record::{AccessRecord, Text};
+use super::timestamp::{from_epoch_nanos, from_epoch_seconds, parse_rfc3339};
+
+/// Pod and gateway identity (and a fallback event time) taken from an envelope.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(crate) struct PodMeta<'a> {
+    /// Which envelope this came from.
+    pub(crate) envelope: Envelope,
+    /// Pod name.
+    pub(crate) pod_name: Option<Text<'a>>,
+    /// Pod namespace.
+    pub(crate) pod_namespace: Option<Text<'a>>,
+    /// Container name.
+    pub(crate) container_name: Option<Text<'a>>,
+    /// Gateway identity from pod labels.
+    pub(crate) labels: GatewayLabels<'a>,
+    /// Envelope time (collection time), microseconds since the epoch.
+    pub(crate) time_us: Option<i64>,
+}
+
+impl<'a> PodMeta<'a> {
+    /// A bare envelope (no metadata).
+    pub(crate) fn bare(envelope: Envelope) -> Self {
+        PodMeta {
+            envelope,
+            ..PodMeta::default()
+        }
+    }
+
+    /// True when the pod looks like an NGINX Gateway Fabric data plane
+    /// (container `nginx` with a `gateway.networking.k8s.io/gateway-name` label).
+    pub(crate) fn is_nginx_gateway_fabric(&self) -> bool {
+        self.container_name.as_deref() == Some("nginx") && self.labels.gateway_api_name.is_some()
+    }
+
+    /// Copies the metadata into a record (cheap clones of borrowed text).
+    pub(crate) fn apply_to(&self, record: &mut AccessRecord<'a>) {
+        record.envelope = self.envelope;
+        record.pod_name = self.pod_name.clone();
+        record.pod_namespace = self.pod_namespace.clone();
+        record.container_name = self.container_name.clone();
+        if record.time_us.is_none() {
+            record.time_us = self.time_us;
+        }
+        let labels = &self.labels;
+        if let Some(name) = &labels.envoy_gateway_name {
+            record.gateway_name = Some(name.clone());
+            record.gateway_namespace = labels
+                .envoy_gateway_namespace
+                .clone()
+                .or_else(|| self.pod_namespace.clone());
+        } else if let Some(name) = labels
+            .gateway_api_name
+            .as_ref()
+            .or(labels.contour_gateway_name.as_ref())
+            .or(labels.istio_gateway_name.as_ref())
+        {
+            // Istio, Contour and NGF run the proxy in the Gateway's namespace.
+            record.gateway_name = Some(name.clone());
+            record.gateway_namespace = self.pod_namespace.clone();
+        }
+    }
+}
+
+/// The pod labels that identify a Gateway; every other label is skipped.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(crate) struct GatewayLabels<'a> {
+    /// `gateway.envoyproxy.io/owning-gateway-name` (Envoy Gateway).
+    pub(crate) envoy_gateway_name: Option<Text<'a>>,
+    /// `gateway.envoyproxy.io/owning-gateway-namespace` (Envoy Gateway).
+    pub(crate) envoy_gateway_namespace: Option<Text<'a>>,
+    /// `gateway.networking.k8s.io/gateway-name` (Istio, Contour, NGF).
+    pub(crate) gateway_api_name: Option<Text<'a>>,
+    /// `projectcontour.io/owning-gateway-name` (Contour).
+    pub(crate) contour_gateway_name: Option<Text<'a>>,
+    /// `istio.io/gateway-name` (Istio; not in access-log-formats.md, set by
+    /// Istio's gateway deployment controller alongside the Gateway API label).
+    pub(crate) istio_gateway_name: Option<Text<'a>>,
+}
+
+impl<'a> GatewayLabels<'a> {
+    /// Re-borrows for a shorter lifetime (covariance made explicit).
+    fn shorten<'b>(self) -> GatewayLabels<'b>
+    where
+        'a: 'b,
+    {
+        self
+    }
+
+    /// Records one label if it is an identity label.
+    fn set(&mut self, key: &str, value: Text<'a>) {
+        let slot = match key {
+            "gateway.envoyproxy.io/owning-gateway-name" => &mut self.envoy_gateway_name,
+            "gateway.envoyproxy.io/owning-gateway-namespace" => &mut self.envoy_gateway_namespace,
+            "gateway.networking.k8s.io/gateway-name" => &mut self.gateway_api_name,
+            "projectcontour.io/owning-gateway-name" => &mut self.contour_gateway_name,
+            "istio.io/gateway-name" => &mut self.istio_gateway_name,
+            _ => return,
+        };
+        *slot = Some(value);
+    }
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for GatewayLabels<'a> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct LabelsVisitor;
+        impl<'de> Visitor<'de> for LabelsVisitor {
+            type Value = GatewayLabels<'de>;
+            fn expecting(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+                formatter.write_str("a map of pod labels")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut labels = GatewayLabels::default();
+                while let Some(JsonStr(key)) = map.next_key::<JsonStr<'de>>()? {
+                    if let Scalar::Str(value) = map.next_value::<Scalar<'de>>()? {
+                        labels.set(&key, value);
+                    }
+                }
+                Ok(labels)
+            }
+        }
+        deserializer
+            .deserialize_map(LabelsVisitor)
+            .map(GatewayLabels::shorten)
+    }
+}
+
+/// The `kubernetes` object of Fluent Bit (`pod_name`, `namespace_name`,
+/// `labels`) and Vector (`pod_name`, `pod_namespace`, `pod_labels`).
+#[derive(Debug, Default, Deserialize)]
+struct KubernetesObject<'a> {
+    #[serde(borrow, default)]
+    pod_name: Option<JsonStr<'a>>,
+    #[serde(borrow, default)]
+    namespace_name: Option<JsonStr<'a>>,
+    #[serde(borrow, default)]
+    pod_namespace: Option<JsonStr<'a>>,
+    #[serde(borrow, default)]
+    container_name: Option<JsonStr<'a>>,
+    #[serde(borrow, default)]
+    labels: Option<GatewayLabels<'a>>,
+    #[serde(borrow, default)]
+    pod_labels: Option<GatewayLabels<'a>>,
+}
+
+/// The members of a Fluent Bit / Vector envelope this module needs.
+#[derive(Debug, Default)]
+struct ShipperObject<'a> {
+    log: Option<Cow<'a, str>>,
+    message: Option<Cow<'a, str>>,
+    kubernetes: Option<KubernetesObject<'a>>,
+    time_us: Option<i64>,
+    vector_markers: bool,
+}
+
+impl<'de> Deserialize<'de> for ShipperObject<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct ShipperVisitor;
+        impl<'de> Visitor<'de> for ShipperVisitor {
+            type Value = ShipperObject<'de>;
+            fn expecting(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+                formatter.write_str("a JSON object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut shipper = ShipperObject::default();
+                while let Some(JsonStr(key)) = map.next_key::<JsonStr<'de>>()? {
+                    match key.as_ref() {
+                        "log" => {
+                            if let Scalar::Str(text) = map.next_value::<Scalar<'de>>()? {
+                                shipper.log = Some(text);
+                            }
+                        }
+                        "message" => {
+                            if let Scalar::Str(text) = map.next_value::<Scalar<'de>>()? {
+                                shipper.message = Some(text);
+                            }
+                        }
+                        "kubernetes" => shipper.kubernetes = Some(map.next_value()?),
+                        // Fluent Bit / docker `time`, Vector `timestamp`: RFC 3339.
+                        // Envelope times are a fallback only; bad ones are ignored.
+                        "time" | "timestamp" => {
+                            if let Scalar::Str(text) = map.next_value::<Scalar<'de>>()? {
+                                if shipper.time_us.is_none() {
+                                    shipper.time_us = parse_rfc3339("time", &text).ok();
+                                }
+                            }
+                            shipper.vector_markers |= key == "timestamp";
+                        }
+                        // Fluent Bit's kafka output `timestamp_key` (double by default).
+                        "@timestamp" => {
+                            if let Scalar::Float(seconds) = map.next_value::<Scalar<'de>>()? {
+                                shipper.time_us = from_epoch_seconds("@timestamp", seconds)
+                                    .ok()
+                                    .or(shipper.time_us);
+                            }
+                        }
+                        "source_type" => {
+                            shipper.vector_markers = true;
+                            map.next_value::<IgnoredAny>()?;
+                        }
+                        _ => {
+                            map.next_value::<IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(shipper)
+            }
+        }
+        deserializer.deserialize_map(ShipperVisitor)
+    }
+}
+
+/// One inner payload produced by the envelope layer.
+#[derive(Debug)]
+pub(crate) enum Inner<'p> {
+    /// A text (or JSON) line to decode with the access-log decoders.
+    Line(Cow<'p, str>),
+    /// Fluent Bit `Merge_Log On`: the access-log keys are at the top level of
+    /// the envelope object itself.
+    Merged(&'p str),
+}
+
+/// Where an envelope's object JSON came apart, or what the auto-detection found.
+#[derive(Debug)]
+#[allow(clippy::large_enum_variant)] // returned by value once per payload; boxing would allocate
+pub(crate) enum ShipperOutcome<'p> {
+    /// An envelope with one inner payload.
+    Unwrapped(Inner<'p>, PodMeta<'p>),
+    /// Not an envelope after all (auto mode): decode the payload as a raw line.
+    NotAnEnvelope,
+}
+
+static KUBERNETES_KEY: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"\"kubernetes\""));
+static LOG_KEY: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"\"log\""));
+static MESSAGE_KEY: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"\"message\""));
+static RESOURCE_LOGS_KEY: LazyLock<Finder<'static>> =
+    LazyLock::new(|| Finder::new(b"\"resourceLogs\""));
+
+/// Auto-detects the envelope of a trimmed, non-empty UTF-8 payload by cheap
+/// substring checks; the JSON shipper envelopes are confirmed while parsing.
+pub(crate) fn sniff_envelope(payload: &str) -> Envelope {
+    let bytes = payload.as_bytes();
+    match bytes.first() {
+        Some(b'{') => {
+            if RESOURCE_LOGS_KEY.find(bytes).is_some() {
+                Envelope::OtlpJson
+            } else if KUBERNETES_KEY.find(bytes).is_some()
+                || LOG_KEY.find(bytes).is_some()
+                || MESSAGE_KEY.find(bytes).is_some()
+            {
+                // Fluent Bit or Vector; told apart while parsing.
+                Envelope::FluentBit
+            } else {
+                Envelope::Raw
+            }
+        }
+        // The OTel Kafka exporter's `raw` encoding of a string body.
+        Some(b'"') => Envelope::OtlpJson,
+        _ => Envelope::Raw,
+    }
+}
+
+/// Strips a CRI log prefix (`<RFC3339Nano> <stdout|stderr> <F|P> `) and returns
+/// the line and the prefix time; lines without the prefix are returned as is.
+pub(crate) fn strip_cri_prefix(line: &str) -> (&str, Option<i64>) {
+    let bytes = line.as_bytes();
+    if !bytes.first().is_some_and(u8::is_ascii_digit) {
+        return (line, None);
+    }
+    let Some(space) = memchr::memchr(b' ', bytes) else {
+        return (line, None);
+    };
+    let Some(rest) = line.get(space + 1..) else {
+        return (line, None);
+    };
+    let Some(rest) = rest
+        .strip_prefix("stdout ")
+        .or_else(|| rest.strip_prefix("stderr "))
+    else {
+        return (line, None);
+    };
+    let Some(inner) = rest.strip_prefix("F ").or_else(|| rest.strip_prefix("P ")) else {
+        return (line, None);
+    };
+    let time_us = line
+        .get(..space)
+        .and_then(|stamp| parse_rfc3339("time", stamp).ok());
+    (inner, time_us)
+}
+
+/// Parses a Fluent Bit or Vector envelope. `forced` is [`Envelope::Auto`],
+/// [`Envelope::FluentBit`] or [`Envelope::Vector`].
+pub(crate) fn unwrap_shipper(
+    payload: &str,
+    forced: Envelope,
+) -> Result<ShipperOutcome<'_>, DecodeError> {
+    let shipper: ShipperObject<'_> = match serde_json::from_str(payload) {
+        Ok(shipper) => shipper,
+        // In auto mode a JSON payload that is not an envelope object is decoded as
+        // a raw line (the access-log decoder then reports what is wrong with it).
+        Err(_) if forced == Envelope::Auto => return Ok(ShipperOutcome::NotAnEnvelope),
+        Err(error) => return Err(DecodeError::from_json("envelope", &error)),
+    };
+    let kubernetes = shipper.kubernetes.unwrap_or_default();
+    let vector_like = shipper.vector_markers
+        || kubernetes.pod_namespace.is_some()
+        || kubernetes.pod_labels.is_some()
+        || (shipper.message.is_some() && shipper.log.is_none());
+    let envelope = match forced {
+        Envelope::Auto if vector_like => Envelope::Vector,
+        Envelope::Auto => Envelope::FluentBit,
+        other => other,
+    };
+    fn text(value: Option<JsonStr<'_>>) -> Option<Text<'_>> {
+        value.map(|JsonStr(text)| text)
+    }
+    let meta = PodMeta {
+        envelope,
+        pod_name: text(kubernetes.pod_name),
+        pod_namespace: text(kubernetes.namespace_name).or(text(kubernetes.pod_namespace)),
+        container_name: text(kubernetes.container_name),
+        labels: kubernetes
+            .labels
+            .or(kubernetes.pod_labels)
+            .unwrap_or_default(),
+        time_us: shipper.time_us,
+    };
+    let had_metadata = meta.pod_name.is_some()
+        || meta.pod_namespace.is_some()
+        || meta.labels != GatewayLabels::default();
+    let line = match envelope {
+        Envelope::Vector => shipper.message.or(shipper.log),
+        _ => shipper.log.or(shipper.message),
+    };
+    if let Some(line) = line {
+        return Ok(ShipperOutcome::Unwrapped(Inner::Line(trim_cow(line)), meta));
+    }
+    if had_metadata || (forced != Envelope::Auto) {
+        // Merge_Log On (Keep_Log Off): the access-log keys are at the top level.
+        if payload.starts_with('{') && (had_metadata || forced == Envelope::FluentBit) {
+            return Ok(ShipperOutcome::Unwrapped(Inner::Merged(payload), meta));
+        }
+        return Err(DecodeError::MissingField {
+            field: if envelope == Envelope::Vector {
+                "message"
+            } else {
+                "log"
+            },
+            format: envelope.as_str(),
+        });
+    }
+    Ok(ShipperOutcome::NotAnEnvelope)
+}
+
+/// Trims surrounding whitespace (docker's trailing `\n` inside `log`) without
+/// giving up a borrow.
+fn trim_cow(text: Cow<'_, str>) -> Cow<'_, str> {
+    match text {
+        Cow::Borrowed(value) => Cow::Borrowed(value.trim()),
+        Cow::Owned(value) => {
+            let trimmed = value.trim();
+            if trimmed.len() == value.len() {
+                Cow::Owned(value)
+            } else {
+                Cow::Owned(trimmed.to_owned())
+            }
+        }
+    }
+}
+
+/// OTLP/JSON `LogsData`.
+#[derive(Debug, Deserialize)]
+pub(crate) struct LogsData<'a> {
+    #[serde(rename = "resourceLogs", borrow, default)]
+    resource_logs: Vec<ResourceLogs<'a>>,
+}
+
+#[derive(Debug, Deserialize)]
+struct ResourceLogs<'a> {
+    #[serde(borrow, default)]
+    resource: Option<Resource<'a>>,
+    #[serde(rename = "scopeLogs", borrow, default)]
+    scope_logs: Vec<ScopeLogs<'a>>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Resource<'a> {
+    #[serde(borrow, default)]
+    attributes: Vec<KeyValue<'a>>,
+}
+
+#[derive(Debug, Deserialize)]
+struct ScopeLogs<'a> {
+    #[serde(rename = "logRecords", borrow, default)]
+    log_records: Vec<LogRecord<'a>>,
+}
+
+#[derive(Debug, Deserialize)]
+struct LogRecord<'a> {
+    #[serde(rename = "timeUnixNano", borrow, default)]
+    time_unix_nano: Option<Scalar<'a>>,
+    #[serde(rename = "observedTimeUnixNano", borrow, default)]
+    observed_time_unix_nano: Option<Scalar<'a>>,
+    #[serde(borrow, default)]
+    body: Option<AnyValue<'a>>,
+    #[serde(borrow, default)]
+    attributes: Vec<KeyValue<'a>>,
+}
+
+#[derive(Debug, Deserialize)]
+struct KeyValue<'a> {
+    #[serde(borrow)]
+    key: JsonStr<'a>,
+    #[serde(borrow, default)]
+    value: Option<AnyValue<'a>>,
+}
+
+/// OTLP `AnyValue` (only the variants the decoder uses; arrays and bytes are
+/// skipped).
+#[derive(Debug, Deserialize)]
+struct AnyValue<'a> {
+    #[serde(rename = "stringValue", borrow, default)]
+    string_value: Option<JsonStr<'a>>,
+    /// 64-bit integers are decimal strings in OTLP/JSON (numbers accepted too).
+    #[serde(rename = "intValue", borrow, default)]
+    int_value: Option<Scalar<'a>>,
+    #[serde(rename = "doubleValue", default)]
+    double_value: Option<f64>,
+    #[serde(rename = "boolValue", default)]
+    bool_value: Option<bool>,
+    #[serde(rename = "kvlistValue", borrow, default)]
+    kvlist_value: Option<KeyValueList<'a>>,
+}
+
+#[derive(Debug, Deserialize)]
+struct KeyValueList<'a> {
+    #[serde(borrow, default)]
+    values: Vec<KeyValue<'a>>,
+}
+
+impl<'a> AnyValue<'a> {
+    /// The value as a flat scalar (kvlists become [`Scalar::Nested`]).
+    fn to_scalar(&self) -> Scalar<'a> {
+        if let Some(JsonStr(text)) = &self.string_value {
+            return Scalar::Str(text.clone());
+        }
+        if let Some(int) = &self.int_value {
+            return match int {
+                Scalar::Str(text) => text
+                    .parse::<i64>()
+                    .map_or_else(|_| Scalar::Str(text.clone()), Scalar::Int),
+                other => other.clone(),
+            };
+        }
+        if let Some(double) = self.double_value {
+            return Scalar::Float(double);
+        }
+        if let Some(boolean) = self.bool_value {
+            return Scalar::Bool(boolean);
+        }
+        if self.kvlist_value.is_some() {
+            return Scalar::Nested;
+        }
+        Scalar::Null
+    }
+}
+
+/// Reads a `...UnixNano` value (decimal string or number).
+fn unix_nanos(value: Option<&Scalar<'_>>) -> Option<u64> {
+    match value? {
+        Scalar::Str(text) => text.parse::<u64>().ok(),
+        Scalar::Int(nanos) => u64::try_from(*nanos).ok(),
+        Scalar::UInt(nanos) => Some(*nanos),
+        _ => None,
+    }
+}
+
+/// Pod metadata from OTLP resource attributes: `k8s.pod.name`,
+/// `k8s.namespace.name`, `k8s.container.name`, and pod labels as added by the
+/// collector's `k8sattributes` processor (`k8s.pod.labels.<label>`).
+fn otlp_resource_meta<'a>(resource: Option<&Resource<'a>>) -> PodMeta<'a> {
+    let mut meta = PodMeta::bare(Envelope::OtlpJson);
+    for attribute in resource
+        .map(|resource| resource.attributes.as_slice())
+        .unwrap_or_default()
+    {
+        let Some(Scalar::Str(value)) = attribute.value.as_ref().map(AnyValue::to_scalar) else {
+            continue;
+        };
+        match attribute.key.0.as_ref() {
+            "k8s.pod.name" => meta.pod_name = Some(value),
+            "k8s.namespace.name" => meta.pod_namespace = Some(value),
+            "k8s.container.name" => meta.container_name = Some(value),
+            key => {
+                if let Some(label) = key.strip_prefix("k8s.pod.labels.") {
+                    meta.labels.set(label, value);
+                }
+            }
+        }
+    }
+    meta
+}
+
+/// One OTLP log record's payload for the access-log decoders.
+#[allow(clippy::large_enum_variant)] // handed by value to a callback; boxing would allocate
+pub(crate) enum OtlpItem<'r, 'p> {
+    /// A text body (`stringValue`).
+    Line(&'r Cow<'p, str>, PodMeta<'p>),
+    /// Structured fields (a `kvlistValue` body, or record attributes when there
+    /// is no body, as Envoy's OpenTelemetry access-log sink emits them).
+    Fields(FlatFields<'p>, PodMeta<'p>),
+    /// A record that could not be used.
+    Error(DecodeError),
+}
+
+/// Parses an OTLP/JSON payload (or a JSON string literal from the `raw`
+/// encoding) and hands every log record to `each`.
+pub(crate) fn for_each_otlp_record<'p>(
+    payload: &'p str,
+    keep_headers: &[String],
+    each: &mut dyn FnMut(OtlpItem<'_, 'p>),
+) -> Result<(), DecodeError> {
+    if payload.starts_with('"') {
+        let JsonStr(line) = serde_json::from_str::<JsonStr<'p>>(payload)
+            .map_err(|error| DecodeError::from_json("envelope", &error))?;
+        let line = trim_cow(line);
+        each(OtlpItem::Line(&line, PodMeta::bare(Envelope::OtlpJson)));
+        return Ok(());
+    }
+    let logs: LogsData<'p> = serde_json::from_str(payload)
+        .map_err(|error| DecodeError::from_json("envelope", &error))?;
+    for resource_logs in &logs.resource_logs {
+        let resource_meta = otlp_resource_meta(resource_logs.resource.as_ref());
+        for record in resource_logs
+            .scope_logs
+            .iter()
+            .flat_map(|scope| scope.log_records.iter())
+        {
+            let mut meta = resource_meta.clone();
+            let nanos = unix_nanos(record.time_unix_nano.as_ref())
+                .filter(|nanos| *nanos != 0)
+                .or_else(|| unix_nanos(record.observed_time_unix_nano.as_ref()));
+            match nanos.map(|nanos| from_epoch_nanos("timeUnixNano", nanos)) {
+                Some(Ok(time_us)) => meta.time_us = time_us,
+                Some(Err(error)) => {
+                    each(OtlpItem::Error(error));
+                    continue;
+                }
+                None => {}
+            }
+            let body = record.body.as_ref();
+            if let Some(JsonStr(line)) = body.and_then(|body| body.string_value.as_ref()) {
+                each(OtlpItem::Line(line, meta));
+                continue;
+            }
+            let entries = match body.and_then(|body| body.kvlist_value.as_ref()) {
+                Some(list) => list.values.as_slice(),
+                None if !record.attributes.is_empty() => record.attributes.as_slice(),
+                None => {
+                    each(OtlpItem::Error(DecodeError::MissingField {
+                        field: "body",
+                        format: Envelope::OtlpJson.as_str(),
+                    }));
+                    continue;
+                }
+            };
+            let mut fields = FlatFields::default();
+            let mut failed = None;
+            for entry in entries {
+                let value = entry
+                    .value
+                    .as_ref()
+                    .map_or(Scalar::Null, AnyValue::to_scalar);
+                if let Err(error) = fields.apply(entry.key.0.clone(), value, keep_headers) {
+                    failed = Some(error);
+                    break;
+                }
+            }
+            match failed {
+                Some(error) => each(OtlpItem::Error(error)),
+                None => each(OtlpItem::Fields(fields, meta)),
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,650 @@
+//! The flat-JSON access-log decoder shared by Envoy Gateway, Istio, Contour and
+//! NGINX (`escape=json`) JSON formats.
+//!
+//! All of these write one flat JSON object per request with scalar values.
+//! The object is read in a single borrowed pass (serde_json with a hand-written
+//! map visitor): known keys are matched by name, values are taken typed or as
+//! strings (Envoy Gateway <= v1.3 writes every value as a string, with `"-"` for
+//! unset), and every other key is skipped without allocation. The key
+//! vocabularies of the formats barely overlap, so one visitor serves them all
+//! and the format is inferred from which keys were present.
+
+use std::borrow::Cow;
+use std::fmt;
+
+use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::Deserialize;
+
+use super::detect::Format;
+use super::error::DecodeError;
+use super::record::{split_target, AccessRecord, Text, UpstreamAddrs};
+use super::scan::{
+    check_status, non_dash, parse_count, parse_port, parse_status, port_of_address, seconds_to_ms,
+};
+use super::timestamp::{from_epoch_seconds, parse_rfc3339};
+
+/// A JSON string that borrows from the input when it has no escapes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct JsonStr<'a>(pub(crate) Cow<'a, str>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for JsonStr<'a> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct StrVisitor;
+        impl<'de> Visitor<'de> for StrVisitor {
+            type Value = JsonStr<'de>;
+            fn expecting(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+                formatter.write_str("a string")
+            }
+            fn visit_borrowed_str<E: de::Error>(self, value: &'de str) -> Result<Self::Value, E> {
+                Ok(JsonStr(Cow::Borrowed(value)))
+            }
+            fn visit_str<E: de::Error>(self, value: &str) -> Result<Self::Value, E> {
+                Ok(JsonStr(Cow::Owned(value.to_owned())))
+            }
+            fn visit_string<E: de::Error>(self, value: String) -> Result<Self::Value, E> {
+                Ok(JsonStr(Cow::Owned(value)))
+            }
+        }
+        deserializer.deserialize_str(StrVisitor)
+    }
+}
+
+/// One JSON value as the flat decoders see it.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Scalar<'a> {
+    /// `null`.
+    Null,
+    /// A string (borrowed when unescaped).
+    Str(Cow<'a, str>),
+    /// A signed integer.
+    Int(i64),
+    /// An unsigned integer above `i64::MAX`.
+    UInt(u64),
+    /// A float.
+    Float(f64),
+    /// A boolean.
+    Bool(bool),
+    /// An object or array (skipped).
+    Nested,
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for Scalar<'a> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct ScalarVisitor;
+        impl<'de> Visitor<'de> for ScalarVisitor {
+            type Value = Scalar<'de>;
+            fn expecting(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+                formatter.write_str("a JSON value")
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+                Ok(Scalar::Null)
+            }
+            fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+                Ok(Scalar::Null)
+            }
+            fn visit_bool<E: de::Error>(self, value: bool) -> Result<Self::Value, E> {
+                Ok(Scalar::Bool(value))
+            }
+            fn visit_i64<E: de::Error>(self, value: i64) -> Result<Self::Value, E> {
+                Ok(Scalar::Int(value))
+            }
+            fn visit_u64<E: de::Error>(self, value: u64) -> Result<Self::Value, E> {
+                Ok(i64::try_from(value).map_or(Scalar::UInt(value), Scalar::Int))
+            }
+            fn visit_f64<E: de::Error>(self, value: f64) -> Result<Self::Value, E> {
+                Ok(Scalar::Float(value))
+            }
+            fn visit_borrowed_str<E: de::Error>(self, value: &'de str) -> Result<Self::Value, E> {
+                Ok(Scalar::Str(Cow::Borrowed(value)))
+            }
+            fn visit_str<E: de::Error>(self, value: &str) -> Result<Self::Value, E> {
+                Ok(Scalar::Str(Cow::Owned(value.to_owned())))
+            }
+            fn visit_string<E: de::Error>(self, value: String) -> Result<Self::Value, E> {
+                Ok(Scalar::Str(Cow::Owned(value)))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+                Ok(Scalar::Nested)
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+                while seq.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(Scalar::Nested)
+            }
+        }
+        deserializer
+            .deserialize_any(ScalarVisitor)
+            .map(Scalar::shorten)
+    }
+}
+
+impl<'a> Scalar<'a> {
+    /// Re-borrows for a shorter lifetime (covariance made explicit).
+    fn shorten<'b>(self) -> Scalar<'b>
+    where
+        'a: 'b,
+    {
+        self
+    }
+
+    /// A text value; `null`, `""` and `"-"` are unset. Numbers and booleans are
+    /// rendered (allocates; only seen with unusual custom formats).
+    pub(crate) fn into_text(self) -> Option<Text<'a>> {
+        match self {
+            Scalar::Str(text) => match text {
+                Cow::Borrowed(value) => non_dash(value).map(Cow::Borrowed),
+                Cow::Owned(value) => non_dash(&value).is_some().then_some(Cow::Owned(value)),
+            },
+            Scalar::Int(value) => Some(Cow::Owned(value.to_string())),
+            Scalar::UInt(value) => Some(Cow::Owned(value.to_string())),
+            Scalar::Float(value) => Some(Cow::Owned(value.to_string())),
+            Scalar::Bool(value) => Some(Cow::Borrowed(if value { "true" } else { "false" })),
+            Scalar::Null | Scalar::Nested => None,
+        }
+    }
+
+    /// A non-negative integer (typed or as a string).
+    pub(crate) fn into_count(self, field: &'static str) -> Result<Option<u64>, DecodeError> {
+        match self {
+            Scalar::Null => Ok(None),
+            Scalar::Int(value) => u64::try_from(value)
+                .map(Some)
+                .map_err(|_| DecodeError::absurd(field, value)),
+            Scalar::UInt(value) => Ok(Some(value)),
+            Scalar::Float(value) if value < 0.0 => Err(DecodeError::absurd(field, value)),
+            Scalar::Float(value) if value.fract() == 0.0 && value <= 1.0e15 => {
+                Ok(Some(value as u64))
+            }
+            Scalar::Str(text) => parse_count(field, &text),
+            other => Err(DecodeError::invalid(field, &other.describe())),
+        }
+    }
+
+    /// A float (typed or as a string), e.g. NGINX `$request_time`.
+    fn into_float(self, field: &'static str) -> Result<Option<f64>, DecodeError> {
+        match self {
+            Scalar::Null => Ok(None),
+            Scalar::Int(value) => Ok(Some(value as f64)),
+            Scalar::UInt(value) => Ok(Some(value as f64)),
+            Scalar::Float(value) => Ok(Some(value)),
+            Scalar::Str(text) => match non_dash(&text) {
+                None => Ok(None),
+                Some(value) => value
+                    .parse::<f64>()
+                    .map(Some)
+                    .map_err(|_| DecodeError::invalid(field, value)),
+            },
+            other => Err(DecodeError::invalid(field, &other.describe())),
+        }
+    }
+
+    /// An HTTP status (typed or as a string).
+    pub(crate) fn into_status(self, field: &'static str) -> Result<Option<u16>, DecodeError> {
+        match self {
+            Scalar::Null => Ok(None),
+            Scalar::Int(value) => check_status(field, value),
+            Scalar::Str(text) => parse_status(field, &text),
+            other => Err(DecodeError::invalid(field, &other.describe())),
+        }
+    }
+
+    /// A short description for error messages.
+    fn describe(&self) -> String {
+        match self {
+            Scalar::Null => "null".to_owned(),
+            Scalar::Str(text) => text.to_string(),
+            Scalar::Int(value) => value.to_string(),
+            Scalar::UInt(value) => value.to_string(),
+            Scalar::Float(value) => value.to_string(),
+            Scalar::Bool(value) => value.to_string(),
+            Scalar::Nested => "an object or array".to_owned(),
+        }
+    }
+}
+
+/// Which key vocabularies were seen (bit set), to infer the format.
+mod evidence {
+    /// Envoy Gateway's hyphenated keys (`:authority`, `x-envoy-origin-path`, ...).
+    pub const ENVOY_GATEWAY: u8 = 1;
+    /// Envoy operator keys shared by Istio and Contour JSON.
+    pub const ENVOY: u8 = 2;
+    /// `start_time` (Envoy Gateway, Istio).
+    pub const START_TIME: u8 = 4;
+    /// NGINX variables (`request_uri`, `upstream_addr`, `status`, ...).
+    pub const NGINX: u8 = 8;
+    /// NGINX Gateway Fabric's `proxy_host`.
+    pub const PROXY_HOST: u8 = 16;
+}
+
+/// True when a JSON key names a wanted request header: ASCII case-insensitive,
+/// `-` and `_` equivalent, optional `http_` / `request_` prefix (NGINX
+/// `$http_x_canary`, Traefik `request_X-Canary`).
+pub(crate) fn key_names_header(key: &str, wanted: &str) -> bool {
+    let same = |a: &str, b: &str| {
+        a.len() == b.len()
+            && a.bytes().zip(b.bytes()).all(|(x, y)| {
+                let norm = |c: u8| {
+                    if c == b'_' {
+                        b'-'
+                    } else {
+                        c.to_ascii_lowercase()
+                    }
+                };
+                norm(x) == norm(y)
+            })
+    };
+    if same(key, wanted) {
+        return true;
+    }
+    ["http_", "request_"].iter().any(|prefix| {
+        key.get(..prefix.len())
+            .is_some_and(|head| head.eq_ignore_ascii_case(prefix))
+            && key
+                .get(prefix.len()..)
+                .is_some_and(|tail| same(tail, wanted))
+    })
+}
+
+/// Accumulates a record from flat key/value pairs (JSON object members, OTLP
+/// kvlist entries, OTLP attributes).
+#[derive(Debug, Default)]
+pub(crate) struct FlatFields<'a> {
+    /// The record being built.
+    pub(crate) record: AccessRecord<'a>,
+    evidence: u8,
+    primary_time_us: Option<i64>,
+    secondary_time_us: Option<i64>,
+    http_host: Option<Text<'a>>,
+    grpc_hint: bool,
+    /// The first field error, if any.
+    pub(crate) error: Option<DecodeError>,
+}
+
+impl<'a> FlatFields<'a> {
+    /// Applies one key/value; unknown keys are kept only if they name a wanted
+    /// header.
+    pub(crate) fn apply(
+        &mut self,
+        key: Cow<'a, str>,
+        value: Scalar<'a>,
+        keep_headers: &[String],
+    ) -> Result<(), DecodeError> {
+        use evidence::*;
+        let record = &mut self.record;
+        match key.as_ref() {
+            // Envoy Gateway keys (hyphenated; EnvoyJSONLogFields).
+            ":authority" => {
+                self.evidence |= ENVOY_GATEWAY;
+                record.authority = value.into_text();
+            }
+            "x-envoy-origin-path" => {
+                self.evidence |= ENVOY_GATEWAY;
+                self.set_target(value);
+            }
+            "user-agent" => {
+                self.evidence |= ENVOY_GATEWAY;
+                record.user_agent = value.into_text();
+            }
+            "x-forwarded-for" => {
+                self.evidence |= ENVOY_GATEWAY;
+                record.x_forwarded_for = value.into_text();
+            }
+            "x-request-id" => {
+                self.evidence |= ENVOY_GATEWAY;
+                record.request_id = value.into_text();
+            }
+            "x-envoy-upstream-service-time" => {
+                self.evidence |= ENVOY_GATEWAY;
+                record.upstream_service_time_ms =
+                    value.into_count("x-envoy-upstream-service-time")?;
+            }
+            // Envoy operators shared by Envoy Gateway, Istio and Contour.
+            "start_time" => {
+                self.evidence |= START_TIME;
+                if let Some(text) = value.into_text() {
+                    self.primary_time_us = Some(parse_rfc3339("start_time", &text)?);
+                }
+            }
+            "@timestamp" => match value {
+                // Contour's `%START_TIME%`.
+                Scalar::Str(text) => {
+                    if let Some(text) = non_dash(&text) {
+                        self.primary_time_us = Some(parse_rfc3339("@timestamp", text)?);
+                    }
+                }
+                // Fluent Bit's default `timestamp_format double` (merged envelope).
+                Scalar::Float(seconds) => {
+                    self.secondary_time_us = Some(from_epoch_seconds("@timestamp", seconds)?)
+                }
+                Scalar::Int(seconds) => {
+                    self.secondary_time_us = Some(from_epoch_seconds("@timestamp", seconds as f64)?)
+                }
+                _ => {}
+            },
+            "authority" => {
+                self.evidence |= ENVOY;
+                record.authority = value.into_text();
+            }
+            "path" => {
+                self.evidence |= ENVOY;
+                self.set_target(value);
+            }
+            "response_code" => {
+                self.evidence |= ENVOY;
+                record.status = value.into_status("response_code")?;
+            }
+            "response_flags" => {
+                self.evidence |= ENVOY;
+                record.response_flags = value.into_text();
+            }
+            "response_code_details" => {
+                self.evidence |= ENVOY;
+                record.response_code_details = value.into_text();
+            }
+            "duration" => {
+                self.evidence |= ENVOY;
+                record.duration_ms = value.into_count("duration")?;
+            }
+            "upstream_service_time" => {
+                self.evidence |= ENVOY;
+                record.upstream_service_time_ms = value.into_count("upstream_service_time")?;
+            }
+            "upstream_host" => {
+                self.evidence |= ENVOY;
+                record.upstream_addrs = value
+                    .into_text()
+                    .map(UpstreamAddrs::new)
+                    .unwrap_or_default();
+            }
+            "upstream_cluster" => {
+                self.evidence |= ENVOY;
+                record.upstream_cluster = value.into_text().map(strip_stat_delimiter);
+            }
+            "downstream_local_address" => {
+                self.evidence |= ENVOY;
+                if let Some(text) = value.into_text() {
+                    record.listener_port = port_of_address("downstream_local_address", &text)?;
+                }
+            }
+            "downstream_remote_address" => {
+                self.evidence |= ENVOY;
+                record.client_address = value.into_text();
+            }
+            "route_name" => record.route_name = value.into_text(),
+            "bytes_received" => record.bytes_received = value.into_count("bytes_received")?,
+            "bytes_sent" => record.bytes_sent = value.into_count("bytes_sent")?,
+            "requested_server_name" => record.requested_server_name = value.into_text(),
+            "grpc_status" | "grpc_status_number" => {
+                // Contour JSON optional fields: set only for gRPC requests.
+                self.grpc_hint |= value.into_text().is_some();
+            }
+            // Shared by Istio/Contour and the NGINX JSON layout.
+            "method" => record.method = value.into_text(),
+            "protocol" => record.protocol_raw = value.into_text(),
+            "x_forwarded_for" => record.x_forwarded_for = value.into_text(),
+            "user_agent" => record.user_agent = value.into_text(),
+            "request_id" => record.request_id = value.into_text(),
+            // NGINX variables (access-log-formats.md §6.1 layout).
+            "time" => {
+                // NGINX `$time_iso8601`, or the Fluent Bit / docker `time` of a
+                // merged envelope: both RFC 3339.
+                if let Some(text) = value.into_text() {
+                    self.secondary_time_us = Some(parse_rfc3339("time", &text)?);
+                }
+            }
+            "request_uri" => {
+                self.evidence |= NGINX;
+                self.set_target(value);
+            }
+            "status" => {
+                self.evidence |= NGINX;
+                record.status = value.into_status("status")?;
+            }
+            "body_bytes_sent" => {
+                self.evidence |= NGINX;
+                record.bytes_sent = value.into_count("body_bytes_sent")?;
+            }
+            "request_time" => {
+                self.evidence |= NGINX;
+                if let Some(seconds) = value.into_float("request_time")? {
+                    record.duration_ms = Some(seconds_to_ms("request_time", seconds)?);
+                }
+            }
+            "upstream_addr" => {
+                self.evidence |= NGINX;
+                record.upstream_addrs = value
+                    .into_text()
+                    .map(UpstreamAddrs::new)
+                    .unwrap_or_default();
+            }
+            "upstream_status" => {
+                self.evidence |= NGINX;
+                record.upstream_status = value.into_text();
+            }
+            "proxy_host" => {
+                self.evidence |= NGINX | PROXY_HOST;
+                record.upstream_cluster = value.into_text();
+            }
+            "remote_addr" => {
+                self.evidence |= NGINX;
+                record.client_address = value.into_text();
+            }
+            "host" => {
+                self.evidence |= NGINX;
+                record.authority = value.into_text();
+            }
+            "http_host" => {
+                self.evidence |= NGINX;
+                self.http_host = value.into_text();
+            }
+            "server_port" => {
+                self.evidence |= NGINX;
+                match value {
+                    Scalar::Int(port) => {
+                        let port = u16::try_from(port)
+                            .map_err(|_| DecodeError::absurd("server_port", port))?;
+                        record.listener_port =
+                            parse_port("server_port", &port.to_string(), &port.to_string())?;
+                    }
+                    other => {
+                        if let Some(text) = other.into_text() {
+                            record.listener_port = parse_port("server_port", &text, &text)?;
+                        }
+                    }
+                }
+            }
+            "http_referer" | "referer" => record.referer = value.into_text(),
+            _ => {
+                if let Some(wanted) = keep_headers
+                    .iter()
+                    .find(|wanted| key_names_header(&key, wanted))
+                {
+                    if let Some(text) = value.into_text() {
+                        let _ = wanted;
+                        record.headers.push((key, text));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn set_target(&mut self, value: Scalar<'a>) {
+        if let Some(target) = value.into_text() {
+            let (path, query) = split_target(target);
+            self.record.path = Some(path);
+            self.record.query = query;
+        }
+    }
+
+    /// The format the keys point at, if any.
+    pub(crate) fn inferred_format(&self) -> Option<Format> {
+        use evidence::*;
+        if self.evidence & ENVOY_GATEWAY != 0 {
+            Some(Format::EnvoyJson)
+        } else if self.evidence & ENVOY != 0 {
+            Some(if self.evidence & START_TIME != 0 {
+                Format::IstioJson
+            } else {
+                Format::Contour
+            })
+        } else if self.evidence & PROXY_HOST != 0 {
+            Some(Format::NginxGatewayFabric)
+        } else if self.evidence & NGINX != 0 {
+            Some(Format::NginxJson)
+        } else {
+            None
+        }
+    }
+
+    /// Completes the record with the given format.
+    pub(crate) fn finish(mut self, format: Format) -> AccessRecord<'a> {
+        self.record.format = format;
+        self.record.time_us = self.primary_time_us.or(self.secondary_time_us);
+        if self.record.authority.is_none() {
+            self.record.authority = self.http_host.take();
+        }
+        self.record.finish_protocol(self.grpc_hint);
+        self.record
+    }
+}
+
+/// Strips the `;` Istio >= 1.23 appends through `alt_stat_name`.
+fn strip_stat_delimiter(cluster: Text<'_>) -> Text<'_> {
+    match cluster {
+        Cow::Borrowed(name) => Cow::Borrowed(name.strip_suffix(';').unwrap_or(name)),
+        Cow::Owned(mut name) => {
+            if name.ends_with(';') {
+                name.pop();
+            }
+            Cow::Owned(name)
+        }
+    }
+}
+
+/// Drives [`FlatFields`] over one JSON object.
+struct FlatObjectSeed<'s, 'a, 'o> {
+    fields: &'s mut FlatFields<'a>,
+    keep_headers: &'o [String],
+}
+
+impl<'de, 's, 'o> DeserializeSeed<'de> for FlatObjectSeed<'s, 'de, 'o> {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_map(self)
+    }
+}
+
+impl<'de, 's, 'o> Visitor<'de> for FlatObjectSeed<'s, 'de, 'o> {
+    type Value = ();
+
+    fn expecting(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter.write_str("a JSON object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        while let Some(JsonStr(key)) = map.next_key::<JsonStr<'de>>()? {
+            let wanted = is_known_key(&key)
+                || (!self.keep_headers.is_empty()
+                    && self
+                        .keep_headers
+                        .iter()
+                        .any(|wanted| key_names_header(&key, wanted)));
+            if !wanted {
+                map.next_value::<IgnoredAny>()?;
+                continue;
+            }
+            let value = map.next_value::<Scalar<'de>>()?;
+            if let Err(error) = self.fields.apply(key, value, self.keep_headers) {
+                self.fields.error = Some(error);
+                return Err(de::Error::custom("field error"));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Every key [`FlatFields::apply`] understands.
+fn is_known_key(key: &str) -> bool {
+    matches!(
+        key,
+        ":authority"
+            | "x-envoy-origin-path"
+            | "user-agent"
+            | "x-forwarded-for"
+            | "x-request-id"
+            | "x-envoy-upstream-service-time"
+            | "start_time"
+            | "@timestamp"
+            | "authority"
+            | "path"
+            | "response_code"
+            | "response_flags"
+            | "response_code_details"
+            | "duration"
+            | "upstream_service_time"
+            | "upstream_host"
+            | "upstream_cluster"
+            | "downstream_local_address"
+            | "downstream_remote_address"
+            | "route_name"
+            | "bytes_received"
+            | "bytes_sent"
+            | "requested_server_name"
+            | "grpc_status"
+            | "grpc_status_number"
+            | "method"
+            | "protocol"
+            | "x_forwarded_for"
+            | "user_agent"
+            | "request_id"
+            | "time"
+            | "request_uri"
+            | "status"
+            | "body_bytes_sent"
+            | "request_time"
+            | "upstream_addr"
+            | "upstream_status"
+            | "proxy_host"
+            | "remote_addr"
+            | "host"
+            | "http_host"
+            | "server_port"
+            | "http_referer"
+            | "referer"
+    )
+}
+
+/// Decodes one flat JSON access-log object. `forced` is the configured format
+/// (or [`Format::Auto`]); the result is labelled with the forced format, or
+/// with the inferred one.
+pub(crate) fn decode_flat_json<'a>(
+    line: &'a str,
+    forced: Format,
+    keep_headers: &[String],
+) -> Result<AccessRecord<'a>, DecodeError> {
+    let mut fields = FlatFields::default();
+    let mut deserializer = serde_json::Deserializer::from_str(line);
+    let parsed = FlatObjectSeed {
+        fields: &mut fields,
+        keep_headers,
+    }
+    .deserialize(&mut deserializer)
+    .and_then(|()| deserializer.end());
+    if let Some(error) = fields.error.take() {
+        return Err(error);
+    }
+    if let Err(error) = parsed {
+        return Err(DecodeError::from_json("access log", &error));
+    }
+    let inferred = fields.inferred_format().ok_or(DecodeError::UnknownFormat {
+        hint: "JSON object without any known access-log key",
+    })?;
+    let format = if forced == Format::Auto {
+        inferred
+    } else {
+        forced
+    };
+    Ok(fields.finish(format))
+}

@@ -1,0 +1,393 @@
+//! The normalised access record every decoder produces.
+
+use std::borrow::Cow;
+
+use super::detect::{Envelope, Format};
+
+/// A borrowed text value: borrowed from the input where the bytes can be used
+/// as they are, owned where they had to be unescaped (JSON `\"`, NGINX `\xXX`).
+pub type Text<'a> = Cow<'a, str>;
+
+/// The wire protocol of the request, normalised from `%PROTOCOL%`, `$request`'s
+/// version, `%HV`, and gRPC hints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Protocol {
+    /// `HTTP/1.0`.
+    Http10,
+    /// `HTTP/1.1`.
+    Http11,
+    /// `HTTP/2` / `HTTP/2.0`.
+    Http2,
+    /// `HTTP/3` / `HTTP/3.0`.
+    Http3,
+    /// gRPC: detected from a `content-type: application/grpc*` header, an Envoy
+    /// Gateway `grpcroute/` route or cluster, a gRPC status field, or an HTTP/2
+    /// request whose path has the `/<package>.<Service>/<Method>` shape.
+    Grpc,
+    /// Any other protocol string (e.g. Envoy logs `-` or nothing for TCP).
+    Other,
+}
+
+impl Protocol {
+    /// Classifies a protocol string such as `HTTP/1.1`.
+    pub fn from_version(version: &str) -> Protocol {
+        match version {
+            "HTTP/1.1" => Protocol::Http11,
+            "HTTP/1.0" => Protocol::Http10,
+            "HTTP/2" | "HTTP/2.0" => Protocol::Http2,
+            "HTTP/3" | "HTTP/3.0" => Protocol::Http3,
+            _ => Protocol::Other,
+        }
+    }
+
+    /// A stable lower-case name (`http/1.1`, `http/2`, `grpc`, ...).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Protocol::Http10 => "http/1.0",
+            Protocol::Http11 => "http/1.1",
+            Protocol::Http2 => "http/2",
+            Protocol::Http3 => "http/3",
+            Protocol::Grpc => "grpc",
+            Protocol::Other => "other",
+        }
+    }
+}
+
+/// The upstream address list as logged: one `ip:port` (Envoy `%UPSTREAM_HOST%`)
+/// or NGINX's `$upstream_addr` with every attempt (`a:1, b:2 : c:3`; `", "`
+/// separates retries within one upstream group, `" : "` an internal redirect to
+/// another group).
+///
+/// The raw text is kept and split lazily, so holding every attempt costs no
+/// allocation. Entries can also be sentinels rather than addresses: an NGINX
+/// upstream group name (no server could be selected) or a `unix:` socket (NGINX
+/// Gateway Fabric's `nginx-503-server.sock` / `nginx-500-server.sock`).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct UpstreamAddrs<'a> {
+    raw: Option<Text<'a>>,
+}
+
+impl<'a> UpstreamAddrs<'a> {
+    /// Wraps a raw address list; `-`, empty, and whitespace are treated as none.
+    pub fn new(raw: Text<'a>) -> Self {
+        let trimmed = raw.trim();
+        if trimmed.is_empty() || trimmed == "-" {
+            return UpstreamAddrs { raw: None };
+        }
+        UpstreamAddrs { raw: Some(raw) }
+    }
+
+    /// The text as logged, if any address was logged.
+    pub fn raw(&self) -> Option<&str> {
+        self.raw.as_deref()
+    }
+
+    /// True when no upstream address was logged.
+    pub fn is_empty(&self) -> bool {
+        self.iter().next().is_none()
+    }
+
+    /// Every attempt in order (the last one served the response).
+    pub fn iter(&self) -> impl Iterator<Item = &str> + '_ {
+        self.raw
+            .as_deref()
+            .unwrap_or("")
+            .split([',', ' '])
+            .map(str::trim)
+            .filter(|part| !part.is_empty() && *part != ":" && *part != "-")
+    }
+
+    /// The attempt that served the response (the last one), if any.
+    pub fn last(&self) -> Option<&str> {
+        self.iter().last()
+    }
+
+    /// The number of attempts logged.
+    pub fn len(&self) -> usize {
+        self.iter().count()
+    }
+
+    /// Copies borrowed text so the value no longer borrows the input.
+    pub fn into_owned(self) -> UpstreamAddrs<'static> {
+        UpstreamAddrs {
+            raw: self.raw.map(|raw| Cow::Owned(raw.into_owned())),
+        }
+    }
+}
+
+/// One decoded access-log record. Text fields borrow from the payload (or from
+/// the envelope's unescaped inner line) wherever possible.
+///
+/// A field is `None` when the format does not log it, or logged it as unset
+/// (`-`, `null`, empty, or absent).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct AccessRecord<'a> {
+    /// The access-log format that decoded this record (never [`Format::Auto`]).
+    pub format: Format,
+    /// The envelope the line arrived in (never [`Envelope::Auto`]).
+    pub envelope: Envelope,
+    /// Event time, microseconds since 1970-01-01T00:00:00Z. From the line
+    /// itself (Envoy `START_TIME` = request start; NGINX `$time_local` /
+    /// `$time_iso8601` = request end; HAProxy `%tr`, local time taken as UTC),
+    /// else from the envelope (Fluent Bit `time`/`@timestamp`, Vector
+    /// `timestamp`, OTLP `timeUnixNano`).
+    pub time_us: Option<i64>,
+    /// Namespace of the Gateway that produced the log, from pod labels
+    /// (`gateway.envoyproxy.io/owning-gateway-namespace`; for Istio, Contour and
+    /// NGF, whose proxies run in the Gateway's namespace, the pod namespace when
+    /// a gateway-name label is present).
+    pub gateway_namespace: Option<Text<'a>>,
+    /// Name of the Gateway, from pod labels
+    /// (`gateway.envoyproxy.io/owning-gateway-name`,
+    /// `gateway.networking.k8s.io/gateway-name`,
+    /// `projectcontour.io/owning-gateway-name`, `istio.io/gateway-name`).
+    pub gateway_name: Option<Text<'a>>,
+    /// Name of the proxy pod (envelope metadata).
+    pub pod_name: Option<Text<'a>>,
+    /// Namespace of the proxy pod (envelope metadata).
+    pub pod_namespace: Option<Text<'a>>,
+    /// Container that wrote the line (envelope metadata), e.g. `envoy`,
+    /// `istio-proxy`, `nginx`.
+    pub container_name: Option<Text<'a>>,
+    /// The port the request arrived on, as the proxy saw it: the port of Envoy's
+    /// `downstream_local_address` or NGINX `server_port`. This is the
+    /// **container** port: Envoy Gateway adds 10000 to ports below 1024, Contour
+    /// adds 8000; undoing that is the resolver's job.
+    pub listener_port: Option<u16>,
+    /// The client address (`downstream_remote_address`, `$remote_addr`, HAProxy
+    /// `%ci:%cp`), as logged.
+    pub client_address: Option<Text<'a>>,
+    /// The `:authority` / `Host` of the request (may include a port).
+    pub authority: Option<Text<'a>>,
+    /// The request method.
+    pub method: Option<Text<'a>>,
+    /// The request path without the query string. Envoy Gateway logs the
+    /// rewritten path when a URLRewrite applied.
+    pub path: Option<Text<'a>>,
+    /// The query string without the `?`, if the logged target had one. `None`
+    /// both when there was no query and when the format does not log it
+    /// (HAProxy ingress `base`).
+    pub query: Option<Text<'a>>,
+    /// The protocol string as logged (`HTTP/1.1`, `HTTP/2`, ...).
+    pub protocol_raw: Option<Text<'a>>,
+    /// The normalised protocol, with gRPC detection.
+    pub protocol: Option<Protocol>,
+    /// Request headers kept because they were listed in
+    /// [`super::DecodeOptions::keep_headers`], as (name as logged, value): a
+    /// JSON key such as `x-canary` / `http_x_canary`, or the canonical name
+    /// (`user-agent`, ...) for fields every format logs. Empty (and not
+    /// allocated) when no header is configured.
+    pub headers: Vec<(Text<'a>, Text<'a>)>,
+    /// The HTTP status sent to the client (`None` when no response was sent:
+    /// Envoy `0`/null, HAProxy `-1`).
+    pub status: Option<u16>,
+    /// Envoy `%RESPONSE_FLAGS%` (`NR`, `UH`, `UF`, `DC`, comma separated when
+    /// several) or HAProxy's 4-character termination state `%tsc` (`SC--`,
+    /// `LR--`); `None` for `-` / `----`-free formats such as NGINX.
+    pub response_flags: Option<Text<'a>>,
+    /// Envoy `%RESPONSE_CODE_DETAILS%` (`via_upstream`, `route_not_found`,
+    /// `direct_response`, ...).
+    pub response_code_details: Option<Text<'a>>,
+    /// Request duration in milliseconds (Envoy `%DURATION%`; NGINX
+    /// `$request_time` seconds × 1000, rounded; HAProxy `%Ta`).
+    pub duration_ms: Option<u64>,
+    /// Upstream service time in milliseconds (Envoy
+    /// `x-envoy-upstream-service-time`, HAProxy `%Tr`).
+    pub upstream_service_time_ms: Option<u64>,
+    /// Bytes sent to the client (Envoy `%BYTES_SENT%` body bytes; NGINX
+    /// `$body_bytes_sent`; HAProxy `%B`, headers included).
+    pub bytes_sent: Option<u64>,
+    /// Request body bytes received (Envoy `%BYTES_RECEIVED%`; not logged by the
+    /// NGINX and HAProxy defaults).
+    pub bytes_received: Option<u64>,
+    /// The request id (`x-request-id`, NGINX `$request_id`, Kong
+    /// `kong_request_id`).
+    pub request_id: Option<Text<'a>>,
+    /// The route that matched: Envoy `%ROUTE_NAME%` (Envoy Gateway
+    /// `httproute/<ns>/<name>/rule/<i>/match/<j>/<host>`, Istio
+    /// `<ns>.<name>.<i>`), or HAProxy Unified Gateway's `{BLR:...}` key.
+    pub route_name: Option<Text<'a>>,
+    /// The upstream cluster / group / backend: Envoy `%UPSTREAM_CLUSTER%` (a
+    /// trailing `;` from Istio's `alt_stat_name` is stripped), NGINX
+    /// `$proxy_host`, HAProxy `%b`.
+    pub upstream_cluster: Option<Text<'a>>,
+    /// HAProxy's server name `%s` (`SRV_1`, `web2`; not an address). `None` for
+    /// `<NOSRV>`.
+    pub upstream_server: Option<Text<'a>>,
+    /// The upstream address(es) `ip:port`, every attempt where the log lists
+    /// several (NGINX `$upstream_addr`).
+    pub upstream_addrs: UpstreamAddrs<'a>,
+    /// NGINX `$upstream_status` list (one entry per attempt), as logged.
+    pub upstream_status: Option<Text<'a>>,
+    /// The `User-Agent` request header.
+    pub user_agent: Option<Text<'a>>,
+    /// The `X-Forwarded-For` request header.
+    pub x_forwarded_for: Option<Text<'a>>,
+    /// The `Referer` request header (NGINX combined).
+    pub referer: Option<Text<'a>>,
+    /// The TLS SNI (`%REQUESTED_SERVER_NAME%`).
+    pub requested_server_name: Option<Text<'a>>,
+    /// HAProxy's frontend name `%ft` (a trailing `~` marks TLS).
+    pub frontend: Option<Text<'a>>,
+}
+
+impl AccessRecord<'_> {
+    /// Returns the value of a kept request header by name (ASCII
+    /// case-insensitive, `-` = `_`, optional `http_`/`request_` prefix on the
+    /// logged name).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(kept, _)| super::json_log::key_names_header(kept, name))
+            .map(|(_, value)| value.as_ref())
+    }
+
+    /// Copies every borrowed field so the record outlives the input buffer.
+    pub fn into_owned(self) -> AccessRecord<'static> {
+        fn own(text: Option<Text<'_>>) -> Option<Text<'static>> {
+            text.map(|value| Cow::Owned(value.into_owned()))
+        }
+        AccessRecord {
+            format: self.format,
+            envelope: self.envelope,
+            time_us: self.time_us,
+            gateway_namespace: own(self.gateway_namespace),
+            gateway_name: own(self.gateway_name),
+            pod_name: own(self.pod_name),
+            pod_namespace: own(self.pod_namespace),
+            container_name: own(self.container_name),
+            listener_port: self.listener_port,
+            client_address: own(self.client_address),
+            authority: own(self.authority),
+            method: own(self.method),
+            path: own(self.path),
+            query: own(self.query),
+            protocol_raw: own(self.protocol_raw),
+            protocol: self.protocol,
+            headers: self
+                .headers
+                .into_iter()
+                .map(|(name, value)| {
+                    (
+                        Cow::Owned(name.into_owned()),
+                        Cow::Owned(value.into_owned()),
+                    )
+                })
+                .collect(),
+            status: self.status,
+            response_flags: own(self.response_flags),
+            response_code_details: own(self.response_code_details),
+            duration_ms: self.duration_ms,
+            upstream_service_time_ms: self.upstream_service_time_ms,
+            bytes_sent: self.bytes_sent,
+            bytes_received: self.bytes_received,
+            request_id: own(self.request_id),
+            route_name: own(self.route_name),
+            upstream_cluster: own(self.upstream_cluster),
+            upstream_server: own(self.upstream_server),
+            upstream_addrs: self.upstream_addrs.into_owned(),
+            upstream_status: own(self.upstream_status),
+            user_agent: own(self.user_agent),
+            x_forwarded_for: own(self.x_forwarded_for),
+            referer: own(self.referer),
+            requested_server_name: own(self.requested_server_name),
+            frontend: own(self.frontend),
+        }
+    }
+}
+
+/// Splits a request target into path and query (`/a?b` → `/a`, `Some("b")`).
+pub(crate) fn split_target(target: Text<'_>) -> (Text<'_>, Option<Text<'_>>) {
+    match target {
+        Cow::Borrowed(text) => match text.split_once('?') {
+            Some((path, query)) => (Cow::Borrowed(path), Some(Cow::Borrowed(query))),
+            None => (Cow::Borrowed(text), None),
+        },
+        Cow::Owned(text) => match text.split_once('?') {
+            Some((path, query)) => (
+                Cow::Owned(path.to_owned()),
+                Some(Cow::Owned(query.to_owned())),
+            ),
+            None => (Cow::Owned(text), None),
+        },
+    }
+}
+
+/// True when an HTTP/2 path looks like a gRPC method: `/<pkg>.<Service>/<Method>`.
+pub(crate) fn looks_like_grpc_path(path: &str) -> bool {
+    let Some(rest) = path.strip_prefix('/') else {
+        return false;
+    };
+    let Some((service, method)) = rest.split_once('/') else {
+        return false;
+    };
+    let ident = |part: &str| {
+        !part.is_empty()
+            && part
+                .bytes()
+                .all(|byte| byte.is_ascii_alphanumeric() || byte == b'_' || byte == b'.')
+    };
+    service.contains('.') && ident(service) && ident(method) && !method.contains('.')
+}
+
+impl AccessRecord<'_> {
+    /// Fills [`AccessRecord::protocol`] from `protocol_raw` and the gRPC hints
+    /// (content-type header, route/cluster prefix, path shape). Called by every
+    /// decoder once the record is complete.
+    pub(crate) fn finish_protocol(&mut self, grpc_hint: bool) {
+        let base = self.protocol_raw.as_deref().map(Protocol::from_version);
+        let content_type_grpc = self
+            .header("content-type")
+            .is_some_and(|value| value.starts_with("application/grpc"));
+        let route_grpc = self
+            .upstream_cluster
+            .as_deref()
+            .is_some_and(|name| name.starts_with("grpcroute/"))
+            || self
+                .route_name
+                .as_deref()
+                .is_some_and(|name| name.starts_with("grpcroute/"));
+        let path_grpc =
+            base == Some(Protocol::Http2) && self.path.as_deref().is_some_and(looks_like_grpc_path);
+        self.protocol = if grpc_hint || content_type_grpc || route_grpc || path_grpc {
+            Some(Protocol::Grpc)
+        } else {
+            base
+        };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn upstream_addrs_lists_every_attempt() {
+        let addrs = UpstreamAddrs::new(Cow::Borrowed("10.0.0.1:80, 10.0.0.2:80 : 10.0.0.3:9000"));
+        assert_eq!(
+            addrs.iter().collect::<Vec<_>>(),
+            ["10.0.0.1:80", "10.0.0.2:80", "10.0.0.3:9000"]
+        );
+        assert_eq!(addrs.last(), Some("10.0.0.3:9000"));
+        assert_eq!(addrs.len(), 3);
+        assert!(UpstreamAddrs::new(Cow::Borrowed("-")).is_empty());
+        assert!(UpstreamAddrs::new(Cow::Borrowed("")).raw().is_none());
+        let single = UpstreamAddrs::new(Cow::Borrowed("[fd00::1]:8080"));
+        assert_eq!(single.last(), Some("[fd00::1]:8080"));
+    }
+
+    #[test]
+    fn split_target_and_grpc_path() {
+        let (path, query) = split_target(Cow::Borrowed("/products?id=42"));
+        assert_eq!(path, "/products");
+        assert_eq!(query.as_deref(), Some("id=42"));
+        let (path, query) = split_target(Cow::Owned("/a".to_owned()));
+        assert_eq!(path, "/a");
+        assert_eq!(query, None);
+        assert!(looks_like_grpc_path("/helloworld.Greeter/SayHello"));
+        assert!(!looks_like_grpc_path("/api/orders"));
+        assert!(!looks_like_grpc_path("/a.b/c/d"));
+        assert_eq!(Protocol::from_version("HTTP/2"), Protocol::Http2);
+        assert_eq!(Protocol::from_version("-"), Protocol::Other);
+    }
+}
