@@ -9,4 +9,5 @@
 pub mod decode;
 pub mod gateway;
 pub mod manifest;
+pub mod resolve;
 pub mod sink;
