@@ -1,0 +1,410 @@
+//! Upstream `ip:port` → the Service(s) and Service port behind it.
+//!
+//! Gateways log the endpoint address they connected to: a pod IP and the
+//! container (target) port, e.g. `10.244.1.17:8080`. Cluster names and
+//! backendRefs use the **Service** port (80). [`EndpointIndex`] joins the two
+//! through EndpointSlices and Services (doc `access-log-formats.md` §10):
+//!
+//! * every EndpointSlice address × slice port becomes a key `SocketAddr`;
+//! * the owning Service is the slice's `kubernetes.io/service-name` label;
+//! * the slice port is mapped to the Service port by name first (the
+//!   EndpointSlice controller copies the Service port name into the slice
+//!   port; an unnamed single port is `""` or absent on both sides), then by
+//!   `targetPort`: a number equal to the endpoint port, a name equal to the
+//!   slice port name, or an absent `targetPort`, which means "same as port";
+//! * Service `clusterIP`s are indexed too, as `clusterIP:servicePort`, for
+//!   gateways that route to the ClusterIP (EG `routingType: Service`, Kong
+//!   `service-upstream`).
+//!
+//! Several Services selecting the same pod (`web` and `web-canary`, or a
+//! headless twin) give several [`EndpointCandidate`]s for one address; they are
+//! kept, sorted by Service key, and [`choose_candidate`] breaks the tie with the
+//! backends the route expects.
+//!
+//! # Time
+//!
+//! This index is **one snapshot**. Pod IPs are reused quickly and logs arrive
+//! late, so the live kube source (a later issue) will keep a history of
+//! snapshots (or per-address validity intervals) and look up the one in force at
+//! the record's timestamp, treating "known at t±Δ" as a soft match. The lookup
+//! API ([`EndpointIndex::lookup`]) stays the same; only the way an index is
+//! picked changes.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+
+use crate::gateway::model::{ObjectSet, Service, ServicePort};
+
+/// One Service (and Service port) that an address belongs to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EndpointCandidate {
+    /// Service namespace.
+    pub namespace: String,
+    /// Service name.
+    pub name: String,
+    /// `namespace/name`, the same form as backendRef keys.
+    pub key: String,
+    /// The Service port the address serves; `None` when the Service object is
+    /// missing or no Service port maps to the endpoint port.
+    pub service_port: Option<u16>,
+    /// The Service / slice port name, when named.
+    pub port_name: Option<String>,
+    /// The pod (`targetRef.name`), when the slice names one.
+    pub pod: Option<String>,
+    /// Whether the endpoint was ready (`conditions.ready`, nil = ready).
+    /// Envoy Gateway keeps non-ready endpoints as DRAINING, so they can still
+    /// serve traffic.
+    pub ready: bool,
+    /// The address is the Service's clusterIP, not a pod.
+    pub via_cluster_ip: bool,
+}
+
+impl EndpointCandidate {
+    /// Whether this candidate is the Service `namespace/name` (compared without
+    /// allocating).
+    pub fn is_service(&self, namespace: &str, name: &str) -> bool {
+        self.namespace == namespace && self.name == name
+    }
+}
+
+/// A Service as the resolver needs it: identity and ports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceEntry {
+    /// Namespace.
+    pub namespace: String,
+    /// Name.
+    pub name: String,
+    /// `namespace/name`.
+    pub key: String,
+    /// `(port name, port number)` for every Service port.
+    pub ports: Vec<(Option<String>, u16)>,
+}
+
+impl ServiceEntry {
+    /// The port number of the Service port called `port_name`.
+    pub fn port_by_name(&self, port_name: &str) -> Option<u16> {
+        self.ports
+            .iter()
+            .find(|(name, _)| name.as_deref() == Some(port_name))
+            .map(|(_, port)| *port)
+    }
+}
+
+/// `ip:port` → Service candidates, built from one [`ObjectSet`] snapshot.
+#[derive(Debug, Clone, Default)]
+pub struct EndpointIndex {
+    by_addr: HashMap<SocketAddr, Vec<EndpointCandidate>>,
+    /// Sorted by `(namespace, name)` for allocation-free lookups.
+    services: Vec<ServiceEntry>,
+    skipped_addresses: usize,
+}
+
+impl EndpointIndex {
+    /// Builds the index from the Services and EndpointSlices of `objects`.
+    /// FQDN slices, unparsable addresses and ports without a number are skipped
+    /// and counted ([`EndpointIndex::skipped_addresses`]).
+    pub fn build(objects: &ObjectSet) -> EndpointIndex {
+        let mut services: Vec<ServiceEntry> = objects
+            .services
+            .iter()
+            .map(|s| ServiceEntry {
+                namespace: s.metadata.namespace.clone(),
+                name: s.metadata.name.clone(),
+                key: s.metadata.key(),
+                ports: s
+                    .spec
+                    .ports
+                    .iter()
+                    .map(|p| (p.name.clone().filter(|n| !n.is_empty()), p.port))
+                    .collect(),
+            })
+            .collect();
+        services.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
+        services.dedup_by(|a, b| a.namespace == b.namespace && a.name == b.name);
+
+        let service_objects: HashMap<(&str, &str), &Service> = objects
+            .services
+            .iter()
+            .map(|s| ((s.metadata.namespace.as_str(), s.metadata.name.as_str()), s))
+            .collect();
+
+        let mut index = EndpointIndex {
+            by_addr: HashMap::new(),
+            services,
+            skipped_addresses: 0,
+        };
+
+        for slice in &objects.endpoint_slices {
+            if slice
+                .address_type
+                .as_deref()
+                .is_some_and(|t| t.eq_ignore_ascii_case("FQDN"))
+            {
+                index.skipped_addresses += slice.endpoints.len();
+                continue;
+            }
+            let Some(service_name) = slice.service_name() else {
+                index.skipped_addresses += slice.endpoints.len();
+                continue;
+            };
+            let namespace = slice.metadata.namespace.as_str();
+            let service = service_objects.get(&(namespace, service_name)).copied();
+            for endpoint in &slice.endpoints {
+                let ready = endpoint
+                    .conditions
+                    .as_ref()
+                    .and_then(|c| c.ready)
+                    .unwrap_or(true);
+                let pod = endpoint
+                    .target_ref
+                    .as_ref()
+                    .and_then(|t| t.get("name"))
+                    .and_then(|n| n.as_str())
+                    .map(str::to_string);
+                for address in &endpoint.addresses {
+                    let Ok(ip) = address.trim().parse::<IpAddr>() else {
+                        index.skipped_addresses += 1;
+                        continue;
+                    };
+                    for slice_port in &slice.ports {
+                        let Some(port) = slice_port.port else {
+                            continue;
+                        };
+                        let slice_port_name = slice_port.name.as_deref().filter(|n| !n.is_empty());
+                        let service_port =
+                            service.and_then(|s| map_to_service_port(s, slice_port_name, port));
+                        index.insert(
+                            SocketAddr::new(ip, port),
+                            EndpointCandidate {
+                                namespace: namespace.to_string(),
+                                name: service_name.to_string(),
+                                key: format!("{namespace}/{service_name}"),
+                                service_port: service_port.map(|p| p.port),
+                                port_name: service_port
+                                    .and_then(|p| p.name.clone())
+                                    .or_else(|| slice_port_name.map(str::to_string))
+                                    .filter(|n| !n.is_empty()),
+                                pod: pod.clone(),
+                                ready,
+                                via_cluster_ip: false,
+                            },
+                        );
+                    }
+                }
+            }
+        }
+
+        for service in &objects.services {
+            let Some(ip) = service
+                .spec
+                .cluster_ip
+                .as_deref()
+                .and_then(|ip| ip.parse::<IpAddr>().ok())
+            else {
+                continue;
+            };
+            for port in &service.spec.ports {
+                index.insert(
+                    SocketAddr::new(ip, port.port),
+                    EndpointCandidate {
+                        namespace: service.metadata.namespace.clone(),
+                        name: service.metadata.name.clone(),
+                        key: service.metadata.key(),
+                        service_port: Some(port.port),
+                        port_name: port.name.clone().filter(|n| !n.is_empty()),
+                        pod: None,
+                        ready: true,
+                        via_cluster_ip: true,
+                    },
+                );
+            }
+        }
+
+        for candidates in index.by_addr.values_mut() {
+            candidates.sort_by(|a, b| {
+                (&a.namespace, &a.name, a.service_port).cmp(&(&b.namespace, &b.name, b.service_port))
+            });
+        }
+        index
+    }
+
+    fn insert(&mut self, addr: SocketAddr, candidate: EndpointCandidate) {
+        let list = self.by_addr.entry(addr).or_default();
+        if let Some(existing) = list
+            .iter_mut()
+            .find(|c| c.key == candidate.key && c.service_port == candidate.service_port)
+        {
+            // The same Service seen through two slices: ready wins.
+            existing.ready |= candidate.ready;
+            if existing.pod.is_none() {
+                existing.pod = candidate.pod;
+            }
+            return;
+        }
+        list.push(candidate);
+    }
+
+    /// The candidates for `addr`, sorted by Service key; empty when unknown.
+    /// Does not allocate.
+    pub fn lookup(&self, addr: SocketAddr) -> &[EndpointCandidate] {
+        self.by_addr.get(&addr).map(Vec::as_slice).unwrap_or(&[])
+    }
+
+    /// Parses `ip:port` (see [`parse_socket_addr`]) and looks it up; empty when
+    /// the text is not an address or the address is unknown.
+    pub fn lookup_str(&self, addr: &str) -> &[EndpointCandidate] {
+        parse_socket_addr(addr)
+            .map(|a| self.lookup(a))
+            .unwrap_or(&[])
+    }
+
+    /// The Service `namespace/name`, if it exists in the snapshot.
+    pub fn service(&self, namespace: &str, name: &str) -> Option<&ServiceEntry> {
+        self.services
+            .binary_search_by(|s| (s.namespace.as_str(), s.name.as_str()).cmp(&(namespace, name)))
+            .ok()
+            .and_then(|i| self.services.get(i))
+    }
+
+    /// Number of distinct indexed addresses.
+    pub fn len(&self) -> usize {
+        self.by_addr.len()
+    }
+
+    /// True when no address is indexed.
+    pub fn is_empty(&self) -> bool {
+        self.by_addr.is_empty()
+    }
+
+    /// Endpoint addresses that could not be indexed (FQDN slices, slices without
+    /// a Service label, unparsable IPs).
+    pub fn skipped_addresses(&self) -> usize {
+        self.skipped_addresses
+    }
+}
+
+/// Maps an EndpointSlice port back to the Service port it serves.
+///
+/// 1. by name: slice port name == Service port name (both unnamed counts);
+/// 2. by `targetPort`: a number equal to the endpoint port, a name equal to the
+///    slice port name (hand-written slices), or absent with `port` equal to the
+///    endpoint port;
+/// 3. a Service with a single port: that port.
+fn map_to_service_port<'s>(
+    service: &'s Service,
+    slice_port_name: Option<&str>,
+    endpoint_port: u16,
+) -> Option<&'s ServicePort> {
+    let ports = &service.spec.ports;
+    let by_name = ports
+        .iter()
+        .find(|p| p.name.as_deref().filter(|n| !n.is_empty()) == slice_port_name);
+    if by_name.is_some() {
+        return by_name;
+    }
+    let by_target = ports.iter().find(|p| match &p.target_port {
+        None => p.port == endpoint_port,
+        Some(serde_json::Value::Number(n)) => n.as_u64() == Some(u64::from(endpoint_port)),
+        Some(serde_json::Value::String(s)) => match s.parse::<u16>() {
+            Ok(n) => n == endpoint_port,
+            Err(_) => Some(s.as_str()) == slice_port_name,
+        },
+        Some(_) => false,
+    });
+    if by_target.is_some() {
+        return by_target;
+    }
+    match ports.as_slice() {
+        [only] => Some(only),
+        _ => None,
+    }
+}
+
+/// Parses an upstream address without allocating: `10.244.1.17:8080`,
+/// `[fd00::1]:8080`, optionally prefixed by `http://` / `https://` and followed
+/// by `/` (Traefik's `ServiceURL`). `None` for anything else (`-`, unix
+/// sockets, server names, bare IPs).
+pub fn parse_socket_addr(text: &str) -> Option<SocketAddr> {
+    let t = text.trim();
+    let t = t
+        .strip_prefix("http://")
+        .or_else(|| t.strip_prefix("https://"))
+        .unwrap_or(t);
+    let t = t.strip_suffix('/').unwrap_or(t);
+    if t.len() > 64 {
+        return None;
+    }
+    t.parse::<SocketAddr>().ok()
+}
+
+/// The result of [`choose_candidate`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CandidateChoice<'c> {
+    /// The chosen candidate; `None` when there were none.
+    pub chosen: Option<&'c EndpointCandidate>,
+    /// Several Services remained and none (or several) was expected: `chosen`
+    /// is only the first by key, and every candidate should be reported.
+    pub ambiguous: bool,
+    /// Several Services matched the address and the expected backends picked
+    /// one. The verdict should know: the choice leaned on the expectation.
+    pub tie_broken_by_expected: bool,
+}
+
+/// Chooses among candidates for one address: a single Service wins outright;
+/// otherwise the one whose key is among `expected_backend_keys`
+/// (`namespace/name`). Several Service ports of one Service count as one
+/// Service (the first port wins).
+pub fn choose_candidate<'c>(
+    candidates: &'c [EndpointCandidate],
+    expected_backend_keys: &[&str],
+) -> CandidateChoice<'c> {
+    choose_candidate_where(candidates, expected_backend_keys, |_| true)
+}
+
+/// [`choose_candidate`] over the candidates that satisfy `keep`.
+pub fn choose_candidate_where<'c>(
+    candidates: &'c [EndpointCandidate],
+    expected_backend_keys: &[&str],
+    keep: impl Fn(&EndpointCandidate) -> bool,
+) -> CandidateChoice<'c> {
+    let mut first: Option<&EndpointCandidate> = None;
+    let mut services = 0usize;
+    let mut first_expected: Option<&EndpointCandidate> = None;
+    let mut expected_services = 0usize;
+    let mut previous_key: Option<&str> = None;
+    for candidate in candidates.iter().filter(|c| keep(c)) {
+        // Candidates are sorted by key, so equal keys are adjacent.
+        if previous_key == Some(candidate.key.as_str()) {
+            continue;
+        }
+        previous_key = Some(candidate.key.as_str());
+        services += 1;
+        first.get_or_insert(candidate);
+        if expected_backend_keys.contains(&candidate.key.as_str()) {
+            expected_services += 1;
+            first_expected.get_or_insert(candidate);
+        }
+    }
+    match (services, expected_services) {
+        (0, _) => CandidateChoice {
+            chosen: None,
+            ambiguous: false,
+            tie_broken_by_expected: false,
+        },
+        (1, _) => CandidateChoice {
+            chosen: first,
+            ambiguous: false,
+            tie_broken_by_expected: false,
+        },
+        (_, 1) => CandidateChoice {
+            chosen: first_expected,
+            ambiguous: false,
+            tie_broken_by_expected: true,
+        },
+        _ => CandidateChoice {
+            chosen: first_expected.or(first),
+            ambiguous: true,
+            tie_broken_by_expected: false,
+        },
+    }
+}

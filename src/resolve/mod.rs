@@ -1,0 +1,423 @@
+//! Which Service really served a request.
+//!
+//! Two signals (doc `access-log-formats.md` §10, §12.3):
+//!
+//! 1. the upstream cluster / upstream / backend name, parsed per implementation
+//!    ([`naming`]); it names a Service directly (Istio, Contour, NGF, HAProxy,
+//!    Traefik) or a route rule (Envoy Gateway, Kong);
+//! 2. the answering upstream `ip:port`, mapped through EndpointSlices
+//!    ([`endpoints::EndpointIndex`]).
+//!
+//! [`resolve_actual`] combines them with the compiled route index: a name that
+//! names a Service wins; a name that names a rule is narrowed to one of the
+//! rule's backends by the endpoint lookup; otherwise the endpoint lookup alone
+//! decides. The gateway's own answers (no route, redirects, direct responses,
+//! ...) are classified as a [`GatewayAction`] and have no backend.
+//!
+//! The input is an [`UpstreamEvidence`] that borrows from the decoded record,
+//! so this module does not depend on the decoder. Resolution does not allocate.
+
+pub mod endpoints;
+pub mod naming;
+
+use std::fmt;
+
+use crate::gateway::compile::{CompiledRoute, CompiledRule};
+use crate::gateway::RouteIndex;
+
+pub use endpoints::{
+    choose_candidate, choose_candidate_where, parse_socket_addr, CandidateChoice,
+    EndpointCandidate, EndpointIndex, ServiceEntry,
+};
+pub use naming::{
+    answering_host, classify_gateway_action, parse_route_name, parse_upstream_name,
+    DashedServiceRef, GatewayAction, Implementation, PortRef, RouteRef, RuleRef, ServiceRef,
+    UnknownImplementation, UpstreamHost, UpstreamName,
+};
+
+/// What the access log says about the upstream of one request; filled by the
+/// pipeline from the decoded record. Empty values (`-`, `null`) may be passed
+/// as they are or as `None`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct UpstreamEvidence<'a> {
+    /// The implementation that wrote the line, when known (pod labels,
+    /// configuration); `None` = [`Implementation::Auto`].
+    pub implementation_hint: Option<Implementation>,
+    /// `%ROUTE_NAME%`, Kong `route.name`, Traefik `RouterName`.
+    pub route_name: Option<&'a str>,
+    /// `%UPSTREAM_CLUSTER[_RAW]%`, NGF `$proxy_host`, HAProxy `%b`, Kong
+    /// `service.name`, Traefik `ServiceName`.
+    pub upstream_cluster: Option<&'a str>,
+    /// Upstream host attempts, `ip:port` each; the last one answered.
+    pub upstream_hosts: &'a [&'a str],
+    /// Envoy `%RESPONSE_FLAGS%` or HAProxy `%tsc`.
+    pub response_flags: Option<&'a str>,
+    /// Response status sent to the client.
+    pub status: Option<u16>,
+}
+
+/// Where the actual backend came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ActualSource {
+    /// The cluster/upstream name named the Service (or a rule with exactly one
+    /// backend, or one backendRef of a rule).
+    ClusterName,
+    /// The upstream `ip:port`, through EndpointSlices.
+    Endpoint,
+    /// Not resolved.
+    None,
+}
+
+impl ActualSource {
+    /// The stable output string: `cluster_name`, `endpoint`, `none`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ActualSource::ClusterName => "cluster_name",
+            ActualSource::Endpoint => "endpoint",
+            ActualSource::None => "none",
+        }
+    }
+}
+
+impl fmt::Display for ActualSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A resolved Service backend, borrowed from the evidence or the indexes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BackendRef<'i> {
+    /// Service namespace.
+    pub namespace: &'i str,
+    /// Service name.
+    pub name: &'i str,
+    /// Service port, when known.
+    pub port: Option<u16>,
+}
+
+impl BackendRef<'_> {
+    /// Whether this is the backend `namespace/name` (the key form of
+    /// [`crate::gateway::compile::CompiledBackend::key`]), compared without
+    /// allocating.
+    pub fn key_matches(&self, key: &str) -> bool {
+        key.split_once('/')
+            .is_some_and(|(ns, name)| ns == self.namespace && name == self.name)
+    }
+}
+
+impl fmt::Display for BackendRef<'_> {
+    /// `namespace/name` or `namespace/name:port`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.namespace, self.name)?;
+        if let Some(port) = self.port {
+            write!(f, ":{port}")?;
+        }
+        Ok(())
+    }
+}
+
+/// The backend that actually served a request, as far as the log tells.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ActualBackend<'i> {
+    /// The Service (namespace, name, Service port); `None` when the gateway
+    /// answered itself or nothing identified a Service.
+    pub backend: Option<BackendRef<'i>>,
+    /// Which signal decided.
+    pub source: ActualSource,
+    /// What the gateway did.
+    pub gateway_action: GatewayAction,
+    /// Several Services matched and neither the rule nor the expected backends
+    /// singled one out; `backend` is then only the first by key, and
+    /// `candidates` holds all of them.
+    pub ambiguous: bool,
+    /// Several Services matched the address and the expected backends chose.
+    pub tie_broken_by_expected: bool,
+    /// Whether the endpoint lookup agrees with a name-derived backend: `None`
+    /// when there was nothing to compare (no name, or the host is unknown).
+    pub endpoint_consistent: Option<bool>,
+    /// Every Service the answering address belongs to (empty if unknown).
+    pub candidates: &'i [EndpointCandidate],
+    /// A short fixed explanation of how the answer was reached.
+    pub note: &'static str,
+}
+
+impl<'i> ActualBackend<'i> {
+    fn none(gateway_action: GatewayAction, candidates: &'i [EndpointCandidate], note: &'static str) -> Self {
+        ActualBackend {
+            backend: None,
+            source: ActualSource::None,
+            gateway_action,
+            ambiguous: false,
+            tie_broken_by_expected: false,
+            endpoint_consistent: None,
+            candidates,
+            note,
+        }
+    }
+}
+
+/// Resolves the Service that served the request described by `evidence`.
+///
+/// Order:
+/// 1. the gateway's own answers (sentinel names/hosts, flags, status) →
+///    no backend;
+/// 2. a cluster name that names a Service → that Service (`cluster_name`),
+///    cross-checked against the endpoint lookup (`endpoint_consistent`);
+/// 3. a cluster or route name that names a route rule (Envoy Gateway, Kong,
+///    Istio/Traefik route names) → the rule's backendRef when the name carries
+///    its index or the rule has a single backend (`cluster_name`); otherwise
+///    the rule's backends intersected with the endpoint candidates
+///    (`endpoint`), ties broken by `expected_backend_keys`;
+/// 4. the endpoint lookup alone (`endpoint`);
+/// 5. nothing (`none`).
+///
+/// `expected_backend_keys` are the `namespace/name` keys the route decision
+/// allows; they only break ties between Services selecting the same pod.
+pub fn resolve_actual<'i>(
+    evidence: &UpstreamEvidence<'i>,
+    endpoints: &'i EndpointIndex,
+    routes: &'i RouteIndex,
+    expected_backend_keys: &[&str],
+) -> ActualBackend<'i> {
+    let implementation = evidence.implementation_hint.unwrap_or_default();
+    let host = answering_host(implementation, evidence.upstream_hosts);
+    let candidates = match host {
+        UpstreamHost::Addr(addr) => endpoints.lookup(addr),
+        _ => &[],
+    };
+    let cluster = evidence
+        .upstream_cluster
+        .and_then(|c| parse_upstream_name(implementation, c));
+    let route_rule = evidence
+        .route_name
+        .and_then(|r| parse_route_name(implementation, r));
+    let named_upstream = evidence
+        .upstream_cluster
+        .is_some_and(|c| !matches!(c.trim(), "" | "-" | "null"));
+    let named_route = evidence
+        .route_name
+        .is_some_and(|r| !matches!(r.trim(), "" | "-" | "null"));
+
+    let action = match (cluster, host) {
+        (Some(UpstreamName::Gateway(action)), _) => action,
+        (_, UpstreamHost::Sentinel(action)) => action,
+        _ => classify_gateway_action(
+            implementation,
+            evidence.response_flags,
+            evidence.status,
+            &host,
+            named_upstream,
+            named_route,
+        ),
+    };
+    if action.is_gateway_answer() {
+        return ActualBackend::none(action, candidates, "the gateway answered itself");
+    }
+
+    // 2. A name that identifies one Service.
+    let named_service = match cluster {
+        Some(UpstreamName::Service(service)) => Some(service_backend(endpoints, service)),
+        Some(UpstreamName::DashedService(dashed)) => dashed
+            .splits()
+            .find_map(|(ns, name)| endpoints.service(ns, name))
+            .map(|entry| BackendRef {
+                namespace: entry.namespace.as_str(),
+                name: entry.name.as_str(),
+                port: match dashed.port {
+                    Some(PortRef::Number(n)) => Some(n),
+                    Some(PortRef::Name(n)) => entry.port_by_name(n),
+                    None => None,
+                },
+            }),
+        _ => None,
+    };
+    if let Some(backend) = named_service {
+        return ActualBackend {
+            backend: Some(backend),
+            source: ActualSource::ClusterName,
+            gateway_action: action,
+            ambiguous: false,
+            tie_broken_by_expected: false,
+            endpoint_consistent: consistency(candidates, &backend),
+            candidates,
+            note: "cluster name names the Service",
+        };
+    }
+
+    // 3. A name that identifies a route rule.
+    let rule_ref = match cluster {
+        Some(UpstreamName::Rule(rule)) => Some(rule),
+        _ => route_rule,
+    };
+    let mut fallback_note = if matches!(cluster, Some(UpstreamName::DashedService(_))) {
+        "service name matched no known Service; endpoint lookup"
+    } else {
+        "endpoint lookup"
+    };
+    if let Some(rule_ref) = rule_ref {
+        match find_rule(routes, &rule_ref) {
+            Some((_, rule)) => {
+                if let Some(result) =
+                    resolve_in_rule(rule, &rule_ref, candidates, expected_backend_keys, action)
+                {
+                    return result;
+                }
+                fallback_note = "endpoint outside the logged rule's backends";
+            }
+            None => fallback_note = "logged rule not in the route index; endpoint lookup",
+        }
+    }
+
+    // 4. The endpoint alone.
+    let choice = choose_candidate(candidates, expected_backend_keys);
+    match choice.chosen {
+        Some(candidate) => ActualBackend {
+            backend: Some(candidate_backend(candidate)),
+            source: ActualSource::Endpoint,
+            gateway_action: action,
+            ambiguous: choice.ambiguous,
+            tie_broken_by_expected: choice.tie_broken_by_expected,
+            endpoint_consistent: None,
+            candidates,
+            note: fallback_note,
+        },
+        None => ActualBackend::none(
+            action,
+            candidates,
+            match host {
+                UpstreamHost::Addr(_) => "upstream host matches no EndpointSlice",
+                UpstreamHost::Named(_) => "upstream host is not an address",
+                _ if rule_ref.is_some() => "rule has several backends and no upstream host",
+                _ => "no upstream name or host",
+            },
+        ),
+    }
+}
+
+/// Resolves within the rule the log named; `None` when the endpoint lookup
+/// found candidates but none of them is a backend of the rule.
+fn resolve_in_rule<'i>(
+    rule: &'i CompiledRule,
+    rule_ref: &RuleRef<'_>,
+    candidates: &'i [EndpointCandidate],
+    expected_backend_keys: &[&str],
+    action: GatewayAction,
+) -> Option<ActualBackend<'i>> {
+    let is_service = |b: &&crate::gateway::compile::CompiledBackend| b.kind == "Service";
+    let named = rule_ref
+        .backend_index
+        .and_then(|j| rule.backends.get(j))
+        .filter(is_service);
+    // Backends that can receive traffic: valid Services with a weight.
+    let mut live = rule
+        .backends
+        .iter()
+        .filter(|b| is_service(b) && b.is_valid() && b.weight > 0);
+    let single = match live.next() {
+        Some(first) if live.all(|b| b.key == first.key) => Some(first),
+        _ => None,
+    };
+    if let Some(backend) = named.or(single) {
+        let backend_ref = BackendRef {
+            namespace: backend.namespace.as_str(),
+            name: backend.name.as_str(),
+            port: backend.port,
+        };
+        return Some(ActualBackend {
+            backend: Some(backend_ref),
+            source: ActualSource::ClusterName,
+            gateway_action: action,
+            ambiguous: false,
+            tie_broken_by_expected: false,
+            endpoint_consistent: consistency(candidates, &backend_ref),
+            candidates,
+            note: if named.is_some() {
+                "cluster name names the rule's backendRef"
+            } else {
+                "the logged rule has a single backend"
+            },
+        });
+    }
+    let in_rule = |c: &EndpointCandidate| {
+        rule.backends
+            .iter()
+            .any(|b| b.kind == "Service" && c.is_service(&b.namespace, &b.name))
+    };
+    let choice = choose_candidate_where(candidates, expected_backend_keys, in_rule);
+    match choice.chosen {
+        Some(candidate) => Some(ActualBackend {
+            backend: Some(candidate_backend(candidate)),
+            source: ActualSource::Endpoint,
+            gateway_action: action,
+            ambiguous: choice.ambiguous,
+            tie_broken_by_expected: choice.tie_broken_by_expected,
+            endpoint_consistent: Some(true),
+            candidates,
+            note: "endpoint within the logged rule's backends",
+        }),
+        None if candidates.is_empty() => Some(ActualBackend::none(
+            action,
+            candidates,
+            "rule has several backends and the upstream host is unknown",
+        )),
+        None => None,
+    }
+}
+
+/// Finds the rule a [`RuleRef`] names. Linear in the number of routes (no
+/// allocation); a `kind/ns/name` map on `RouteIndex` would make it constant.
+fn find_rule<'i>(routes: &'i RouteIndex, rule_ref: &RuleRef<'_>) -> Option<(&'i CompiledRoute, &'i CompiledRule)> {
+    routes
+        .routes
+        .iter()
+        .filter(|r| r.kind == rule_ref.kind && rule_ref.route.matches(&r.namespace, &r.name))
+        .find_map(|r| {
+            r.rules
+                .iter()
+                .find(|rule| rule.index == rule_ref.rule_index)
+                .map(|rule| (r, rule))
+        })
+}
+
+/// A name-derived Service, borrowing from the index when the Service is known
+/// (and resolving a port name there).
+fn service_backend<'i>(endpoints: &'i EndpointIndex, service: ServiceRef<'i>) -> BackendRef<'i> {
+    let entry = endpoints.service(service.namespace, service.name);
+    let port = match service.port {
+        Some(PortRef::Number(n)) => Some(n),
+        Some(PortRef::Name(name)) => entry.and_then(|e| e.port_by_name(name)),
+        None => None,
+    };
+    match entry {
+        Some(e) => BackendRef {
+            namespace: e.namespace.as_str(),
+            name: e.name.as_str(),
+            port,
+        },
+        None => BackendRef {
+            namespace: service.namespace,
+            name: service.name,
+            port,
+        },
+    }
+}
+
+fn candidate_backend(candidate: &EndpointCandidate) -> BackendRef<'_> {
+    BackendRef {
+        namespace: candidate.namespace.as_str(),
+        name: candidate.name.as_str(),
+        port: candidate.service_port,
+    }
+}
+
+fn consistency(candidates: &[EndpointCandidate], backend: &BackendRef<'_>) -> Option<bool> {
+    (!candidates.is_empty()).then(|| {
+        candidates
+            .iter()
+            .any(|c| c.is_service(backend.namespace, backend.name))
+    })
+}
+
+#[cfg(test)]
+mod tests;
