@@ -9,6 +9,7 @@
 pub mod decode;
 pub mod gateway;
 pub mod manifest;
+pub mod pipeline;
 pub mod resolve;
 pub mod sink;
 pub mod source;

@@ -111,12 +111,16 @@ pub enum GatewayAnswer {
 /// What was observed for one record.
 #[derive(Debug, Clone, Copy)]
 pub struct Observation<'a> {
-    /// `namespace/name` of the Service that served (or was tried), when resolved.
-    pub actual_backend: Option<&'a str>,
+    /// `(namespace, name)` of the Service that served (or was tried), when resolved.
+    pub actual_backend: Option<(&'a str, &'a str)>,
     /// What the gateway did.
     pub answer: GatewayAnswer,
     /// The HTTP status the client got.
     pub status: Option<u16>,
+    /// When the log names the route rule the gateway used (Envoy Gateway
+    /// cluster and route names): whether that rule is the decision's winner or
+    /// one of its alternatives. `None` when the log names no rule.
+    pub named_rule_expected: Option<bool>,
 }
 
 /// A verdict with its short reason.
@@ -169,13 +173,13 @@ fn possible_outcomes(decision: &Decision<'_>) -> Possible {
 
 /// Whether `key` names one of the invalid backendRefs of the winner or an
 /// alternative.
-fn is_invalid_backend(decision: &Decision<'_>, key: &str) -> bool {
+fn is_invalid_backend(decision: &Decision<'_>, (ns, name): (&str, &str)) -> bool {
     decision
         .hit
         .iter()
         .chain(decision.alternatives.iter())
         .flat_map(|h| h.rule.backends.iter())
-        .any(|b| !b.is_valid() && b.key == key)
+        .any(|b| !b.is_valid() && b.namespace == ns && b.name == name)
 }
 
 /// Judges one record.
@@ -184,7 +188,11 @@ pub fn judge(decision: &Decision<'_>, observed: &Observation<'_>) -> Judgement {
         return judged(Verdict::UnknownGateway, "gateway not in the route index");
     }
     let possible = possible_outcomes(decision);
-    let allowed = |key: &str| decision.allowed_backends().any(|b| b.key == key);
+    let allowed = |(ns, name): (&str, &str)| {
+        decision
+            .allowed_backends()
+            .any(|b| b.namespace == ns && b.name == name)
+    };
     match observed.answer {
         GatewayAnswer::Upstream | GatewayAnswer::UpstreamFailure => {
             let failed = observed.answer == GatewayAnswer::UpstreamFailure;
@@ -202,10 +210,20 @@ pub fn judge(decision: &Decision<'_>, observed: &Observation<'_>) -> Judgement {
                         )
                     };
                 }
-                return judged(
-                    Verdict::UnknownActual,
-                    "upstream could not be resolved to a Service",
-                );
+                return match observed.named_rule_expected {
+                    Some(true) => judged(
+                        Verdict::Ok,
+                        "the gateway used the expected rule; its backend was not identified",
+                    ),
+                    Some(false) => judged(
+                        Verdict::Misrouted,
+                        "the gateway used a route rule the config does not select",
+                    ),
+                    None => judged(
+                        Verdict::UnknownActual,
+                        "upstream could not be resolved to a Service",
+                    ),
+                };
             };
             if allowed(actual) {
                 return if failed {
@@ -367,9 +385,10 @@ spec: {ports: [{port: 80}]}
 
     fn upstream(backend: &str) -> Observation<'_> {
         Observation {
-            actual_backend: Some(backend),
+            actual_backend: backend.split_once('/'),
             answer: GatewayAnswer::Upstream,
             status: Some(200),
+            named_rule_expected: None,
         }
     }
 
@@ -398,6 +417,7 @@ spec: {ports: [{port: 80}]}
             actual_backend: None,
             answer: GatewayAnswer::NoRoute,
             status: Some(404),
+            named_rule_expected: None,
         };
         assert_eq!(judge(&d, &nr).verdict, Verdict::Ok);
         let d = idx.decide(&log_request("/canary"));
@@ -412,6 +432,7 @@ spec: {ports: [{port: 80}]}
             actual_backend: None,
             answer: GatewayAnswer::Redirect,
             status: Some(status),
+            named_rule_expected: None,
         };
         assert_eq!(judge(&d, &redirected(301)).verdict, Verdict::Ok);
         assert_eq!(
@@ -441,6 +462,7 @@ spec: {ports: [{port: 80}]}
             actual_backend: None,
             answer: GatewayAnswer::Error,
             status: Some(500),
+            named_rule_expected: None,
         };
         assert_eq!(judge(&d, &err).verdict, Verdict::ExpectedError);
         let d = idx.decide(&log_request("/empty"));
@@ -457,8 +479,19 @@ spec: {ports: [{port: 80}]}
             actual_backend: None,
             answer: GatewayAnswer::Upstream,
             status: Some(200),
+            named_rule_expected: None,
         };
         assert_eq!(judge(&d, &unresolved).verdict, Verdict::UnknownActual);
+        let same_rule = Observation {
+            named_rule_expected: Some(true),
+            ..unresolved
+        };
+        assert_eq!(judge(&d, &same_rule).verdict, Verdict::Ok);
+        let other_rule = Observation {
+            named_rule_expected: Some(false),
+            ..unresolved
+        };
+        assert_eq!(judge(&d, &other_rule).verdict, Verdict::Misrouted);
         let other_gw = Request {
             gateway: Some("x/y"),
             ..log_request("/")
@@ -469,9 +502,10 @@ spec: {ports: [{port: 80}]}
             Verdict::UnknownGateway
         );
         let failed = Observation {
-            actual_backend: Some("infra/stable"),
+            actual_backend: Some(("infra", "stable")),
             answer: GatewayAnswer::UpstreamFailure,
             status: Some(503),
+            named_rule_expected: None,
         };
         let d = idx.decide(&log_request("/canary"));
         assert_eq!(judge(&d, &failed).verdict, Verdict::Ok);

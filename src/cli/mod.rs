@@ -2,13 +2,14 @@
 
 mod check;
 mod explain;
+mod replay;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use routeproof::gateway::{CompileOptions, RouteIndex};
+use routeproof::gateway::{CompileOptions, ObjectSet, RouteIndex};
 
 /// Makes Kubernetes Gateway API routing decisions observable.
 #[derive(Debug, Parser)]
@@ -24,6 +25,8 @@ enum Command {
     Explain(explain::ExplainArgs),
     /// Audit the manifests: route status, unresolved refs, shadowed matches, conflicts.
     Check(check::CheckArgs),
+    /// Judge access-log files against the manifests; write enriched Parquet, alerts, dead letters.
+    Replay(replay::ReplayArgs),
 }
 
 /// Output format.
@@ -52,20 +55,30 @@ pub struct IndexArgs {
 }
 
 impl IndexArgs {
-    /// Loads and compiles the manifests.
-    pub fn compile(&self) -> anyhow::Result<RouteIndex> {
+    /// Loads the manifests.
+    pub fn load(&self) -> anyhow::Result<ObjectSet> {
         let objects = routeproof::manifest::load_paths(&self.manifests)?;
         for (kind, count) in &objects.skipped {
             log_skipped(kind, *count);
         }
-        Ok(RouteIndex::compile(
-            &objects,
+        Ok(objects)
+    }
+
+    /// Compiles loaded manifests with the engine switches given.
+    pub fn compile_objects(&self, objects: &ObjectSet) -> RouteIndex {
+        RouteIndex::compile(
+            objects,
             CompileOptions {
                 listener_isolation: !self.no_listener_isolation,
                 allow_external_name: self.allow_external_name,
                 ..CompileOptions::default()
             },
-        ))
+        )
+    }
+
+    /// Loads and compiles the manifests.
+    pub fn compile(&self) -> anyhow::Result<RouteIndex> {
+        Ok(self.compile_objects(&self.load()?))
     }
 }
 
@@ -80,5 +93,6 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Explain(args) => explain::run(args),
         Command::Check(args) => check::run(args),
+        Command::Replay(args) => replay::run(args),
     }
 }

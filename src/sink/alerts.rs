@@ -68,6 +68,8 @@ pub enum AlertType {
     ServedInvalidBackend,
     /// A redirect differed from the configured redirect filter.
     RedirectMismatch,
+    /// The gateway answered an error itself although the configuration has a valid backend.
+    UnexpectedError,
     /// Requests fail because the configuration itself makes them fail (invalid backendRef share).
     ExpectedError,
     /// A route is not `Accepted` by its parent gateway.
@@ -91,6 +93,7 @@ impl AlertType {
             AlertType::UnexpectedRoute => "unexpected_route",
             AlertType::ServedInvalidBackend => "served_invalid_backend",
             AlertType::RedirectMismatch => "redirect_mismatch",
+            AlertType::UnexpectedError => "unexpected_error",
             AlertType::ExpectedError => "expected_error",
             AlertType::RouteNotAccepted => "route_not_accepted",
             AlertType::BackendRefUnresolved => "backend_ref_unresolved",
@@ -106,6 +109,7 @@ impl AlertType {
             AlertType::Misrouted
             | AlertType::UnexpectedNoRoute
             | AlertType::ServedInvalidBackend
+            | AlertType::UnexpectedError
             | AlertType::ReferencegrantRevoked => Severity::Critical,
             AlertType::UnexpectedRoute
             | AlertType::RedirectMismatch
@@ -125,6 +129,7 @@ impl AlertType {
             AlertType::UnexpectedRoute => "Traffic was routed although no route should match: look for a route routeproof does not see or a stale gateway config.",
             AlertType::ServedInvalidBackend => "A backend that should be rejected (missing ReferenceGrant, Service or unsupported kind) served traffic: the gateway config is stale or the grant check differs.",
             AlertType::RedirectMismatch => "A redirect differs from the configured RequestRedirect filter: check the filter's scheme, host, port, path and status code.",
+            AlertType::UnexpectedError => "The gateway answers errors itself although the config has a valid backend: the gateway may consider a backendRef or ReferenceGrant invalid that routeproof sees as valid (controller drift), or its config is stale.",
             AlertType::ExpectedError => "Requests fail because the config makes them fail (invalid backendRef share answered with 500): fix the backendRef or its ReferenceGrant.",
             AlertType::RouteNotAccepted => "A route is not Accepted by its gateway: read the route's status conditions (parentRefs, allowedRoutes, hostnames).",
             AlertType::BackendRefUnresolved => "A backendRef does not resolve (ResolvedRefs False): the Service is missing, the port is wrong or a ReferenceGrant is missing.",
@@ -813,6 +818,7 @@ mod tests {
             AlertType::UnexpectedRoute,
             AlertType::ServedInvalidBackend,
             AlertType::RedirectMismatch,
+            AlertType::UnexpectedError,
             AlertType::ExpectedError,
             AlertType::RouteNotAccepted,
             AlertType::BackendRefUnresolved,

@@ -1,0 +1,280 @@
+//! `routeproof replay`: access-log files in; enriched Parquet, alerts and dead letters out.
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use clap::Args;
+
+use routeproof::decode::{DecodeError, DecodeOptions, Envelope, Format};
+use routeproof::pipeline::{Origin, Outputs, PipelineOptions, PipelineStats, RecordProcessor};
+use routeproof::resolve::{EndpointIndex, Implementation};
+use routeproof::sink::alerts::{AlertAggregator, AlertAggregatorConfig, AlertFileSink, AlertSink};
+use routeproof::sink::deadletter::DeadLetterFileSink;
+use routeproof::sink::parquet::{
+    remove_temp_files, ParquetSink, ParquetSinkConfig, SequentialFileNamer, WrittenFile,
+};
+use routeproof::source::file::{expand_inputs, LineBatch, LineReader};
+use routeproof::verdict::Verdict;
+
+use super::IndexArgs;
+
+/// Arguments of `replay`.
+#[derive(Debug, Args)]
+pub struct ReplayArgs {
+    #[command(flatten)]
+    index: IndexArgs,
+    /// Input files or glob patterns (plain or .gz); `-` reads stdin.
+    #[arg(long = "input", required = true, num_args = 1.., value_name = "FILE_OR_GLOB")]
+    inputs: Vec<String>,
+    /// Access-log format (`auto`, `envoy-json`, `envoy-text`, `istio-text`, `istio-json`,
+    /// `contour`, `nginx-combined`, `nginx-json`, `nginx-gateway-fabric`, `haproxy-httplog`,
+    /// `haproxy-ingress`).
+    #[arg(long, default_value = "auto")]
+    format: String,
+    /// Shipper envelope (`auto`, `raw`, `fluent-bit`, `vector`, `otlp-json`).
+    #[arg(long, default_value = "auto")]
+    envelope: String,
+    /// Gateway implementation, for its upstream naming scheme (`auto`, `envoy-gateway`, `istio`,
+    /// `contour`, `nginx-gateway-fabric`, `haproxy-ingress`, `haproxy-unified-gateway`, `kong`,
+    /// `traefik`).
+    #[arg(long, default_value = "auto")]
+    implementation: String,
+    /// Gateway (`NS/NAME`) for records whose envelope does not name one.
+    #[arg(long, value_name = "NS/NAME")]
+    gateway: Option<String>,
+    /// Request header the log format carries and routes match on (repeatable).
+    #[arg(long = "keep-header", value_name = "NAME")]
+    keep_headers: Vec<String>,
+    /// Output directory: `parquet/`, `alerts.jsonl`, `deadletters.jsonl`.
+    #[arg(long, default_value = "out")]
+    out: PathBuf,
+    /// Add to an output directory that already holds results.
+    #[arg(long)]
+    append: bool,
+    /// Alert aggregation window, in seconds of event time.
+    #[arg(long, default_value_t = 300)]
+    alert_window_seconds: u64,
+    /// Rows per Parquet file before rolling.
+    #[arg(long, default_value_t = 1_000_000)]
+    max_file_rows: u64,
+    /// No progress bar even on a terminal.
+    #[arg(long)]
+    no_progress: bool,
+}
+
+/// Runs `replay`.
+pub fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
+    let started = Instant::now();
+    let decode = DecodeOptions {
+        format: args
+            .format
+            .parse::<Format>()
+            .map_err(|e| anyhow::anyhow!("--format: {e}"))?,
+        envelope: args
+            .envelope
+            .parse::<Envelope>()
+            .map_err(|e| anyhow::anyhow!("--envelope: {e}"))?,
+        keep_headers: args.keep_headers.clone(),
+        ..DecodeOptions::default()
+    };
+    let implementation = args
+        .implementation
+        .parse::<Implementation>()
+        .map_err(|e| anyhow::anyhow!("--implementation: {e}"))?;
+    let inputs = expand_inputs(&args.inputs)?;
+
+    let objects = args.index.load()?;
+    let index = args.index.compile_objects(&objects);
+    let endpoints = EndpointIndex::build(&objects);
+    if let Some(g) = &args.gateway {
+        anyhow::ensure!(
+            index.gateway_by_key.contains_key(g),
+            "--gateway {g}: no such Gateway in the manifests"
+        );
+    }
+    let options = PipelineOptions {
+        decode,
+        implementation: Some(implementation),
+        default_gateway: args.gateway.clone(),
+    };
+
+    let parquet_dir = args.out.join("parquet");
+    prepare_output(&args.out, &parquet_dir, args.append)?;
+    let run_id = chrono::Utc::now().format("%Y%m%dT%H%M%S").to_string();
+    let mut sink_config = ParquetSinkConfig::new(&parquet_dir);
+    sink_config.max_file_rows = args.max_file_rows;
+    let mut parquet = ParquetSink::new(
+        sink_config,
+        SequentialFileNamer::new(format!("replay-{run_id}-{}", std::process::id())),
+    )?;
+    let mut alert_file = AlertFileSink::open(args.out.join("alerts.jsonl"))?;
+    let mut dead_letters = DeadLetterFileSink::open(args.out.join("deadletters.jsonl"), 64 * 1024)?;
+    let mut aggregator = AlertAggregator::new(AlertAggregatorConfig {
+        window: Duration::from_secs(args.alert_window_seconds.max(1)),
+        ..AlertAggregatorConfig::default()
+    });
+    let mut alert_queue = Vec::new();
+    let mut processor = RecordProcessor::new(&index, &endpoints, &options);
+
+    let total_bytes: u64 = inputs
+        .iter()
+        .filter_map(|i| match i {
+            routeproof::source::file::InputSpec::File(p) => {
+                std::fs::metadata(p).ok().map(|m| m.len())
+            }
+            routeproof::source::file::InputSpec::Stdin => None,
+        })
+        .sum();
+    let progress = (!args.no_progress && std::io::stderr().is_terminal()).then(|| {
+        let bar = indicatif::ProgressBar::new(total_bytes);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{spinner} [{elapsed_precise}] {wide_bar} {bytes}/{total_bytes} {msg}",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        bar
+    });
+
+    let mut batch = LineBatch::default();
+    let mut bytes_done = 0u64;
+    for input in &inputs {
+        let mut reader = LineReader::open(input, options.decode.max_line_len)?;
+        let name = input.name();
+        loop {
+            let more = reader.next_batch(&mut batch)?;
+            let mut outputs = Outputs {
+                parquet: &mut parquet,
+                alerts: &mut aggregator,
+                alert_queue: &mut alert_queue,
+                dead_letters: &mut dead_letters,
+            };
+            for over in &batch.oversized {
+                let origin = Origin::File {
+                    name: &name,
+                    offset: over.offset,
+                    line: over.line,
+                };
+                let error = DecodeError::TooLong {
+                    len: usize::try_from(over.len).unwrap_or(usize::MAX),
+                    max: options.decode.max_line_len,
+                };
+                processor.dead_letter(&error, b"", origin, &mut outputs)?;
+            }
+            for line in batch.lines() {
+                let origin = Origin::File {
+                    name: &name,
+                    offset: line.offset,
+                    line: line.number,
+                };
+                processor.process_payload(line.bytes, origin, &mut outputs)?;
+            }
+            for alert in alert_queue.drain(..) {
+                alert_file.send(&alert)?;
+            }
+            if let Some(bar) = &progress {
+                bar.set_position(bytes_done + reader.bytes_read());
+                bar.set_message(format!("{} records", processor.stats().records));
+            }
+            if !more {
+                break;
+            }
+        }
+        bytes_done += reader.bytes_read();
+    }
+    aggregator.flush_all(&mut alert_queue);
+    let final_alerts = alert_queue.len() as u64;
+    for alert in alert_queue.drain(..) {
+        alert_file.send(&alert)?;
+    }
+    let files = parquet.close()?;
+    alert_file.close()?;
+    let dead_counts = dead_letters.close()?;
+    if let Some(bar) = progress {
+        bar.finish_and_clear();
+    }
+    let elapsed = started.elapsed();
+    print_summary(
+        processor.stats(),
+        final_alerts,
+        &dead_counts,
+        &files,
+        bytes_done,
+        elapsed,
+        &args.out,
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Creates the output directories; refuses to mix with earlier results unless `append`.
+fn prepare_output(out: &Path, parquet_dir: &Path, append: bool) -> anyhow::Result<()> {
+    let has_results = out.join("alerts.jsonl").exists()
+        || out.join("deadletters.jsonl").exists()
+        || parquet_dir.exists();
+    if has_results && !append {
+        anyhow::bail!(
+            "{} already holds results of an earlier run; pass --append to add to them, or choose another --out",
+            out.display()
+        );
+    }
+    std::fs::create_dir_all(parquet_dir)
+        .with_context(|| format!("cannot create {}", parquet_dir.display()))?;
+    let removed = remove_temp_files(parquet_dir)?;
+    if !removed.is_empty() {
+        eprintln!(
+            "routeproof: removed {} partial file(s) left by an interrupted run",
+            removed.len()
+        );
+    }
+    Ok(())
+}
+
+fn print_summary(
+    stats: &PipelineStats,
+    final_alerts: u64,
+    dead: &std::collections::BTreeMap<&'static str, u64>,
+    files: &[WrittenFile],
+    bytes: u64,
+    elapsed: Duration,
+    out: &Path,
+) {
+    let secs = elapsed.as_secs_f64().max(1e-9);
+    println!("verdict                   records");
+    for v in Verdict::ALL {
+        let n = stats.verdict(v);
+        if n > 0 {
+            println!("{:<24} {:>8}", v.as_str(), n);
+        }
+    }
+    println!("{:<24} {:>8}", "total", stats.records);
+    println!(
+        "ambiguous decisions: {} (request attributes routes match on are missing from the log)",
+        stats.ambiguous
+    );
+    if stats.dead_letters > 0 {
+        println!("dead letters: {}", stats.dead_letters);
+        for (reason, n) in dead {
+            println!("  {reason:<22} {n:>8}");
+        }
+    }
+    println!(
+        "alert messages: {} during the run, {} open at the end",
+        stats.alerts, final_alerts
+    );
+    let rows: u64 = files.iter().map(|f| f.rows).sum();
+    println!(
+        "wrote {} rows in {} Parquet file(s) under {}",
+        rows,
+        files.len(),
+        out.join("parquet").display()
+    );
+    println!(
+        "read {:.1} MiB in {:.2} s: {:.0} records/s",
+        bytes as f64 / (1024.0 * 1024.0),
+        secs,
+        stats.records as f64 / secs
+    );
+}

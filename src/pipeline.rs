@@ -1,0 +1,496 @@
+//! The per-record path shared by `replay` (and later `run`): decode → resolve
+//! actual → decide expected → verdict → sinks.
+//!
+//! [`RecordProcessor::process_payload`] takes one payload (a log line or a Kafka
+//! message) and writes one enriched row per access-log record it holds, feeds
+//! alert-worthy verdicts to the [`AlertAggregator`], and turns bad input into
+//! dead letters. Records, requests, decisions and rows all borrow from the
+//! payload or the indexes; the scratch buffers here are reused across records,
+//! so the hot path does not allocate.
+
+use std::fmt::Write as _;
+
+use crate::decode::{self, AccessRecord, DecodeError, DecodeOptions, Format};
+use crate::gateway::compile::CompiledGateway;
+use crate::gateway::{Decision, Headers, Protocol, Request, RouteIndex, Scheme};
+use crate::resolve::{
+    parse_route_name, parse_upstream_name, resolve_actual, ActualBackend, ActualSource,
+    EndpointIndex, GatewayAction, Implementation, UpstreamEvidence, UpstreamName,
+};
+use crate::sink::alerts::{Alert, AlertAggregator, AlertOccurrence, AlertType};
+use crate::sink::deadletter::{DeadLetterFileSink, DeadLetterSource};
+use crate::sink::parquet::ParquetSink;
+use crate::sink::row::{self, EnrichedRow, StrList};
+use crate::sink::SinkError;
+use crate::verdict::{judge, GatewayAnswer, Judgement, Observation, Verdict};
+
+/// Most upstream attempts and kept headers a record carries into a request;
+/// more are truncated (kept on the stack, no allocation).
+const MAX_ATTEMPTS: usize = 8;
+const MAX_HEADERS: usize = 16;
+
+/// Settings of the per-record path.
+#[derive(Debug, Clone, Default)]
+pub struct PipelineOptions {
+    /// Envelope/format selection and kept headers.
+    pub decode: DecodeOptions,
+    /// The gateway implementation, when known (naming scheme of clusters).
+    pub implementation: Option<Implementation>,
+    /// Gateway (`ns/name`) for records whose envelope does not name one; when
+    /// unset and the index holds exactly one Gateway, that one is used.
+    pub default_gateway: Option<String>,
+}
+
+/// Where a payload came from.
+#[derive(Debug, Clone, Copy)]
+pub enum Origin<'a> {
+    /// A line of a file (or stdin, named `-`).
+    File {
+        /// File name.
+        name: &'a str,
+        /// Byte offset of the line.
+        offset: u64,
+        /// 1-based line number.
+        line: u64,
+    },
+    /// A Kafka message.
+    Kafka {
+        /// Topic.
+        topic: &'a str,
+        /// Partition.
+        partition: i32,
+        /// Offset.
+        offset: i64,
+    },
+}
+
+impl Origin<'_> {
+    fn dead_letter_source(&self) -> DeadLetterSource {
+        match *self {
+            Origin::File {
+                name: "-",
+                offset,
+                line,
+            } => DeadLetterSource::Stdin {
+                byte_offset: Some(offset),
+                line: Some(line),
+            },
+            Origin::File { name, offset, line } => DeadLetterSource::File {
+                path: name.to_string(),
+                byte_offset: Some(offset),
+                line: Some(line),
+            },
+            Origin::Kafka {
+                topic,
+                partition,
+                offset,
+            } => DeadLetterSource::Kafka {
+                topic: topic.to_string(),
+                partition,
+                offset,
+            },
+        }
+    }
+}
+
+/// Counts of what the pipeline did.
+#[derive(Debug, Clone, Default)]
+pub struct PipelineStats {
+    /// Payloads seen.
+    pub payloads: u64,
+    /// Records enriched and written.
+    pub records: u64,
+    /// Records per verdict, indexed like [`Verdict::ALL`].
+    pub verdicts: [u64; Verdict::ALL.len()],
+    /// Records whose decision was ambiguous.
+    pub ambiguous: u64,
+    /// Dead letters written.
+    pub dead_letters: u64,
+    /// Alert messages emitted (firing and resolved).
+    pub alerts: u64,
+}
+
+impl PipelineStats {
+    fn count(&mut self, decision: &Decision<'_>, judgement: Judgement) {
+        self.records += 1;
+        if decision.is_ambiguous() {
+            self.ambiguous += 1;
+        }
+        if let Some(i) = Verdict::ALL.iter().position(|v| *v == judgement.verdict) {
+            self.verdicts[i] += 1;
+        }
+    }
+
+    /// Count of one verdict.
+    pub fn verdict(&self, v: Verdict) -> u64 {
+        Verdict::ALL
+            .iter()
+            .position(|x| *x == v)
+            .map_or(0, |i| self.verdicts[i])
+    }
+}
+
+/// The outputs a processor writes to.
+pub struct Outputs<'o> {
+    /// Enriched rows.
+    pub parquet: &'o mut ParquetSink,
+    /// Alert aggregation.
+    pub alerts: &'o mut AlertAggregator,
+    /// Alerts emitted by the aggregator, to be drained by the caller.
+    pub alert_queue: &'o mut Vec<Alert>,
+    /// Dead letters.
+    pub dead_letters: &'o mut DeadLetterFileSink,
+}
+
+/// Turns payloads into enriched rows.
+pub struct RecordProcessor<'i> {
+    index: &'i RouteIndex,
+    endpoints: &'i EndpointIndex,
+    options: &'i PipelineOptions,
+    stats: PipelineStats,
+    expected: Vec<&'i str>,
+    gateway_key: String,
+    actual_key: String,
+}
+
+impl<'i> RecordProcessor<'i> {
+    /// A processor over one route index snapshot and endpoint index.
+    pub fn new(
+        index: &'i RouteIndex,
+        endpoints: &'i EndpointIndex,
+        options: &'i PipelineOptions,
+    ) -> Self {
+        RecordProcessor {
+            index,
+            endpoints,
+            options,
+            stats: PipelineStats::default(),
+            expected: Vec::with_capacity(8),
+            gateway_key: String::with_capacity(64),
+            actual_key: String::with_capacity(64),
+        }
+    }
+
+    /// What has been processed so far.
+    pub fn stats(&self) -> &PipelineStats {
+        &self.stats
+    }
+
+    /// Processes one payload. Sink errors are returned; bad input never is (it
+    /// becomes a dead letter).
+    pub fn process_payload(
+        &mut self,
+        payload: &[u8],
+        origin: Origin<'_>,
+        out: &mut Outputs<'_>,
+    ) -> Result<(), SinkError> {
+        self.stats.payloads += 1;
+        let mut result = Ok(());
+        let options = self.options;
+        decode::decode_payload(payload, &options.decode, &mut |record| {
+            if result.is_err() {
+                return;
+            }
+            result = match record {
+                Ok(record) => self.process_record(&record, origin, out),
+                Err(error) => self.dead_letter(&error, payload, origin, out),
+            };
+        });
+        result
+    }
+
+    /// Writes a dead letter for a payload that could not be decoded.
+    pub fn dead_letter(
+        &mut self,
+        error: &DecodeError,
+        payload: &[u8],
+        origin: Origin<'_>,
+        out: &mut Outputs<'_>,
+    ) -> Result<(), SinkError> {
+        self.stats.dead_letters += 1;
+        out.dead_letters.record(
+            error.reason(),
+            error.to_string(),
+            origin.dead_letter_source(),
+            payload,
+        )
+    }
+
+    fn process_record(
+        &mut self,
+        record: &AccessRecord<'_>,
+        origin: Origin<'_>,
+        out: &mut Outputs<'_>,
+    ) -> Result<(), SinkError> {
+        let index = self.index;
+        // Gateway identity: the envelope's pod labels, else the configured default.
+        self.gateway_key.clear();
+        let gateway = match (&record.gateway_namespace, &record.gateway_name) {
+            (Some(ns), Some(name)) => {
+                let _ = write!(self.gateway_key, "{ns}/{name}");
+                Some(self.gateway_key.as_str())
+            }
+            _ => self.options.default_gateway.as_deref(),
+        };
+        let compiled_gateway = match gateway {
+            Some(key) => index.gateway_by_key.get(key).map(|&g| &index.gateways[g]),
+            None if index.gateways.len() == 1 => index.gateways.first(),
+            None => None,
+        };
+        let (port, scheme) = listener_of(compiled_gateway, record);
+
+        let mut header_pairs: [(&str, &str); MAX_HEADERS] = [("", ""); MAX_HEADERS];
+        let n_headers = record.headers.len().min(MAX_HEADERS);
+        for (slot, (name, value)) in header_pairs.iter_mut().zip(&record.headers) {
+            *slot = (name.as_ref(), value.as_ref());
+        }
+        let request = Request {
+            gateway,
+            port,
+            scheme,
+            sni: record.requested_server_name.as_deref(),
+            host: record.authority.as_deref(),
+            method: record.method.as_deref(),
+            path: record.path.as_deref().unwrap_or("/"),
+            // Formats that log the request target carry the query when there is
+            // one; HAProxy ingress logs only host+path, so its query is unknown.
+            query: if record.format == Format::HaproxyIngress {
+                record.query.as_deref()
+            } else {
+                Some(record.query.as_deref().unwrap_or(""))
+            },
+            headers: Headers {
+                known: &header_pairs[..n_headers],
+                others_unknown: true,
+            },
+            protocol: match record.protocol {
+                Some(decode::Protocol::Grpc) => Protocol::Grpc,
+                _ => Protocol::Http,
+            },
+        };
+        let decision = index.decide(&request);
+        self.expected.clear();
+        for backend in decision.allowed_backends() {
+            if !self.expected.contains(&backend.key.as_str()) {
+                self.expected.push(backend.key.as_str());
+            }
+        }
+
+        let mut attempts: [&str; MAX_ATTEMPTS] = [""; MAX_ATTEMPTS];
+        let mut n_attempts = 0;
+        for (slot, host) in attempts.iter_mut().zip(record.upstream_addrs.iter()) {
+            *slot = host;
+            n_attempts += 1;
+        }
+        let evidence = UpstreamEvidence {
+            implementation_hint: self.options.implementation,
+            route_name: record.route_name.as_deref(),
+            upstream_cluster: record.upstream_cluster.as_deref(),
+            upstream_hosts: &attempts[..n_attempts],
+            response_flags: record.response_flags.as_deref(),
+            status: record.status,
+        };
+        let actual = resolve_actual(&evidence, self.endpoints, index, &self.expected);
+        let observation = Observation {
+            actual_backend: actual.backend.map(|b| (b.namespace, b.name)),
+            answer: answer_of(&actual, record.status),
+            status: record.status,
+            named_rule_expected: named_rule_expected(&evidence, &decision),
+        };
+        let judgement = judge(&decision, &observation);
+        self.stats.count(&decision, judgement);
+
+        self.actual_key.clear();
+        if let Some(b) = actual.backend {
+            let _ = write!(self.actual_key, "{}/{}", b.namespace, b.name);
+        }
+        let actual_backend = actual.backend.map(|_| self.actual_key.as_str());
+        let hit = decision.hit;
+        let row = EnrichedRow {
+            event_time: record.time_us,
+            gateway: decision.gateway.map(|g| g.key.as_str()).or(gateway),
+            listener: decision.listener.map(|l| l.key.as_str()),
+            host: record.authority.as_deref(),
+            method: record.method.as_deref(),
+            path: record.path.as_deref(),
+            status: record.status.map(i32::from),
+            response_flags: record.response_flags.as_deref(),
+            duration_ms: record.duration_ms.map(|d| d as f64),
+            bytes_sent: record.bytes_sent.and_then(|b| i64::try_from(b).ok()),
+            request_id: record.request_id.as_deref(),
+            actual_backend,
+            actual_upstream: attempts[..n_attempts]
+                .last()
+                .copied()
+                .or(record.upstream_cluster.as_deref()),
+            actual_source: match actual.source {
+                ActualSource::ClusterName => row::ActualSource::ClusterName,
+                ActualSource::Endpoint => row::ActualSource::Endpoint,
+                ActualSource::None => row::ActualSource::None,
+            },
+            expected_backends: decision.gateway.map(|_| StrList::Borrowed(&self.expected)),
+            expected_status: decision.status.map(i32::from),
+            route: hit.map(|h| h.route.key.as_str()),
+            route_kind: hit.map(|h| h.route.kind.as_str()),
+            rule: hit.and_then(|h| i32::try_from(h.rule.index).ok()),
+            verdict: judgement.verdict.as_str(),
+            verdict_reason: Some(judgement.reason),
+            index_version: Some(index.version),
+            input_format: record.format.as_str(),
+            source_file: match origin {
+                Origin::File { name, .. } => Some(name),
+                Origin::Kafka { .. } => None,
+            },
+            source_offset: match origin {
+                Origin::File { offset, .. } => i64::try_from(offset).ok(),
+                Origin::Kafka { .. } => None,
+            },
+            kafka_topic: match origin {
+                Origin::Kafka { topic, .. } => Some(topic),
+                Origin::File { .. } => None,
+            },
+            kafka_partition: match origin {
+                Origin::Kafka { partition, .. } => Some(partition),
+                Origin::File { .. } => None,
+            },
+            kafka_offset: match origin {
+                Origin::Kafka { offset, .. } => Some(offset),
+                Origin::File { .. } => None,
+            },
+            decision_ambiguous: decision.is_ambiguous(),
+            ambiguity_reason: decision.is_ambiguous().then(|| decision.unknowns.reason()),
+            upstream_attempts: StrList::Borrowed(&attempts[..n_attempts]),
+            index_stale: false,
+        };
+        out.parquet.append(&row)?;
+
+        if let Some(alert_type) = alert_type_of(judgement.verdict) {
+            let before = out.alert_queue.len();
+            out.alerts.observe(
+                &AlertOccurrence {
+                    alert_type,
+                    gateway: row.gateway,
+                    route: row.route,
+                    route_kind: row.route_kind,
+                    rule: row.rule,
+                    expected_backends: StrList::Borrowed(&self.expected),
+                    actual_backend,
+                    reason: judgement.reason,
+                    event_time: record.time_us.unwrap_or(0),
+                    request_id: record.request_id.as_deref(),
+                },
+                out.alert_queue,
+            );
+            self.stats.alerts += (out.alert_queue.len() - before) as u64;
+        } else if let Some(t) = record.time_us {
+            let before = out.alert_queue.len();
+            out.alerts.advance_to(t, out.alert_queue);
+            self.stats.alerts += (out.alert_queue.len() - before) as u64;
+        }
+        Ok(())
+    }
+}
+
+/// The listener port and scheme of a record on its Gateway.
+///
+/// Proxies log the *container* port: Envoy Gateway shifts privileged ports by
+/// 10000 (80 → 10080), Contour by 8000. The logged port is taken as is when
+/// the Gateway has a listener on it, else the shifted-back port is tried. The
+/// scheme is HTTPS when only an HTTPS listener uses the port (or, with no port,
+/// when the request carried an SNI).
+fn listener_of(
+    gateway: Option<&CompiledGateway>,
+    record: &AccessRecord<'_>,
+) -> (Option<u16>, Scheme) {
+    let sni_scheme = if record.requested_server_name.is_some() {
+        Scheme::Https
+    } else {
+        Scheme::Http
+    };
+    let (Some(gateway), Some(logged)) = (gateway, record.listener_port) else {
+        return (record.listener_port, sni_scheme);
+    };
+    let candidates = [
+        Some(logged),
+        logged.checked_sub(10000),
+        logged.checked_sub(8000),
+    ];
+    for port in candidates.into_iter().flatten() {
+        let http = gateway.by_port.contains_key(&(port, false));
+        let https = gateway.by_port.contains_key(&(port, true));
+        match (http, https) {
+            (true, true) => return (Some(port), sni_scheme),
+            (true, false) => return (Some(port), Scheme::Http),
+            (false, true) => return (Some(port), Scheme::Https),
+            (false, false) => {}
+        }
+    }
+    (Some(logged), sni_scheme)
+}
+
+/// Whether the route rule the log names (Envoy Gateway route and cluster names
+/// carry `kind/ns/name/rule/<i>`) is the decision's winner or an alternative.
+fn named_rule_expected(evidence: &UpstreamEvidence<'_>, decision: &Decision<'_>) -> Option<bool> {
+    let implementation = evidence.implementation_hint.unwrap_or_default();
+    let named = evidence
+        .route_name
+        .and_then(|r| parse_route_name(implementation, r))
+        .or_else(|| {
+            evidence
+                .upstream_cluster
+                .and_then(|c| match parse_upstream_name(implementation, c) {
+                    Some(UpstreamName::Rule(rule)) => Some(rule),
+                    _ => None,
+                })
+        })?;
+    Some(
+        decision
+            .hit
+            .iter()
+            .chain(decision.alternatives.iter())
+            .any(|h| {
+                h.route.kind == named.kind
+                    && named.route.matches(&h.route.namespace, &h.route.name)
+                    && h.rule.index == named.rule_index
+            }),
+    )
+}
+
+/// Maps what the resolver saw the gateway do to the verdict's vocabulary.
+fn answer_of(actual: &ActualBackend<'_>, status: Option<u16>) -> GatewayAnswer {
+    match actual.gateway_action {
+        GatewayAction::Proxied => GatewayAnswer::Upstream,
+        GatewayAction::NoRoute => GatewayAnswer::NoRoute,
+        GatewayAction::Redirect => GatewayAnswer::Redirect,
+        GatewayAction::DirectResponse => match status {
+            Some(300..=399) => GatewayAnswer::Redirect,
+            Some(404) => GatewayAnswer::NoRoute,
+            _ => GatewayAnswer::Error,
+        },
+        GatewayAction::ClusterNotFound | GatewayAction::InvalidBackend => GatewayAnswer::Error,
+        GatewayAction::NoHealthyUpstream | GatewayAction::UpstreamFailure => {
+            GatewayAnswer::UpstreamFailure
+        }
+        GatewayAction::DownstreamDisconnect if actual.backend.is_some() => GatewayAnswer::Upstream,
+        GatewayAction::DownstreamDisconnect
+        | GatewayAction::LocalReply
+        | GatewayAction::Unknown => GatewayAnswer::Unknown,
+    }
+}
+
+/// The alert type of a verdict, for verdicts worth alerting on.
+pub fn alert_type_of(verdict: Verdict) -> Option<AlertType> {
+    match verdict {
+        Verdict::Misrouted => Some(AlertType::Misrouted),
+        Verdict::UnexpectedNoRoute => Some(AlertType::UnexpectedNoRoute),
+        Verdict::UnexpectedRoute => Some(AlertType::UnexpectedRoute),
+        Verdict::ServedInvalidBackend => Some(AlertType::ServedInvalidBackend),
+        Verdict::UnexpectedError => Some(AlertType::UnexpectedError),
+        Verdict::RedirectMismatch => Some(AlertType::RedirectMismatch),
+        Verdict::Ok
+        | Verdict::ExpectedError
+        | Verdict::UnknownActual
+        | Verdict::UnknownGateway
+        | Verdict::InTransition => None,
+    }
+}
