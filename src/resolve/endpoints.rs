@@ -222,7 +222,11 @@ impl EndpointIndex {
 
         for candidates in index.by_addr.values_mut() {
             candidates.sort_by(|a, b| {
-                (&a.namespace, &a.name, a.service_port).cmp(&(&b.namespace, &b.name, b.service_port))
+                (&a.namespace, &a.name, a.service_port).cmp(&(
+                    &b.namespace,
+                    &b.name,
+                    b.service_port,
+                ))
             });
         }
         index

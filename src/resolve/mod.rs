@@ -143,7 +143,11 @@ pub struct ActualBackend<'i> {
 }
 
 impl<'i> ActualBackend<'i> {
-    fn none(gateway_action: GatewayAction, candidates: &'i [EndpointCandidate], note: &'static str) -> Self {
+    fn none(
+        gateway_action: GatewayAction,
+        candidates: &'i [EndpointCandidate],
+        note: &'static str,
+    ) -> Self {
         ActualBackend {
             backend: None,
             source: ActualSource::None,
@@ -367,7 +371,10 @@ fn resolve_in_rule<'i>(
 
 /// Finds the rule a [`RuleRef`] names. Linear in the number of routes (no
 /// allocation); a `kind/ns/name` map on `RouteIndex` would make it constant.
-fn find_rule<'i>(routes: &'i RouteIndex, rule_ref: &RuleRef<'_>) -> Option<(&'i CompiledRoute, &'i CompiledRule)> {
+fn find_rule<'i>(
+    routes: &'i RouteIndex,
+    rule_ref: &RuleRef<'_>,
+) -> Option<(&'i CompiledRoute, &'i CompiledRule)> {
     routes
         .routes
         .iter()

@@ -229,7 +229,7 @@ impl<'a> PortRef<'a> {
         if let Some(n) = parse_port_number(s) {
             return Some(PortRef::Number(n));
         }
-        is_dns_label(s).then_some(PortRef::Name(s))
+        is_port_name(s).then_some(PortRef::Name(s))
     }
 }
 
@@ -265,7 +265,10 @@ impl<'a> DashedServiceRef<'a> {
     pub fn splits(&self) -> impl Iterator<Item = (&'a str, &'a str)> + 'a {
         let text = self.text;
         let tails: Box<dyn Iterator<Item = &'a str> + 'a> = if self.after_svc_marker {
-            Box::new(text.match_indices("-svc-").map(move |(i, m)| &text[i + m.len()..]))
+            Box::new(
+                text.match_indices("-svc-")
+                    .map(move |(i, m)| &text[i + m.len()..]),
+            )
         } else {
             Box::new(std::iter::once(text))
         };
@@ -377,7 +380,10 @@ impl UpstreamHost<'_> {
 /// Classifies the answering upstream host: the last of `attempts`, and within
 /// it the last of nginx's `", "`-separated retries and `" : "`-separated internal
 /// redirects.
-pub fn answering_host<'a>(implementation: Implementation, attempts: &[&'a str]) -> UpstreamHost<'a> {
+pub fn answering_host<'a>(
+    implementation: Implementation,
+    attempts: &[&'a str],
+) -> UpstreamHost<'a> {
     let Some(last) = attempts.last() else {
         return UpstreamHost::Absent;
     };
@@ -779,7 +785,7 @@ fn kong_port(s: &str) -> Option<PortRef<'_>> {
         return parse_port_number(n).map(PortRef::Number);
     }
     if let Some(n) = s.strip_prefix("pname-") {
-        return is_dns_label(n).then_some(PortRef::Name(n));
+        return is_port_name(n).then_some(PortRef::Name(n));
     }
     parse_port_number(s).map(PortRef::Number)
 }
@@ -901,14 +907,13 @@ pub fn classify_gateway_action(
         .map(str::trim)
         .filter(|f| !f.is_empty() && *f != "null");
     let selected = host.is_selected();
-    let looks_like_tsc = |f: &str| {
-        f.len() == 4 && f.is_ascii() && (f == "----" || f.ends_with("--"))
-    };
+    let looks_like_tsc =
+        |f: &str| f.len() == 4 && f.is_ascii() && (f == "----" || f.ends_with("--"));
     let haproxy = implementation.is_haproxy()
         || (implementation == Implementation::Auto && flags.is_some_and(looks_like_tsc));
     if let Some(f) = flags {
         if haproxy {
-            if let Some(action) = haproxy_termination(f, status, selected || named_upstream) {
+            if let Some(action) = haproxy_termination(f, status, selected) {
                 return action;
             }
         } else if f != "-" {
@@ -920,7 +925,8 @@ pub fn classify_gateway_action(
     if selected {
         return GatewayAction::Proxied;
     }
-    let envoy = implementation.is_envoy() || (implementation == Implementation::Auto && flags == Some("-"));
+    let envoy =
+        implementation.is_envoy() || (implementation == Implementation::Auto && flags == Some("-"));
     match status {
         Some(300..=399) => GatewayAction::Redirect,
         Some(_) if envoy => GatewayAction::DirectResponse,
@@ -964,7 +970,11 @@ fn envoy_flags(flags: &str, selected: bool) -> Option<GatewayAction> {
 }
 
 /// HAProxy `%tsc`: the first character says who ended the session.
-fn haproxy_termination(tsc: &str, status: Option<u16>, server_involved: bool) -> Option<GatewayAction> {
+fn haproxy_termination(
+    tsc: &str,
+    status: Option<u16>,
+    server_involved: bool,
+) -> Option<GatewayAction> {
     let first = tsc.chars().next()?;
     let second = tsc.chars().nth(1)?;
     Some(match first {
@@ -1018,6 +1028,12 @@ pub(crate) fn is_dns_label(s: &str) -> bool {
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
         && b[0] != b'-'
         && b[b.len() - 1] != b'-'
+}
+
+/// A Service port name (IANA_SVC_NAME): a DNS label of at most 15 characters
+/// with at least one letter, so it never looks like a number.
+fn is_port_name(s: &str) -> bool {
+    s.len() <= 15 && is_dns_label(s) && s.bytes().any(|b| b.is_ascii_lowercase())
 }
 
 /// RFC 1123 subdomain (route names): dot-separated labels, at most 253 bytes.
