@@ -264,15 +264,15 @@ impl<'a> DashedServiceRef<'a> {
     /// Every `(namespace, name)` split that is syntactically possible.
     pub fn splits(&self) -> impl Iterator<Item = (&'a str, &'a str)> + 'a {
         let text = self.text;
-        let tails: Box<dyn Iterator<Item = &'a str> + 'a> = if self.after_svc_marker {
-            Box::new(
-                text.match_indices("-svc-")
-                    .map(move |(i, m)| &text[i + m.len()..]),
-            )
-        } else {
-            Box::new(std::iter::once(text))
-        };
-        tails.flat_map(|tail| {
+        let after_marker = self.after_svc_marker;
+        // Either the tails after each `-svc-` marker, or the whole text; chained
+        // rather than boxed so that splitting does not allocate.
+        let marker_tails = text
+            .match_indices("-svc-")
+            .filter(move |_| after_marker)
+            .map(move |(i, m)| &text[i + m.len()..]);
+        let whole = std::iter::once(text).filter(move |_| !after_marker);
+        marker_tails.chain(whole).flat_map(|tail| {
             tail.match_indices('-')
                 .map(move |(i, _)| (&tail[..i], &tail[i + 1..]))
                 .filter(|(ns, name)| is_dns_label(ns) && is_dns_label(name))
@@ -421,6 +421,9 @@ fn classify_host(implementation: Implementation, host: &str) -> UpstreamHost<'_>
     UpstreamHost::Named(host)
 }
 
+/// A parser for one implementation's upstream names.
+type NameParser = fn(&str) -> Option<UpstreamName<'_>>;
+
 /// Parses an upstream cluster / upstream / backend name per `implementation`
 /// (`Auto` tries every scheme, most specific first). Istio's trailing `;`
 /// (its `alt_stat_name`) is ignored. `None` when the name fits no scheme.
@@ -430,7 +433,7 @@ pub fn parse_upstream_name(implementation: Implementation, raw: &str) -> Option<
     if name.is_empty() || name == "-" || name == "null" {
         return None;
     }
-    let parsers: [(Implementation, fn(&str) -> Option<UpstreamName<'_>>); 8] = [
+    let parsers: [(Implementation, NameParser); 8] = [
         (I::EnvoyGateway, envoy_gateway),
         (I::Istio, istio),
         (I::Traefik, traefik_service),
