@@ -229,7 +229,7 @@ impl<'a> PortRef<'a> {
         if let Some(n) = parse_port_number(s) {
             return Some(PortRef::Number(n));
         }
-        is_dns_label(s).then_some(PortRef::Name(s))
+        is_port_name(s).then_some(PortRef::Name(s))
     }
 }
 
@@ -264,15 +264,15 @@ impl<'a> DashedServiceRef<'a> {
     /// Every `(namespace, name)` split that is syntactically possible.
     pub fn splits(&self) -> impl Iterator<Item = (&'a str, &'a str)> + 'a {
         let text = self.text;
-        let tails: Box<dyn Iterator<Item = &'a str> + 'a> = if self.after_svc_marker {
-            Box::new(
-                text.match_indices("-svc-")
-                    .map(move |(i, m)| &text[i + m.len()..]),
-            )
-        } else {
-            Box::new(std::iter::once(text))
-        };
-        tails.flat_map(|tail| {
+        let after_marker = self.after_svc_marker;
+        // Either the tails after each `-svc-` marker, or the whole text; chained
+        // rather than boxed so that splitting does not allocate.
+        let marker_tails = text
+            .match_indices("-svc-")
+            .filter(move |_| after_marker)
+            .map(move |(i, m)| &text[i + m.len()..]);
+        let whole = std::iter::once(text).filter(move |_| !after_marker);
+        marker_tails.chain(whole).flat_map(|tail| {
             tail.match_indices('-')
                 .map(move |(i, _)| (&tail[..i], &tail[i + 1..]))
                 .filter(|(ns, name)| is_dns_label(ns) && is_dns_label(name))
@@ -421,6 +421,9 @@ fn classify_host(implementation: Implementation, host: &str) -> UpstreamHost<'_>
     UpstreamHost::Named(host)
 }
 
+/// A parser for one implementation's upstream names.
+type NameParser = fn(&str) -> Option<UpstreamName<'_>>;
+
 /// Parses an upstream cluster / upstream / backend name per `implementation`
 /// (`Auto` tries every scheme, most specific first). Istio's trailing `;`
 /// (its `alt_stat_name`) is ignored. `None` when the name fits no scheme.
@@ -430,7 +433,7 @@ pub fn parse_upstream_name(implementation: Implementation, raw: &str) -> Option<
     if name.is_empty() || name == "-" || name == "null" {
         return None;
     }
-    let parsers: [(Implementation, fn(&str) -> Option<UpstreamName<'_>>); 8] = [
+    let parsers: [(Implementation, NameParser); 8] = [
         (I::EnvoyGateway, envoy_gateway),
         (I::Istio, istio),
         (I::Traefik, traefik_service),
@@ -785,7 +788,7 @@ fn kong_port(s: &str) -> Option<PortRef<'_>> {
         return parse_port_number(n).map(PortRef::Number);
     }
     if let Some(n) = s.strip_prefix("pname-") {
-        return is_dns_label(n).then_some(PortRef::Name(n));
+        return is_port_name(n).then_some(PortRef::Name(n));
     }
     parse_port_number(s).map(PortRef::Number)
 }
@@ -913,7 +916,7 @@ pub fn classify_gateway_action(
         || (implementation == Implementation::Auto && flags.is_some_and(looks_like_tsc));
     if let Some(f) = flags {
         if haproxy {
-            if let Some(action) = haproxy_termination(f, status, selected || named_upstream) {
+            if let Some(action) = haproxy_termination(f, status, selected) {
                 return action;
             }
         } else if f != "-" {
@@ -1028,6 +1031,12 @@ pub(crate) fn is_dns_label(s: &str) -> bool {
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
         && b[0] != b'-'
         && b[b.len() - 1] != b'-'
+}
+
+/// A Service port name (IANA_SVC_NAME): a DNS label of at most 15 characters
+/// with at least one letter, so it never looks like a number.
+fn is_port_name(s: &str) -> bool {
+    s.len() <= 15 && is_dns_label(s) && s.bytes().any(|b| b.is_ascii_lowercase())
 }
 
 /// RFC 1123 subdomain (route names): dot-separated labels, at most 253 bytes.

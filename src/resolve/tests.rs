@@ -1,1 +1,1278 @@
+//! Tests for naming schemes, the endpoint index and `resolve_actual`.
+//!
+//! Names come from `docs/access-log-formats.md` (the shop/storefront example:
+//! rule 0 → `web:80`, rule 1 → `api-v1:80` w80 + `api-v2:80` w20).
 
+use std::net::SocketAddr;
+
+use proptest::prelude::*;
+
+use super::*;
+use crate::gateway::load::load_text;
+use crate::gateway::{CompileOptions, ObjectSet, RouteKind};
+
+const MANIFESTS: &str = r#"
+apiVersion: gateway.networking.k8s.io/v1
+kind: GatewayClass
+metadata: {name: eg}
+spec: {controllerName: gateway.envoyproxy.io/gatewayclass-controller}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: public-gw, namespace: infra}
+spec:
+  gatewayClassName: eg
+  listeners:
+  - name: http
+    port: 80
+    protocol: HTTP
+    allowedRoutes: {namespaces: {from: All}}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: storefront, namespace: shop}
+spec:
+  parentRefs: [{name: public-gw, namespace: infra}]
+  hostnames: [shop.example.com]
+  rules:
+  - matches: [{path: {type: PathPrefix, value: /products}}]
+    backendRefs: [{name: web, port: 80}]
+  - matches: [{path: {type: PathPrefix, value: /api}}]
+    backendRefs:
+    - {name: api-v1, port: 80, weight: 80}
+    - {name: api-v2, port: 80, weight: 20}
+  - matches: [{path: {type: PathPrefix, value: /canary}}]
+    backendRefs:
+    - {name: web, port: 80, weight: 90}
+    - {name: web-canary, port: 80, weight: 10}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: web, namespace: shop}
+spec:
+  clusterIP: 10.96.0.10
+  ports: [{name: http, port: 80, targetPort: 8080}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: web-canary, namespace: shop}
+spec:
+  ports: [{name: http, port: 80, targetPort: 8080}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: api-v1, namespace: shop}
+spec:
+  ports: [{port: 80, targetPort: 9000}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: api-v2, namespace: shop}
+spec:
+  ports: [{port: 80, targetPort: 9000}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: multi, namespace: shop}
+spec:
+  ports:
+  - {name: http, port: 80, targetPort: web}
+  - {name: metrics, port: 9090}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: hand, namespace: shop}
+spec:
+  ports:
+  - {name: api, port: 80, targetPort: grpc-api}
+  - {name: other, port: 81, targetPort: 7000}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: v6, namespace: shop}
+spec:
+  ports: [{name: http, port: 80, targetPort: 8080}]
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata:
+  name: web-7xk2p
+  namespace: shop
+  labels: {kubernetes.io/service-name: web}
+addressType: IPv4
+ports: [{name: http, port: 8080, protocol: TCP}]
+endpoints:
+- addresses: [10.244.1.17]
+  conditions: {ready: true}
+  targetRef: {kind: Pod, namespace: shop, name: web-5d9c7b8f6-abcde}
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata:
+  name: web-canary-1
+  namespace: shop
+  labels: {kubernetes.io/service-name: web-canary}
+addressType: IPv4
+ports: [{name: http, port: 8080}]
+endpoints:
+- addresses: [10.244.1.17]
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata:
+  name: api-v1-1
+  namespace: shop
+  labels: {kubernetes.io/service-name: api-v1}
+addressType: IPv4
+ports: [{name: "", port: 9000}]
+endpoints:
+- addresses: [10.244.2.31]
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata:
+  name: api-v2-1
+  namespace: shop
+  labels: {kubernetes.io/service-name: api-v2}
+addressType: IPv4
+ports: [{port: 9000}]
+endpoints:
+- addresses: [10.244.3.44]
+  conditions: {ready: false, terminating: true}
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata:
+  name: multi-1
+  namespace: shop
+  labels: {kubernetes.io/service-name: multi}
+addressType: IPv4
+ports: [{name: http, port: 8080}, {name: metrics, port: 9090}]
+endpoints:
+- addresses: [10.244.4.4]
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata:
+  name: hand-1
+  namespace: shop
+  labels: {kubernetes.io/service-name: hand}
+addressType: IPv4
+ports: [{name: grpc-api, port: 7443}, {name: whatever, port: 7000}]
+endpoints:
+- addresses: [10.244.5.5]
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata:
+  name: v6-1
+  namespace: shop
+  labels: {kubernetes.io/service-name: v6}
+addressType: IPv6
+ports: [{name: http, port: 8080}]
+endpoints:
+- addresses: ["fd00::1"]
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata:
+  name: orphan-1
+  namespace: shop
+  labels: {kubernetes.io/service-name: orphan}
+addressType: IPv4
+ports: [{name: http, port: 8080}]
+endpoints:
+- addresses: [10.244.6.6, not-an-ip]
+"#;
+
+fn objects() -> ObjectSet {
+    let mut set = ObjectSet::default();
+    load_text(&mut set, "t.yaml", MANIFESTS).expect("test manifests load");
+    set
+}
+
+fn fixture() -> (EndpointIndex, RouteIndex) {
+    let set = objects();
+    (
+        EndpointIndex::build(&set),
+        RouteIndex::compile(&set, CompileOptions::default()),
+    )
+}
+
+fn addr(s: &str) -> SocketAddr {
+    parse_socket_addr(s).expect("test address parses")
+}
+
+fn service(name: &UpstreamName<'_>) -> Option<(String, String, Option<String>)> {
+    let port = |p: Option<PortRef<'_>>| {
+        p.map(|p| match p {
+            PortRef::Number(n) => n.to_string(),
+            PortRef::Name(n) => format!("name:{n}"),
+        })
+    };
+    match name {
+        UpstreamName::Service(s) => Some((s.namespace.into(), s.name.into(), port(s.port))),
+        _ => None,
+    }
+}
+
+fn svc(ns: &str, name: &str, port: &str) -> Option<(String, String, Option<String>)> {
+    Some((ns.into(), name.into(), Some(port.into())))
+}
+
+fn rule(ns: &'static str, name: &'static str, index: usize) -> RuleRef<'static> {
+    RuleRef {
+        kind: RouteKind::Http,
+        route: RouteRef::Exact {
+            namespace: ns,
+            name,
+        },
+        rule_index: index,
+        backend_index: None,
+    }
+}
+
+// ---------------------------------------------------------------- naming
+
+#[test]
+fn implementation_round_trips() {
+    for implementation in Implementation::ALL {
+        assert_eq!(implementation.as_str().parse(), Ok(implementation));
+        assert_eq!(implementation.to_string(), implementation.as_str());
+    }
+    assert_eq!("NGF".parse(), Ok(Implementation::NginxGatewayFabric));
+    assert_eq!("Envoy-Gateway".parse(), Ok(Implementation::EnvoyGateway));
+    let err = "nginx-ingress".parse::<Implementation>().unwrap_err();
+    assert!(err.to_string().contains("nginx-ingress"));
+}
+
+#[test]
+fn envoy_gateway_names() {
+    let eg = Implementation::EnvoyGateway;
+    assert_eq!(
+        parse_upstream_name(eg, "httproute/shop/storefront/rule/1"),
+        Some(UpstreamName::Rule(rule("shop", "storefront", 1)))
+    );
+    assert_eq!(
+        parse_upstream_name(eg, "httproute/default/backend/rule/0"),
+        Some(UpstreamName::Rule(rule("default", "backend", 0)))
+    );
+    assert_eq!(
+        parse_route_name(
+            eg,
+            "httproute/shop/storefront/rule/1/match/0/shop_example_com"
+        ),
+        Some(rule("shop", "storefront", 1))
+    );
+    assert_eq!(
+        parse_route_name(eg, "httproute/default/httproute-1/rule/0/match/-1/*"),
+        Some(rule("default", "httproute-1", 0))
+    );
+    assert_eq!(
+        parse_route_name(
+            eg,
+            "httproute/shop/storefront/rule/2/match/0/cors-preflight/*_example_com"
+        ),
+        Some(rule("shop", "storefront", 2))
+    );
+    let per_backend = RuleRef {
+        backend_index: Some(1),
+        ..rule("shop", "storefront", 1)
+    };
+    assert_eq!(
+        parse_upstream_name(eg, "httproute/shop/storefront/rule/1/backend/1"),
+        Some(UpstreamName::Rule(per_backend))
+    );
+    let grpc = parse_route_name(eg, "grpcroute/shop/echo/rule/0/match/0/*").map(|r| r.kind);
+    assert_eq!(grpc, Some(RouteKind::Grpc));
+    let merged = parse_upstream_name(eg, "service/shop/web/80/http").expect("merged backend");
+    assert_eq!(service(&merged), svc("shop", "web", "80"));
+    assert_eq!(
+        parse_upstream_name(eg, "invalid-backend-cluster"),
+        Some(UpstreamName::Gateway(GatewayAction::ClusterNotFound))
+    );
+    for bad in [
+        "httproute/shop/storefront/rule/0-mirror-0",
+        "tcproute/shop/db/rule/-1",
+        "httproute/shop/storefront/rule/x",
+        "httproute/shop/storefront/rules/0",
+        "httproute/Shop/storefront/rule/0",
+        "httproute//storefront/rule/0",
+        "httproute/shop/storefront/rule/0/backend/1/extra",
+        "service/shop/web/0",
+        "service/shop/web/80/",
+    ] {
+        assert_eq!(parse_upstream_name(eg, bad), None, "{bad}");
+    }
+}
+
+#[test]
+fn istio_names() {
+    let istio = Implementation::Istio;
+    for (name, expected) in [
+        (
+            "outbound|80||api-v2.shop.svc.cluster.local",
+            svc("shop", "api-v2", "80"),
+        ),
+        (
+            "outbound|80||web.shop.svc.cluster.local;",
+            svc("shop", "web", "80"),
+        ),
+        (
+            "outbound|8080|v1|web.shop.svc.cluster.local",
+            svc("shop", "web", "8080"),
+        ),
+        (
+            "outbound|80||web.shop.svc.clusterset.local",
+            svc("shop", "web", "80"),
+        ),
+    ] {
+        let parsed = parse_upstream_name(istio, name).expect(name);
+        assert_eq!(service(&parsed), expected, "{name}");
+    }
+    for bad in [
+        "inbound|8080||",
+        "outbound|80||httpbin.org",
+        "outbound|http||web.shop.svc.cluster.local",
+        "outbound|80||web.shop.svc.",
+        "outbound|80||web.shop.svc.cluster.local|x",
+    ] {
+        assert_eq!(parse_upstream_name(istio, bad), None, "{bad}");
+    }
+    assert_eq!(
+        parse_route_name(istio, "shop.storefront.1"),
+        Some(rule("shop", "storefront", 1))
+    );
+    assert_eq!(parse_route_name(istio, "checkout"), None);
+}
+
+#[test]
+fn contour_ngf_haproxy_names() {
+    let contour = Implementation::Contour;
+    let parsed = parse_upstream_name(contour, "shop_web_80").expect("alt stat name");
+    assert_eq!(service(&parsed), svc("shop", "web", "80"));
+    let parsed = parse_upstream_name(contour, "shop/web/80/3f5c0b2a91").expect("raw cluster");
+    assert_eq!(service(&parsed), svc("shop", "web", "80"));
+    assert_eq!(parse_upstream_name(contour, "shop_web_http"), None);
+    assert_eq!(parse_upstream_name(contour, "shop/web/80/zz"), None);
+
+    let ngf = Implementation::NginxGatewayFabric;
+    let parsed = parse_upstream_name(ngf, "shop_api-v2_80").expect("ngf upstream");
+    assert_eq!(service(&parsed), svc("shop", "api-v2", "80"));
+    let parsed = parse_upstream_name(ngf, "shop_web_80_0").expect("session persistence");
+    assert_eq!(service(&parsed), svc("shop", "web", "80"));
+    assert_eq!(
+        parse_upstream_name(ngf, "invalid-backend-ref"),
+        Some(UpstreamName::Gateway(GatewayAction::InvalidBackend))
+    );
+
+    let hap = Implementation::HaproxyIngress;
+    let parsed = parse_upstream_name(hap, "shop_svc_web_http").expect("v3.2");
+    assert_eq!(service(&parsed), svc("shop", "web", "name:http"));
+    let parsed = parse_upstream_name(hap, "shop_svc_api-v1_80").expect("v3.2 numeric");
+    assert_eq!(service(&parsed), svc("shop", "api-v1", "80"));
+    let parsed = parse_upstream_name(hap, "shop_web_http").expect("v3.1");
+    assert_eq!(service(&parsed), svc("shop", "web", "name:http"));
+    let parsed = parse_upstream_name(hap, "shop_storefront-ing_svc_web_80").expect("standalone");
+    assert_eq!(service(&parsed), svc("shop", "web", "80"));
+    for default_backend in [
+        "haproxy-controller_svc_default-local-service_http",
+        "haproxy-controller_default-local-service_http",
+    ] {
+        assert_eq!(
+            parse_upstream_name(hap, default_backend),
+            Some(UpstreamName::Gateway(GatewayAction::NoRoute))
+        );
+    }
+    assert_eq!(parse_upstream_name(hap, "ing_shop_storefront_80"), None);
+
+    let hug = Implementation::HaproxyUnifiedGateway;
+    let parsed = parse_upstream_name(hug, "hug_shop_web_80__").expect("hug");
+    assert_eq!(service(&parsed), svc("shop", "web", "80"));
+    let parsed =
+        parse_upstream_name(hug, "hug_test_hello-world-offload_80__").expect("hug doc example");
+    assert_eq!(service(&parsed), svc("test", "hello-world-offload", "80"));
+    let parsed = parse_upstream_name(
+        hug,
+        "hug_default_blue_8888_0123456789abcdef0123456789abcdef",
+    )
+    .expect("hug with filter hash");
+    assert_eq!(service(&parsed), svc("default", "blue", "8888"));
+    let parsed = parse_upstream_name(hug, "my_link_shop_web_80__").expect("link id with _");
+    assert_eq!(service(&parsed), svc("shop", "web", "80"));
+    assert_eq!(
+        parse_upstream_name(hug, "backend_not_found"),
+        Some(UpstreamName::Gateway(GatewayAction::NoRoute))
+    );
+    assert_eq!(parse_upstream_name(hug, "shop_web_80__"), None);
+    assert_eq!(parse_upstream_name(hug, "hug_shop_web_80_abc"), None);
+}
+
+#[test]
+fn kong_and_traefik_names() {
+    let kong = Implementation::Kong;
+    assert_eq!(
+        parse_upstream_name(kong, "httproute.shop.storefront.0"),
+        Some(UpstreamName::Rule(rule("shop", "storefront", 0)))
+    );
+    assert_eq!(
+        parse_route_name(kong, "httproute.shop.storefront.1.0"),
+        Some(rule("shop", "storefront", 1))
+    );
+    for (name, expected) in [
+        ("web.shop.80.svc", svc("shop", "web", "80")),
+        ("web.shop.pnum-80.svc", svc("shop", "web", "80")),
+        ("shop.web.80", svc("shop", "web", "80")),
+        ("shop.web.pname-http", svc("shop", "web", "name:http")),
+    ] {
+        let parsed = parse_upstream_name(kong, name).expect(name);
+        assert_eq!(service(&parsed), expected, "{name}");
+    }
+    assert_eq!(
+        parse_upstream_name(kong, "httproute.shop.svc.shop.web.80.1_combined.abc"),
+        None
+    );
+    assert_eq!(parse_upstream_name(kong, "kong_upstream"), None);
+
+    let traefik = Implementation::Traefik;
+    let leaf = "httproute-shop-storefront-gw-infra-public-gw-ep-web-1-9d3b6e0f12-svc-shop-api-v2-1@kubernetesgateway";
+    let Some(UpstreamName::DashedService(dashed)) = parse_upstream_name(traefik, leaf) else {
+        panic!("traefik leaf service parses");
+    };
+    let splits: Vec<_> = dashed.splits().collect();
+    assert!(splits.contains(&("shop", "api-v2")), "{splits:?}");
+    assert!(splits.contains(&("shop-api", "v2")), "{splits:?}");
+
+    let crd = parse_upstream_name(traefik, "shop-web-80@kubernetescrd");
+    let Some(UpstreamName::DashedService(dashed)) = crd else {
+        panic!("traefik crd service parses");
+    };
+    assert_eq!(dashed.port, Some(PortRef::Number(80)));
+    assert_eq!(dashed.splits().collect::<Vec<_>>(), vec![("shop", "web")]);
+
+    let router =
+        "httproute-shop-storefront-gw-infra-public-gw-ep-web-1-9d3b6e0f12@kubernetesgateway";
+    let parsed = parse_route_name(traefik, router).expect("router parses");
+    assert_eq!(parsed.rule_index, 1);
+    assert!(parsed.route.matches("shop", "storefront"));
+    assert!(!parsed.route.matches("shop", "store"));
+    assert!(!parsed.route.matches("shop-storefront", "gw"));
+    assert_eq!(
+        parse_upstream_name(traefik, "httproute-x-wrr@kubernetesgateway"),
+        None
+    );
+    assert_eq!(parse_upstream_name(traefik, "api@internal"), None);
+}
+
+#[test]
+fn hint_restricts_schemes_and_auto_tries_all() {
+    assert_eq!(
+        parse_upstream_name(Implementation::Istio, "shop_web_80"),
+        None
+    );
+    assert_eq!(
+        parse_upstream_name(
+            Implementation::EnvoyGateway,
+            "outbound|80||web.shop.svc.cluster.local"
+        ),
+        None
+    );
+    for name in [
+        "httproute/shop/storefront/rule/1",
+        "outbound|80||web.shop.svc.cluster.local",
+        "shop_web_80",
+        "shop/web/80/3f5c0b2a91",
+        "shop_svc_web_http",
+        "hug_shop_web_80__",
+        "httproute.shop.storefront.0",
+        "web.shop.80.svc",
+        "shop-web-80@kubernetescrd",
+    ] {
+        assert!(
+            parse_upstream_name(Implementation::Auto, name).is_some(),
+            "{name}"
+        );
+    }
+}
+
+#[test]
+fn malformed_names_are_none() {
+    for implementation in Implementation::ALL {
+        for bad in [
+            "",
+            "-",
+            "null",
+            "/",
+            "//",
+            "|||",
+            "___",
+            "....",
+            "@",
+            "@kubernetesgateway",
+            "httproute/",
+            "outbound|",
+            "a_b",
+            "a.b",
+            "x/y/z",
+            "ñ_ñ_80",
+            "shop_web_99999",
+            "shop_web_-1",
+            "httproute/shop/storefront/rule/99999999999999999999",
+        ] {
+            assert!(
+                parse_upstream_name(implementation, bad).is_none(),
+                "{implementation} {bad:?}"
+            );
+            assert!(
+                parse_route_name(implementation, bad).is_none(),
+                "{implementation} {bad:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn gateway_actions() {
+    use GatewayAction as A;
+    let none = UpstreamHost::Absent;
+    let host = UpstreamHost::Addr(addr("10.244.1.17:8080"));
+    let eg = Implementation::EnvoyGateway;
+    let auto = Implementation::Auto;
+    let cases = [
+        (eg, Some("NR"), Some(404), none, false, false, A::NoRoute),
+        (auto, Some("NR"), None, none, false, false, A::NoRoute),
+        (
+            eg,
+            Some("UH"),
+            Some(503),
+            none,
+            true,
+            true,
+            A::NoHealthyUpstream,
+        ),
+        (
+            eg,
+            Some("NC"),
+            Some(500),
+            none,
+            false,
+            true,
+            A::ClusterNotFound,
+        ),
+        (
+            eg,
+            Some("UF,URX"),
+            Some(503),
+            host,
+            true,
+            true,
+            A::UpstreamFailure,
+        ),
+        (
+            eg,
+            Some("DC"),
+            Some(0),
+            host,
+            true,
+            true,
+            A::DownstreamDisconnect,
+        ),
+        (eg, Some("RL"), Some(429), none, false, true, A::LocalReply),
+        (eg, Some("-"), Some(200), host, true, true, A::Proxied),
+        (eg, Some("-"), Some(302), none, false, true, A::Redirect),
+        (
+            eg,
+            Some("-"),
+            Some(503),
+            none,
+            false,
+            true,
+            A::DirectResponse,
+        ),
+        (auto, Some("-"), Some(301), none, false, false, A::Redirect),
+        (
+            auto,
+            Some("-"),
+            Some(404),
+            none,
+            false,
+            false,
+            A::DirectResponse,
+        ),
+        (
+            Implementation::HaproxyIngress,
+            Some("SC--"),
+            Some(503),
+            none,
+            true,
+            false,
+            A::NoHealthyUpstream,
+        ),
+        (
+            auto,
+            Some("SC--"),
+            Some(503),
+            none,
+            true,
+            false,
+            A::NoHealthyUpstream,
+        ),
+        (
+            auto,
+            Some("LR--"),
+            Some(301),
+            none,
+            true,
+            false,
+            A::Redirect,
+        ),
+        (
+            auto,
+            Some("----"),
+            Some(200),
+            UpstreamHost::Named("SRV_1"),
+            true,
+            false,
+            A::Proxied,
+        ),
+        (auto, Some("----"), Some(200), none, true, false, A::Proxied),
+        (
+            auto,
+            Some("CD--"),
+            Some(200),
+            none,
+            true,
+            false,
+            A::DownstreamDisconnect,
+        ),
+        (
+            Implementation::Kong,
+            None,
+            Some(503),
+            none,
+            true,
+            true,
+            A::NoHealthyUpstream,
+        ),
+        (
+            Implementation::Kong,
+            None,
+            Some(404),
+            none,
+            false,
+            false,
+            A::NoRoute,
+        ),
+        (
+            Implementation::Traefik,
+            None,
+            Some(200),
+            host,
+            true,
+            true,
+            A::Proxied,
+        ),
+        (
+            Implementation::Traefik,
+            None,
+            Some(301),
+            none,
+            false,
+            true,
+            A::Redirect,
+        ),
+        (auto, None, None, none, false, false, A::Unknown),
+    ];
+    for (implementation, flags, status, host, named_upstream, named_route, expected) in cases {
+        assert_eq!(
+            classify_gateway_action(
+                implementation,
+                flags,
+                status,
+                &host,
+                named_upstream,
+                named_route
+            ),
+            expected,
+            "{implementation} {flags:?} {status:?} {host:?}"
+        );
+    }
+    assert_eq!(A::NoHealthyUpstream.as_str(), "no_healthy_upstream");
+}
+
+#[test]
+fn upstream_hosts() {
+    let ngf = Implementation::NginxGatewayFabric;
+    assert_eq!(
+        answering_host(ngf, &["unix:/var/run/nginx/nginx-503-server.sock"]),
+        UpstreamHost::Sentinel(GatewayAction::NoHealthyUpstream)
+    );
+    assert_eq!(
+        answering_host(ngf, &["unix:/var/run/nginx/nginx-500-server.sock"]),
+        UpstreamHost::Sentinel(GatewayAction::InvalidBackend)
+    );
+    assert_eq!(
+        answering_host(ngf, &["shop_api-v1_80"]),
+        UpstreamHost::Sentinel(GatewayAction::NoHealthyUpstream)
+    );
+    assert_eq!(
+        answering_host(
+            Implementation::Auto,
+            &["10.244.2.31:9000, 10.244.3.44:9000"]
+        ),
+        UpstreamHost::Addr(addr("10.244.3.44:9000"))
+    );
+    assert_eq!(
+        answering_host(
+            Implementation::Auto,
+            &["10.244.2.31:9000", "10.244.1.17:8080 : 10.244.3.44:9000"]
+        ),
+        UpstreamHost::Addr(addr("10.244.3.44:9000"))
+    );
+    assert_eq!(
+        answering_host(Implementation::Auto, &[]),
+        UpstreamHost::Absent
+    );
+    assert_eq!(
+        answering_host(Implementation::Auto, &["-"]),
+        UpstreamHost::Absent
+    );
+    assert_eq!(
+        answering_host(Implementation::Auto, &["<NOSRV>"]),
+        UpstreamHost::Absent
+    );
+    assert_eq!(
+        answering_host(Implementation::Auto, &["api"]),
+        UpstreamHost::Named("api")
+    );
+}
+
+#[test]
+fn socket_addresses_parse_without_allocation_paths() {
+    assert_eq!(
+        parse_socket_addr("10.244.1.17:8080"),
+        Some(addr("10.244.1.17:8080"))
+    );
+    let v6 = parse_socket_addr("[fd00::1]:8080").expect("ipv6");
+    assert!(v6.is_ipv6());
+    assert_eq!(v6.port(), 8080);
+    assert_eq!(
+        parse_socket_addr("http://10.244.1.17:8080"),
+        Some(addr("10.244.1.17:8080"))
+    );
+    assert_eq!(parse_socket_addr("http://[fd00::1]:8080/"), Some(v6));
+    for bad in [
+        "-",
+        "",
+        "10.244.1.17",
+        "fd00::1",
+        "fd00::1:8080",
+        "unix:/x.sock",
+        "SRV_1",
+        "1.2.3.4:99999",
+    ] {
+        assert_eq!(parse_socket_addr(bad), None, "{bad}");
+    }
+}
+
+// ---------------------------------------------------------------- endpoints
+
+#[test]
+fn endpoint_ports_map_to_service_ports() {
+    let (index, _) = fixture();
+    // Named port, numeric targetPort.
+    let web = index.lookup(addr("10.244.1.17:8080"));
+    let keys: Vec<_> = web
+        .iter()
+        .map(|c| (c.key.as_str(), c.service_port))
+        .collect();
+    assert_eq!(
+        keys,
+        vec![("shop/web", Some(80)), ("shop/web-canary", Some(80))]
+    );
+    assert_eq!(web[0].pod.as_deref(), Some("web-5d9c7b8f6-abcde"));
+    assert_eq!(web[0].port_name.as_deref(), Some("http"));
+    // Unnamed single port ("" and absent slice port name).
+    assert_eq!(
+        index.lookup(addr("10.244.2.31:9000"))[0].service_port,
+        Some(80)
+    );
+    let v2 = index.lookup(addr("10.244.3.44:9000"));
+    assert_eq!(v2[0].service_port, Some(80));
+    assert!(
+        !v2[0].ready,
+        "not-ready endpoints are kept (EG drains them)"
+    );
+    // Named targetPort joined by port name; absent targetPort = port.
+    assert_eq!(
+        index.lookup(addr("10.244.4.4:8080"))[0].service_port,
+        Some(80)
+    );
+    assert_eq!(
+        index.lookup(addr("10.244.4.4:9090"))[0].service_port,
+        Some(9090)
+    );
+    // Hand-written slice whose port name is the targetPort name.
+    assert_eq!(
+        index.lookup(addr("10.244.5.5:7443"))[0].service_port,
+        Some(80)
+    );
+    // Numeric targetPort when the names do not line up.
+    assert_eq!(
+        index.lookup(addr("10.244.5.5:7000"))[0].service_port,
+        Some(81)
+    );
+    // IPv6.
+    let v6 = index.lookup_str("[fd00::1]:8080");
+    assert_eq!(v6.len(), 1);
+    assert_eq!(
+        (v6[0].key.as_str(), v6[0].service_port),
+        ("shop/v6", Some(80))
+    );
+    // ClusterIP routing.
+    let cluster_ip = index.lookup(addr("10.96.0.10:80"));
+    assert!(cluster_ip[0].via_cluster_ip && cluster_ip[0].is_service("shop", "web"));
+    // Slice without a Service object; unparsable address skipped.
+    assert_eq!(index.lookup(addr("10.244.6.6:8080"))[0].service_port, None);
+    assert_eq!(index.skipped_addresses(), 1);
+    // Unknown.
+    assert!(index.lookup(addr("10.244.9.9:8080")).is_empty());
+    assert!(index.lookup_str("garbage").is_empty());
+    assert_eq!(
+        index
+            .service("shop", "multi")
+            .and_then(|s| s.port_by_name("metrics")),
+        Some(9090)
+    );
+    assert!(index.service("shop", "nope").is_none());
+}
+
+#[test]
+fn two_services_on_one_pod_are_disambiguated_by_expected_backends() {
+    let (index, _) = fixture();
+    let candidates = index.lookup(addr("10.244.1.17:8080"));
+    let choice = choose_candidate(candidates, &["shop/web-canary"]);
+    assert_eq!(
+        choice.chosen.map(|c| c.key.as_str()),
+        Some("shop/web-canary")
+    );
+    assert!(!choice.ambiguous && choice.tie_broken_by_expected);
+
+    let choice = choose_candidate(candidates, &[]);
+    assert_eq!(choice.chosen.map(|c| c.key.as_str()), Some("shop/web"));
+    assert!(choice.ambiguous);
+
+    let choice = choose_candidate(candidates, &["shop/web", "shop/web-canary"]);
+    assert!(choice.ambiguous);
+
+    let single = choose_candidate(index.lookup(addr("10.244.2.31:9000")), &["shop/other"]);
+    assert!(single.chosen.is_some() && !single.ambiguous && !single.tie_broken_by_expected);
+    assert_eq!(choose_candidate(&[], &["shop/web"]).chosen, None);
+}
+
+// ---------------------------------------------------------------- resolve_actual
+
+fn evidence<'a>(
+    implementation: Implementation,
+    cluster: Option<&'a str>,
+    route: Option<&'a str>,
+    hosts: &'a [&'a str],
+    flags: Option<&'a str>,
+    status: u16,
+) -> UpstreamEvidence<'a> {
+    UpstreamEvidence {
+        implementation_hint: Some(implementation),
+        route_name: route,
+        upstream_cluster: cluster,
+        upstream_hosts: hosts,
+        response_flags: flags,
+        status: Some(status),
+    }
+}
+
+fn shown(actual: &ActualBackend<'_>) -> String {
+    format!(
+        "{} {} {} {}",
+        actual
+            .backend
+            .map(|b| b.to_string())
+            .unwrap_or_else(|| "-".into()),
+        actual.source,
+        actual.gateway_action,
+        if actual.ambiguous {
+            "ambiguous"
+        } else {
+            "clear"
+        },
+    )
+}
+
+#[test]
+fn envoy_gateway_rule_cluster_is_narrowed_by_the_endpoint() {
+    let (endpoints, routes) = fixture();
+    let eg = Implementation::EnvoyGateway;
+    let cluster = Some("httproute/shop/storefront/rule/1");
+    let route = Some("httproute/shop/storefront/rule/1/match/0/shop_example_com");
+
+    let ev = evidence(eg, cluster, route, &["10.244.3.44:9000"], Some("-"), 200);
+    let actual = resolve_actual(&ev, &endpoints, &routes, &[]);
+    assert_eq!(shown(&actual), "shop/api-v2:80 endpoint proxied clear");
+    assert_eq!(actual.endpoint_consistent, Some(true));
+
+    // UH: the rule has two backends and no host answered.
+    let ev = evidence(eg, cluster, route, &[], Some("UH"), 503);
+    let actual = resolve_actual(&ev, &endpoints, &routes, &[]);
+    assert_eq!(shown(&actual), "- none no_healthy_upstream clear");
+
+    // A single-backend rule names its Service even without a host.
+    let ev = evidence(
+        eg,
+        Some("httproute/shop/storefront/rule/0"),
+        None,
+        &[],
+        Some("UH"),
+        503,
+    );
+    let actual = resolve_actual(&ev, &endpoints, &routes, &[]);
+    assert_eq!(
+        shown(&actual),
+        "shop/web:80 cluster_name no_healthy_upstream clear"
+    );
+
+    // Cluster per backendRef.
+    let ev = evidence(
+        eg,
+        Some("httproute/shop/storefront/rule/1/backend/0"),
+        None,
+        &["10.244.2.31:9000"],
+        Some("-"),
+        200,
+    );
+    let actual = resolve_actual(&ev, &endpoints, &routes, &[]);
+    assert_eq!(shown(&actual), "shop/api-v1:80 cluster_name proxied clear");
+    assert_eq!(actual.endpoint_consistent, Some(true));
+
+    // Only the route name (custom format without the cluster).
+    let ev = evidence(eg, None, route, &["10.244.2.31:9000"], Some("-"), 200);
+    let actual = resolve_actual(&ev, &endpoints, &routes, &[]);
+    assert_eq!(shown(&actual), "shop/api-v1:80 endpoint proxied clear");
+
+    // Rule 2 holds both Services that select the pod: expected breaks the tie.
+    let cluster2 = Some("httproute/shop/storefront/rule/2");
+    let ev = evidence(eg, cluster2, None, &["10.244.1.17:8080"], Some("-"), 200);
+    let actual = resolve_actual(&ev, &endpoints, &routes, &["shop/web-canary"]);
+    assert_eq!(shown(&actual), "shop/web-canary:80 endpoint proxied clear");
+    assert!(actual.tie_broken_by_expected);
+    assert_eq!(actual.candidates.len(), 2);
+    let actual = resolve_actual(&ev, &endpoints, &routes, &[]);
+    assert_eq!(shown(&actual), "shop/web:80 endpoint proxied ambiguous");
+
+    // The endpoint belongs to no backend of the logged rule.
+    let ev = evidence(eg, cluster, None, &["10.244.4.4:8080"], Some("-"), 200);
+    let actual = resolve_actual(&ev, &endpoints, &routes, &[]);
+    assert_eq!(shown(&actual), "shop/multi:80 endpoint proxied clear");
+    assert_eq!(actual.note, "endpoint outside the logged rule's backends");
+
+    // A rule the index does not know (config drift).
+    let ev = evidence(
+        eg,
+        Some("httproute/shop/gone/rule/0"),
+        None,
+        &["10.244.2.31:9000"],
+        Some("-"),
+        200,
+    );
+    let actual = resolve_actual(&ev, &endpoints, &routes, &[]);
+    assert_eq!(shown(&actual), "shop/api-v1:80 endpoint proxied clear");
+    assert!(actual.note.contains("not in the route index"));
+
+    // Upstream failure still names the host that was tried.
+    let ev = evidence(
+        eg,
+        cluster,
+        route,
+        &["10.244.3.44:9000"],
+        Some("UF,URX"),
+        503,
+    );
+    let actual = resolve_actual(&ev, &endpoints, &routes, &[]);
+    assert_eq!(
+        shown(&actual),
+        "shop/api-v2:80 endpoint upstream_failure clear"
+    );
+}
+
+#[test]
+fn gateway_answers_have_no_backend() {
+    let (endpoints, routes) = fixture();
+    let eg = Implementation::EnvoyGateway;
+    let cases = [
+        (
+            evidence(eg, None, None, &[], Some("NR"), 404),
+            "- none no_route clear",
+        ),
+        (
+            evidence(
+                eg,
+                None,
+                Some("httproute/shop/to-https/rule/0/match/0/shop_example_com"),
+                &[],
+                Some("-"),
+                302,
+            ),
+            "- none redirect clear",
+        ),
+        (
+            evidence(
+                eg,
+                None,
+                Some("httproute/shop/storefront/rule/0/match/0/shop_example_com"),
+                &[],
+                Some("-"),
+                503,
+            ),
+            "- none direct_response clear",
+        ),
+        (
+            evidence(
+                Implementation::HaproxyUnifiedGateway,
+                Some("backend_not_found"),
+                None,
+                &["<NOSRV>"],
+                Some("LR--"),
+                404,
+            ),
+            "- none no_route clear",
+        ),
+        (
+            evidence(
+                Implementation::NginxGatewayFabric,
+                Some("invalid-backend-ref"),
+                None,
+                &["unix:/var/run/nginx/nginx-500-server.sock"],
+                None,
+                500,
+            ),
+            "- none invalid_backend clear",
+        ),
+    ];
+    for (ev, expected) in cases {
+        assert_eq!(
+            shown(&resolve_actual(&ev, &endpoints, &routes, &[])),
+            expected,
+            "{ev:?}"
+        );
+    }
+}
+
+#[test]
+fn service_naming_clusters_win_and_are_cross_checked() {
+    let (endpoints, routes) = fixture();
+    // Istio names the Service; the host agrees.
+    let ev = evidence(
+        Implementation::Istio,
+        Some("outbound|80||api-v2.shop.svc.cluster.local"),
+        Some("shop.storefront.1"),
+        &["10.244.3.44:9000"],
+        Some("-"),
+        200,
+    );
+    let actual = resolve_actual(&ev, &endpoints, &routes, &[]);
+    assert_eq!(shown(&actual), "shop/api-v2:80 cluster_name proxied clear");
+    assert_eq!(actual.endpoint_consistent, Some(true));
+
+    // ... and when the host belongs to another Service, that is reported.
+    let ev = evidence(
+        Implementation::Auto,
+        Some("outbound|80||api-v2.shop.svc.cluster.local;"),
+        None,
+        &["10.244.2.31:9000"],
+        Some("-"),
+        200,
+    );
+    let actual = resolve_actual(&ev, &endpoints, &routes, &[]);
+    assert_eq!(actual.endpoint_consistent, Some(false));
+
+    // Istio UH: the cluster still names the Service.
+    let ev = evidence(
+        Implementation::Istio,
+        Some("outbound|80||web.shop.svc.cluster.local"),
+        None,
+        &["-"],
+        Some("UH"),
+        503,
+    );
+    assert_eq!(
+        shown(&resolve_actual(&ev, &endpoints, &routes, &[])),
+        "shop/web:80 cluster_name no_healthy_upstream clear"
+    );
+
+    // HAProxy port name resolved through the Service.
+    let ev = evidence(
+        Implementation::HaproxyIngress,
+        Some("shop_svc_multi_metrics"),
+        None,
+        &["SRV_1"],
+        Some("----"),
+        200,
+    );
+    assert_eq!(
+        shown(&resolve_actual(&ev, &endpoints, &routes, &[])),
+        "shop/multi:9090 cluster_name proxied clear"
+    );
+
+    // Contour JSON alt-stat name; NGF $proxy_host with a 503 socket.
+    let ev = evidence(
+        Implementation::Contour,
+        Some("shop_web_80"),
+        None,
+        &["10.244.1.17:8080"],
+        Some("-"),
+        200,
+    );
+    let actual = resolve_actual(&ev, &endpoints, &routes, &[]);
+    assert_eq!(shown(&actual), "shop/web:80 cluster_name proxied clear");
+    assert_eq!(actual.candidates.len(), 2);
+    let ev = evidence(
+        Implementation::NginxGatewayFabric,
+        Some("shop_web_80"),
+        None,
+        &["unix:/var/run/nginx/nginx-503-server.sock"],
+        None,
+        503,
+    );
+    assert_eq!(
+        shown(&resolve_actual(&ev, &endpoints, &routes, &[])),
+        "shop/web:80 cluster_name no_healthy_upstream clear"
+    );
+
+    // Traefik: the dashed leaf service name is split against known Services.
+    let ev = evidence(
+        Implementation::Traefik,
+        Some("httproute-shop-storefront-gw-infra-public-gw-ep-web-1-9d3b6e0f12-svc-shop-api-v2-1@kubernetesgateway"),
+        Some("httproute-shop-storefront-gw-infra-public-gw-ep-web-1-9d3b6e0f12@kubernetesgateway"),
+        &["http://10.244.3.44:9000"],
+        None,
+        200,
+    );
+    assert_eq!(
+        shown(&resolve_actual(&ev, &endpoints, &routes, &[])),
+        "shop/api-v2 cluster_name proxied clear"
+    );
+
+    // Traefik router only (common format): the rule narrows the endpoint.
+    let ev = evidence(
+        Implementation::Traefik,
+        None,
+        Some("httproute-shop-storefront-gw-infra-public-gw-ep-web-1-9d3b6e0f12@kubernetesgateway"),
+        &["http://10.244.2.31:9000"],
+        None,
+        200,
+    );
+    let actual = resolve_actual(&ev, &endpoints, &routes, &[]);
+    assert_eq!(shown(&actual), "shop/api-v1:80 endpoint proxied clear");
+    assert_eq!(actual.note, "endpoint within the logged rule's backends");
+}
+
+#[test]
+fn endpoint_only_formats() {
+    let (endpoints, routes) = fixture();
+    // Contour default text: only the upstream host.
+    let ev = evidence(
+        Implementation::Contour,
+        None,
+        None,
+        &["10.244.2.31:9000"],
+        Some("-"),
+        200,
+    );
+    assert_eq!(
+        shown(&resolve_actual(&ev, &endpoints, &routes, &[])),
+        "shop/api-v1:80 endpoint proxied clear"
+    );
+    // IPv6 upstream.
+    let ev = evidence(
+        Implementation::Auto,
+        None,
+        None,
+        &["[fd00::1]:8080"],
+        Some("-"),
+        200,
+    );
+    assert_eq!(
+        shown(&resolve_actual(&ev, &endpoints, &routes, &[])),
+        "shop/v6:80 endpoint proxied clear"
+    );
+    // Unknown address.
+    let ev = evidence(
+        Implementation::Auto,
+        None,
+        None,
+        &["10.1.1.1:80"],
+        Some("-"),
+        200,
+    );
+    let actual = resolve_actual(&ev, &endpoints, &routes, &[]);
+    assert_eq!(shown(&actual), "- none proxied clear");
+    assert_eq!(actual.note, "upstream host matches no EndpointSlice");
+    // Nothing at all.
+    let actual = resolve_actual(&UpstreamEvidence::default(), &endpoints, &routes, &[]);
+    assert_eq!(shown(&actual), "- none unknown clear");
+    assert_eq!(ActualSource::ClusterName.as_str(), "cluster_name");
+}
+
+// ---------------------------------------------------------------- properties
+
+proptest! {
+    #[test]
+    fn arbitrary_names_never_panic(text in ".{0,80}", hint in 0usize..9) {
+        let implementation = Implementation::ALL[hint];
+        let _ = parse_upstream_name(implementation, &text);
+        let _ = parse_route_name(implementation, &text);
+        let _ = parse_socket_addr(&text);
+        let _ = answering_host(implementation, &[&text]);
+        let _ = text.parse::<Implementation>();
+        if let Some(UpstreamName::DashedService(d)) = parse_upstream_name(implementation, &text) {
+            let _ = d.splits().count();
+        }
+        if let Some(r) = parse_route_name(implementation, &text) {
+            let _ = r.route.matches("shop", "storefront");
+        }
+    }
+
+    #[test]
+    fn structured_names_never_panic(
+        parts in proptest::collection::vec("[a-z0-9_./|@;-]{0,12}", 0..8),
+        sep in "[/_.|-]",
+        hint in 0usize..9,
+    ) {
+        let text = parts.join(&sep);
+        let implementation = Implementation::ALL[hint];
+        let _ = parse_upstream_name(implementation, &text);
+        let _ = parse_route_name(implementation, &text);
+    }
+
+    #[test]
+    fn resolve_never_panics(
+        cluster in proptest::option::of("[a-z0-9_./|@-]{0,40}"),
+        route in proptest::option::of("[a-z0-9_./|@-]{0,40}"),
+        host in "[0-9a-f.:\\[\\]-]{0,24}",
+        flags in proptest::option::of("[A-Z,-]{0,6}"),
+        status in proptest::option::of(0u16..600),
+        hint in 0usize..9,
+    ) {
+        static FIXTURE: std::sync::OnceLock<(EndpointIndex, RouteIndex)> = std::sync::OnceLock::new();
+        let (endpoints, routes) = FIXTURE.get_or_init(fixture);
+        let hosts = [host.as_str()];
+        let ev = UpstreamEvidence {
+            implementation_hint: Some(Implementation::ALL[hint]),
+            route_name: route.as_deref(),
+            upstream_cluster: cluster.as_deref(),
+            upstream_hosts: &hosts,
+            response_flags: flags.as_deref(),
+            status,
+        };
+        let actual = resolve_actual(&ev, endpoints, routes, &["shop/web"]);
+        prop_assert!(actual.backend.is_some() || actual.source == ActualSource::None);
+    }
+}
