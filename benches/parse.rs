@@ -21,7 +21,7 @@ fn numbers(seed: u64) -> impl FnMut() -> u64 {
     }
 }
 
-fn envoy_gateway_json(i: usize, next: &mut impl FnMut() -> u64) -> String {
+fn envoy_gateway_json(i: usize, next: &mut dyn FnMut() -> u64) -> String {
     let n = next();
     format!(
         r#"{{":authority":"shop.example.com","bytes_received":0,"bytes_sent":{},"connection_termination_details":null,"downstream_local_address":"10.244.0.12:10080","downstream_remote_address":"203.0.113.7:{}","duration":{},"method":"GET","protocol":"HTTP/1.1","requested_server_name":null,"response_code":200,"response_code_details":"via_upstream","response_flags":"-","route_name":"httproute/shop/storefront/rule/1/match/0/shop_example_com","start_time":"2026-08-20T10:15:{:02}.{:03}Z","upstream_cluster":"httproute/shop/storefront/rule/1","upstream_host":"10.244.3.{}:9000","upstream_local_address":"10.244.0.12:41236","upstream_transport_failure_reason":null,"user-agent":"curl/8.5.0","x-envoy-origin-path":"/api/orders?page={}","x-envoy-upstream-service-time":null,"x-forwarded-for":"203.0.113.7","x-request-id":"9b2f6c1e-4d8a-4b51-9a0e-{:012x}"}}"#,
@@ -36,7 +36,7 @@ fn envoy_gateway_json(i: usize, next: &mut impl FnMut() -> u64) -> String {
     )
 }
 
-fn envoy_text(i: usize, next: &mut impl FnMut() -> u64) -> String {
+fn envoy_text(i: usize, next: &mut dyn FnMut() -> u64) -> String {
     let n = next();
     format!(
         r#"[2026-08-20T10:15:{:02}.{:03}Z] "GET /products?id={} HTTP/1.1" 200 - 0 {} {} 11 "203.0.113.7" "curl/8.5.0" "9b2f6c1e-4d8a-4b51-9a0e-{:012x}" "shop.example.com" "10.244.1.{}:8080""#,
@@ -50,7 +50,7 @@ fn envoy_text(i: usize, next: &mut impl FnMut() -> u64) -> String {
     )
 }
 
-fn istio_text(i: usize, next: &mut impl FnMut() -> u64) -> String {
+fn istio_text(i: usize, next: &mut dyn FnMut() -> u64) -> String {
     let n = next();
     format!(
         r#"[2026-08-20T10:15:{:02}.{:03}Z] "GET /api/orders?page={} HTTP/1.1" 200 - via_upstream - "-" 0 {} {} 11 "203.0.113.7" "curl/8.5.0" "9b2f6c1e-4d8a-4b51-9a0e-{:012x}" "shop.example.com" "10.244.3.{}:9000" outbound|80||api-v2.shop.svc.cluster.local 10.244.0.12:41236 10.244.0.12:80 203.0.113.7:53422 - shop.storefront.1"#,
@@ -64,7 +64,7 @@ fn istio_text(i: usize, next: &mut impl FnMut() -> u64) -> String {
     )
 }
 
-fn nginx_combined(i: usize, next: &mut impl FnMut() -> u64) -> String {
+fn nginx_combined(i: usize, next: &mut dyn FnMut() -> u64) -> String {
     let n = next();
     format!(
         r#"203.0.113.{} - - [20/Aug/2026:10:15:{:02} +0000] "GET /products?id={} HTTP/1.1" 200 {} "-" "Mozilla/5.0 (X11; Linux x86_64) curl/8.5.0""#,
@@ -75,7 +75,7 @@ fn nginx_combined(i: usize, next: &mut impl FnMut() -> u64) -> String {
     )
 }
 
-fn nginx_gateway_fabric_json(i: usize, next: &mut impl FnMut() -> u64) -> String {
+fn nginx_gateway_fabric_json(i: usize, next: &mut dyn FnMut() -> u64) -> String {
     let n = next();
     format!(
         r#"{{"time":"2026-08-20T10:15:{:02}+00:00","remote_addr":"203.0.113.7","host":"shop.example.com","http_host":"shop.example.com","server_name":"shop.example.com","server_port":"80","method":"GET","request_uri":"/api/orders?page={}","status":200,"body_bytes_sent":{},"request_time":0.0{:02},"upstream_addr":"10.244.3.{}:9000, 10.244.2.31:9000","upstream_status":"502, 200","upstream_response_time":"0.011","proxy_host":"shop_api-v2_80","request_id":"{:032x}","x_forwarded_for":"","user_agent":"curl/8.5.0"}}"#,
@@ -88,7 +88,7 @@ fn nginx_gateway_fabric_json(i: usize, next: &mut impl FnMut() -> u64) -> String
     )
 }
 
-fn haproxy_httplog(i: usize, next: &mut impl FnMut() -> u64) -> String {
+fn haproxy_httplog(i: usize, next: &mut dyn FnMut() -> u64) -> String {
     let n = next();
     format!(
         r#"203.0.113.7:{} [20/Aug/2026:10:15:{:02}.{:03}] fe_http be_web/web{} 0/0/1/{}/{} 200 {} - - ---- 1/1/0/0/0 0/0 "GET /products?id={} HTTP/1.1""#,
