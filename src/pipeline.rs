@@ -14,13 +14,13 @@ use crate::decode::{self, AccessRecord, DecodeError, DecodeOptions, Format};
 use crate::gateway::compile::CompiledGateway;
 use crate::gateway::{Decision, Headers, Protocol, Request, RouteIndex, Scheme};
 use crate::resolve::{
-    parse_route_name, parse_upstream_name, resolve_actual, ActualBackend, ActualSource,
-    EndpointIndex, GatewayAction, Implementation, UpstreamEvidence, UpstreamName,
+    parse_route_name, parse_upstream_name, resolve_actual, ActualBackend, EndpointIndex,
+    GatewayAction, Implementation, UpstreamEvidence, UpstreamName,
 };
 use crate::sink::alerts::{Alert, AlertAggregator, AlertOccurrence, AlertType};
 use crate::sink::deadletter::{DeadLetterFileSink, DeadLetterSource};
 use crate::sink::parquet::ParquetSink;
-use crate::sink::row::{self, EnrichedRow, StrList};
+use crate::sink::row::{EnrichedRow, StrList};
 use crate::sink::SinkError;
 use crate::verdict::{judge, GatewayAnswer, Judgement, Observation, Verdict};
 
@@ -323,11 +323,7 @@ impl<'i> RecordProcessor<'i> {
                 .last()
                 .copied()
                 .or(record.upstream_cluster.as_deref()),
-            actual_source: match actual.source {
-                ActualSource::ClusterName => row::ActualSource::ClusterName,
-                ActualSource::Endpoint => row::ActualSource::Endpoint,
-                ActualSource::None => row::ActualSource::None,
-            },
+            actual_source: actual.source,
             expected_backends: decision.gateway.map(|_| StrList::Borrowed(&self.expected)),
             expected_status: decision.status.map(i32::from),
             route: hit.map(|h| h.route.key.as_str()),

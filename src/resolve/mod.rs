@@ -57,7 +57,7 @@ pub struct UpstreamEvidence<'a> {
 }
 
 /// Where the actual backend came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum ActualSource {
     /// The cluster/upstream name named the Service (or a rule with exactly one
     /// backend, or one backendRef of a rule).
@@ -65,6 +65,7 @@ pub enum ActualSource {
     /// The upstream `ip:port`, through EndpointSlices.
     Endpoint,
     /// Not resolved.
+    #[default]
     None,
 }
 

@@ -36,29 +36,9 @@ pub const ENRICHED_SCHEMA_METADATA_VALUE: &str = "enriched-v1";
 /// Time zone of the `event_time` column.
 pub const EVENT_TIME_ZONE: &str = "UTC";
 
-/// Which signal identified the backend that actually served a request
-/// (column `actual_source`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-pub enum ActualSource {
-    /// The upstream cluster / upstream name in the log named the Service.
-    ClusterName,
-    /// The upstream `ip:port` was mapped to a Service through EndpointSlices.
-    Endpoint,
-    /// The actual backend is unknown.
-    #[default]
-    None,
-}
-
-impl ActualSource {
-    /// The stable string written to the `actual_source` column.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ActualSource::ClusterName => "cluster_name",
-            ActualSource::Endpoint => "endpoint",
-            ActualSource::None => "none",
-        }
-    }
-}
+/// Which signal identified the actual backend (column `actual_source`); owned by
+/// the resolver.
+pub use crate::resolve::ActualSource;
 
 /// A borrowed list of strings, whatever the caller holds its strings in, so
 /// that building an [`EnrichedRow`] never needs a temporary `Vec<&str>`.
