@@ -37,14 +37,13 @@
 //! Memory grows with the number of distinct fingerprints open at once.
 
 use std::collections::HashMap;
-use std::fs::{File, OpenOptions};
-use std::io::{BufWriter, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 
+use super::jsonl::JsonLinesFile;
 use super::row::StrList;
 use super::SinkError;
 
@@ -554,23 +553,15 @@ pub trait AlertSink {
 /// Appends alerts as JSON lines to a file (conventionally [`ALERTS_FILE_NAME`]).
 #[derive(Debug)]
 pub struct AlertFileSink {
-    path: PathBuf,
-    out: BufWriter<File>,
+    out: JsonLinesFile,
     written: u64,
 }
 
 impl AlertFileSink {
     /// Opens (creating if needed) `path` for appending.
     pub fn open(path: impl AsRef<Path>) -> Result<Self, SinkError> {
-        let path = path.as_ref().to_path_buf();
-        let file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&path)
-            .map_err(|e| SinkError::io("open", &path, e))?;
         Ok(Self {
-            path,
-            out: BufWriter::new(file),
+            out: JsonLinesFile::open(path)?,
             written: 0,
         })
     }
@@ -588,19 +579,13 @@ impl AlertFileSink {
 
 impl AlertSink for AlertFileSink {
     fn send(&mut self, alert: &Alert) -> Result<(), SinkError> {
-        serde_json::to_writer(&mut self.out, alert)?;
-        self.out
-            .write_all(b"\n")
-            .map_err(|e| SinkError::io("write", &self.path, e))?;
+        self.out.write(alert)?;
         self.written += 1;
         Ok(())
     }
 
     fn flush(&mut self) -> Result<(), SinkError> {
-        self.out
-            .flush()
-            .and_then(|()| self.out.get_ref().sync_data())
-            .map_err(|e| SinkError::io("flush", &self.path, e))
+        self.out.flush()
     }
 }
 

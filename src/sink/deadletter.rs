@@ -9,12 +9,11 @@
 //! always the original length.
 
 use std::collections::BTreeMap;
-use std::fs::{File, OpenOptions};
-use std::io::{BufWriter, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde::Serialize;
 
+use super::jsonl::JsonLinesFile;
 use super::SinkError;
 
 /// Version of the dead-letter schema written in [`DeadLetter::schema_version`].
@@ -161,8 +160,7 @@ pub trait DeadLetterSink {
 /// [`DEADLETTERS_FILE_NAME`]) and counts them per reason.
 #[derive(Debug)]
 pub struct DeadLetterFileSink {
-    path: PathBuf,
-    out: BufWriter<File>,
+    out: JsonLinesFile,
     max_raw_bytes: usize,
     counts: BTreeMap<&'static str, u64>,
 }
@@ -171,15 +169,8 @@ impl DeadLetterFileSink {
     /// Opens (creating if needed) `path` for appending; raw bytes are cut to
     /// `max_raw_bytes` by [`record`](Self::record).
     pub fn open(path: impl AsRef<Path>, max_raw_bytes: usize) -> Result<Self, SinkError> {
-        let path = path.as_ref().to_path_buf();
-        let file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&path)
-            .map_err(|e| SinkError::io("open", &path, e))?;
         Ok(Self {
-            path,
-            out: BufWriter::new(file),
+            out: JsonLinesFile::open(path)?,
             max_raw_bytes,
             counts: BTreeMap::new(),
         })
@@ -216,19 +207,13 @@ impl DeadLetterFileSink {
 
 impl DeadLetterSink for DeadLetterFileSink {
     fn send(&mut self, dead_letter: &DeadLetter) -> Result<(), SinkError> {
-        serde_json::to_writer(&mut self.out, dead_letter)?;
-        self.out
-            .write_all(b"\n")
-            .map_err(|e| SinkError::io("write", &self.path, e))?;
+        self.out.write(dead_letter)?;
         *self.counts.entry(dead_letter.reason).or_insert(0) += 1;
         Ok(())
     }
 
     fn flush(&mut self) -> Result<(), SinkError> {
-        self.out
-            .flush()
-            .and_then(|()| self.out.get_ref().sync_data())
-            .map_err(|e| SinkError::io("flush", &self.path, e))
+        self.out.flush()
     }
 }
 

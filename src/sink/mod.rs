@@ -13,6 +13,7 @@
 
 pub mod alerts;
 pub mod deadletter;
+pub mod jsonl;
 pub mod parquet;
 pub mod row;
 
