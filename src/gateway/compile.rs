@@ -441,7 +441,7 @@ impl<'a> RefContext<'a> {
         kind: RouteKind,
         route_ns: &str,
         target: &BackendObjectRef,
-    ) -> (Option<(RefReason, String)>, Option<usize>) {
+    ) -> (Option<(RefReason, String)>, Vec<usize>) {
         let ns = target.namespace(route_ns);
         if target.group() != "" || target.kind() != "Service" {
             return (
@@ -453,13 +453,13 @@ impl<'a> RefContext<'a> {
                         target.kind()
                     ),
                 )),
-                None,
+                Vec::new(),
             );
         }
-        let mut grant_used = None;
+        let mut grant_used = Vec::new();
         if ns != route_ns {
-            grant_used = self.grant_for(kind, route_ns, ns, "", "Service", &target.name);
-            if grant_used.is_none() {
+            grant_used = self.grants_for(kind, route_ns, ns, "", "Service", &target.name);
+            if grant_used.is_empty() {
                 return (
                     Some((
                         RefReason::RefNotPermitted,
@@ -469,7 +469,7 @@ impl<'a> RefContext<'a> {
                             target.name
                         ),
                     )),
-                    None,
+                    Vec::new(),
                 );
             }
         }
@@ -514,10 +514,14 @@ impl<'a> RefContext<'a> {
         }
     }
 
-    /// The first ReferenceGrant in `target_ns` that lets a route of `kind` in
+    /// Every ReferenceGrant in `target_ns` that lets a route of `kind` in
     /// `from_ns` refer to `to_group/to_kind/name`. Every field must match exactly
     /// (`referencegrant_types.go`); a `to` entry without a name covers all names.
-    fn grant_for(
+    ///
+    /// All of them are returned, not just the first: grants add up, and each one
+    /// that permits a reference is in use (reporting all but the first as
+    /// "unused" would depend on object order and invite deleting a live grant).
+    fn grants_for(
         &self,
         kind: RouteKind,
         from_ns: &str,
@@ -525,17 +529,24 @@ impl<'a> RefContext<'a> {
         to_group: &str,
         to_kind: &str,
         name: &str,
-    ) -> Option<usize> {
-        self.grants.get(target_ns)?.iter().copied().find(|&i| {
-            let spec = &self.objects.reference_grants[i].spec;
-            spec.from.iter().any(|f| {
-                f.group == GATEWAY_GROUP && f.kind == kind.as_str() && f.namespace == from_ns
-            }) && spec.to.iter().any(|t| {
-                t.group == to_group
-                    && t.kind == to_kind
-                    && t.name.as_deref().is_none_or(|n| n == name)
+    ) -> Vec<usize> {
+        let Some(candidates) = self.grants.get(target_ns) else {
+            return Vec::new();
+        };
+        candidates
+            .iter()
+            .copied()
+            .filter(|&i| {
+                let spec = &self.objects.reference_grants[i].spec;
+                spec.from.iter().any(|f| {
+                    f.group == GATEWAY_GROUP && f.kind == kind.as_str() && f.namespace == from_ns
+                }) && spec.to.iter().any(|t| {
+                    t.group == to_group
+                        && t.kind == to_kind
+                        && t.name.as_deref().is_none_or(|n| n == name)
+                })
             })
-        })
+            .collect()
     }
 }
 
@@ -785,15 +796,19 @@ impl RouteIndex {
         // "namespace/name" alphabetically (`httproute_types.go` ~line 200).
         order.sort_by(|a, b| creation_order(a.2, b.2).then(a.0.cmp(&b.0)));
         let mut seen = HashSet::new();
-        for (kind, i, _) in order {
+        for (kind, i, meta) in order {
+            // Duplicate objects (same kind/namespace/name in several files): first
+            // wins. The check must come *before* compiling: compiling registers
+            // the route's matches under the next route id, so a compiled-then-
+            // dropped duplicate would lend its matches to the following route.
+            if !seen.insert((kind, meta.key())) {
+                continue;
+            }
             let compiled = match kind {
                 RouteKind::Http => self.compile_http_route(&objects.http_routes[i], refs),
                 RouteKind::Grpc => self.compile_grpc_route(&objects.grpc_routes[i], refs),
             };
-            // Duplicate objects (same kind/namespace/name in several files): first wins.
-            if seen.insert((kind, compiled.key.clone())) {
-                self.routes.push(compiled);
-            }
+            self.routes.push(compiled);
         }
     }
 
@@ -1271,12 +1286,21 @@ fn namespace_labels(objects: &ObjectSet) -> HashMap<String, BTreeMap<String, Str
 }
 
 /// Oldest first (objects without a timestamp last), then namespace/name.
+///
+/// The tie-breaker is the alphabetical order of the *string*
+/// `"<namespace>/<name>"` (`httproute_types.go` ~line 200), which is not the
+/// same as comparing namespace then name: `a-b/c` sorts before `a/z` because
+/// `-` (0x2d) < `/` (0x2f), while namespace-first would put `a` first.
 fn creation_order(a: &ObjectMeta, b: &ObjectMeta) -> std::cmp::Ordering {
     let ts = |m: &ObjectMeta| m.created_unix().unwrap_or(i64::MAX);
-    ts(a)
-        .cmp(&ts(b))
-        .then_with(|| a.namespace.cmp(&b.namespace))
-        .then_with(|| a.name.cmp(&b.name))
+    let key = |m: &ObjectMeta| {
+        m.namespace
+            .bytes()
+            .chain(std::iter::once(b'/'))
+            .chain(m.name.bytes())
+            .collect::<Vec<u8>>()
+    };
+    ts(a).cmp(&ts(b)).then_with(|| key(a).cmp(&key(b)))
 }
 
 fn unsupported(msg: String) -> RouteInvalid {
@@ -1570,8 +1594,8 @@ fn compile_rule(
         )
     };
     let resolve = |target: &BackendObjectRef, idx: &mut RouteIndex| {
-        let (invalid, grant) = refs.resolve(kind, route_ns, target);
-        if let Some(g) = grant {
+        let (invalid, grants) = refs.resolve(kind, route_ns, target);
+        for g in grants {
             idx.grants[g].permitted.push(route_key(target));
         }
         invalid

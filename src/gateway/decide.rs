@@ -19,8 +19,8 @@ use super::compile::{
     MatchCondition, MatchEntry, RouteIndex, RouteKind, RuleAction,
 };
 use super::hostname;
-use super::matcher::Truth;
-use super::request::{Protocol, Request, Scheme};
+use super::matcher::{Truth, ValueCondition};
+use super::request::{Lookup, Protocol, Request, Scheme};
 
 /// What happens to a request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -352,15 +352,24 @@ impl RouteIndex {
 }
 
 /// Records which unknown attributes a `Truth::Unknown` match depends on.
+///
+/// A header counts only when its own lookup is unknown: a header the log does
+/// carry (in `known`) is decided even when `others_unknown` is set, so it must
+/// not be named as a reason for the ambiguity.
 fn note_unknowns(entry: &MatchEntry, req: &Request<'_>, unknowns: &mut Unknowns) {
+    let header_unknown = |headers: &[(String, ValueCondition)]| {
+        headers
+            .iter()
+            .any(|(name, _)| req.headers.get(name) == Lookup::Unknown)
+    };
     match &entry.condition {
         MatchCondition::Http(m) => {
             unknowns.method |= m.method.is_some() && req.method.is_none();
             unknowns.query |= !m.query.is_empty() && req.query.is_none();
-            unknowns.headers |= !m.headers.is_empty() && req.headers.others_unknown;
+            unknowns.headers |= header_unknown(&m.headers);
         }
         MatchCondition::Grpc(m) => {
-            unknowns.headers |= !m.headers.is_empty() && req.headers.others_unknown;
+            unknowns.headers |= header_unknown(&m.headers);
         }
     }
 }
