@@ -10,3 +10,4 @@ pub mod decode;
 pub mod gateway;
 pub mod manifest;
 pub mod sink;
+pub mod synth;
