@@ -71,6 +71,14 @@ unsafe impl GlobalAlloc for CountingAlloc {
 static GLOBAL: CountingAlloc = CountingAlloc;
 
 const REQUESTS: usize = 100_000;
+
+/// CPU time this thread has consumed, in ns (Linux `schedstat`). Unlike wall
+/// time it does not count time spent waiting for a core, so it stays meaningful
+/// on a loaded machine.
+fn thread_cpu_ns() -> Option<u64> {
+    let stat = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    stat.split_whitespace().next()?.parse().ok()
+}
 const MIB: f64 = 1024.0 * 1024.0;
 
 /// Compiles once under the counting allocator and prints the index's memory.
@@ -121,7 +129,34 @@ fn main() {
         "decide sanity pass: {:.0} ns/decision; outcomes {outcomes:?}",
         elapsed.as_nanos() as f64 / REQUESTS as f64
     );
-    assert!(outcomes.get(Outcome::Forward.as_str()).copied().unwrap_or(0) > REQUESTS * 8 / 10);
+    if let Some(t0) = thread_cpu_ns() {
+        const PASSES: usize = 5;
+        for _ in 0..PASSES {
+            for r in &requests {
+                black_box(index.decide(black_box(r)));
+            }
+        }
+        let t1 = thread_cpu_ns().unwrap_or(t0);
+        let ns = (t1 - t0) as f64 / (PASSES * REQUESTS) as f64;
+        let t2 = thread_cpu_ns().unwrap_or(t1);
+        black_box(RouteIndex::compile(
+            &config.objects,
+            CompileOptions::default(),
+        ));
+        let t3 = thread_cpu_ns().unwrap_or(t2);
+        println!(
+            "cpu time: decide {ns:.0} ns/decision ({:.2} M decisions/s), compile {:.0} ms",
+            1e3 / ns,
+            (t3 - t2) as f64 / 1e6
+        );
+    }
+    assert!(
+        outcomes
+            .get(Outcome::Forward.as_str())
+            .copied()
+            .unwrap_or(0)
+            > REQUESTS * 8 / 10
+    );
 
     let mut c = Criterion::default()
         .warm_up_time(Duration::from_secs(1))

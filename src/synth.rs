@@ -94,7 +94,13 @@ const SEGMENTS: &[&str] = &[
     "account", "billing", "reports", "events", "feed", "media", "assets", "graphql", "upload",
     "settings",
 ];
-const HEADER_NAMES: &[&str] = &["x-version", "x-canary", "x-tenant", "x-region", "x-user-group"];
+const HEADER_NAMES: &[&str] = &[
+    "x-version",
+    "x-canary",
+    "x-tenant",
+    "x-region",
+    "x-user-group",
+];
 const HEADER_VALUES: &[&str] = &["1", "2", "true", "beta", "eu", "us", "gold", "internal"];
 const QUERY_NAMES: &[&str] = &["debug", "variant", "lang", "preview"];
 const METHODS: &[&str] = &["GET", "POST", "PUT", "DELETE", "PATCH"];
@@ -175,7 +181,8 @@ fn path_of(rng: &mut Rng, segments: usize) -> String {
     let mut p = String::new();
     for _ in 0..segments {
         p.push('/');
-        p.push_str(*rng.pick(SEGMENTS));
+        let seg = SEGMENTS[rng.below(SEGMENTS.len())];
+        p.push_str(seg);
     }
     p
 }
@@ -357,7 +364,8 @@ pub fn generate(spec: &SynthSpec) -> SynthConfig {
     ns_names.extend((0..SHARED_NAMESPACES).map(shared_ns));
     for name in &ns_names {
         let mut m = meta("", name);
-        m.labels.insert("routeproof.dev/synthetic".into(), "true".into());
+        m.labels
+            .insert("routeproof.dev/synthetic".into(), "true".into());
         objects.namespaces.push(Namespace { metadata: m });
     }
     let service = |ns: &str, name: String| Service {
