@@ -13,4 +13,5 @@ pub mod pipeline;
 pub mod resolve;
 pub mod sink;
 pub mod source;
+pub mod synth;
 pub mod verdict;

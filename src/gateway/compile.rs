@@ -21,6 +21,15 @@ use super::model::{
     RouteNamespaces, GATEWAY_GROUP, GATEWAY_X_GROUP,
 };
 
+/// The `HashMap` of the index's lookup tables (hostname buckets, gateways,
+/// ports), which `decide` probes several times per request.
+///
+/// Uses foldhash instead of std's SipHash-1-3: hashing a short hostname is
+/// several times faster, and the DoS resistance SipHash buys is not needed here:
+/// the keys are inserted from configuration, requests only look them up, so a
+/// request cannot build a collision chain. foldhash is still randomly seeded.
+pub type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+
 /// Switches for behaviour the spec leaves to the implementation.
 #[derive(Debug, Clone)]
 pub struct CompileOptions {
@@ -113,26 +122,123 @@ pub struct CompiledListener {
 #[derive(Debug, Clone, Default)]
 pub struct HostTable {
     /// Exact hostnames.
-    pub exact: HashMap<String, Vec<u32>>,
+    pub exact: FastMap<String, Bucket>,
     /// Wildcards, keyed by the suffix without `*` (`.example.com`).
-    pub wildcard: HashMap<String, Vec<u32>>,
+    pub wildcard: FastMap<String, Bucket>,
     /// No hostname restriction.
-    pub any: Vec<u32>,
+    pub any: Bucket,
+}
+
+/// One hostname bucket: match ids sorted by precedence, plus the same ids with a
+/// compact path pre-filter that `decide` scans.
+///
+/// Scanning the ids alone means two dependent cache misses per candidate (the
+/// [`MatchEntry`], then its path string); the slots are contiguous, so most
+/// candidates are rejected without touching either.
+#[derive(Debug, Clone, Default)]
+pub struct Bucket {
+    /// Match ids (indexes into [`RouteIndex::matches`]), sorted by precedence.
+    pub ids: Vec<u32>,
+    /// `ids` with their path pre-filters, in the same order; built by `compile`.
+    pub slots: Box<[PathSlot]>,
+}
+
+/// A match id with a conservative path pre-filter: [`PathSlot::may_match`] is
+/// false only when the match's path condition certainly rejects the path.
+#[derive(Debug, Clone, Copy)]
+pub struct PathSlot {
+    /// Match id.
+    pub id: u32,
+    /// `SLOT_EXACT`, `SLOT_PREFIX` or `SLOT_ANY` (regex, gRPC, root prefix,
+    /// oversized values: no pre-filter).
+    kind: u8,
+    /// Length of the path value.
+    len: u16,
+    /// The first (up to) 8 bytes of the value, little-endian, zero-padded.
+    head: u64,
+}
+
+const SLOT_EXACT: u8 = 0;
+const SLOT_PREFIX: u8 = 1;
+const SLOT_ANY: u8 = 2;
+
+/// The first (up to) 8 bytes of `bytes`, little-endian, zero-padded.
+pub fn path_head(bytes: &[u8]) -> u64 {
+    let mut buf = [0u8; 8];
+    let n = bytes.len().min(8);
+    buf[..n].copy_from_slice(&bytes[..n]);
+    u64::from_le_bytes(buf)
+}
+
+impl PathSlot {
+    fn new(id: u32, condition: &MatchCondition) -> PathSlot {
+        let (kind, value) = match condition {
+            MatchCondition::Http(m) => match &m.path {
+                PathCondition::Exact(v) => (SLOT_EXACT, v.as_str()),
+                PathCondition::Prefix(v) if v != "/" => (SLOT_PREFIX, v.as_str()),
+                _ => (SLOT_ANY, ""),
+            },
+            MatchCondition::Grpc(_) => (SLOT_ANY, ""),
+        };
+        match u16::try_from(value.len()) {
+            Ok(len) => PathSlot {
+                id,
+                kind,
+                len,
+                head: path_head(value.as_bytes()),
+            },
+            Err(_) => PathSlot {
+                id,
+                kind: SLOT_ANY,
+                len: 0,
+                head: 0,
+            },
+        }
+    }
+
+    /// False only if the path condition certainly rejects a path of `path_len`
+    /// bytes whose [`path_head`] is `head`. Exact: same length and first bytes;
+    /// PathPrefix: at least as long, same first bytes, and a segment boundary
+    /// (checked by the full evaluation).
+    #[inline]
+    pub fn may_match(&self, path_len: usize, head: u64) -> bool {
+        let len = usize::from(self.len);
+        let mask = if len >= 8 {
+            u64::MAX
+        } else {
+            (1u64 << (8 * len)) - 1
+        };
+        match self.kind {
+            SLOT_EXACT => path_len == len && head & mask == self.head,
+            SLOT_PREFIX => path_len >= len && head & mask == self.head,
+            _ => true,
+        }
+    }
+}
+
+impl Bucket {
+    /// Number of matches.
+    pub fn len(&self) -> usize {
+        self.ids.len()
+    }
+
+    /// True when empty.
+    pub fn is_empty(&self) -> bool {
+        self.ids.is_empty()
+    }
 }
 
 impl HostTable {
     /// True when no route is attached.
     pub fn is_empty(&self) -> bool {
-        self.exact.is_empty() && self.wildcard.is_empty() && self.any.is_empty()
+        self.exact.is_empty() && self.wildcard.is_empty() && self.any.ids.is_empty()
     }
 
     fn bucket_mut(&mut self, hostname: Option<&str>) -> &mut Vec<u32> {
         match hostname {
-            None => &mut self.any,
-            Some(h) if hostname::is_wildcard(h) => {
-                self.wildcard.entry(h[1..].to_string()).or_default()
-            }
-            Some(h) => self.exact.entry(h.to_string()).or_default(),
+            None => &mut self.any.ids,
+            Some(h) if hostname::is_wildcard(h) => bucket_in(&mut self.wildcard, &h[1..]),
+            Some(h) => bucket_in(&mut self.exact, h),
         }
     }
 
@@ -140,14 +246,23 @@ impl HostTable {
     pub fn buckets(&self) -> impl Iterator<Item = (Option<String>, &Vec<u32>)> {
         self.exact
             .iter()
-            .map(|(h, b)| (Some(h.clone()), b))
+            .map(|(h, b)| (Some(h.clone()), &b.ids))
             .chain(
                 self.wildcard
                     .iter()
-                    .map(|(s, b)| (Some(format!("*{s}")), b)),
+                    .map(|(s, b)| (Some(format!("*{s}")), &b.ids)),
             )
-            .chain(std::iter::once((None, &self.any)))
+            .chain(std::iter::once((None, &self.any.ids)))
     }
+}
+
+/// The bucket for `key`, created empty if needed; the key is only copied on
+/// creation.
+fn bucket_in<'t>(map: &'t mut FastMap<String, Bucket>, key: &str) -> &'t mut Vec<u32> {
+    if !map.contains_key(key) {
+        map.insert(key.to_string(), Bucket::default());
+    }
+    &mut map.get_mut(key).expect("inserted above").ids
 }
 
 /// A compiled Gateway.
@@ -162,7 +277,7 @@ pub struct CompiledGateway {
     pub listeners: Vec<usize>,
     /// Per port, the usable (non-conflicted) HTTP/HTTPS listeners, most specific
     /// hostname first: `(port, protocol) -> listener indexes`.
-    pub by_port: HashMap<(u16, bool), Vec<usize>>,
+    pub by_port: FastMap<(u16, bool), Vec<usize>>,
 }
 
 /// Why a backendRef is invalid (route `ResolvedRefs=False` reasons).
@@ -375,7 +490,7 @@ pub struct RouteIndex {
     /// Gateways.
     pub gateways: Vec<CompiledGateway>,
     /// Gateway key -> index.
-    pub gateway_by_key: HashMap<String, usize>,
+    pub gateway_by_key: FastMap<String, usize>,
     /// All listeners.
     pub listeners: Vec<CompiledListener>,
     /// All routes (HTTP and gRPC), sorted by precedence order (oldest, then
@@ -567,7 +682,7 @@ impl RouteIndex {
             version: options.index_version,
             options: options.clone(),
             gateways: Vec::new(),
-            gateway_by_key: HashMap::new(),
+            gateway_by_key: FastMap::default(),
             listeners: Vec::new(),
             routes: Vec::new(),
             matches: Vec::new(),
@@ -673,11 +788,11 @@ impl RouteIndex {
                 key,
                 class_name: gw.spec.gateway_class_name.clone(),
                 listeners: all,
-                by_port: HashMap::new(),
+                by_port: FastMap::default(),
             });
         }
         for gi in 0..self.gateways.len() {
-            let mut by_port: HashMap<(u16, bool), Vec<usize>> = HashMap::new();
+            let mut by_port: FastMap<(u16, bool), Vec<usize>> = FastMap::default();
             for &li in &self.gateways[gi].listeners {
                 let l = &self.listeners[li];
                 let tls = match l.protocol {
@@ -779,7 +894,8 @@ impl RouteIndex {
 
     /// Compiles every route's rules, matches and backends.
     fn compile_routes(&mut self, objects: &ObjectSet, refs: &RefContext<'_>) {
-        let mut order: Vec<(RouteKind, usize, &ObjectMeta)> = objects
+        // The timestamp is parsed once per route, not once per comparison.
+        let mut order: Vec<(RouteKind, usize, &ObjectMeta, i64)> = objects
             .http_routes
             .iter()
             .enumerate()
@@ -791,12 +907,17 @@ impl RouteIndex {
                     .enumerate()
                     .map(|(i, r)| (RouteKind::Grpc, i, &r.metadata)),
             )
+            .map(|(kind, i, meta)| (kind, i, meta, creation_ts(meta)))
             .collect();
         // Precedence ties across routes: oldest creationTimestamp, then
         // "namespace/name" alphabetically (`httproute_types.go` ~line 200).
-        order.sort_by(|a, b| creation_order(a.2, b.2).then(a.0.cmp(&b.0)));
+        order.sort_by(|a, b| {
+            a.3.cmp(&b.3)
+                .then_with(|| name_order(a.2, b.2))
+                .then(a.0.cmp(&b.0))
+        });
         let mut seen = HashSet::new();
-        for (kind, i, meta) in order {
+        for (kind, i, meta, _) in order {
             // Duplicate objects (same kind/namespace/name in several files): first
             // wins. The check must come *before* compiling: compiling registers
             // the route's matches under the next route id, so a compiled-then-
@@ -1133,8 +1254,13 @@ impl RouteIndex {
                     .chain(table.wildcard.values_mut())
                     .chain(std::iter::once(&mut table.any))
                 {
-                    bucket.sort_by_cached_key(key);
-                    bucket.dedup();
+                    bucket.ids.sort_by_cached_key(key);
+                    bucket.ids.dedup();
+                    bucket.slots = bucket
+                        .ids
+                        .iter()
+                        .map(|&id| PathSlot::new(id, &matches[id as usize].condition))
+                        .collect();
                 }
             }
         }
@@ -1292,15 +1418,25 @@ fn namespace_labels(objects: &ObjectSet) -> HashMap<String, BTreeMap<String, Str
 /// same as comparing namespace then name: `a-b/c` sorts before `a/z` because
 /// `-` (0x2d) < `/` (0x2f), while namespace-first would put `a` first.
 fn creation_order(a: &ObjectMeta, b: &ObjectMeta) -> std::cmp::Ordering {
-    let ts = |m: &ObjectMeta| m.created_unix().unwrap_or(i64::MAX);
-    let key = |m: &ObjectMeta| {
+    creation_ts(a)
+        .cmp(&creation_ts(b))
+        .then_with(|| name_order(a, b))
+}
+
+/// Alphabetical order of `"<namespace>/<name>"`, compared without allocating.
+fn name_order(a: &ObjectMeta, b: &ObjectMeta) -> std::cmp::Ordering {
+    fn key(m: &ObjectMeta) -> impl Iterator<Item = u8> + '_ {
         m.namespace
             .bytes()
             .chain(std::iter::once(b'/'))
             .chain(m.name.bytes())
-            .collect::<Vec<u8>>()
-    };
-    ts(a).cmp(&ts(b)).then_with(|| key(a).cmp(&key(b)))
+    }
+    key(a).cmp(key(b))
+}
+
+/// The creation-order sort key: unix seconds, `i64::MAX` when unknown.
+fn creation_ts(meta: &ObjectMeta) -> i64 {
+    meta.created_unix().unwrap_or(i64::MAX)
 }
 
 fn unsupported(msg: String) -> RouteInvalid {

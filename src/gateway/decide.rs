@@ -15,8 +15,8 @@
 use std::borrow::Cow;
 
 use super::compile::{
-    CompiledBackend, CompiledGateway, CompiledListener, CompiledRoute, CompiledRule, HostTable,
-    MatchCondition, MatchEntry, RouteIndex, RouteKind, RuleAction,
+    path_head, Bucket, CompiledBackend, CompiledGateway, CompiledListener, CompiledRoute,
+    CompiledRule, HostTable, MatchCondition, MatchEntry, RouteIndex, RouteKind, RuleAction,
 };
 use super::hostname;
 use super::matcher::{Truth, ValueCondition};
@@ -300,9 +300,14 @@ impl RouteIndex {
         alternatives: &mut Vec<RuleHit<'i>>,
         unknowns: &mut Unknowns,
     ) -> Option<RuleHit<'i>> {
-        let mut scan = |bucket: &'i [u32]| -> Option<RuleHit<'i>> {
-            for &id in bucket {
-                let entry = &self.matches[id as usize];
+        let path_len = req.path.len();
+        let head = path_head(req.path.as_bytes());
+        let mut scan = |bucket: &'i Bucket| -> Option<RuleHit<'i>> {
+            for slot in bucket.slots.iter() {
+                if !slot.may_match(path_len, head) {
+                    continue;
+                }
+                let entry = &self.matches[slot.id as usize];
                 let truth = match &entry.condition {
                     MatchCondition::Http(m) => m.eval(req),
                     MatchCondition::Grpc(m) => m.eval(req),
@@ -311,7 +316,7 @@ impl RouteIndex {
                     continue;
                 }
                 let route = &self.routes[entry.route as usize];
-                let Some(rule) = route.rules.iter().find(|r| r.index == entry.rule as usize) else {
+                let Some(rule) = rule_at(route, entry.rule as usize) else {
                     continue;
                 };
                 let hit = RuleHit {
@@ -348,6 +353,16 @@ impl RouteIndex {
             }
         }
         scan(&table.any)
+    }
+}
+
+/// The compiled rule with spec index `index`. A route that keeps matches in the
+/// index compiled every rule, so the rule is almost always at position `index`;
+/// the scan is the fallback that keeps this correct regardless.
+fn rule_at(route: &CompiledRoute, index: usize) -> Option<&CompiledRule> {
+    match route.rules.get(index) {
+        Some(rule) if rule.index == index => Some(rule),
+        _ => route.rules.iter().find(|r| r.index == index),
     }
 }
 

@@ -1,0 +1,189 @@
+//! Route-decision engine benchmark on the default synthetic configuration
+//! (10,000 HTTPRoutes, 50,000 matches, 2,000 hostnames; see `routeproof::synth`).
+//!
+//! * `decide/single_thread`: decisions per second over 100,000 pre-built requests;
+//! * `compile/route_index`: `RouteIndex::compile` time;
+//! * the compiled index's memory (live after compile, peak during compile),
+//!   measured with a counting global allocator and printed before the criterion
+//!   runs as a `index memory:` line.
+//!
+//! Targets: >= 5M decisions/s (<= 200 ns each), compile < 500 ms, memory < 200 MiB.
+//!
+//! Run: `cargo bench --bench decide -- --warm-up-time 1 --measurement-time 5`.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::hint::black_box;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use criterion::{Criterion, Throughput};
+use routeproof::gateway::{CompileOptions, Outcome, Request, RouteIndex};
+use routeproof::synth::{self, SynthSpec};
+
+/// Counts live heap bytes and their high-water mark.
+struct CountingAlloc;
+
+static LIVE: AtomicUsize = AtomicUsize::new(0);
+static PEAK: AtomicUsize = AtomicUsize::new(0);
+
+fn grew(by: usize) {
+    let now = LIVE.fetch_add(by, Ordering::Relaxed) + by;
+    PEAK.fetch_max(now, Ordering::Relaxed);
+}
+
+// SAFETY: delegates every call to `System`, only adding bookkeeping.
+unsafe impl GlobalAlloc for CountingAlloc {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        let p = System.alloc(layout);
+        if !p.is_null() {
+            grew(layout.size());
+        }
+        p
+    }
+
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        let p = System.alloc_zeroed(layout);
+        if !p.is_null() {
+            grew(layout.size());
+        }
+        p
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        System.dealloc(ptr, layout);
+        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        let p = System.realloc(ptr, layout, new_size);
+        if !p.is_null() {
+            if new_size >= layout.size() {
+                grew(new_size - layout.size());
+            } else {
+                LIVE.fetch_sub(layout.size() - new_size, Ordering::Relaxed);
+            }
+        }
+        p
+    }
+}
+
+#[global_allocator]
+static GLOBAL: CountingAlloc = CountingAlloc;
+
+const REQUESTS: usize = 100_000;
+
+/// CPU time this thread has consumed, in ns (Linux `schedstat`). Unlike wall
+/// time it does not count time spent waiting for a core, so it stays meaningful
+/// on a loaded machine.
+fn thread_cpu_ns() -> Option<u64> {
+    let stat = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    stat.split_whitespace().next()?.parse().ok()
+}
+const MIB: f64 = 1024.0 * 1024.0;
+
+/// Compiles once under the counting allocator and prints the index's memory.
+fn report_memory(objects: &routeproof::gateway::ObjectSet) {
+    let before = LIVE.load(Ordering::Relaxed);
+    PEAK.store(before, Ordering::Relaxed);
+    let start = Instant::now();
+    let index = RouteIndex::compile(objects, CompileOptions::default());
+    let elapsed = start.elapsed();
+    let live = LIVE.load(Ordering::Relaxed).saturating_sub(before);
+    let peak = PEAK.load(Ordering::Relaxed).saturating_sub(before);
+    println!(
+        "index memory: {:.1} MiB live after compile, {:.1} MiB peak during compile \
+         ({} routes, {} matches, one compile took {:.1} ms)",
+        live as f64 / MIB,
+        peak as f64 / MIB,
+        index.routes.len(),
+        index.matches.len(),
+        elapsed.as_secs_f64() * 1e3,
+    );
+    drop(black_box(index));
+}
+
+fn main() {
+    let spec = SynthSpec::default();
+    let config = synth::generate(&spec);
+    report_memory(&config.objects);
+
+    let index = RouteIndex::compile(&config.objects, CompileOptions::default());
+    let specs = synth::requests(&config, REQUESTS, 42);
+    let pairs: Vec<Vec<(&str, &str)>> = specs.iter().map(|s| s.header_pairs()).collect();
+    let requests: Vec<Request<'_>> = specs
+        .iter()
+        .zip(&pairs)
+        .map(|(s, p)| s.to_request(p).expect("synthetic requests are valid"))
+        .collect();
+
+    // Sanity: the outcome mix, and a quick single-pass rate.
+    let mut outcomes = std::collections::BTreeMap::new();
+    let start = Instant::now();
+    for r in &requests {
+        *outcomes
+            .entry(index.decide(r).outcome.as_str())
+            .or_insert(0usize) += 1;
+    }
+    let elapsed = start.elapsed();
+    println!(
+        "decide sanity pass: {:.0} ns/decision; outcomes {outcomes:?}",
+        elapsed.as_nanos() as f64 / REQUESTS as f64
+    );
+    if let Some(t0) = thread_cpu_ns() {
+        const PASSES: usize = 5;
+        for _ in 0..PASSES {
+            for r in &requests {
+                black_box(index.decide(black_box(r)));
+            }
+        }
+        let t1 = thread_cpu_ns().unwrap_or(t0);
+        let ns = (t1 - t0) as f64 / (PASSES * REQUESTS) as f64;
+        let t2 = thread_cpu_ns().unwrap_or(t1);
+        black_box(RouteIndex::compile(
+            &config.objects,
+            CompileOptions::default(),
+        ));
+        let t3 = thread_cpu_ns().unwrap_or(t2);
+        println!(
+            "cpu time: decide {ns:.0} ns/decision ({:.2} M decisions/s), compile {:.0} ms",
+            1e3 / ns,
+            (t3 - t2) as f64 / 1e6
+        );
+    }
+    assert!(
+        outcomes
+            .get(Outcome::Forward.as_str())
+            .copied()
+            .unwrap_or(0)
+            > REQUESTS * 8 / 10
+    );
+
+    let mut c = Criterion::default()
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(5))
+        .configure_from_args();
+
+    let mut group = c.benchmark_group("decide");
+    group.throughput(Throughput::Elements(REQUESTS as u64));
+    group.sample_size(20);
+    group.bench_function("single_thread", |b| {
+        b.iter(|| {
+            let mut forwarded = 0usize;
+            for r in &requests {
+                let d = index.decide(black_box(r));
+                forwarded += usize::from(d.outcome == Outcome::Forward);
+            }
+            forwarded
+        })
+    });
+    group.finish();
+
+    let mut group = c.benchmark_group("compile");
+    group.sample_size(10);
+    group.bench_function("route_index", |b| {
+        b.iter(|| RouteIndex::compile(black_box(&config.objects), CompileOptions::default()))
+    });
+    group.finish();
+
+    c.final_summary();
+}
