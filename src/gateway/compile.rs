@@ -156,6 +156,8 @@ pub struct PathSlot {
     len: u16,
     /// The first (up to) 8 bytes of the value, little-endian, zero-padded.
     head: u64,
+    /// Selects the bytes of a path head that `head` constrains (precomputed).
+    mask: u64,
 }
 
 const SLOT_EXACT: u8 = 0;
@@ -186,12 +188,18 @@ impl PathSlot {
                 kind,
                 len,
                 head: path_head(value.as_bytes()),
+                mask: if len >= 8 {
+                    u64::MAX
+                } else {
+                    (1u64 << (8 * u32::from(len))) - 1
+                },
             },
             Err(_) => PathSlot {
                 id,
                 kind: SLOT_ANY,
                 len: 0,
                 head: 0,
+                mask: 0,
             },
         }
     }
@@ -203,14 +211,9 @@ impl PathSlot {
     #[inline]
     pub fn may_match(&self, path_len: usize, head: u64) -> bool {
         let len = usize::from(self.len);
-        let mask = if len >= 8 {
-            u64::MAX
-        } else {
-            (1u64 << (8 * len)) - 1
-        };
         match self.kind {
-            SLOT_EXACT => path_len == len && head & mask == self.head,
-            SLOT_PREFIX => path_len >= len && head & mask == self.head,
+            SLOT_EXACT => path_len == len && head & self.mask == self.head,
+            SLOT_PREFIX => path_len >= len && head & self.mask == self.head,
             _ => true,
         }
     }

@@ -191,7 +191,7 @@ impl RouteIndex {
         // Listener selection. For HTTPS the SNI picks the listener at handshake
         // time; the Host is then checked against the other listeners on the port
         // (GEP-3567, `gateway_types.go` Listener.Hostname ~lines 395-410).
-        let sni = req.sni.map(hostname::normalize_host);
+        let sni = req.sni.filter(|_| tls).map(hostname::normalize_host);
         let selector = if tls {
             sni.as_deref().or(host_str)
         } else {
@@ -302,7 +302,7 @@ impl RouteIndex {
     ) -> Option<RuleHit<'i>> {
         let path_len = req.path.len();
         let head = path_head(req.path.as_bytes());
-        let mut scan = |bucket: &'i Bucket| -> Option<RuleHit<'i>> {
+        let scan = |bucket: &'i Bucket| -> Option<RuleHit<'i>> {
             for slot in bucket.slots.iter() {
                 if !slot.may_match(path_len, head) {
                     continue;
@@ -335,24 +335,40 @@ impl RouteIndex {
             }
             None
         };
-        if let Some(h) = host {
-            if let Some(bucket) = table.exact.get(h) {
-                if let Some(hit) = scan(bucket) {
-                    return Some(hit);
+        buckets_for(table, host).find_map(scan)
+    }
+
+    /// Every match the winner had to beat, in precedence order, with how it
+    /// evaluated: what `explain` shows a person. Cold path (allocates).
+    pub fn considered<'i>(
+        &'i self,
+        req: &Request<'_>,
+        decision: &Decision<'i>,
+    ) -> Vec<(&'i MatchEntry, Truth)> {
+        let mut out = Vec::new();
+        let Some(listener) = decision.listener else {
+            return out;
+        };
+        let table = match req.protocol {
+            Protocol::Grpc if !listener.grpc.is_empty() => &listener.grpc,
+            _ => &listener.http,
+        };
+        let host = req.host.map(hostname::normalize_host);
+        let winner = decision.hit.map(|h| h.entry as *const MatchEntry);
+        for bucket in buckets_for(table, host.as_deref()) {
+            for &id in &bucket.ids {
+                let entry = &self.matches[id as usize];
+                if Some(entry as *const MatchEntry) == winner {
+                    return out;
                 }
-            }
-            let mut found = None;
-            hostname::for_each_wildcard_suffix(h, |suffix| {
-                if let Some(bucket) = table.wildcard.get(suffix) {
-                    found = scan(bucket);
-                }
-                found.is_some()
-            });
-            if found.is_some() {
-                return found;
+                let truth = match &entry.condition {
+                    MatchCondition::Http(m) => m.eval(req),
+                    MatchCondition::Grpc(m) => m.eval(req),
+                };
+                out.push((entry, truth));
             }
         }
-        scan(&table.any)
+        out
     }
 }
 
@@ -363,6 +379,73 @@ fn rule_at(route: &CompiledRoute, index: usize) -> Option<&CompiledRule> {
     match route.rules.get(index) {
         Some(rule) if rule.index == index => Some(rule),
         _ => route.rules.iter().find(|r| r.index == index),
+    }
+}
+
+/// The hostname buckets a request host reaches, most specific first: the exact
+/// host, then wildcards from the longest suffix (`*.b.example.com` before
+/// `*.example.com`), then routes without hostnames. Lazy, allocation-free.
+fn buckets_for<'t, 'h>(table: &'t HostTable, host: Option<&'h str>) -> BucketWalk<'t, 'h> {
+    BucketWalk {
+        table,
+        host: host.unwrap_or(""),
+        next_dot: 0,
+        stage: WalkStage::Exact,
+    }
+}
+
+/// Iterator state of [`buckets_for`].
+struct BucketWalk<'t, 'h> {
+    table: &'t HostTable,
+    host: &'h str,
+    /// Where to look for the next `.` in `host`.
+    next_dot: usize,
+    stage: WalkStage,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum WalkStage {
+    Exact,
+    Wildcards,
+    Any,
+    Done,
+}
+
+impl<'t> Iterator for BucketWalk<'t, '_> {
+    type Item = &'t Bucket;
+
+    fn next(&mut self) -> Option<&'t Bucket> {
+        loop {
+            match self.stage {
+                WalkStage::Exact => {
+                    self.stage = WalkStage::Wildcards;
+                    self.next_dot = 1;
+                    if self.host.is_empty() {
+                        self.stage = WalkStage::Any;
+                    } else if let Some(b) = self.table.exact.get(self.host) {
+                        return Some(b);
+                    }
+                }
+                WalkStage::Wildcards => {
+                    let rest = self.host.get(self.next_dot..).unwrap_or("");
+                    match memchr::memchr(b'.', rest.as_bytes()) {
+                        None => self.stage = WalkStage::Any,
+                        Some(i) => {
+                            let at = self.next_dot + i;
+                            self.next_dot = at + 1;
+                            if let Some(b) = self.table.wildcard.get(&self.host[at..]) {
+                                return Some(b);
+                            }
+                        }
+                    }
+                }
+                WalkStage::Any => {
+                    self.stage = WalkStage::Done;
+                    return Some(&self.table.any);
+                }
+                WalkStage::Done => return None,
+            }
+        }
     }
 }
 

@@ -13,19 +13,38 @@ use std::cmp::Ordering;
 /// `very.specific.com`). Case-folding is not specified; DNS names are
 /// case-insensitive and proxies lower-case the authority, so we do too.
 pub fn normalize_host(host: &str) -> Cow<'_, str> {
-    let without_port = if host.starts_with('[') {
+    // One pass: where the last `:` is, whether only digits follow it, and
+    // whether anything needs lower-casing.
+    let bytes = host.as_bytes();
+    let mut colon = None;
+    let mut digits_after_colon = true;
+    let mut upper = false;
+    for (i, &b) in bytes.iter().enumerate() {
+        match b {
+            b':' => {
+                colon = Some(i);
+                digits_after_colon = true;
+            }
+            b'0'..=b'9' => {}
+            _ => {
+                digits_after_colon = false;
+                upper |= b.is_ascii_uppercase();
+            }
+        }
+    }
+    let without_port = if bytes.first() == Some(&b'[') {
         match host.find(']') {
             Some(end) => &host[..=end],
             None => host,
         }
     } else {
-        match host.rfind(':') {
-            Some(colon) if host[colon + 1..].bytes().all(|b| b.is_ascii_digit()) => &host[..colon],
+        match colon {
+            Some(c) if digits_after_colon => &host[..c],
             _ => host,
         }
     };
     let trimmed = without_port.strip_suffix('.').unwrap_or(without_port);
-    if trimmed.bytes().any(|b| b.is_ascii_uppercase()) {
+    if upper && trimmed.bytes().any(|b| b.is_ascii_uppercase()) {
         Cow::Owned(trimmed.to_ascii_lowercase())
     } else {
         Cow::Borrowed(trimmed)
@@ -111,17 +130,6 @@ pub fn specificity_order(a: Option<&str>, b: Option<&str>) -> Ordering {
     rank(a).cmp(&rank(b))
 }
 
-/// Calls `f` with every wildcard suffix key (`.b.example.com`, `.example.com`,
-/// `.com`) that could cover `host`, most specific first, until `f` returns
-/// `true`. Wildcard tables are keyed by the pattern without its `*`.
-pub fn for_each_wildcard_suffix(host: &str, mut f: impl FnMut(&str) -> bool) {
-    for (i, b) in host.bytes().enumerate() {
-        if b == b'.' && i > 0 && f(&host[i..]) {
-            return;
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -197,15 +205,5 @@ mod tests {
                 None
             ]
         );
-    }
-
-    #[test]
-    fn suffixes_most_specific_first() {
-        let mut seen = Vec::new();
-        for_each_wildcard_suffix("a.b.example.com", |s| {
-            seen.push(s.to_string());
-            false
-        });
-        assert_eq!(seen, vec![".b.example.com", ".example.com", ".com"]);
     }
 }

@@ -117,7 +117,8 @@ pub enum ValueCondition {
 }
 
 impl ValueCondition {
-    fn eval(&self, lookup: Lookup<'_>) -> Truth {
+    /// Evaluates the condition on a looked-up value.
+    pub fn eval(&self, lookup: Lookup<'_>) -> Truth {
         match lookup {
             Lookup::Unknown => Truth::Unknown,
             Lookup::Absent => Truth::No,

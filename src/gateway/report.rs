@@ -13,7 +13,7 @@ use super::compile::{
     CompiledBackend, MatchCondition, MatchEntry, RouteIndex, RouteKind, RuleAction,
 };
 use super::decide::{Decision, Outcome, RedirectTarget, RewriteTarget};
-use super::matcher::{GrpcNameCondition, ValueCondition};
+use super::matcher::{GrpcNameCondition, Truth, ValueCondition};
 use super::request::Request;
 
 /// The decision for one request, as written by `explain`.
@@ -249,6 +249,7 @@ impl DecisionReport {
                 match_: match_json(h.entry),
             })
             .collect();
+        explain_losers(index, req, decision, &mut explanation);
         for a in &decision.alternatives {
             explanation.push(format!(
                 "{} {} rule {} ranks higher but depends on {} not given ({})",
@@ -380,5 +381,144 @@ impl DecisionReport {
             out.push_str(&format!("  {}. {step}\n", i + 1));
         }
         out
+    }
+}
+
+/// Adds a step for every higher-ranked match whose path (or gRPC method)
+/// matched but that lost on another condition: the "why not my rule?" of a trace.
+fn explain_losers(
+    index: &RouteIndex,
+    req: &Request<'_>,
+    decision: &Decision<'_>,
+    explanation: &mut Vec<String>,
+) {
+    const MAX_STEPS: usize = 10;
+    let mut shown = 0;
+    let mut hidden = 0;
+    for (entry, truth) in index.considered(req, decision) {
+        if truth != Truth::No {
+            continue;
+        }
+        let Some(why) = why_not(entry, req) else {
+            continue;
+        };
+        if shown == MAX_STEPS {
+            hidden += 1;
+            continue;
+        }
+        shown += 1;
+        let route = index.route_of(entry);
+        explanation.push(format!(
+            "{} {} rule {} ({}) ranks higher but does not match: {why}",
+            route.kind.as_str(),
+            route.key,
+            entry.rule,
+            match_summary(entry)
+        ));
+    }
+    if hidden > 0 {
+        explanation.push(format!(
+            "... and {hidden} more higher-ranked matches that do not match"
+        ));
+    }
+}
+
+/// Why a match whose path matched rejects the request; `None` when the path
+/// itself does not match (not worth a step).
+fn why_not(entry: &MatchEntry, req: &Request<'_>) -> Option<String> {
+    use super::request::Lookup;
+    let describe = |what: &str, name: &str, cond: &ValueCondition, got: Lookup<'_>| match got {
+        Lookup::Present(v) => format!("{what} {name} is {v:?}, wants {}", condition_text(cond)),
+        Lookup::Absent => format!("{what} {name} is absent, wants {}", condition_text(cond)),
+        Lookup::Unknown => format!("{what} {name} is unknown"),
+    };
+    match &entry.condition {
+        MatchCondition::Http(m) => {
+            if !m.path.matches(req.path) {
+                return None;
+            }
+            if let (Some(want), Some(got)) = (&m.method, req.method) {
+                if want != got {
+                    return Some(format!("method is {got}, wants {want}"));
+                }
+            }
+            for (name, cond) in &m.headers {
+                let got = req.headers.get(name);
+                if cond.eval(got) == Truth::No {
+                    return Some(describe("header", name, cond, got));
+                }
+            }
+            for (name, cond) in &m.query {
+                let got = req.query_param(name);
+                if cond.eval(got) == Truth::No {
+                    return Some(describe("query parameter", name, cond, got));
+                }
+            }
+            None
+        }
+        MatchCondition::Grpc(m) => {
+            let (service, method) = super::matcher::split_grpc_path(req.path)?;
+            let name_ok = |c: &Option<GrpcNameCondition>, v: &str| {
+                c.as_ref().is_none_or(|c| match c {
+                    GrpcNameCondition::Exact(e) => e == v,
+                    GrpcNameCondition::Regex(re, _) => re.is_match(v),
+                })
+            };
+            if !name_ok(&m.service, service) || !name_ok(&m.method, method) {
+                return None;
+            }
+            m.headers.iter().find_map(|(name, cond)| {
+                let got = req.headers.get(name);
+                (cond.eval(got) == Truth::No).then(|| describe("header", name, cond, got))
+            })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gateway::load::load_text;
+    use crate::gateway::{CompileOptions, ObjectSet, RequestSpec};
+
+    #[test]
+    fn trace_says_why_higher_ranked_rules_lost() {
+        let yaml = r#"
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: gw, namespace: ns}
+spec: {gatewayClassName: c, listeners: [{name: http, port: 80, protocol: HTTP}]}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: r, namespace: ns}
+spec:
+  parentRefs: [{name: gw}]
+  rules:
+  - matches: [{path: {value: /api}, headers: [{name: x-canary, value: "true"}]}]
+    backendRefs: [{name: canary, port: 80}]
+  - matches: [{path: {value: /api}, method: POST}]
+    backendRefs: [{name: writer, port: 80}]
+  - matches: [{path: {value: /other}}]
+    backendRefs: [{name: other, port: 80}]
+  - backendRefs: [{name: web, port: 80}]
+"#;
+        let mut set = ObjectSet::default();
+        load_text(&mut set, "t.yaml", yaml).unwrap();
+        let index = RouteIndex::compile(&set, CompileOptions::default());
+        let spec: RequestSpec =
+            serde_json::from_str(r#"{"path":"/api/x","headers":{"x-canary":"false"}}"#).unwrap();
+        let headers = spec.header_pairs();
+        let req = spec.to_request(&headers).unwrap();
+        let report = DecisionReport::new(&index, &req, &index.decide(&req));
+        let text = report.to_text();
+        assert_eq!(report.route.as_ref().map(|r| r.rule), Some(3), "{text}");
+        assert!(
+            text.contains("rule 0 (PathPrefix /api, header x-canary=true) ranks higher but does not match: header x-canary is \"false\", wants =true"),
+            "{text}"
+        );
+        assert!(text.contains("rule 1 (PathPrefix /api, method POST) ranks higher but does not match: method is GET, wants POST"), "{text}");
+        // A rule whose path does not match is not worth a step.
+        assert!(!text.contains("/other"), "{text}");
     }
 }
