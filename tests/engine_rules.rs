@@ -1229,6 +1229,26 @@ fn grpc_falls_back_to_httproutes_without_grpcroute() {
     assert_eq!(at(&idx, &grpc("/foo.Echo/Hello")), "g#0");
     assert_eq!(at(&idx, &grpc("/bar.Echo/Hello")), "no_route");
     assert_eq!(at(&idx, &get("h", "/foo.Echo/Hello")), "web#0");
+    // The fallback is per host: a GRPCRoute for another host does not take
+    // this host's gRPC requests away from its HTTPRoute.
+    let idx = index(&format!(
+        "{}{}{}",
+        gw(HTTP80),
+        hr("web", &rules(&[rule(&prefix("/"), "a")])),
+        gr(
+            "g",
+            &format!(
+                "hostnames: [grpc.example.com], {}",
+                rules(&[grpc_rule("{method: {service: foo.Echo}}", "b")])
+            )
+        ),
+    ));
+    assert_eq!(at(&idx, &grpc("/foo.Echo/Hello")), "web#0");
+    let on_grpc_host = Request {
+        host: Some("grpc.example.com"),
+        ..grpc("/bar.Echo/Hello")
+    };
+    assert_eq!(at(&idx, &on_grpc_host), "no_route");
 }
 
 // ---------------------------------------------------------------------------

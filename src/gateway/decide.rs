@@ -253,10 +253,7 @@ impl RouteIndex {
                 .filter(|&li| listener_matches(li, host_str)),
         ) {
             let listener = &self.listeners[li];
-            let table = match req.protocol {
-                Protocol::Grpc if !listener.grpc.is_empty() => &listener.grpc,
-                _ => &listener.http,
-            };
+            let table = route_table(listener, req.protocol, host_str);
             hit = self.scan_table(
                 table,
                 listener,
@@ -349,11 +346,8 @@ impl RouteIndex {
         let Some(listener) = decision.listener else {
             return out;
         };
-        let table = match req.protocol {
-            Protocol::Grpc if !listener.grpc.is_empty() => &listener.grpc,
-            _ => &listener.http,
-        };
         let host = req.host.map(hostname::normalize_host);
+        let table = route_table(listener, req.protocol, host.as_deref());
         let winner = decision.hit.map(|h| h.entry as *const MatchEntry);
         for bucket in buckets_for(table, host.as_deref()) {
             for &id in &bucket.ids {
@@ -379,6 +373,23 @@ fn rule_at(route: &CompiledRoute, index: usize) -> Option<&CompiledRule> {
     match route.rules.get(index) {
         Some(rule) if rule.index == index => Some(rule),
         _ => route.rules.iter().find(|r| r.index == index),
+    }
+}
+
+/// The route table a request is matched against: gRPC requests use the
+/// GRPCRoutes that serve their host, and fall back to HTTPRoutes when no
+/// GRPCRoute does (an HTTPRoute may carry gRPC traffic; the two kinds are never
+/// merged for precedence, `grpcroute_types.go` ~line 126).
+fn route_table<'t>(
+    listener: &'t CompiledListener,
+    protocol: Protocol,
+    host: Option<&str>,
+) -> &'t HostTable {
+    let grpc_serves_host = || buckets_for(&listener.grpc, host).any(|b| !b.ids.is_empty());
+    if protocol == Protocol::Grpc && grpc_serves_host() {
+        &listener.grpc
+    } else {
+        &listener.http
     }
 }
 
