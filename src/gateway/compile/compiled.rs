@@ -1,0 +1,435 @@
+//! The compiled, immutable data a [`RouteIndex`] holds: listeners with their
+//! hostname tables, routes, rules, resolved backends and matches.
+
+use super::*;
+use crate::gateway::hostname;
+use crate::gateway::matcher::{GrpcMatchCondition, HttpMatchCondition, PathCondition};
+use crate::gateway::model::{AllowedRoutes, ParentRef};
+
+/// Route kinds the engine decides for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum RouteKind {
+    /// `HTTPRoute`.
+    Http,
+    /// `GRPCRoute`.
+    Grpc,
+}
+
+impl RouteKind {
+    /// The API kind name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RouteKind::Http => "HTTPRoute",
+            RouteKind::Grpc => "GRPCRoute",
+        }
+    }
+}
+
+/// A listener's protocol as far as HTTP routing is concerned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ListenerProtocol {
+    /// `HTTP`.
+    Http,
+    /// `HTTPS`.
+    Https,
+    /// `TLS`, `TCP`, `UDP` or an implementation-specific protocol: never serves
+    /// HTTPRoutes/GRPCRoutes here.
+    Other,
+}
+
+/// A compiled listener (of a Gateway or of a ListenerSet attached to it).
+#[derive(Debug, Clone)]
+pub struct CompiledListener {
+    /// `namespace/owner/listener` where owner is the Gateway or ListenerSet.
+    pub key: String,
+    /// Listener name (`sectionName`).
+    pub name: String,
+    /// Index of the Gateway in [`RouteIndex::gateways`].
+    pub gateway: usize,
+    /// Whether the listener comes from a ListenerSet.
+    pub from_listener_set: bool,
+    /// Port.
+    pub port: u16,
+    /// Protocol as written.
+    pub protocol_name: String,
+    /// Protocol class.
+    pub protocol: ListenerProtocol,
+    /// Hostname (lower case); `None` = any.
+    pub hostname: Option<String>,
+    /// `Conflicted` reason (`HostnameConflict`, `ProtocolConflict`); a conflicted
+    /// listener MUST NOT be used (`gateway_types.go`, "Handling indistinct Listeners").
+    pub conflict: Option<&'static str>,
+    /// HTTPRoute matches by hostname.
+    pub http: HostTable,
+    /// GRPCRoute matches by hostname.
+    pub grpc: HostTable,
+    /// Routes accepted on this listener (status `attachedRoutes`).
+    pub attached_routes: usize,
+    /// `allowedRoutes` as written.
+    pub allowed_routes: Option<AllowedRoutes>,
+}
+
+/// Match ids bucketed by effective hostname; each bucket sorted by precedence.
+#[derive(Debug, Clone, Default)]
+pub struct HostTable {
+    /// Exact hostnames.
+    pub exact: FastMap<String, Bucket>,
+    /// Wildcards, keyed by the suffix without `*` (`.example.com`).
+    pub wildcard: FastMap<String, Bucket>,
+    /// No hostname restriction.
+    pub any: Bucket,
+}
+
+/// One hostname bucket: match ids sorted by precedence, plus the same ids with a
+/// compact path pre-filter that `decide` scans.
+///
+/// Scanning the ids alone means two dependent cache misses per candidate (the
+/// [`MatchEntry`], then its path string); the slots are contiguous, so most
+/// candidates are rejected without touching either.
+#[derive(Debug, Clone, Default)]
+pub struct Bucket {
+    /// Match ids (indexes into [`RouteIndex::matches`]), sorted by precedence.
+    pub ids: Vec<u32>,
+    /// `ids` with their path pre-filters, in the same order; built by `compile`.
+    pub slots: Box<[PathSlot]>,
+}
+
+/// A match id with a conservative path pre-filter: [`PathSlot::may_match`] is
+/// false only when the match's path condition certainly rejects the path.
+#[derive(Debug, Clone, Copy)]
+pub struct PathSlot {
+    /// Match id.
+    pub id: u32,
+    /// `SLOT_EXACT`, `SLOT_PREFIX` or `SLOT_ANY` (regex, gRPC, root prefix,
+    /// oversized values: no pre-filter).
+    kind: u8,
+    /// Length of the path value.
+    len: u16,
+    /// The first (up to) 8 bytes of the value, little-endian, zero-padded.
+    head: u64,
+    /// Selects the bytes of a path head that `head` constrains (precomputed).
+    mask: u64,
+}
+
+const SLOT_EXACT: u8 = 0;
+const SLOT_PREFIX: u8 = 1;
+const SLOT_ANY: u8 = 2;
+
+/// The first (up to) 8 bytes of `bytes`, little-endian, zero-padded.
+pub fn path_head(bytes: &[u8]) -> u64 {
+    let mut buf = [0u8; 8];
+    let n = bytes.len().min(8);
+    buf[..n].copy_from_slice(&bytes[..n]);
+    u64::from_le_bytes(buf)
+}
+
+impl PathSlot {
+    pub(super) fn new(id: u32, condition: &MatchCondition) -> PathSlot {
+        let (kind, value) = match condition {
+            MatchCondition::Http(m) => match &m.path {
+                PathCondition::Exact(v) => (SLOT_EXACT, v.as_str()),
+                PathCondition::Prefix(v) if v != "/" => (SLOT_PREFIX, v.as_str()),
+                _ => (SLOT_ANY, ""),
+            },
+            MatchCondition::Grpc(_) => (SLOT_ANY, ""),
+        };
+        match u16::try_from(value.len()) {
+            Ok(len) => PathSlot {
+                id,
+                kind,
+                len,
+                head: path_head(value.as_bytes()),
+                mask: if len >= 8 {
+                    u64::MAX
+                } else {
+                    (1u64 << (8 * u32::from(len))) - 1
+                },
+            },
+            Err(_) => PathSlot {
+                id,
+                kind: SLOT_ANY,
+                len: 0,
+                head: 0,
+                mask: 0,
+            },
+        }
+    }
+
+    /// False only if the path condition certainly rejects a path of `path_len`
+    /// bytes whose [`path_head`] is `head`. Exact: same length and first bytes;
+    /// PathPrefix: at least as long, same first bytes, and a segment boundary
+    /// (checked by the full evaluation).
+    #[inline]
+    pub fn may_match(&self, path_len: usize, head: u64) -> bool {
+        let len = usize::from(self.len);
+        match self.kind {
+            SLOT_EXACT => path_len == len && head & self.mask == self.head,
+            SLOT_PREFIX => path_len >= len && head & self.mask == self.head,
+            _ => true,
+        }
+    }
+}
+
+impl Bucket {
+    /// Number of matches.
+    pub fn len(&self) -> usize {
+        self.ids.len()
+    }
+
+    /// True when empty.
+    pub fn is_empty(&self) -> bool {
+        self.ids.is_empty()
+    }
+}
+
+impl HostTable {
+    /// True when no route is attached.
+    pub fn is_empty(&self) -> bool {
+        self.exact.is_empty() && self.wildcard.is_empty() && self.any.ids.is_empty()
+    }
+
+    pub(super) fn bucket_mut(&mut self, hostname: Option<&str>) -> &mut Vec<u32> {
+        match hostname {
+            None => &mut self.any.ids,
+            Some(h) if hostname::is_wildcard(h) => bucket_in(&mut self.wildcard, &h[1..]),
+            Some(h) => bucket_in(&mut self.exact, h),
+        }
+    }
+
+    /// Every bucket with its hostname label (`None` = any), for audits.
+    pub fn buckets(&self) -> impl Iterator<Item = (Option<String>, &Vec<u32>)> {
+        self.exact
+            .iter()
+            .map(|(h, b)| (Some(h.clone()), &b.ids))
+            .chain(
+                self.wildcard
+                    .iter()
+                    .map(|(s, b)| (Some(format!("*{s}")), &b.ids)),
+            )
+            .chain(std::iter::once((None, &self.any.ids)))
+    }
+}
+
+/// The bucket for `key`, created empty if needed; the key is only copied on
+/// creation.
+pub(super) fn bucket_in<'t>(map: &'t mut FastMap<String, Bucket>, key: &str) -> &'t mut Vec<u32> {
+    if !map.contains_key(key) {
+        map.insert(key.to_string(), Bucket::default());
+    }
+    &mut map.get_mut(key).expect("inserted above").ids
+}
+
+/// A compiled Gateway.
+#[derive(Debug, Clone)]
+pub struct CompiledGateway {
+    /// `namespace/name`.
+    pub key: String,
+    /// GatewayClass name.
+    pub class_name: String,
+    /// Listener indexes into [`RouteIndex::listeners`]: own listeners in spec order,
+    /// then those of admitted ListenerSets (oldest first, then namespace/name).
+    pub listeners: Vec<usize>,
+    /// Per port, the usable (non-conflicted) HTTP/HTTPS listeners, most specific
+    /// hostname first: `(port, protocol) -> listener indexes`.
+    pub by_port: FastMap<(u16, bool), Vec<usize>>,
+}
+
+/// Why a backendRef is invalid (route `ResolvedRefs=False` reasons).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RefReason {
+    /// Unsupported group/kind.
+    InvalidKind,
+    /// The referent (or its port) does not exist.
+    BackendNotFound,
+    /// Cross-namespace reference without a ReferenceGrant.
+    RefNotPermitted,
+}
+
+impl RefReason {
+    /// The API reason string.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RefReason::InvalidKind => "InvalidKind",
+            RefReason::BackendNotFound => "BackendNotFound",
+            RefReason::RefNotPermitted => "RefNotPermitted",
+        }
+    }
+}
+
+/// A resolved backend reference (backendRef or mirror target).
+#[derive(Debug, Clone)]
+pub struct CompiledBackend {
+    /// `Service`, or `group/Kind` for other kinds.
+    pub kind: String,
+    /// Namespace (defaulted).
+    pub namespace: String,
+    /// Name.
+    pub name: String,
+    /// `namespace/name`.
+    pub key: String,
+    /// Service port.
+    pub port: Option<u16>,
+    /// Weight (default 1; 0 = never).
+    pub weight: u32,
+    /// Resolved?
+    pub invalid: Option<(RefReason, String)>,
+    /// Backend-level RequestRedirect (answers instead of this backend).
+    pub redirect: Option<RedirectSpec>,
+    /// Backend-level URLRewrite.
+    pub rewrite: Option<RewriteSpec>,
+    /// Mirror percentage (mirrors only).
+    pub mirror_percent: Option<f64>,
+}
+
+impl CompiledBackend {
+    /// Whether the reference resolved.
+    pub fn is_valid(&self) -> bool {
+        self.invalid.is_none()
+    }
+}
+
+/// A compiled RequestRedirect filter.
+#[derive(Debug, Clone)]
+pub struct RedirectSpec {
+    /// Scheme override.
+    pub scheme: Option<String>,
+    /// Host override.
+    pub hostname: Option<String>,
+    /// Path modifier.
+    pub path: Option<PathRewrite>,
+    /// Port override.
+    pub port: Option<u16>,
+    /// Status code (default 302).
+    pub status_code: u16,
+}
+
+/// A compiled URLRewrite filter.
+#[derive(Debug, Clone)]
+pub struct RewriteSpec {
+    /// Host rewrite.
+    pub hostname: Option<String>,
+    /// Path rewrite.
+    pub path: Option<PathRewrite>,
+}
+
+/// `HTTPPathModifier`.
+#[derive(Debug, Clone)]
+pub enum PathRewrite {
+    /// Replace the whole path.
+    Full(String),
+    /// Replace the matched prefix (whole segments).
+    Prefix(String),
+}
+
+/// What a rule does when it wins, independent of the request.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RuleAction {
+    /// A rule-level RequestRedirect answers (no backend).
+    Redirect,
+    /// Forward to the weighted valid backends; `error_share` of the traffic goes
+    /// to invalid backends and gets 500 (`httproute_types.go` BackendRefs, ~line 265).
+    Forward {
+        /// Share of requests answered 500 because their backend is invalid.
+        error_share: f64,
+    },
+    /// Every request gets 500.
+    Error {
+        /// `NoBackends`, `AllBackendsInvalid` or `AllWeightsZero`.
+        reason: &'static str,
+    },
+}
+
+/// A compiled route rule.
+#[derive(Debug, Clone)]
+pub struct CompiledRule {
+    /// Index in the route's rules.
+    pub index: usize,
+    /// Rule name.
+    pub name: Option<String>,
+    /// Action.
+    pub action: RuleAction,
+    /// Backends in spec order.
+    pub backends: Vec<CompiledBackend>,
+    /// Rule-level redirect.
+    pub redirect: Option<RedirectSpec>,
+    /// Rule-level rewrite.
+    pub rewrite: Option<RewriteSpec>,
+    /// Mirror targets (never primary).
+    pub mirrors: Vec<CompiledBackend>,
+}
+
+/// The computed status of one route parentRef.
+#[derive(Debug, Clone)]
+pub struct RouteParentStatus {
+    /// Route index in [`RouteIndex::routes`].
+    pub route: usize,
+    /// Index of the parentRef in the route spec.
+    pub parent_index: usize,
+    /// The parentRef as written, namespace defaulted.
+    pub parent_ref: ParentRef,
+    /// `None` when the parent does not exist or is not a supported kind: the
+    /// spec gives such refs no status entry at all.
+    pub accepted: Option<(bool, &'static str, String)>,
+    /// Listener indexes the route attached to through this ref.
+    pub listeners: Vec<usize>,
+}
+
+/// A compiled route.
+#[derive(Debug, Clone)]
+pub struct CompiledRoute {
+    /// Kind.
+    pub kind: RouteKind,
+    /// Namespace.
+    pub namespace: String,
+    /// Name.
+    pub name: String,
+    /// `namespace/name`.
+    pub key: String,
+    /// Creation time (unix seconds).
+    pub created: Option<i64>,
+    /// Rules.
+    pub rules: Vec<CompiledRule>,
+    /// `Accepted=False` reason for the whole route (invalid values/filters).
+    pub invalid: Option<(&'static str, String)>,
+    /// `ResolvedRefs`: `None` = True, else the first failure (reason, message).
+    pub unresolved: Option<(RefReason, String)>,
+    /// Hostnames as written.
+    pub hostnames: Vec<String>,
+    /// Status reported by the cluster, if the manifests carried it.
+    pub cluster_status: Option<serde_json::Value>,
+    /// `parentRefs` as written.
+    pub parent_refs: Vec<ParentRef>,
+}
+
+/// A compiled match with the route/rule it belongs to.
+#[derive(Debug, Clone)]
+pub struct MatchEntry {
+    /// Route index.
+    pub route: u32,
+    /// Rule index within the route.
+    pub rule: u32,
+    /// Match index within the rule (implicit default match = 0).
+    pub index: u32,
+    /// Whether the match was implicit (no `matches` / no `rules`).
+    pub implicit: bool,
+    /// The condition.
+    pub condition: MatchCondition,
+}
+
+/// An HTTP or gRPC match condition.
+#[derive(Debug, Clone)]
+pub enum MatchCondition {
+    /// HTTPRoute match.
+    Http(HttpMatchCondition),
+    /// GRPCRoute match.
+    Grpc(GrpcMatchCondition),
+}
+
+/// A ReferenceGrant, with whether any reference used it.
+#[derive(Debug, Clone)]
+pub struct GrantUse {
+    /// `namespace/name`.
+    pub key: String,
+    /// References it permitted (`route -> backend`).
+    pub permitted: Vec<String>,
+}

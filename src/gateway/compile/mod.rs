@@ -1,0 +1,190 @@
+//! Compiling an [`ObjectSet`] into an immutable [`RouteIndex`].
+//!
+//! Compilation does everything that does not depend on the request, once:
+//! ListenerSet admission, listener conflicts, route attachment and its
+//! `Accepted` condition per parentRef, hostname intersection, match and filter
+//! validation, backendRef resolution (`ResolvedRefs`, ReferenceGrants), weights,
+//! and the precedence order of every match. Each listener ends up with hostname
+//! tables whose buckets hold match ids already sorted by precedence, so deciding a
+//! request is a few hash lookups and a short scan (see [`super::decide`]).
+
+mod attach;
+mod compiled;
+mod listeners;
+mod refs;
+mod rules;
+
+use std::collections::{BTreeMap, HashMap};
+
+pub use attach::effective_hostnames;
+pub use compiled::*;
+
+use super::matcher::GrpcNameCondition;
+use super::model::{ObjectMeta, ObjectSet};
+use listeners::namespace_labels;
+use refs::RefContext;
+
+/// The `HashMap` of the index's lookup tables (hostname buckets, gateways,
+/// ports), which `decide` probes several times per request.
+///
+/// Uses foldhash instead of std's SipHash-1-3: hashing a short hostname is
+/// several times faster, and the DoS resistance SipHash buys is not needed here:
+/// the keys are inserted from configuration, requests only look them up, so a
+/// request cannot build a collision chain. foldhash is still randomly seeded.
+pub type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+
+/// Switches for behaviour the spec leaves to the implementation.
+#[derive(Debug, Clone)]
+pub struct CompileOptions {
+    /// Listener isolation (Extended feature `GatewayHTTPListenerIsolation`, on by
+    /// default): only routes of the selected listener are considered. When off, a
+    /// request no route of the most specific listener matches falls through to the
+    /// next listener that accepts its host.
+    pub listener_isolation: bool,
+    /// Treat `ExternalName` Services as valid backends. The spec says they SHOULD
+    /// NOT be supported (`apis/v1/object_reference_types.go`), so off by default.
+    pub allow_external_name: bool,
+    /// The version stamped on the index (monotonic per process).
+    pub index_version: u64,
+}
+
+impl Default for CompileOptions {
+    fn default() -> Self {
+        CompileOptions {
+            listener_isolation: true,
+            allow_external_name: false,
+            index_version: 1,
+        }
+    }
+}
+
+/// The compiled, immutable route-decision index.
+#[derive(Debug, Clone)]
+pub struct RouteIndex {
+    /// Version stamped by the caller.
+    pub version: u64,
+    /// Options used.
+    pub options: CompileOptions,
+    /// Gateways.
+    pub gateways: Vec<CompiledGateway>,
+    /// Gateway key -> index.
+    pub gateway_by_key: FastMap<String, usize>,
+    /// All listeners.
+    pub listeners: Vec<CompiledListener>,
+    /// All routes (HTTP and gRPC), sorted by precedence order (oldest, then
+    /// namespace/name).
+    pub routes: Vec<CompiledRoute>,
+    /// All matches; listener tables refer to these by index.
+    pub matches: Vec<MatchEntry>,
+    /// Computed status of every route parentRef.
+    pub route_parents: Vec<RouteParentStatus>,
+    /// ReferenceGrants and what they permitted.
+    pub grants: Vec<GrantUse>,
+    /// ListenerSets that were not admitted, with the reason.
+    pub rejected_listener_sets: Vec<(String, String)>,
+    /// Documents skipped while loading, by kind.
+    pub skipped: BTreeMap<String, usize>,
+}
+
+impl RouteIndex {
+    pub fn compile(objects: &ObjectSet, options: CompileOptions) -> RouteIndex {
+        let mut index = RouteIndex {
+            version: options.index_version,
+            options: options.clone(),
+            gateways: Vec::new(),
+            gateway_by_key: FastMap::default(),
+            listeners: Vec::new(),
+            routes: Vec::new(),
+            matches: Vec::new(),
+            route_parents: Vec::new(),
+            grants: objects
+                .reference_grants
+                .iter()
+                .map(|g| GrantUse {
+                    key: g.metadata.key(),
+                    permitted: Vec::new(),
+                })
+                .collect(),
+            rejected_listener_sets: Vec::new(),
+            skipped: objects.skipped.clone(),
+        };
+        let namespace_labels = namespace_labels(objects);
+        let owners = index.compile_listeners(objects, &namespace_labels);
+        let refs = RefContext::new(objects, &options);
+        index.compile_routes(objects, &refs);
+        index.attach_routes(&owners, &namespace_labels);
+        index.sort_tables();
+        index
+    }
+
+    pub fn route_of(&self, entry: &MatchEntry) -> &CompiledRoute {
+        &self.routes[entry.route as usize]
+    }
+
+    pub fn rule_of(&self, entry: &MatchEntry) -> Option<&CompiledRule> {
+        self.routes[entry.route as usize]
+            .rules
+            .iter()
+            .find(|r| r.index == entry.rule as usize)
+    }
+}
+
+/// The sort key of a match within one hostname bucket. Lower sorts first.
+///
+/// HTTPRoute: Exact path, then longest prefix (regexes last), then a method,
+/// then most headers, then most query params, then route order (oldest, then
+/// namespace/name), then rule order. GRPCRoute: most characters in the service,
+/// then in the method, then most headers, then route order, then rule order.
+pub fn precedence_key(entry: &MatchEntry) -> (u8, usize, u8, usize, usize, u32, u32, u32) {
+    let inv = |n: usize| usize::MAX - n;
+    match &entry.condition {
+        MatchCondition::Http(m) => (
+            m.path.class(),
+            inv(m.path.value().len()),
+            u8::from(m.method.is_none()),
+            inv(m.headers.len()),
+            inv(m.query.len()),
+            entry.route,
+            entry.rule,
+            entry.index,
+        ),
+        MatchCondition::Grpc(m) => (
+            0,
+            inv(m.service.as_ref().map_or(0, GrpcNameCondition::char_count)),
+            0,
+            inv(m.method.as_ref().map_or(0, GrpcNameCondition::char_count)),
+            inv(m.headers.len()),
+            entry.route,
+            entry.rule,
+            entry.index,
+        ),
+    }
+}
+
+/// Oldest first (objects without a timestamp last), then namespace/name.
+///
+/// The tie-breaker is the alphabetical order of the *string*
+/// `"<namespace>/<name>"` (`httproute_types.go` ~line 200), which is not the
+/// same as comparing namespace then name: `a-b/c` sorts before `a/z` because
+/// `-` (0x2d) < `/` (0x2f), while namespace-first would put `a` first.
+pub(super) fn creation_order(a: &ObjectMeta, b: &ObjectMeta) -> std::cmp::Ordering {
+    creation_ts(a)
+        .cmp(&creation_ts(b))
+        .then_with(|| name_order(a, b))
+}
+
+/// Alphabetical order of `"<namespace>/<name>"`, compared without allocating.
+pub(super) fn name_order(a: &ObjectMeta, b: &ObjectMeta) -> std::cmp::Ordering {
+    fn key(m: &ObjectMeta) -> impl Iterator<Item = u8> + '_ {
+        m.namespace
+            .bytes()
+            .chain(std::iter::once(b'/'))
+            .chain(m.name.bytes())
+    }
+    key(a).cmp(key(b))
+}
+
+/// The creation-order sort key: unix seconds, `i64::MAX` when unknown.
+pub(super) fn creation_ts(meta: &ObjectMeta) -> i64 {
+    meta.created_unix().unwrap_or(i64::MAX)
+}
