@@ -76,64 +76,39 @@ impl RouteIndex {
         // no backends (`httproute_types.go` Rules, ~lines 121-135).
         let default_rules = [crate::gateway::model::HttpRouteRule::default()];
         let rules = route.spec.rules.as_deref().unwrap_or(&default_rules);
-        let first_match = self.matches.len();
-        for (ri, rule) in rules.iter().enumerate() {
-            let result = (|| -> Result<CompiledRule, RouteInvalid> {
-                let default_match = [HttpRouteMatch::default()];
-                let implicit = rule.matches.is_empty();
-                let matches = if implicit {
-                    &default_match[..]
-                } else {
-                    &rule.matches[..]
-                };
-                let mut prefix_matches = 0;
-                for (mi, m) in matches.iter().enumerate() {
-                    let condition = compile_http_match(m)?;
-                    if matches!(condition.path, PathCondition::Prefix(_)) {
-                        prefix_matches += 1;
-                    }
-                    self.matches.push(MatchEntry {
-                        route: route_id,
-                        rule: ri as u32,
-                        index: mi as u32,
-                        implicit,
-                        condition: MatchCondition::Http(condition),
-                    });
+        self.compile_rules(&mut compiled, rules, |index, ri, rule| {
+            let default_match = [HttpRouteMatch::default()];
+            let implicit = rule.matches.is_empty();
+            let matches = if implicit {
+                &default_match[..]
+            } else {
+                &rule.matches[..]
+            };
+            let mut prefix_matches = 0;
+            for (mi, m) in matches.iter().enumerate() {
+                let condition = compile_http_match(m)?;
+                if matches!(condition.path, PathCondition::Prefix(_)) {
+                    prefix_matches += 1;
                 }
-                let backends = rule.backend_refs.as_deref().unwrap_or(&[]);
-                let filters =
-                    compile_filters(&rule.filters, RouteKind::Http, !backends.is_empty())?;
-                let path_modifiers = [
-                    filters.redirect.as_ref().and_then(|r| r.path.as_ref()),
-                    filters.rewrite.as_ref().and_then(|r| r.path.as_ref()),
-                ];
-                for modifier in path_modifiers.into_iter().flatten() {
-                    require_single_prefix(modifier, prefix_matches, matches.len())?;
-                }
-                compile_rule(
-                    ri,
-                    rule.name.clone(),
-                    filters,
-                    backends,
-                    RouteKind::Http,
-                    ns,
-                    refs,
-                    self,
-                )
-            })();
-            match result {
-                Ok(r) => compiled.rules.push(r),
-                Err(RouteInvalid(reason, msg)) => {
-                    compiled
-                        .invalid
-                        .get_or_insert((reason, format!("rule {ri}: {msg}")));
-                }
+                index.push_match(route_id, ri, mi, implicit, MatchCondition::Http(condition));
             }
-        }
-        if compiled.invalid.is_some() {
-            self.matches.truncate(first_match);
-        }
-        compiled.unresolved = first_unresolved(&compiled.rules);
+            let backends = rule.backend_refs.as_deref().unwrap_or(&[]);
+            let filters = compile_filters(&rule.filters, RouteKind::Http, !backends.is_empty())?;
+            let path_modifiers = [
+                filters.redirect.as_ref().and_then(|r| r.path.as_ref()),
+                filters.rewrite.as_ref().and_then(|r| r.path.as_ref()),
+            ];
+            for modifier in path_modifiers.into_iter().flatten() {
+                require_single_prefix(modifier, prefix_matches, matches.len())?;
+            }
+            let rule_kind = RuleSource {
+                index: ri,
+                name: rule.name.clone(),
+                kind: RouteKind::Http,
+                namespace: ns,
+            };
+            compile_rule(rule_kind, filters, backends, refs, index)
+        });
         compiled
     }
 
@@ -147,49 +122,46 @@ impl RouteIndex {
         let mut compiled = new_route(RouteKind::Grpc, &route.metadata, &route.spec.hostnames);
         compiled.cluster_status = route.status.clone();
         compiled.parent_refs = route.spec.parent_refs.clone();
+        self.compile_rules(&mut compiled, &route.spec.rules, |index, ri, rule| {
+            let implicit = rule.matches.is_empty();
+            if implicit {
+                // No matches: every gRPC request matches (`grpcroute_types.go`).
+                let any = GrpcMatchCondition {
+                    service: None,
+                    method: None,
+                    headers: Vec::new(),
+                };
+                index.push_match(route_id, ri, 0, implicit, MatchCondition::Grpc(any));
+            }
+            for (mi, m) in rule.matches.iter().enumerate() {
+                let condition = compile_grpc_match(m)?;
+                index.push_match(route_id, ri, mi, implicit, MatchCondition::Grpc(condition));
+            }
+            let backends = rule.backend_refs.as_deref().unwrap_or(&[]);
+            let filters = compile_filters(&rule.filters, RouteKind::Grpc, !backends.is_empty())?;
+            let rule_kind = RuleSource {
+                index: ri,
+                name: rule.name.clone(),
+                kind: RouteKind::Grpc,
+                namespace: ns,
+            };
+            compile_rule(rule_kind, filters, backends, refs, index)
+        });
+        compiled
+    }
+
+    /// Compiles every rule with `compile_one`. The first invalid rule makes the
+    /// whole route `Accepted=False` (its reason kept) and withdraws the route's
+    /// matches, so it serves nothing; `ResolvedRefs` is then computed.
+    fn compile_rules<R>(
+        &mut self,
+        compiled: &mut CompiledRoute,
+        rules: &[R],
+        mut compile_one: impl FnMut(&mut RouteIndex, usize, &R) -> Result<CompiledRule, RouteInvalid>,
+    ) {
         let first_match = self.matches.len();
-        for (ri, rule) in route.spec.rules.iter().enumerate() {
-            let result = (|| -> Result<CompiledRule, RouteInvalid> {
-                let implicit = rule.matches.is_empty();
-                if implicit {
-                    // No matches: every gRPC request matches (`grpcroute_types.go`).
-                    self.matches.push(MatchEntry {
-                        route: route_id,
-                        rule: ri as u32,
-                        index: 0,
-                        implicit,
-                        condition: MatchCondition::Grpc(GrpcMatchCondition {
-                            service: None,
-                            method: None,
-                            headers: Vec::new(),
-                        }),
-                    });
-                }
-                for (mi, m) in rule.matches.iter().enumerate() {
-                    let condition = compile_grpc_match(m)?;
-                    self.matches.push(MatchEntry {
-                        route: route_id,
-                        rule: ri as u32,
-                        index: mi as u32,
-                        implicit,
-                        condition: MatchCondition::Grpc(condition),
-                    });
-                }
-                let backends = rule.backend_refs.as_deref().unwrap_or(&[]);
-                let filters =
-                    compile_filters(&rule.filters, RouteKind::Grpc, !backends.is_empty())?;
-                compile_rule(
-                    ri,
-                    rule.name.clone(),
-                    filters,
-                    backends,
-                    RouteKind::Grpc,
-                    ns,
-                    refs,
-                    self,
-                )
-            })();
-            match result {
+        for (ri, rule) in rules.iter().enumerate() {
+            match compile_one(self, ri, rule) {
                 Ok(r) => compiled.rules.push(r),
                 Err(RouteInvalid(reason, msg)) => {
                     compiled
@@ -202,7 +174,23 @@ impl RouteIndex {
             self.matches.truncate(first_match);
         }
         compiled.unresolved = first_unresolved(&compiled.rules);
-        compiled
+    }
+
+    fn push_match(
+        &mut self,
+        route: u32,
+        rule: usize,
+        index: usize,
+        implicit: bool,
+        condition: MatchCondition,
+    ) {
+        self.matches.push(MatchEntry {
+            route,
+            rule: rule as u32,
+            index: index as u32,
+            implicit,
+            condition,
+        });
     }
 }
 
@@ -494,17 +482,31 @@ pub(super) fn require_single_prefix(
     Ok(())
 }
 
-#[allow(clippy::too_many_arguments)]
+/// Which rule [`compile_rule`] compiles.
+pub(super) struct RuleSource<'a> {
+    /// Rule index in the route.
+    pub(super) index: usize,
+    /// Rule name.
+    pub(super) name: Option<String>,
+    /// Route kind (the `from` of ReferenceGrants).
+    pub(super) kind: RouteKind,
+    /// Route namespace.
+    pub(super) namespace: &'a str,
+}
+
 pub(super) fn compile_rule(
-    index: usize,
-    name: Option<String>,
+    source: RuleSource<'_>,
     filters: Filters<'_>,
     backend_refs: &[HttpBackendRef],
-    kind: RouteKind,
-    route_ns: &str,
     refs: &RefContext<'_>,
     idx: &mut RouteIndex,
 ) -> Result<CompiledRule, RouteInvalid> {
+    let RuleSource {
+        index,
+        name,
+        kind,
+        namespace: route_ns,
+    } = source;
     let route_key = |target: &BackendObjectRef| {
         format!(
             "{route_ns} -> {}/{}",
