@@ -9,6 +9,7 @@ use anyhow::Context;
 use clap::Args;
 
 use routeproof::decode::{DecodeError, DecodeOptions, Envelope, Format};
+use routeproof::kube::static_config_alerts;
 use routeproof::pipeline::{Origin, Outputs, PipelineOptions, PipelineStats, RecordProcessor};
 use routeproof::resolve::{EndpointIndex, Implementation};
 use routeproof::sink::alerts::{AlertAggregator, AlertAggregatorConfig, AlertFileSink, AlertSink};
@@ -116,6 +117,12 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
         window: Duration::from_secs(args.alert_window_seconds.max(1)),
         ..AlertAggregatorConfig::default()
     });
+    // Config audits of the (static) manifests first: route_not_accepted,
+    // backend_ref_unresolved, shadowed_rule, status_drift.
+    let config_alerts = static_config_alerts(&index, chrono::Utc::now().timestamp_micros());
+    for alert in &config_alerts {
+        alert_file.send(alert)?;
+    }
     let mut alert_queue = Vec::new();
     let mut processor = RecordProcessor::new(&index, &endpoints, &options);
 
@@ -200,6 +207,7 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
     print_summary(
         processor.stats(),
         final_alerts,
+        config_alerts.len(),
         &dead_counts,
         &files,
         bytes_done,
@@ -235,6 +243,7 @@ fn prepare_output(out: &Path, parquet_dir: &Path, append: bool) -> anyhow::Resul
 fn print_summary(
     stats: &PipelineStats,
     final_alerts: u64,
+    config_alerts: usize,
     dead: &std::collections::BTreeMap<&'static str, u64>,
     files: &[WrittenFile],
     bytes: u64,
@@ -261,8 +270,8 @@ fn print_summary(
         }
     }
     println!(
-        "alert messages: {} during the run, {} open at the end",
-        stats.alerts, final_alerts
+        "alert messages: {} during the run, {} open at the end, {} config audit(s) at start",
+        stats.alerts, final_alerts, config_alerts
     );
     let rows: u64 = files.iter().map(|f| f.rows).sum();
     println!(
