@@ -204,10 +204,10 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
         bar.finish_and_clear();
     }
     let elapsed = started.elapsed();
+    println!("config audit alerts at start: {}", config_alerts.len());
     print_summary(
         processor.stats(),
         final_alerts,
-        config_alerts.len(),
         &dead_counts,
         &files,
         bytes_done,
@@ -243,7 +243,6 @@ fn prepare_output(out: &Path, parquet_dir: &Path, append: bool) -> anyhow::Resul
 fn print_summary(
     stats: &PipelineStats,
     final_alerts: u64,
-    config_alerts: usize,
     dead: &std::collections::BTreeMap<&'static str, u64>,
     files: &[WrittenFile],
     bytes: u64,
@@ -270,8 +269,8 @@ fn print_summary(
         }
     }
     println!(
-        "alert messages: {} during the run, {} open at the end, {} config audit(s) at start",
-        stats.alerts, final_alerts, config_alerts
+        "alert messages: {} during the run, {} open at the end",
+        stats.alerts, final_alerts
     );
     let rows: u64 = files.iter().map(|f| f.rows).sum();
     println!(

@@ -64,13 +64,13 @@ pub use watcher::{KubeOptions, KubeSource};
 pub enum LiveError {
     /// Discovery of a group/version failed for another reason than "not served".
     #[error("discovery of {0} failed: {1}")]
-    Discovery(String, #[source] ::kube::Error),
+    Discovery(String, #[source] Box<::kube::Error>),
     /// The API server URL does not parse.
     #[error("invalid API server URL {0}: {1}")]
     InvalidUrl(String, #[source] http::uri::InvalidUri),
     /// The kube client could not be built.
     #[error("kube client: {0}")]
-    Client(#[source] ::kube::Error),
+    Client(#[source] Box<::kube::Error>),
     /// The manifests could not be loaded.
     #[error(transparent)]
     Manifest(#[from] crate::manifest::ManifestError),
@@ -91,7 +91,7 @@ pub fn client_for_url(url: &str) -> Result<::kube::Client, LiveError> {
     let uri: http::Uri = url
         .parse()
         .map_err(|e: http::uri::InvalidUri| LiveError::InvalidUrl(url.to_string(), e))?;
-    ::kube::Client::try_from(::kube::Config::new(uri)).map_err(LiveError::Client)
+    ::kube::Client::try_from(::kube::Config::new(uri)).map_err(|e| LiveError::Client(Box::new(e)))
 }
 
 /// Writes a warning to stderr (silenced by `ROUTEPROOF_QUIET`).

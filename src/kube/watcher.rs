@@ -71,7 +71,7 @@ pub async fn discover(client: &Client) -> Result<Vec<(WatchedKind, String)>, Liv
                                 .collect(),
                         ),
                         Err(::kube::Error::Api(e)) if e.code == 404 => None,
-                        Err(e) => return Err(LiveError::Discovery(group_version, e)),
+                        Err(e) => return Err(LiveError::Discovery(group_version, Box::new(e))),
                     };
                     served.push((group_version, kinds.clone()));
                     kinds
