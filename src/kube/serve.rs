@@ -148,3 +148,38 @@ pub fn metrics_text(history: &IndexHistory) -> String {
     );
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gateway::{CompileOptions, ObjectSet, RouteIndex};
+    use crate::kube::HistoryOptions;
+    use crate::resolve::EndpointIndex;
+    use std::io::Read;
+
+    fn get(addr: SocketAddr, path: &str) -> String {
+        let mut s = TcpStream::connect(addr).expect("connect");
+        write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").expect("write");
+        let mut out = String::new();
+        s.read_to_string(&mut out).expect("read");
+        out
+    }
+
+    #[test]
+    fn readyz_follows_the_history() {
+        let history = Arc::new(IndexHistory::new(HistoryOptions::default()));
+        let server = HealthServer::start("127.0.0.1:0", history.clone()).expect("start");
+        let addr = server.local_addr();
+        assert!(get(addr, "/healthz").starts_with("HTTP/1.1 200"));
+        assert!(get(addr, "/readyz").starts_with("HTTP/1.1 503"));
+        let objects = ObjectSet::default();
+        let index = RouteIndex::compile(&objects, CompileOptions::default());
+        history.publish(index, EndpointIndex::build(&objects), 0, true);
+        history.set_ready();
+        assert!(get(addr, "/readyz").starts_with("HTTP/1.1 200"));
+        let metrics = get(addr, "/metrics");
+        assert!(metrics.contains("routeproof_index_ready 1"), "{metrics}");
+        assert!(metrics.contains("# TYPE routeproof_index_age_seconds gauge"));
+        assert!(get(addr, "/nope").starts_with("HTTP/1.1 404"));
+    }
+}
