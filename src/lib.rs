@@ -8,6 +8,7 @@
 
 pub mod decode;
 pub mod gateway;
+pub mod kube;
 pub mod manifest;
 pub mod pipeline;
 pub mod resolve;

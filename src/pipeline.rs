@@ -7,12 +7,28 @@
 //! dead letters. Records, requests, decisions and rows all borrow from the
 //! payload or the indexes; the scratch buffers here are reused across records,
 //! so the hot path does not allocate.
+//!
+//! # Static and live indexes
+//!
+//! [`RecordProcessor::new`] judges every record against one index (`replay`,
+//! `explain`-style use). [`RecordProcessor::new_live`] +
+//! [`RecordProcessor::process_payload_live`] judge each record against the
+//! snapshot of an [`IndexHistory`] in force at the record's event time
+//! (records without a time use the newest): a record within the grace window
+//! of a routing change whose verdict would raise an alert gets
+//! [`Verdict::InTransition`] instead, and records carry `index_stale` while
+//! the source has not confirmed the index for too long. Until the history is
+//! ready, `process_payload_live` returns [`LiveOutcome::Held`] without
+//! touching the payload: keep it and offer it again.
 
 use std::fmt::Write as _;
+use std::sync::OnceLock;
 
 use crate::decode::{self, AccessRecord, DecodeError, DecodeOptions, Format};
 use crate::gateway::compile::CompiledGateway;
 use crate::gateway::{Decision, Headers, Protocol, Request, RouteIndex, Scheme};
+use crate::kube::history::now_us;
+use crate::kube::IndexHistory;
 use crate::resolve::{
     parse_route_name, parse_upstream_name, resolve_actual, ActualBackend, EndpointIndex,
     GatewayAction, Implementation, UpstreamEvidence, UpstreamName,
@@ -142,15 +158,54 @@ pub struct Outputs<'o> {
     pub dead_letters: &'o mut DeadLetterFileSink,
 }
 
+/// What [`RecordProcessor::process_payload_live`] did with a payload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LiveOutcome {
+    /// Every record of the payload was judged (or dead-lettered).
+    Processed,
+    /// The index is not ready yet (initial lists not synced): nothing was
+    /// done; offer the payload again later.
+    Held,
+}
+
+/// How far a record's snapshot can be trusted.
+#[derive(Debug, Clone, Copy, Default)]
+struct Trust {
+    in_transition: bool,
+    stale: bool,
+}
+
 /// Turns payloads into enriched rows.
 pub struct RecordProcessor<'i> {
     index: &'i RouteIndex,
     endpoints: &'i EndpointIndex,
     options: &'i PipelineOptions,
     stats: PipelineStats,
-    expected: Vec<&'i str>,
+    /// Reused buffer for expected backend keys; its borrows never outlive a
+    /// record (see [`recycle`]).
+    expected: Vec<&'static str>,
     gateway_key: String,
     actual_key: String,
+}
+
+/// Empties a vector of borrowed strings and hands its allocation on with
+/// another lifetime (an in-place `collect` over an empty iterator: no
+/// allocation, no unsafe).
+fn recycle<'b>(mut v: Vec<&str>) -> Vec<&'b str> {
+    v.clear();
+    v.into_iter().map(|_| "").collect()
+}
+
+/// The empty index a live processor holds for [`RecordProcessor::process_payload`].
+fn empty_indexes() -> &'static (RouteIndex, EndpointIndex) {
+    static EMPTY: OnceLock<(RouteIndex, EndpointIndex)> = OnceLock::new();
+    EMPTY.get_or_init(|| {
+        let objects = crate::gateway::ObjectSet::default();
+        (
+            RouteIndex::compile(&objects, crate::gateway::CompileOptions::default()),
+            EndpointIndex::build(&objects),
+        )
+    })
 }
 
 impl<'i> RecordProcessor<'i> {
@@ -169,6 +224,59 @@ impl<'i> RecordProcessor<'i> {
             gateway_key: String::with_capacity(64),
             actual_key: String::with_capacity(64),
         }
+    }
+
+    /// A processor for [`RecordProcessor::process_payload_live`]: it has no
+    /// index of its own (its `process_payload` judges against an empty one).
+    pub fn new_live(options: &'i PipelineOptions) -> Self {
+        let (index, endpoints) = empty_indexes();
+        Self::new(index, endpoints, options)
+    }
+
+    /// Processes one payload, judging each record against the snapshot of
+    /// `history` in force at its event time. Returns [`LiveOutcome::Held`]
+    /// (and does nothing) while the history is not ready.
+    pub fn process_payload_live(
+        &mut self,
+        payload: &[u8],
+        origin: Origin<'_>,
+        out: &mut Outputs<'_>,
+        history: &IndexHistory,
+    ) -> Result<LiveOutcome, SinkError> {
+        if !history.is_ready() {
+            return Ok(LiveOutcome::Held);
+        }
+        self.stats.payloads += 1;
+        let mut result = Ok(());
+        let options = self.options;
+        decode::decode_payload(payload, &options.decode, &mut |record| {
+            if result.is_err() {
+                return;
+            }
+            result = match record {
+                Ok(record) => match history.at(record.time_us.unwrap_or_else(now_us)) {
+                    Some(at) => {
+                        let trust = Trust {
+                            in_transition: at.in_transition,
+                            stale: at.stale,
+                        };
+                        let snapshot = &*at.snapshot;
+                        self.judge_record(
+                            &snapshot.index,
+                            &snapshot.endpoints,
+                            trust,
+                            &record,
+                            origin,
+                            out,
+                        )
+                    }
+                    // Ready implies a snapshot; be safe anyway.
+                    None => Ok(()),
+                },
+                Err(error) => self.dead_letter(&error, payload, origin, out),
+            };
+        });
+        result.map(|()| LiveOutcome::Processed)
     }
 
     /// What has been processed so far.
@@ -222,7 +330,36 @@ impl<'i> RecordProcessor<'i> {
         origin: Origin<'_>,
         out: &mut Outputs<'_>,
     ) -> Result<(), SinkError> {
-        let index = self.index;
+        let (index, endpoints) = (self.index, self.endpoints);
+        self.judge_record(index, endpoints, Trust::default(), record, origin, out)
+    }
+
+    fn judge_record<'x>(
+        &mut self,
+        index: &'x RouteIndex,
+        endpoints: &'x EndpointIndex,
+        trust: Trust,
+        record: &'x AccessRecord<'_>,
+        origin: Origin<'_>,
+        out: &mut Outputs<'_>,
+    ) -> Result<(), SinkError> {
+        let mut expected: Vec<&'x str> = recycle(std::mem::take(&mut self.expected));
+        let result = self.judge_with(index, endpoints, trust, record, origin, out, &mut expected);
+        self.expected = recycle(expected);
+        result
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn judge_with<'x>(
+        &mut self,
+        index: &'x RouteIndex,
+        endpoints: &'x EndpointIndex,
+        trust: Trust,
+        record: &'x AccessRecord<'_>,
+        origin: Origin<'_>,
+        out: &mut Outputs<'_>,
+        expected: &mut Vec<&'x str>,
+    ) -> Result<(), SinkError> {
         // Gateway identity: the envelope's pod labels, else the configured default.
         self.gateway_key.clear();
         let gateway = match (&record.gateway_namespace, &record.gateway_name) {
@@ -269,10 +406,10 @@ impl<'i> RecordProcessor<'i> {
             },
         };
         let decision = index.decide(&request);
-        self.expected.clear();
+        expected.clear();
         for backend in decision.allowed_backends() {
-            if !self.expected.contains(&backend.key.as_str()) {
-                self.expected.push(backend.key.as_str());
+            if !expected.contains(&backend.key.as_str()) {
+                expected.push(backend.key.as_str());
             }
         }
 
@@ -290,14 +427,20 @@ impl<'i> RecordProcessor<'i> {
             response_flags: record.response_flags.as_deref(),
             status: record.status,
         };
-        let actual = resolve_actual(&evidence, self.endpoints, index, &self.expected);
+        let actual = resolve_actual(&evidence, endpoints, index, expected);
         let observation = Observation {
             actual_backend: actual.backend.map(|b| (b.namespace, b.name)),
             answer: answer_of(&actual, record.status),
             status: record.status,
             named_rule_expected: named_rule_expected(&evidence, &decision),
         };
-        let judgement = judge(&decision, &observation);
+        let mut judgement = judge(&decision, &observation);
+        if trust.in_transition && judgement.verdict.is_alert() {
+            judgement = Judgement {
+                verdict: Verdict::InTransition,
+                reason: IN_TRANSITION_REASON,
+            };
+        }
         self.stats.count(&decision, judgement);
 
         self.actual_key.clear();
@@ -324,7 +467,7 @@ impl<'i> RecordProcessor<'i> {
                 .copied()
                 .or(record.upstream_cluster.as_deref()),
             actual_source: actual.source,
-            expected_backends: decision.gateway.map(|_| StrList::Borrowed(&self.expected)),
+            expected_backends: decision.gateway.map(|_| StrList::Borrowed(expected)),
             expected_status: decision.status.map(i32::from),
             route: hit.map(|h| h.route.key.as_str()),
             route_kind: hit.map(|h| h.route.kind.as_str()),
@@ -356,7 +499,7 @@ impl<'i> RecordProcessor<'i> {
             decision_ambiguous: decision.is_ambiguous(),
             ambiguity_reason: decision.is_ambiguous().then(|| decision.unknowns.reason()),
             upstream_attempts: StrList::Borrowed(&attempts[..n_attempts]),
-            index_stale: false,
+            index_stale: trust.stale,
         };
         out.parquet.append(&row)?;
 
@@ -369,7 +512,7 @@ impl<'i> RecordProcessor<'i> {
                     route: row.route,
                     route_kind: row.route_kind,
                     rule: row.rule,
-                    expected_backends: StrList::Borrowed(&self.expected),
+                    expected_backends: StrList::Borrowed(expected),
                     actual_backend,
                     reason: judgement.reason,
                     event_time: record.time_us.unwrap_or(0),
@@ -386,6 +529,10 @@ impl<'i> RecordProcessor<'i> {
         Ok(())
     }
 }
+
+/// Reason of [`Verdict::InTransition`] verdicts given by the live path.
+pub const IN_TRANSITION_REASON: &str =
+    "a routing change took effect within the grace window; the gateway may not have applied it yet";
 
 /// The listener port and scheme of a record on its Gateway.
 ///

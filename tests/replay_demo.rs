@@ -155,6 +155,14 @@ fn demo_replay_finds_the_planted_problems() {
         !alerts.iter().any(|a| a["type"] == "expected_error"),
         "expected errors are not alerts"
     );
+    // The start-up config audit of the manifests: the checkout route's
+    // cross-namespace backendRef has no ReferenceGrant.
+    assert!(
+        alerts.iter().any(|a| a["type"] == "backend_ref_unresolved"
+            && a["route"] == "shop/checkout"
+            && a["reason"].as_str().unwrap().starts_with("RefNotPermitted")),
+        "{alerts:?}"
+    );
 
     // A second run into the same directory is refused without --append.
     let again = replay(

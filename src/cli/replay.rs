@@ -9,6 +9,7 @@ use anyhow::Context;
 use clap::Args;
 
 use routeproof::decode::{DecodeError, DecodeOptions, Envelope, Format};
+use routeproof::kube::static_config_alerts;
 use routeproof::pipeline::{Origin, Outputs, PipelineOptions, PipelineStats, RecordProcessor};
 use routeproof::resolve::{EndpointIndex, Implementation};
 use routeproof::sink::alerts::{AlertAggregator, AlertAggregatorConfig, AlertFileSink, AlertSink};
@@ -116,6 +117,12 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
         window: Duration::from_secs(args.alert_window_seconds.max(1)),
         ..AlertAggregatorConfig::default()
     });
+    // Config audits of the (static) manifests first: route_not_accepted,
+    // backend_ref_unresolved, shadowed_rule, status_drift.
+    let config_alerts = static_config_alerts(&index, chrono::Utc::now().timestamp_micros());
+    for alert in &config_alerts {
+        alert_file.send(alert)?;
+    }
     let mut alert_queue = Vec::new();
     let mut processor = RecordProcessor::new(&index, &endpoints, &options);
 
@@ -197,6 +204,7 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
         bar.finish_and_clear();
     }
     let elapsed = started.elapsed();
+    println!("config audit alerts at start: {}", config_alerts.len());
     print_summary(
         processor.stats(),
         final_alerts,

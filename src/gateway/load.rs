@@ -96,6 +96,14 @@ fn load_json(set: &mut ObjectSet, source_name: &str, text: &str) -> Result<(), L
     Ok(())
 }
 
+/// Adds one object given as JSON (or the items of a `List`) to the set, as a
+/// manifest document would be: unknown kinds are counted in
+/// [`ObjectSet::skipped`]. The error says what is wrong with the object. Used by
+/// the live sources, which hold objects as JSON.
+pub fn add_object(set: &mut ObjectSet, value: serde_json::Value) -> Result<(), String> {
+    add_value(set, value)
+}
+
 /// Adds one object (or the items of a `List`) to the set.
 fn add_value(set: &mut ObjectSet, value: serde_json::Value) -> Result<(), String> {
     if !value.is_object() {
