@@ -392,18 +392,30 @@ fn write_log(config: &Config, path: &Path, n: u64) -> std::io::Result<(Mix, u64)
                         19,
                     )
                 } else if roll < 15 {
-                    // Misrouted: a pod of another route's backend answered.
+                    // Misrouted: the gateway used another route's catch-all rule
+                    // (its route, cluster and pod), as a drifted controller would.
                     mix.misrouted += 1;
-                    let other = &routes[(r + 1 + rng.below(ROUTES as u64 - 1) as usize) % ROUTES];
-                    let b = &other.rules[other.rules.len() - 1].backends[0];
+                    let _ = (route_name, cluster);
+                    let o = (r + 1 + rng.below(ROUTES as u64 - 1) as usize) % ROUTES;
+                    let other = &routes[o];
+                    let other_rule = other.rules.len() - 1;
+                    let b = &other.rules[other_rule].backends[0];
                     let ip = &b.pods[rng.below(b.pods.len() as u64) as usize];
                     (
                         host.to_string(),
                         200,
                         "-",
                         "via_upstream",
-                        Some(route_name),
-                        Some(cluster),
+                        Some(format!(
+                            "httproute/{}/{}/rule/{other_rule}/match/0/{}",
+                            other.namespace,
+                            other.name,
+                            other.host.replace('.', "_")
+                        )),
+                        Some(format!(
+                            "httproute/{}/{}/rule/{other_rule}",
+                            other.namespace, other.name
+                        )),
                         Some(format!("{ip}:8080")),
                         200 + rng.below(20_000),
                     )
