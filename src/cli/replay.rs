@@ -61,6 +61,9 @@ pub struct ReplayArgs {
     /// Rows per Parquet file before rolling.
     #[arg(long, default_value_t = 1_000_000)]
     max_file_rows: u64,
+    /// zstd compression level of the Parquet files (1..=22).
+    #[arg(long, default_value_t = 3)]
+    zstd_level: i32,
     /// No progress bar even on a terminal.
     #[arg(long)]
     no_progress: bool,
@@ -107,6 +110,7 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
     let run_id = chrono::Utc::now().format("%Y%m%dT%H%M%S").to_string();
     let mut sink_config = ParquetSinkConfig::new(&parquet_dir);
     sink_config.max_file_rows = args.max_file_rows;
+    sink_config.zstd_level = args.zstd_level;
     let mut parquet = ParquetSink::new(
         sink_config,
         SequentialFileNamer::new(format!("replay-{run_id}-{}", std::process::id())),

@@ -44,6 +44,7 @@ use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::metadata::KeyValue;
 use parquet::file::properties::WriterProperties;
+use parquet::schema::types::ColumnPath;
 
 use super::row::{
     EnrichedBatchBuilder, EnrichedRow, ENRICHED_SCHEMA_METADATA_KEY, ENRICHED_SCHEMA_METADATA_VALUE,
@@ -60,6 +61,18 @@ pub const TEMP_FILE_PREFIX: &str = ".routeproof-";
 pub const TEMP_FILE_SUFFIX: &str = ".parquet.tmp";
 
 const MICROS_PER_HOUR: i64 = 3_600_000_000;
+
+/// Columns whose values are (nearly) unique per row; written without a
+/// dictionary.
+const HIGH_CARDINALITY_COLUMNS: &[&str] = &[
+    "event_time",
+    "path",
+    "duration_ms",
+    "bytes_sent",
+    "request_id",
+    "actual_upstream",
+    "source_offset",
+];
 
 /// Settings of a [`ParquetSink`].
 #[derive(Debug, Clone, PartialEq)]
@@ -369,7 +382,14 @@ impl ParquetSink {
             .map_err(|e| SinkError::io("create directory", &config.root_dir, e))?;
         let zstd = ZstdLevel::try_new(config.zstd_level)
             .map_err(|e| SinkError::Config(format!("zstd_level: {e}")))?;
-        let properties = WriterProperties::builder()
+        let mut properties = WriterProperties::builder();
+        // Near-unique columns: dictionary encoding only costs a hash lookup per
+        // value until the dictionary overflows and the writer falls back to
+        // plain anyway. Low-cardinality columns keep the default dictionary.
+        for column in HIGH_CARDINALITY_COLUMNS {
+            properties = properties.set_column_dictionary_enabled(ColumnPath::from(*column), false);
+        }
+        let properties = properties
             .set_compression(Compression::ZSTD(zstd))
             .set_max_row_group_row_count(Some(config.row_group_rows))
             .set_created_by(format!("routeproof {}", env!("CARGO_PKG_VERSION")))

@@ -84,6 +84,9 @@ pub struct RouteIndex {
     pub rejected_listener_sets: Vec<(String, String)>,
     /// Documents skipped while loading, by kind.
     pub skipped: BTreeMap<String, usize>,
+    /// Route namespace -> name -> indexes into `routes` (both kinds), so that
+    /// a route named in a log line is found without a scan.
+    pub route_by_name: HashMap<String, HashMap<String, Vec<usize>>>,
 }
 
 impl RouteIndex {
@@ -107,6 +110,7 @@ impl RouteIndex {
                 .collect(),
             rejected_listener_sets: Vec::new(),
             skipped: objects.skipped.clone(),
+            route_by_name: HashMap::new(),
         };
         let namespace_labels = namespace_labels(objects);
         let owners = index.compile_listeners(objects, &namespace_labels);
@@ -114,7 +118,25 @@ impl RouteIndex {
         index.compile_routes(objects, &refs);
         index.attach_routes(&owners, &namespace_labels);
         index.sort_tables();
+        for (i, route) in index.routes.iter().enumerate() {
+            index
+                .route_by_name
+                .entry(route.namespace.clone())
+                .or_default()
+                .entry(route.name.clone())
+                .or_default()
+                .push(i);
+        }
         index
+    }
+
+    /// Indexes into `routes` of the routes (of any kind) named `namespace/name`,
+    /// in `routes` order.
+    pub fn routes_named(&self, namespace: &str, name: &str) -> &[usize] {
+        self.route_by_name
+            .get(namespace)
+            .and_then(|names| names.get(name))
+            .map_or(&[], Vec::as_slice)
     }
 
     pub fn route_of(&self, entry: &MatchEntry) -> &CompiledRoute {
