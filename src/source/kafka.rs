@@ -1,0 +1,257 @@
+//! The Kafka source of `routeproof run`: client settings (brokers, TLS, SASL,
+//! pass-through properties), the consumer-group settings (cooperative-sticky
+//! assignment, manual commits), batching of messages per partition, and
+//! per-partition lag.
+//!
+//! Offsets are never committed automatically: `enable.auto.commit` and
+//! `enable.auto.offset.store` are off, and the service commits only what the
+//! Parquet output has made durable (see [`crate::sink::kafka_files`]).
+//!
+//! Memory is bounded however far behind the consumer is: librdkafka pre-fetches
+//! at most `kafka.queued_max_messages_kbytes` per consumer, and the consumer loop
+//! hands batches to workers over bounded queues; when they are full the loop
+//! blocks, stops draining librdkafka's queue, and librdkafka stops fetching.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
+
+use crate::config::KafkaConfig;
+
+/// A topic-partition.
+pub type TopicPartition = (Arc<str>, i32);
+
+/// The client settings shared by the consumer and the producer: brokers, client
+/// id, TLS and SASL, then every `kafka.properties` entry.
+pub fn client_config(k: &KafkaConfig) -> ClientConfig {
+    let mut c = ClientConfig::new();
+    c.set("bootstrap.servers", &k.brokers)
+        .set("client.id", &k.client_id);
+    let optional = [
+        ("security.protocol", &k.security_protocol),
+        ("sasl.mechanism", &k.sasl_mechanism),
+        ("sasl.username", &k.sasl_username),
+        ("sasl.password", &k.sasl_password),
+        ("ssl.ca.location", &k.ssl_ca_location),
+        ("ssl.certificate.location", &k.ssl_certificate_location),
+        ("ssl.key.location", &k.ssl_key_location),
+        ("ssl.key.password", &k.ssl_key_password),
+    ];
+    for (key, value) in optional {
+        if let Some(v) = value {
+            c.set(key, v);
+        }
+    }
+    for (key, value) in &k.properties {
+        c.set(key, value);
+    }
+    c
+}
+
+/// The consumer settings: [`client_config`] plus the group, cooperative-sticky
+/// assignment, manual offset handling and the pre-fetch bound.
+pub fn consumer_config(k: &KafkaConfig) -> ClientConfig {
+    let mut c = ClientConfig::new();
+    c.set("group.id", &k.group_id)
+        .set("partition.assignment.strategy", "cooperative-sticky")
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("auto.offset.reset", &k.auto_offset_reset)
+        .set("session.timeout.ms", k.session_timeout_ms.to_string())
+        .set(
+            "queued.max.messages.kbytes",
+            k.queued_max_messages_kbytes.to_string(),
+        )
+        .set("enable.partition.eof", "false")
+        // Regex subscriptions pick up new topics within this interval.
+        .set("topic.metadata.refresh.interval.ms", "30000");
+    // Pass-through settings come last so they can override the above.
+    for (key, value) in client_config(k).config_map() {
+        c.set(key, value);
+    }
+    c
+}
+
+/// Messages of one topic-partition, copied into one buffer.
+#[derive(Debug)]
+pub struct MessageBatch {
+    /// Topic.
+    pub topic: Arc<str>,
+    /// Partition.
+    pub partition: i32,
+    data: Vec<u8>,
+    entries: Vec<(i64, u32, u32)>,
+}
+
+impl MessageBatch {
+    fn new(topic: Arc<str>, partition: i32, capacity: usize) -> Self {
+        Self {
+            topic,
+            partition,
+            data: Vec::with_capacity(capacity * 512),
+            entries: Vec::with_capacity(capacity),
+        }
+    }
+
+    /// Number of messages.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether there is no message.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Adds a message (an absent payload counts as empty).
+    pub fn push(&mut self, offset: i64, payload: &[u8]) {
+        let start = self.data.len();
+        self.data.extend_from_slice(payload);
+        let end = self.data.len();
+        self.entries.push((
+            offset,
+            u32::try_from(start).unwrap_or(u32::MAX),
+            u32::try_from(end).unwrap_or(u32::MAX),
+        ));
+    }
+
+    /// The messages as `(offset, payload)`, in consumption order.
+    pub fn iter(&self) -> impl Iterator<Item = (i64, &[u8])> + '_ {
+        self.entries.iter().map(|&(offset, start, end)| {
+            (
+                offset,
+                self.data
+                    .get(start as usize..end as usize)
+                    .unwrap_or_default(),
+            )
+        })
+    }
+}
+
+/// Collects messages into per-partition batches.
+#[derive(Debug)]
+pub struct Batcher {
+    batch_messages: usize,
+    pending: HashMap<(Box<str>, i32), MessageBatch>,
+    topics: HashMap<Box<str>, Arc<str>>,
+    oldest: Option<Instant>,
+}
+
+impl Batcher {
+    /// Batches of at most `batch_messages` messages (and at most 16 MiB).
+    pub fn new(batch_messages: usize) -> Self {
+        Self {
+            batch_messages: batch_messages.max(1),
+            pending: HashMap::new(),
+            topics: HashMap::new(),
+            oldest: None,
+        }
+    }
+
+    /// Adds a message; returns the partition's batch when it is full.
+    pub fn push(
+        &mut self,
+        topic: &str,
+        partition: i32,
+        offset: i64,
+        payload: &[u8],
+    ) -> Option<MessageBatch> {
+        if self.oldest.is_none() {
+            self.oldest = Some(Instant::now());
+        }
+        let cap = self.batch_messages;
+        let batch = match self.pending.get_mut(&(Box::from(topic), partition)) {
+            Some(b) => b,
+            None => {
+                let arc = self
+                    .topics
+                    .entry(Box::from(topic))
+                    .or_insert_with(|| Arc::from(topic))
+                    .clone();
+                self.pending
+                    .entry((Box::from(topic), partition))
+                    .or_insert_with(|| MessageBatch::new(arc, partition, cap))
+            }
+        };
+        batch.push(offset, payload);
+        if batch.len() >= cap || batch.data.len() >= 16 << 20 {
+            return self.pending.remove(&(Box::from(topic), partition));
+        }
+        None
+    }
+
+    /// How long the oldest pending message has waited.
+    pub fn pending_age(&self) -> Option<Duration> {
+        self.oldest.map(|t| t.elapsed())
+    }
+
+    /// Takes every pending batch.
+    pub fn take_all(&mut self) -> Vec<MessageBatch> {
+        self.oldest = None;
+        self.pending.drain().map(|(_, b)| b).collect()
+    }
+
+    /// Takes the pending batches of `partitions`.
+    pub fn take(&mut self, partitions: &[TopicPartition]) -> Vec<MessageBatch> {
+        partitions
+            .iter()
+            .filter_map(|(t, p)| self.pending.remove(&(Box::from(&**t), *p)))
+            .collect()
+    }
+
+    /// The shared topic name.
+    pub fn topic_arc(&mut self, topic: &str) -> Arc<str> {
+        self.topics
+            .entry(Box::from(topic))
+            .or_insert_with(|| Arc::from(topic))
+            .clone()
+    }
+}
+
+/// Per-partition consumer lag: high watermark minus the next offset to consume.
+#[derive(Debug, Default)]
+pub struct LagTracker {
+    next: HashMap<TopicPartition, i64>,
+}
+
+impl LagTracker {
+    /// Records that `offset` was consumed.
+    pub fn consumed(&mut self, tp: &TopicPartition, offset: i64) {
+        match self.next.get_mut(tp) {
+            Some(n) => *n = offset + 1,
+            None => {
+                self.next.insert(tp.clone(), offset + 1);
+            }
+        }
+    }
+
+    /// Forgets partitions no longer assigned.
+    pub fn forget(&mut self, tps: &[TopicPartition]) {
+        for tp in tps {
+            self.next.remove(tp);
+        }
+    }
+
+    /// Lag of every tracked partition (asks the brokers for the high watermarks).
+    pub fn lags<C: ConsumerContext>(
+        &self,
+        consumer: &BaseConsumer<C>,
+    ) -> Vec<(TopicPartition, Option<i64>)> {
+        let mut out: Vec<_> = self
+            .next
+            .iter()
+            .map(|(tp, next)| {
+                let lag = consumer
+                    .fetch_watermarks(&tp.0, tp.1, Duration::from_secs(1))
+                    .ok()
+                    .map(|(_, high)| (high - next).max(0));
+                (tp.clone(), lag)
+            })
+            .collect();
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        out
+    }
+}
