@@ -58,8 +58,14 @@ fn vm_hwm_kib(pid: u32) -> Option<u64> {
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let brokers = args.get(1).cloned().unwrap_or_else(|| "127.0.0.1:9092".into());
-    let total: usize = args.get(2).and_then(|a| a.parse().ok()).unwrap_or(1_000_000);
+    let brokers = args
+        .get(1)
+        .cloned()
+        .unwrap_or_else(|| "127.0.0.1:9092".into());
+    let total: usize = args
+        .get(2)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(1_000_000);
     let partitions: i32 = args.get(3).and_then(|a| a.parse().ok()).unwrap_or(2);
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let exe = std::env::current_exe()

@@ -437,10 +437,16 @@ impl Config {
         }
         let p = &self.pipeline;
         if p.batch_messages == 0 {
-            return Err(ConfigError::key("pipeline.batch_messages", "must be at least 1"));
+            return Err(ConfigError::key(
+                "pipeline.batch_messages",
+                "must be at least 1",
+            ));
         }
         if p.queue_batches == 0 {
-            return Err(ConfigError::key("pipeline.queue_batches", "must be at least 1"));
+            return Err(ConfigError::key(
+                "pipeline.queue_batches",
+                "must be at least 1",
+            ));
         }
         let q = &self.parquet;
         if q.output.trim().is_empty() {
@@ -455,10 +461,16 @@ impl Config {
             }
         }
         if q.max_file_rows == 0 {
-            return Err(ConfigError::key("parquet.max_file_rows", "must be at least 1"));
+            return Err(ConfigError::key(
+                "parquet.max_file_rows",
+                "must be at least 1",
+            ));
         }
         if q.max_file_bytes == 0 {
-            return Err(ConfigError::key("parquet.max_file_bytes", "must be at least 1"));
+            return Err(ConfigError::key(
+                "parquet.max_file_bytes",
+                "must be at least 1",
+            ));
         }
         if !(q.max_file_age_seconds.is_finite() && q.max_file_age_seconds > 0.0) {
             return Err(ConfigError::key(
@@ -470,10 +482,16 @@ impl Config {
             return Err(ConfigError::key("parquet.zstd_level", "must be in 1..=22"));
         }
         if q.row_group_rows == 0 {
-            return Err(ConfigError::key("parquet.row_group_rows", "must be at least 1"));
+            return Err(ConfigError::key(
+                "parquet.row_group_rows",
+                "must be at least 1",
+            ));
         }
         if self.alerts.window_seconds == 0 {
-            return Err(ConfigError::key("alerts.window_seconds", "must be at least 1"));
+            return Err(ConfigError::key(
+                "alerts.window_seconds",
+                "must be at least 1",
+            ));
         }
         match (&self.dead_letters.topic, &self.dead_letters.quarantine_dir) {
             (Some(_), Some(_)) => {

@@ -51,7 +51,7 @@ use crate::sink::object_store::OutputStore;
 use crate::sink::parquet::ParquetSinkConfig;
 use crate::sink::SinkError;
 use crate::source::kafka::{
-    consumer_config, client_config, Batcher, LagTracker, MessageBatch, TopicPartition,
+    client_config, consumer_config, Batcher, LagTracker, MessageBatch, TopicPartition,
 };
 
 /// Errors of the service.
@@ -374,7 +374,10 @@ impl ConsumerContext for RunContext {
         err: RDKafkaRespErr,
         tpl: &mut TopicPartitionList,
     ) {
-        let cooperative = matches!(consumer.rebalance_protocol(), RebalanceProtocol::Cooperative);
+        let cooperative = matches!(
+            consumer.rebalance_protocol(),
+            RebalanceProtocol::Cooperative
+        );
         let result = match err {
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
                 self.coordinator.on_assign(consumer, tpl);
@@ -402,7 +405,8 @@ impl ConsumerContext for RunContext {
             }
         };
         if let Err(e) = result {
-            self.coordinator.fail(format!("applying the assignment: {e}"));
+            self.coordinator
+                .fail(format!("applying the assignment: {e}"));
         }
     }
 }
@@ -438,16 +442,25 @@ struct Worker<'a> {
 impl<'a> Worker<'a> {
     fn new(setup: WorkerSetup<'a>) -> Result<Self, SinkError> {
         let c = setup.config;
-        let dead: Box<dyn DeadLetterSink> = match (&c.dead_letters.topic, &c.dead_letters.quarantine_dir, &setup.producer) {
+        let dead: Box<dyn DeadLetterSink> = match (
+            &c.dead_letters.topic,
+            &c.dead_letters.quarantine_dir,
+            &setup.producer,
+        ) {
             (Some(topic), _, Some(p)) => Box::new(KafkaDeadLetterSink::new(
                 p.clone(),
                 topic.clone(),
                 c.dead_letters.max_raw_bytes,
             )),
             (_, Some(dir), _) => {
-                std::fs::create_dir_all(dir).map_err(|e| SinkError::io("create directory", dir, e))?;
+                std::fs::create_dir_all(dir)
+                    .map_err(|e| SinkError::io("create directory", dir, e))?;
                 Box::new(DeadLetterFileSink::open(
-                    dir.join(format!("deadletters-{}-w{}.jsonl", std::process::id(), setup.id)),
+                    dir.join(format!(
+                        "deadletters-{}-w{}.jsonl",
+                        std::process::id(),
+                        setup.id
+                    )),
                     c.dead_letters.max_raw_bytes,
                 )?)
             }
@@ -495,12 +508,8 @@ impl<'a> Worker<'a> {
     fn process(&mut self, batch: &MessageBatch) -> Result<(), SinkError> {
         let tp: TopicPartition = (batch.topic.clone(), batch.partition);
         if !self.writers.contains_key(&tp) {
-            let w = PartitionWriter::open(
-                self.setup.staging,
-                tp.0.clone(),
-                tp.1,
-                self.setup.template,
-            )?;
+            let w =
+                PartitionWriter::open(self.setup.staging, tp.0.clone(), tp.1, self.setup.template)?;
             self.writers.insert(tp.clone(), w);
         }
         let Some(writer) = self.writers.get_mut(&tp) else {
@@ -570,7 +579,10 @@ impl<'a> Worker<'a> {
     }
 
     /// Rolls and drops the writers of `partitions`.
-    fn finish(&mut self, partitions: &[TopicPartition]) -> Result<Vec<(TopicPartition, Option<i64>)>, SinkError> {
+    fn finish(
+        &mut self,
+        partitions: &[TopicPartition],
+    ) -> Result<Vec<(TopicPartition, Option<i64>)>, SinkError> {
         self.dead.flush()?;
         let mut out = Vec::new();
         for tp in partitions {
@@ -607,7 +619,8 @@ pub fn run(
         .staging_dir
         .clone()
         .unwrap_or_else(|| store.default_staging_dir());
-    std::fs::create_dir_all(&staging).map_err(|e| SinkError::io("create directory", &staging, e))?;
+    std::fs::create_dir_all(&staging)
+        .map_err(|e| SinkError::io("create directory", &staging, e))?;
     let mut template = ParquetSinkConfig::new(&staging);
     template.zstd_level = config.parquet.zstd_level;
     template.row_group_rows = config.parquet.row_group_rows;
@@ -619,8 +632,7 @@ pub fn run(
         max_open_files: 64,
     };
 
-    let needs_producer =
-        !config.alerts.topic.is_empty() || config.dead_letters.topic.is_some();
+    let needs_producer = !config.alerts.topic.is_empty() || config.dead_letters.topic.is_some();
     let producer = if needs_producer {
         Some(SharedProducer::new(client_config(&config.kafka))?)
     } else {
@@ -708,11 +720,10 @@ fn consume_loop(
     messages: &mut u64,
     counters: &Counters,
 ) -> Result<(), ServiceError> {
-    let consumer: BaseConsumer<RunContext> = consumer_config(&config.kafka).create_with_context(
-        RunContext {
+    let consumer: BaseConsumer<RunContext> =
+        consumer_config(&config.kafka).create_with_context(RunContext {
             coordinator: coordinator.clone(),
-        },
-    )?;
+        })?;
     let topics: Vec<&str> = config.kafka.topics.iter().map(String::as_str).collect();
     consumer.subscribe(&topics)?;
     log(format_args!(
@@ -774,7 +785,9 @@ fn consume_loop(
                 Err(_) => Vec::new(),
             };
             for batch in batches {
-                if let (Ok(mut lag), Some((offset, _))) = (coordinator.lag.lock(), batch.iter().last()) {
+                if let (Ok(mut lag), Some((offset, _))) =
+                    (coordinator.lag.lock(), batch.iter().last())
+                {
                     lag.consumed(&(batch.topic.clone(), batch.partition), offset);
                 }
                 if let Err(e) = coordinator.dispatch(batch) {
@@ -788,7 +801,11 @@ fn consume_loop(
             *e = (*e).max(offset);
         }
         if !pending_commits.is_empty() && last_commit.elapsed() >= Duration::from_millis(200) {
-            let assigned = coordinator.assigned.lock().map(|a| a.clone()).unwrap_or_default();
+            let assigned = coordinator
+                .assigned
+                .lock()
+                .map(|a| a.clone())
+                .unwrap_or_default();
             let offsets: Vec<_> = pending_commits
                 .drain()
                 .filter(|(tp, _)| assigned.contains(tp))
@@ -819,7 +836,11 @@ fn consume_loop(
                 counters.dead_letters.load(Ordering::Relaxed),
                 counters.alerts.load(Ordering::Relaxed),
                 counters.files.load(Ordering::Relaxed),
-                if lag_text.is_empty() { "-".to_string() } else { lag_text.join(" ") }
+                if lag_text.is_empty() {
+                    "-".to_string()
+                } else {
+                    lag_text.join(" ")
+                }
             ));
             since_log = 0;
             last_log = Instant::now();
@@ -837,11 +858,17 @@ fn consume_loop(
             .unwrap_or_default();
         log(format_args!("stopping: flushing {}", describe(&assigned)));
         // Hand over everything pending (also of partitions not in `assigned`).
-        let batches = coordinator.batcher.lock().map(|mut b| b.take_all()).unwrap_or_default();
+        let batches = coordinator
+            .batcher
+            .lock()
+            .map(|mut b| b.take_all())
+            .unwrap_or_default();
         for batch in batches {
             coordinator.dispatch(batch).map_err(ServiceError::Failed)?;
         }
-        let offsets = coordinator.finish(&assigned).map_err(ServiceError::Failed)?;
+        let offsets = coordinator
+            .finish(&assigned)
+            .map_err(ServiceError::Failed)?;
         let mut merged: HashMap<TopicPartition, i64> = HashMap::new();
         while let Ok((tp, offset)) = commit_rx.try_recv() {
             pending_commits.insert(tp, offset);
@@ -851,7 +878,9 @@ fn consume_loop(
             *e = (*e).max(o);
         }
         let merged: Vec<_> = merged.into_iter().collect();
-        coordinator.commit(&consumer, &merged).map_err(ServiceError::Failed)?;
+        coordinator
+            .commit(&consumer, &merged)
+            .map_err(ServiceError::Failed)?;
         if let Ok(mut a) = coordinator.assigned.lock() {
             a.clear();
         }

@@ -184,7 +184,10 @@ fn terminate(child: &mut Child) -> std::process::ExitStatus {
         if let Some(status) = child.try_wait().unwrap() {
             return status;
         }
-        assert!(Instant::now() < deadline, "routeproof did not stop on SIGTERM");
+        assert!(
+            Instant::now() < deadline,
+            "routeproof did not stop on SIGTERM"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
 }
@@ -284,8 +287,14 @@ fn assert_exactly_once(rows: &[(i32, i64, String)], per_partition: &BTreeMap<i32
     let dups: Vec<_> = seen.iter().filter(|(_, n)| **n > 1).take(10).collect();
     assert!(dups.is_empty(), "duplicated rows, e.g. {dups:?}");
     for (p, n) in per_partition {
-        let missing: Vec<i64> = (0..*n).filter(|o| !seen.contains_key(&(*p, *o))).take(10).collect();
-        assert!(missing.is_empty(), "partition {p}: missing offsets, e.g. {missing:?}");
+        let missing: Vec<i64> = (0..*n)
+            .filter(|o| !seen.contains_key(&(*p, *o)))
+            .take(10)
+            .collect();
+        assert!(
+            missing.is_empty(),
+            "partition {p}: missing offsets, e.g. {missing:?}"
+        );
     }
     let expected: i64 = per_partition.values().sum();
     assert_eq!(rows.len() as i64, expected, "row count");
@@ -307,13 +316,16 @@ fn high_watermarks(brokers: &str, topic: &str, partitions: i32) -> BTreeMap<i32,
         .collect()
 }
 
+/// Key, value and headers of a consumed message.
+type Consumed = (Option<Vec<u8>>, Vec<u8>, BTreeMap<String, String>);
+
 /// Every message of `topic` (all partitions) until `expected` arrived or `timeout`.
 fn consume_all(
     brokers: &str,
     topic: &str,
     expected: usize,
     timeout: Duration,
-) -> Vec<(Option<Vec<u8>>, Vec<u8>, BTreeMap<String, String>)> {
+) -> Vec<Consumed> {
     let c: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", brokers)
         .set("group.id", unique("check"))
@@ -375,7 +387,12 @@ fn end_to_end_parquet_alerts_and_dead_letters() {
     for (i, bad) in malformed.iter().enumerate() {
         lines.insert(50 + i * 97, bad.to_string());
     }
-    produce(&brokers, &topic, 2, lines.iter().map(|l| l.as_bytes().to_vec()));
+    produce(
+        &brokers,
+        &topic,
+        2,
+        lines.iter().map(|l| l.as_bytes().to_vec()),
+    );
 
     // The oracle: replay over the same lines.
     let replay_dir = tempfile::tempdir().unwrap();
@@ -398,11 +415,10 @@ fn end_to_end_parquet_alerts_and_dead_letters() {
     let replay_rows = {
         let mut counts: BTreeMap<String, u64> = BTreeMap::new();
         for p in parquet_files(&replay_out.join("parquet")) {
-            let reader =
-                ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(&p).unwrap())
-                    .unwrap()
-                    .build()
-                    .unwrap();
+            let reader = ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(&p).unwrap())
+                .unwrap()
+                .build()
+                .unwrap();
             for b in reader {
                 let b = b.unwrap();
                 let v = b
@@ -419,15 +435,14 @@ fn end_to_end_parquet_alerts_and_dead_letters() {
         }
         counts
     };
-    let replay_alerts: BTreeSet<String> =
-        std::fs::read_to_string(replay_out.join("alerts.jsonl"))
-            .unwrap()
-            .lines()
-            .map(|l| {
-                let v: serde_json::Value = serde_json::from_str(l).unwrap();
-                v["fingerprint"].as_str().unwrap().to_string()
-            })
-            .collect();
+    let replay_alerts: BTreeSet<String> = std::fs::read_to_string(replay_out.join("alerts.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            v["fingerprint"].as_str().unwrap().to_string()
+        })
+        .collect();
     let expected_rows: u64 = replay_rows.values().sum();
     assert_eq!(expected_rows as usize, lines.len() - malformed.len());
     assert!(
@@ -437,7 +452,12 @@ fn end_to_end_parquet_alerts_and_dead_letters() {
 
     let s = setup(&brokers, &topic, &unique("g"), "");
     let mut child = spawn_run(&s, "run");
-    wait_for_rows(&s.out, expected_rows, Duration::from_secs(120), "end to end");
+    wait_for_rows(
+        &s.out,
+        expected_rows,
+        Duration::from_secs(120),
+        "end to end",
+    );
     let status = terminate(&mut child);
     assert!(status.success(), "exit {status:?}: {}", log_of(&s, "run"));
 
@@ -467,7 +487,11 @@ fn end_to_end_parquet_alerts_and_dead_letters() {
     }
     // Every offset is either a row or a dead letter, once.
     let mut all: Vec<(i32, i64, String)> = rows.clone();
-    all.extend(dead_offsets.iter().map(|(p, o)| (*p, *o, "dead".to_string())));
+    all.extend(
+        dead_offsets
+            .iter()
+            .map(|(p, o)| (*p, *o, "dead".to_string())),
+    );
     assert_exactly_once(&all, &hw);
     hw.clear();
 
@@ -486,10 +510,17 @@ fn end_to_end_parquet_alerts_and_dead_letters() {
         assert_eq!(key.as_deref(), Some(fp.as_bytes()), "keyed by fingerprint");
         fingerprints.insert(fp);
     }
-    assert_eq!(fingerprints, replay_alerts, "alert fingerprints of run vs replay");
+    assert_eq!(
+        fingerprints, replay_alerts,
+        "alert fingerprints of run vs replay"
+    );
     // Aggregated: far fewer alert messages than alert-worthy records.
     let alertable: u64 = rows.iter().filter(|r| r.2 == "misrouted").count() as u64;
-    assert!((alerts.len() as u64) < alertable, "{} alerts for {alertable} misroutes", alerts.len());
+    assert!(
+        (alerts.len() as u64) < alertable,
+        "{} alerts for {alertable} misroutes",
+        alerts.len()
+    );
 }
 
 /// Small deterministic generator (no extra dependency).
@@ -545,10 +576,18 @@ fn crash_safety_sigkill_at_random_points() {
         }
         child.kill().unwrap(); // SIGKILL
         child.wait().unwrap();
-        eprintln!("round {round}: killed with {} rows on storage", row_count(&s.out));
+        eprintln!(
+            "round {round}: killed with {} rows on storage",
+            row_count(&s.out)
+        );
     }
     let mut child = spawn_run(&s, "run");
-    wait_for_rows(&s.out, total as u64, Duration::from_secs(300), "after crashes");
+    wait_for_rows(
+        &s.out,
+        total as u64,
+        Duration::from_secs(300),
+        "after crashes",
+    );
     // Give a duplicate (if the protocol were wrong) the time to appear.
     std::thread::sleep(Duration::from_secs(2));
     let status = terminate(&mut child);
@@ -663,14 +702,24 @@ fn broker_restart_mid_run() {
 
     let s = setup(&brokers, &topic, &unique("g"), "");
     let mut child = spawn_run(&s, "run");
-    wait_for_rows(&s.out, 2_000, Duration::from_secs(120), "before the restart");
+    wait_for_rows(
+        &s.out,
+        2_000,
+        Duration::from_secs(120),
+        "before the restart",
+    );
     broker.stop();
     std::thread::sleep(Duration::from_secs(2));
     let broker = Tansu::start(&db, port, &tansu_log);
     produce(&brokers, &topic, partitions, records(half));
     let hw = high_watermarks(&brokers, &topic, partitions);
     assert_eq!(hw.values().sum::<i64>(), 2 * half as i64);
-    wait_for_rows(&s.out, 2 * half as u64, Duration::from_secs(180), "after the restart");
+    wait_for_rows(
+        &s.out,
+        2 * half as u64,
+        Duration::from_secs(180),
+        "after the restart",
+    );
     std::thread::sleep(Duration::from_secs(1));
     let status = terminate(&mut child);
     assert!(status.success(), "exit {status:?}: {}", log_of(&s, "run"));
@@ -697,14 +746,23 @@ fn rebalance_second_instance_joins() {
     let mut second = spawn_run(&s, "second");
     let deadline = Instant::now() + Duration::from_secs(90);
     while !log_of(&s, "second").contains("assigned") {
-        assert!(Instant::now() < deadline, "second instance never got a partition: {}", log_of(&s, "second"));
+        assert!(
+            Instant::now() < deadline,
+            "second instance never got a partition: {}",
+            log_of(&s, "second")
+        );
         std::thread::sleep(Duration::from_millis(200));
     }
     // The rest arrives while both instances consume.
     produce(&brokers, &topic, partitions, records(total / 2));
     let hw = high_watermarks(&brokers, &topic, partitions);
     assert_eq!(hw.values().sum::<i64>(), total as i64);
-    wait_for_rows(&s.out, total as u64, Duration::from_secs(300), "both instances");
+    wait_for_rows(
+        &s.out,
+        total as u64,
+        Duration::from_secs(300),
+        "both instances",
+    );
     std::thread::sleep(Duration::from_secs(2));
     let a = terminate(&mut second);
     let b = terminate(&mut first);

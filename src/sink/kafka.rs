@@ -13,9 +13,7 @@ use std::time::Duration;
 use rdkafka::config::ClientConfig;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::{
-    BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer,
-};
+use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
 use rdkafka::ClientContext;
 
 use super::alerts::{Alert, AlertSink};
@@ -154,8 +152,12 @@ impl AlertSink for KafkaAlertSink {
     fn send(&mut self, alert: &Alert) -> Result<(), SinkError> {
         self.buf.clear();
         serde_json::to_writer(&mut self.buf, alert)?;
-        self.producer
-            .send(&self.topic, Some(alert.fingerprint.as_bytes()), &self.buf, None)
+        self.producer.send(
+            &self.topic,
+            Some(alert.fingerprint.as_bytes()),
+            &self.buf,
+            None,
+        )
     }
 
     fn flush(&mut self) -> Result<(), SinkError> {
@@ -219,7 +221,8 @@ impl DeadLetterSink for KafkaDeadLetterSink {
                     value: Some(&offset.to_string()),
                 });
         }
-        self.producer.send(&self.topic, None, &self.buf, Some(headers))?;
+        self.producer
+            .send(&self.topic, None, &self.buf, Some(headers))?;
         self.sent += 1;
         Ok(())
     }

@@ -322,8 +322,8 @@ mod tests {
     #[test]
     fn recovery_drops_incomplete_groups() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let store = OutputStore::open(&dir.path().to_string_lossy(), &Default::default())
-            .expect("store");
+        let store =
+            OutputStore::open(&dir.path().to_string_lossy(), &Default::default()).expect("store");
         let mk = |first, last, index, count| GroupFileName {
             topic: "t".into(),
             partition: 0,
@@ -332,7 +332,12 @@ mod tests {
             index,
             count,
         };
-        let names = [mk(0, 9, 1, 1), mk(10, 19, 1, 2), mk(10, 19, 2, 2), mk(20, 29, 1, 2)];
+        let names = [
+            mk(0, 9, 1, 1),
+            mk(10, 19, 1, 2),
+            mk(10, 19, 2, 2),
+            mk(20, 29, 1, 2),
+        ];
         let mut listing = Vec::new();
         for n in &names {
             let rel = format!("dt=2024-01-01/hour=00/{}", n.format());

@@ -98,7 +98,10 @@ impl OutputStore {
     pub fn default_staging_dir(&self) -> PathBuf {
         match self {
             OutputStore::Local { root } => {
-                let mut name = root.file_name().map(|n| n.to_os_string()).unwrap_or_default();
+                let mut name = root
+                    .file_name()
+                    .map(|n| n.to_os_string())
+                    .unwrap_or_default();
                 name.push(".staging");
                 root.with_file_name(name)
             }
