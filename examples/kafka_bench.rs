@@ -72,8 +72,11 @@ fn main() {
         .ok()
         .and_then(|p| Some(p.parent()?.parent()?.join("routeproof")))
         .expect("routeproof next to the example");
-    let demo = std::fs::read_to_string(root.join("demo/logs/envoy-gateway.log")).expect("demo");
-    let lines: Vec<&str> = demo.lines().filter(|l| !l.is_empty()).collect();
+    let demo = std::fs::read(root.join("demo/logs/envoy-gateway.log")).expect("demo");
+    let lines: Vec<&[u8]> = demo
+        .split(|b| *b == b'\n')
+        .filter(|l| !l.is_empty())
+        .collect();
     let work = tempfile::tempdir().expect("tempdir");
     let topic = format!("bench-{}", std::process::id());
 
@@ -105,12 +108,12 @@ fn main() {
         .set("queue.buffering.max.messages", "1000000")
         .create()
         .expect("producer");
-    let mut input = String::new();
+    let mut input: Vec<u8> = Vec::new();
     for i in 0..total {
         let line = lines[i % lines.len()];
-        input.push_str(line);
-        input.push('\n');
-        let mut record = BaseRecord::<(), str>::to(&topic)
+        input.extend_from_slice(line);
+        input.push(b'\n');
+        let mut record = BaseRecord::<(), [u8]>::to(&topic)
             .payload(line)
             .partition(i as i32 % partitions);
         while let Err((_, r)) = producer.send(record) {

@@ -100,6 +100,8 @@ enum WorkerMsg {
     Batch(MessageBatch),
     Finish {
         partitions: Vec<TopicPartition>,
+        /// Drop the writers without publishing (the assignment was lost).
+        discard: bool,
         ack: SyncSender<FinishAck>,
     },
 }
@@ -174,7 +176,11 @@ impl Coordinator {
 
     /// Hands over pending batches of `partitions`, rolls and drops their writers,
     /// returns the offsets to commit.
-    fn finish(&self, partitions: &[TopicPartition]) -> Result<Vec<(TopicPartition, i64)>, String> {
+    fn finish(
+        &self,
+        partitions: &[TopicPartition],
+        discard: bool,
+    ) -> Result<Vec<(TopicPartition, i64)>, String> {
         let batches = match self.batcher.lock() {
             Ok(mut b) => b.take(partitions),
             Err(_) => return Err("batcher lock poisoned".into()),
@@ -195,6 +201,7 @@ impl Coordinator {
             self.workers[w]
                 .send(WorkerMsg::Finish {
                     partitions: tps,
+                    discard,
                     ack: tx,
                 })
                 .map_err(|_| "worker stopped".to_string())?;
@@ -252,9 +259,22 @@ impl Coordinator {
             // recovers from storage.
             return;
         }
-        let result = self
-            .finish(&tps)
-            .and_then(|offsets| self.commit(consumer, &offsets));
+        // A lost assignment (session timed out) may already belong to another
+        // instance: drop the writers' unpublished files instead of publishing.
+        let lost = consumer.assignment_lost();
+        if lost {
+            log(format_args!(
+                "assignment lost: discarding unpublished rows of {}",
+                describe(&tps)
+            ));
+        }
+        let result = self.finish(&tps, lost).and_then(|offsets| {
+            if lost {
+                Ok(())
+            } else {
+                self.commit(consumer, &offsets)
+            }
+        });
         if let Ok(mut a) = self.assigned.lock() {
             for tp in &tps {
                 a.remove(tp);
@@ -490,8 +510,12 @@ impl<'a> Worker<'a> {
         loop {
             match rx.recv_timeout(Duration::from_millis(200)) {
                 Ok(WorkerMsg::Batch(batch)) => self.process(&batch)?,
-                Ok(WorkerMsg::Finish { partitions, ack }) => {
-                    let result = self.finish(&partitions);
+                Ok(WorkerMsg::Finish {
+                    partitions,
+                    discard,
+                    ack,
+                }) => {
+                    let result = self.finish(&partitions, discard);
                     let failed = result.as_ref().err().map(ToString::to_string);
                     let _ = ack.send(result.map_err(|e| e.to_string()));
                     if let Some(e) = failed {
@@ -578,15 +602,20 @@ impl<'a> Worker<'a> {
         Ok(())
     }
 
-    /// Rolls and drops the writers of `partitions`.
+    /// Rolls (unless `discard`) and drops the writers of `partitions`.
     fn finish(
         &mut self,
         partitions: &[TopicPartition],
+        discard: bool,
     ) -> Result<Vec<(TopicPartition, Option<i64>)>, SinkError> {
         self.dead.flush()?;
         let mut out = Vec::new();
         for tp in partitions {
             if let Some(mut w) = self.writers.remove(tp) {
+                if discard {
+                    w.discard();
+                    continue;
+                }
                 let before = w.files_published();
                 let offset = w.roll(self.setup.store)?;
                 self.setup
@@ -867,7 +896,7 @@ fn consume_loop(
             coordinator.dispatch(batch).map_err(ServiceError::Failed)?;
         }
         let offsets = coordinator
-            .finish(&assigned)
+            .finish(&assigned, false)
             .map_err(ServiceError::Failed)?;
         let mut merged: HashMap<TopicPartition, i64> = HashMap::new();
         while let Ok((tp, offset)) = commit_rx.try_recv() {

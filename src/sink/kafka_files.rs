@@ -289,7 +289,8 @@ impl PartitionWriter {
         Ok(Some(last + 1))
     }
 
-    /// Removes the staging directory (after the final roll).
+    /// Drops the writer and its staging directory; rows not yet published are
+    /// dropped (call [`roll`](Self::roll) first to keep them).
     pub fn discard(self) {
         drop(self.sink);
         let _ = std::fs::remove_dir_all(&self.staging);

@@ -135,7 +135,9 @@ impl MessageBatch {
 #[derive(Debug)]
 pub struct Batcher {
     batch_messages: usize,
-    pending: HashMap<(Box<str>, i32), MessageBatch>,
+    /// Pending batches; a consumer holds few partitions, so a linear search
+    /// (no allocation per message) is the fastest lookup.
+    pending: Vec<MessageBatch>,
     topics: HashMap<Box<str>, Arc<str>>,
     oldest: Option<Instant>,
 }
@@ -145,7 +147,7 @@ impl Batcher {
     pub fn new(batch_messages: usize) -> Self {
         Self {
             batch_messages: batch_messages.max(1),
-            pending: HashMap::new(),
+            pending: Vec::new(),
             topics: HashMap::new(),
             oldest: None,
         }
@@ -163,22 +165,22 @@ impl Batcher {
             self.oldest = Some(Instant::now());
         }
         let cap = self.batch_messages;
-        let batch = match self.pending.get_mut(&(Box::from(topic), partition)) {
-            Some(b) => b,
+        let index = match self
+            .pending
+            .iter()
+            .position(|b| b.partition == partition && &*b.topic == topic)
+        {
+            Some(i) => i,
             None => {
-                let arc = self
-                    .topics
-                    .entry(Box::from(topic))
-                    .or_insert_with(|| Arc::from(topic))
-                    .clone();
-                self.pending
-                    .entry((Box::from(topic), partition))
-                    .or_insert_with(|| MessageBatch::new(arc, partition, cap))
+                let arc = self.topic_arc(topic);
+                self.pending.push(MessageBatch::new(arc, partition, cap));
+                self.pending.len() - 1
             }
         };
+        let batch = &mut self.pending[index];
         batch.push(offset, payload);
         if batch.len() >= cap || batch.data.len() >= 16 << 20 {
-            return self.pending.remove(&(Box::from(topic), partition));
+            return Some(self.pending.swap_remove(index));
         }
         None
     }
@@ -191,23 +193,30 @@ impl Batcher {
     /// Takes every pending batch.
     pub fn take_all(&mut self) -> Vec<MessageBatch> {
         self.oldest = None;
-        self.pending.drain().map(|(_, b)| b).collect()
+        std::mem::take(&mut self.pending)
     }
 
     /// Takes the pending batches of `partitions`.
     pub fn take(&mut self, partitions: &[TopicPartition]) -> Vec<MessageBatch> {
-        partitions
-            .iter()
-            .filter_map(|(t, p)| self.pending.remove(&(Box::from(&**t), *p)))
-            .collect()
+        let (taken, kept) = std::mem::take(&mut self.pending)
+            .into_iter()
+            .partition(|b| {
+                partitions
+                    .iter()
+                    .any(|(t, p)| *p == b.partition && t == &b.topic)
+            });
+        self.pending = kept;
+        taken
     }
 
     /// The shared topic name.
     pub fn topic_arc(&mut self, topic: &str) -> Arc<str> {
-        self.topics
-            .entry(Box::from(topic))
-            .or_insert_with(|| Arc::from(topic))
-            .clone()
+        if let Some(arc) = self.topics.get(topic) {
+            return arc.clone();
+        }
+        let arc: Arc<str> = Arc::from(topic);
+        self.topics.insert(Box::from(topic), arc.clone());
+        arc
     }
 }
 
