@@ -96,6 +96,24 @@ struct Counters {
 
 type FinishAck = Result<Vec<(TopicPartition, Option<i64>)>, String>;
 
+/// Why offsets were not committed.
+#[derive(Debug)]
+enum CommitError {
+    /// Try again later.
+    Retry(String),
+    /// Stop the service.
+    Fatal(String),
+}
+
+impl std::fmt::Display for CommitError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CommitError::Retry(m) => write!(f, "{m} (will retry)"),
+            CommitError::Fatal(m) => f.write_str(m),
+        }
+    }
+}
+
 enum WorkerMsg {
     Batch(MessageBatch),
     Finish {
@@ -216,32 +234,37 @@ impl Coordinator {
     }
 
     /// Commits `offsets` synchronously after the producer delivered everything.
+    ///
+    /// A failed delivery of an alert or dead letter is fatal (it would be lost);
+    /// a flush timeout or a failed commit (e.g. the broker is restarting) is
+    /// [`CommitError::Retry`]: files on storage stay the source of truth, so a
+    /// late or missing commit never loses or duplicates a row.
     fn commit<C: ConsumerContext>(
         &self,
         consumer: &BaseConsumer<C>,
         offsets: &[(TopicPartition, i64)],
-    ) -> Result<(), String> {
+    ) -> Result<(), CommitError> {
         if offsets.is_empty() {
             return Ok(());
         }
         if let Some(p) = &self.producer {
             let failed = p
-                .flush(Duration::from_secs(60))
-                .map_err(|e| e.to_string())?;
+                .flush(Duration::from_secs(30))
+                .map_err(|e| CommitError::Retry(e.to_string()))?;
             if failed > 0 {
-                return Err(format!(
-                    "{failed} alert/dead-letter deliveries failed; not committing"
-                ));
+                return Err(CommitError::Fatal(format!(
+                    "{failed} alert/dead-letter deliveries failed"
+                )));
             }
         }
         let mut tpl = TopicPartitionList::new();
         for ((topic, partition), offset) in offsets {
             tpl.add_partition_offset(topic, *partition, Offset::Offset(*offset))
-                .map_err(|e| e.to_string())?;
+                .map_err(|e| CommitError::Fatal(e.to_string()))?;
         }
         consumer
             .commit(&tpl, CommitMode::Sync)
-            .map_err(|e| format!("commit: {e}"))?;
+            .map_err(|e| CommitError::Retry(format!("commit: {e}")))?;
         self.counters.commits.fetch_add(1, Ordering::Relaxed);
         Ok(())
     }
@@ -270,9 +293,16 @@ impl Coordinator {
         }
         let result = self.finish(&tps, lost).and_then(|offsets| {
             if lost {
-                Ok(())
-            } else {
-                self.commit(consumer, &offsets)
+                return Ok(());
+            }
+            match self.commit(consumer, &offsets) {
+                Ok(()) => Ok(()),
+                Err(CommitError::Retry(e)) => {
+                    // The next owner resumes from storage anyway.
+                    log(format_args!("commit on revoke failed: {e}"));
+                    Ok(())
+                }
+                Err(CommitError::Fatal(e)) => Err(e),
             }
         });
         if let Ok(mut a) = self.assigned.lock() {
@@ -839,9 +869,19 @@ fn consume_loop(
                 .drain()
                 .filter(|(tp, _)| assigned.contains(tp))
                 .collect();
-            if let Err(e) = coordinator.commit(&consumer, &offsets) {
-                result = Err(e);
-                break;
+            match coordinator.commit(&consumer, &offsets) {
+                Ok(()) => {}
+                Err(CommitError::Retry(e)) => {
+                    log(format_args!("{e}"));
+                    for (tp, o) in offsets {
+                        let e = pending_commits.entry(tp).or_insert(o);
+                        *e = (*e).max(o);
+                    }
+                }
+                Err(CommitError::Fatal(e)) => {
+                    result = Err(e);
+                    break;
+                }
             }
             last_commit = Instant::now();
         }
@@ -907,9 +947,23 @@ fn consume_loop(
             *e = (*e).max(o);
         }
         let merged: Vec<_> = merged.into_iter().collect();
-        coordinator
-            .commit(&consumer, &merged)
-            .map_err(ServiceError::Failed)?;
+        let mut attempt = 0;
+        loop {
+            match coordinator.commit(&consumer, &merged) {
+                Ok(()) => break,
+                Err(CommitError::Retry(e)) if attempt < 3 => {
+                    log(format_args!("{e}"));
+                    attempt += 1;
+                    std::thread::sleep(Duration::from_secs(1));
+                }
+                // Files are durable; the next start resumes from them.
+                Err(CommitError::Retry(e)) => {
+                    log(format_args!("giving up the final commit: {e}"));
+                    break;
+                }
+                Err(CommitError::Fatal(e)) => return Err(ServiceError::Failed(e)),
+            }
+        }
         if let Ok(mut a) = coordinator.assigned.lock() {
             a.clear();
         }

@@ -124,7 +124,7 @@ manifests = ["{manifests}"]
 brokers = "{brokers}"
 group_id = "{group}"
 topics = ["{topic}"]
-session_timeout_ms = 10000
+session_timeout_ms = 6000
 
 [pipeline]
 workers = 2
@@ -570,15 +570,26 @@ fn crash_safety_sigkill_at_random_points() {
     eprintln!("crash test seed {seed}");
     let mut rng = Lcg(seed);
     for round in 0..4 {
-        let mut child = spawn_run(&s, "run");
-        // Kill at a random point: after a random share of the remaining rows or
-        // a random time, whichever comes first.
-        let before = row_count(&s.out);
-        let target = before + (rng.next() % 40_000) + 1;
-        let deadline = Instant::now() + Duration::from_millis(1500 + rng.next() % 4000);
-        while Instant::now() < deadline && row_count(&s.out) < target {
-            std::thread::sleep(Duration::from_millis(rng.next() % 200 + 20));
+        let name = format!("run{round}");
+        let mut child = spawn_run(&s, &name);
+        // Wait until this instance owns partitions, then kill it at a random
+        // point: after a random number of further rows plus a random delay.
+        let deadline = Instant::now() + Duration::from_secs(90);
+        while !log_of(&s, &name).contains("assigned") {
+            assert!(
+                Instant::now() < deadline,
+                "no assignment: {}",
+                log_of(&s, &name)
+            );
+            std::thread::sleep(Duration::from_millis(50));
         }
+        let before = row_count(&s.out);
+        let target = (before + 5_000 + rng.next() % 30_000).min(total as u64 - 20_000);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while row_count(&s.out) < target && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        std::thread::sleep(Duration::from_millis(rng.next() % 800));
         child.kill().unwrap(); // SIGKILL
         child.wait().unwrap();
         eprintln!(
