@@ -78,20 +78,30 @@ impl OutputStore {
             let store = builder
                 .build()
                 .map_err(|e| SinkError::Config(format!("parquet.output {output}: {e}")))?;
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .map_err(|e| SinkError::io("start runtime", output, e))?;
-            return Ok(OutputStore::Remote {
-                store: Arc::new(store),
-                prefix: prefix.trim_matches('/').to_string(),
-                url: output.to_string(),
-                runtime,
-            });
+            return Self::remote(Arc::new(store), prefix, output);
         }
         let root = PathBuf::from(output.strip_prefix("file://").unwrap_or(output));
         std::fs::create_dir_all(&root).map_err(|e| SinkError::io("create directory", &root, e))?;
         Ok(OutputStore::Local { root })
+    }
+
+    /// An output on any object store (e.g. `object_store::memory::InMemory` in tests).
+    pub fn remote(
+        store: Arc<dyn ObjectStore>,
+        prefix: &str,
+        url: impl Into<String>,
+    ) -> Result<Self, SinkError> {
+        let url = url.into();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| SinkError::io("start runtime", &url, e))?;
+        Ok(OutputStore::Remote {
+            store,
+            prefix: prefix.trim_matches('/').to_string(),
+            url,
+            runtime,
+        })
     }
 
     /// The default staging directory for this output (see the module docs).
@@ -272,4 +282,50 @@ pub fn sync_dir(dir: &Path) -> Result<(), SinkError> {
     std::fs::File::open(dir)
         .and_then(|d| d.sync_all())
         .map_err(|e| SinkError::io("fsync directory", dir, e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn round_trip(store: &OutputStore, staging: &Path) {
+        let local = staging.join("a.parquet");
+        std::fs::write(&local, b"data").expect("write");
+        store
+            .publish(&local, "dt=2024-01-01/hour=00/t+0+1+2+1of1.parquet")
+            .expect("publish");
+        assert!(!local.exists(), "the staged file is moved or removed");
+        assert_eq!(
+            store.list().expect("list"),
+            vec!["dt=2024-01-01/hour=00/t+0+1+2+1of1.parquet".to_string()]
+        );
+        store
+            .delete("dt=2024-01-01/hour=00/t+0+1+2+1of1.parquet")
+            .expect("delete");
+        store
+            .delete("dt=2024-01-01/hour=00/t+0+1+2+1of1.parquet")
+            .expect("deleting a missing file is fine");
+        assert!(store.list().expect("list").is_empty());
+    }
+
+    #[test]
+    fn local_publish_list_delete() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = dir.path().join("out");
+        let store = OutputStore::open(&format!("file://{}", root.display()), &BTreeMap::new())
+            .expect("open");
+        let staging = store.default_staging_dir();
+        assert_eq!(staging, dir.path().join("out.staging"));
+        std::fs::create_dir_all(&staging).expect("staging");
+        round_trip(&store, &staging);
+    }
+
+    #[test]
+    fn object_store_publish_list_delete() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let memory = Arc::new(object_store::memory::InMemory::new());
+        let store =
+            OutputStore::remote(memory, "/datasets/routeproof/", "memory://").expect("store");
+        round_trip(&store, dir.path());
+    }
 }
