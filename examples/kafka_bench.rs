@@ -2,7 +2,7 @@
 //!
 //! ```sh
 //! cargo build --release --bin routeproof --example kafka_bench
-//! target/release/examples/kafka_bench BROKERS [RECORDS] [PARTITIONS]
+//! target/release/examples/kafka_bench BROKERS|mock [RECORDS] [PARTITIONS]
 //! ```
 //!
 //! Produces RECORDS (default 1,000,000) Envoy JSON lines (the demo log, cycled)
@@ -58,10 +58,17 @@ fn vm_hwm_kib(pid: u32) -> Option<u64> {
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let brokers = args
+    let mut brokers = args
         .get(1)
         .cloned()
         .unwrap_or_else(|| "127.0.0.1:9092".into());
+    // `mock`: librdkafka's in-process mock cluster (keeps at most 5 MB per
+    // partition, so use enough partitions); for an indicative figure only.
+    let mock = (brokers == "mock").then(|| {
+        let m = rdkafka::mocking::MockCluster::new(1).expect("mock cluster");
+        brokers = m.bootstrap_servers();
+        m
+    });
     let total: usize = args
         .get(2)
         .and_then(|a| a.parse().ok())
@@ -93,6 +100,10 @@ fn main() {
         (format!("{topic}-alerts"), 1),
         (format!("{topic}-dead"), 1),
     ] {
+        if let Some(m) = &mock {
+            m.create_topic(&t, p, 1).expect("create topic");
+            continue;
+        }
         rt.block_on(admin.create_topics(
             [&NewTopic::new(&t, p, TopicReplication::Fixed(1))],
             &AdminOptions::new(),
