@@ -82,7 +82,8 @@ fn main() {
     let demo = std::fs::read(root.join("demo/logs/envoy-gateway.log")).expect("demo");
     let lines: Vec<&[u8]> = demo
         .split(|b| *b == b'\n')
-        .filter(|l| !l.is_empty())
+        // Well-formed records only, so that every record becomes one row.
+        .filter(|l| serde_json::from_slice::<serde_json::Value>(l).is_ok())
         .collect();
     let work = tempfile::tempdir().expect("tempdir");
     let topic = format!("bench-{}", std::process::id());
@@ -171,7 +172,6 @@ log_interval_seconds = 0
     let mut child = Command::new(&exe)
         .args(["run", "--config"])
         .arg(&config)
-        .env("ROUTEPROOF_QUIET", "1")
         .stderr(Stdio::inherit())
         .spawn()
         .expect("start run");

@@ -415,7 +415,13 @@ struct RunContext {
     coordinator: Arc<Coordinator>,
 }
 
-impl ClientContext for RunContext {}
+impl ClientContext for RunContext {
+    fn stats(&self, statistics: rdkafka::statistics::Statistics) {
+        if let Ok(mut lag) = self.coordinator.lag.lock() {
+            lag.update(&statistics);
+        }
+    }
+}
 
 impl ConsumerContext for RunContext {
     fn rebalance(
@@ -779,10 +785,13 @@ fn consume_loop(
     messages: &mut u64,
     counters: &Counters,
 ) -> Result<(), ServiceError> {
-    let consumer: BaseConsumer<RunContext> =
-        consumer_config(&config.kafka).create_with_context(RunContext {
-            coordinator: coordinator.clone(),
-        })?;
+    let consumer: BaseConsumer<RunContext> = consumer_config(
+        &config.kafka,
+        config.telemetry.log_interval_seconds.saturating_mul(1000),
+    )
+    .create_with_context(RunContext {
+        coordinator: coordinator.clone(),
+    })?;
     let topics: Vec<&str> = config.kafka.topics.iter().map(String::as_str).collect();
     consumer.subscribe(&topics)?;
     log(format_args!(
@@ -814,12 +823,6 @@ fn consume_loop(
                         msg.offset(),
                         msg.payload().unwrap_or_default(),
                     );
-                    if full.is_some() {
-                        if let Ok(mut lag) = coordinator.lag.lock() {
-                            let tp = (b.topic_arc(msg.topic()), msg.partition());
-                            lag.consumed(&tp, msg.offset());
-                        }
-                    }
                     full
                 };
                 if let Some(batch) = full {
@@ -844,11 +847,6 @@ fn consume_loop(
                 Err(_) => Vec::new(),
             };
             for batch in batches {
-                if let (Ok(mut lag), Some((offset, _))) =
-                    (coordinator.lag.lock(), batch.iter().last())
-                {
-                    lag.consumed(&(batch.topic.clone(), batch.partition), offset);
-                }
                 if let Err(e) = coordinator.dispatch(batch) {
                     result = Err(e);
                     break;
@@ -886,25 +884,28 @@ fn consume_loop(
             last_commit = Instant::now();
         }
         if !log_every.is_zero() && last_log.elapsed() >= log_every {
-            let lags = coordinator
+            let (total_lag, lag_text) = coordinator
                 .lag
                 .lock()
-                .map(|l| l.lags(&consumer))
+                .map(|l| {
+                    let text: Vec<String> = l
+                        .lags()
+                        .iter()
+                        .take(16)
+                        .map(|((t, p), lag)| format!("{t}/{p}={lag}"))
+                        .collect();
+                    (l.total(), text)
+                })
                 .unwrap_or_default();
             let rate = since_log as f64 / last_log.elapsed().as_secs_f64();
-            let lag_text: Vec<String> = lags
-                .iter()
-                .map(|((t, p), lag)| {
-                    format!("{t}/{p}={}", lag.map_or("?".to_string(), |l| l.to_string()))
-                })
-                .collect();
             log(format_args!(
-                "{:.0} msg/s, {} records, {} dead letters, {} alerts, {} files; lag {}",
+                "{:.0} msg/s, {} records, {} dead letters, {} alerts, {} files; lag {} ({})",
                 rate,
                 counters.records.load(Ordering::Relaxed),
                 counters.dead_letters.load(Ordering::Relaxed),
                 counters.alerts.load(Ordering::Relaxed),
                 counters.files.load(Ordering::Relaxed),
+                total_lag,
                 if lag_text.is_empty() {
                     "-".to_string()
                 } else {

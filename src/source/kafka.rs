@@ -17,7 +17,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
 
 use crate::config::KafkaConfig;
 
@@ -52,8 +51,9 @@ pub fn client_config(k: &KafkaConfig) -> ClientConfig {
 }
 
 /// The consumer settings: [`client_config`] plus the group, cooperative-sticky
-/// assignment, manual offset handling and the pre-fetch bound.
-pub fn consumer_config(k: &KafkaConfig) -> ClientConfig {
+/// assignment, manual offset handling, the pre-fetch bound and statistics
+/// (for lag) every `stats_interval_ms` (0: none).
+pub fn consumer_config(k: &KafkaConfig, stats_interval_ms: u64) -> ClientConfig {
     let mut c = ClientConfig::new();
     c.set("group.id", &k.group_id)
         .set("partition.assignment.strategy", "cooperative-sticky")
@@ -66,6 +66,7 @@ pub fn consumer_config(k: &KafkaConfig) -> ClientConfig {
             k.queued_max_messages_kbytes.to_string(),
         )
         .set("enable.partition.eof", "false")
+        .set("statistics.interval.ms", stats_interval_ms.to_string())
         // Regex subscriptions pick up new topics within this interval.
         .set("topic.metadata.refresh.interval.ms", "30000");
     // Pass-through settings come last so they can override the above.
@@ -220,47 +221,41 @@ impl Batcher {
     }
 }
 
-/// Per-partition consumer lag: high watermark minus the next offset to consume.
+/// Per-partition consumer lag, from librdkafka's statistics (emitted every
+/// `statistics.interval.ms`; no extra broker requests on the consumer loop).
 #[derive(Debug, Default)]
 pub struct LagTracker {
-    next: HashMap<TopicPartition, i64>,
+    lags: std::collections::BTreeMap<(String, i32), i64>,
 }
 
 impl LagTracker {
-    /// Records that `offset` was consumed.
-    pub fn consumed(&mut self, tp: &TopicPartition, offset: i64) {
-        match self.next.get_mut(tp) {
-            Some(n) => *n = offset + 1,
-            None => {
-                self.next.insert(tp.clone(), offset + 1);
+    /// Takes the lags of a statistics report (partitions this consumer fetches).
+    pub fn update(&mut self, statistics: &rdkafka::statistics::Statistics) {
+        self.lags.clear();
+        for (topic, t) in &statistics.topics {
+            for (partition, p) in &t.partitions {
+                if *partition >= 0 && p.consumer_lag >= 0 {
+                    self.lags
+                        .insert((topic.clone(), *partition), p.consumer_lag);
+                }
             }
         }
     }
 
     /// Forgets partitions no longer assigned.
     pub fn forget(&mut self, tps: &[TopicPartition]) {
-        for tp in tps {
-            self.next.remove(tp);
+        for (t, p) in tps {
+            self.lags.remove(&(t.to_string(), *p));
         }
     }
 
-    /// Lag of every tracked partition (asks the brokers for the high watermarks).
-    pub fn lags<C: ConsumerContext>(
-        &self,
-        consumer: &BaseConsumer<C>,
-    ) -> Vec<(TopicPartition, Option<i64>)> {
-        let mut out: Vec<_> = self
-            .next
-            .iter()
-            .map(|(tp, next)| {
-                let lag = consumer
-                    .fetch_watermarks(&tp.0, tp.1, Duration::from_secs(1))
-                    .ok()
-                    .map(|(_, high)| (high - next).max(0));
-                (tp.clone(), lag)
-            })
-            .collect();
-        out.sort_by(|a, b| a.0.cmp(&b.0));
-        out
+    /// Lag per partition as of the last report.
+    pub fn lags(&self) -> &std::collections::BTreeMap<(String, i32), i64> {
+        &self.lags
+    }
+
+    /// Total lag as of the last report.
+    pub fn total(&self) -> i64 {
+        self.lags.values().sum()
     }
 }
