@@ -6,12 +6,14 @@
 //! backend the Gateway API configuration allows, a [`verdict`] compares the
 //! two, and [`sink`]s write enriched Parquet, alerts and dead letters.
 
+pub mod config;
 pub mod decode;
 pub mod gateway;
 pub mod kube;
 pub mod manifest;
 pub mod pipeline;
 pub mod resolve;
+pub mod service;
 pub mod sink;
 pub mod source;
 pub mod synth;

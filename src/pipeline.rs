@@ -34,7 +34,7 @@ use crate::resolve::{
     GatewayAction, Implementation, UpstreamEvidence, UpstreamName,
 };
 use crate::sink::alerts::{Alert, AlertAggregator, AlertOccurrence, AlertType};
-use crate::sink::deadletter::{DeadLetterFileSink, DeadLetterSource};
+use crate::sink::deadletter::{DeadLetterSink, DeadLetterSource};
 use crate::sink::parquet::ParquetSink;
 use crate::sink::row::{EnrichedRow, StrList};
 use crate::sink::SinkError;
@@ -155,7 +155,7 @@ pub struct Outputs<'o> {
     /// Alerts emitted by the aggregator, to be drained by the caller.
     pub alert_queue: &'o mut Vec<Alert>,
     /// Dead letters.
-    pub dead_letters: &'o mut DeadLetterFileSink,
+    pub dead_letters: &'o mut dyn DeadLetterSink,
 }
 
 /// What [`RecordProcessor::process_payload_live`] did with a payload.

@@ -3,6 +3,7 @@
 mod check;
 mod explain;
 mod replay;
+mod run;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -27,6 +28,8 @@ enum Command {
     Check(check::CheckArgs),
     /// Judge access-log files against the manifests; write enriched Parquet, alerts, dead letters.
     Replay(replay::ReplayArgs),
+    /// Consume access logs from Kafka; write exactly-once Parquet, alerts and dead letters.
+    Run(run::RunArgs),
 }
 
 /// Output format.
@@ -94,5 +97,6 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Explain(args) => explain::run(args),
         Command::Check(args) => check::run(args),
         Command::Replay(args) => replay::run(args),
+        Command::Run(args) => run::run(args),
     }
 }

@@ -154,6 +154,21 @@ pub trait DeadLetterSink {
     fn send(&mut self, dead_letter: &DeadLetter) -> Result<(), SinkError>;
     /// Makes every dead letter sent so far durable.
     fn flush(&mut self) -> Result<(), SinkError>;
+    /// Raw bytes kept per dead letter by [`record`](Self::record) (default 64 KiB).
+    fn max_raw_bytes(&self) -> usize {
+        64 * 1024
+    }
+    /// Builds a dead letter (cutting `raw` to [`max_raw_bytes`](Self::max_raw_bytes)) and sends it.
+    fn record(
+        &mut self,
+        reason: &'static str,
+        message: String,
+        source: DeadLetterSource,
+        raw: &[u8],
+    ) -> Result<(), SinkError> {
+        let dead_letter = DeadLetter::new(reason, message, source, raw, self.max_raw_bytes());
+        self.send(&dead_letter)
+    }
 }
 
 /// Appends dead letters as JSON lines to a file (conventionally
@@ -206,6 +221,10 @@ impl DeadLetterFileSink {
 }
 
 impl DeadLetterSink for DeadLetterFileSink {
+    fn max_raw_bytes(&self) -> usize {
+        self.max_raw_bytes
+    }
+
     fn send(&mut self, dead_letter: &DeadLetter) -> Result<(), SinkError> {
         self.out.write(dead_letter)?;
         *self.counts.entry(dead_letter.reason).or_insert(0) += 1;

@@ -9,11 +9,20 @@
 //! - [`deadletter`]: bad input kept with a reason code ([`DeadLetter`]) and the
 //!   JSON-lines [`DeadLetterFileSink`].
 //!
+//! - [`kafka`]: alert and dead-letter producers for `routeproof run`.
+//! - [`object_store`]: where finished Parquet files are published (a local
+//!   directory or object storage).
+//! - [`kafka_files`]: per-Kafka-partition Parquet writing with exactly-once
+//!   file naming and recovery (the protocol is documented there).
+//!
 //! The published schemas live in `schemas/` at the repository root.
 
 pub mod alerts;
 pub mod deadletter;
 pub mod jsonl;
+pub mod kafka;
+pub mod kafka_files;
+pub mod object_store;
 pub mod parquet;
 pub mod row;
 
@@ -65,6 +74,24 @@ pub enum SinkError {
     /// A sink configuration value is out of range.
     #[error("invalid sink configuration: {0}")]
     Config(String),
+    /// An object-store operation failed.
+    #[error("object store {operation} {path}: {message}")]
+    Store {
+        /// What was being done (`put`, `list`, `delete`).
+        operation: &'static str,
+        /// The object path concerned.
+        path: String,
+        /// The underlying error.
+        message: String,
+    },
+    /// Producing to Kafka failed.
+    #[error("producing to Kafka topic {topic}: {message}")]
+    Kafka {
+        /// The topic.
+        topic: String,
+        /// The underlying error.
+        message: String,
+    },
     /// Serializing a record to JSON failed.
     #[error("serializing JSON: {0}")]
     Json(#[from] serde_json::Error),

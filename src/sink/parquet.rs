@@ -422,6 +422,12 @@ impl ParquetSink {
         self.rows_appended
     }
 
+    /// Estimated bytes of all open files: written plus encoded, not yet flushed
+    /// row groups (rows still buffered for the next batch are not counted).
+    pub fn estimated_bytes(&self) -> u64 {
+        self.partitions.iter().map(Partition::estimated_bytes).sum()
+    }
+
     /// Number of partitions currently holding buffered rows or an open file.
     pub fn open_partitions(&self) -> usize {
         self.partitions.len()

@@ -1,3 +1,4 @@
-//! Input sources: files and stdin (`file`); Kafka comes with `routeproof run`.
+//! Input sources: files and stdin ([`file`]), Kafka ([`kafka`]).
 
 pub mod file;
+pub mod kafka;

@@ -1,0 +1,631 @@
+//! Configuration of `routeproof run`: a TOML file, every key overridable from
+//! the environment, checked at start-up with errors that name the key.
+//!
+//! # Environment overrides
+//!
+//! Every key lives in a section (`[kafka]`, `[routes]`, ...). The variable
+//! `ROUTEPROOF_<SECTION>__<KEY>` (upper case, sections and keys joined with a
+//! double underscore) overrides `<section>.<key>`; nested tables add more
+//! `__`-separated parts, e.g. `ROUTEPROOF_KAFKA__BROKERS=localhost:9092` or
+//! `ROUTEPROOF_PARQUET__MAX_FILE_ROWS=500000`. The value is read as a TOML value
+//! when it parses as one (`42`, `true`, `["a", "b"]`, `"quoted"`), else as a
+//! plain string; when the file already holds a string at that key, the value is
+//! always taken as a string. Variables starting with `ROUTEPROOF_` but without
+//! `__` are not overrides (e.g. `ROUTEPROOF_QUIET`). Keys of free-form tables
+//! that contain dots (`kafka.properties`) can only be set in the file.
+//!
+//! The example `config/routeproof.toml` documents every key.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// Prefix of environment overrides.
+pub const ENV_PREFIX: &str = "ROUTEPROOF_";
+
+/// Errors reading or checking the configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("reading config file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML.
+    #[error("parsing config file {path}: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// What the TOML parser said.
+        message: String,
+    },
+    /// An environment variable cannot be applied.
+    #[error("environment variable {var}: {why}")]
+    Env {
+        /// The variable.
+        var: String,
+        /// Why.
+        why: String,
+    },
+    /// A key holds a value of the wrong type, or is unknown or missing.
+    #[error("config key `{key}`: {message}")]
+    Key {
+        /// Dotted key path.
+        key: String,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+impl ConfigError {
+    fn key(key: &str, message: impl Into<String>) -> Self {
+        ConfigError::Key {
+            key: key.to_string(),
+            message: message.into(),
+        }
+    }
+}
+
+/// The whole configuration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// The route index source.
+    #[serde(default)]
+    pub routes: RoutesConfig,
+    /// The Kafka consumer (and the producer of alerts and dead letters).
+    pub kafka: KafkaConfig,
+    /// Decoding and worker threads.
+    #[serde(default)]
+    pub pipeline: PipelineConfig,
+    /// The enriched Parquet output.
+    pub parquet: ParquetConfig,
+    /// The alert topic.
+    #[serde(default)]
+    pub alerts: AlertsConfig,
+    /// Dead letters.
+    #[serde(default)]
+    pub dead_letters: DeadLettersConfig,
+    /// Logging of lag and counters.
+    #[serde(default)]
+    pub telemetry: TelemetryConfig,
+}
+
+/// `[routes]`: where the route index comes from.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RoutesConfig {
+    /// Manifest files or directories (like `replay --manifests`).
+    #[serde(default)]
+    pub manifests: Vec<PathBuf>,
+    /// Turn off listener isolation.
+    #[serde(default)]
+    pub no_listener_isolation: bool,
+    /// Treat ExternalName Services as valid backends.
+    #[serde(default)]
+    pub allow_external_name: bool,
+}
+
+/// `[kafka]`: the consumer group and the connection settings shared with the producer.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KafkaConfig {
+    /// Bootstrap servers, `host:port[,host:port...]`.
+    pub brokers: String,
+    /// Consumer group id.
+    #[serde(default = "default_group_id")]
+    pub group_id: String,
+    /// Topics to consume; an entry starting with `^` is a regular expression.
+    pub topics: Vec<String>,
+    /// Client id reported to the brokers.
+    #[serde(default = "default_client_id")]
+    pub client_id: String,
+    /// Where to start a partition with no committed offset and no output on
+    /// storage: `earliest` or `latest`.
+    #[serde(default = "default_offset_reset")]
+    pub auto_offset_reset: String,
+    /// Consumer session timeout.
+    #[serde(default = "default_session_timeout_ms")]
+    pub session_timeout_ms: u64,
+    /// Upper bound of the messages librdkafka pre-fetches (per consumer), in KiB.
+    #[serde(default = "default_queued_kbytes")]
+    pub queued_max_messages_kbytes: u64,
+    /// `plaintext`, `ssl`, `sasl_plaintext` or `sasl_ssl`.
+    #[serde(default)]
+    pub security_protocol: Option<String>,
+    /// `PLAIN`, `SCRAM-SHA-256`, `SCRAM-SHA-512`, `OAUTHBEARER`, `GSSAPI`.
+    #[serde(default)]
+    pub sasl_mechanism: Option<String>,
+    /// SASL user name.
+    #[serde(default)]
+    pub sasl_username: Option<String>,
+    /// SASL password.
+    #[serde(default)]
+    pub sasl_password: Option<String>,
+    /// CA certificate file (PEM).
+    #[serde(default)]
+    pub ssl_ca_location: Option<String>,
+    /// Client certificate file (PEM).
+    #[serde(default)]
+    pub ssl_certificate_location: Option<String>,
+    /// Client private key file (PEM).
+    #[serde(default)]
+    pub ssl_key_location: Option<String>,
+    /// Password of the client private key.
+    #[serde(default)]
+    pub ssl_key_password: Option<String>,
+    /// Any other librdkafka property, passed through as is (applied last).
+    #[serde(default)]
+    pub properties: BTreeMap<String, String>,
+}
+
+/// `[pipeline]`: decoding options and threads.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PipelineConfig {
+    /// Access-log format (`auto`, `envoy-json`, ...; as `replay --format`).
+    #[serde(default = "auto")]
+    pub format: String,
+    /// Shipper envelope (as `replay --envelope`).
+    #[serde(default = "auto")]
+    pub envelope: String,
+    /// Gateway implementation (as `replay --implementation`).
+    #[serde(default = "auto")]
+    pub implementation: String,
+    /// Default Gateway `ns/name` for records that do not name one.
+    #[serde(default)]
+    pub gateway: Option<String>,
+    /// Request headers to keep (when the log carries them).
+    #[serde(default)]
+    pub keep_headers: Vec<String>,
+    /// Worker threads doing the per-record work (0: one per CPU).
+    #[serde(default)]
+    pub workers: usize,
+    /// Messages per batch handed to a worker.
+    #[serde(default = "default_batch_messages")]
+    pub batch_messages: usize,
+    /// Batches queued per worker before fetching pauses.
+    #[serde(default = "default_queue_batches")]
+    pub queue_batches: usize,
+}
+
+impl Default for PipelineConfig {
+    fn default() -> Self {
+        Self {
+            format: auto(),
+            envelope: auto(),
+            implementation: auto(),
+            gateway: None,
+            keep_headers: Vec::new(),
+            workers: 0,
+            batch_messages: default_batch_messages(),
+            queue_batches: default_queue_batches(),
+        }
+    }
+}
+
+/// `[parquet]`: the enriched output.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ParquetConfig {
+    /// `file:///dir`, a plain directory path, or `s3://bucket/prefix`.
+    pub output: String,
+    /// Local directory for files being written. Default: `<output>.staging` for
+    /// a local output (same file system, so publishing is a rename), else
+    /// `<tmp>/routeproof-staging`.
+    #[serde(default)]
+    pub staging_dir: Option<PathBuf>,
+    /// Roll (and commit) when a partition's open files hold this many rows.
+    #[serde(default = "default_max_file_rows")]
+    pub max_file_rows: u64,
+    /// Roll when a partition's open files reach this many (estimated) bytes.
+    #[serde(default = "default_max_file_bytes")]
+    pub max_file_bytes: u64,
+    /// Roll when a partition's open files are this old.
+    #[serde(default = "default_max_file_age_seconds")]
+    pub max_file_age_seconds: f64,
+    /// zstd level, 1..=22.
+    #[serde(default = "default_zstd_level")]
+    pub zstd_level: i32,
+    /// Rows per row group.
+    #[serde(default = "default_row_group_rows")]
+    pub row_group_rows: usize,
+    /// Options for the object store (e.g. `aws_region`, `aws_endpoint`,
+    /// `aws_allow_http`), on top of the usual `AWS_*` environment variables.
+    #[serde(default)]
+    pub object_store: BTreeMap<String, String>,
+}
+
+/// `[alerts]`: the alert topic.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlertsConfig {
+    /// Topic alerts are produced to (keyed by fingerprint); empty: no alerts.
+    #[serde(default = "default_alert_topic")]
+    pub topic: String,
+    /// Aggregation window.
+    #[serde(default = "default_window_seconds")]
+    pub window_seconds: u64,
+    /// Request ids kept per alert.
+    #[serde(default = "default_sample_ids")]
+    pub max_sample_request_ids: usize,
+}
+
+impl Default for AlertsConfig {
+    fn default() -> Self {
+        Self {
+            topic: default_alert_topic(),
+            window_seconds: default_window_seconds(),
+            max_sample_request_ids: default_sample_ids(),
+        }
+    }
+}
+
+/// `[dead_letters]`: where bad input goes (a topic or a quarantine directory).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeadLettersConfig {
+    /// Topic for dead letters (reason and source in headers).
+    #[serde(default)]
+    pub topic: Option<String>,
+    /// Directory for JSON-lines dead-letter files (one per worker).
+    #[serde(default)]
+    pub quarantine_dir: Option<PathBuf>,
+    /// Raw bytes kept per dead letter.
+    #[serde(default = "default_max_raw_bytes")]
+    pub max_raw_bytes: usize,
+}
+
+/// `[telemetry]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TelemetryConfig {
+    /// Log consumer lag and counters this often (0: never).
+    #[serde(default = "default_lag_interval")]
+    pub log_interval_seconds: u64,
+}
+
+impl Default for TelemetryConfig {
+    fn default() -> Self {
+        Self {
+            log_interval_seconds: default_lag_interval(),
+        }
+    }
+}
+
+fn auto() -> String {
+    "auto".to_string()
+}
+fn default_group_id() -> String {
+    "routeproof".to_string()
+}
+fn default_client_id() -> String {
+    "routeproof".to_string()
+}
+fn default_offset_reset() -> String {
+    "earliest".to_string()
+}
+fn default_session_timeout_ms() -> u64 {
+    45_000
+}
+fn default_queued_kbytes() -> u64 {
+    65_536
+}
+fn default_batch_messages() -> usize {
+    4096
+}
+fn default_queue_batches() -> usize {
+    4
+}
+fn default_max_file_rows() -> u64 {
+    1_000_000
+}
+fn default_max_file_bytes() -> u64 {
+    256 * 1024 * 1024
+}
+fn default_max_file_age_seconds() -> f64 {
+    60.0
+}
+fn default_zstd_level() -> i32 {
+    3
+}
+fn default_row_group_rows() -> usize {
+    128 * 1024
+}
+fn default_alert_topic() -> String {
+    "routeproof-alerts".to_string()
+}
+fn default_window_seconds() -> u64 {
+    300
+}
+fn default_sample_ids() -> usize {
+    5
+}
+fn default_max_raw_bytes() -> usize {
+    64 * 1024
+}
+fn default_lag_interval() -> u64 {
+    10
+}
+
+impl Config {
+    /// Reads `path`, applies the process environment's overrides and checks the result.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::from_toml_with_env(&text, path, std::env::vars())
+    }
+
+    /// Parses `text` (named `path` in errors), applies the overrides among `env` and checks.
+    pub fn from_toml_with_env(
+        text: &str,
+        path: &Path,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, ConfigError> {
+        let mut table: toml::Table = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })?;
+        let mut overrides: Vec<(String, String)> = env
+            .into_iter()
+            .filter(|(k, _)| k.starts_with(ENV_PREFIX) && k.contains("__"))
+            .collect();
+        overrides.sort();
+        for (var, value) in overrides {
+            apply_override(&mut table, &var, &value)?;
+        }
+        let config: Config = serde_path_to_error::deserialize(table).map_err(|e| {
+            let key = e.path().to_string();
+            ConfigError::key(&key, e.into_inner().to_string())
+        })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks values that the types alone do not.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let k = &self.kafka;
+        if k.brokers.trim().is_empty() {
+            return Err(ConfigError::key("kafka.brokers", "must not be empty"));
+        }
+        if k.group_id.trim().is_empty() {
+            return Err(ConfigError::key("kafka.group_id", "must not be empty"));
+        }
+        if k.topics.is_empty() || k.topics.iter().any(|t| t.trim().is_empty()) {
+            return Err(ConfigError::key(
+                "kafka.topics",
+                "needs at least one non-empty topic name or ^regex",
+            ));
+        }
+        for t in k.topics.iter().filter(|t| t.starts_with('^')) {
+            if let Err(e) = regex::Regex::new(t) {
+                return Err(ConfigError::key(
+                    "kafka.topics",
+                    format!("invalid regex {t:?}: {e}"),
+                ));
+            }
+        }
+        if !matches!(k.auto_offset_reset.as_str(), "earliest" | "latest") {
+            return Err(ConfigError::key(
+                "kafka.auto_offset_reset",
+                format!("must be earliest or latest, not {:?}", k.auto_offset_reset),
+            ));
+        }
+        if let Some(p) = &k.security_protocol {
+            if !matches!(
+                p.to_ascii_lowercase().as_str(),
+                "plaintext" | "ssl" | "sasl_plaintext" | "sasl_ssl"
+            ) {
+                return Err(ConfigError::key(
+                    "kafka.security_protocol",
+                    format!("must be plaintext, ssl, sasl_plaintext or sasl_ssl, not {p:?}"),
+                ));
+            }
+        }
+        if self.routes.manifests.is_empty() {
+            return Err(ConfigError::key(
+                "routes.manifests",
+                "needs at least one manifest file or directory",
+            ));
+        }
+        let p = &self.pipeline;
+        if p.batch_messages == 0 {
+            return Err(ConfigError::key(
+                "pipeline.batch_messages",
+                "must be at least 1",
+            ));
+        }
+        if p.queue_batches == 0 {
+            return Err(ConfigError::key(
+                "pipeline.queue_batches",
+                "must be at least 1",
+            ));
+        }
+        let q = &self.parquet;
+        if q.output.trim().is_empty() {
+            return Err(ConfigError::key("parquet.output", "must not be empty"));
+        }
+        if let Some((scheme, _)) = q.output.split_once("://") {
+            if !matches!(scheme, "file" | "s3") {
+                return Err(ConfigError::key(
+                    "parquet.output",
+                    format!("scheme {scheme}:// is not supported (file://, s3:// or a path)"),
+                ));
+            }
+        }
+        if q.max_file_rows == 0 {
+            return Err(ConfigError::key(
+                "parquet.max_file_rows",
+                "must be at least 1",
+            ));
+        }
+        if q.max_file_bytes == 0 {
+            return Err(ConfigError::key(
+                "parquet.max_file_bytes",
+                "must be at least 1",
+            ));
+        }
+        if !(q.max_file_age_seconds.is_finite() && q.max_file_age_seconds > 0.0) {
+            return Err(ConfigError::key(
+                "parquet.max_file_age_seconds",
+                "must be a positive number",
+            ));
+        }
+        if !(1..=22).contains(&q.zstd_level) {
+            return Err(ConfigError::key("parquet.zstd_level", "must be in 1..=22"));
+        }
+        if q.row_group_rows == 0 {
+            return Err(ConfigError::key(
+                "parquet.row_group_rows",
+                "must be at least 1",
+            ));
+        }
+        if self.alerts.window_seconds == 0 {
+            return Err(ConfigError::key(
+                "alerts.window_seconds",
+                "must be at least 1",
+            ));
+        }
+        match (&self.dead_letters.topic, &self.dead_letters.quarantine_dir) {
+            (Some(_), Some(_)) => {
+                return Err(ConfigError::key(
+                    "dead_letters",
+                    "set either `topic` or `quarantine_dir`, not both",
+                ))
+            }
+            (None, None) => {
+                return Err(ConfigError::key(
+                    "dead_letters",
+                    "set `topic` or `quarantine_dir`",
+                ))
+            }
+            (Some(t), None) if t.trim().is_empty() => {
+                return Err(ConfigError::key("dead_letters.topic", "must not be empty"))
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// The roll age as a duration.
+    pub fn max_file_age(&self) -> Duration {
+        Duration::from_secs_f64(self.parquet.max_file_age_seconds)
+    }
+
+    /// The number of worker threads to start.
+    pub fn worker_count(&self) -> usize {
+        if self.pipeline.workers > 0 {
+            self.pipeline.workers
+        } else {
+            std::thread::available_parallelism().map_or(1, |n| n.get())
+        }
+    }
+}
+
+/// Applies one `ROUTEPROOF_A__B=value` override to the table.
+fn apply_override(table: &mut toml::Table, var: &str, value: &str) -> Result<(), ConfigError> {
+    let path: Vec<String> = var[ENV_PREFIX.len()..]
+        .split("__")
+        .map(str::to_ascii_lowercase)
+        .collect();
+    if path.iter().any(String::is_empty) {
+        return Err(ConfigError::Env {
+            var: var.to_string(),
+            why: "empty key part (use single `_` inside a key, `__` between sections and keys)"
+                .to_string(),
+        });
+    }
+    let (last, parents) = path.split_last().ok_or_else(|| ConfigError::Env {
+        var: var.to_string(),
+        why: "no key".to_string(),
+    })?;
+    let mut current = table;
+    for (i, part) in parents.iter().enumerate() {
+        let entry = current
+            .entry(part.clone())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        current = match entry {
+            toml::Value::Table(t) => t,
+            _ => {
+                return Err(ConfigError::Env {
+                    var: var.to_string(),
+                    why: format!("`{}` is not a table", path[..=i].join(".")),
+                })
+            }
+        };
+    }
+    let parsed = match current.get(last.as_str()) {
+        Some(toml::Value::String(_)) => toml::Value::String(value.to_string()),
+        _ => parse_env_value(value),
+    };
+    current.insert(last.clone(), parsed);
+    Ok(())
+}
+
+/// A TOML value when `value` is one, else the string itself.
+fn parse_env_value(value: &str) -> toml::Value {
+    let doc = format!("v = {value}");
+    match toml::from_str::<toml::Table>(&doc) {
+        Ok(mut t) => t
+            .remove("v")
+            .unwrap_or_else(|| toml::Value::String(value.to_string())),
+        Err(_) => toml::Value::String(value.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const EXAMPLE: &str = include_str!("../config/routeproof.toml");
+
+    fn load(text: &str, env: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        Config::from_toml_with_env(
+            text,
+            Path::new("test.toml"),
+            env.iter().map(|(k, v)| (k.to_string(), v.to_string())),
+        )
+    }
+
+    #[test]
+    fn example_config_loads() {
+        let c = load(EXAMPLE, &[]).expect("example config is valid");
+        assert_eq!(c.kafka.topics, vec!["gateway-access-logs".to_string()]);
+    }
+
+    #[test]
+    fn env_overrides_keys() {
+        let c = load(
+            EXAMPLE,
+            &[
+                ("ROUTEPROOF_KAFKA__BROKERS", "other:9093"),
+                ("ROUTEPROOF_PARQUET__MAX_FILE_ROWS", "42"),
+                ("ROUTEPROOF_KAFKA__TOPICS", r#"["a", "^b.*"]"#),
+                ("ROUTEPROOF_QUIET", "1"),
+            ],
+        )
+        .expect("valid");
+        assert_eq!(c.kafka.brokers, "other:9093");
+        assert_eq!(c.parquet.max_file_rows, 42);
+        assert_eq!(c.kafka.topics, vec!["a".to_string(), "^b.*".to_string()]);
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        let e = load(EXAMPLE, &[("ROUTEPROOF_PIPELINE__WORKERS", "many")]).unwrap_err();
+        assert!(e.to_string().contains("pipeline.workers"), "{e}");
+        let e = load(EXAMPLE, &[("ROUTEPROOF_KAFKA__BROKERZ", "x")]).unwrap_err();
+        assert!(e.to_string().contains("brokerz"), "{e}");
+        let e = load(EXAMPLE, &[("ROUTEPROOF_PARQUET__ZSTD_LEVEL", "99")]).unwrap_err();
+        assert!(e.to_string().contains("parquet.zstd_level"), "{e}");
+        let e = load(EXAMPLE, &[("ROUTEPROOF_KAFKA__TOPICS", "[]")]).unwrap_err();
+        assert!(e.to_string().contains("kafka.topics"), "{e}");
+    }
+}

@@ -1,0 +1,978 @@
+//! `routeproof run`: the long-running service wiring the Kafka source, the
+//! per-record pipeline on worker threads, exactly-once Parquet output, the alert
+//! topic and dead letters.
+//!
+//! # Threads
+//!
+//! - The **consumer loop** (the calling thread) polls the consumer, copies
+//!   messages into per-partition [`MessageBatch`]es and hands each to the worker
+//!   that owns the partition over a bounded queue (blocking when it is full:
+//!   backpressure). It also runs the rebalance callbacks, commits offsets and
+//!   logs lag.
+//! - **Workers** (`pipeline.workers`) each own a [`RecordProcessor`], an
+//!   [`AlertAggregator`] and the [`PartitionWriter`]s of their partitions
+//!   (a partition always goes to the same worker), so the hot path takes no lock.
+//!   When a writer rolls, its files are published and the worker reports the
+//!   offset to commit.
+//!
+//! # Rebalances and shutdown
+//!
+//! On revocation (and on SIGTERM/SIGINT, for every partition), pending batches
+//! of the revoked partitions are handed over, their workers roll and drop the
+//! writers, and the consumer loop commits the resulting offsets synchronously
+//! before the partitions are released. On assignment, the resume offset of each
+//! partition is computed from storage (see [`crate::sink::kafka_files`]) and
+//! the partitions are assigned at those offsets. Alerts are aggregated per
+//! worker (a condition seen by two workers is reported by each, with its count).
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, SyncSender};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, RebalanceProtocol};
+use rdkafka::error::KafkaError;
+use rdkafka::message::Message;
+use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
+use rdkafka::types::RDKafkaRespErr;
+use rdkafka::ClientContext;
+
+use crate::config::Config;
+use crate::gateway::RouteIndex;
+use crate::pipeline::{Origin, Outputs, PipelineOptions, RecordProcessor};
+use crate::resolve::EndpointIndex;
+use crate::sink::alerts::{Alert, AlertAggregator, AlertAggregatorConfig, AlertSink};
+use crate::sink::deadletter::{DeadLetterFileSink, DeadLetterSink};
+use crate::sink::kafka::{KafkaAlertSink, KafkaDeadLetterSink, SharedProducer};
+use crate::sink::kafka_files::{recover_partition, PartitionWriter, RollLimits};
+use crate::sink::object_store::OutputStore;
+use crate::sink::parquet::ParquetSinkConfig;
+use crate::sink::SinkError;
+use crate::source::kafka::{
+    client_config, consumer_config, Batcher, LagTracker, MessageBatch, TopicPartition,
+};
+
+/// Errors of the service.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    /// A sink failed.
+    #[error(transparent)]
+    Sink(#[from] SinkError),
+    /// The Kafka client failed.
+    #[error("kafka: {0}")]
+    Kafka(#[from] KafkaError),
+    /// A worker or the rebalance handling failed.
+    #[error("{0}")]
+    Failed(String),
+}
+
+/// What a run did.
+#[derive(Debug, Clone, Default)]
+pub struct RunSummary {
+    /// Messages consumed.
+    pub messages: u64,
+    /// Enriched records written.
+    pub records: u64,
+    /// Dead letters.
+    pub dead_letters: u64,
+    /// Alert messages produced.
+    pub alerts: u64,
+    /// Parquet files published.
+    pub files: u64,
+    /// Offset commits made.
+    pub commits: u64,
+}
+
+#[derive(Default)]
+struct Counters {
+    records: AtomicU64,
+    dead_letters: AtomicU64,
+    alerts: AtomicU64,
+    files: AtomicU64,
+    commits: AtomicU64,
+}
+
+type FinishAck = Result<Vec<(TopicPartition, Option<i64>)>, String>;
+
+/// Why offsets were not committed.
+#[derive(Debug)]
+enum CommitError {
+    /// Try again later.
+    Retry(String),
+    /// Stop the service.
+    Fatal(String),
+}
+
+impl std::fmt::Display for CommitError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CommitError::Retry(m) => write!(f, "{m} (will retry)"),
+            CommitError::Fatal(m) => f.write_str(m),
+        }
+    }
+}
+
+enum WorkerMsg {
+    Batch(MessageBatch),
+    Finish {
+        partitions: Vec<TopicPartition>,
+        /// Drop the writers without publishing (the assignment was lost).
+        discard: bool,
+        ack: SyncSender<FinishAck>,
+    },
+}
+
+/// State shared by the consumer loop and the rebalance callbacks.
+struct Coordinator {
+    workers: Vec<SyncSender<WorkerMsg>>,
+    batcher: Mutex<Batcher>,
+    assigned: Mutex<HashSet<TopicPartition>>,
+    store: Arc<OutputStore>,
+    producer: Option<SharedProducer>,
+    failure: Arc<Failure>,
+    counters: Arc<Counters>,
+    lag: Mutex<LagTracker>,
+    log: bool,
+}
+
+fn log(msg: std::fmt::Arguments<'_>) {
+    if std::env::var_os("ROUTEPROOF_QUIET").is_none() {
+        eprintln!("routeproof: {msg}");
+    }
+}
+
+/// The first fatal error, and the stop flag it sets.
+struct Failure {
+    message: Mutex<Option<String>>,
+    stop: Arc<AtomicBool>,
+}
+
+impl Failure {
+    fn fail(&self, why: String) {
+        log(format_args!("error: {why}"));
+        if let Ok(mut f) = self.message.lock() {
+            f.get_or_insert(why);
+        }
+        self.stop.store(true, Ordering::SeqCst);
+    }
+
+    fn get(&self) -> Option<String> {
+        self.message.lock().ok().and_then(|f| f.clone())
+    }
+}
+
+impl Coordinator {
+    fn fail(&self, why: String) {
+        self.failure.fail(why);
+    }
+
+    fn failure(&self) -> Option<String> {
+        self.failure.get()
+    }
+
+    fn stopping(&self) -> bool {
+        self.failure.stop.load(Ordering::SeqCst)
+    }
+
+    fn worker_of(&self, topic: &str, partition: i32) -> usize {
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        for b in topic.bytes() {
+            h = (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3);
+        }
+        h = (h ^ u64::from(partition as u32)).wrapping_mul(0x100_0000_01b3);
+        (h % self.workers.len() as u64) as usize
+    }
+
+    fn dispatch(&self, batch: MessageBatch) -> Result<(), String> {
+        let w = self.worker_of(&batch.topic, batch.partition);
+        self.workers[w]
+            .send(WorkerMsg::Batch(batch))
+            .map_err(|_| "worker stopped".to_string())
+    }
+
+    /// Hands over pending batches of `partitions`, rolls and drops their writers,
+    /// returns the offsets to commit.
+    fn finish(
+        &self,
+        partitions: &[TopicPartition],
+        discard: bool,
+    ) -> Result<Vec<(TopicPartition, i64)>, String> {
+        let batches = match self.batcher.lock() {
+            Ok(mut b) => b.take(partitions),
+            Err(_) => return Err("batcher lock poisoned".into()),
+        };
+        for b in batches {
+            self.dispatch(b)?;
+        }
+        let mut by_worker: BTreeMap<usize, Vec<TopicPartition>> = BTreeMap::new();
+        for tp in partitions {
+            by_worker
+                .entry(self.worker_of(&tp.0, tp.1))
+                .or_default()
+                .push(tp.clone());
+        }
+        let mut acks = Vec::new();
+        for (w, tps) in by_worker {
+            let (tx, rx) = mpsc::sync_channel(1);
+            self.workers[w]
+                .send(WorkerMsg::Finish {
+                    partitions: tps,
+                    discard,
+                    ack: tx,
+                })
+                .map_err(|_| "worker stopped".to_string())?;
+            acks.push(rx);
+        }
+        let mut out = Vec::new();
+        for rx in acks {
+            let done = rx.recv().map_err(|_| "worker stopped".to_string())??;
+            out.extend(done.into_iter().filter_map(|(tp, o)| o.map(|o| (tp, o))));
+        }
+        Ok(out)
+    }
+
+    /// Commits `offsets` synchronously after the producer delivered everything.
+    ///
+    /// A failed delivery of an alert or dead letter is fatal (it would be lost);
+    /// a flush timeout or a failed commit (e.g. the broker is restarting) is
+    /// [`CommitError::Retry`]: files on storage stay the source of truth, so a
+    /// late or missing commit never loses or duplicates a row.
+    fn commit<C: ConsumerContext>(
+        &self,
+        consumer: &BaseConsumer<C>,
+        offsets: &[(TopicPartition, i64)],
+    ) -> Result<(), CommitError> {
+        if offsets.is_empty() {
+            return Ok(());
+        }
+        if let Some(p) = &self.producer {
+            let failed = p
+                .flush(Duration::from_secs(30))
+                .map_err(|e| CommitError::Retry(e.to_string()))?;
+            if failed > 0 {
+                return Err(CommitError::Fatal(format!(
+                    "{failed} alert/dead-letter deliveries failed"
+                )));
+            }
+        }
+        let mut tpl = TopicPartitionList::new();
+        for ((topic, partition), offset) in offsets {
+            tpl.add_partition_offset(topic, *partition, Offset::Offset(*offset))
+                .map_err(|e| CommitError::Fatal(e.to_string()))?;
+        }
+        consumer
+            .commit(&tpl, CommitMode::Sync)
+            .map_err(|e| CommitError::Retry(format!("commit: {e}")))?;
+        self.counters.commits.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+
+    fn on_revoke<C: ConsumerContext>(&self, consumer: &BaseConsumer<C>, tpl: &TopicPartitionList) {
+        let tps = self.partitions_of(tpl);
+        if tps.is_empty() {
+            return;
+        }
+        if self.log {
+            log(format_args!("revoked {}", describe(&tps)));
+        }
+        if self.failure().is_some() {
+            // After a failure nothing more is published or committed: a restart
+            // recovers from storage.
+            return;
+        }
+        // A lost assignment (session timed out) may already belong to another
+        // instance: drop the writers' unpublished files instead of publishing.
+        let lost = consumer.assignment_lost();
+        if lost {
+            log(format_args!(
+                "assignment lost: discarding unpublished rows of {}",
+                describe(&tps)
+            ));
+        }
+        let result = self.finish(&tps, lost).and_then(|offsets| {
+            if lost {
+                return Ok(());
+            }
+            match self.commit(consumer, &offsets) {
+                Ok(()) => Ok(()),
+                Err(CommitError::Retry(e)) => {
+                    // The next owner resumes from storage anyway.
+                    log(format_args!("commit on revoke failed: {e}"));
+                    Ok(())
+                }
+                Err(CommitError::Fatal(e)) => Err(e),
+            }
+        });
+        if let Ok(mut a) = self.assigned.lock() {
+            for tp in &tps {
+                a.remove(tp);
+            }
+        }
+        if let Ok(mut lag) = self.lag.lock() {
+            lag.forget(&tps);
+        }
+        if let Err(e) = result {
+            self.fail(format!("revoking {}: {e}", describe(&tps)));
+        }
+    }
+
+    fn on_assign<C: ConsumerContext>(
+        &self,
+        consumer: &BaseConsumer<C>,
+        tpl: &mut TopicPartitionList,
+    ) {
+        let tps = self.partitions_of(tpl);
+        if tps.is_empty() {
+            return;
+        }
+        let committed = consumer.committed_offsets(tpl.clone(), Duration::from_secs(30));
+        let committed: HashMap<TopicPartition, i64> = match committed {
+            Ok(list) => list
+                .elements()
+                .iter()
+                .filter_map(|e| match e.offset() {
+                    Offset::Offset(o) => Some(((Arc::from(e.topic()), e.partition()), o)),
+                    _ => None,
+                })
+                .collect(),
+            Err(e) => {
+                self.fail(format!("reading committed offsets: {e}"));
+                HashMap::new()
+            }
+        };
+        let listing = match self.store.list() {
+            Ok(l) => l,
+            Err(e) => {
+                self.fail(format!("listing the output: {e}"));
+                return;
+            }
+        };
+        let mut described = Vec::new();
+        for (topic, partition) in &tps {
+            let recovery = match recover_partition(&self.store, &listing, topic, *partition) {
+                Ok(r) => r,
+                Err(e) => {
+                    self.fail(format!("recovering {topic}/{partition}: {e}"));
+                    continue;
+                }
+            };
+            if !recovery.removed.is_empty() {
+                log(format_args!(
+                    "{topic}/{partition}: removed {} file(s) of an incomplete group",
+                    recovery.removed.len()
+                ));
+            }
+            let from_broker = committed.get(&(topic.clone(), *partition)).copied();
+            let resume = match (recovery.next_offset, from_broker) {
+                (Some(s), Some(b)) => Some(s.max(b)),
+                (s, b) => s.or(b),
+            };
+            if let Some(offset) = resume {
+                if let Err(e) = tpl.set_partition_offset(topic, *partition, Offset::Offset(offset))
+                {
+                    self.fail(format!("seeking {topic}/{partition}: {e}"));
+                }
+            }
+            described.push(format!(
+                "{topic}/{partition}@{}",
+                resume.map_or("reset".to_string(), |o| o.to_string())
+            ));
+        }
+        if let Ok(mut a) = self.assigned.lock() {
+            a.extend(tps.iter().cloned());
+        }
+        if self.log {
+            log(format_args!("assigned {}", described.join(", ")));
+        }
+    }
+
+    fn partitions_of(&self, tpl: &TopicPartitionList) -> Vec<TopicPartition> {
+        let mut batcher = self.batcher.lock().ok();
+        tpl.elements()
+            .iter()
+            .map(|e| {
+                let topic = match batcher.as_mut() {
+                    Some(b) => b.topic_arc(e.topic()),
+                    None => Arc::from(e.topic()),
+                };
+                (topic, e.partition())
+            })
+            .collect()
+    }
+}
+
+fn describe(tps: &[TopicPartition]) -> String {
+    tps.iter()
+        .map(|(t, p)| format!("{t}/{p}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The consumer context: runs the rebalance protocol with the coordinator.
+struct RunContext {
+    coordinator: Arc<Coordinator>,
+}
+
+impl ClientContext for RunContext {
+    fn stats(&self, statistics: rdkafka::statistics::Statistics) {
+        if let Ok(mut lag) = self.coordinator.lag.lock() {
+            lag.update(&statistics);
+        }
+    }
+}
+
+impl ConsumerContext for RunContext {
+    fn rebalance(
+        &self,
+        consumer: &BaseConsumer<Self>,
+        err: RDKafkaRespErr,
+        tpl: &mut TopicPartitionList,
+    ) {
+        let cooperative = matches!(
+            consumer.rebalance_protocol(),
+            RebalanceProtocol::Cooperative
+        );
+        let result = match err {
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
+                self.coordinator.on_assign(consumer, tpl);
+                if cooperative {
+                    consumer.incremental_assign(tpl)
+                } else {
+                    consumer.assign(tpl)
+                }
+            }
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
+                self.coordinator.on_revoke(consumer, tpl);
+                if cooperative {
+                    consumer.incremental_unassign(tpl)
+                } else {
+                    consumer.unassign()
+                }
+            }
+            other => {
+                log(format_args!("rebalance error: {other:?}"));
+                if cooperative {
+                    Ok(())
+                } else {
+                    consumer.unassign()
+                }
+            }
+        };
+        if let Err(e) = result {
+            self.coordinator
+                .fail(format!("applying the assignment: {e}"));
+        }
+    }
+}
+
+/// Everything a worker needs, borrowed from the service.
+struct WorkerSetup<'a> {
+    id: usize,
+    index: &'a RouteIndex,
+    endpoints: &'a EndpointIndex,
+    options: &'a PipelineOptions,
+    config: &'a Config,
+    store: &'a OutputStore,
+    staging: &'a std::path::Path,
+    template: &'a ParquetSinkConfig,
+    limits: RollLimits,
+    producer: Option<SharedProducer>,
+    commits: Sender<(TopicPartition, i64)>,
+    counters: &'a Counters,
+}
+
+struct Worker<'a> {
+    setup: WorkerSetup<'a>,
+    processor: RecordProcessor<'a>,
+    writers: HashMap<TopicPartition, PartitionWriter>,
+    aggregator: AlertAggregator,
+    alert_queue: Vec<Alert>,
+    alert_sink: Option<KafkaAlertSink>,
+    dead: Box<dyn DeadLetterSink>,
+    records_seen: u64,
+    dead_seen: u64,
+}
+
+impl<'a> Worker<'a> {
+    fn new(setup: WorkerSetup<'a>) -> Result<Self, SinkError> {
+        let c = setup.config;
+        let dead: Box<dyn DeadLetterSink> = match (
+            &c.dead_letters.topic,
+            &c.dead_letters.quarantine_dir,
+            &setup.producer,
+        ) {
+            (Some(topic), _, Some(p)) => Box::new(KafkaDeadLetterSink::new(
+                p.clone(),
+                topic.clone(),
+                c.dead_letters.max_raw_bytes,
+            )),
+            (_, Some(dir), _) => {
+                std::fs::create_dir_all(dir)
+                    .map_err(|e| SinkError::io("create directory", dir, e))?;
+                Box::new(DeadLetterFileSink::open(
+                    dir.join(format!(
+                        "deadletters-{}-w{}.jsonl",
+                        std::process::id(),
+                        setup.id
+                    )),
+                    c.dead_letters.max_raw_bytes,
+                )?)
+            }
+            _ => return Err(SinkError::Config("dead_letters: no destination".into())),
+        };
+        let alert_sink = match (&setup.producer, c.alerts.topic.is_empty()) {
+            (Some(p), false) => Some(KafkaAlertSink::new(p.clone(), c.alerts.topic.clone())),
+            _ => None,
+        };
+        Ok(Self {
+            processor: RecordProcessor::new(setup.index, setup.endpoints, setup.options),
+            writers: HashMap::new(),
+            aggregator: AlertAggregator::new(AlertAggregatorConfig {
+                window: Duration::from_secs(c.alerts.window_seconds),
+                max_sample_request_ids: c.alerts.max_sample_request_ids,
+            }),
+            alert_queue: Vec::new(),
+            alert_sink,
+            dead,
+            setup,
+            records_seen: 0,
+            dead_seen: 0,
+        })
+    }
+
+    fn run(&mut self, rx: Receiver<WorkerMsg>) -> Result<(), SinkError> {
+        loop {
+            match rx.recv_timeout(Duration::from_millis(200)) {
+                Ok(WorkerMsg::Batch(batch)) => self.process(&batch)?,
+                Ok(WorkerMsg::Finish {
+                    partitions,
+                    discard,
+                    ack,
+                }) => {
+                    let result = self.finish(&partitions, discard);
+                    let failed = result.as_ref().err().map(ToString::to_string);
+                    let _ = ack.send(result.map_err(|e| e.to_string()));
+                    if let Some(e) = failed {
+                        return Err(SinkError::Config(e));
+                    }
+                }
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => return Ok(()),
+            }
+            self.roll_due()?;
+        }
+    }
+
+    fn process(&mut self, batch: &MessageBatch) -> Result<(), SinkError> {
+        let tp: TopicPartition = (batch.topic.clone(), batch.partition);
+        if !self.writers.contains_key(&tp) {
+            let w =
+                PartitionWriter::open(self.setup.staging, tp.0.clone(), tp.1, self.setup.template)?;
+            self.writers.insert(tp.clone(), w);
+        }
+        let Some(writer) = self.writers.get_mut(&tp) else {
+            return Ok(());
+        };
+        for (offset, payload) in batch.iter() {
+            let mut out = Outputs {
+                parquet: writer.sink(),
+                alerts: &mut self.aggregator,
+                alert_queue: &mut self.alert_queue,
+                dead_letters: self.dead.as_mut(),
+            };
+            let origin = Origin::Kafka {
+                topic: &batch.topic,
+                partition: batch.partition,
+                offset,
+            };
+            self.processor.process_payload(payload, origin, &mut out)?;
+            writer.consumed(offset);
+        }
+        let alerts = self.alert_queue.len() as u64;
+        if let Some(sink) = self.alert_sink.as_mut() {
+            for alert in self.alert_queue.drain(..) {
+                sink.send(&alert)?;
+            }
+        }
+        self.alert_queue.clear();
+        let stats = self.processor.stats();
+        let c = self.setup.counters;
+        c.alerts.fetch_add(alerts, Ordering::Relaxed);
+        c.records
+            .fetch_add(stats.records - self.records_seen, Ordering::Relaxed);
+        c.dead_letters
+            .fetch_add(stats.dead_letters - self.dead_seen, Ordering::Relaxed);
+        self.records_seen = stats.records;
+        self.dead_seen = stats.dead_letters;
+        Ok(())
+    }
+
+    /// Rolls the writers that reached a limit and reports their offsets.
+    fn roll_due(&mut self) -> Result<(), SinkError> {
+        let now = Instant::now();
+        let due: Vec<TopicPartition> = self
+            .writers
+            .iter()
+            .filter(|(_, w)| w.should_roll(&self.setup.limits, now))
+            .map(|(tp, _)| tp.clone())
+            .collect();
+        if due.is_empty() {
+            return Ok(());
+        }
+        self.dead.flush()?;
+        for tp in due {
+            if let Some(w) = self.writers.get_mut(&tp) {
+                let before = w.files_published();
+                let offset = w.roll(self.setup.store)?;
+                self.setup
+                    .counters
+                    .files
+                    .fetch_add(w.files_published() - before, Ordering::Relaxed);
+                if let Some(offset) = offset {
+                    let _ = self.setup.commits.send((tp, offset));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Rolls (unless `discard`) and drops the writers of `partitions`.
+    fn finish(
+        &mut self,
+        partitions: &[TopicPartition],
+        discard: bool,
+    ) -> Result<Vec<(TopicPartition, Option<i64>)>, SinkError> {
+        self.dead.flush()?;
+        let mut out = Vec::new();
+        for tp in partitions {
+            if let Some(mut w) = self.writers.remove(tp) {
+                if discard {
+                    w.discard();
+                    continue;
+                }
+                let before = w.files_published();
+                let offset = w.roll(self.setup.store)?;
+                self.setup
+                    .counters
+                    .files
+                    .fetch_add(w.files_published() - before, Ordering::Relaxed);
+                w.discard();
+                out.push((tp.clone(), offset));
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// Runs the service until `stop` is set (SIGTERM/SIGINT) or an error occurs.
+/// On a stop, every partition is rolled and committed before returning.
+pub fn run(
+    config: &Config,
+    index: &RouteIndex,
+    endpoints: &EndpointIndex,
+    options: &PipelineOptions,
+    stop: Arc<AtomicBool>,
+) -> Result<RunSummary, ServiceError> {
+    let store = Arc::new(OutputStore::open(
+        &config.parquet.output,
+        &config.parquet.object_store,
+    )?);
+    let staging: PathBuf = config
+        .parquet
+        .staging_dir
+        .clone()
+        .unwrap_or_else(|| store.default_staging_dir());
+    std::fs::create_dir_all(&staging)
+        .map_err(|e| SinkError::io("create directory", &staging, e))?;
+    let mut template = ParquetSinkConfig::new(&staging);
+    template.zstd_level = config.parquet.zstd_level;
+    template.row_group_rows = config.parquet.row_group_rows;
+    template.validate()?;
+    let limits = RollLimits {
+        max_rows: config.parquet.max_file_rows,
+        max_bytes: config.parquet.max_file_bytes,
+        max_age: config.max_file_age(),
+        max_open_files: 64,
+    };
+
+    let needs_producer = !config.alerts.topic.is_empty() || config.dead_letters.topic.is_some();
+    let producer = if needs_producer {
+        Some(SharedProducer::new(client_config(&config.kafka))?)
+    } else {
+        None
+    };
+
+    let n_workers = config.worker_count();
+    let mut senders = Vec::with_capacity(n_workers);
+    let mut receivers = Vec::with_capacity(n_workers);
+    for _ in 0..n_workers {
+        let (tx, rx) = mpsc::sync_channel(config.pipeline.queue_batches);
+        senders.push(tx);
+        receivers.push(rx);
+    }
+    let counters = Arc::new(Counters::default());
+    let failure = Arc::new(Failure {
+        message: Mutex::new(None),
+        stop,
+    });
+    let coordinator = Arc::new(Coordinator {
+        workers: senders,
+        batcher: Mutex::new(Batcher::new(config.pipeline.batch_messages)),
+        assigned: Mutex::new(HashSet::new()),
+        store: store.clone(),
+        producer: producer.clone(),
+        failure: failure.clone(),
+        counters: counters.clone(),
+        lag: Mutex::new(LagTracker::default()),
+        log: true,
+    });
+    let (commit_tx, commit_rx) = mpsc::channel::<(TopicPartition, i64)>();
+
+    let mut messages = 0u64;
+    std::thread::scope(|scope| -> Result<(), ServiceError> {
+        let mut handles = Vec::new();
+        for (id, rx) in receivers.into_iter().enumerate() {
+            let setup = WorkerSetup {
+                id,
+                index,
+                endpoints,
+                options,
+                config,
+                store: &store,
+                staging: &staging,
+                template: &template,
+                limits,
+                producer: producer.clone(),
+                commits: commit_tx.clone(),
+                counters: &counters,
+            };
+            let failure = failure.clone();
+            handles.push(scope.spawn(move || {
+                let result = Worker::new(setup).and_then(|mut w| w.run(rx));
+                if let Err(e) = result {
+                    failure.fail(format!("worker {id}: {e}"));
+                }
+            }));
+        }
+        drop(commit_tx);
+
+        let result = consume_loop(config, &coordinator, &commit_rx, &mut messages, &counters);
+        // Workers end when their queues close: the coordinator holds the senders
+        // and the consumer (with its context) is gone by now.
+        drop(coordinator);
+        for h in handles {
+            let _ = h.join();
+        }
+        result
+    })?;
+
+    Ok(RunSummary {
+        messages,
+        records: counters.records.load(Ordering::Relaxed),
+        dead_letters: counters.dead_letters.load(Ordering::Relaxed),
+        alerts: counters.alerts.load(Ordering::Relaxed),
+        files: counters.files.load(Ordering::Relaxed),
+        commits: counters.commits.load(Ordering::Relaxed),
+    })
+}
+
+fn consume_loop(
+    config: &Config,
+    coordinator: &Arc<Coordinator>,
+    commit_rx: &Receiver<(TopicPartition, i64)>,
+    messages: &mut u64,
+    counters: &Counters,
+) -> Result<(), ServiceError> {
+    let consumer: BaseConsumer<RunContext> = consumer_config(
+        &config.kafka,
+        config.telemetry.log_interval_seconds.saturating_mul(1000),
+    )
+    .create_with_context(RunContext {
+        coordinator: coordinator.clone(),
+    })?;
+    let topics: Vec<&str> = config.kafka.topics.iter().map(String::as_str).collect();
+    consumer.subscribe(&topics)?;
+    log(format_args!(
+        "consuming {} from {} as group {}",
+        topics.join(", "),
+        config.kafka.brokers,
+        config.kafka.group_id
+    ));
+
+    let log_every = Duration::from_secs(config.telemetry.log_interval_seconds);
+    let mut last_log = Instant::now();
+    let mut last_commit = Instant::now();
+    let mut pending_commits: HashMap<TopicPartition, i64> = HashMap::new();
+    let mut since_log = 0u64;
+    let mut result: Result<(), String> = Ok(());
+    while !coordinator.stopping() {
+        match consumer.poll(Duration::from_millis(100)) {
+            Some(Ok(msg)) => {
+                *messages += 1;
+                since_log += 1;
+                let full = {
+                    let Ok(mut b) = coordinator.batcher.lock() else {
+                        result = Err("batcher lock poisoned".into());
+                        break;
+                    };
+                    let full = b.push(
+                        msg.topic(),
+                        msg.partition(),
+                        msg.offset(),
+                        msg.payload().unwrap_or_default(),
+                    );
+                    full
+                };
+                if let Some(batch) = full {
+                    if let Err(e) = coordinator.dispatch(batch) {
+                        result = Err(e);
+                        break;
+                    }
+                }
+            }
+            Some(Err(e)) => log(format_args!("consumer: {e}")),
+            None => {}
+        }
+        let flush_partial = coordinator
+            .batcher
+            .lock()
+            .ok()
+            .and_then(|b| b.pending_age())
+            .is_some_and(|age| age >= Duration::from_millis(50));
+        if flush_partial {
+            let batches = match coordinator.batcher.lock() {
+                Ok(mut b) => b.take_all(),
+                Err(_) => Vec::new(),
+            };
+            for batch in batches {
+                if let Err(e) = coordinator.dispatch(batch) {
+                    result = Err(e);
+                    break;
+                }
+            }
+        }
+        while let Ok((tp, offset)) = commit_rx.try_recv() {
+            let e = pending_commits.entry(tp).or_insert(offset);
+            *e = (*e).max(offset);
+        }
+        if !pending_commits.is_empty() && last_commit.elapsed() >= Duration::from_millis(200) {
+            let assigned = coordinator
+                .assigned
+                .lock()
+                .map(|a| a.clone())
+                .unwrap_or_default();
+            let offsets: Vec<_> = pending_commits
+                .drain()
+                .filter(|(tp, _)| assigned.contains(tp))
+                .collect();
+            match coordinator.commit(&consumer, &offsets) {
+                Ok(()) => {}
+                Err(CommitError::Retry(e)) => {
+                    log(format_args!("{e}"));
+                    for (tp, o) in offsets {
+                        let e = pending_commits.entry(tp).or_insert(o);
+                        *e = (*e).max(o);
+                    }
+                }
+                Err(CommitError::Fatal(e)) => {
+                    result = Err(e);
+                    break;
+                }
+            }
+            last_commit = Instant::now();
+        }
+        if !log_every.is_zero() && last_log.elapsed() >= log_every {
+            let (total_lag, lag_text) = coordinator
+                .lag
+                .lock()
+                .map(|l| {
+                    let text: Vec<String> = l
+                        .lags()
+                        .iter()
+                        .take(16)
+                        .map(|((t, p), lag)| format!("{t}/{p}={lag}"))
+                        .collect();
+                    (l.total(), text)
+                })
+                .unwrap_or_default();
+            let rate = since_log as f64 / last_log.elapsed().as_secs_f64();
+            log(format_args!(
+                "{:.0} msg/s, {} records, {} dead letters, {} alerts, {} files; lag {} ({})",
+                rate,
+                counters.records.load(Ordering::Relaxed),
+                counters.dead_letters.load(Ordering::Relaxed),
+                counters.alerts.load(Ordering::Relaxed),
+                counters.files.load(Ordering::Relaxed),
+                total_lag,
+                if lag_text.is_empty() {
+                    "-".to_string()
+                } else {
+                    lag_text.join(" ")
+                }
+            ));
+            since_log = 0;
+            last_log = Instant::now();
+        }
+    }
+    if let Some(f) = coordinator.failure() {
+        result = Err(f);
+    }
+    if result.is_ok() {
+        // Graceful stop: finish every assigned partition, commit, then leave.
+        let assigned: Vec<TopicPartition> = coordinator
+            .assigned
+            .lock()
+            .map(|a| a.iter().cloned().collect())
+            .unwrap_or_default();
+        log(format_args!("stopping: flushing {}", describe(&assigned)));
+        // Hand over everything pending (also of partitions not in `assigned`).
+        let batches = coordinator
+            .batcher
+            .lock()
+            .map(|mut b| b.take_all())
+            .unwrap_or_default();
+        for batch in batches {
+            coordinator.dispatch(batch).map_err(ServiceError::Failed)?;
+        }
+        let offsets = coordinator
+            .finish(&assigned, false)
+            .map_err(ServiceError::Failed)?;
+        let mut merged: HashMap<TopicPartition, i64> = HashMap::new();
+        while let Ok((tp, offset)) = commit_rx.try_recv() {
+            pending_commits.insert(tp, offset);
+        }
+        for (tp, o) in pending_commits.drain().chain(offsets) {
+            let e = merged.entry(tp).or_insert(o);
+            *e = (*e).max(o);
+        }
+        let merged: Vec<_> = merged.into_iter().collect();
+        let mut attempt = 0;
+        loop {
+            match coordinator.commit(&consumer, &merged) {
+                Ok(()) => break,
+                Err(CommitError::Retry(e)) if attempt < 3 => {
+                    log(format_args!("{e}"));
+                    attempt += 1;
+                    std::thread::sleep(Duration::from_secs(1));
+                }
+                // Files are durable; the next start resumes from them.
+                Err(CommitError::Retry(e)) => {
+                    log(format_args!("giving up the final commit: {e}"));
+                    break;
+                }
+                Err(CommitError::Fatal(e)) => return Err(ServiceError::Failed(e)),
+            }
+        }
+        if let Ok(mut a) = coordinator.assigned.lock() {
+            a.clear();
+        }
+        consumer.unsubscribe();
+    }
+    drop(consumer);
+    if let Some(f) = coordinator.failure() {
+        return Err(ServiceError::Failed(f));
+    }
+    result.map_err(ServiceError::Failed)
+}

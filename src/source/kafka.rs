@@ -1,0 +1,261 @@
+//! The Kafka source of `routeproof run`: client settings (brokers, TLS, SASL,
+//! pass-through properties), the consumer-group settings (cooperative-sticky
+//! assignment, manual commits), batching of messages per partition, and
+//! per-partition lag.
+//!
+//! Offsets are never committed automatically: `enable.auto.commit` and
+//! `enable.auto.offset.store` are off, and the service commits only what the
+//! Parquet output has made durable (see [`crate::sink::kafka_files`]).
+//!
+//! Memory is bounded however far behind the consumer is: librdkafka pre-fetches
+//! at most `kafka.queued_max_messages_kbytes` per consumer, and the consumer loop
+//! hands batches to workers over bounded queues; when they are full the loop
+//! blocks, stops draining librdkafka's queue, and librdkafka stops fetching.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rdkafka::config::ClientConfig;
+
+use crate::config::KafkaConfig;
+
+/// A topic-partition.
+pub type TopicPartition = (Arc<str>, i32);
+
+/// The client settings shared by the consumer and the producer: brokers, client
+/// id, TLS and SASL, then every `kafka.properties` entry.
+pub fn client_config(k: &KafkaConfig) -> ClientConfig {
+    let mut c = ClientConfig::new();
+    c.set("bootstrap.servers", &k.brokers)
+        .set("client.id", &k.client_id);
+    let optional = [
+        ("security.protocol", &k.security_protocol),
+        ("sasl.mechanism", &k.sasl_mechanism),
+        ("sasl.username", &k.sasl_username),
+        ("sasl.password", &k.sasl_password),
+        ("ssl.ca.location", &k.ssl_ca_location),
+        ("ssl.certificate.location", &k.ssl_certificate_location),
+        ("ssl.key.location", &k.ssl_key_location),
+        ("ssl.key.password", &k.ssl_key_password),
+    ];
+    for (key, value) in optional {
+        if let Some(v) = value {
+            c.set(key, v);
+        }
+    }
+    for (key, value) in &k.properties {
+        c.set(key, value);
+    }
+    c
+}
+
+/// The consumer settings: [`client_config`] plus the group, cooperative-sticky
+/// assignment, manual offset handling, the pre-fetch bound and statistics
+/// (for lag) every `stats_interval_ms` (0: none).
+pub fn consumer_config(k: &KafkaConfig, stats_interval_ms: u64) -> ClientConfig {
+    let mut c = ClientConfig::new();
+    c.set("group.id", &k.group_id)
+        .set("partition.assignment.strategy", "cooperative-sticky")
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("auto.offset.reset", &k.auto_offset_reset)
+        .set("session.timeout.ms", k.session_timeout_ms.to_string())
+        .set(
+            "queued.max.messages.kbytes",
+            k.queued_max_messages_kbytes.to_string(),
+        )
+        .set("enable.partition.eof", "false")
+        .set("statistics.interval.ms", stats_interval_ms.to_string())
+        // Regex subscriptions pick up new topics within this interval.
+        .set("topic.metadata.refresh.interval.ms", "30000");
+    // Pass-through settings come last so they can override the above.
+    for (key, value) in client_config(k).config_map() {
+        c.set(key, value);
+    }
+    c
+}
+
+/// Messages of one topic-partition, copied into one buffer.
+#[derive(Debug)]
+pub struct MessageBatch {
+    /// Topic.
+    pub topic: Arc<str>,
+    /// Partition.
+    pub partition: i32,
+    data: Vec<u8>,
+    entries: Vec<(i64, u32, u32)>,
+}
+
+impl MessageBatch {
+    fn new(topic: Arc<str>, partition: i32, capacity: usize) -> Self {
+        Self {
+            topic,
+            partition,
+            data: Vec::with_capacity(capacity * 512),
+            entries: Vec::with_capacity(capacity),
+        }
+    }
+
+    /// Number of messages.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether there is no message.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Adds a message (an absent payload counts as empty).
+    pub fn push(&mut self, offset: i64, payload: &[u8]) {
+        let start = self.data.len();
+        self.data.extend_from_slice(payload);
+        let end = self.data.len();
+        self.entries.push((
+            offset,
+            u32::try_from(start).unwrap_or(u32::MAX),
+            u32::try_from(end).unwrap_or(u32::MAX),
+        ));
+    }
+
+    /// The messages as `(offset, payload)`, in consumption order.
+    pub fn iter(&self) -> impl Iterator<Item = (i64, &[u8])> + '_ {
+        self.entries.iter().map(|&(offset, start, end)| {
+            (
+                offset,
+                self.data
+                    .get(start as usize..end as usize)
+                    .unwrap_or_default(),
+            )
+        })
+    }
+}
+
+/// Collects messages into per-partition batches.
+#[derive(Debug)]
+pub struct Batcher {
+    batch_messages: usize,
+    /// Pending batches; a consumer holds few partitions, so a linear search
+    /// (no allocation per message) is the fastest lookup.
+    pending: Vec<MessageBatch>,
+    topics: HashMap<Box<str>, Arc<str>>,
+    oldest: Option<Instant>,
+}
+
+impl Batcher {
+    /// Batches of at most `batch_messages` messages (and at most 16 MiB).
+    pub fn new(batch_messages: usize) -> Self {
+        Self {
+            batch_messages: batch_messages.max(1),
+            pending: Vec::new(),
+            topics: HashMap::new(),
+            oldest: None,
+        }
+    }
+
+    /// Adds a message; returns the partition's batch when it is full.
+    pub fn push(
+        &mut self,
+        topic: &str,
+        partition: i32,
+        offset: i64,
+        payload: &[u8],
+    ) -> Option<MessageBatch> {
+        if self.oldest.is_none() {
+            self.oldest = Some(Instant::now());
+        }
+        let cap = self.batch_messages;
+        let index = match self
+            .pending
+            .iter()
+            .position(|b| b.partition == partition && &*b.topic == topic)
+        {
+            Some(i) => i,
+            None => {
+                let arc = self.topic_arc(topic);
+                self.pending.push(MessageBatch::new(arc, partition, cap));
+                self.pending.len() - 1
+            }
+        };
+        let batch = &mut self.pending[index];
+        batch.push(offset, payload);
+        if batch.len() >= cap || batch.data.len() >= 16 << 20 {
+            return Some(self.pending.swap_remove(index));
+        }
+        None
+    }
+
+    /// How long the oldest pending message has waited.
+    pub fn pending_age(&self) -> Option<Duration> {
+        self.oldest.map(|t| t.elapsed())
+    }
+
+    /// Takes every pending batch.
+    pub fn take_all(&mut self) -> Vec<MessageBatch> {
+        self.oldest = None;
+        std::mem::take(&mut self.pending)
+    }
+
+    /// Takes the pending batches of `partitions`.
+    pub fn take(&mut self, partitions: &[TopicPartition]) -> Vec<MessageBatch> {
+        let (taken, kept) = std::mem::take(&mut self.pending)
+            .into_iter()
+            .partition(|b| {
+                partitions
+                    .iter()
+                    .any(|(t, p)| *p == b.partition && t == &b.topic)
+            });
+        self.pending = kept;
+        taken
+    }
+
+    /// The shared topic name.
+    pub fn topic_arc(&mut self, topic: &str) -> Arc<str> {
+        if let Some(arc) = self.topics.get(topic) {
+            return arc.clone();
+        }
+        let arc: Arc<str> = Arc::from(topic);
+        self.topics.insert(Box::from(topic), arc.clone());
+        arc
+    }
+}
+
+/// Per-partition consumer lag, from librdkafka's statistics (emitted every
+/// `statistics.interval.ms`; no extra broker requests on the consumer loop).
+#[derive(Debug, Default)]
+pub struct LagTracker {
+    lags: std::collections::BTreeMap<(String, i32), i64>,
+}
+
+impl LagTracker {
+    /// Takes the lags of a statistics report (partitions this consumer fetches).
+    pub fn update(&mut self, statistics: &rdkafka::statistics::Statistics) {
+        self.lags.clear();
+        for (topic, t) in &statistics.topics {
+            for (partition, p) in &t.partitions {
+                if *partition >= 0 && p.consumer_lag >= 0 {
+                    self.lags
+                        .insert((topic.clone(), *partition), p.consumer_lag);
+                }
+            }
+        }
+    }
+
+    /// Forgets partitions no longer assigned.
+    pub fn forget(&mut self, tps: &[TopicPartition]) {
+        for (t, p) in tps {
+            self.lags.remove(&(t.to_string(), *p));
+        }
+    }
+
+    /// Lag per partition as of the last report.
+    pub fn lags(&self) -> &std::collections::BTreeMap<(String, i32), i64> {
+        &self.lags
+    }
+
+    /// Total lag as of the last report.
+    pub fn total(&self) -> i64 {
+        self.lags.values().sum()
+    }
+}

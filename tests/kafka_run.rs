@@ -1,0 +1,808 @@
+//! `routeproof run` against a real Kafka-compatible broker.
+//!
+//! The broker address comes from `ROUTEPROOF_TEST_BROKERS` (default
+//! `127.0.0.1:9092`; `.ci/run` starts tansu with memory storage there). The
+//! broker-restart test starts and stops its own sqlite-backed tansu
+//! (`ROUTEPROOF_TEST_TANSU`, default `tansu` on `PATH` or in `~/.cargo/bin`)
+//! on `ROUTEPROOF_TEST_RESTART_PORT` (default 19092).
+//!
+//! Tests run one at a time (a lock) so that timings stay sane on 2 cores.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use arrow_array::{Array, Int32Array, Int64Array, StringArray};
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::file::reader::{FileReader, SerializedFileReader};
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::{Headers, Message};
+use rdkafka::producer::{BaseRecord, Producer, ThreadedProducer};
+use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
+
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn brokers() -> String {
+    std::env::var("ROUTEPROOF_TEST_BROKERS").unwrap_or_else(|_| "127.0.0.1:9092".to_string())
+}
+
+fn unique(name: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!("{name}-{}-{}", std::process::id(), nanos % 1_000_000_000)
+}
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The demo log's lines (some are deliberately not UTF-8).
+fn demo_lines() -> Vec<Vec<u8>> {
+    std::fs::read(root().join("demo/logs/envoy-gateway.log"))
+        .unwrap()
+        .split(|b| *b == b'\n')
+        .filter(|l| !l.is_empty())
+        .map(<[u8]>::to_vec)
+        .collect()
+}
+
+fn create_topic(brokers: &str, topic: &str, partitions: i32) {
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .create()
+        .unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let new = NewTopic::new(topic, partitions, TopicReplication::Fixed(1));
+    let res = rt
+        .block_on(admin.create_topics([&new], &AdminOptions::new()))
+        .expect("create topics");
+    for r in res {
+        if let Err((t, e)) = r {
+            panic!("create topic {t}: {e}");
+        }
+    }
+}
+
+/// Produces `payloads` round-robin over `partitions` partitions.
+fn produce(brokers: &str, topic: &str, partitions: i32, payloads: impl Iterator<Item = Vec<u8>>) {
+    let producer: ThreadedProducer<_> = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("linger.ms", "20")
+        .set("batch.num.messages", "10000")
+        .set("queue.buffering.max.messages", "500000")
+        .set("message.timeout.ms", "120000")
+        .create()
+        .unwrap();
+    for (i, payload) in payloads.enumerate() {
+        let partition = (i as i32) % partitions;
+        let mut record = BaseRecord::<(), [u8]>::to(topic)
+            .payload(&payload[..])
+            .partition(partition);
+        loop {
+            match producer.send(record) {
+                Ok(()) => break,
+                Err((_, r)) => {
+                    record = r;
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+            }
+        }
+    }
+    producer.flush(Duration::from_secs(120)).expect("flush");
+}
+
+struct Setup {
+    dir: tempfile::TempDir,
+    config: PathBuf,
+    out: PathBuf,
+}
+
+fn setup(brokers: &str, topic: &str, group: &str, extra: &str) -> Setup {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("parquet");
+    let config = dir.path().join("routeproof.toml");
+    let text = format!(
+        r#"
+[routes]
+manifests = ["{manifests}"]
+
+[kafka]
+brokers = "{brokers}"
+group_id = "{group}"
+topics = ["{topic}"]
+session_timeout_ms = 6000
+
+[pipeline]
+workers = 2
+batch_messages = 2000
+
+[parquet]
+output = "file://{out}"
+max_file_rows = 20000
+max_file_age_seconds = 1.0
+
+[alerts]
+topic = "{topic}-alerts"
+window_seconds = 300
+
+[dead_letters]
+topic = "{topic}-dead"
+
+[kafka.properties]
+"max.poll.interval.ms" = "20000"
+
+[telemetry]
+log_interval_seconds = 5
+{extra}
+"#,
+        manifests = root().join("demo/manifests").display(),
+        out = out.display(),
+    );
+    std::fs::write(&config, text).unwrap();
+    Setup { dir, config, out }
+}
+
+fn spawn_run(setup: &Setup, name: &str) -> Child {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(setup.dir.path().join(format!("{name}.log")))
+        .unwrap();
+    Command::new(env!("CARGO_BIN_EXE_routeproof"))
+        .arg("run")
+        .arg("--config")
+        .arg(&setup.config)
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("start routeproof run")
+}
+
+fn log_of(setup: &Setup, name: &str) -> String {
+    std::fs::read_to_string(setup.dir.path().join(format!("{name}.log"))).unwrap_or_default()
+}
+
+fn terminate(child: &mut Child) -> std::process::ExitStatus {
+    let pid = child.id() as i32;
+    // SAFETY-free: use the kill command to send SIGTERM.
+    Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "routeproof did not stop on SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn parquet_files(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for entry in entries {
+            let p = entry.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.extension().is_some_and(|e| e == "parquet")
+                && !p.file_name().unwrap().to_string_lossy().starts_with('.')
+            {
+                out.push(p);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Rows on storage, from the files' footers only (cheap).
+fn row_count(dir: &Path) -> u64 {
+    parquet_files(dir)
+        .iter()
+        .filter_map(|p| {
+            let f = std::fs::File::open(p).ok()?;
+            let r = SerializedFileReader::new(f).ok()?;
+            Some(r.metadata().file_metadata().num_rows() as u64)
+        })
+        .sum()
+}
+
+/// `(kafka_partition, kafka_offset, verdict)` of every row.
+fn read_rows(dir: &Path) -> Vec<(i32, i64, String)> {
+    let mut rows = Vec::new();
+    for p in parquet_files(dir) {
+        let reader = ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(&p).unwrap())
+            .unwrap()
+            .build()
+            .unwrap();
+        for batch in reader {
+            let batch = batch.unwrap();
+            let part = batch
+                .column_by_name("kafka_partition")
+                .unwrap()
+                .as_any()
+                .downcast_ref::<Int32Array>()
+                .unwrap();
+            let off = batch
+                .column_by_name("kafka_offset")
+                .unwrap()
+                .as_any()
+                .downcast_ref::<Int64Array>()
+                .unwrap();
+            let verdict = batch
+                .column_by_name("verdict")
+                .unwrap()
+                .as_any()
+                .downcast_ref::<StringArray>()
+                .unwrap();
+            for i in 0..batch.num_rows() {
+                rows.push((part.value(i), off.value(i), verdict.value(i).to_string()));
+            }
+        }
+    }
+    rows
+}
+
+fn wait_for_rows(dir: &Path, expected: u64, timeout: Duration, what: &str) {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let n = row_count(dir);
+        if n >= expected {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{what}: only {n} of {expected} rows after {timeout:?}"
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+}
+
+/// Asserts every offset `0..per_partition[p]` of every partition is in the
+/// output exactly once.
+fn assert_exactly_once(rows: &[(i32, i64, String)], per_partition: &BTreeMap<i32, i64>) {
+    let mut seen: HashMap<(i32, i64), u32> = HashMap::new();
+    for (p, o, _) in rows {
+        *seen.entry((*p, *o)).or_default() += 1;
+    }
+    let dups: Vec<_> = seen.iter().filter(|(_, n)| **n > 1).take(10).collect();
+    assert!(dups.is_empty(), "duplicated rows, e.g. {dups:?}");
+    for (p, n) in per_partition {
+        let missing: Vec<i64> = (0..*n)
+            .filter(|o| !seen.contains_key(&(*p, *o)))
+            .take(10)
+            .collect();
+        assert!(
+            missing.is_empty(),
+            "partition {p}: missing offsets, e.g. {missing:?}"
+        );
+    }
+    let expected: i64 = per_partition.values().sum();
+    assert_eq!(rows.len() as i64, expected, "row count");
+}
+
+fn high_watermarks(brokers: &str, topic: &str, partitions: i32) -> BTreeMap<i32, i64> {
+    let c: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", unique("hw"))
+        .create()
+        .unwrap();
+    (0..partitions)
+        .map(|p| {
+            let (_, high) = c
+                .fetch_watermarks(topic, p, Duration::from_secs(10))
+                .unwrap();
+            (p, high)
+        })
+        .collect()
+}
+
+/// Key, value and headers of a consumed message.
+type Consumed = (Option<Vec<u8>>, Vec<u8>, BTreeMap<String, String>);
+
+/// Every message of `topic` (all partitions) until `expected` arrived or `timeout`.
+fn consume_all(brokers: &str, topic: &str, expected: usize, timeout: Duration) -> Vec<Consumed> {
+    let c: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", unique("check"))
+        .set("enable.auto.commit", "false")
+        .create()
+        .unwrap();
+    let md = c
+        .fetch_metadata(Some(topic), Duration::from_secs(10))
+        .unwrap();
+    let mut tpl = TopicPartitionList::new();
+    for t in md.topics() {
+        for p in t.partitions() {
+            tpl.add_partition_offset(topic, p.id(), Offset::Beginning)
+                .unwrap();
+        }
+    }
+    c.assign(&tpl).unwrap();
+    let mut out = Vec::new();
+    let deadline = Instant::now() + timeout;
+    while out.len() < expected && Instant::now() < deadline {
+        if let Some(Ok(m)) = c.poll(Duration::from_millis(200)) {
+            let mut headers = BTreeMap::new();
+            if let Some(h) = m.headers() {
+                for hd in h.iter() {
+                    headers.insert(
+                        hd.key.to_string(),
+                        String::from_utf8_lossy(hd.value.unwrap_or_default()).into_owned(),
+                    );
+                }
+            }
+            out.push((
+                m.key().map(<[u8]>::to_vec),
+                m.payload().unwrap_or_default().to_vec(),
+                headers,
+            ));
+        }
+    }
+    out
+}
+
+/// End to end: demo records plus malformed lines in; the same verdicts as
+/// `replay` on the same lines, alerts on the alert topic, dead letters with
+/// their source in headers.
+#[test]
+fn end_to_end_parquet_alerts_and_dead_letters() {
+    let _guard = serial();
+    let brokers = brokers();
+    let topic = unique("e2e");
+    create_topic(&brokers, &topic, 2);
+    create_topic(&brokers, &format!("{topic}-alerts"), 1);
+    create_topic(&brokers, &format!("{topic}-dead"), 1);
+
+    let mut lines = demo_lines();
+    let malformed = [
+        "{\"not\": \"closed\"",
+        "this is not an access log line",
+        "{\"start_time\": \"2026-11-20T09:58:00.096Z\", \"method\": ",
+    ];
+    for (i, bad) in malformed.iter().enumerate() {
+        lines.insert(50 + i * 97, bad.as_bytes().to_vec());
+    }
+    produce(&brokers, &topic, 2, lines.iter().cloned());
+
+    // The oracle: replay over the same lines.
+    let replay_dir = tempfile::tempdir().unwrap();
+    let input = replay_dir.path().join("input.log");
+    let mut text = lines.join(&b'\n');
+    text.push(b'\n');
+    std::fs::write(&input, text).unwrap();
+    let replay_out = replay_dir.path().join("out");
+    let status = Command::new(env!("CARGO_BIN_EXE_routeproof"))
+        .arg("replay")
+        .arg("--manifests")
+        .arg(root().join("demo/manifests"))
+        .arg("--input")
+        .arg(&input)
+        .arg("--out")
+        .arg(&replay_out)
+        .arg("--no-progress")
+        .env("ROUTEPROOF_QUIET", "1")
+        .output()
+        .unwrap();
+    assert!(status.status.success(), "replay failed: {status:?}");
+    let replay_rows = {
+        let mut counts: BTreeMap<String, u64> = BTreeMap::new();
+        for p in parquet_files(&replay_out.join("parquet")) {
+            let reader = ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(&p).unwrap())
+                .unwrap()
+                .build()
+                .unwrap();
+            for b in reader {
+                let b = b.unwrap();
+                let v = b
+                    .column_by_name("verdict")
+                    .unwrap()
+                    .as_any()
+                    .downcast_ref::<StringArray>()
+                    .unwrap()
+                    .clone();
+                for i in 0..v.len() {
+                    *counts.entry(v.value(i).to_string()).or_default() += 1;
+                }
+            }
+        }
+        counts
+    };
+    let replay_alerts: BTreeSet<String> = std::fs::read_to_string(replay_out.join("alerts.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            v["fingerprint"].as_str().unwrap().to_string()
+        })
+        .collect();
+    let expected_rows: u64 = replay_rows.values().sum();
+    let expected_dead = std::fs::read_to_string(replay_out.join("deadletters.jsonl"))
+        .unwrap()
+        .lines()
+        .count();
+    assert!(
+        expected_dead >= malformed.len(),
+        "replay saw {expected_dead} dead letters"
+    );
+    assert_eq!(expected_rows as usize, lines.len() - expected_dead);
+    assert!(
+        replay_rows.get("misrouted").copied().unwrap_or(0) > 0,
+        "the demo holds misroutes: {replay_rows:?}"
+    );
+
+    let s = setup(&brokers, &topic, &unique("g"), "");
+    let mut child = spawn_run(&s, "run");
+    wait_for_rows(
+        &s.out,
+        expected_rows,
+        Duration::from_secs(120),
+        "end to end",
+    );
+    let status = terminate(&mut child);
+    assert!(status.success(), "exit {status:?}: {}", log_of(&s, "run"));
+
+    let rows = read_rows(&s.out);
+    let mut counts: BTreeMap<String, u64> = BTreeMap::new();
+    for (_, _, v) in &rows {
+        *counts.entry(v.clone()).or_default() += 1;
+    }
+    assert_eq!(counts, replay_rows, "verdicts of run vs replay");
+    let mut hw = high_watermarks(&brokers, &topic, 2);
+    let dead = consume_all(
+        &brokers,
+        &format!("{topic}-dead"),
+        expected_dead,
+        Duration::from_secs(30),
+    );
+    assert_eq!(dead.len(), expected_dead, "dead letters");
+    let mut dead_offsets = BTreeSet::new();
+    for (_, value, headers) in &dead {
+        assert!(headers.contains_key("routeproof.reason"), "{headers:?}");
+        assert_eq!(headers.get("routeproof.source.topic"), Some(&topic));
+        let p: i32 = headers["routeproof.source.partition"].parse().unwrap();
+        let o: i64 = headers["routeproof.source.offset"].parse().unwrap();
+        dead_offsets.insert((p, o));
+        let v: serde_json::Value = serde_json::from_slice(value).unwrap();
+        assert_eq!(v["schema_version"], 1);
+    }
+    // Every offset is either a row or a dead letter, once.
+    let mut all: Vec<(i32, i64, String)> = rows.clone();
+    all.extend(
+        dead_offsets
+            .iter()
+            .map(|(p, o)| (*p, *o, "dead".to_string())),
+    );
+    assert_exactly_once(&all, &hw);
+    hw.clear();
+
+    let alerts = consume_all(
+        &brokers,
+        &format!("{topic}-alerts"),
+        usize::MAX,
+        Duration::from_secs(5),
+    );
+    assert!(!alerts.is_empty(), "no alerts on the alert topic");
+    let mut fingerprints = BTreeSet::new();
+    for (key, value, _) in &alerts {
+        let v: serde_json::Value = serde_json::from_slice(value).unwrap();
+        assert_eq!(v["schema_version"], 1);
+        let fp = v["fingerprint"].as_str().unwrap().to_string();
+        assert_eq!(key.as_deref(), Some(fp.as_bytes()), "keyed by fingerprint");
+        fingerprints.insert(fp);
+    }
+    assert_eq!(
+        fingerprints, replay_alerts,
+        "alert fingerprints of run vs replay"
+    );
+    // Aggregated: fewer misrouted alert messages than misrouted records (the
+    // demo holds a burst), each carrying the count so far.
+    let misrouted_alerts: Vec<serde_json::Value> = alerts
+        .iter()
+        .map(|(_, v, _)| serde_json::from_slice::<serde_json::Value>(v).unwrap())
+        .filter(|v| v["type"] == "misrouted")
+        .collect();
+    let misrouted_rows = rows.iter().filter(|r| r.2 == "misrouted").count();
+    assert!(!misrouted_alerts.is_empty());
+    assert!(
+        misrouted_alerts.len() < misrouted_rows,
+        "{} misrouted alerts for {misrouted_rows} misrouted records",
+        misrouted_alerts.len()
+    );
+    let max_count = misrouted_alerts
+        .iter()
+        .filter_map(|v| v["count"].as_u64())
+        .max()
+        .unwrap_or(0);
+    assert!(max_count >= 1);
+}
+
+/// Small deterministic generator (no extra dependency).
+struct Lcg(u64);
+
+impl Lcg {
+    fn next(&mut self) -> u64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        self.0 >> 33
+    }
+}
+
+/// `n` valid Envoy JSON records (the demo's well-formed lines, cycled).
+fn records(n: usize) -> impl Iterator<Item = Vec<u8>> {
+    let lines: Vec<Vec<u8>> = demo_lines()
+        .into_iter()
+        .filter(|l| serde_json::from_slice::<serde_json::Value>(l).is_ok())
+        .collect();
+    (0..n).map(move |i| lines[i % lines.len()].clone())
+}
+
+/// Crash safety: SIGKILL at random points of a 200,000-record run, restarted
+/// each time; in the end every record is in the output exactly once.
+#[test]
+fn crash_safety_sigkill_at_random_points() {
+    let _guard = serial();
+    let brokers = brokers();
+    let topic = unique("crash");
+    let partitions = 2;
+    let total = 200_000;
+    create_topic(&brokers, &topic, partitions);
+    create_topic(&brokers, &format!("{topic}-alerts"), 1);
+    create_topic(&brokers, &format!("{topic}-dead"), 1);
+    produce(&brokers, &topic, partitions, records(total));
+    let hw = high_watermarks(&brokers, &topic, partitions);
+    assert_eq!(hw.values().sum::<i64>(), total as i64);
+
+    let s = setup(&brokers, &topic, &unique("g"), "");
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64;
+    eprintln!("crash test seed {seed}");
+    let mut rng = Lcg(seed);
+    for round in 0..4 {
+        let name = format!("run{round}");
+        let mut child = spawn_run(&s, &name);
+        // Wait until this instance owns partitions, then kill it at a random
+        // point: after a random number of further rows plus a random delay.
+        let deadline = Instant::now() + Duration::from_secs(90);
+        while !log_of(&s, &name).contains("assigned") {
+            assert!(
+                Instant::now() < deadline,
+                "no assignment: {}",
+                log_of(&s, &name)
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let before = row_count(&s.out);
+        let target = (before + 5_000 + rng.next() % 30_000).min(total as u64 - 20_000);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while row_count(&s.out) < target && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        std::thread::sleep(Duration::from_millis(rng.next() % 800));
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+        eprintln!(
+            "round {round}: killed with {} rows on storage",
+            row_count(&s.out)
+        );
+    }
+    let mut child = spawn_run(&s, "run");
+    wait_for_rows(
+        &s.out,
+        total as u64,
+        Duration::from_secs(300),
+        "after crashes",
+    );
+    // Give a duplicate (if the protocol were wrong) the time to appear.
+    std::thread::sleep(Duration::from_secs(2));
+    let status = terminate(&mut child);
+    assert!(status.success(), "exit {status:?}: {}", log_of(&s, "run"));
+    let rows = read_rows(&s.out);
+    assert_exactly_once(&rows, &hw);
+    // No partial files remain in the output.
+    for p in parquet_files(&s.out) {
+        let name = p.file_name().unwrap().to_string_lossy().to_string();
+        assert!(name.starts_with(&topic), "{name}");
+    }
+}
+
+struct Tansu {
+    child: Child,
+}
+
+impl Tansu {
+    fn binary() -> PathBuf {
+        if let Ok(p) = std::env::var("ROUTEPROOF_TEST_TANSU") {
+            return PathBuf::from(p);
+        }
+        let home = std::env::var("HOME").unwrap_or_default();
+        let cargo = PathBuf::from(home).join(".cargo/bin/tansu");
+        if cargo.exists() {
+            cargo
+        } else {
+            PathBuf::from("tansu")
+        }
+    }
+
+    /// Starts tansu with sqlite storage in `dir` (tansu resolves the sqlite
+    /// path against its working directory: `sqlite://data/tansu.db`).
+    fn start(dir: &Path, port: u16, log: &Path) -> Self {
+        std::fs::create_dir_all(dir.join("data")).unwrap();
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+            .unwrap();
+        let child = Command::new(Self::binary())
+            .args(tansu_args("sqlite://data/tansu.db", port))
+            .current_dir(dir)
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("start tansu (set ROUTEPROOF_TEST_TANSU)");
+        let t = Tansu { child };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "tansu did not listen on {port}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        t
+    }
+
+    fn stop(mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while self.child.try_wait().unwrap().is_none() {
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Tansu {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Command-line arguments of a tansu broker on `port` with `storage`.
+fn tansu_args(storage: &str, port: u16) -> Vec<String> {
+    vec![
+        "broker".to_string(),
+        "--storage-engine".to_string(),
+        storage.to_string(),
+        "--listener-url".to_string(),
+        format!("tcp://127.0.0.1:{port}"),
+        "--advertised-listener-url".to_string(),
+        format!("tcp://127.0.0.1:{port}"),
+    ]
+}
+
+/// The broker (sqlite storage) restarts mid-run: the run goes on and loses nothing.
+#[test]
+fn broker_restart_mid_run() {
+    let _guard = serial();
+    let port: u16 = std::env::var("ROUTEPROOF_TEST_RESTART_PORT")
+        .ok()
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(19092);
+    let data = tempfile::tempdir().unwrap();
+    let db = data.path().to_path_buf();
+    let tansu_log = data.path().join("tansu.log");
+    let brokers = format!("127.0.0.1:{port}");
+    let broker = Tansu::start(&db, port, &tansu_log);
+    let topic = unique("restart");
+    let partitions = 2;
+    create_topic(&brokers, &topic, partitions);
+    create_topic(&brokers, &format!("{topic}-alerts"), 1);
+    create_topic(&brokers, &format!("{topic}-dead"), 1);
+    let half = 10_000;
+    produce(&brokers, &topic, partitions, records(half));
+
+    let s = setup(&brokers, &topic, &unique("g"), "");
+    let mut child = spawn_run(&s, "run");
+    wait_for_rows(
+        &s.out,
+        2_000,
+        Duration::from_secs(120),
+        "before the restart",
+    );
+    broker.stop();
+    std::thread::sleep(Duration::from_secs(2));
+    let broker = Tansu::start(&db, port, &tansu_log);
+    produce(&brokers, &topic, partitions, records(half));
+    let hw = high_watermarks(&brokers, &topic, partitions);
+    assert_eq!(hw.values().sum::<i64>(), 2 * half as i64);
+    wait_for_rows(
+        &s.out,
+        2 * half as u64,
+        Duration::from_secs(180),
+        "after the restart",
+    );
+    std::thread::sleep(Duration::from_secs(1));
+    let status = terminate(&mut child);
+    assert!(status.success(), "exit {status:?}: {}", log_of(&s, "run"));
+    assert_exactly_once(&read_rows(&s.out), &hw);
+    broker.stop();
+}
+
+/// A second instance joins the group mid-run: still exactly once.
+#[test]
+fn rebalance_second_instance_joins() {
+    let _guard = serial();
+    let brokers = brokers();
+    let topic = unique("rebalance");
+    let partitions = 4;
+    let total = 100_000;
+    create_topic(&brokers, &topic, partitions);
+    create_topic(&brokers, &format!("{topic}-alerts"), 1);
+    create_topic(&brokers, &format!("{topic}-dead"), 1);
+    produce(&brokers, &topic, partitions, records(total / 2));
+
+    let s = setup(&brokers, &topic, &unique("g"), "");
+    let mut first = spawn_run(&s, "first");
+    wait_for_rows(&s.out, 10_000, Duration::from_secs(120), "first instance");
+    let mut second = spawn_run(&s, "second");
+    let deadline = Instant::now() + Duration::from_secs(90);
+    while !log_of(&s, "second").contains("assigned") {
+        assert!(
+            Instant::now() < deadline,
+            "second instance never got a partition: {}",
+            log_of(&s, "second")
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // The rest arrives while both instances consume.
+    produce(&brokers, &topic, partitions, records(total / 2));
+    let hw = high_watermarks(&brokers, &topic, partitions);
+    assert_eq!(hw.values().sum::<i64>(), total as i64);
+    wait_for_rows(
+        &s.out,
+        total as u64,
+        Duration::from_secs(300),
+        "both instances",
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    let a = terminate(&mut second);
+    let b = terminate(&mut first);
+    assert!(a.success() && b.success(), "{a:?} {b:?}");
+    assert_exactly_once(&read_rows(&s.out), &hw);
+    assert!(
+        log_of(&s, "first").contains("revoked"),
+        "the first instance gave up no partition: {}",
+        log_of(&s, "first")
+    );
+}
