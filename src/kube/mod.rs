@@ -85,12 +85,22 @@ pub enum LiveError {
     },
 }
 
+/// Selects rustls' process-wide crypto provider (ring, as kube is built with).
+///
+/// Two providers are compiled in (ring for kube, aws-lc-rs pulled by
+/// object_store's AWS support), so rustls cannot pick one by itself; call this
+/// before building any kube client. Idempotent.
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
 /// A client for the API server at `url` without authentication (plain HTTP
 /// works): for tests and for `kubectl proxy`.
 pub fn client_for_url(url: &str) -> Result<::kube::Client, LiveError> {
     let uri: http::Uri = url
         .parse()
         .map_err(|e: http::uri::InvalidUri| LiveError::InvalidUrl(url.to_string(), e))?;
+    install_crypto_provider();
     ::kube::Client::try_from(::kube::Config::new(uri)).map_err(|e| LiveError::Client(Box::new(e)))
 }
 
