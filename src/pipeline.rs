@@ -243,40 +243,40 @@ impl<'i> RecordProcessor<'i> {
         out: &mut Outputs<'_>,
         history: &IndexHistory,
     ) -> Result<LiveOutcome, SinkError> {
-        if !history.is_ready() {
-            return Ok(LiveOutcome::Held);
-        }
-        self.stats.payloads += 1;
-        let mut result = Ok(());
-        let options = self.options;
-        decode::decode_payload(payload, &options.decode, &mut |record| {
-            if result.is_err() {
-                return;
-            }
-            result = match record {
-                Ok(record) => match history.at(record.time_us.unwrap_or_else(now_us)) {
-                    Some(at) => {
-                        let trust = Trust {
-                            in_transition: at.in_transition,
-                            stale: at.stale,
-                        };
-                        let snapshot = &*at.snapshot;
-                        self.judge_record(
-                            &snapshot.index,
-                            &snapshot.endpoints,
-                            trust,
-                            &record,
-                            origin,
-                            out,
-                        )
-                    }
-                    // Ready implies a snapshot; be safe anyway.
-                    None => Ok(()),
-                },
-                Err(error) => self.dead_letter(&error, payload, origin, out),
+        let latest = match history.current() {
+            Some(latest) if history.is_ready() => latest,
+            _ => return Ok(LiveOutcome::Held),
+        };
+        self.for_each_record(payload, origin, out, |this, record, out| {
+            // `at` finds a snapshot whenever the history holds one; should it
+            // not, the latest is used and the row marked stale rather than the
+            // record dropped.
+            let (snapshot, trust) = match history.at(record.time_us.unwrap_or_else(now_us)) {
+                Some(at) => (
+                    at.snapshot,
+                    Trust {
+                        in_transition: at.in_transition,
+                        stale: at.stale,
+                    },
+                ),
+                None => (
+                    latest.clone(),
+                    Trust {
+                        in_transition: false,
+                        stale: true,
+                    },
+                ),
             };
-        });
-        result.map(|()| LiveOutcome::Processed)
+            this.judge_record(
+                &snapshot.index,
+                &snapshot.endpoints,
+                trust,
+                record,
+                origin,
+                out,
+            )
+        })?;
+        Ok(LiveOutcome::Processed)
     }
 
     /// What has been processed so far.
@@ -292,6 +292,21 @@ impl<'i> RecordProcessor<'i> {
         origin: Origin<'_>,
         out: &mut Outputs<'_>,
     ) -> Result<(), SinkError> {
+        self.for_each_record(payload, origin, out, |this, record, out| {
+            let (index, endpoints) = (this.index, this.endpoints);
+            this.judge_record(index, endpoints, Trust::default(), record, origin, out)
+        })
+    }
+
+    /// Decodes one payload and hands each record to `judge`; decode errors
+    /// become dead letters. Stops at the first sink error.
+    fn for_each_record(
+        &mut self,
+        payload: &[u8],
+        origin: Origin<'_>,
+        out: &mut Outputs<'_>,
+        mut judge: impl FnMut(&mut Self, &AccessRecord<'_>, &mut Outputs<'_>) -> Result<(), SinkError>,
+    ) -> Result<(), SinkError> {
         self.stats.payloads += 1;
         let mut result = Ok(());
         let options = self.options;
@@ -300,7 +315,7 @@ impl<'i> RecordProcessor<'i> {
                 return;
             }
             result = match record {
-                Ok(record) => self.process_record(&record, origin, out),
+                Ok(record) => judge(self, &record, out),
                 Err(error) => self.dead_letter(&error, payload, origin, out),
             };
         });
@@ -322,16 +337,6 @@ impl<'i> RecordProcessor<'i> {
             origin.dead_letter_source(),
             payload,
         )
-    }
-
-    fn process_record(
-        &mut self,
-        record: &AccessRecord<'_>,
-        origin: Origin<'_>,
-        out: &mut Outputs<'_>,
-    ) -> Result<(), SinkError> {
-        let (index, endpoints) = (self.index, self.endpoints);
-        self.judge_record(index, endpoints, Trust::default(), record, origin, out)
     }
 
     fn judge_record<'x>(
