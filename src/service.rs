@@ -43,7 +43,7 @@ use crate::config::Config;
 use crate::gateway::RouteIndex;
 use crate::pipeline::{Origin, Outputs, PipelineOptions, RecordProcessor};
 use crate::resolve::EndpointIndex;
-use crate::sink::alerts::{Alert, AlertAggregator, AlertAggregatorConfig, AlertSink};
+use crate::sink::alerts::{Alert, AlertAggregator, AlertAggregatorConfig, AlertSink, QuietClock};
 use crate::sink::deadletter::{DeadLetterFileSink, DeadLetterSink};
 use crate::sink::kafka::{KafkaAlertSink, KafkaDeadLetterSink, SharedProducer};
 use crate::sink::kafka_files::{recover_partition, PartitionWriter, RollLimits};
@@ -235,8 +235,9 @@ impl Coordinator {
 
     /// Commits `offsets` synchronously after the producer delivered everything.
     ///
-    /// A failed delivery of an alert or dead letter is fatal (it would be lost);
-    /// a flush timeout or a failed commit (e.g. the broker is restarting) is
+    /// A permanently failed delivery of an alert or dead letter is fatal (it
+    /// would be lost); a delivery still pending or a failed commit (e.g. the
+    /// broker is restarting) is
     /// [`CommitError::Retry`]: files on storage stay the source of truth, so a
     /// late or missing commit never loses or duplicates a row.
     fn commit<C: ConsumerContext>(
@@ -248,13 +249,18 @@ impl Coordinator {
             return Ok(());
         }
         if let Some(p) = &self.producer {
-            let failed = p
-                .flush(Duration::from_secs(30))
-                .map_err(|e| CommitError::Retry(e.to_string()))?;
-            if failed > 0 {
-                return Err(CommitError::Fatal(format!(
-                    "{failed} alert/dead-letter deliveries failed"
-                )));
+            // Short: this blocks the consumer loop; a broker that is away is
+            // retried at the next commit.
+            match p.deliver_all(Duration::from_secs(2)) {
+                Ok(()) => {}
+                Err(e @ SinkError::DeliveryPending(_)) => {
+                    return Err(CommitError::Retry(e.to_string()))
+                }
+                Err(e) => {
+                    return Err(CommitError::Fatal(format!(
+                        "alert/dead-letter delivery: {e}"
+                    )))
+                }
             }
         }
         let mut tpl = TopicPartitionList::new();
@@ -493,7 +499,15 @@ struct Worker<'a> {
     dead: Box<dyn DeadLetterSink>,
     records_seen: u64,
     dead_seen: u64,
+    /// Dead letters were not delivered at the last attempt (logged once).
+    delivery_pending: bool,
+    /// Moves the alert clock on while this worker's partitions are quiet.
+    quiet: QuietClock,
 }
+
+/// A worker that received no record for this long lets its alert clock run
+/// with wall-clock time, so alerts resolve when the traffic stops too.
+const QUIET_AFTER: Duration = Duration::from_secs(1);
 
 impl<'a> Worker<'a> {
     fn new(setup: WorkerSetup<'a>) -> Result<Self, SinkError> {
@@ -539,6 +553,8 @@ impl<'a> Worker<'a> {
             setup,
             records_seen: 0,
             dead_seen: 0,
+            delivery_pending: false,
+            quiet: QuietClock::new(Instant::now()),
         })
     }
 
@@ -561,6 +577,7 @@ impl<'a> Worker<'a> {
                 Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => return Ok(()),
             }
+            self.resolve_quiet()?;
             self.roll_due()?;
         }
     }
@@ -590,16 +607,11 @@ impl<'a> Worker<'a> {
             self.processor.process_payload(payload, origin, &mut out)?;
             writer.consumed(offset);
         }
-        let alerts = self.alert_queue.len() as u64;
-        if let Some(sink) = self.alert_sink.as_mut() {
-            for alert in self.alert_queue.drain(..) {
-                sink.send(&alert)?;
-            }
-        }
-        self.alert_queue.clear();
+        self.quiet
+            .records_seen(self.aggregator.clock(), Instant::now());
+        self.send_alerts()?;
         let stats = self.processor.stats();
         let c = self.setup.counters;
-        c.alerts.fetch_add(alerts, Ordering::Relaxed);
         c.records
             .fetch_add(stats.records - self.records_seen, Ordering::Relaxed);
         c.dead_letters
@@ -607,6 +619,63 @@ impl<'a> Worker<'a> {
         self.records_seen = stats.records;
         self.dead_seen = stats.dead_letters;
         Ok(())
+    }
+
+    /// Produces the queued alerts.
+    fn send_alerts(&mut self) -> Result<(), SinkError> {
+        let alerts = self.alert_queue.len() as u64;
+        if alerts == 0 {
+            return Ok(());
+        }
+        if let Some(sink) = self.alert_sink.as_mut() {
+            for alert in self.alert_queue.drain(..) {
+                sink.send(&alert)?;
+            }
+        }
+        self.alert_queue.clear();
+        self.setup
+            .counters
+            .alerts
+            .fetch_add(alerts, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// While no record arrives, moves the alert clock on with wall-clock time
+    /// and produces the `resolved` alerts that causes.
+    fn resolve_quiet(&mut self) -> Result<(), SinkError> {
+        if self.aggregator.open_alerts() == 0 {
+            return Ok(());
+        }
+        if let Some(t) = self.quiet.extrapolated(Instant::now(), QUIET_AFTER) {
+            self.aggregator.advance_to(t, &mut self.alert_queue);
+            self.send_alerts()?;
+        }
+        Ok(())
+    }
+
+    /// Flushes the dead-letter sink: `Ok(false)` while deliveries are pending
+    /// (the broker is away; they are kept and retried).
+    fn deliver_dead_letters(&mut self) -> Result<bool, SinkError> {
+        match self.dead.flush() {
+            Ok(()) => {
+                if self.delivery_pending {
+                    log(format_args!("worker {}: deliveries resumed", self.setup.id));
+                    self.delivery_pending = false;
+                }
+                Ok(true)
+            }
+            Err(SinkError::DeliveryPending(why)) => {
+                if !self.delivery_pending {
+                    log(format_args!(
+                        "worker {}: {why}; holding back files until dead letters are delivered",
+                        self.setup.id
+                    ));
+                    self.delivery_pending = true;
+                }
+                Ok(false)
+            }
+            Err(e) => Err(e),
+        }
     }
 
     /// Rolls the writers that reached a limit and reports their offsets.
@@ -621,7 +690,11 @@ impl<'a> Worker<'a> {
         if due.is_empty() {
             return Ok(());
         }
-        self.dead.flush()?;
+        // The group's dead letters must be on their topic before its files
+        // make the records count as done (a restart does not re-read them).
+        if !self.deliver_dead_letters()? {
+            return Ok(()); // not yet: the rolls are retried on the next tick
+        }
         for tp in due {
             if let Some(w) = self.writers.get_mut(&tp) {
                 let before = w.files_published();
@@ -644,7 +717,10 @@ impl<'a> Worker<'a> {
         partitions: &[TopicPartition],
         discard: bool,
     ) -> Result<Vec<(TopicPartition, Option<i64>)>, SinkError> {
-        self.dead.flush()?;
+        // Dead letters not delivered: publishing would make their records
+        // count as done; drop the unpublished groups instead, and the next
+        // owner of the partitions reads them again from storage's resume point.
+        let discard = discard || !self.deliver_dead_letters()?;
         let mut out = Vec::new();
         for tp in partitions {
             if let Some(mut w) = self.writers.remove(tp) {
@@ -713,6 +789,20 @@ pub fn run(
         receivers.push(rx);
     }
     let counters = Arc::new(Counters::default());
+    // The config audits of the manifests first, like `replay`
+    // (route_not_accepted, backend_ref_unresolved, shadowed_rule, ...). Sent at
+    // every start; keyed by fingerprint, so a compacted topic keeps one of each.
+    if let (Some(p), false) = (&producer, config.alerts.topic.is_empty()) {
+        let mut sink = KafkaAlertSink::new(p.clone(), config.alerts.topic.clone());
+        let audits =
+            crate::kube::static_config_alerts(index, chrono::Utc::now().timestamp_micros());
+        for alert in &audits {
+            sink.send(alert)?;
+        }
+        counters
+            .alerts
+            .fetch_add(audits.len() as u64, Ordering::Relaxed);
+    }
     let failure = Arc::new(Failure {
         message: Mutex::new(None),
         stop,

@@ -33,6 +33,13 @@
 //! - [`AlertAggregator::flush_all`] emits the current state (`firing`, final count)
 //!   of every open alert, e.g. at the end of a replay.
 //!
+//! A live stream can go quiet (a gateway with no traffic, a condition that
+//! stops together with the traffic): with no record, the event-time clock stands
+//! still and nothing would ever resolve. [`QuietClock`] covers that case for
+//! `routeproof run`: once no record arrived for a while, the clock moves on with
+//! wall-clock time from the last record's event time, so an alert resolves a
+//! window after its last occurrence whether or not other records follow.
+//!
 //! `count`, `first_seen` and `last_seen` are cumulative since the alert opened.
 //! Memory grows with the number of distinct fingerprints open at once.
 
@@ -413,6 +420,11 @@ impl AlertAggregator {
         }
     }
 
+    /// The aggregator's clock: the largest event time seen (µs), if any.
+    pub fn clock(&self) -> Option<i64> {
+        self.clock
+    }
+
     /// Number of open (firing) alerts.
     pub fn open_alerts(&self) -> usize {
         self.open.len()
@@ -527,6 +539,52 @@ impl AlertAggregator {
                 .map(|(_, a)| a.snapshot(AlertState::Firing)),
         );
         self.next_expiry = i64::MAX;
+    }
+}
+
+/// Event time that keeps moving while a live stream is quiet (see the
+/// [module documentation](self)).
+///
+/// After each batch of records the caller notes the aggregator's clock with
+/// [`records_seen`](Self::records_seen); while no record arrives,
+/// [`extrapolated`](Self::extrapolated) gives that event time plus the wall-clock
+/// time since, to pass to [`AlertAggregator::advance_to`]. Short pauses between
+/// batches are ignored (`min_quiet`), so a busy stream, including a backlog read
+/// far behind real time, is judged by its own event times only.
+#[derive(Debug, Clone, Copy)]
+pub struct QuietClock {
+    /// The aggregator's clock (µs) after the last records.
+    event_time: Option<i64>,
+    /// When the last records were processed.
+    at: std::time::Instant,
+}
+
+impl QuietClock {
+    /// A clock with no record seen yet (it extrapolates nothing).
+    pub fn new(now: std::time::Instant) -> Self {
+        Self {
+            event_time: None,
+            at: now,
+        }
+    }
+
+    /// Notes that records were processed at `now`, leaving the aggregator's
+    /// clock at `event_time`.
+    pub fn records_seen(&mut self, event_time: Option<i64>, now: std::time::Instant) {
+        self.event_time = event_time;
+        self.at = now;
+    }
+
+    /// The event time to move the aggregator to at `now`: the last records'
+    /// event time plus the time elapsed since they were processed, once that is
+    /// at least `min_quiet`; `None` before, or when no record was seen.
+    pub fn extrapolated(&self, now: std::time::Instant, min_quiet: Duration) -> Option<i64> {
+        let quiet = now.saturating_duration_since(self.at);
+        if quiet < min_quiet {
+            return None;
+        }
+        let micros = i64::try_from(quiet.as_micros()).unwrap_or(i64::MAX);
+        Some(self.event_time?.saturating_add(micros))
     }
 }
 
@@ -729,6 +787,44 @@ mod tests {
         let mut final_state = Vec::new();
         agg.flush_all(&mut final_state);
         assert_eq!(final_state[0].fingerprint, out[0].fingerprint);
+    }
+
+    #[test]
+    fn quiet_stream_resolves_by_wall_clock_after_the_window() {
+        let start = std::time::Instant::now();
+        let mut agg = aggregator(5);
+        let mut clock = QuietClock::new(start);
+        assert_eq!(
+            clock.extrapolated(start + Duration::from_secs(600), Duration::ZERO),
+            None
+        );
+        let mut out = Vec::new();
+        agg.observe(&misroute(T0 + 10 * MINUTE, Some("r1")), &mut out);
+        assert_eq!(out.len(), 1);
+        out.clear();
+        clock.records_seen(agg.clock(), start);
+        // Pauses shorter than `min_quiet` do not move the clock.
+        let min_quiet = Duration::from_secs(1);
+        assert_eq!(
+            clock.extrapolated(start + Duration::from_millis(900), min_quiet),
+            None
+        );
+        // Quiet for less than the window: still firing.
+        let t = clock
+            .extrapolated(start + Duration::from_secs(240), min_quiet)
+            .expect("quiet");
+        assert_eq!(t, T0 + 14 * MINUTE);
+        agg.advance_to(t, &mut out);
+        assert!(out.is_empty(), "{out:?}");
+        // A full window of quiet: resolved, with the count so far.
+        let t = clock
+            .extrapolated(start + Duration::from_secs(300), min_quiet)
+            .expect("quiet");
+        agg.advance_to(t, &mut out);
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].state, AlertState::Resolved);
+        assert_eq!(out[0].count, 1);
+        assert_eq!(agg.open_alerts(), 0);
     }
 
     #[test]

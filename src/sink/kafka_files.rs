@@ -22,6 +22,14 @@
 //! number of files of the group. A group whose records were all dead letters has
 //! no file.
 //!
+//! **Dead letters first.** A group is published only after every dead letter
+//! produced so far is delivered to its topic (transient delivery failures are
+//! produced again, see [`crate::sink::kafka`]); while they are pending (e.g.
+//! the broker restarts) the group stays open, and a revoked or stopping
+//! partition whose dead letters cannot be delivered is dropped unpublished, to
+//! be read again by its next owner. So a record never counts as done before
+//! its dead letter is on the topic.
+//!
 //! **Commits.** Only after the last file of a group is published does the writer
 //! hand `last + 1` to the consumer loop, which flushes the alert/dead-letter
 //! producer and then commits it synchronously. The broker's committed offset is

@@ -92,6 +92,10 @@ pub enum SinkError {
         /// The underlying error.
         message: String,
     },
+    /// Messages to Kafka are not delivered yet (e.g. the broker is restarting);
+    /// they are kept and produced again: try again later, nothing is lost.
+    #[error("Kafka messages not delivered yet: {0}")]
+    DeliveryPending(String),
     /// Serializing a record to JSON failed.
     #[error("serializing JSON: {0}")]
     Json(#[from] serde_json::Error),
