@@ -1,0 +1,340 @@
+//! Kafka → Parquet throughput of `routeproof run`, next to the broker's raw
+//! consume rate and `replay` on the same data (a benchmark, not a test).
+//!
+//! ```sh
+//! tansu broker --storage-engine memory://tansu/ --listener-url tcp://127.0.0.1:19192 \
+//!     --advertised-listener-url tcp://127.0.0.1:19192 &
+//! RP_BENCH_BROKERS=127.0.0.1:19192 cargo bench --bench kafka_throughput
+//! ```
+//!
+//! Settings (environment): `RP_BENCH_BROKERS` (default `127.0.0.1:19192`, or
+//! `mock` for librdkafka's in-process mock cluster), `RP_BENCH_KAFKA_RECORDS`
+//! (default 1,000,000), `RP_BENCH_PARTITIONS` (default 2), `RP_BENCH_WORKERS`
+//! (`pipeline.workers`, default 2).
+//!
+//! Steps:
+//! 1. produce the records (the demo's well-formed Envoy JSON lines, cycled)
+//!    round-robin to the partitions of a new topic;
+//! 2. **consume only**: one rdkafka consumer reads every message and does
+//!    nothing with it: the most the broker and client can deliver here;
+//! 3. **run**: one `routeproof run` instance from start until every record is
+//!    in published Parquet files (file footers), peak RSS (VmHWM) and CPU time
+//!    (utime + stime of the process), then SIGTERM;
+//! 4. **replay** on the same lines (one thread), wall and CPU time.
+//!
+//! CPU times are reported with every wall time: the machine is shared.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use parquet::file::reader::{FileReader, SerializedFileReader};
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Message;
+use rdkafka::producer::{BaseRecord, Producer, ThreadedProducer};
+use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
+
+/// Rows in the published Parquet files under `dir` (footers only).
+fn rows(dir: &Path) -> u64 {
+    let mut n = 0;
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.extension().is_some_and(|x| x == "parquet") {
+                if let Some(r) = std::fs::File::open(&p)
+                    .ok()
+                    .and_then(|f| SerializedFileReader::new(f).ok())
+                {
+                    n += r.metadata().file_metadata().num_rows() as u64;
+                }
+            }
+        }
+    }
+    n
+}
+
+/// Peak resident set size of a running process, KiB.
+fn vm_hwm_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
+/// CPU time (user + system, all threads) of a running process.
+fn cpu_of(pid: &str) -> Option<Duration> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name (which may contain spaces) in parentheses.
+    let rest = stat.rsplit_once(')')?.1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 of the line, 12 and 13 here.
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    let hz = u64::try_from(hz).ok().filter(|h| *h > 0).unwrap_or(100);
+    Some(Duration::from_micros(ticks * 1_000_000 / hz))
+}
+
+/// CPU time of the waited-for children so far.
+fn children_cpu() -> Duration {
+    // SAFETY: `usage` is a valid out-pointer for getrusage.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut usage) };
+    let tv = |t: libc::timeval| {
+        Duration::from_secs(t.tv_sec as u64) + Duration::from_micros(t.tv_usec as u64)
+    };
+    tv(usage.ru_utime) + tv(usage.ru_stime)
+}
+
+fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn rate(n: usize, d: Duration) -> f64 {
+    n as f64 / d.as_secs_f64()
+}
+
+fn main() {
+    // `cargo bench` passes `--bench`; there is nothing to filter.
+    let mut brokers =
+        std::env::var("RP_BENCH_BROKERS").unwrap_or_else(|_| "127.0.0.1:19192".into());
+    let total: usize = env_or("RP_BENCH_KAFKA_RECORDS", 1_000_000);
+    let partitions: i32 = env_or("RP_BENCH_PARTITIONS", 2);
+    let workers: usize = env_or("RP_BENCH_WORKERS", 2);
+    // `mock`: librdkafka's in-process mock cluster, for an indicative figure.
+    let mock = (brokers == "mock").then(|| {
+        let m = rdkafka::mocking::MockCluster::new(1).expect("mock cluster");
+        brokers = m.bootstrap_servers();
+        m
+    });
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let exe = PathBuf::from(env!("CARGO_BIN_EXE_routeproof"));
+    let demo = std::fs::read(root.join("demo/logs/envoy-gateway.log")).expect("demo");
+    let lines: Vec<&[u8]> = demo
+        .split(|b| *b == b'\n')
+        // Well-formed records only, so that every record becomes one row.
+        .filter(|l| serde_json::from_slice::<serde_json::Value>(l).is_ok())
+        .collect();
+    let work = tempfile::tempdir().expect("tempdir");
+    let topic = format!("bench-{}", std::process::id());
+    println!(
+        "kafka_throughput: {total} records, {partitions} partitions, broker {}",
+        if mock.is_some() { "mock" } else { &brokers }
+    );
+
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", &brokers)
+        .create()
+        .expect("admin");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    for (t, p) in [
+        (topic.clone(), partitions),
+        (format!("{topic}-alerts"), 1),
+        (format!("{topic}-dead"), 1),
+    ] {
+        if let Some(m) = &mock {
+            m.create_topic(&t, p, 1).expect("create topic");
+            continue;
+        }
+        rt.block_on(admin.create_topics(
+            [&NewTopic::new(&t, p, TopicReplication::Fixed(1))],
+            &AdminOptions::new(),
+        ))
+        .expect("create topic");
+    }
+
+    // 1. Produce.
+    let started = Instant::now();
+    let producer: ThreadedProducer<_> = ClientConfig::new()
+        .set("bootstrap.servers", &brokers)
+        .set("linger.ms", "50")
+        .set("batch.num.messages", "10000")
+        .set("queue.buffering.max.messages", "1000000")
+        .create()
+        .expect("producer");
+    let mut input: Vec<u8> = Vec::new();
+    let mut bytes = 0usize;
+    for i in 0..total {
+        let line = lines[i % lines.len()];
+        bytes += line.len();
+        input.extend_from_slice(line);
+        input.push(b'\n');
+        let mut record = BaseRecord::<(), [u8]>::to(&topic)
+            .payload(line)
+            .partition(i as i32 % partitions);
+        while let Err((_, r)) = producer.send(record) {
+            record = r;
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+    producer.flush(Duration::from_secs(600)).expect("flush");
+    drop(producer);
+    let produce = started.elapsed();
+    println!(
+        "produce:      {total} records ({:.0} MiB) in {:.2}s = {:.0} records/s",
+        bytes as f64 / (1 << 20) as f64,
+        produce.as_secs_f64(),
+        rate(total, produce)
+    );
+
+    // 2. Consume only: the broker's and librdkafka's ceiling.
+    let own_cpu = || cpu_of("self").unwrap_or_default();
+    let cpu_before = own_cpu();
+    let started = Instant::now();
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &brokers)
+        .set("group.id", format!("bench-raw-{topic}"))
+        .set("enable.auto.commit", "false")
+        .set("queued.max.messages.kbytes", "65536")
+        .create()
+        .expect("consumer");
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..partitions {
+        tpl.add_partition_offset(&topic, p, Offset::Beginning)
+            .expect("partition");
+    }
+    consumer.assign(&tpl).expect("assign");
+    let (mut n, mut payload_bytes) = (0usize, 0usize);
+    let deadline = Instant::now() + Duration::from_secs(600);
+    while n < total && Instant::now() < deadline {
+        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(100)) {
+            n += 1;
+            payload_bytes += m.payload().map_or(0, <[u8]>::len);
+        }
+    }
+    drop(consumer);
+    let consume = started.elapsed();
+    let consume_cpu = own_cpu().saturating_sub(cpu_before);
+    assert_eq!(n, total, "consume only: not every record arrived");
+    println!(
+        "consume only: {n} records ({:.0} MiB) in {:.2}s = {:.0} records/s, CPU {:.2}s (client side)",
+        payload_bytes as f64 / (1 << 20) as f64,
+        consume.as_secs_f64(),
+        rate(n, consume),
+        consume_cpu.as_secs_f64()
+    );
+
+    // 3. routeproof run.
+    let out = work.path().join("parquet");
+    let config = work.path().join("bench.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"[routes]
+manifests = ["{}"]
+[kafka]
+brokers = "{brokers}"
+group_id = "bench-{topic}"
+topics = ["{topic}"]
+session_timeout_ms = 10000
+[pipeline]
+workers = {workers}
+[parquet]
+output = "{}"
+max_file_age_seconds = 1.0
+[alerts]
+topic = "{topic}-alerts"
+[dead_letters]
+topic = "{topic}-dead"
+[telemetry]
+log_interval_seconds = 0
+"#,
+            root.join("demo/manifests").display(),
+            out.display()
+        ),
+    )
+    .expect("config");
+    let started = Instant::now();
+    let mut child = Command::new(&exe)
+        .args(["run", "--config"])
+        .arg(&config)
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start run");
+    let pid = child.id().to_string();
+    let (mut peak, mut first_rows, mut cpu) = (0, None, Duration::ZERO);
+    loop {
+        let n = rows(&out);
+        if n > 0 && first_rows.is_none() {
+            first_rows = Some((Instant::now(), n, cpu_of(&pid).unwrap_or_default()));
+        }
+        peak = peak.max(vm_hwm_kib(child.id()).unwrap_or(0));
+        cpu = cpu_of(&pid).unwrap_or(cpu);
+        if n >= total as u64 {
+            break;
+        }
+        if let Ok(Some(s)) = child.try_wait() {
+            panic!("run exited early: {s}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let run = started.elapsed();
+    let _ = Command::new("kill").args(["-TERM", &pid]).status();
+    let _ = child.wait();
+    println!(
+        "run:          {total} records in {:.2}s = {:.0} records/s (start to last row, incl. group join and the 1 s age roll), CPU {:.2}s, peak RSS {:.0} MiB",
+        run.as_secs_f64(),
+        rate(total, run),
+        cpu.as_secs_f64(),
+        peak as f64 / 1024.0
+    );
+    if let Some((at, n0, cpu0)) = first_rows {
+        let span = at.elapsed();
+        let n = total - n0 as usize;
+        if n > 0 && !span.is_zero() {
+            println!(
+                "run:          {n} records after the first file in {:.2}s = {:.0} records/s, CPU {:.2}s",
+                span.as_secs_f64(),
+                rate(n, span),
+                cpu.saturating_sub(cpu0).as_secs_f64()
+            );
+        }
+    }
+
+    // 4. replay on the same lines.
+    let input_path = work.path().join("input.log");
+    std::fs::write(&input_path, input).expect("input");
+    let cpu_before = children_cpu();
+    let started = Instant::now();
+    let status = Command::new(&exe)
+        .arg("replay")
+        .arg("--manifests")
+        .arg(root.join("demo/manifests"))
+        .arg("--input")
+        .arg(&input_path)
+        .arg("--out")
+        .arg(work.path().join("replay"))
+        .arg("--no-progress")
+        .stdout(Stdio::null())
+        .env("ROUTEPROOF_QUIET", "1")
+        .status()
+        .expect("replay");
+    let replay = started.elapsed();
+    let replay_cpu = children_cpu().saturating_sub(cpu_before);
+    assert!(status.success());
+    println!(
+        "replay:       {total} records in {:.2}s = {:.0} records/s (file -> Parquet, one thread), CPU {:.2}s",
+        replay.as_secs_f64(),
+        rate(total, replay),
+        replay_cpu.as_secs_f64()
+    );
+}
