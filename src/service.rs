@@ -24,6 +24,15 @@
 //! partition is computed from storage (see [`crate::sink::kafka_files`]) and
 //! the partitions are assigned at those offsets. Alerts are aggregated per
 //! worker (a condition seen by two workers is reported by each, with its count).
+//!
+//! # Route index
+//!
+//! Every record is judged against the snapshot of the live [`IndexHistory`]
+//! in force at its event time (fed by the Kubernetes watchers or the manifest
+//! poller, see [`crate::kube`]). The caller starts consuming only once the
+//! history is ready, so no record is judged against an empty index.
+//! Config-audit alerts of the history's publisher arrive on a channel and are
+//! produced to the alert topic by a forwarding thread.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::PathBuf;
@@ -40,9 +49,8 @@ use rdkafka::types::RDKafkaRespErr;
 use rdkafka::ClientContext;
 
 use crate::config::Config;
-use crate::gateway::RouteIndex;
-use crate::pipeline::{Origin, Outputs, PipelineOptions, RecordProcessor};
-use crate::resolve::EndpointIndex;
+use crate::kube::IndexHistory;
+use crate::pipeline::{LiveOutcome, Origin, Outputs, PipelineOptions, RecordProcessor};
 use crate::sink::alerts::{Alert, AlertAggregator, AlertAggregatorConfig, AlertSink};
 use crate::sink::deadletter::{DeadLetterFileSink, DeadLetterSink};
 use crate::sink::kafka::{KafkaAlertSink, KafkaDeadLetterSink, SharedProducer};
@@ -470,8 +478,7 @@ impl ConsumerContext for RunContext {
 /// Everything a worker needs, borrowed from the service.
 struct WorkerSetup<'a> {
     id: usize,
-    index: &'a RouteIndex,
-    endpoints: &'a EndpointIndex,
+    history: &'a IndexHistory,
     options: &'a PipelineOptions,
     config: &'a Config,
     store: &'a OutputStore,
@@ -527,7 +534,7 @@ impl<'a> Worker<'a> {
             _ => None,
         };
         Ok(Self {
-            processor: RecordProcessor::new(setup.index, setup.endpoints, setup.options),
+            processor: RecordProcessor::new_live(setup.options),
             writers: HashMap::new(),
             aggregator: AlertAggregator::new(AlertAggregatorConfig {
                 window: Duration::from_secs(c.alerts.window_seconds),
@@ -587,7 +594,18 @@ impl<'a> Worker<'a> {
                 partition: batch.partition,
                 offset,
             };
-            self.processor.process_payload(payload, origin, &mut out)?;
+            // Held only before the history is ready, which `run`'s caller
+            // waits for (readiness is never withdrawn); retrying keeps the
+            // record rather than judging it against an empty index.
+            while self.processor.process_payload_live(
+                payload,
+                origin,
+                &mut out,
+                self.setup.history,
+            )? == LiveOutcome::Held
+            {
+                std::thread::sleep(Duration::from_millis(50));
+            }
             writer.consumed(offset);
         }
         let alerts = self.alert_queue.len() as u64;
@@ -668,11 +686,15 @@ impl<'a> Worker<'a> {
 
 /// Runs the service until `stop` is set (SIGTERM/SIGINT) or an error occurs.
 /// On a stop, every partition is rolled and committed before returning.
+///
+/// Records are judged against `history` (which should be ready); the alerts
+/// arriving on `config_alerts` (config audits of the history's publisher) are
+/// produced to the alert topic next to the record alerts.
 pub fn run(
     config: &Config,
-    index: &RouteIndex,
-    endpoints: &EndpointIndex,
+    history: &IndexHistory,
     options: &PipelineOptions,
+    config_alerts: Option<Receiver<Alert>>,
     stop: Arc<AtomicBool>,
 ) -> Result<RunSummary, ServiceError> {
     let store = Arc::new(OutputStore::open(
@@ -731,13 +753,13 @@ pub fn run(
     let (commit_tx, commit_rx) = mpsc::channel::<(TopicPartition, i64)>();
 
     let mut messages = 0u64;
+    let forwarding_done = AtomicBool::new(false);
     std::thread::scope(|scope| -> Result<(), ServiceError> {
         let mut handles = Vec::new();
         for (id, rx) in receivers.into_iter().enumerate() {
             let setup = WorkerSetup {
                 id,
-                index,
-                endpoints,
+                history,
                 options,
                 config,
                 store: &store,
@@ -757,8 +779,21 @@ pub fn run(
             }));
         }
         drop(commit_tx);
+        if let Some(rx) = config_alerts {
+            let mut sink = match (&producer, config.alerts.topic.is_empty()) {
+                (Some(p), false) => {
+                    Some(KafkaAlertSink::new(p.clone(), config.alerts.topic.clone()))
+                }
+                _ => None,
+            };
+            let (failure, counters, done) = (failure.clone(), &counters, &forwarding_done);
+            handles.push(scope.spawn(move || {
+                forward_config_alerts(&rx, sink.as_mut(), done, counters, &failure);
+            }));
+        }
 
         let result = consume_loop(config, &coordinator, &commit_rx, &mut messages, &counters);
+        forwarding_done.store(true, Ordering::SeqCst);
         // Workers end when their queues close: the coordinator holds the senders
         // and the consumer (with its context) is gone by now.
         drop(coordinator);
@@ -776,6 +811,33 @@ pub fn run(
         files: counters.files.load(Ordering::Relaxed),
         commits: counters.commits.load(Ordering::Relaxed),
     })
+}
+
+/// Produces config-audit alerts to the alert topic (or drops them when no
+/// topic is configured) until `done` is set or the channel closes.
+fn forward_config_alerts(
+    rx: &Receiver<Alert>,
+    mut sink: Option<&mut KafkaAlertSink>,
+    done: &AtomicBool,
+    counters: &Counters,
+    failure: &Failure,
+) {
+    loop {
+        match rx.recv_timeout(Duration::from_millis(200)) {
+            Ok(alert) => {
+                if let Some(sink) = sink.as_deref_mut() {
+                    if let Err(e) = sink.send(&alert) {
+                        failure.fail(format!("config alert: {e}"));
+                        return;
+                    }
+                    counters.alerts.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            Err(RecvTimeoutError::Timeout) if done.load(Ordering::SeqCst) => return,
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => return,
+        }
+    }
 }
 
 fn consume_loop(
