@@ -1,13 +1,16 @@
-//! `routeproof run` on a live route index fed from manifest files that change
-//! mid-run, against a real Kafka-compatible broker (`ROUTEPROOF_TEST_BROKERS`,
-//! set by `.ci/run`): each record is judged against the configuration in force
-//! at its event time, a routing change gives `in_transition` inside the grace
-//! window, a revoked ReferenceGrant is one alert on the alert topic, and the
-//! health server reports readiness and the index version over real HTTP.
+//! `routeproof run` on a live route index that changes mid-run, fed from
+//! manifest files and from the Kubernetes API (an in-process server speaking
+//! the real list/watch protocol, `tests/support/fake_apiserver.rs`), against a
+//! real Kafka-compatible broker (`ROUTEPROOF_TEST_BROKERS`, set by `.ci/run`):
+//! each record is judged against the configuration in force at its event
+//! time, a routing change gives `in_transition` inside the grace window, a
+//! revoked ReferenceGrant is one alert on the alert topic, and the health
+//! server reports readiness and the index version over real HTTP.
 
 #[path = "support/broker.rs"]
 #[allow(dead_code)]
 mod broker;
+mod support;
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
@@ -20,6 +23,7 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 
 use broker::{consume_all, create_topic, produce, read_columns, unique};
+use support::fake_apiserver::{standard_resources, FakeApiServer};
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -109,8 +113,162 @@ fn write_atomically(path: &Path, text: &str) {
     std::fs::rename(&tmp, path).expect("rename");
 }
 
+/// The demo manifests (v1) and the change: v2 flips the orders split
+/// (orders-v1 90 -> 0, orders-v2 10 -> 100) and deletes the checkout
+/// ReferenceGrant.
+struct Manifests {
+    v1: String,
+    v2: String,
+}
+
+fn demo_manifests() -> Manifests {
+    let read = |f: &str| std::fs::read_to_string(root().join("demo/manifests").join(f)).expect(f);
+    let routes = read("routes.yaml");
+    let split =
+        "[{name: orders-v1, port: 8080, weight: 90}, {name: orders-v2, port: 8080, weight: 10}]";
+    assert!(
+        routes.contains(split),
+        "demo routes changed: update this test"
+    );
+    let grant_at =
+        routes.find("---\napiVersion: gateway.networking.k8s.io/v1\nkind: ReferenceGrant");
+    let grant_at = grant_at.expect("demo routes end with the checkout ReferenceGrant");
+    let routes_v2 = routes[..grant_at].replace(
+        split,
+        "[{name: orders-v1, port: 8080, weight: 0}, {name: orders-v2, port: 8080, weight: 100}]",
+    );
+    let base = format!(
+        "{}\n---\n{}\n---\n",
+        read("gateway.yaml"),
+        read("services.yaml")
+    );
+    Manifests {
+        v1: format!("{base}{routes}"),
+        v2: format!("{base}{routes_v2}"),
+    }
+}
+
+/// The objects of a multi-document YAML text.
+fn yaml_objects(text: &str) -> Vec<Value> {
+    serde_yaml::Deserializer::from_str(text)
+        .filter_map(|doc| {
+            let v: Value = serde::Deserialize::deserialize(doc).expect("yaml");
+            v.is_object().then_some(v)
+        })
+        .collect()
+}
+
+/// How the live index is fed.
+enum Feed {
+    /// A manifest directory, rewritten for the change.
+    Files(PathBuf),
+    /// The fake API server, and the runtime it runs on (kept alive).
+    Kube {
+        server: FakeApiServer,
+        _runtime: tokio::runtime::Runtime,
+    },
+}
+
+impl Feed {
+    fn files(dir: &Path, m: &Manifests) -> Feed {
+        let manifests = dir.join("manifests");
+        std::fs::create_dir(&manifests).expect("mkdir");
+        std::fs::write(manifests.join("objects.yaml"), &m.v1).expect("write");
+        Feed::Files(manifests)
+    }
+
+    fn kube(m: &Manifests) -> Feed {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let server = runtime.block_on(FakeApiServer::start(standard_resources()));
+        let feed = Feed::Kube {
+            server,
+            _runtime: runtime,
+        };
+        for object in yaml_objects(&m.v1) {
+            feed.apply(object);
+        }
+        feed
+    }
+
+    fn apply(&self, object: Value) {
+        if let Feed::Kube { server, .. } = self {
+            let kind = object["kind"].as_str().unwrap_or_default();
+            // Kinds the fake server does not serve (GatewayClass) are left out,
+            // as a cluster without that CRD would.
+            if let Some(r) = standard_resources().into_iter().find(|r| r.kind == kind) {
+                server.apply(&r.path(), object);
+            }
+        }
+    }
+
+    /// The `[routes]` keys of the run's config.
+    fn routes_config(&self) -> String {
+        match self {
+            Feed::Files(dir) => format!(
+                "manifests = [\"{}\"]\npoll_interval_seconds = 0.2",
+                dir.display()
+            ),
+            Feed::Kube { server, .. } => format!(
+                "source = \"kube\"\nkube_api_url = \"{}\"\ndebounce_ms = 100",
+                server.url()
+            ),
+        }
+    }
+
+    /// Applies v2.
+    fn change(&self, m: &Manifests) {
+        match self {
+            Feed::Files(dir) => write_atomically(&dir.join("objects.yaml"), &m.v2),
+            Feed::Kube { server, .. } => {
+                let storefront = yaml_objects(&m.v2)
+                    .into_iter()
+                    .find(|o| o["kind"] == "HTTPRoute" && o["metadata"]["name"] == "storefront")
+                    .expect("storefront route");
+                self.apply(storefront);
+                let grants = standard_resources()
+                    .into_iter()
+                    .find(|r| r.kind == "ReferenceGrant")
+                    .expect("grants served");
+                server.delete(&grants.path(), "payments", "shop-to-checkout");
+            }
+        }
+    }
+}
+
+/// Waits until the gauge has not moved for a second and returns it (a change
+/// may be published as one snapshot or several).
+fn settled_index_version(health: &str, log: &dyn Fn() -> String) -> u64 {
+    let mut last = (index_version(health), Instant::now());
+    wait_until(
+        "a settled index version",
+        Duration::from_secs(30),
+        log,
+        || {
+            let now = index_version(health);
+            if now != last.0 {
+                last = (now, Instant::now());
+            }
+            last.0.is_some() && last.1.elapsed() >= Duration::from_secs(1)
+        },
+    );
+    last.0.unwrap_or_default()
+}
+
 #[test]
-fn run_judges_records_by_event_time_across_a_manifest_change() {
+fn run_judges_records_by_event_time_across_a_manifest_file_change() {
+    scenario(Feed::files);
+}
+
+#[test]
+fn run_judges_records_by_event_time_across_a_kubernetes_api_change() {
+    scenario(|_, m| Feed::kube(m));
+}
+
+fn scenario(feed: impl FnOnce(&Path, &Manifests) -> Feed) {
     let Some(brokers) = broker::brokers() else {
         return;
     };
@@ -122,25 +280,9 @@ fn run_judges_records_by_event_time_across_a_manifest_change() {
     ] {
         create_topic(&brokers, &t, 1);
     }
-
-    // Manifests: the demo's, then v2 flips the orders split (orders-v1 90 ->
-    // 0, orders-v2 10 -> 100) and deletes the checkout ReferenceGrant.
     let dir = tempfile::tempdir().expect("tempdir");
-    let manifests = dir.path().join("manifests");
-    std::fs::create_dir(&manifests).expect("mkdir");
-    for f in ["gateway.yaml", "services.yaml", "routes.yaml"] {
-        std::fs::copy(root().join("demo/manifests").join(f), manifests.join(f)).expect("copy");
-    }
-    let v1 = std::fs::read_to_string(manifests.join("routes.yaml")).expect("routes");
-    let split =
-        "[{name: orders-v1, port: 8080, weight: 90}, {name: orders-v2, port: 8080, weight: 10}]";
-    assert!(v1.contains(split), "demo routes changed: update this test");
-    let grant_at = v1.find("---\napiVersion: gateway.networking.k8s.io/v1\nkind: ReferenceGrant");
-    let grant_at = grant_at.expect("demo routes end with the checkout ReferenceGrant");
-    let v2 = v1[..grant_at].replace(
-        split,
-        "[{name: orders-v1, port: 8080, weight: 0}, {name: orders-v2, port: 8080, weight: 100}]",
-    );
+    let manifests = demo_manifests();
+    let feed = feed(dir.path(), &manifests);
 
     let health = {
         let l = std::net::TcpListener::bind("127.0.0.1:0").expect("free port");
@@ -153,8 +295,7 @@ fn run_judges_records_by_event_time_across_a_manifest_change() {
         format!(
             r#"
 [routes]
-manifests = ["{manifests}"]
-poll_interval_seconds = 0.2
+{routes}
 grace_seconds = 30.0
 lead_seconds = 2.0
 
@@ -181,7 +322,7 @@ topic = "{topic}-dead"
 log_interval_seconds = 5
 listen = "{health}"
 "#,
-            manifests = manifests.display(),
+            routes = feed.routes_config(),
             group = unique("g"),
             out = out.display(),
         ),
@@ -200,7 +341,7 @@ listen = "{health}"
     wait_until("/readyz", Duration::from_secs(60), &log, || {
         http_get(&health, "/readyz").is_some_and(|(s, _)| s == 200)
     });
-    assert_eq!(index_version(&health), Some(1), "{}", log());
+    let version_before = settled_index_version(&health, &log).to_string();
 
     let template: Value = {
         // The demo log holds deliberately broken lines; its first is well formed.
@@ -236,10 +377,11 @@ listen = "{health}"
     });
 
     let before_change = Utc::now();
-    write_atomically(&manifests.join("routes.yaml"), &v2);
-    wait_until("index version 2", Duration::from_secs(30), &log, || {
-        index_version(&health) == Some(2)
+    feed.change(&manifests);
+    wait_until("a new index version", Duration::from_secs(30), &log, || {
+        index_version(&health).is_some_and(|v| v.to_string() != version_before)
     });
+    let version_after = settled_index_version(&health, &log).to_string();
     let after_change = Utc::now();
 
     let late = before_change - chrono::Duration::seconds(120);
@@ -259,7 +401,7 @@ listen = "{health}"
                 orders_v1,
             ),
             "ok",
-            "1",
+            version_before.as_str(),
         ),
         (
             "late-checkout",
@@ -273,7 +415,7 @@ listen = "{health}"
                 checkout,
             ),
             "ok",
-            "1",
+            version_before.as_str(),
         ),
         (
             "new-v2",
@@ -287,7 +429,7 @@ listen = "{health}"
                 orders_v2,
             ),
             "ok",
-            "2",
+            version_after.as_str(),
         ),
         (
             "new-v1",
@@ -301,7 +443,7 @@ listen = "{health}"
                 orders_v1,
             ),
             "misrouted",
-            "2",
+            version_after.as_str(),
         ),
         (
             "grace-v1",
@@ -315,7 +457,7 @@ listen = "{health}"
                 orders_v1,
             ),
             "in_transition",
-            "2",
+            version_after.as_str(),
         ),
         (
             "new-checkout-served",
@@ -329,7 +471,7 @@ listen = "{health}"
                 checkout,
             ),
             "served_invalid_backend",
-            "2",
+            version_after.as_str(),
         ),
         (
             "new-checkout-500",
@@ -343,7 +485,7 @@ listen = "{health}"
                 None,
             ),
             "expected_error",
-            "2",
+            version_after.as_str(),
         ),
     ];
     produce(&brokers, &topic, 1, cases.iter().map(|c| c.1.clone()));
@@ -392,7 +534,11 @@ listen = "{health}"
         .collect();
     for i in 0..10 {
         let row = &by_id[&format!("flow-{i}")];
-        assert_eq!((row.0.as_str(), row.1.as_str()), ("ok", "1"), "flow-{i}");
+        assert_eq!(
+            (row.0.as_str(), row.1.as_str()),
+            ("ok", version_before.as_str()),
+            "flow-{i}"
+        );
     }
     for (id, _, verdict, version) in &cases {
         let row = &by_id[*id];
