@@ -22,8 +22,9 @@
 //! writers, and the consumer loop commits the resulting offsets synchronously
 //! before the partitions are released. On assignment, the resume offset of each
 //! partition is computed from storage (see [`crate::sink::kafka_files`]) and
-//! the partitions are assigned at those offsets. Alerts are aggregated per
-//! worker (a condition seen by two workers is reported by each, with its count).
+//! the partitions are assigned at those offsets. The workers' alert
+//! aggregators are handles on one aggregation, so a condition seen on several
+//! partitions is one alert with one count.
 //!
 //! # Route index
 //!
@@ -488,6 +489,8 @@ struct WorkerSetup<'a> {
     producer: Option<SharedProducer>,
     commits: Sender<(TopicPartition, i64)>,
     counters: &'a Counters,
+    /// The aggregation every worker's handle shares.
+    alerts: &'a AlertAggregator,
 }
 
 struct Worker<'a> {
@@ -536,10 +539,7 @@ impl<'a> Worker<'a> {
         Ok(Self {
             processor: RecordProcessor::new_live(setup.options),
             writers: HashMap::new(),
-            aggregator: AlertAggregator::new(AlertAggregatorConfig {
-                window: Duration::from_secs(c.alerts.window_seconds),
-                max_sample_request_ids: c.alerts.max_sample_request_ids,
-            }),
+            aggregator: setup.alerts.handle(),
             alert_queue: Vec::new(),
             alert_sink,
             dead,
@@ -754,6 +754,11 @@ pub fn run(
 
     let mut messages = 0u64;
     let forwarding_done = AtomicBool::new(false);
+    // One aggregation for all workers: a burst spread over partitions is one alert.
+    let alerts = AlertAggregator::new(AlertAggregatorConfig {
+        window: Duration::from_secs(config.alerts.window_seconds),
+        max_sample_request_ids: config.alerts.max_sample_request_ids,
+    });
     std::thread::scope(|scope| -> Result<(), ServiceError> {
         let mut handles = Vec::new();
         for (id, rx) in receivers.into_iter().enumerate() {
@@ -769,6 +774,7 @@ pub fn run(
                 producer: producer.clone(),
                 commits: commit_tx.clone(),
                 counters: &counters,
+                alerts: &alerts,
             };
             let failure = failure.clone();
             handles.push(scope.spawn(move || {
