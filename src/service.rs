@@ -62,6 +62,7 @@ use crate::sink::SinkError;
 use crate::source::kafka::{
     client_config, consumer_config, Batcher, LagTracker, MessageBatch, TopicPartition,
 };
+use crate::source::resume_check::ResumeCheck;
 
 /// Errors of the service.
 #[derive(Debug, thiserror::Error)]
@@ -92,10 +93,15 @@ pub struct RunSummary {
     pub files: u64,
     /// Offset commits made.
     pub commits: u64,
+    /// Partitions whose first message after an assignment came after the
+    /// resume offset (records the broker did not deliver; see
+    /// [`crate::source::resume_check`]).
+    pub resume_gaps: u64,
 }
 
 #[derive(Default)]
 struct Counters {
+    resume_gaps: AtomicU64,
     records: AtomicU64,
     dead_letters: AtomicU64,
     alerts: AtomicU64,
@@ -143,6 +149,8 @@ struct Coordinator {
     failure: Arc<Failure>,
     counters: Arc<Counters>,
     lag: Mutex<LagTracker>,
+    /// Resume offsets awaiting their first message.
+    resume: ResumeCheck,
     log: bool,
 }
 
@@ -286,6 +294,9 @@ impl Coordinator {
         if self.log {
             log(format_args!("revoked {}", describe(&tps)));
         }
+        for (topic, partition) in &tps {
+            self.resume.forget(topic, *partition);
+        }
         if self.failure().is_some() {
             // After a failure nothing more is published or committed: a restart
             // recovers from storage.
@@ -383,6 +394,7 @@ impl Coordinator {
                 {
                     self.fail(format!("seeking {topic}/{partition}: {e}"));
                 }
+                self.resume.expect(topic.clone(), *partition, offset);
             }
             described.push(format!(
                 "{topic}/{partition}@{}",
@@ -748,6 +760,7 @@ pub fn run(
         failure: failure.clone(),
         counters: counters.clone(),
         lag: Mutex::new(LagTracker::default()),
+        resume: ResumeCheck::new(),
         log: true,
     });
     let (commit_tx, commit_rx) = mpsc::channel::<(TopicPartition, i64)>();
@@ -816,6 +829,7 @@ pub fn run(
         alerts: counters.alerts.load(Ordering::Relaxed),
         files: counters.files.load(Ordering::Relaxed),
         commits: counters.commits.load(Ordering::Relaxed),
+        resume_gaps: counters.resume_gaps.load(Ordering::Relaxed),
     })
 }
 
@@ -880,6 +894,14 @@ fn consume_loop(
             Some(Ok(msg)) => {
                 *messages += 1;
                 since_log += 1;
+                if let Some(gap) =
+                    coordinator
+                        .resume
+                        .check(msg.topic(), msg.partition(), msg.offset())
+                {
+                    log(format_args!("warning: {gap}"));
+                    counters.resume_gaps.fetch_add(1, Ordering::Relaxed);
+                }
                 let full = {
                     let Ok(mut b) = coordinator.batcher.lock() else {
                         result = Err("batcher lock poisoned".into());

@@ -113,13 +113,14 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     source.stop();
     let secs = started.elapsed().as_secs_f64();
     eprintln!(
-        "routeproof: stopped after {secs:.1}s: {} messages, {} records, {} dead letters, {} alerts, {} files, {} commits, index version {}",
+        "routeproof: stopped after {secs:.1}s: {} messages, {} records, {} dead letters, {} alerts, {} files, {} commits, {} resume gaps, index version {}",
         summary.messages,
         summary.records,
         summary.dead_letters,
         summary.alerts,
         summary.files,
         summary.commits,
+        summary.resume_gaps,
         history.current().map_or(0, |s| s.version),
     );
     Ok(ExitCode::SUCCESS)
