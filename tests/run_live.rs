@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
-use broker::{consume_all, create_topic, produce, read_columns, unique};
+use broker::{consume_all, create_topics, kafka_sections, produce, read_columns, unique};
 use support::fake_apiserver::{standard_resources, FakeApiServer};
 
 fn root() -> PathBuf {
@@ -273,13 +273,7 @@ fn scenario(feed: impl FnOnce(&Path, &Manifests) -> Feed) {
         return;
     };
     let topic = unique("live");
-    for t in [
-        topic.clone(),
-        format!("{topic}-alerts"),
-        format!("{topic}-dead"),
-    ] {
-        create_topic(&brokers, &t, 1);
-    }
+    create_topics(&brokers, &topic, 1);
     let dir = tempfile::tempdir().expect("tempdir");
     let manifests = demo_manifests();
     let feed = feed(dir.path(), &manifests);
@@ -299,12 +293,7 @@ fn scenario(feed: impl FnOnce(&Path, &Manifests) -> Feed) {
 grace_seconds = 30.0
 lead_seconds = 2.0
 
-[kafka]
-brokers = "{brokers}"
-group_id = "{group}"
-topics = ["{topic}"]
-session_timeout_ms = 6000
-
+{kafka}
 [pipeline]
 workers = 1
 
@@ -312,18 +301,12 @@ workers = 1
 output = "file://{out}"
 max_file_age_seconds = 0.5
 
-[alerts]
-topic = "{topic}-alerts"
-
-[dead_letters]
-topic = "{topic}-dead"
-
 [telemetry]
 log_interval_seconds = 5
 listen = "{health}"
 "#,
             routes = feed.routes_config(),
-            group = unique("g"),
+            kafka = kafka_sections(&brokers, &topic),
             out = out.display(),
         ),
     )

@@ -21,7 +21,7 @@ use futures_util::TryStreamExt;
 use object_store::aws::AmazonS3Builder;
 use object_store::{ObjectStore, ObjectStoreExt};
 
-use broker::{create_topic, produce, read_columns, unique};
+use broker::{create_topics, kafka_sections, produce, read_columns, unique};
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -141,9 +141,7 @@ fn run_publishes_to_s3_exactly_once_across_a_sigkill() {
         return;
     };
     let topic = unique("s3");
-    create_topic(&brokers, &topic, 2);
-    create_topic(&brokers, &format!("{topic}-alerts"), 1);
-    create_topic(&brokers, &format!("{topic}-dead"), 1);
+    create_topics(&brokers, &topic, 2);
     let bucket = unique("bucket").to_lowercase();
     create_bucket(&endpoint, &bucket);
 
@@ -170,12 +168,7 @@ fn run_publishes_to_s3_exactly_once_across_a_sigkill() {
 [routes]
 manifests = ["{manifests}"]
 
-[kafka]
-brokers = "{brokers}"
-group_id = "{group}"
-topics = ["{topic}"]
-session_timeout_ms = 6000
-
+{kafka}
 [pipeline]
 workers = 2
 batch_messages = 500
@@ -191,14 +184,9 @@ aws_endpoint = "{endpoint}"
 aws_allow_http = "true"
 aws_region = "us-east-1"
 
-[alerts]
-topic = "{topic}-alerts"
-
-[dead_letters]
-topic = "{topic}-dead"
 "#,
             manifests = root().join("demo/manifests").display(),
-            group = unique("g"),
+            kafka = kafka_sections(&brokers, &topic),
             staging = dir.path().join("staging").display(),
         ),
     )

@@ -58,6 +58,36 @@ pub fn create_topic(brokers: &str, topic: &str, partitions: i32) {
     }
 }
 
+/// Creates `topic` with `partitions` partitions, and its alert and dead-letter
+/// topics `<topic>-alerts` and `<topic>-dead` (one partition each).
+pub fn create_topics(brokers: &str, topic: &str, partitions: i32) {
+    create_topic(brokers, topic, partitions);
+    create_topic(brokers, &format!("{topic}-alerts"), 1);
+    create_topic(brokers, &format!("{topic}-dead"), 1);
+}
+
+/// The `[kafka]`, `[alerts]` and `[dead_letters]` sections of a `run` config
+/// consuming `topic` in a fresh consumer group, with the topics of
+/// [`create_topics`].
+pub fn kafka_sections(brokers: &str, topic: &str) -> String {
+    format!(
+        r#"
+[kafka]
+brokers = "{brokers}"
+group_id = "{group}"
+topics = ["{topic}"]
+session_timeout_ms = 6000
+
+[alerts]
+topic = "{topic}-alerts"
+
+[dead_letters]
+topic = "{topic}-dead"
+"#,
+        group = unique("g"),
+    )
+}
+
 /// Produces `payloads` round-robin over `partitions` partitions and flushes.
 ///
 /// One record per batch: tansu 0.6.0 answers a fetch from an offset inside
