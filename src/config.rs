@@ -96,19 +96,88 @@ pub struct Config {
     pub telemetry: TelemetryConfig,
 }
 
-/// `[routes]`: where the route index comes from.
-#[derive(Debug, Clone, Default, Deserialize)]
+/// Where the live route index of `run` comes from (`routes.source`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RouteSourceKind {
+    /// Manifest files, re-read whenever they change (`routes.manifests`).
+    Manifests,
+    /// Watches of the Kubernetes API (in-cluster service account, KUBECONFIG,
+    /// or `routes.kube_api_url`).
+    Kube,
+}
+
+/// `[routes]`: where the route index comes from and how its history is kept.
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RoutesConfig {
+    /// `manifests` or `kube`; when absent: `manifests` if `manifests` is set,
+    /// else `kube`. Read it through [`RoutesConfig::source_kind`].
+    #[serde(default)]
+    pub source: Option<RouteSourceKind>,
     /// Manifest files or directories (like `replay --manifests`).
     #[serde(default)]
     pub manifests: Vec<PathBuf>,
+    /// How often the manifest files are checked for changes.
+    #[serde(default = "default_poll_interval_seconds")]
+    pub poll_interval_seconds: f64,
+    /// API server URL used without credentials (e.g. `kubectl proxy` at
+    /// `http://127.0.0.1:8001`); absent: in-cluster config or KUBECONFIG.
+    #[serde(default)]
+    pub kube_api_url: Option<String>,
+    /// Quiet time after a watched change before the index is rebuilt.
+    #[serde(default = "default_debounce_ms")]
+    pub debounce_ms: u64,
+    /// How long superseded snapshots are kept for late records.
+    #[serde(default = "default_history_retention_seconds")]
+    pub history_retention_seconds: u64,
+    /// A record up to this long after a routing change that disagrees with the
+    /// configuration is `in_transition`, not an alert.
+    #[serde(default = "default_grace_seconds")]
+    pub grace_seconds: f64,
+    /// Likewise up to this long before a change (the gateway may apply it first).
+    #[serde(default = "default_lead_seconds")]
+    pub lead_seconds: f64,
+    /// Rows carry `index_stale = true` once the source has not confirmed the
+    /// index for this long.
+    #[serde(default = "default_stale_after_seconds")]
+    pub stale_after_seconds: f64,
     /// Turn off listener isolation.
     #[serde(default)]
     pub no_listener_isolation: bool,
     /// Treat ExternalName Services as valid backends.
     #[serde(default)]
     pub allow_external_name: bool,
+}
+
+impl Default for RoutesConfig {
+    fn default() -> Self {
+        RoutesConfig {
+            source: None,
+            manifests: Vec::new(),
+            poll_interval_seconds: default_poll_interval_seconds(),
+            kube_api_url: None,
+            debounce_ms: default_debounce_ms(),
+            history_retention_seconds: default_history_retention_seconds(),
+            grace_seconds: default_grace_seconds(),
+            lead_seconds: default_lead_seconds(),
+            stale_after_seconds: default_stale_after_seconds(),
+            no_listener_isolation: false,
+            allow_external_name: false,
+        }
+    }
+}
+
+impl RoutesConfig {
+    /// The effective source: `source`, or `manifests` when manifest paths are
+    /// given, else `kube`.
+    pub fn source_kind(&self) -> RouteSourceKind {
+        self.source.unwrap_or(if self.manifests.is_empty() {
+            RouteSourceKind::Kube
+        } else {
+            RouteSourceKind::Manifests
+        })
+    }
 }
 
 /// `[kafka]`: the consumer group and the connection settings shared with the producer.
@@ -288,12 +357,17 @@ pub struct TelemetryConfig {
     /// Log consumer lag and counters this often (0: never).
     #[serde(default = "default_lag_interval")]
     pub log_interval_seconds: u64,
+    /// Address of the `/readyz`, `/healthz` and `/metrics` server
+    /// (e.g. `0.0.0.0:9090`); absent: no server.
+    #[serde(default)]
+    pub listen: Option<String>,
 }
 
 impl Default for TelemetryConfig {
     fn default() -> Self {
         Self {
             log_interval_seconds: default_lag_interval(),
+            listen: None,
         }
     }
 }
@@ -351,6 +425,24 @@ fn default_max_raw_bytes() -> usize {
 }
 fn default_lag_interval() -> u64 {
     10
+}
+fn default_poll_interval_seconds() -> f64 {
+    5.0
+}
+fn default_debounce_ms() -> u64 {
+    250
+}
+fn default_history_retention_seconds() -> u64 {
+    3600
+}
+fn default_grace_seconds() -> f64 {
+    30.0
+}
+fn default_lead_seconds() -> f64 {
+    2.0
+}
+fn default_stale_after_seconds() -> f64 {
+    60.0
 }
 
 impl Config {
@@ -429,11 +521,47 @@ impl Config {
                 ));
             }
         }
-        if self.routes.manifests.is_empty() {
+        let r = &self.routes;
+        if r.source_kind() == RouteSourceKind::Manifests && r.manifests.is_empty() {
             return Err(ConfigError::key(
                 "routes.manifests",
-                "needs at least one manifest file or directory",
+                "needs at least one manifest file or directory (with routes.source = \"manifests\")",
             ));
+        }
+        if let Some(url) = &r.kube_api_url {
+            if url
+                .parse::<http::Uri>()
+                .map_or(true, |u| u.scheme().is_none())
+            {
+                return Err(ConfigError::key(
+                    "routes.kube_api_url",
+                    format!("not an absolute URL: {url:?}"),
+                ));
+            }
+        }
+        for (key, value) in [
+            ("routes.poll_interval_seconds", r.poll_interval_seconds),
+            ("routes.stale_after_seconds", r.stale_after_seconds),
+        ] {
+            if !(value.is_finite() && value > 0.0) {
+                return Err(ConfigError::key(key, "must be a positive number"));
+            }
+        }
+        for (key, value) in [
+            ("routes.grace_seconds", r.grace_seconds),
+            ("routes.lead_seconds", r.lead_seconds),
+        ] {
+            if !(value.is_finite() && value >= 0.0) {
+                return Err(ConfigError::key(key, "must be zero or a positive number"));
+            }
+        }
+        if let Some(addr) = &self.telemetry.listen {
+            if addr.parse::<std::net::SocketAddr>().is_err() {
+                return Err(ConfigError::key(
+                    "telemetry.listen",
+                    format!("not an ip:port address: {addr:?}"),
+                ));
+            }
         }
         let p = &self.pipeline;
         if p.batch_messages == 0 {
@@ -517,6 +645,17 @@ impl Config {
     /// The roll age as a duration.
     pub fn max_file_age(&self) -> Duration {
         Duration::from_secs_f64(self.parquet.max_file_age_seconds)
+    }
+
+    /// The history settings of `[routes]`.
+    pub fn history_options(&self) -> crate::kube::HistoryOptions {
+        let r = &self.routes;
+        crate::kube::HistoryOptions {
+            retention: Duration::from_secs(r.history_retention_seconds),
+            grace: Duration::from_secs_f64(r.grace_seconds),
+            lead: Duration::from_secs_f64(r.lead_seconds),
+            stale_after: Duration::from_secs_f64(r.stale_after_seconds),
+        }
     }
 
     /// The number of worker threads to start.
@@ -627,5 +766,73 @@ mod tests {
         assert!(e.to_string().contains("parquet.zstd_level"), "{e}");
         let e = load(EXAMPLE, &[("ROUTEPROOF_KAFKA__TOPICS", "[]")]).unwrap_err();
         assert!(e.to_string().contains("kafka.topics"), "{e}");
+    }
+
+    #[test]
+    fn route_source_follows_the_manifests_unless_set() {
+        let c = load(EXAMPLE, &[]).expect("valid");
+        assert_eq!(c.routes.source_kind(), RouteSourceKind::Manifests);
+        let c = load(EXAMPLE, &[("ROUTEPROOF_ROUTES__MANIFESTS", "[]")]).expect("valid");
+        assert_eq!(c.routes.source_kind(), RouteSourceKind::Kube);
+        let c = load(EXAMPLE, &[("ROUTEPROOF_ROUTES__SOURCE", "kube")]).expect("valid");
+        assert_eq!(c.routes.source_kind(), RouteSourceKind::Kube);
+        let e = load(
+            EXAMPLE,
+            &[
+                ("ROUTEPROOF_ROUTES__SOURCE", "manifests"),
+                ("ROUTEPROOF_ROUTES__MANIFESTS", "[]"),
+            ],
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("routes.manifests"), "{e}");
+        let e = load(EXAMPLE, &[("ROUTEPROOF_ROUTES__SOURCE", "etcd")]).unwrap_err();
+        assert!(e.to_string().contains("routes.source"), "{e}");
+    }
+
+    #[test]
+    fn history_and_telemetry_keys_are_checked() {
+        let c = load(
+            EXAMPLE,
+            &[
+                ("ROUTEPROOF_ROUTES__GRACE_SECONDS", "5"),
+                ("ROUTEPROOF_ROUTES__HISTORY_RETENTION_SECONDS", "600"),
+            ],
+        )
+        .expect("valid");
+        let h = c.history_options();
+        assert_eq!(h.grace, Duration::from_secs(5));
+        assert_eq!(h.retention, Duration::from_secs(600));
+        assert_eq!(h.stale_after, Duration::from_secs(60));
+        for (var, value, key) in [
+            (
+                "ROUTEPROOF_ROUTES__GRACE_SECONDS",
+                "-1",
+                "routes.grace_seconds",
+            ),
+            (
+                "ROUTEPROOF_ROUTES__POLL_INTERVAL_SECONDS",
+                "0",
+                "routes.poll_interval_seconds",
+            ),
+            (
+                "ROUTEPROOF_ROUTES__KUBE_API_URL",
+                "not a url",
+                "routes.kube_api_url",
+            ),
+            (
+                "ROUTEPROOF_TELEMETRY__LISTEN",
+                "localhost",
+                "telemetry.listen",
+            ),
+        ] {
+            let e = load(EXAMPLE, &[(var, value)]).unwrap_err();
+            assert!(e.to_string().contains(key), "{var}: {e}");
+        }
+        let c = load(
+            EXAMPLE,
+            &[("ROUTEPROOF_TELEMETRY__LISTEN", "127.0.0.1:9090")],
+        )
+        .expect("valid");
+        assert_eq!(c.telemetry.listen.as_deref(), Some("127.0.0.1:9090"));
     }
 }

@@ -22,8 +22,18 @@
 //! writers, and the consumer loop commits the resulting offsets synchronously
 //! before the partitions are released. On assignment, the resume offset of each
 //! partition is computed from storage (see [`crate::sink::kafka_files`]) and
-//! the partitions are assigned at those offsets. Alerts are aggregated per
-//! worker (a condition seen by two workers is reported by each, with its count).
+//! the partitions are assigned at those offsets. The workers' alert
+//! aggregators are handles on one aggregation, so a condition seen on several
+//! partitions is one alert with one count.
+//!
+//! # Route index
+//!
+//! Every record is judged against the snapshot of the live [`IndexHistory`]
+//! in force at its event time (fed by the Kubernetes watchers or the manifest
+//! poller, see [`crate::kube`]). The caller starts consuming only once the
+//! history is ready, so no record is judged against an empty index.
+//! Config-audit alerts of the history's publisher arrive on a channel and are
+//! produced to the alert topic by a forwarding thread.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::PathBuf;
@@ -40,9 +50,8 @@ use rdkafka::types::RDKafkaRespErr;
 use rdkafka::ClientContext;
 
 use crate::config::Config;
-use crate::gateway::RouteIndex;
-use crate::pipeline::{Origin, Outputs, PipelineOptions, RecordProcessor};
-use crate::resolve::EndpointIndex;
+use crate::kube::IndexHistory;
+use crate::pipeline::{LiveOutcome, Origin, Outputs, PipelineOptions, RecordProcessor};
 use crate::sink::alerts::{Alert, AlertAggregator, AlertAggregatorConfig, AlertSink, QuietClock};
 use crate::sink::deadletter::{DeadLetterFileSink, DeadLetterSink};
 use crate::sink::kafka::{KafkaAlertSink, KafkaDeadLetterSink, SharedProducer};
@@ -53,6 +62,7 @@ use crate::sink::SinkError;
 use crate::source::kafka::{
     client_config, consumer_config, Batcher, LagTracker, MessageBatch, TopicPartition,
 };
+use crate::source::resume_check::ResumeCheck;
 
 /// Errors of the service.
 #[derive(Debug, thiserror::Error)]
@@ -83,10 +93,15 @@ pub struct RunSummary {
     pub files: u64,
     /// Offset commits made.
     pub commits: u64,
+    /// Partitions whose first message after an assignment came after the
+    /// resume offset (records the broker did not deliver; see
+    /// [`crate::source::resume_check`]).
+    pub resume_gaps: u64,
 }
 
 #[derive(Default)]
 struct Counters {
+    resume_gaps: AtomicU64,
     records: AtomicU64,
     dead_letters: AtomicU64,
     alerts: AtomicU64,
@@ -134,6 +149,8 @@ struct Coordinator {
     failure: Arc<Failure>,
     counters: Arc<Counters>,
     lag: Mutex<LagTracker>,
+    /// Resume offsets awaiting their first message.
+    resume: ResumeCheck,
     log: bool,
 }
 
@@ -283,6 +300,9 @@ impl Coordinator {
         if self.log {
             log(format_args!("revoked {}", describe(&tps)));
         }
+        for (topic, partition) in &tps {
+            self.resume.forget(topic, *partition);
+        }
         if self.failure().is_some() {
             // After a failure nothing more is published or committed: a restart
             // recovers from storage.
@@ -380,6 +400,7 @@ impl Coordinator {
                 {
                     self.fail(format!("seeking {topic}/{partition}: {e}"));
                 }
+                self.resume.expect(topic.clone(), *partition, offset);
             }
             described.push(format!(
                 "{topic}/{partition}@{}",
@@ -476,8 +497,7 @@ impl ConsumerContext for RunContext {
 /// Everything a worker needs, borrowed from the service.
 struct WorkerSetup<'a> {
     id: usize,
-    index: &'a RouteIndex,
-    endpoints: &'a EndpointIndex,
+    history: &'a IndexHistory,
     options: &'a PipelineOptions,
     config: &'a Config,
     store: &'a OutputStore,
@@ -487,6 +507,8 @@ struct WorkerSetup<'a> {
     producer: Option<SharedProducer>,
     commits: Sender<(TopicPartition, i64)>,
     counters: &'a Counters,
+    /// The aggregation every worker's handle shares.
+    alerts: &'a AlertAggregator,
 }
 
 struct Worker<'a> {
@@ -506,7 +528,9 @@ struct Worker<'a> {
 }
 
 /// A worker that received no record for this long lets its alert clock run
-/// with wall-clock time, so alerts resolve when the traffic stops too.
+/// with wall-clock time, so alerts resolve when the traffic stops too. Each
+/// worker extrapolates from the event time of its own last record; while other
+/// workers are busy, the shared aggregation's clock is usually ahead already.
 const QUIET_AFTER: Duration = Duration::from_secs(1);
 
 impl<'a> Worker<'a> {
@@ -541,12 +565,9 @@ impl<'a> Worker<'a> {
             _ => None,
         };
         Ok(Self {
-            processor: RecordProcessor::new(setup.index, setup.endpoints, setup.options),
+            processor: RecordProcessor::new_live(setup.options),
             writers: HashMap::new(),
-            aggregator: AlertAggregator::new(AlertAggregatorConfig {
-                window: Duration::from_secs(c.alerts.window_seconds),
-                max_sample_request_ids: c.alerts.max_sample_request_ids,
-            }),
+            aggregator: setup.alerts.handle(),
             alert_queue: Vec::new(),
             alert_sink,
             dead,
@@ -604,7 +625,18 @@ impl<'a> Worker<'a> {
                 partition: batch.partition,
                 offset,
             };
-            self.processor.process_payload(payload, origin, &mut out)?;
+            // Held only before the history is ready, which `run`'s caller
+            // waits for (readiness is never withdrawn); retrying keeps the
+            // record rather than judging it against an empty index.
+            while self.processor.process_payload_live(
+                payload,
+                origin,
+                &mut out,
+                self.setup.history,
+            )? == LiveOutcome::Held
+            {
+                std::thread::sleep(Duration::from_millis(50));
+            }
             writer.consumed(offset);
         }
         self.quiet
@@ -643,9 +675,8 @@ impl<'a> Worker<'a> {
     /// While no record arrives, moves the alert clock on with wall-clock time
     /// and produces the `resolved` alerts that causes.
     fn resolve_quiet(&mut self) -> Result<(), SinkError> {
-        if self.aggregator.open_alerts() == 0 {
-            return Ok(());
-        }
+        // `advance_to` takes the shared aggregation's lock only when an open
+        // alert may be due.
         if let Some(t) = self.quiet.extrapolated(Instant::now(), QUIET_AFTER) {
             self.aggregator.advance_to(t, &mut self.alert_queue);
             self.send_alerts()?;
@@ -744,11 +775,15 @@ impl<'a> Worker<'a> {
 
 /// Runs the service until `stop` is set (SIGTERM/SIGINT) or an error occurs.
 /// On a stop, every partition is rolled and committed before returning.
+///
+/// Records are judged against `history` (which should be ready); the alerts
+/// arriving on `config_alerts` (config audits of the history's publisher) are
+/// produced to the alert topic next to the record alerts.
 pub fn run(
     config: &Config,
-    index: &RouteIndex,
-    endpoints: &EndpointIndex,
+    history: &IndexHistory,
     options: &PipelineOptions,
+    config_alerts: Option<Receiver<Alert>>,
     stop: Arc<AtomicBool>,
 ) -> Result<RunSummary, ServiceError> {
     let store = Arc::new(OutputStore::open(
@@ -789,20 +824,6 @@ pub fn run(
         receivers.push(rx);
     }
     let counters = Arc::new(Counters::default());
-    // The config audits of the manifests first, like `replay`
-    // (route_not_accepted, backend_ref_unresolved, shadowed_rule, ...). Sent at
-    // every start; keyed by fingerprint, so a compacted topic keeps one of each.
-    if let (Some(p), false) = (&producer, config.alerts.topic.is_empty()) {
-        let mut sink = KafkaAlertSink::new(p.clone(), config.alerts.topic.clone());
-        let audits =
-            crate::kube::static_config_alerts(index, chrono::Utc::now().timestamp_micros());
-        for alert in &audits {
-            sink.send(alert)?;
-        }
-        counters
-            .alerts
-            .fetch_add(audits.len() as u64, Ordering::Relaxed);
-    }
     let failure = Arc::new(Failure {
         message: Mutex::new(None),
         stop,
@@ -816,18 +837,24 @@ pub fn run(
         failure: failure.clone(),
         counters: counters.clone(),
         lag: Mutex::new(LagTracker::default()),
+        resume: ResumeCheck::new(),
         log: true,
     });
     let (commit_tx, commit_rx) = mpsc::channel::<(TopicPartition, i64)>();
 
     let mut messages = 0u64;
+    let forwarding_done = AtomicBool::new(false);
+    // One aggregation for all workers: a burst spread over partitions is one alert.
+    let alerts = AlertAggregator::new(AlertAggregatorConfig {
+        window: Duration::from_secs(config.alerts.window_seconds),
+        max_sample_request_ids: config.alerts.max_sample_request_ids,
+    });
     std::thread::scope(|scope| -> Result<(), ServiceError> {
         let mut handles = Vec::new();
         for (id, rx) in receivers.into_iter().enumerate() {
             let setup = WorkerSetup {
                 id,
-                index,
-                endpoints,
+                history,
                 options,
                 config,
                 store: &store,
@@ -837,6 +864,7 @@ pub fn run(
                 producer: producer.clone(),
                 commits: commit_tx.clone(),
                 counters: &counters,
+                alerts: &alerts,
             };
             let failure = failure.clone();
             handles.push(scope.spawn(move || {
@@ -847,8 +875,21 @@ pub fn run(
             }));
         }
         drop(commit_tx);
+        if let Some(rx) = config_alerts {
+            let mut sink = match (&producer, config.alerts.topic.is_empty()) {
+                (Some(p), false) => {
+                    Some(KafkaAlertSink::new(p.clone(), config.alerts.topic.clone()))
+                }
+                _ => None,
+            };
+            let (failure, counters, done) = (failure.clone(), &counters, &forwarding_done);
+            handles.push(scope.spawn(move || {
+                forward_config_alerts(&rx, sink.as_mut(), done, counters, &failure);
+            }));
+        }
 
         let result = consume_loop(config, &coordinator, &commit_rx, &mut messages, &counters);
+        forwarding_done.store(true, Ordering::SeqCst);
         // Workers end when their queues close: the coordinator holds the senders
         // and the consumer (with its context) is gone by now.
         drop(coordinator);
@@ -865,7 +906,35 @@ pub fn run(
         alerts: counters.alerts.load(Ordering::Relaxed),
         files: counters.files.load(Ordering::Relaxed),
         commits: counters.commits.load(Ordering::Relaxed),
+        resume_gaps: counters.resume_gaps.load(Ordering::Relaxed),
     })
+}
+
+/// Produces config-audit alerts to the alert topic (or drops them when no
+/// topic is configured) until `done` is set or the channel closes.
+fn forward_config_alerts(
+    rx: &Receiver<Alert>,
+    mut sink: Option<&mut KafkaAlertSink>,
+    done: &AtomicBool,
+    counters: &Counters,
+    failure: &Failure,
+) {
+    loop {
+        match rx.recv_timeout(Duration::from_millis(200)) {
+            Ok(alert) => {
+                if let Some(sink) = sink.as_deref_mut() {
+                    if let Err(e) = sink.send(&alert) {
+                        failure.fail(format!("config alert: {e}"));
+                        return;
+                    }
+                    counters.alerts.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            Err(RecvTimeoutError::Timeout) if done.load(Ordering::SeqCst) => return,
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => return,
+        }
+    }
 }
 
 fn consume_loop(
@@ -902,6 +971,14 @@ fn consume_loop(
             Some(Ok(msg)) => {
                 *messages += 1;
                 since_log += 1;
+                if let Some(gap) =
+                    coordinator
+                        .resume
+                        .check(msg.topic(), msg.partition(), msg.offset())
+                {
+                    log(format_args!("warning: {gap}"));
+                    counters.resume_gaps.fetch_add(1, Ordering::Relaxed);
+                }
                 let full = {
                     let Ok(mut b) = coordinator.batcher.lock() else {
                         result = Err("batcher lock poisoned".into());

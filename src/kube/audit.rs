@@ -15,6 +15,13 @@
 //!
 //! The first snapshot is compared against nothing: every condition it has is
 //! new (that is the start-up audit `replay` writes too).
+//!
+//! An alert stays open until its condition clears; then the same fingerprint
+//! is sent once more with state `resolved` (so a compacted alert topic ends
+//! with the resolution). A `referencegrant_revoked` alert clears when none of
+//! the refs that lost access is `RefNotPermitted` any more (the grant came
+//! back, or the routes stopped using those backends); the other types clear
+//! when no condition with their fingerprint is left.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -133,6 +140,16 @@ type RefKey = (&'static str, String, usize, String);
 #[derive(Debug, Default)]
 pub struct ConfigAuditor {
     previous: Option<Audited>,
+    /// Firing alerts by fingerprint, until their condition clears.
+    open: BTreeMap<String, OpenAlert>,
+}
+
+/// A firing config alert and what keeps it firing.
+#[derive(Debug)]
+struct OpenAlert {
+    alert: Alert,
+    /// For `referencegrant_revoked`: the `(route, backend)` refs that lost access.
+    lost: Vec<(String, String)>,
 }
 
 #[derive(Debug)]
@@ -182,19 +199,24 @@ impl ConfigAuditor {
                     revoked_refs.insert((r.1.clone(), r.3.clone()));
                 }
                 let first = refs.first().copied();
-                alerts.push(alert(
-                    ConfigCondition {
-                        alert_type: AlertType::ReferencegrantRevoked,
-                        route: first.map(|r| r.1.clone()),
-                        route_kind: first.map(|r| r.0),
-                        rule: first.and_then(|r| i32::try_from(r.2).ok()),
-                        backends: backends.into_iter().collect(),
-                        reason: format!(
-                            "ReferenceGrant {grant} removed or narrowed; lost access: {}",
-                            lost.join(", ")
-                        ),
-                    },
-                    effective_us,
+                let lost_refs: Vec<(String, String)> =
+                    refs.iter().map(|r| (r.1.clone(), r.3.clone())).collect();
+                alerts.push((
+                    lost_refs,
+                    alert(
+                        ConfigCondition {
+                            alert_type: AlertType::ReferencegrantRevoked,
+                            route: first.map(|r| r.1.clone()),
+                            route_kind: first.map(|r| r.0),
+                            rule: first.and_then(|r| i32::try_from(r.2).ok()),
+                            backends: backends.into_iter().collect(),
+                            reason: format!(
+                                "ReferenceGrant {grant} removed or narrowed; lost access: {}",
+                                lost.join(", ")
+                            ),
+                        },
+                        effective_us,
+                    ),
                 ));
             }
         }
@@ -210,12 +232,83 @@ impl ConfigAuditor {
                         .all(|b| revoked_refs.contains(&(route.clone(), b.clone())))
                 });
             if !seen && !covered {
-                alerts.push(alert(c.clone(), effective_us));
+                alerts.push((Vec::new(), alert(c.clone(), effective_us)));
             }
         }
+        let mut out = self.resolve_cleared(index, &current, effective_us);
+        for (lost, a) in alerts {
+            if !self.open.contains_key(&a.fingerprint) {
+                self.open.insert(
+                    a.fingerprint.clone(),
+                    OpenAlert {
+                        alert: a.clone(),
+                        lost,
+                    },
+                );
+            }
+            out.push(a);
+        }
         self.previous = Some(current);
-        alerts
+        out
     }
+
+    /// Closes the open alerts whose condition no longer holds in `index`,
+    /// returning their `resolved` messages.
+    fn resolve_cleared(
+        &mut self,
+        index: &RouteIndex,
+        current: &Audited,
+        effective_us: i64,
+    ) -> Vec<Alert> {
+        if self.open.is_empty() {
+            return Vec::new();
+        }
+        let holding: BTreeSet<String> = current
+            .conditions
+            .iter()
+            .map(|c| fingerprint_of(c.alert_type, c.route.as_deref(), c.rule, &c.backends))
+            .collect();
+        let not_permitted: BTreeSet<(String, String)> = not_permitted_refs(index)
+            .into_iter()
+            .map(|r| (r.1, r.3))
+            .collect();
+        let cleared: Vec<String> = self
+            .open
+            .iter()
+            .filter(|(fingerprint, open)| match open.alert.alert_type {
+                AlertType::ReferencegrantRevoked => {
+                    !open.lost.iter().any(|r| not_permitted.contains(r))
+                }
+                _ => !holding.contains(*fingerprint),
+            })
+            .map(|(fingerprint, _)| fingerprint.clone())
+            .collect();
+        let when = format_event_time(effective_us);
+        cleared
+            .into_iter()
+            .filter_map(|fingerprint| self.open.remove(&fingerprint))
+            .map(|open| Alert {
+                state: AlertState::Resolved,
+                last_seen: when.clone(),
+                ..open.alert
+            })
+            .collect()
+    }
+}
+
+/// The fingerprint of a config condition (backends sorted and deduplicated).
+fn fingerprint_of(
+    alert_type: AlertType,
+    route: Option<&str>,
+    rule: Option<i32>,
+    backends: &[String],
+) -> String {
+    let mut backends: Vec<&str> = backends.iter().map(String::as_str).collect();
+    backends.sort_unstable();
+    backends.dedup();
+    fingerprint_hex(alert_fingerprint(
+        alert_type, None, route, rule, backends, None,
+    ))
 }
 
 fn each_ref(index: &RouteIndex, mut f: impl FnMut(RefKey, Option<RefReason>, String)) {
@@ -344,21 +437,14 @@ fn title(b: bool) -> &'static str {
 }
 
 fn alert(c: ConfigCondition, effective_us: i64) -> Alert {
+    let fingerprint = fingerprint_of(c.alert_type, c.route.as_deref(), c.rule, &c.backends);
     let mut backends = c.backends;
     backends.sort();
     backends.dedup();
-    let fingerprint = alert_fingerprint(
-        c.alert_type,
-        None,
-        c.route.as_deref(),
-        c.rule,
-        backends.iter().map(String::as_str),
-        None,
-    );
     let when = format_event_time(effective_us);
     Alert {
         schema_version: ALERT_SCHEMA_VERSION,
-        fingerprint: fingerprint_hex(fingerprint),
+        fingerprint,
         alert_type: c.alert_type,
         state: AlertState::Firing,
         severity: c.alert_type.severity(),
@@ -471,8 +557,55 @@ spec:
         assert!(!types(&alerts).contains(&AlertType::BackendRefUnresolved));
         // Nothing new the next time.
         assert!(auditor.observe(&index(BASE, 3), 2).is_empty());
-        // The grant comes back: no alerts (resolution is not alerted).
-        assert!(auditor.observe(&index(&with_grant, 4), 3).is_empty());
+        // The grant comes back: the revocation and the drift resolve, once,
+        // under the fingerprints they fired with.
+        let resolved = auditor.observe(&index(&with_grant, 4), 3);
+        assert_eq!(resolved.len(), 2, "{resolved:?}");
+        assert!(resolved.iter().all(|a| a.state == AlertState::Resolved));
+        for r in &resolved {
+            assert!(
+                alerts
+                    .iter()
+                    .any(|a| a.fingerprint == r.fingerprint && a.alert_type == r.alert_type),
+                "{r:?}"
+            );
+        }
+        assert!(auditor.observe(&index(&with_grant, 5), 4).is_empty());
+    }
+
+    #[test]
+    fn a_condition_that_clears_is_resolved_once_and_can_fire_again() {
+        // The grant is in place but the Service is missing: BackendNotFound.
+        let fixed = format!("{BASE}{GRANT}");
+        let broken = fixed.replace("metadata: {name: orders,", "metadata: {name: other,");
+        assert_ne!(broken, fixed);
+        let mut auditor = ConfigAuditor::new();
+        let fired = auditor.observe(&index(&broken, 1), 0);
+        let unresolved: Vec<&Alert> = fired
+            .iter()
+            .filter(|a| a.alert_type == AlertType::BackendRefUnresolved)
+            .collect();
+        assert_eq!(unresolved.len(), 1, "{fired:?}");
+        assert_eq!(unresolved[0].state, AlertState::Firing);
+        // Still broken: nothing.
+        assert!(auditor.observe(&index(&broken, 2), 1).is_empty());
+        // Fixed (the Service is back): resolved.
+        let out = auditor.observe(&index(&fixed, 3), 2_000_000);
+        let resolved: Vec<&Alert> = out
+            .iter()
+            .filter(|a| a.fingerprint == unresolved[0].fingerprint)
+            .collect();
+        assert_eq!(resolved.len(), 1, "{out:?}");
+        assert_eq!(resolved[0].state, AlertState::Resolved);
+        assert_eq!(resolved[0].last_seen, format_event_time(2_000_000));
+        // Broken again: fires again.
+        let again = auditor.observe(&index(&broken, 4), 3_000_000);
+        assert!(
+            again.iter().any(
+                |a| a.fingerprint == unresolved[0].fingerprint && a.state == AlertState::Firing
+            ),
+            "{again:?}"
+        );
     }
 
     #[test]

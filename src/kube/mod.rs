@@ -104,6 +104,15 @@ pub fn client_for_url(url: &str) -> Result<::kube::Client, LiveError> {
     ::kube::Client::try_from(::kube::Config::new(uri)).map_err(|e| LiveError::Client(Box::new(e)))
 }
 
+/// A client from the environment: the in-cluster service account, else
+/// KUBECONFIG / `~/.kube/config` (as `kubectl` finds it).
+pub async fn default_client() -> Result<::kube::Client, LiveError> {
+    install_crypto_provider();
+    ::kube::Client::try_default()
+        .await
+        .map_err(|e| LiveError::Client(Box::new(e)))
+}
+
 /// Writes a warning to stderr (silenced by `ROUTEPROOF_QUIET`).
 pub(crate) fn warn(message: &str) {
     if std::env::var_os("ROUTEPROOF_QUIET").is_none() {

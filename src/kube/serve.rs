@@ -47,7 +47,18 @@ impl HealthServer {
 fn handle(mut stream: TcpStream, history: &IndexHistory) -> std::io::Result<()> {
     stream.set_read_timeout(Some(Duration::from_secs(2)))?;
     let mut line = String::new();
-    BufReader::new(&stream).read_line(&mut line)?;
+    let mut reader = BufReader::new(&stream);
+    reader.read_line(&mut line)?;
+    // Read the headers up to the blank line before answering: closing a
+    // socket with unread input makes the kernel send a reset, and the client
+    // (a kubelet probe, a scraper) may lose the response.
+    let mut header = String::new();
+    for _ in 0..100 {
+        header.clear();
+        if reader.read_line(&mut header)? == 0 || header.trim_end().is_empty() {
+            break;
+        }
+    }
     let path = line.split_whitespace().nth(1).unwrap_or("/");
     let (status, content_type, body) = match path {
         "/healthz" => ("200 OK", "text/plain", "ok\n".to_string()),

@@ -323,6 +323,19 @@ fn resolve_in_rule<'i>(
         Some(first) if live.all(|b| b.key == first.key) => Some(first),
         _ => None,
     };
+    // A rule with a single live backend implies that backend, unless the
+    // upstream host belongs to other Services only: then the gateway sent the
+    // request elsewhere (e.g. it still uses a backend whose weight went to 0),
+    // and the endpoint is the better evidence. A backendRef named by the
+    // cluster itself is trusted as named.
+    let single = single.filter(|b| {
+        let assumed = BackendRef {
+            namespace: b.namespace.as_str(),
+            name: b.name.as_str(),
+            port: b.port,
+        };
+        consistency(candidates, &assumed) != Some(false)
+    });
     if let Some(backend) = named.or(single) {
         let backend_ref = BackendRef {
             namespace: backend.namespace.as_str(),

@@ -45,6 +45,10 @@ spec:
     backendRefs:
     - {name: web, port: 80, weight: 90}
     - {name: web-canary, port: 80, weight: 10}
+  - matches: [{path: {type: PathPrefix, value: /drained}}]
+    backendRefs:
+    - {name: api-v1, port: 80, weight: 0}
+    - {name: api-v2, port: 80, weight: 100}
 ---
 apiVersion: v1
 kind: Service
@@ -1000,6 +1004,37 @@ fn envoy_gateway_rule_cluster_is_narrowed_by_the_endpoint() {
         shown(&actual),
         "shop/api-v2:80 endpoint upstream_failure clear"
     );
+}
+
+#[test]
+fn a_single_live_backend_yields_to_contradicting_endpoint_evidence() {
+    let (endpoints, routes) = fixture();
+    let eg = Implementation::EnvoyGateway;
+    // Rule 3 sends everything to api-v2 (api-v1 has weight 0), yet the host
+    // that answered is an api-v1 pod: the gateway still uses the drained
+    // backend, and the endpoint says so.
+    let drained = Some("httproute/shop/storefront/rule/3");
+    let ev = evidence(eg, drained, None, &["10.244.2.31:9000"], Some("-"), 200);
+    let actual = resolve_actual(&ev, &endpoints, &routes, &["shop/api-v2"]);
+    assert_eq!(shown(&actual), "shop/api-v1:80 endpoint proxied clear");
+    assert_eq!(actual.note, "endpoint within the logged rule's backends");
+    // An api-v2 pod agrees with the single live backend.
+    let ev = evidence(eg, drained, None, &["10.244.3.44:9000"], Some("-"), 200);
+    let actual = resolve_actual(&ev, &endpoints, &routes, &["shop/api-v2"]);
+    assert_eq!(shown(&actual), "shop/api-v2:80 cluster_name proxied clear");
+    assert_eq!(actual.endpoint_consistent, Some(true));
+    // A single-backend rule answered by another Service's pod.
+    let ev = evidence(
+        eg,
+        Some("httproute/shop/storefront/rule/0"),
+        None,
+        &["10.244.2.31:9000"],
+        Some("-"),
+        200,
+    );
+    let actual = resolve_actual(&ev, &endpoints, &routes, &["shop/web"]);
+    assert_eq!(shown(&actual), "shop/api-v1:80 endpoint proxied clear");
+    assert_eq!(actual.note, "endpoint outside the logged rule's backends");
 }
 
 #[test]

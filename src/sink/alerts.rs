@@ -42,9 +42,18 @@
 //!
 //! `count`, `first_seen` and `last_seen` are cumulative since the alert opened.
 //! Memory grows with the number of distinct fingerprints open at once.
+//!
+//! Handles made with [`AlertAggregator::handle`] share one aggregation (the
+//! worker threads of `run`); the clock is then the largest event time any
+//! handle has brought in, so a partition far behind the others may see an
+//! alert of its records resolve and open again. Instances of a consumer group
+//! aggregate separately; alerts are keyed by fingerprint, so a compacted topic
+//! keeps the latest state per instance's emission.
 
 use std::collections::HashMap;
 use std::path::Path;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -394,15 +403,35 @@ struct OpenAlert {
 
 /// Deduplicates alert occurrences by fingerprint over an event-time window.
 /// See the [module documentation](self) for the exact semantics.
+///
+/// [`AlertAggregator::handle`] gives another handle on the same state, so the
+/// worker threads of `run` aggregate together: a burst spread over partitions
+/// and workers is still one alert with one count. Records that raise no alert
+/// take no lock (only an atomic load); the lock is taken per alert-worthy
+/// record and when an open alert may resolve.
 #[derive(Debug)]
 pub struct AlertAggregator {
+    shared: Arc<SharedAggregation>,
+    /// Largest event time this handle has seen (merged into the shared clock
+    /// whenever the lock is taken).
+    local_clock: Option<i64>,
+}
+
+#[derive(Debug)]
+struct SharedAggregation {
     window_micros: i64,
     max_sample_request_ids: usize,
+    state: Mutex<AggregationState>,
+    /// No open alert can resolve before this time (a lower bound), readable
+    /// without the lock.
+    next_expiry: AtomicI64,
+}
+
+#[derive(Debug, Default)]
+struct AggregationState {
     open: HashMap<u64, OpenAlert>,
-    /// Largest event time seen.
+    /// Largest event time seen by any handle (as of its last lock).
     clock: Option<i64>,
-    /// No open alert can resolve before this time (a lower bound).
-    next_expiry: i64,
 }
 
 impl AlertAggregator {
@@ -412,39 +441,65 @@ impl AlertAggregator {
             .unwrap_or(i64::MAX)
             .max(1);
         Self {
-            window_micros,
-            max_sample_request_ids: config.max_sample_request_ids,
-            open: HashMap::new(),
-            clock: None,
-            next_expiry: i64::MAX,
+            shared: Arc::new(SharedAggregation {
+                window_micros,
+                max_sample_request_ids: config.max_sample_request_ids,
+                state: Mutex::new(AggregationState::default()),
+                next_expiry: AtomicI64::new(i64::MAX),
+            }),
+            local_clock: None,
         }
     }
 
-    /// The aggregator's clock: the largest event time seen (µs), if any.
+    /// Another handle on the same aggregation (for another thread).
+    pub fn handle(&self) -> Self {
+        Self {
+            shared: Arc::clone(&self.shared),
+            local_clock: None,
+        }
+    }
+
+    /// The largest event time (µs) this handle has seen, if any.
     pub fn clock(&self) -> Option<i64> {
-        self.clock
+        self.local_clock
     }
 
     /// Number of open (firing) alerts.
     pub fn open_alerts(&self) -> usize {
-        self.open.len()
+        self.lock().open.len()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, AggregationState> {
+        // The state stays consistent between statements, so a panic on
+        // another thread does not invalidate it.
+        self.shared
+            .state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Counts one occurrence; pushes to `out` the alerts it causes: `resolved` alerts
     /// whose quiet window has passed, then a `firing` alert for this occurrence's
     /// condition if it is new or was last emitted at least a window ago.
     pub fn observe(&mut self, occurrence: &AlertOccurrence<'_>, out: &mut Vec<Alert>) {
-        self.advance_to(occurrence.event_time, out);
-        let now = self.clock.unwrap_or(occurrence.event_time);
         let t = occurrence.event_time;
+        self.local_clock = Some(self.local_clock.map_or(t, |c| c.max(t)));
+        let shared = Arc::clone(&self.shared);
+        let mut state = self.lock();
+        let now = state
+            .clock
+            .map_or(t, |c| c.max(t))
+            .max(self.local_clock.unwrap_or(t));
+        state.clock = Some(now);
+        shared.resolve_due(&mut state, now, out);
         let fingerprint = occurrence.fingerprint();
-        let window = self.window_micros;
-        match self.open.get_mut(&fingerprint) {
+        let window = shared.window_micros;
+        match state.open.get_mut(&fingerprint) {
             Some(open) => {
                 open.count += 1;
                 open.first_seen = open.first_seen.min(t);
                 open.last_seen = open.last_seen.max(t);
-                if open.alert.sample_request_ids.len() < self.max_sample_request_ids {
+                if open.alert.sample_request_ids.len() < shared.max_sample_request_ids {
                     if let Some(id) = occurrence.request_id {
                         open.alert.sample_request_ids.push(id.to_string());
                     }
@@ -479,7 +534,7 @@ impl AlertAggregator {
                     last_seen: String::new(),
                     sample_request_ids: occurrence
                         .request_id
-                        .filter(|_| self.max_sample_request_ids > 0)
+                        .filter(|_| shared.max_sample_request_ids > 0)
                         .map(|id| vec![id.to_string()])
                         .unwrap_or_default(),
                     hint: occurrence.alert_type.hint().to_string(),
@@ -493,52 +548,71 @@ impl AlertAggregator {
                     last_emitted: now,
                 };
                 out.push(open.snapshot(AlertState::Firing));
-                self.next_expiry = self.next_expiry.min(t.saturating_add(window));
-                self.open.insert(fingerprint, open);
+                shared
+                    .next_expiry
+                    .fetch_min(t.saturating_add(window), Ordering::Relaxed);
+                state.open.insert(fingerprint, open);
             }
         }
     }
 
     /// Moves the clock to `event_time` (if later) and pushes a `resolved` alert for
     /// every open alert whose last occurrence is a window or more in the past, ordered
-    /// by first occurrence, then fingerprint.
+    /// by first occurrence, then fingerprint. Takes no lock unless an alert may
+    /// be due.
     pub fn advance_to(&mut self, event_time: i64, out: &mut Vec<Alert>) {
-        let now = self.clock.map_or(event_time, |c| c.max(event_time));
-        self.clock = Some(now);
-        if now < self.next_expiry {
+        let now = self.local_clock.map_or(event_time, |c| c.max(event_time));
+        self.local_clock = Some(now);
+        if now < self.shared.next_expiry.load(Ordering::Relaxed) {
             return;
         }
-        let window = self.window_micros;
-        let mut due: Vec<u64> = self
-            .open
-            .iter()
-            .filter(|(_, a)| now.saturating_sub(a.last_seen) >= window)
-            .map(|(f, _)| *f)
-            .collect();
-        due.sort_unstable_by_key(|f| (self.open.get(f).map(|a| a.first_seen), *f));
-        for fingerprint in due {
-            if let Some(open) = self.open.remove(&fingerprint) {
-                out.push(open.snapshot(AlertState::Resolved));
-            }
-        }
-        self.next_expiry = self
-            .open
-            .values()
-            .map(|a| a.last_seen.saturating_add(window))
-            .min()
-            .unwrap_or(i64::MAX);
+        let shared = Arc::clone(&self.shared);
+        let mut state = self.lock();
+        let now = state.clock.map_or(now, |c| c.max(now));
+        state.clock = Some(now);
+        shared.resolve_due(&mut state, now, out);
     }
 
     /// Pushes the current state (`firing`, cumulative count) of every open alert,
     /// ordered by first occurrence then fingerprint, and forgets them all.
     pub fn flush_all(&mut self, out: &mut Vec<Alert>) {
-        let mut open: Vec<(u64, OpenAlert)> = self.open.drain().collect();
+        let mut state = self.lock();
+        let mut open: Vec<(u64, OpenAlert)> = state.open.drain().collect();
         open.sort_unstable_by_key(|(f, a)| (a.first_seen, *f));
         out.extend(
             open.into_iter()
                 .map(|(_, a)| a.snapshot(AlertState::Firing)),
         );
-        self.next_expiry = i64::MAX;
+        self.shared.next_expiry.store(i64::MAX, Ordering::Relaxed);
+    }
+}
+
+impl SharedAggregation {
+    /// Resolves the open alerts quiet for a window at `now` (lock held).
+    fn resolve_due(&self, state: &mut AggregationState, now: i64, out: &mut Vec<Alert>) {
+        if now < self.next_expiry.load(Ordering::Relaxed) {
+            return;
+        }
+        let window = self.window_micros;
+        let mut due: Vec<u64> = state
+            .open
+            .iter()
+            .filter(|(_, a)| now.saturating_sub(a.last_seen) >= window)
+            .map(|(f, _)| *f)
+            .collect();
+        due.sort_unstable_by_key(|f| (state.open.get(f).map(|a| a.first_seen), *f));
+        for fingerprint in due {
+            if let Some(open) = state.open.remove(&fingerprint) {
+                out.push(open.snapshot(AlertState::Resolved));
+            }
+        }
+        let next = state
+            .open
+            .values()
+            .map(|a| a.last_seen.saturating_add(window))
+            .min()
+            .unwrap_or(i64::MAX);
+        self.next_expiry.store(next, Ordering::Relaxed);
     }
 }
 
@@ -676,6 +750,58 @@ mod tests {
             window: Duration::from_secs(window_minutes * 60),
             ..AlertAggregatorConfig::default()
         })
+    }
+
+    #[test]
+    fn handles_on_other_threads_aggregate_into_one_alert() {
+        let mut first = aggregator(5);
+        let mut out = Vec::new();
+        let emitted: usize = std::thread::scope(|scope| {
+            let mut workers = Vec::new();
+            for worker in 0..2 {
+                let mut handle = first.handle();
+                let ids: Vec<String> = (0..1000).map(|i| format!("w{worker}-{i}")).collect();
+                workers.push(scope.spawn(move || {
+                    let mut local = Vec::new();
+                    for (i, id) in ids.iter().enumerate() {
+                        // Second by second over one minute: one window.
+                        let t = T0 + (i as i64 % 60) * 1_000_000;
+                        handle.observe(&misroute(t, Some(id)), &mut local);
+                        handle.advance_to(t, &mut local);
+                    }
+                    local
+                }));
+            }
+            workers
+                .into_iter()
+                .map(|w| w.join().map_or(usize::MAX, |local| local.len()))
+                .sum()
+        });
+        // One condition, one firing emission in all (the first occurrence).
+        assert_eq!(emitted, 1);
+        first.observe(&misroute(T0 + 2 * MINUTE, None), &mut out);
+        assert!(out.is_empty(), "re-emitted inside the window: {out:?}");
+        first.advance_to(T0 + 8 * MINUTE, &mut out);
+        assert_eq!(out.len(), 1, "{out:?}");
+        assert_eq!(out[0].state, AlertState::Resolved);
+        assert_eq!(out[0].count, 2001, "both workers' occurrences counted once");
+        assert_eq!(first.open_alerts(), 0);
+    }
+
+    #[test]
+    fn a_firing_alert_is_emitted_once_across_handles() {
+        let mut a = aggregator(5);
+        let mut b = a.handle();
+        let (mut from_a, mut from_b) = (Vec::new(), Vec::new());
+        a.observe(&misroute(T0, Some("r1")), &mut from_a);
+        b.observe(&misroute(T0 + 1_000_000, Some("r2")), &mut from_b);
+        assert_eq!(from_a.len(), 1);
+        assert!(from_b.is_empty(), "{from_b:?}");
+        // b's clock passes the window: b re-emits with the shared count.
+        b.observe(&misroute(T0 + 5 * MINUTE, Some("r3")), &mut from_b);
+        assert_eq!(from_b.len(), 1);
+        assert_eq!(from_b[0].count, 3);
+        assert_eq!(from_b[0].sample_request_ids, ["r1", "r2", "r3"]);
     }
 
     #[test]
