@@ -10,7 +10,11 @@
 //! Settings (environment): `RP_BENCH_BROKERS` (default `127.0.0.1:19192`, or
 //! `mock` for librdkafka's in-process mock cluster), `RP_BENCH_KAFKA_RECORDS`
 //! (default 1,000,000), `RP_BENCH_PARTITIONS` (default 2), `RP_BENCH_WORKERS`
-//! (`pipeline.workers`, default 2).
+//! (`pipeline.workers`, default 2), `RP_BENCH_FETCH_WAIT_MS` (the consumers'
+//! `fetch.wait.max.ms`, default 10: tansu 0.6.0 sleeps for half of what is left
+//! of it after *every* fetch, even one that found records, so librdkafka's
+//! default of 500 ms caps a consumer at a few fetches per second; against
+//! Kafka, which answers as soon as it has data, the default is fine).
 //!
 //! Steps:
 //! 1. produce the records (the demo's well-formed Envoy JSON lines, cycled)
@@ -117,6 +121,7 @@ fn main() {
     let total: usize = env_or("RP_BENCH_KAFKA_RECORDS", 1_000_000);
     let partitions: i32 = env_or("RP_BENCH_PARTITIONS", 2);
     let workers: usize = env_or("RP_BENCH_WORKERS", 2);
+    let fetch_wait_ms: u64 = env_or("RP_BENCH_FETCH_WAIT_MS", 10);
     // `mock`: librdkafka's in-process mock cluster, for an indicative figure.
     let mock = (brokers == "mock").then(|| {
         let m = rdkafka::mocking::MockCluster::new(1).expect("mock cluster");
@@ -134,7 +139,7 @@ fn main() {
     let work = tempfile::tempdir().expect("tempdir");
     let topic = format!("bench-{}", std::process::id());
     println!(
-        "kafka_throughput: {total} records, {partitions} partitions, broker {}",
+        "kafka_throughput: {total} records, {partitions} partitions, broker {}, fetch.wait.max.ms {fetch_wait_ms}",
         if mock.is_some() { "mock" } else { &brokers }
     );
 
@@ -205,6 +210,7 @@ fn main() {
         .set("group.id", format!("bench-raw-{topic}"))
         .set("enable.auto.commit", "false")
         .set("queued.max.messages.kbytes", "65536")
+        .set("fetch.wait.max.ms", fetch_wait_ms.to_string())
         .create()
         .expect("consumer");
     let mut tpl = TopicPartitionList::new();
@@ -257,6 +263,8 @@ topic = "{topic}-alerts"
 topic = "{topic}-dead"
 [telemetry]
 log_interval_seconds = 0
+[kafka.properties]
+"fetch.wait.max.ms" = "{fetch_wait_ms}"
 "#,
             root.join("demo/manifests").display(),
             out.display()
