@@ -741,8 +741,15 @@ fn end_to_end_parquet_alerts_and_dead_letters() {
     assert!(!misrouted_alerts.is_empty());
     assert!(
         misrouted_alerts.len() < misrouted_rows,
-        "{} misrouted alerts for {misrouted_rows} misrouted records",
-        misrouted_alerts.len()
+        "{} misrouted alerts for {misrouted_rows} misrouted records: {:?}",
+        misrouted_alerts.len(),
+        misrouted_alerts
+            .iter()
+            .map(|v| format!(
+                "{} {} count {} {}..{}",
+                v["fingerprint"], v["state"], v["count"], v["first_seen"], v["last_seen"]
+            ))
+            .collect::<Vec<_>>()
     );
     let max_count = misrouted_alerts
         .iter()

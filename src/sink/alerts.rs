@@ -52,7 +52,7 @@
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -409,12 +409,26 @@ struct OpenAlert {
 /// and workers is still one alert with one count. Records that raise no alert
 /// take no lock (only an atomic load); the lock is taken per alert-worthy
 /// record and when an open alert may resolve.
+///
+/// The aggregation's clock is a **watermark**: the smallest of the handles'
+/// clocks (each the largest event time its thread has seen; handles that saw
+/// nothing do not count). Partitions are consumed at different paces, so one
+/// worker may be minutes of event time ahead of another; with the largest
+/// clock, every occurrence from the worker behind would look a window old and
+/// resolve as soon as it fired (a burst became one firing/resolved pair per
+/// record). With the smallest, nothing resolves before every worker is past it.
 #[derive(Debug)]
 pub struct AlertAggregator {
     shared: Arc<SharedAggregation>,
-    /// Largest event time this handle has seen (merged into the shared clock
+    /// This handle's slot in [`AggregationState::clocks`].
+    slot: usize,
+    /// Largest event time this handle has seen (merged into the shared clocks
     /// whenever the lock is taken).
     local_clock: Option<i64>,
+    /// The lock-free check of [`advance_to`](Self::advance_to) found an alert
+    /// possibly due but the watermark (held back by another handle) was not:
+    /// do not look again before this handle's clock passes this time.
+    recheck_at: i64,
 }
 
 #[derive(Debug)]
@@ -425,13 +439,27 @@ struct SharedAggregation {
     /// No open alert can resolve before this time (a lower bound), readable
     /// without the lock.
     next_expiry: AtomicI64,
+    /// Handles created (the next slot).
+    handles: AtomicUsize,
 }
 
 #[derive(Debug, Default)]
 struct AggregationState {
     open: HashMap<u64, OpenAlert>,
-    /// Largest event time seen by any handle (as of its last lock).
-    clock: Option<i64>,
+    /// Each handle's clock as of its last lock (`None`: no record yet).
+    clocks: Vec<Option<i64>>,
+}
+
+impl AggregationState {
+    /// Records `clock` for `slot` and returns the watermark: the smallest
+    /// clock of the handles that saw a record (at least `clock`'s handle).
+    fn watermark(&mut self, slot: usize, clock: i64) -> i64 {
+        if self.clocks.len() <= slot {
+            self.clocks.resize(slot + 1, None);
+        }
+        self.clocks[slot] = Some(clock);
+        self.clocks.iter().flatten().copied().min().unwrap_or(clock)
+    }
 }
 
 impl AlertAggregator {
@@ -446,8 +474,11 @@ impl AlertAggregator {
                 max_sample_request_ids: config.max_sample_request_ids,
                 state: Mutex::new(AggregationState::default()),
                 next_expiry: AtomicI64::new(i64::MAX),
+                handles: AtomicUsize::new(1),
             }),
+            slot: 0,
             local_clock: None,
+            recheck_at: i64::MIN,
         }
     }
 
@@ -455,7 +486,9 @@ impl AlertAggregator {
     pub fn handle(&self) -> Self {
         Self {
             shared: Arc::clone(&self.shared),
+            slot: self.shared.handles.fetch_add(1, Ordering::Relaxed),
             local_clock: None,
+            recheck_at: i64::MIN,
         }
     }
 
@@ -485,12 +518,10 @@ impl AlertAggregator {
         let t = occurrence.event_time;
         self.local_clock = Some(self.local_clock.map_or(t, |c| c.max(t)));
         let shared = Arc::clone(&self.shared);
+        let slot = self.slot;
+        let local = self.local_clock.unwrap_or(t);
         let mut state = self.lock();
-        let now = state
-            .clock
-            .map_or(t, |c| c.max(t))
-            .max(self.local_clock.unwrap_or(t));
-        state.clock = Some(now);
+        let now = state.watermark(slot, local);
         shared.resolve_due(&mut state, now, out);
         let fingerprint = occurrence.fingerprint();
         let window = shared.window_micros;
@@ -561,16 +592,26 @@ impl AlertAggregator {
     /// by first occurrence, then fingerprint. Takes no lock unless an alert may
     /// be due.
     pub fn advance_to(&mut self, event_time: i64, out: &mut Vec<Alert>) {
-        let now = self.local_clock.map_or(event_time, |c| c.max(event_time));
-        self.local_clock = Some(now);
-        if now < self.shared.next_expiry.load(Ordering::Relaxed) {
+        let local = self.local_clock.map_or(event_time, |c| c.max(event_time));
+        self.local_clock = Some(local);
+        if local < self.shared.next_expiry.load(Ordering::Relaxed) || local < self.recheck_at {
             return;
         }
         let shared = Arc::clone(&self.shared);
-        let mut state = self.lock();
-        let now = state.clock.map_or(now, |c| c.max(now));
-        state.clock = Some(now);
-        shared.resolve_due(&mut state, now, out);
+        let slot = self.slot;
+        let now = {
+            let mut state = self.lock();
+            let now = state.watermark(slot, local);
+            shared.resolve_due(&mut state, now, out);
+            now
+        };
+        // Held back by a handle behind: look again after a second of this
+        // handle's event time, not at every record (no lock per record).
+        self.recheck_at = if now < local {
+            local.saturating_add(1_000_000)
+        } else {
+            i64::MIN
+        };
     }
 
     /// Pushes the current state (`firing`, cumulative count) of every open alert,
@@ -584,6 +625,16 @@ impl AlertAggregator {
                 .map(|(_, a)| a.snapshot(AlertState::Firing)),
         );
         self.shared.next_expiry.store(i64::MAX, Ordering::Relaxed);
+    }
+}
+
+impl Drop for AlertAggregator {
+    /// A dropped handle no longer holds the watermark back.
+    fn drop(&mut self) {
+        let mut state = self.lock();
+        if let Some(c) = state.clocks.get_mut(self.slot) {
+            *c = None;
+        }
     }
 }
 
@@ -797,11 +848,45 @@ mod tests {
         b.observe(&misroute(T0 + 1_000_000, Some("r2")), &mut from_b);
         assert_eq!(from_a.len(), 1);
         assert!(from_b.is_empty(), "{from_b:?}");
-        // b's clock passes the window: b re-emits with the shared count.
+        // b's clock passes the window, a's does not: the watermark (a) holds
+        // the re-emission back, a burst seen by b ahead of a is not re-sent.
         b.observe(&misroute(T0 + 5 * MINUTE, Some("r3")), &mut from_b);
+        assert!(from_b.is_empty(), "{from_b:?}");
+        // Once a is past the window too, the next occurrence re-emits with the
+        // shared count.
+        a.advance_to(T0 + 5 * MINUTE, &mut from_a);
+        assert_eq!(from_a.len(), 1, "nothing resolves: r3 is recent");
+        b.observe(&misroute(T0 + 5 * MINUTE, Some("r4")), &mut from_b);
         assert_eq!(from_b.len(), 1);
-        assert_eq!(from_b[0].count, 3);
-        assert_eq!(from_b[0].sample_request_ids, ["r1", "r2", "r3"]);
+        assert_eq!(from_b[0].count, 4);
+        assert_eq!(from_b[0].sample_request_ids, ["r1", "r2", "r3", "r4"]);
+    }
+
+    #[test]
+    fn a_handle_behind_does_not_resolve_its_own_burst() {
+        // Two partitions consumed at different paces: `ahead` is 40 minutes of
+        // event time past `behind`, whose burst must still be one alert.
+        let mut ahead = aggregator(5);
+        let mut behind = ahead.handle();
+        let mut out = Vec::new();
+        ahead.advance_to(T0 + 40 * MINUTE, &mut out);
+        for i in 0..12 {
+            behind.observe(&misroute(T0 + i * 14_000_000, None), &mut out);
+            ahead.advance_to(T0 + 41 * MINUTE, &mut out);
+        }
+        assert_eq!(out.len(), 1, "{out:?}");
+        assert_eq!(out[0].state, AlertState::Firing);
+        // `behind` catches up: resolved once, with every occurrence.
+        behind.advance_to(T0 + 41 * MINUTE, &mut out);
+        assert_eq!(out.len(), 2, "{out:?}");
+        assert_eq!(out[1].state, AlertState::Resolved);
+        assert_eq!(out[1].count, 12);
+        // A dropped handle no longer holds the watermark back.
+        drop(behind);
+        ahead.observe(&misroute(T0 + 50 * MINUTE, None), &mut out);
+        ahead.advance_to(T0 + 56 * MINUTE, &mut out);
+        assert_eq!(out.len(), 4, "{out:?}");
+        assert_eq!(out[3].state, AlertState::Resolved);
     }
 
     #[test]
