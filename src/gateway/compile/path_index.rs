@@ -45,7 +45,7 @@ const ROOT_PREFIX: u8 = 2;
 
 /// How many `/` boundaries of a request path [`PathKeys`] keeps. A path with
 /// more is decided by a plain ordered scan instead (still exact, just slower).
-pub const MAX_PATH_BOUNDARIES: usize = 24;
+pub const MAX_PATH_BOUNDARIES: usize = 16;
 
 /// One match as the decision loop needs it: where it lives and, precomputed
 /// from its rule, what the rule does when it wins (16 bytes, contiguous per
@@ -325,13 +325,6 @@ impl PathIndex {
         self.candidates
             .get(self.always_start as usize..)
             .unwrap_or(&[])
-    }
-
-    /// Heap bytes held by the index (for memory accounting in tests).
-    pub fn heap_bytes(&self) -> usize {
-        std::mem::size_of_val(&*self.slots)
-            + self.key_bytes.len()
-            + std::mem::size_of_val(&*self.candidates)
     }
 }
 
