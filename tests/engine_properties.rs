@@ -466,3 +466,202 @@ fn generator_exercises_the_engine() {
     }
     assert!(ambiguous > 0);
 }
+
+// ---------------------------------------------------------------------------
+// The path index never diverges from a plain linear scan
+// ---------------------------------------------------------------------------
+
+/// Path values routes match on: prefixes with and without a trailing slash,
+/// siblings sharing leading bytes (`/a` vs `/ab`), nested paths, the root.
+const INDEX_PATHS: [&str; 10] = [
+    "/", "/a", "/a/", "/ab", "/a/b", "/a/b/", "/a/bc", "/b", "/b/a", "/a/b/c",
+];
+/// Regexes overlapping the plain values above.
+const INDEX_REGEXES: [&str; 4] = ["/a/[a-z]+", "/a.*", "/b/?", "/(a|b)/b?c?"];
+const INDEX_HOSTS: [&str; 3] = ["a.example.com", "\"*.example.com\"", "b.org"];
+
+#[derive(Debug, Clone)]
+struct IndexMatchGen {
+    /// 0 Exact, 1 PathPrefix, 2 RegularExpression, 3 no path (`PathPrefix /`).
+    path_type: usize,
+    value: usize,
+    method: Option<usize>,
+    header: bool,
+    query: bool,
+}
+
+fn index_match_strategy() -> impl Strategy<Value = IndexMatchGen> {
+    (
+        prop_oneof![3 => Just(0usize), 4 => Just(1usize), 1 => Just(2usize), 1 => Just(3usize)],
+        0..INDEX_PATHS.len(),
+        proptest::option::of(0..2usize),
+        proptest::bool::weighted(0.25),
+        proptest::bool::weighted(0.15),
+    )
+        .prop_map(|(path_type, value, method, header, query)| IndexMatchGen {
+            path_type,
+            value,
+            method,
+            header,
+            query,
+        })
+}
+
+fn index_match_yaml(m: &IndexMatchGen) -> String {
+    let mut parts = Vec::new();
+    match m.path_type {
+        0 => parts.push(format!(
+            "path: {{type: Exact, value: \"{}\"}}",
+            INDEX_PATHS[m.value]
+        )),
+        1 => parts.push(format!(
+            "path: {{type: PathPrefix, value: \"{}\"}}",
+            INDEX_PATHS[m.value]
+        )),
+        2 => parts.push(format!(
+            "path: {{type: RegularExpression, value: \"{}\"}}",
+            INDEX_REGEXES[m.value % INDEX_REGEXES.len()]
+        )),
+        _ => {}
+    }
+    if let Some(method) = m.method {
+        parts.push(format!("method: {}", ["GET", "POST"][method]));
+    }
+    if m.header {
+        parts.push("headers: [{name: x, value: \"1\"}]".into());
+    }
+    if m.query {
+        parts.push("queryParams: [{name: q, value: \"1\"}]".into());
+    }
+    format!("{{{}}}", parts.join(", "))
+}
+
+/// Routes whose rules carry several matches each, all on one HTTP listener
+/// (plus one with a hostname), so buckets hold many competing matches.
+fn index_config_docs() -> impl Strategy<Value = Vec<String>> {
+    let route = (
+        0..NAMESPACES.len(),
+        0..TIMESTAMPS.len(),
+        proptest::sample::subsequence((0..INDEX_HOSTS.len()).collect::<Vec<_>>(), 0..3),
+        proptest::collection::vec(
+            (
+                proptest::collection::vec(index_match_strategy(), 1..4),
+                0..BACKENDS.len(),
+            ),
+            1..4,
+        ),
+    );
+    proptest::collection::vec(route, 1..8).prop_map(|routes| {
+        let mut docs = fixed_docs();
+        for (i, (ns, ts, hosts, rules)) in routes.iter().enumerate() {
+            let ts = TIMESTAMPS[*ts]
+                .map(|t| format!(", creationTimestamp: \"{t}\""))
+                .unwrap_or_default();
+            let hosts: Vec<&str> = hosts.iter().map(|&h| INDEX_HOSTS[h]).collect();
+            let rules: Vec<String> = rules
+                .iter()
+                .map(|(matches, backend)| {
+                    let matches: Vec<String> = matches.iter().map(index_match_yaml).collect();
+                    let (bns, bname) = BACKENDS[*backend]
+                        .split_once('/')
+                        .unwrap_or(("default", BACKENDS[*backend]));
+                    format!(
+                        "{{matches: [{}], backendRefs: [{{name: {bname}, namespace: {bns}, port: 8080}}]}}",
+                        matches.join(", ")
+                    )
+                })
+                .collect();
+            docs.push(format!(
+                "apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {{name: ix{i}, namespace: {}{ts}}}\nspec: {{parentRefs: [{{name: gw, namespace: default}}], hostnames: [{}], rules: [{}]}}\n",
+                NAMESPACES[*ns],
+                hosts.join(", "),
+                rules.join(", ")
+            ));
+        }
+        docs
+    })
+}
+
+/// Request paths: the configured values, their trailing-slash and child
+/// variants, siblings that share leading bytes, doubled slashes, no leading
+/// slash, and a path with more `/` boundaries than the index keeps.
+fn index_request_path() -> impl Strategy<Value = String> {
+    prop_oneof![
+        4 => (0..INDEX_PATHS.len(), 0..5usize).prop_map(|(v, variant)| {
+            let v = INDEX_PATHS[v];
+            match variant {
+                0 => v.to_string(),
+                1 => format!("{v}/"),
+                2 => format!("{v}/c"),
+                3 => format!("{v}c"),
+                _ => format!("{}/", v.trim_end_matches('/')),
+            }
+        }),
+        3 => "(/(a|b|ab|bc|c)?){0,5}",
+        1 => "[ab/]{0,6}",
+        1 => Just("/a".repeat(40)),
+    ]
+}
+
+/// Everything a decision says, for comparing two ways of reaching it.
+fn decision_summary(
+    idx: &RouteIndex,
+    req: &Request<'_>,
+    d: &routeproof::gateway::Decision<'_>,
+) -> String {
+    let hit = d
+        .hit
+        .map(|h| format!("{}#{}.{}", h.route.key, h.rule.index, h.entry.index));
+    let alternatives: Vec<String> = d
+        .alternatives
+        .iter()
+        .map(|h| format!("{}#{}.{}", h.route.key, h.rule.index, h.entry.index))
+        .collect();
+    format!(
+        "{:?} {:?} {:?} {:?} {:?} {:?} {}",
+        d.outcome,
+        d.status,
+        d.reason,
+        hit,
+        alternatives,
+        d.unknowns,
+        serde_json::to_string(&DecisionReport::new(idx, req, d)).unwrap()
+    )
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 128, ..ProptestConfig::default() })]
+
+    /// Deciding through the buckets' path index gives exactly the decision of
+    /// evaluating every match of each bucket in precedence order: winner,
+    /// status, ambiguous alternatives (in order) and unknowns.
+    #[test]
+    fn path_index_agrees_with_linear_scan(
+        docs in index_config_docs(),
+        paths in proptest::collection::vec(index_request_path(), 1..12),
+        isolation in any::<bool>(),
+    ) {
+        let options = CompileOptions { listener_isolation: isolation, ..Default::default() };
+        let idx = RouteIndex::compile(&load(&docs), options);
+        let headers: [Headers<'static>; 3] = [
+            Headers { known: &[], others_unknown: false },
+            Headers { known: &[("X", "1")], others_unknown: false },
+            Headers { known: &[], others_unknown: true },
+        ];
+        for (i, path) in paths.iter().enumerate() {
+            for host in [Some("a.example.com"), Some("z.example.com"), Some("b.org"), None] {
+                let req = Request {
+                    host,
+                    path,
+                    method: [Some("GET"), Some("POST"), None][i % 3],
+                    headers: headers[(i / 3) % 3],
+                    query: [Some(""), Some("q=1"), None][(i + 1) % 3],
+                    ..Default::default()
+                };
+                let indexed = decision_summary(&idx, &req, &idx.decide(&req));
+                let linear = decision_summary(&idx, &req, &idx.decide_by_linear_scan(&req));
+                prop_assert_eq!(indexed, linear, "path {:?} host {:?}", path, host);
+            }
+        }
+    }
+}

@@ -15,8 +15,9 @@
 use std::borrow::Cow;
 
 use super::compile::{
-    path_head, Bucket, CompiledBackend, CompiledGateway, CompiledListener, CompiledRoute,
-    CompiledRule, HostTable, MatchCondition, MatchEntry, RouteIndex, RouteKind, RuleAction,
+    Bucket, Candidate, CompiledBackend, CompiledGateway, CompiledListener, CompiledRoute,
+    CompiledRule, HostTable, MatchCondition, MatchEntry, PathKeys, RouteIndex, RouteKind,
+    RuleAction,
 };
 use super::hostname;
 use super::matcher::{Truth, ValueCondition};
@@ -158,9 +159,31 @@ impl<'i> Decision<'i> {
     }
 }
 
+/// How a hostname bucket is searched for the winning match.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum BucketScan {
+    /// Through the bucket's path index (the default).
+    Indexed,
+    /// Every match in precedence order, fully evaluated: the reference the
+    /// index is checked against.
+    Linear,
+}
+
 impl RouteIndex {
     /// Decides one request.
     pub fn decide<'i>(&'i self, req: &Request<'_>) -> Decision<'i> {
+        self.decide_with(req, BucketScan::Indexed)
+    }
+
+    /// Decides one request like [`RouteIndex::decide`], but by evaluating every
+    /// match of each hostname bucket in precedence order instead of using the
+    /// buckets' path index. Slow; it exists so that tests can check that the
+    /// index never changes a decision.
+    pub fn decide_by_linear_scan<'i>(&'i self, req: &Request<'_>) -> Decision<'i> {
+        self.decide_with(req, BucketScan::Linear)
+    }
+
+    fn decide_with<'i>(&'i self, req: &Request<'_>, mode: BucketScan) -> Decision<'i> {
         let gateway = match req.gateway {
             Some(key) => self.gateway_by_key.get(key).map(|&g| &self.gateways[g]),
             None if self.gateways.len() == 1 => self.gateways.first(),
@@ -239,6 +262,14 @@ impl RouteIndex {
         let mut alternatives = Vec::new();
         let mut unknowns = Unknowns::default();
         let mut hit = None;
+        let mut winner = None;
+        // Hashes of the path's index keys, once for every bucket below.
+        let keys = PathKeys::new(req.path);
+        let mode = if keys.is_complete() {
+            mode
+        } else {
+            BucketScan::Linear
+        };
         // Listener isolation: only the chosen listener's routes. Without it, fall
         // through to the less specific listeners that also accept the host.
         let fallthrough: &[usize] = if self.options.listener_isolation {
@@ -254,15 +285,17 @@ impl RouteIndex {
         ) {
             let listener = &self.listeners[li];
             let table = route_table(listener, req.protocol, host_str);
-            hit = self.scan_table(
-                table,
+            let scan = TableScan {
                 listener,
-                host_str,
                 req,
-                &mut alternatives,
-                &mut unknowns,
-            );
-            if hit.is_some() {
+                keys: &keys,
+                mode,
+            };
+            if let Some((h, c)) =
+                self.scan_table(table, host_str, &scan, &mut alternatives, &mut unknowns)
+            {
+                hit = Some(h);
+                winner = Some(c);
                 break;
             }
         }
@@ -277,62 +310,121 @@ impl RouteIndex {
             unknowns,
             reason: None,
         };
-        if let Some(h) = hit {
-            let (outcome, status, reason) = rule_outcome(h.rule);
+        if let (Some(h), Some(c)) = (hit, winner) {
+            let (outcome, status) = c.outcome();
             decision.outcome = outcome;
             decision.status = status;
-            decision.reason = reason;
+            if outcome == Outcome::Error {
+                decision.reason = rule_outcome(h.rule).2;
+            }
         }
         decision
     }
 
-    /// Scans the hostname buckets of one table; returns the winner and collects
-    /// ambiguous alternatives ranked above it.
+    /// Scans the hostname buckets of one table; returns the winner (with its
+    /// candidate record) and collects ambiguous alternatives ranked above it.
     fn scan_table<'i>(
         &'i self,
         table: &'i HostTable,
-        listener: &'i CompiledListener,
         host: Option<&str>,
-        req: &Request<'_>,
+        scan: &TableScan<'i, '_, '_>,
+        alternatives: &mut Vec<RuleHit<'i>>,
+        unknowns: &mut Unknowns,
+    ) -> Option<(RuleHit<'i>, Candidate)> {
+        buckets_for(table, host).find_map(|bucket| match scan.mode {
+            BucketScan::Indexed => self.scan_indexed(bucket, scan, alternatives, unknowns),
+            BucketScan::Linear => self.scan_linear(bucket, scan, alternatives, unknowns),
+        })
+    }
+
+    /// One bucket through its path index: the keyed groups (whose path is known
+    /// to hold), then the always candidates; see [`super::compile::PathIndex`].
+    fn scan_indexed<'i>(
+        &'i self,
+        bucket: &'i Bucket,
+        scan: &TableScan<'i, '_, '_>,
+        alternatives: &mut Vec<RuleHit<'i>>,
+        unknowns: &mut Unknowns,
+    ) -> Option<(RuleHit<'i>, Candidate)> {
+        let keyed = bucket.index.find_in_keyed_groups(scan.keys, |group| {
+            group.iter().find_map(|c| {
+                let hit = self.judge(c, c.holds_when_keyed(), scan, alternatives, unknowns)?;
+                Some((hit, *c))
+            })
+        });
+        if keyed.is_some() {
+            return keyed;
+        }
+        for c in bucket.index.always() {
+            if let Some(hit) = self.judge(c, c.always_holds(), scan, alternatives, unknowns) {
+                return Some((hit, *c));
+            }
+        }
+        None
+    }
+
+    /// One bucket, every match in precedence order, fully evaluated.
+    fn scan_linear<'i>(
+        &'i self,
+        bucket: &'i Bucket,
+        scan: &TableScan<'i, '_, '_>,
+        alternatives: &mut Vec<RuleHit<'i>>,
+        unknowns: &mut Unknowns,
+    ) -> Option<(RuleHit<'i>, Candidate)> {
+        for &id in &bucket.ids {
+            let Some(entry) = self.matches.get(id as usize) else {
+                continue;
+            };
+            let Some(c) = Candidate::new(id, entry, &self.routes) else {
+                continue;
+            };
+            if let Some(hit) = self.judge(&c, false, scan, alternatives, unknowns) {
+                return Some((hit, c));
+            }
+        }
+        None
+    }
+
+    /// Judges one candidate: the hit when it certainly holds (`certain`, or by
+    /// evaluation); a match that depends on unknown attributes is recorded as
+    /// an alternative.
+    #[inline]
+    fn judge<'i>(
+        &'i self,
+        c: &Candidate,
+        certain: bool,
+        scan: &TableScan<'i, '_, '_>,
         alternatives: &mut Vec<RuleHit<'i>>,
         unknowns: &mut Unknowns,
     ) -> Option<RuleHit<'i>> {
-        let path_len = req.path.len();
-        let head = path_head(req.path.as_bytes());
-        let scan = |bucket: &'i Bucket| -> Option<RuleHit<'i>> {
-            for slot in bucket.slots.iter() {
-                if !slot.may_match(path_len, head) {
-                    continue;
-                }
-                let entry = &self.matches[slot.id as usize];
-                let truth = match &entry.condition {
-                    MatchCondition::Http(m) => m.eval(req),
-                    MatchCondition::Grpc(m) => m.eval(req),
-                };
-                if truth == Truth::No {
-                    continue;
-                }
-                let route = &self.routes[entry.route as usize];
-                let Some(rule) = rule_at(route, entry.rule as usize) else {
-                    continue;
-                };
-                let hit = RuleHit {
-                    entry,
-                    route,
-                    rule,
-                    listener,
-                };
-                if truth == Truth::Yes {
-                    return Some(hit);
-                }
-                note_unknowns(entry, req, unknowns);
-                if !alternatives.iter().any(|a| a.same_rule(&hit)) {
-                    alternatives.push(hit);
-                }
+        let entry = self.matches.get(c.id as usize)?;
+        let truth = if certain {
+            Truth::Yes
+        } else {
+            match &entry.condition {
+                MatchCondition::Http(m) => m.eval(scan.req),
+                MatchCondition::Grpc(m) => m.eval(scan.req),
             }
-            None
         };
-        buckets_for(table, host).find_map(scan)
+        if truth == Truth::No {
+            return None;
+        }
+        let route = self.routes.get(c.route as usize)?;
+        let rule = route.rules.get(c.rule_pos as usize)?;
+        let hit = RuleHit {
+            entry,
+            route,
+            rule,
+            listener: scan.listener,
+        };
+        if truth == Truth::Yes {
+            return Some(hit);
+        }
+        note_unknowns(entry, scan.req, unknowns);
+        if !alternatives.iter().any(|a| a.same_rule(&hit)) {
+            alternatives.push(hit);
+        }
+        None
     }
 
     /// Every match the winner had to beat, in precedence order, with how it
@@ -366,14 +458,13 @@ impl RouteIndex {
     }
 }
 
-/// The compiled rule with spec index `index`. A route that keeps matches in the
-/// index compiled every rule, so the rule is almost always at position `index`;
-/// the scan is the fallback that keeps this correct regardless.
-fn rule_at(route: &CompiledRoute, index: usize) -> Option<&CompiledRule> {
-    match route.rules.get(index) {
-        Some(rule) if rule.index == index => Some(rule),
-        _ => route.rules.iter().find(|r| r.index == index),
-    }
+/// What one table scan judges against: the listener, the request and its
+/// path keys, and how buckets are searched.
+struct TableScan<'i, 'r, 'k> {
+    listener: &'i CompiledListener,
+    req: &'r Request<'r>,
+    keys: &'k PathKeys<'r>,
+    mode: BucketScan,
 }
 
 /// The route table a request is matched against: gRPC requests use the
@@ -484,7 +575,8 @@ fn note_unknowns(entry: &MatchEntry, req: &Request<'_>, unknowns: &mut Unknowns)
 }
 
 /// The outcome of a winning rule, before any per-request redirect details.
-fn rule_outcome(rule: &CompiledRule) -> (Outcome, Option<u16>, Option<&'static str>) {
+/// Precomputed per match by the path index ([`Candidate`]).
+pub(crate) fn rule_outcome(rule: &CompiledRule) -> (Outcome, Option<u16>, Option<&'static str>) {
     match &rule.action {
         RuleAction::Redirect => (
             Outcome::Redirect,

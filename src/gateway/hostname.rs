@@ -13,9 +13,14 @@ use std::cmp::Ordering;
 /// `very.specific.com`). Case-folding is not specified; DNS names are
 /// case-insensitive and proxies lower-case the authority, so we do too.
 pub fn normalize_host(host: &str) -> Cow<'_, str> {
+    // The common case, a lower-case name without port or trailing dot, is
+    // returned as is (a branch-free pass the compiler vectorises).
+    let bytes = host.as_bytes();
+    if bytes.first() != Some(&b'[') && bytes.last() != Some(&b'.') && !has_colon_or_upper(bytes) {
+        return Cow::Borrowed(host);
+    }
     // One pass: where the last `:` is, whether only digits follow it, and
     // whether anything needs lower-casing.
-    let bytes = host.as_bytes();
     let mut colon = None;
     let mut digits_after_colon = true;
     let mut upper = false;
@@ -49,6 +54,45 @@ pub fn normalize_host(host: &str) -> Cow<'_, str> {
     } else {
         Cow::Borrowed(trimmed)
     }
+}
+
+/// Whether `bytes` holds a `:` or an ASCII upper-case letter, eight bytes at a
+/// time (SWAR; hosts are mostly shorter than a vector register, so the
+/// compiler's auto-vectorised loop would run its scalar tail only).
+fn has_colon_or_upper(bytes: &[u8]) -> bool {
+    const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    const fn splat(b: u8) -> u64 {
+        u64::from_ne_bytes([b; 8])
+    }
+    let word = |at: usize| -> u64 {
+        // 8 bytes from `at`, or the zero-padded tail, without a memcpy call.
+        let rest = bytes.len() - at;
+        if rest >= 8 {
+            u64::from_le_bytes(bytes[at..at + 8].try_into().unwrap_or([0; 8]))
+        } else if bytes.len() >= 8 {
+            let last: [u8; 8] = bytes[bytes.len() - 8..].try_into().unwrap_or([0; 8]);
+            u64::from_le_bytes(last) >> (8 * (8 - rest))
+        } else {
+            bytes[at..]
+                .iter()
+                .rev()
+                .fold(0u64, |w, &b| (w << 8) | u64::from(b))
+        }
+    };
+    let mut found = 0u64;
+    for at in (0..bytes.len()).step_by(8) {
+        let x = word(at);
+        let low = x & LOW7;
+        // High bit of each byte that is `:` (exact: no carries cross bytes).
+        let colon = !(((low ^ splat(b':')) + LOW7) | (x ^ splat(b':'))) & HIGH;
+        // High bit of each ASCII byte in `A..=Z`: >= 'A' and not >= '['.
+        let ge_a = low + splat(0x80 - b'A');
+        let ge_bracket = low + splat(0x80 - b'[');
+        let upper = ge_a & !ge_bracket & !x & HIGH;
+        found |= colon | upper;
+    }
+    found != 0
 }
 
 /// The `:port` part of a Host header value, if any.
@@ -146,6 +190,34 @@ mod tests {
         assert_eq!(host_port("foo.com:8080"), Some(8080));
         assert_eq!(host_port("[::1]:80"), Some(80));
         assert_eq!(host_port("foo.com"), None);
+    }
+
+    #[test]
+    fn colon_and_upper_case_detection_matches_the_bytes() {
+        let samples = [
+            "",
+            "a",
+            "example.com",
+            "Example.com",
+            "example.coM",
+            "a:80",
+            "abcdefgh:",
+            "abcdefghijklmnoZ",
+            "@[`{",
+            "\u{e9}t\u{e9}.fr",
+            ":",
+            "ZZZZZZZZZ",
+        ];
+        for s in samples {
+            let want = s.bytes().any(|b| b == b':' || b.is_ascii_uppercase());
+            assert_eq!(has_colon_or_upper(s.as_bytes()), want, "{s:?}");
+        }
+        for b in 0..=255u8 {
+            let bytes = [b'a', b'b', b, b'c', b'd', b'e', b'f', b'g', b'h', b];
+            let want = b == b':' || b.is_ascii_uppercase();
+            assert_eq!(has_colon_or_upper(&bytes), want, "byte {b:#x}");
+            assert_eq!(has_colon_or_upper(&bytes[2..3]), want, "byte {b:#x} alone");
+        }
     }
 
     #[test]

@@ -181,6 +181,7 @@ impl RouteIndex {
 
     pub(super) fn sort_tables(&mut self) {
         let matches = &self.matches;
+        let routes = &self.routes;
         let key = |id: &u32| precedence_key(&matches[*id as usize]);
         for l in &mut self.listeners {
             for table in [&mut l.http, &mut l.grpc] {
@@ -192,11 +193,7 @@ impl RouteIndex {
                 {
                     bucket.ids.sort_by_cached_key(key);
                     bucket.ids.dedup();
-                    bucket.slots = bucket
-                        .ids
-                        .iter()
-                        .map(|&id| PathSlot::new(id, &matches[id as usize].condition))
-                        .collect();
+                    bucket.index = PathIndex::build(&bucket.ids, matches, routes);
                 }
             }
         }

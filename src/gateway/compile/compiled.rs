@@ -3,7 +3,7 @@
 
 use super::*;
 use crate::gateway::hostname;
-use crate::gateway::matcher::{GrpcMatchCondition, HttpMatchCondition, PathCondition};
+use crate::gateway::matcher::{GrpcMatchCondition, HttpMatchCondition};
 use crate::gateway::model::{AllowedRoutes, ParentRef};
 
 /// Route kinds the engine decides for.
@@ -80,94 +80,19 @@ pub struct HostTable {
     pub any: Bucket,
 }
 
-/// One hostname bucket: match ids sorted by precedence, plus the same ids with a
-/// compact path pre-filter that `decide` scans.
+/// One hostname bucket: match ids sorted by precedence, plus the path index
+/// that `decide` uses to visit only the matches whose path can hold.
 ///
-/// Scanning the ids alone means two dependent cache misses per candidate (the
-/// [`MatchEntry`], then its path string); the slots are contiguous, so most
-/// candidates are rejected without touching either.
+/// Scanning the ids alone means dependent cache misses per candidate (the
+/// [`MatchEntry`], its path string, its route and rule); the index finds the
+/// few candidates by a hash probe per ancestor prefix of the request path and
+/// judges most of them from a contiguous 16-byte record.
 #[derive(Debug, Clone, Default)]
 pub struct Bucket {
     /// Match ids (indexes into [`RouteIndex::matches`]), sorted by precedence.
     pub ids: Vec<u32>,
-    /// `ids` with their path pre-filters, in the same order; built by `compile`.
-    pub slots: Box<[PathSlot]>,
-}
-
-/// A match id with a conservative path pre-filter: [`PathSlot::may_match`] is
-/// false only when the match's path condition certainly rejects the path.
-#[derive(Debug, Clone, Copy)]
-pub struct PathSlot {
-    /// Match id.
-    pub id: u32,
-    /// `SLOT_EXACT`, `SLOT_PREFIX` or `SLOT_ANY` (regex, gRPC, root prefix,
-    /// oversized values: no pre-filter).
-    kind: u8,
-    /// Length of the path value.
-    len: u16,
-    /// The first (up to) 8 bytes of the value, little-endian, zero-padded.
-    head: u64,
-    /// Selects the bytes of a path head that `head` constrains (precomputed).
-    mask: u64,
-}
-
-const SLOT_EXACT: u8 = 0;
-const SLOT_PREFIX: u8 = 1;
-const SLOT_ANY: u8 = 2;
-
-/// The first (up to) 8 bytes of `bytes`, little-endian, zero-padded.
-pub fn path_head(bytes: &[u8]) -> u64 {
-    let mut buf = [0u8; 8];
-    let n = bytes.len().min(8);
-    buf[..n].copy_from_slice(&bytes[..n]);
-    u64::from_le_bytes(buf)
-}
-
-impl PathSlot {
-    pub(super) fn new(id: u32, condition: &MatchCondition) -> PathSlot {
-        let (kind, value) = match condition {
-            MatchCondition::Http(m) => match &m.path {
-                PathCondition::Exact(v) => (SLOT_EXACT, v.as_str()),
-                PathCondition::Prefix(v) if v != "/" => (SLOT_PREFIX, v.as_str()),
-                _ => (SLOT_ANY, ""),
-            },
-            MatchCondition::Grpc(_) => (SLOT_ANY, ""),
-        };
-        match u16::try_from(value.len()) {
-            Ok(len) => PathSlot {
-                id,
-                kind,
-                len,
-                head: path_head(value.as_bytes()),
-                mask: if len >= 8 {
-                    u64::MAX
-                } else {
-                    (1u64 << (8 * u32::from(len))) - 1
-                },
-            },
-            Err(_) => PathSlot {
-                id,
-                kind: SLOT_ANY,
-                len: 0,
-                head: 0,
-                mask: 0,
-            },
-        }
-    }
-
-    /// False only if the path condition certainly rejects a path of `path_len`
-    /// bytes whose [`path_head`] is `head`. Exact: same length and first bytes;
-    /// PathPrefix: at least as long, same first bytes, and a segment boundary
-    /// (checked by the full evaluation).
-    #[inline]
-    pub fn may_match(&self, path_len: usize, head: u64) -> bool {
-        let len = usize::from(self.len);
-        match self.kind {
-            SLOT_EXACT => path_len == len && head & self.mask == self.head,
-            SLOT_PREFIX => path_len >= len && head & self.mask == self.head,
-            _ => true,
-        }
-    }
+    /// The path index over `ids`; built by `compile`.
+    pub index: PathIndex,
 }
 
 impl Bucket {

@@ -11,6 +11,7 @@
 mod attach;
 mod compiled;
 mod listeners;
+mod path_index;
 mod refs;
 mod rules;
 
@@ -18,6 +19,7 @@ use std::collections::{BTreeMap, HashMap};
 
 pub use attach::effective_hostnames;
 pub use compiled::*;
+pub use path_index::{Candidate, PathIndex, PathKeys, MAX_PATH_BOUNDARIES};
 
 use super::matcher::GrpcNameCondition;
 use super::model::{ObjectMeta, ObjectSet};

@@ -1,0 +1,665 @@
+//! The per-bucket path index: which matches of a hostname bucket can accept a
+//! request path, in the bucket's precedence order, without scanning the bucket.
+//!
+//! A bucket's matches are sorted by precedence (see [`super::precedence_key`]):
+//! every `Exact` path, then every `PathPrefix` from the longest value to the
+//! shortest, the root prefix `/` last among them, then regular expressions.
+//! For a request path `P`:
+//!
+//! * an `Exact` match can only accept `P` when its value is `P`;
+//! * a `PathPrefix` value `V` (stored without a trailing `/`) accepts `P`
+//!   exactly when `P` starts with `V` and the next byte of `P` is `/` or the end,
+//!   i.e. `V` is one of the *ancestor prefixes* of `P` cut at a `/` boundary;
+//! * the root prefix, regexes and gRPC matches can accept any path.
+//!
+//! So the index groups `Exact` and non-root `PathPrefix` matches by their
+//! value in a small open-addressing table, each group in bucket order, and keeps
+//! the remaining matches ("always" candidates) in bucket order. A lookup visits
+//! the `Exact` group of `P`, then the `PathPrefix` group of each ancestor prefix
+//! of `P` from the longest to the shortest, then the always candidates. That is
+//! the bucket order restricted to matches whose path condition can hold: the
+//! index only *skips* matches whose path certainly rejects `P`, it never
+//! reorders. [`PathIndex::build`] checks the ordering assumption and falls back
+//! to "everything is an always candidate" (a plain ordered scan) if a bucket
+//! ever violates it.
+//!
+//! Keys are found by a 64-bit hash computed once per request for all ancestor
+//! prefixes ([`PathKeys`]), and confirmed by comparing the bytes, so a hash
+//! collision can never produce a false match.
+
+use super::{CompiledRoute, MatchCondition, MatchEntry};
+use crate::gateway::decide::Outcome;
+use crate::gateway::matcher::PathCondition;
+
+/// Key kind of an `Exact` path value.
+const KIND_EXACT: u32 = 0;
+/// Key kind of a non-root `PathPrefix` value.
+const KIND_PREFIX: u32 = 1;
+
+/// Candidate flag: the match has no method, header or query condition, so it
+/// holds as soon as its path condition does.
+const PATH_ONLY: u8 = 1;
+/// Candidate flag: the path condition is the root prefix `/`, which accepts
+/// every path.
+const ROOT_PREFIX: u8 = 2;
+
+/// How many `/` boundaries of a request path [`PathKeys`] keeps. A path with
+/// more is decided by a plain ordered scan instead (still exact, just slower).
+pub const MAX_PATH_BOUNDARIES: usize = 16;
+
+/// One match as the decision loop needs it: where it lives and, precomputed
+/// from its rule, what the rule does when it wins (16 bytes, contiguous per
+/// bucket, so a candidate is judged without touching the match, route or rule
+/// unless it has method/header/query conditions or a regex).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Candidate {
+    /// Match id (index into [`super::RouteIndex::matches`]).
+    pub id: u32,
+    /// Route index (into [`super::RouteIndex::routes`]).
+    pub route: u32,
+    /// Position of the match's rule in the route's `rules` vector.
+    pub rule_pos: u32,
+    /// Status the rule answers with (0 = none: forwarded).
+    status: u16,
+    /// The rule's outcome when it wins.
+    outcome: Outcome,
+    /// `PATH_ONLY` | `ROOT_PREFIX`.
+    flags: u8,
+}
+
+impl Candidate {
+    /// The candidate for match `id`, or `None` when its rule is missing from the
+    /// compiled route (such a match can never produce a hit).
+    pub fn new(id: u32, entry: &MatchEntry, routes: &[CompiledRoute]) -> Option<Candidate> {
+        let route = routes.get(entry.route as usize)?;
+        let rule_pos = rule_position(route, entry.rule as usize)?;
+        let (outcome, status, _) = crate::gateway::decide::rule_outcome(&route.rules[rule_pos]);
+        let mut flags = 0;
+        if let MatchCondition::Http(m) = &entry.condition {
+            let plain_path = !matches!(m.path, PathCondition::Regex(..));
+            if plain_path && m.method.is_none() && m.headers.is_empty() && m.query.is_empty() {
+                flags |= PATH_ONLY;
+            }
+            if matches!(&m.path, PathCondition::Prefix(p) if p == "/") {
+                flags |= ROOT_PREFIX;
+            }
+        }
+        Some(Candidate {
+            id,
+            route: entry.route,
+            rule_pos: u32::try_from(rule_pos).ok()?,
+            status: status.unwrap_or(0),
+            outcome,
+            flags,
+        })
+    }
+
+    /// Whether the match certainly holds once the index has established that its
+    /// path key is the request path (or one of its ancestor prefixes).
+    #[inline]
+    pub fn holds_when_keyed(&self) -> bool {
+        self.flags & PATH_ONLY != 0
+    }
+
+    /// Whether the match certainly holds for every request (root prefix, no
+    /// other condition).
+    #[inline]
+    pub fn always_holds(&self) -> bool {
+        self.flags & (PATH_ONLY | ROOT_PREFIX) == PATH_ONLY | ROOT_PREFIX
+    }
+
+    /// The rule's outcome and the status the gateway answers with, if any.
+    #[inline]
+    pub fn outcome(&self) -> (Outcome, Option<u16>) {
+        (self.outcome, (self.status != 0).then_some(self.status))
+    }
+}
+
+/// Position in `route.rules` of the rule with spec index `index`. A route that
+/// keeps matches in the index compiled every rule, so it is almost always at
+/// position `index`; the scan keeps this correct regardless.
+pub fn rule_position(route: &CompiledRoute, index: usize) -> Option<usize> {
+    match route.rules.get(index) {
+        Some(rule) if rule.index == index => Some(index),
+        _ => route.rules.iter().position(|r| r.index == index),
+    }
+}
+
+/// One slot of a bucket's key table (20 bytes; `end == 0` marks an empty slot).
+#[derive(Debug, Clone, Copy, Default)]
+struct KeySlot {
+    /// High 32 bits of the key hash.
+    tag: u32,
+    /// `len << 1 | kind`.
+    len_kind: u32,
+    /// Offset of the key bytes in [`PathIndex::key_bytes`].
+    key_offset: u32,
+    /// The key's candidates: `candidates[start..end]`.
+    start: u32,
+    end: u32,
+}
+
+/// The path index of one hostname bucket (see the module documentation).
+#[derive(Debug, Clone, Default)]
+pub struct PathIndex {
+    /// Open-addressing table (linear probing, power-of-two length, at most half
+    /// full); empty when the bucket has no `Exact`/`PathPrefix` match.
+    slots: Box<[KeySlot]>,
+    /// Key values, concatenated.
+    key_bytes: Box<[u8]>,
+    /// Candidates: one group per key (each in bucket order), then the always
+    /// candidates (in bucket order) from `always_start` on.
+    candidates: Box<[Candidate]>,
+    always_start: u32,
+}
+
+/// The key of a match in the index, or `None` for an always candidate.
+fn key_of(entry: &MatchEntry) -> Option<(u32, &str)> {
+    match &entry.condition {
+        MatchCondition::Http(m) => match &m.path {
+            PathCondition::Exact(v) => Some((KIND_EXACT, v.as_str())),
+            PathCondition::Prefix(v) if v != "/" => Some((KIND_PREFIX, v.as_str())),
+            _ => None,
+        },
+        MatchCondition::Grpc(_) => None,
+    }
+}
+
+/// Whether visiting keyed groups (exact, then prefixes by decreasing length),
+/// then the always candidates, preserves the order of `keyed` (the bucket's
+/// matches in precedence order, with their keys).
+fn order_is_indexable(keyed: &[(Candidate, Option<(u32, &str)>)]) -> bool {
+    // Rank: exact 0, prefix 1, always 2; must not decrease, and prefix lengths
+    // must not increase.
+    let rank = |k: &Option<(u32, &str)>| match k {
+        Some((KIND_EXACT, _)) => (0u8, 0usize),
+        Some((_, v)) => (1, usize::MAX - v.len()),
+        None => (2, 0),
+    };
+    keyed.windows(2).all(|w| rank(&w[0].1) <= rank(&w[1].1))
+}
+
+impl PathIndex {
+    /// Builds the index of a bucket whose match `ids` are in precedence order.
+    pub fn build(ids: &[u32], matches: &[MatchEntry], routes: &[CompiledRoute]) -> PathIndex {
+        let mut keyed: Vec<(Candidate, Option<(u32, &str)>)> = ids
+            .iter()
+            .filter_map(|&id| {
+                let entry = matches.get(id as usize)?;
+                Some((Candidate::new(id, entry, routes)?, key_of(entry)))
+            })
+            .collect();
+        let (Ok(_), true) = (u32::try_from(keyed.len()), order_is_indexable(&keyed)) else {
+            // Not expected from the precedence sort; stay exact with an ordered scan.
+            for (_, key) in &mut keyed {
+                *key = None;
+            }
+            return PathIndex::from_groups(Vec::new(), &keyed);
+        };
+        // Group keyed candidates by key, keeping first-appearance order of keys
+        // and bucket order within each group.
+        let mut group_of: std::collections::HashMap<(u32, &str), usize> =
+            std::collections::HashMap::new();
+        let mut groups: Vec<((u32, &str), Vec<Candidate>)> = Vec::new();
+        for (cand, key) in &keyed {
+            if let Some(key) = key {
+                let g = *group_of.entry(*key).or_insert_with(|| {
+                    groups.push((*key, Vec::new()));
+                    groups.len() - 1
+                });
+                groups[g].1.push(*cand);
+            }
+        }
+        PathIndex::from_groups(groups, &keyed)
+    }
+
+    fn from_groups(
+        groups: Vec<((u32, &str), Vec<Candidate>)>,
+        keyed: &[(Candidate, Option<(u32, &str)>)],
+    ) -> PathIndex {
+        let table_len = if groups.is_empty() {
+            0
+        } else {
+            (groups.len() * 2).next_power_of_two()
+        };
+        let mask = table_len.wrapping_sub(1);
+        let mut slots = vec![KeySlot::default(); table_len];
+        let mut key_bytes = Vec::new();
+        let mut candidates = Vec::with_capacity(keyed.len());
+        for ((kind, value), group) in groups {
+            let hash = key_hash(value.as_bytes(), kind);
+            let slot = KeySlot {
+                tag: (hash >> 32) as u32,
+                len_kind: (value.len() as u32) << 1 | kind,
+                key_offset: key_bytes.len() as u32,
+                start: candidates.len() as u32,
+                end: (candidates.len() + group.len()) as u32,
+            };
+            key_bytes.extend_from_slice(value.as_bytes());
+            candidates.extend(group);
+            let mut i = hash as usize & mask;
+            while slots[i].end != 0 {
+                i = (i + 1) & mask;
+            }
+            slots[i] = slot;
+        }
+        let always_start = candidates.len() as u32;
+        candidates.extend(keyed.iter().filter(|(_, k)| k.is_none()).map(|(c, _)| *c));
+        PathIndex {
+            slots: slots.into_boxed_slice(),
+            key_bytes: key_bytes.into_boxed_slice(),
+            candidates: candidates.into_boxed_slice(),
+            always_start,
+        }
+    }
+
+    /// The candidates of key (`kind`, `value`) whose hash is `hash`.
+    #[inline]
+    fn group(&self, hash: u64, kind: u32, value: &[u8]) -> &[Candidate] {
+        if self.slots.is_empty() {
+            return &[];
+        }
+        let mask = self.slots.len() - 1;
+        let tag = (hash >> 32) as u32;
+        let len_kind = (value.len() as u32) << 1 | kind;
+        let mut i = hash as usize & mask;
+        loop {
+            let slot = &self.slots[i];
+            if slot.end == 0 {
+                return &[];
+            }
+            if slot.tag == tag && slot.len_kind == len_kind {
+                let at = slot.key_offset as usize;
+                let stored = self.key_bytes.get(at..at + value.len()).unwrap_or(&[]);
+                if same_bytes(stored, value) {
+                    return self
+                        .candidates
+                        .get(slot.start as usize..slot.end as usize)
+                        .unwrap_or(&[]);
+                }
+            }
+            i = (i + 1) & mask;
+        }
+    }
+
+    /// The candidates that may accept the request path of `keys`, as groups,
+    /// passed to `visit` until it returns `Some`: the `Exact` group, then the
+    /// `PathPrefix` groups from the longest ancestor to the shortest. Every
+    /// candidate in them has its path condition satisfied (see
+    /// [`Candidate::holds_when_keyed`]). Followed by [`PathIndex::always`], this
+    /// is the bucket's precedence order with only matches whose path certainly
+    /// rejects the request left out.
+    ///
+    /// `keys` must be complete ([`PathKeys::is_complete`]).
+    #[inline]
+    pub fn find_in_keyed_groups<T>(
+        &self,
+        keys: &PathKeys<'_>,
+        mut visit: impl FnMut(&[Candidate]) -> Option<T>,
+    ) -> Option<T> {
+        if self.slots.is_empty() {
+            return None;
+        }
+        let path = keys.path.as_bytes();
+        let exact = self.group(keys.exact, KIND_EXACT, path);
+        if !exact.is_empty() {
+            if let Some(found) = visit(exact) {
+                return Some(found);
+            }
+        }
+        for i in (0..keys.count).rev() {
+            let len = usize::from(keys.lens[i]);
+            let group = self.group(keys.hashes[i], KIND_PREFIX, &path[..len]);
+            if !group.is_empty() {
+                if let Some(found) = visit(group) {
+                    return Some(found);
+                }
+            }
+        }
+        None
+    }
+
+    /// The candidates that are not keyed by path, in bucket order.
+    #[inline]
+    pub fn always(&self) -> &[Candidate] {
+        self.candidates
+            .get(self.always_start as usize..)
+            .unwrap_or(&[])
+    }
+}
+
+const HASH_SEED: u64 = 0x243f_6a88_85a3_08d3;
+const HASH_MUL: u64 = 0x9e37_79b9_7f4a_7c15;
+
+#[inline]
+fn absorb(h: u64, word: u64) -> u64 {
+    (h ^ word).wrapping_mul(HASH_MUL).rotate_left(31)
+}
+
+/// Murmur3's 64-bit finaliser over the state, the length and the kind.
+#[inline]
+fn finish(h: u64, len: usize, kind: u32) -> u64 {
+    let mut x = h ^ ((len as u64) << 1 | u64::from(kind));
+    x ^= x >> 33;
+    x = x.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    x ^= x >> 33;
+    x = x.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+    x ^ (x >> 33)
+}
+
+/// The bytes of `bytes` from `at` to the end (fewer than 8), little-endian,
+/// zero-padded. Without a variable-length copy (which costs a `memcpy` call):
+/// one overlapping 8-byte load when the slice is long enough.
+#[inline]
+fn tail_word(bytes: &[u8], at: usize) -> u64 {
+    let rest = bytes.len() - at;
+    if rest == 0 {
+        0
+    } else if bytes.len() >= 8 {
+        full_word(bytes, bytes.len() - 8) >> (8 * (8 - rest))
+    } else {
+        bytes[at..]
+            .iter()
+            .rev()
+            .fold(0u64, |w, &b| (w << 8) | u64::from(b))
+    }
+}
+
+#[inline]
+fn full_word(bytes: &[u8], at: usize) -> u64 {
+    let mut buf = [0u8; 8];
+    buf.copy_from_slice(&bytes[at..at + 8]);
+    u64::from_le_bytes(buf)
+}
+
+/// `a == b`, word by word and inline (keys are short; a `memcmp` call costs
+/// more than the comparison).
+#[inline]
+fn same_bytes(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    let full = a.len() / 8 * 8;
+    let mut at = 0;
+    while at < full {
+        if full_word(a, at) != full_word(b, at) {
+            return false;
+        }
+        at += 8;
+    }
+    tail_word(a, full) == tail_word(b, full)
+}
+
+/// The hash of a key value: 8-byte words absorbed in order, the zero-padded
+/// tail, then length and kind. [`PathKeys`] computes the same function for
+/// every ancestor prefix of a path in one pass.
+fn key_hash(value: &[u8], kind: u32) -> u64 {
+    let full = value.len() / 8;
+    let mut h = HASH_SEED;
+    for w in 0..full {
+        h = absorb(h, full_word(value, w * 8));
+    }
+    if value.len() % 8 > 0 {
+        h = absorb(h, tail_word(value, full * 8));
+    }
+    finish(h, value.len(), kind)
+}
+
+/// The index keys of one request path, computed once per request and reused
+/// for every bucket it is looked up in: the hash of the whole path (for
+/// `Exact`) and of every ancestor prefix cut before a `/` or at the end (for
+/// `PathPrefix`). Prefixes ending in `/` are left out: no stored prefix value
+/// ends in `/` except the root, which is an always candidate.
+#[derive(Debug, Clone)]
+pub struct PathKeys<'p> {
+    path: &'p str,
+    exact: u64,
+    /// Lengths of the ancestor prefixes, shortest first.
+    lens: [u16; MAX_PATH_BOUNDARIES],
+    /// Their hashes, in the same order.
+    hashes: [u64; MAX_PATH_BOUNDARIES],
+    count: usize,
+    complete: bool,
+}
+
+/// `0x2f` (`/`) in every byte.
+const SLASHES: u64 = 0x2f2f_2f2f_2f2f_2f2f;
+const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
+const HIGH: u64 = 0x8080_8080_8080_8080;
+
+/// The high bit of every byte of `word` that is `/` (exact: no false
+/// positives, unlike the borrow-based zero-byte trick).
+#[inline]
+fn slash_bits(word: u64) -> u64 {
+    let x = word ^ SLASHES;
+    !(((x & LOW7) + LOW7) | x) & HIGH
+}
+
+impl<'p> PathKeys<'p> {
+    /// Computes the keys of `path` in one pass over its 8-byte words (no
+    /// allocation).
+    pub fn new(path: &'p str) -> PathKeys<'p> {
+        let bytes = path.as_bytes();
+        let n = bytes.len();
+        let mut keys = PathKeys {
+            path,
+            exact: 0,
+            lens: [0; MAX_PATH_BOUNDARIES],
+            hashes: [0; MAX_PATH_BOUNDARIES],
+            count: 0,
+            complete: u16::try_from(n).is_ok(),
+        };
+        let mut state = HASH_SEED;
+        let mut at = 0;
+        loop {
+            let chunk = (n - at).min(8);
+            let word = if chunk == 8 {
+                full_word(bytes, at)
+            } else {
+                tail_word(bytes, at)
+            };
+            let mut slashes = slash_bits(word);
+            while slashes != 0 {
+                let offset = (slashes.trailing_zeros() / 8) as usize;
+                slashes &= slashes - 1;
+                let end = at + offset;
+                // Skip the leading `/` and the `/` of a doubled or trailing slash.
+                if end == 0 || bytes[end - 1] == b'/' {
+                    continue;
+                }
+                let h = if offset == 0 {
+                    state
+                } else {
+                    absorb(state, word & ((1u64 << (8 * offset)) - 1))
+                };
+                keys.push_prefix(end, finish(h, end, KIND_PREFIX));
+            }
+            if chunk < 8 {
+                // The end of the path: the exact key, and a prefix key unless
+                // the path ends with `/`.
+                let h = if chunk == 0 {
+                    state
+                } else {
+                    absorb(state, word)
+                };
+                keys.exact = finish(h, n, KIND_EXACT);
+                if n > 0 && bytes[n - 1] != b'/' {
+                    keys.push_prefix(n, finish(h, n, KIND_PREFIX));
+                }
+                return keys;
+            }
+            state = absorb(state, word);
+            at += 8;
+            if at == n {
+                keys.exact = finish(state, n, KIND_EXACT);
+                if bytes[n - 1] != b'/' {
+                    keys.push_prefix(n, finish(state, n, KIND_PREFIX));
+                }
+                return keys;
+            }
+        }
+    }
+
+    #[inline]
+    fn push_prefix(&mut self, len: usize, hash: u64) {
+        match (self.lens.get_mut(self.count), u16::try_from(len)) {
+            (Some(slot), Ok(len)) => {
+                *slot = len;
+                self.hashes[self.count] = hash;
+                self.count += 1;
+            }
+            _ => self.complete = false,
+        }
+    }
+
+    /// False when the path has more `/` boundaries than [`MAX_PATH_BOUNDARIES`]
+    /// (or is 64 KiB or longer): the index cannot be used, scan the bucket.
+    pub fn is_complete(&self) -> bool {
+        self.complete
+    }
+
+    /// `(length, hash)` of the ancestor prefixes, longest first.
+    #[cfg(test)]
+    fn prefixes(&self) -> impl Iterator<Item = (usize, u64)> + '_ {
+        self.lens[..self.count]
+            .iter()
+            .zip(&self.hashes[..self.count])
+            .rev()
+            .map(|(&len, &h)| (usize::from(len), h))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_keys_hash_like_stored_keys() {
+        let path = "/api/v1/users/12345678/orders";
+        let keys = PathKeys::new(path);
+        assert!(keys.is_complete());
+        assert_eq!(keys.exact, key_hash(path.as_bytes(), KIND_EXACT));
+        let got: Vec<(usize, u64)> = keys.prefixes().collect();
+        let want: Vec<(usize, u64)> = [29, 22, 13, 7, 4]
+            .iter()
+            .map(|&n| (n, key_hash(&path.as_bytes()[..n], KIND_PREFIX)))
+            .collect();
+        assert_eq!(got, want);
+    }
+
+    #[test]
+    fn trailing_and_double_slashes_are_not_prefix_keys() {
+        let keys = PathKeys::new("/a//b/");
+        let lens: Vec<usize> = keys.prefixes().map(|(n, _)| n).collect();
+        assert_eq!(lens, vec![5, 2]);
+        assert_eq!(keys.exact, key_hash(b"/a//b/", KIND_EXACT));
+        let root = PathKeys::new("/");
+        assert_eq!(root.prefixes().count(), 0);
+        assert_eq!(root.exact, key_hash(b"/", KIND_EXACT));
+        let empty = PathKeys::new("");
+        assert_eq!(empty.exact, key_hash(b"", KIND_EXACT));
+        let relative = PathKeys::new("abc/d");
+        let lens: Vec<usize> = relative.prefixes().map(|(n, _)| n).collect();
+        assert_eq!(lens, vec![5, 3]);
+    }
+
+    #[test]
+    fn word_helpers_match_byte_semantics() {
+        let text = b"/abcdefghijklmnopq";
+        for start in 0..text.len() {
+            let bytes = &text[start..];
+            for at in (0..=bytes.len()).filter(|at| bytes.len() - at < 8) {
+                let mut want = [0u8; 8];
+                want[..bytes.len() - at].copy_from_slice(&bytes[at..]);
+                assert_eq!(tail_word(bytes, at), u64::from_le_bytes(want));
+            }
+            for end in 0..=bytes.len() {
+                assert!(same_bytes(&bytes[..end], &bytes[..end]));
+                if end > 0 {
+                    let mut other = bytes[..end].to_vec();
+                    other[end - 1] ^= 1;
+                    assert!(!same_bytes(&bytes[..end], &other));
+                    assert!(!same_bytes(&bytes[..end], &bytes[..end - 1]));
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn too_many_boundaries_is_incomplete() {
+        let long = "/a".repeat(MAX_PATH_BOUNDARIES + 1);
+        assert!(!PathKeys::new(&long).is_complete());
+        let fits = "/a".repeat(MAX_PATH_BOUNDARIES);
+        assert!(PathKeys::new(&fits).is_complete());
+    }
+
+    /// On every bucket of the synthetic configuration, the index visits exactly
+    /// the matches whose path condition holds, in bucket (precedence) order, and
+    /// its keyed groups never contain a match whose path does not hold.
+    #[test]
+    fn synthetic_buckets_visit_the_path_matches_in_order() {
+        use crate::gateway::request::split_path_query;
+        use crate::gateway::{CompileOptions, RouteIndex};
+        use crate::synth::{self, SynthSpec};
+
+        let config = synth::generate(&SynthSpec::small());
+        let index = RouteIndex::compile(&config.objects, CompileOptions::default());
+        let mut paths: Vec<String> = Vec::new();
+        for r in synth::requests(&config, 300, 3) {
+            let p = split_path_query(&r.path).0;
+            paths.push(p.to_string());
+            paths.push(format!("{p}/"));
+            paths.push(format!("{}x", p.trim_end_matches('/')));
+            paths.push(p.rsplit_once('/').map_or("/", |(head, _)| head).to_string());
+        }
+        let path_holds = |id: u32, path: &str| match &index.matches[id as usize].condition {
+            MatchCondition::Http(m) => m.path.matches(path),
+            MatchCondition::Grpc(_) => true,
+        };
+        let mut keyed_visits = 0usize;
+        for listener in &index.listeners {
+            for table in [&listener.http, &listener.grpc] {
+                let buckets = table
+                    .exact
+                    .values()
+                    .chain(table.wildcard.values())
+                    .chain(std::iter::once(&table.any));
+                for bucket in buckets {
+                    for path in &paths {
+                        let keys = PathKeys::new(path);
+                        assert!(keys.is_complete());
+                        let mut visited = Vec::new();
+                        bucket.index.find_in_keyed_groups(&keys, |group| {
+                            for c in group {
+                                assert!(path_holds(c.id, path), "keyed {} for {path}", c.id);
+                                visited.push(c.id);
+                                keyed_visits += 1;
+                            }
+                            None::<()>
+                        });
+                        visited.extend(
+                            bucket
+                                .index
+                                .always()
+                                .iter()
+                                .map(|c| c.id)
+                                .filter(|&id| path_holds(id, path)),
+                        );
+                        let linear: Vec<u32> = bucket
+                            .ids
+                            .iter()
+                            .copied()
+                            .filter(|&id| path_holds(id, path))
+                            .filter(|&id| {
+                                let entry = &index.matches[id as usize];
+                                Candidate::new(id, entry, &index.routes).is_some()
+                            })
+                            .collect();
+                        assert_eq!(visited, linear, "bucket order for {path}");
+                    }
+                }
+            }
+        }
+        assert!(keyed_visits > 1_000, "only {keyed_visits} keyed visits");
+    }
+}
