@@ -31,7 +31,7 @@
 
 use std::borrow::Cow;
 
-use super::json_log::{is_known_key, key_names_header, FlatFields, Scalar};
+use super::json_log::{FlatFields, Scalar};
 
 /// Feeds every member of the flat JSON object `line` to `fields`. Returns
 /// `None` (with `fields` in an unspecified state) when the line needs the
@@ -63,14 +63,11 @@ pub(crate) fn scan_flat_object<'a>(
             pos = skip_whitespace(bytes, pos + 1);
             let (value, value_end) = scalar_at(line, pos)?;
             pos = value_end;
-            let wanted = is_known_key(key)
-                || (!keep_headers.is_empty()
-                    && keep_headers
-                        .iter()
-                        .any(|wanted| key_names_header(key, wanted)));
-            if wanted {
-                fields.apply(Cow::Borrowed(key), value, keep_headers).ok()?;
-            }
+            // Unlike the serde path, which skips unwanted values without
+            // building them, every member goes to `apply`: the value is
+            // scanned already, and `apply` ignores exactly the keys serde
+            // skips (neither known nor a wanted header).
+            fields.apply(Cow::Borrowed(key), value, keep_headers).ok()?;
             pos = skip_whitespace(bytes, pos);
             match bytes.get(pos) {
                 Some(b',') => pos = skip_whitespace(bytes, pos + 1),

@@ -567,7 +567,7 @@ impl<'de, 's, 'o> Visitor<'de> for FlatObjectSeed<'s, 'de, 'o> {
 }
 
 /// Every key [`FlatFields::apply`] understands.
-pub(crate) fn is_known_key(key: &str) -> bool {
+fn is_known_key(key: &str) -> bool {
     matches!(
         key,
         ":authority"
@@ -669,8 +669,7 @@ fn decode_flat_json_serde<'a>(
 }
 
 /// Decodes one flat JSON object with the serde path only (the reference the
-/// fast path is tested against).
-#[cfg(test)]
+/// fast path is tested and fuzzed against).
 pub(crate) fn decode_flat_json_reference<'a>(
     line: &'a str,
     forced: Format,
