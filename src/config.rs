@@ -406,7 +406,7 @@ fn default_max_file_age_seconds() -> f64 {
     60.0
 }
 fn default_zstd_level() -> i32 {
-    3
+    1
 }
 fn default_row_group_rows() -> usize {
     128 * 1024

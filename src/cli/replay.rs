@@ -62,7 +62,7 @@ pub struct ReplayArgs {
     #[arg(long, default_value_t = 1_000_000)]
     max_file_rows: u64,
     /// zstd compression level of the Parquet files (1..=22).
-    #[arg(long, default_value_t = 3)]
+    #[arg(long, default_value_t = 1)]
     zstd_level: i32,
     /// No progress bar even on a terminal.
     #[arg(long)]

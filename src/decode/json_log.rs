@@ -17,6 +17,7 @@ use serde::Deserialize;
 
 use super::detect::Format;
 use super::error::DecodeError;
+use super::flat_scan::scan_flat_object;
 use super::record::{split_target, AccessRecord, Text, UpstreamAddrs};
 use super::scan::{
     check_status, non_dash, parse_count, parse_port, parse_status, port_of_address, seconds_to_ms,
@@ -625,19 +626,17 @@ pub(crate) fn decode_flat_json<'a>(
     keep_headers: &[String],
 ) -> Result<AccessRecord<'a>, DecodeError> {
     let mut fields = FlatFields::default();
-    let mut deserializer = serde_json::Deserializer::from_str(line);
-    let parsed = FlatObjectSeed {
-        fields: &mut fields,
-        keep_headers,
+    if scan_flat_object(line, keep_headers, &mut fields).is_none() {
+        // Escapes, nesting, unusual numbers or malformed input: the serde
+        // path decides (and names the error).
+        fields = FlatFields::default();
+        decode_flat_json_serde(line, keep_headers, &mut fields)?;
     }
-    .deserialize(&mut deserializer)
-    .and_then(|()| deserializer.end());
-    if let Some(error) = fields.error.take() {
-        return Err(error);
-    }
-    if let Err(error) = parsed {
-        return Err(DecodeError::from_json("access log", &error));
-    }
+    finish_flat(fields, forced)
+}
+
+/// Labels the record with the forced format, or the inferred one.
+fn finish_flat(fields: FlatFields<'_>, forced: Format) -> Result<AccessRecord<'_>, DecodeError> {
     let inferred = fields.inferred_format().ok_or(DecodeError::UnknownFormat {
         hint: "JSON object without any known access-log key",
     })?;
@@ -647,4 +646,36 @@ pub(crate) fn decode_flat_json<'a>(
         forced
     };
     Ok(fields.finish(format))
+}
+
+/// Feeds one JSON object to `fields` through serde_json (the reference path:
+/// handles every valid JSON line and names every error).
+fn decode_flat_json_serde<'a>(
+    line: &'a str,
+    keep_headers: &[String],
+    fields: &mut FlatFields<'a>,
+) -> Result<(), DecodeError> {
+    let mut deserializer = serde_json::Deserializer::from_str(line);
+    let parsed = FlatObjectSeed {
+        fields: &mut *fields,
+        keep_headers,
+    }
+    .deserialize(&mut deserializer)
+    .and_then(|()| deserializer.end());
+    if let Some(error) = fields.error.take() {
+        return Err(error);
+    }
+    parsed.map_err(|error| DecodeError::from_json("access log", &error))
+}
+
+/// Decodes one flat JSON object with the serde path only (the reference the
+/// fast path is tested and fuzzed against).
+pub(crate) fn decode_flat_json_reference<'a>(
+    line: &'a str,
+    forced: Format,
+    keep_headers: &[String],
+) -> Result<AccessRecord<'a>, DecodeError> {
+    let mut fields = FlatFields::default();
+    decode_flat_json_serde(line, keep_headers, &mut fields)?;
+    finish_flat(fields, forced)
 }

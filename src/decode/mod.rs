@@ -32,6 +32,7 @@ mod detect;
 mod envelope;
 mod envoy;
 mod error;
+mod flat_scan;
 mod haproxy;
 mod json_log;
 mod nginx;
@@ -182,6 +183,20 @@ pub fn decode_to_vec(
         records.push(result.map(AccessRecord::into_owned));
     });
     records
+}
+
+/// Differential check of the flat-JSON decoder, for the `flat_json` fuzz
+/// target: decodes `line` with the fast scanner (and its serde fallback) and
+/// with the serde path alone, for every JSON format label, and returns whether
+/// the records, or the errors, are identical. Not part of the stable API.
+#[doc(hidden)]
+pub fn flat_json_paths_agree(line: &str, keep_headers: &[String]) -> bool {
+    [Format::Auto, Format::EnvoyJson, Format::NginxJson]
+        .into_iter()
+        .all(|forced| {
+            json_log::decode_flat_json(line, forced, keep_headers)
+                == json_log::decode_flat_json_reference(line, forced, keep_headers)
+        })
 }
 
 /// A raw line: strips an optional CRI prefix, then decodes.

@@ -281,6 +281,10 @@ pub fn arrow_type_name(data_type: &DataType) -> String {
 pub struct EnrichedBatchBuilder {
     schema: SchemaRef,
     rows: usize,
+    /// The rows the builders are sized for; restored after every
+    /// [`finish`](Self::finish) (Arrow builders hand their buffers to the
+    /// array and would otherwise regrow from zero, copying, every batch).
+    capacity: usize,
     event_time: TimestampMicrosecondBuilder,
     gateway: StringBuilder,
     listener: StringBuilder,
@@ -333,6 +337,7 @@ impl EnrichedBatchBuilder {
         Self {
             schema: enriched_schema(),
             rows: 0,
+            capacity: rows,
             event_time: TimestampMicrosecondBuilder::with_capacity(rows)
                 .with_timezone(EVENT_TIME_ZONE),
             gateway: s(24),
@@ -471,7 +476,8 @@ impl EnrichedBatchBuilder {
             Arc::new(self.upstream_attempts.finish()),
             Arc::new(self.index_stale.finish()),
         ];
-        self.rows = 0;
+        let capacity = self.capacity;
+        *self = Self::with_capacity(capacity);
         RecordBatch::try_new(self.schema.clone(), columns)
     }
 }

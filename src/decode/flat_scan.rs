@@ -1,0 +1,399 @@
+//! A fast path for flat JSON access-log lines: one allocation-free pass over
+//! the bytes that feeds [`FlatFields`] exactly as the serde path does.
+//!
+//! Envoy Gateway's default JSON format (and the other flat layouts) is one
+//! object of scalar members. The scanner walks it directly: it finds each key,
+//! matches it, borrows string values straight from the line and skips the
+//! values it does not need, eight bytes at a time.
+//!
+//! It is deliberately *narrower* than JSON, never wider: whenever it meets
+//! something it does not handle itself it gives up ([`None`]) and the caller
+//! decodes the line again with the serde path, which then produces the
+//! record, or the dead-letter reason, exactly as before. It gives up on:
+//!
+//! * any backslash escape in a key or a value (the value would need
+//!   unescaping; serde also validates the escape);
+//! * control characters (`U+0000`-`U+001F`) inside strings (invalid JSON);
+//! * nested objects or arrays (`Scalar::Nested` / skipped by serde);
+//! * numbers other than a non-negative integer of at most 18 digits without
+//!   leading zeros (negative numbers, fractions, exponents and very large
+//!   integers have type-dependent meanings in serde_json, e.g. `-0` is a
+//!   float);
+//! * any literal other than `true`, `false`, `null`;
+//! * anything structurally off (missing `:` or `,`, trailing comma, trailing
+//!   characters, truncation);
+//! * a field error from [`FlatFields::apply`] (serde reports it in the same
+//!   order, so the error is re-derived there).
+//!
+//! Everything it accepts is valid JSON that serde_json parses to the same
+//! sequence of `(key, Scalar)` pairs, so the record is identical; the
+//! differential tests in `tests.rs` check that on random and mutated lines.
+
+use std::borrow::Cow;
+
+use super::json_log::{FlatFields, Scalar};
+
+/// Feeds every member of the flat JSON object `line` to `fields`. Returns
+/// `None` (with `fields` in an unspecified state) when the line needs the
+/// serde path; see the module docs for when.
+pub(crate) fn scan_flat_object<'a>(
+    line: &'a str,
+    keep_headers: &[String],
+    fields: &mut FlatFields<'a>,
+) -> Option<()> {
+    let bytes = line.as_bytes();
+    let mut pos = skip_whitespace(bytes, 0);
+    if bytes.get(pos) != Some(&b'{') {
+        return None;
+    }
+    pos = skip_whitespace(bytes, pos + 1);
+    if bytes.get(pos) == Some(&b'}') {
+        pos += 1;
+    } else {
+        loop {
+            if bytes.get(pos) != Some(&b'"') {
+                return None;
+            }
+            let key_end = string_end(bytes, pos + 1)?;
+            let key = line.get(pos + 1..key_end)?;
+            pos = skip_whitespace(bytes, key_end + 1);
+            if bytes.get(pos) != Some(&b':') {
+                return None;
+            }
+            pos = skip_whitespace(bytes, pos + 1);
+            let (value, value_end) = scalar_at(line, pos)?;
+            pos = value_end;
+            // Unlike the serde path, which skips unwanted values without
+            // building them, every member goes to `apply`: the value is
+            // scanned already, and `apply` ignores exactly the keys serde
+            // skips (neither known nor a wanted header).
+            fields.apply(Cow::Borrowed(key), value, keep_headers).ok()?;
+            pos = skip_whitespace(bytes, pos);
+            match bytes.get(pos) {
+                Some(b',') => pos = skip_whitespace(bytes, pos + 1),
+                Some(b'}') => {
+                    pos += 1;
+                    break;
+                }
+                _ => return None,
+            }
+        }
+    }
+    (skip_whitespace(bytes, pos) == bytes.len()).then_some(())
+}
+
+/// The JSON whitespace bytes (the same set serde_json skips).
+fn skip_whitespace(bytes: &[u8], mut pos: usize) -> usize {
+    while let Some(b' ' | b'\n' | b'\t' | b'\r') = bytes.get(pos) {
+        pos += 1;
+    }
+    pos
+}
+
+/// The scalar value starting at `pos` and the position just after it, or
+/// `None` when it is not one the fast path handles.
+fn scalar_at(line: &str, pos: usize) -> Option<(Scalar<'_>, usize)> {
+    let bytes = line.as_bytes();
+    match *bytes.get(pos)? {
+        b'"' => {
+            let end = string_end(bytes, pos + 1)?;
+            let text = line.get(pos + 1..end)?;
+            Some((Scalar::Str(Cow::Borrowed(text)), end + 1))
+        }
+        b'0'..=b'9' => integer_at(bytes, pos),
+        b't' => literal_at(bytes, pos, b"true", Scalar::Bool(true)),
+        b'f' => literal_at(bytes, pos, b"false", Scalar::Bool(false)),
+        b'n' => literal_at(bytes, pos, b"null", Scalar::Null),
+        _ => None,
+    }
+}
+
+/// The literal `word` at `pos`.
+fn literal_at<'a>(
+    bytes: &[u8],
+    pos: usize,
+    word: &[u8],
+    value: Scalar<'a>,
+) -> Option<(Scalar<'a>, usize)> {
+    let end = pos + word.len();
+    (bytes.get(pos..end)? == word).then_some((value, end))
+}
+
+/// At most this many digits: any such integer fits in an `i64`.
+const MAX_DIGITS: usize = 18;
+
+/// A non-negative integer without leading zeros and without a fraction or
+/// exponent (serde_json's `visit_u64`, which [`Scalar`] turns into `Int`).
+fn integer_at(bytes: &[u8], pos: usize) -> Option<(Scalar<'static>, usize)> {
+    let mut end = pos;
+    let mut value: i64 = 0;
+    while let Some(&digit @ b'0'..=b'9') = bytes.get(end) {
+        if end - pos == MAX_DIGITS {
+            return None;
+        }
+        value = value * 10 + i64::from(digit - b'0');
+        end += 1;
+    }
+    // A leading zero must be the whole number ("01" is invalid JSON).
+    if bytes[pos] == b'0' && end - pos > 1 {
+        return None;
+    }
+    if let Some(b'.' | b'e' | b'E') = bytes.get(end) {
+        return None;
+    }
+    Some((Scalar::Int(value), end))
+}
+
+/// Bytes with every lane set to `byte`.
+const fn splat(byte: u8) -> u64 {
+    u64::from_ne_bytes([byte; 8])
+}
+
+/// True when some byte of `word` is `"`, `\` or below `0x20` (may also be
+/// true for a lane above a real match; callers re-check byte by byte).
+#[inline]
+fn has_special(word: u64) -> bool {
+    const LOW: u64 = splat(0x01);
+    const HIGH: u64 = splat(0x80);
+    let zero_in = |v: u64| v.wrapping_sub(LOW) & !v & HIGH;
+    let quote = zero_in(word ^ splat(b'"'));
+    let backslash = zero_in(word ^ splat(b'\\'));
+    let control = word.wrapping_sub(splat(0x20)) & !word & HIGH;
+    (quote | backslash | control) != 0
+}
+
+/// The index of the closing quote of the string whose contents start at
+/// `start`, or `None` if the string has an escape or a control character, or
+/// is not closed.
+fn string_end(bytes: &[u8], start: usize) -> Option<usize> {
+    let mut pos = start;
+    while let Some(chunk) = bytes.get(pos..pos + 8) {
+        let mut lanes = [0u8; 8];
+        lanes.copy_from_slice(chunk);
+        if has_special(u64::from_ne_bytes(lanes)) {
+            break;
+        }
+        pos += 8;
+    }
+    loop {
+        match *bytes.get(pos)? {
+            b'"' => return Some(pos),
+            b'\\' | 0x00..=0x1f => return None,
+            _ => pos += 1,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::super::detect::Format;
+    use super::super::json_log::{decode_flat_json, decode_flat_json_reference};
+    use super::*;
+
+    const EG_200: &str = r#"{":authority":"shop.example.com","bytes_received":0,"bytes_sent":5123,"connection_termination_details":null,"downstream_local_address":"10.244.0.12:10080","downstream_remote_address":"203.0.113.7:53422","duration":12,"method":"GET","protocol":"HTTP/1.1","requested_server_name":null,"response_code":200,"response_code_details":"via_upstream","response_flags":"-","route_name":"httproute/shop/storefront/rule/1/match/0/shop_example_com","start_time":"2026-08-20T10:15:30.123Z","upstream_cluster":"httproute/shop/storefront/rule/1","upstream_host":"10.244.3.44:9000","upstream_local_address":"10.244.0.12:41236","upstream_transport_failure_reason":null,"user-agent":"curl/8.5.0","x-envoy-origin-path":"/api/orders?page=2","x-envoy-upstream-service-time":null,"x-forwarded-for":"203.0.113.7","x-request-id":"9b2f6c1e-4d8a-4b51-9a0e-0c1b2f3e4d5a"}"#;
+    const EG_OLD_STRINGS: &str = r#"{"start_time":"2026-08-20T10:15:30.123Z","method":"GET","x-envoy-origin-path":"/api/orders?page=2","protocol":"HTTP/1.1","response_code":"200","response_flags":"-","bytes_received":"0","bytes_sent":"5123","duration":"12","x-envoy-upstream-service-time":"11","x-forwarded-for":"203.0.113.7","user-agent":"curl/8.5.0","x-request-id":"9b2f6c1e",":authority":"shop.example.com","upstream_host":"10.244.3.44:9000","upstream_cluster":"httproute/shop/storefront/rule/1","downstream_local_address":"10.244.0.12:10080","route_name":"r"}"#;
+    const ISTIO_JSON: &str = r#"{"authority":"shop.example.com","bytes_received":0,"bytes_sent":5123,"duration":12,"method":"GET","path":"/products?id=42","protocol":"HTTP/1.1","request_id":"9b2f","response_code":200,"response_flags":"-","route_name":"shop.storefront.0","start_time":"2026-08-20T10:15:30.123Z","upstream_cluster":"outbound|80||web.shop.svc.cluster.local;","upstream_host":"10.244.1.17:8080","upstream_service_time":"11","user_agent":"curl/8.5.0"}"#;
+    const NGINX_JSON: &str = r#"{"time":"2026-08-20T10:15:31+00:00","remote_addr":"203.0.113.7","host":"shop.example.com","method":"GET","request_uri":"/api/orders","status":502,"server_port":"80","body_bytes_sent":157,"upstream_addr":"10.244.2.31:9000, 10.244.3.44:9000","upstream_status":"502, 200","proxy_host":"shop_api_80","user_agent":"curl/8.5.0","http_x_canary":"always"}"#;
+    const SAMPLES: [&str; 4] = [EG_200, EG_OLD_STRINGS, ISTIO_JSON, NGINX_JSON];
+
+    fn headers() -> Vec<String> {
+        vec!["x-canary".to_owned()]
+    }
+
+    /// The fast path's answer (with its serde fallback) equals serde's alone.
+    fn assert_same(line: &str, keep_headers: &[String]) -> Result<(), TestCaseError> {
+        for forced in [Format::Auto, Format::EnvoyJson, Format::NginxJson] {
+            let fast = decode_flat_json(line, forced, keep_headers);
+            let reference = decode_flat_json_reference(line, forced, keep_headers);
+            prop_assert_eq!(&fast, &reference, "line: {:?}", line);
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn real_lines_take_the_fast_path_and_match_serde() {
+        for line in SAMPLES {
+            let mut fields = FlatFields::default();
+            assert!(
+                scan_flat_object(line, &headers(), &mut fields).is_some(),
+                "{line}"
+            );
+            let inferred = fields.inferred_format().unwrap();
+            let fast = fields.finish(inferred);
+            let reference = decode_flat_json_reference(line, Format::Auto, &headers()).unwrap();
+            assert_eq!(fast, reference);
+            assert!(matches!(fast.authority, Some(Cow::Borrowed(_))));
+        }
+        let record = decode_flat_json(NGINX_JSON, Format::Auto, &headers()).unwrap();
+        assert_eq!(record.header("http_x_canary"), Some("always"));
+    }
+
+    #[test]
+    fn gives_up_on_what_serde_must_decide() {
+        let cases = [
+            r#"{"method":"G\"ET"}"#,
+            r#"{"meth\u006fd":"GET"}"#,
+            r#"{"method":"GET","duration":-0}"#,
+            r#"{"method":"GET","duration":1.0}"#,
+            r#"{"method":"GET","duration":1e3}"#,
+            r#"{"method":"GET","duration":01}"#,
+            r#"{"method":"GET","duration":1234567890123456789}"#,
+            r#"{"method":"GET","other":{"a":1}}"#,
+            r#"{"method":"GET","other":[1]}"#,
+            r#"{"method":"GET",}"#,
+            r#"{"method":"GET"} x"#,
+            r#"{"method":"GET""#,
+            r#"{"method":"GET","duration":nul}"#,
+            "{\"method\":\"G\tET\"}",
+            r#"{"method":"GET","response_code":99999}"#,
+            r#"{"method" "GET"}"#,
+        ];
+        for line in cases {
+            let mut fields = FlatFields::default();
+            assert!(scan_flat_object(line, &[], &mut fields).is_none(), "{line}");
+            assert_same(line, &[]).unwrap();
+        }
+    }
+
+    #[test]
+    fn accepts_whitespace_literals_and_empty_objects() {
+        for line in [
+            "{ \"method\" :\t\"GET\" ,\r\n\"duration\": 0 , \"x\": true, \"y\": false, \"z\": null }",
+            "{}",
+            " { } ",
+            r#"{"method":"GET","method":"POST","duration":999999999999999999}"#,
+        ] {
+            let mut fields = FlatFields::default();
+            assert!(scan_flat_object(line, &[], &mut fields).is_some(), "{line}");
+            assert_same(line, &[]).unwrap();
+        }
+    }
+
+    /// Pieces that make JSON interesting at a byte position.
+    const PIECES: [&str; 28] = [
+        "{", "}", "[", "]", "\"", ":", ",", "\\", "\\\"", "\\u0041", "\\ud800", " ", "\t", "\n",
+        "0", "7", "-", ".", "e", "E", "true", "null", "fals", "\u{1}", "é", "\u{7f}", "{}",
+        "\"x\":1",
+    ];
+
+    fn value_strategy() -> impl Strategy<Value = String> {
+        prop_oneof![
+            "[a-zA-Z0-9 /:.?=&-]{0,40}".prop_map(|s| format!("\"{s}\"")),
+            "[a-z\\\\\"\u{1}é]{0,6}".prop_map(|s| format!("\"{s}\"")),
+            any::<i64>().prop_map(|n| n.to_string()),
+            any::<u64>().prop_map(|n| n.to_string()),
+            (0u32..1000).prop_map(|n| n.to_string()),
+            any::<f64>().prop_map(|n| n.to_string()),
+            Just("-0".to_owned()),
+            Just("007".to_owned()),
+            Just("1.5e3".to_owned()),
+            Just("true".to_owned()),
+            Just("false".to_owned()),
+            Just("null".to_owned()),
+            Just("\"-\"".to_owned()),
+            Just("{\"a\":[1,{}]}".to_owned()),
+            Just("[]".to_owned()),
+            Just("\"2026-08-20T10:15:30.123Z\"".to_owned()),
+            Just("\"10.244.0.12:10080\"".to_owned()),
+        ]
+    }
+
+    fn key_strategy() -> impl Strategy<Value = String> {
+        prop_oneof![
+            prop::sample::select(vec![
+                ":authority",
+                "x-envoy-origin-path",
+                "user-agent",
+                "x-request-id",
+                "x-envoy-upstream-service-time",
+                "start_time",
+                "@timestamp",
+                "authority",
+                "path",
+                "response_code",
+                "response_flags",
+                "duration",
+                "upstream_host",
+                "upstream_cluster",
+                "downstream_local_address",
+                "route_name",
+                "bytes_sent",
+                "method",
+                "time",
+                "request_uri",
+                "status",
+                "request_time",
+                "proxy_host",
+                "server_port",
+                "host",
+                "http_host",
+                "http_x_canary",
+                "X_Canary",
+                "grpc_status",
+                "other",
+            ])
+            .prop_map(str::to_owned),
+            "[a-z_:@-]{0,12}",
+        ]
+    }
+
+    fn whitespace() -> impl Strategy<Value = &'static str> {
+        prop::sample::select(vec!["", "", "", " ", "\t", "\r\n "])
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(3000))]
+
+        #[test]
+        fn random_objects_match_serde(
+            members in prop::collection::vec((key_strategy(), value_strategy(), whitespace()), 0..12),
+            keep in any::<bool>(),
+        ) {
+            let mut line = String::from("{");
+            for (i, (key, value, space)) in members.iter().enumerate() {
+                if i > 0 {
+                    line.push(',');
+                }
+                line.push_str(space);
+                line.push_str(&format!("\"{key}\"{space}:{space}{value}{space}"));
+            }
+            line.push('}');
+            let keep_headers = if keep { headers() } else { Vec::new() };
+            assert_same(&line, &keep_headers)?;
+        }
+
+        #[test]
+        fn mutated_lines_match_serde(
+            which in 0usize..SAMPLES.len(),
+            edits in prop::collection::vec((any::<prop::sample::Index>(), 0usize..3, prop::sample::select(PIECES.to_vec())), 1..4),
+        ) {
+            let mut line = SAMPLES[which].to_owned();
+            for (at, kind, piece) in edits {
+                let mut pos = at.index(line.len() + 1);
+                while !line.is_char_boundary(pos) {
+                    pos -= 1;
+                }
+                match kind {
+                    0 => line.insert_str(pos, piece),
+                    1 => {
+                        let mut end = (pos + piece.len()).min(line.len());
+                        while !line.is_char_boundary(end) {
+                            end += 1;
+                        }
+                        line.replace_range(pos..end, "");
+                    }
+                    _ => {
+                        let mut end = (pos + 1).min(line.len());
+                        while !line.is_char_boundary(end) {
+                            end += 1;
+                        }
+                        line.replace_range(pos..end, piece);
+                    }
+                }
+            }
+            assert_same(&line, &headers())?;
+        }
+    }
+}
