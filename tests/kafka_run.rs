@@ -22,6 +22,10 @@
 //!   an unknown server error; routeproof produces such alerts and dead letters
 //!   again (the broker-restart test covers it).
 
+#[path = "support/broker.rs"]
+#[allow(dead_code)]
+mod broker;
+
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -31,13 +35,11 @@ use std::time::{Duration, Instant};
 use arrow_array::{Array, Int32Array, Int64Array, StringArray};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::file::reader::{FileReader, SerializedFileReader};
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::{Headers, Message};
+use rdkafka::message::Message;
 use rdkafka::producer::{BaseRecord, Producer, ThreadedProducer};
-use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
+
+use broker::{consume_all, create_topic, parquet_files, unique};
 
 static SERIAL: Mutex<()> = Mutex::new(());
 
@@ -53,14 +55,6 @@ fn brokers() -> Option<String> {
         eprintln!("ROUTEPROOF_TEST_BROKERS is not set: skipping this broker test");
     }
     brokers
-}
-
-fn unique(name: &str) -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    format!("{name}-{}-{}", std::process::id(), nanos % 1_000_000_000)
 }
 
 /// A temporary directory, kept (and its path printed) when
@@ -90,26 +84,6 @@ fn demo_lines() -> Vec<Vec<u8>> {
         .filter(|l| !l.is_empty())
         .map(<[u8]>::to_vec)
         .collect()
-}
-
-fn create_topic(brokers: &str, topic: &str, partitions: i32) {
-    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .create()
-        .unwrap();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let new = NewTopic::new(topic, partitions, TopicReplication::Fixed(1));
-    let res = rt
-        .block_on(admin.create_topics([&new], &AdminOptions::new()))
-        .expect("create topics");
-    for r in res {
-        if let Err((t, e)) = r {
-            panic!("create topic {t}: {e}");
-        }
-    }
 }
 
 /// Offsets the broker acknowledged, per partition, from the producer's
@@ -402,28 +376,6 @@ fn terminate(child: &mut Child) -> std::process::ExitStatus {
     }
 }
 
-fn parquet_files(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&d) else {
-            continue;
-        };
-        for entry in entries {
-            let p = entry.unwrap().path();
-            if p.is_dir() {
-                stack.push(p);
-            } else if p.extension().is_some_and(|e| e == "parquet")
-                && !p.file_name().unwrap().to_string_lossy().starts_with('.')
-            {
-                out.push(p);
-            }
-        }
-    }
-    out.sort();
-    out
-}
-
 /// Rows on storage, from the files' footers only (cheap).
 fn row_count(dir: &Path) -> u64 {
     parquet_files(dir)
@@ -528,51 +480,6 @@ fn assert_exactly_once(rows: &[(i32, i64, String)], per_partition: &BTreeMap<i32
     }
     let expected: i64 = per_partition.values().sum();
     assert_eq!(rows.len() as i64, expected, "row count");
-}
-
-/// Key, value and headers of a consumed message.
-type Consumed = (Option<Vec<u8>>, Vec<u8>, BTreeMap<String, String>);
-
-/// Every message of `topic` (all partitions) until `expected` arrived or `timeout`.
-fn consume_all(brokers: &str, topic: &str, expected: usize, timeout: Duration) -> Vec<Consumed> {
-    let c: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .set("group.id", unique("check"))
-        .set("enable.auto.commit", "false")
-        .create()
-        .unwrap();
-    let md = c
-        .fetch_metadata(Some(topic), Duration::from_secs(10))
-        .unwrap();
-    let mut tpl = TopicPartitionList::new();
-    for t in md.topics() {
-        for p in t.partitions() {
-            tpl.add_partition_offset(topic, p.id(), Offset::Beginning)
-                .unwrap();
-        }
-    }
-    c.assign(&tpl).unwrap();
-    let mut out = Vec::new();
-    let deadline = Instant::now() + timeout;
-    while out.len() < expected && Instant::now() < deadline {
-        if let Some(Ok(m)) = c.poll(Duration::from_millis(200)) {
-            let mut headers = BTreeMap::new();
-            if let Some(h) = m.headers() {
-                for hd in h.iter() {
-                    headers.insert(
-                        hd.key.to_string(),
-                        String::from_utf8_lossy(hd.value.unwrap_or_default()).into_owned(),
-                    );
-                }
-            }
-            out.push((
-                m.key().map(<[u8]>::to_vec),
-                m.payload().unwrap_or_default().to_vec(),
-                headers,
-            ));
-        }
-    }
-    out
 }
 
 /// End to end: demo records plus malformed lines in; the same verdicts as
