@@ -37,9 +37,9 @@ use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::file::reader::{FileReader, SerializedFileReader};
 use rdkafka::config::ClientConfig;
 use rdkafka::message::Message;
-use rdkafka::producer::{BaseRecord, Producer, ThreadedProducer};
+use rdkafka::producer::{Producer, ThreadedProducer};
 
-use broker::{consume_all, create_topic, parquet_files, unique};
+use broker::{consume_all, create_topic, parquet_files, send_queued, unique};
 
 static SERIAL: Mutex<()> = Mutex::new(());
 
@@ -220,18 +220,7 @@ fn produce_partition(
         .create_with_context(Deliveries::default())
         .unwrap();
     for payload in &payloads {
-        let mut record = BaseRecord::<(), [u8]>::to(topic)
-            .payload(&payload[..])
-            .partition(partition);
-        loop {
-            match producer.send(record) {
-                Ok(()) => break,
-                Err((_, r)) => {
-                    record = r;
-                    std::thread::sleep(Duration::from_millis(5));
-                }
-            }
-        }
+        send_queued(&producer, topic, partition, payload);
     }
     producer.flush(Duration::from_secs(300)).expect("flush");
     let failed = producer.context().failed.lock().unwrap().clone();

@@ -15,7 +15,7 @@ use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Headers, Message};
-use rdkafka::producer::{BaseRecord, Producer, ThreadedProducer};
+use rdkafka::producer::{BaseRecord, Producer, ProducerContext, ThreadedProducer};
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 
 /// The broker address from `ROUTEPROOF_TEST_BROKERS` (`.ci/run` sets it);
@@ -110,21 +110,25 @@ pub fn produce(
         .create()
         .expect("producer");
     for (i, payload) in payloads.enumerate() {
-        let partition = (i as i32) % partitions;
-        let mut record = BaseRecord::<(), [u8]>::to(topic)
-            .payload(&payload[..])
-            .partition(partition);
-        loop {
-            match producer.send(record) {
-                Ok(()) => break,
-                Err((_, r)) => {
-                    record = r;
-                    std::thread::sleep(Duration::from_millis(5));
-                }
-            }
-        }
+        send_queued(&producer, topic, (i as i32) % partitions, &payload);
     }
     producer.flush(Duration::from_secs(120)).expect("flush");
+}
+
+/// Queues one record for `partition`, waiting while the producer's queue is full.
+pub fn send_queued<C: ProducerContext<DeliveryOpaque = ()> + 'static>(
+    producer: &ThreadedProducer<C>,
+    topic: &str,
+    partition: i32,
+    payload: &[u8],
+) {
+    let mut record = BaseRecord::<(), [u8]>::to(topic)
+        .payload(payload)
+        .partition(partition);
+    while let Err((_, r)) = producer.send(record) {
+        record = r;
+        std::thread::sleep(Duration::from_millis(5));
+    }
 }
 
 /// Key, value and headers of a consumed message.
