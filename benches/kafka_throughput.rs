@@ -14,7 +14,9 @@
 //! `fetch.wait.max.ms`, default 10: tansu 0.6.0 sleeps for half of what is left
 //! of it after *every* fetch, even one that found records, so librdkafka's
 //! default of 500 ms caps a consumer at a few fetches per second; against
-//! Kafka, which answers as soon as it has data, the default is fine).
+//! Kafka, which answers as soon as it has data, the default is fine),
+//! `RP_BENCH_BROKER_PID` (the broker's process id when it runs on this machine:
+//! its CPU time is reported for the consume-only and run steps).
 //!
 //! Steps:
 //! 1. produce the records (the demo's well-formed Envoy JSON lines, cycled)
@@ -92,6 +94,20 @@ fn cpu_of(pid: &str) -> Option<Duration> {
     Some(Duration::from_micros(ticks * 1_000_000 / hz))
 }
 
+/// CPU time of the broker process named by `RP_BENCH_BROKER_PID` (when it runs
+/// on this machine), to show how much of the machine the broker itself takes.
+fn broker_cpu() -> Option<Duration> {
+    cpu_of(&std::env::var("RP_BENCH_BROKER_PID").ok()?)
+}
+
+/// ", broker CPU …s" since `before`, or nothing without a broker pid.
+fn broker_cpu_since(before: Option<Duration>) -> String {
+    match (before, broker_cpu()) {
+        (Some(b), Some(a)) => format!(", broker CPU {:.2}s", a.saturating_sub(b).as_secs_f64()),
+        _ => String::new(),
+    }
+}
+
 /// CPU time of the waited-for children so far.
 fn children_cpu() -> Duration {
     // SAFETY: `usage` is a valid out-pointer for getrusage.
@@ -122,6 +138,7 @@ fn main() {
     let partitions: i32 = env_or("RP_BENCH_PARTITIONS", 2);
     let workers: usize = env_or("RP_BENCH_WORKERS", 2);
     let fetch_wait_ms: u64 = env_or("RP_BENCH_FETCH_WAIT_MS", 10);
+    let partition_fetch_bytes: u64 = env_or("RP_BENCH_PARTITION_FETCH_BYTES", 1 << 20);
     // `mock`: librdkafka's in-process mock cluster, for an indicative figure.
     let mock = (brokers == "mock").then(|| {
         let m = rdkafka::mocking::MockCluster::new(1).expect("mock cluster");
@@ -203,6 +220,7 @@ fn main() {
 
     // 2. Consume only: the broker's and librdkafka's ceiling.
     let own_cpu = || cpu_of("self").unwrap_or_default();
+    let broker_before = broker_cpu();
     let cpu_before = own_cpu();
     let started = Instant::now();
     let consumer: BaseConsumer = ClientConfig::new()
@@ -211,6 +229,10 @@ fn main() {
         .set("enable.auto.commit", "false")
         .set("queued.max.messages.kbytes", "65536")
         .set("fetch.wait.max.ms", fetch_wait_ms.to_string())
+        .set(
+            "max.partition.fetch.bytes",
+            partition_fetch_bytes.to_string(),
+        )
         .create()
         .expect("consumer");
     let mut tpl = TopicPartitionList::new();
@@ -230,9 +252,10 @@ fn main() {
     drop(consumer);
     let consume = started.elapsed();
     let consume_cpu = own_cpu().saturating_sub(cpu_before);
+    let consume_broker = broker_cpu_since(broker_before);
     assert_eq!(n, total, "consume only: not every record arrived");
     println!(
-        "consume only: {n} records ({:.0} MiB) in {:.2}s = {:.0} records/s, CPU {:.2}s (client side)",
+        "consume only: {n} records ({:.0} MiB) in {:.2}s = {:.0} records/s, CPU {:.2}s (client side){consume_broker}",
         payload_bytes as f64 / (1 << 20) as f64,
         consume.as_secs_f64(),
         rate(n, consume),
@@ -265,14 +288,28 @@ topic = "{topic}-dead"
 log_interval_seconds = 0
 [kafka.properties]
 "fetch.wait.max.ms" = "{fetch_wait_ms}"
+"max.partition.fetch.bytes" = "{partition_fetch_bytes}"
 "#,
             root.join("demo/manifests").display(),
             out.display()
         ),
     )
     .expect("config");
+    let broker_before = broker_cpu();
     let started = Instant::now();
-    let mut child = Command::new(&exe)
+    // RP_BENCH_RUN_WRAPPER (e.g. "perf record -g -o /tmp/run.data") runs
+    // `run` under a profiler; the pid polled is then the wrapper's.
+    let wrapper = std::env::var("RP_BENCH_RUN_WRAPPER").unwrap_or_default();
+    let mut words = wrapper.split_whitespace();
+    let mut command = match words.next() {
+        Some(program) => {
+            let mut c = Command::new(program);
+            c.args(words).arg(&exe);
+            c
+        }
+        None => Command::new(&exe),
+    };
+    let mut child = command
         .args(["run", "--config"])
         .arg(&config)
         .stderr(Stdio::null())
@@ -295,18 +332,22 @@ log_interval_seconds = 0
         }
         std::thread::sleep(Duration::from_millis(50));
     }
-    let run = started.elapsed();
+    let finished = Instant::now();
+    let run = finished - started;
+    let run_broker = broker_cpu_since(broker_before);
     let _ = Command::new("kill").args(["-TERM", &pid]).status();
     let _ = child.wait();
     println!(
-        "run:          {total} records in {:.2}s = {:.0} records/s (start to last row, incl. group join and the 1 s age roll), CPU {:.2}s, peak RSS {:.0} MiB",
+        "run:          {total} records in {:.2}s = {:.0} records/s (start to last row, incl. group join and the 1 s age roll), CPU {:.2}s, peak RSS {:.0} MiB{run_broker}",
         run.as_secs_f64(),
         rate(total, run),
         cpu.as_secs_f64(),
         peak as f64 / 1024.0
     );
     if let Some((at, n0, cpu0)) = first_rows {
-        let span = at.elapsed();
+        // Both ends lag the records by up to the 1 s age roll, so the
+        // span is the steady-state rate without group join and start-up.
+        let span = finished - at;
         let n = total - n0 as usize;
         if n > 0 && !span.is_zero() {
             println!(

@@ -204,6 +204,13 @@ pub struct KafkaConfig {
     /// Upper bound of the messages librdkafka pre-fetches (per consumer), in KiB.
     #[serde(default = "default_queued_kbytes")]
     pub queued_max_messages_kbytes: u64,
+    /// How long librdkafka waits before fetching a partition again once the
+    /// pre-fetch bound above was reached (librdkafka's `fetch.queue.backoff.ms`).
+    /// librdkafka's own default, 1,000 ms, idles a consumer that is slower than
+    /// its broker for most of every second after the queue drains; a short
+    /// wait keeps the queue topped up while memory stays bounded.
+    #[serde(default = "default_fetch_queue_backoff_ms")]
+    pub fetch_queue_backoff_ms: u64,
     /// `plaintext`, `ssl`, `sasl_plaintext` or `sasl_ssl`.
     #[serde(default)]
     pub security_protocol: Option<String>,
@@ -390,6 +397,9 @@ fn default_session_timeout_ms() -> u64 {
 fn default_queued_kbytes() -> u64 {
     65_536
 }
+fn default_fetch_queue_backoff_ms() -> u64 {
+    10
+}
 fn default_batch_messages() -> usize {
     4096
 }
@@ -489,6 +499,13 @@ impl Config {
         }
         if k.group_id.trim().is_empty() {
             return Err(ConfigError::key("kafka.group_id", "must not be empty"));
+        }
+        // librdkafka's range for fetch.queue.backoff.ms.
+        if k.fetch_queue_backoff_ms > 300_000 {
+            return Err(ConfigError::key(
+                "kafka.fetch_queue_backoff_ms",
+                "must be at most 300000",
+            ));
         }
         if k.topics.is_empty() || k.topics.iter().any(|t| t.trim().is_empty()) {
             return Err(ConfigError::key(
@@ -754,6 +771,23 @@ mod tests {
         assert_eq!(c.kafka.brokers, "other:9093");
         assert_eq!(c.parquet.max_file_rows, 42);
         assert_eq!(c.kafka.topics, vec!["a".to_string(), "^b.*".to_string()]);
+    }
+
+    #[test]
+    fn fetch_queue_backoff_defaults_short_and_is_bounded() {
+        let without = EXAMPLE.replace("fetch_queue_backoff_ms = 10\n", "");
+        assert_ne!(without, EXAMPLE, "the example documents the key");
+        let c = load(&without, &[]).expect("valid");
+        assert_eq!(c.kafka.fetch_queue_backoff_ms, 10);
+        let e = load(
+            EXAMPLE,
+            &[("ROUTEPROOF_KAFKA__FETCH_QUEUE_BACKOFF_MS", "300001")],
+        )
+        .unwrap_err();
+        assert!(
+            e.to_string().contains("kafka.fetch_queue_backoff_ms"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -10,7 +10,8 @@
 //! Memory is bounded however far behind the consumer is: librdkafka pre-fetches
 //! at most `kafka.queued_max_messages_kbytes` per consumer, and the consumer loop
 //! hands batches to workers over bounded queues; when they are full the loop
-//! blocks, stops draining librdkafka's queue, and librdkafka stops fetching.
+//! blocks, stops draining librdkafka's queue, and librdkafka stops fetching
+//! until `kafka.fetch_queue_backoff_ms` after the queue is below the bound.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -64,6 +65,10 @@ pub fn consumer_config(k: &KafkaConfig, stats_interval_ms: u64) -> ClientConfig 
         .set(
             "queued.max.messages.kbytes",
             k.queued_max_messages_kbytes.to_string(),
+        )
+        .set(
+            "fetch.queue.backoff.ms",
+            k.fetch_queue_backoff_ms.to_string(),
         )
         .set("enable.partition.eof", "false")
         .set("statistics.interval.ms", stats_interval_ms.to_string())
@@ -257,5 +262,38 @@ impl LagTracker {
     /// Total lag as of the last report.
     pub fn total(&self) -> i64 {
         self.lags.values().sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kafka(properties: &[(&str, &str)]) -> KafkaConfig {
+        let mut toml = String::from(
+            "brokers = \"b:9092\"\ntopics = [\"t\"]\nfetch_queue_backoff_ms = 25\n[properties]\n",
+        );
+        for (k, v) in properties {
+            toml.push_str(&format!("\"{k}\" = \"{v}\"\n"));
+        }
+        toml::from_str(&toml).expect("kafka section")
+    }
+
+    #[test]
+    fn consumer_config_sets_manual_commits_and_fetch_backoff() {
+        let c = consumer_config(&kafka(&[]), 0);
+        assert_eq!(c.get("enable.auto.commit"), Some("false"));
+        assert_eq!(
+            c.get("partition.assignment.strategy"),
+            Some("cooperative-sticky")
+        );
+        assert_eq!(c.get("fetch.queue.backoff.ms"), Some("25"));
+        assert_eq!(c.get("bootstrap.servers"), Some("b:9092"));
+    }
+
+    #[test]
+    fn pass_through_properties_override() {
+        let c = consumer_config(&kafka(&[("fetch.queue.backoff.ms", "500")]), 0);
+        assert_eq!(c.get("fetch.queue.backoff.ms"), Some("500"));
     }
 }
