@@ -28,7 +28,7 @@ use crate::decode::{self, AccessRecord, DecodeError, DecodeOptions, Format};
 use crate::gateway::compile::CompiledGateway;
 use crate::gateway::{Decision, Headers, Protocol, Request, RouteIndex, Scheme};
 use crate::kube::history::now_us;
-use crate::kube::IndexHistory;
+use crate::kube::{HistoryView, IndexHistory};
 use crate::resolve::{
     parse_route_name, parse_upstream_name, resolve_actual, ActualBackend, EndpointIndex,
     GatewayAction, Implementation, UpstreamEvidence, UpstreamName,
@@ -235,7 +235,9 @@ impl<'i> RecordProcessor<'i> {
 
     /// Processes one payload, judging each record against the snapshot of
     /// `history` in force at its event time. Returns [`LiveOutcome::Held`]
-    /// (and does nothing) while the history is not ready.
+    /// (and does nothing) while the history is not ready. To process many
+    /// payloads, take one [`IndexHistory::view`] and use
+    /// [`process_payload_in_view`](Self::process_payload_in_view).
     pub fn process_payload_live(
         &mut self,
         payload: &[u8],
@@ -243,15 +245,30 @@ impl<'i> RecordProcessor<'i> {
         out: &mut Outputs<'_>,
         history: &IndexHistory,
     ) -> Result<LiveOutcome, SinkError> {
-        let latest = match history.current() {
-            Some(latest) if history.is_ready() => latest,
-            _ => return Ok(LiveOutcome::Held),
-        };
+        match history.view() {
+            Some(view) => {
+                self.process_payload_in_view(payload, origin, out, &view)?;
+                Ok(LiveOutcome::Processed)
+            }
+            None => Ok(LiveOutcome::Held),
+        }
+    }
+
+    /// Processes one payload, judging each record against the snapshot of
+    /// `view` in force at its event time.
+    pub fn process_payload_in_view(
+        &mut self,
+        payload: &[u8],
+        origin: Origin<'_>,
+        out: &mut Outputs<'_>,
+        view: &HistoryView,
+    ) -> Result<(), SinkError> {
         self.for_each_record(payload, origin, out, |this, record, out| {
-            // `at` finds a snapshot whenever the history holds one; should it
+            // `at` finds a snapshot whenever the view holds one; should it
             // not, the latest is used and the row marked stale rather than the
             // record dropped.
-            let (snapshot, trust) = match history.at(record.time_us.unwrap_or_else(now_us)) {
+            let time = record.time_us.unwrap_or_else(now_us);
+            let (snapshot, trust) = match view.at(time) {
                 Some(at) => (
                     at.snapshot,
                     Trust {
@@ -259,13 +276,24 @@ impl<'i> RecordProcessor<'i> {
                         stale: at.stale,
                     },
                 ),
-                None => (
-                    latest.clone(),
-                    Trust {
-                        in_transition: false,
-                        stale: true,
-                    },
-                ),
+                None => match view.latest() {
+                    Some(latest) => (
+                        latest,
+                        Trust {
+                            in_transition: false,
+                            stale: true,
+                        },
+                    ),
+                    // A view is only taken of a non-empty history.
+                    None => {
+                        let (index, endpoints) = (this.index, this.endpoints);
+                        let stale = Trust {
+                            in_transition: false,
+                            stale: true,
+                        };
+                        return this.judge_record(index, endpoints, stale, record, origin, out);
+                    }
+                },
             };
             this.judge_record(
                 &snapshot.index,
@@ -275,8 +303,7 @@ impl<'i> RecordProcessor<'i> {
                 origin,
                 out,
             )
-        })?;
-        Ok(LiveOutcome::Processed)
+        })
     }
 
     /// What has been processed so far.

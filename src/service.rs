@@ -51,7 +51,7 @@ use rdkafka::ClientContext;
 
 use crate::config::Config;
 use crate::kube::IndexHistory;
-use crate::pipeline::{LiveOutcome, Origin, Outputs, PipelineOptions, RecordProcessor};
+use crate::pipeline::{Origin, Outputs, PipelineOptions, RecordProcessor};
 use crate::sink::alerts::{Alert, AlertAggregator, AlertAggregatorConfig, AlertSink, QuietClock};
 use crate::sink::deadletter::{DeadLetterFileSink, DeadLetterSink};
 use crate::sink::kafka::{KafkaAlertSink, KafkaDeadLetterSink, SharedProducer};
@@ -60,7 +60,7 @@ use crate::sink::object_store::OutputStore;
 use crate::sink::parquet::ParquetSinkConfig;
 use crate::sink::SinkError;
 use crate::source::kafka::{
-    client_config, consumer_config, Batcher, LagTracker, MessageBatch, TopicPartition,
+    client_config, consumer_config, BatchReturn, Batcher, LagTracker, MessageBatch, TopicPartition,
 };
 use crate::source::resume_check::ResumeCheck;
 
@@ -509,6 +509,8 @@ struct WorkerSetup<'a> {
     counters: &'a Counters,
     /// The aggregation every worker's handle shares.
     alerts: &'a AlertAggregator,
+    /// Processed batches go back to the consumer loop for reuse.
+    batch_return: BatchReturn,
 }
 
 struct Worker<'a> {
@@ -582,7 +584,10 @@ impl<'a> Worker<'a> {
     fn run(&mut self, rx: Receiver<WorkerMsg>) -> Result<(), SinkError> {
         loop {
             match rx.recv_timeout(Duration::from_millis(200)) {
-                Ok(WorkerMsg::Batch(batch)) => self.process(&batch)?,
+                Ok(WorkerMsg::Batch(batch)) => {
+                    self.process(&batch)?;
+                    self.setup.batch_return.give_back(batch);
+                }
                 Ok(WorkerMsg::Finish {
                     partitions,
                     discard,
@@ -613,6 +618,16 @@ impl<'a> Worker<'a> {
         let Some(writer) = self.writers.get_mut(&tp) else {
             return Ok(());
         };
+        // Held only before the history is ready, which `run`'s caller waits
+        // for (readiness is never withdrawn); waiting keeps the records rather
+        // than judging them against an empty index. One view per batch: the
+        // snapshot ring is loaded once, not per record.
+        let view = loop {
+            match self.setup.history.view() {
+                Some(view) => break view,
+                None => std::thread::sleep(Duration::from_millis(50)),
+            }
+        };
         for (offset, payload) in batch.iter() {
             let mut out = Outputs {
                 parquet: writer.sink(),
@@ -625,18 +640,8 @@ impl<'a> Worker<'a> {
                 partition: batch.partition,
                 offset,
             };
-            // Held only before the history is ready, which `run`'s caller
-            // waits for (readiness is never withdrawn); retrying keeps the
-            // record rather than judging it against an empty index.
-            while self.processor.process_payload_live(
-                payload,
-                origin,
-                &mut out,
-                self.setup.history,
-            )? == LiveOutcome::Held
-            {
-                std::thread::sleep(Duration::from_millis(50));
-            }
+            self.processor
+                .process_payload_in_view(payload, origin, &mut out, &view)?;
             writer.consumed(offset);
         }
         self.quiet
@@ -823,6 +828,11 @@ pub fn run(
         senders.push(tx);
         receivers.push(rx);
     }
+    // Enough batches in circulation to refill every worker queue.
+    let (batcher, batch_return) = Batcher::recycling(
+        config.pipeline.batch_messages,
+        n_workers * (config.pipeline.queue_batches + 2),
+    );
     let counters = Arc::new(Counters::default());
     let failure = Arc::new(Failure {
         message: Mutex::new(None),
@@ -830,7 +840,7 @@ pub fn run(
     });
     let coordinator = Arc::new(Coordinator {
         workers: senders,
-        batcher: Mutex::new(Batcher::new(config.pipeline.batch_messages)),
+        batcher: Mutex::new(batcher),
         assigned: Mutex::new(HashSet::new()),
         store: store.clone(),
         producer: producer.clone(),
@@ -865,6 +875,7 @@ pub fn run(
                 commits: commit_tx.clone(),
                 counters: &counters,
                 alerts: &alerts,
+                batch_return: batch_return.clone(),
             };
             let failure = failure.clone();
             handles.push(scope.spawn(move || {
@@ -967,64 +978,69 @@ fn consume_loop(
     let mut since_log = 0u64;
     let mut result: Result<(), String> = Ok(());
     while !coordinator.stopping() {
-        match consumer.poll(Duration::from_millis(100)) {
-            Some(Ok(msg)) => {
-                *messages += 1;
-                since_log += 1;
-                if let Some(gap) =
-                    coordinator
-                        .resume
-                        .check(msg.topic(), msg.partition(), msg.offset())
-                {
-                    log(format_args!("warning: {gap}"));
-                    counters.resume_gaps.fetch_add(1, Ordering::Relaxed);
-                }
-                let full = {
-                    let Ok(mut b) = coordinator.batcher.lock() else {
-                        result = Err("batcher lock poisoned".into());
-                        break;
-                    };
-                    let full = b.push(
-                        msg.topic(),
-                        msg.partition(),
-                        msg.offset(),
-                        msg.payload().unwrap_or_default(),
-                    );
-                    full
-                };
-                if let Some(batch) = full {
-                    if let Err(e) = coordinator.dispatch(batch) {
-                        result = Err(e);
-                        break;
-                    }
-                }
+        let polled = consumer.poll(Duration::from_millis(100));
+        // One clock read per message for every time-based check below.
+        let now = Instant::now();
+        let message = match polled {
+            Some(Ok(msg)) => Some(msg),
+            Some(Err(e)) => {
+                log(format_args!("consumer: {e}"));
+                None
             }
-            Some(Err(e)) => log(format_args!("consumer: {e}")),
-            None => {}
+            None => None,
+        };
+        if let Some(msg) = &message {
+            *messages += 1;
+            since_log += 1;
+            if let Some(gap) = coordinator
+                .resume
+                .check(msg.topic(), msg.partition(), msg.offset())
+            {
+                log(format_args!("warning: {gap}"));
+                counters.resume_gaps.fetch_add(1, Ordering::Relaxed);
+            }
         }
-        let flush_partial = coordinator
-            .batcher
-            .lock()
-            .ok()
-            .and_then(|b| b.pending_age())
-            .is_some_and(|age| age >= Duration::from_millis(50));
-        if flush_partial {
-            let batches = match coordinator.batcher.lock() {
-                Ok(mut b) => b.take_all(),
-                Err(_) => Vec::new(),
+        // One lock per message: add it, and take what is due (a full batch,
+        // or every partial one once the oldest message waited 50 ms).
+        let (full, partial) = {
+            let Ok(mut b) = coordinator.batcher.lock() else {
+                result = Err("batcher lock poisoned".into());
+                break;
             };
-            for batch in batches {
-                if let Err(e) = coordinator.dispatch(batch) {
-                    result = Err(e);
-                    break;
-                }
-            }
+            let full = message.as_ref().and_then(|msg| {
+                b.push(
+                    msg.topic(),
+                    msg.partition(),
+                    msg.offset(),
+                    msg.payload().unwrap_or_default(),
+                )
+            });
+            let partial = if b
+                .pending_age(now)
+                .is_some_and(|age| age >= Duration::from_millis(50))
+            {
+                b.take_all()
+            } else {
+                Vec::new()
+            };
+            (full, partial)
+        };
+        drop(message);
+        if let Some(e) = full
+            .into_iter()
+            .chain(partial)
+            .find_map(|batch| coordinator.dispatch(batch).err())
+        {
+            result = Err(e);
+            break;
         }
         while let Ok((tp, offset)) = commit_rx.try_recv() {
             let e = pending_commits.entry(tp).or_insert(offset);
             *e = (*e).max(offset);
         }
-        if !pending_commits.is_empty() && last_commit.elapsed() >= Duration::from_millis(200) {
+        if !pending_commits.is_empty()
+            && now.saturating_duration_since(last_commit) >= Duration::from_millis(200)
+        {
             let assigned = coordinator
                 .assigned
                 .lock()
@@ -1050,7 +1066,7 @@ fn consume_loop(
             }
             last_commit = Instant::now();
         }
-        if !log_every.is_zero() && last_log.elapsed() >= log_every {
+        if !log_every.is_zero() && now.saturating_duration_since(last_log) >= log_every {
             let (total_lag, lag_text) = coordinator
                 .lag
                 .lock()

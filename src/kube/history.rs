@@ -77,6 +77,57 @@ pub struct At {
     pub stale: bool,
 }
 
+/// The history loaded once (see [`IndexHistory::view`]).
+#[derive(Debug, Clone)]
+pub struct HistoryView {
+    ring: Arc<Vec<Arc<Snapshot>>>,
+    grace_us: i64,
+    lead_us: i64,
+    stale: bool,
+}
+
+/// What [`HistoryView::at`] found, borrowed from the view.
+#[derive(Debug, Clone, Copy)]
+pub struct AtRef<'v> {
+    /// The snapshot in force.
+    pub snapshot: &'v Arc<Snapshot>,
+    /// A configuration change happened within the grace window around the time.
+    pub in_transition: bool,
+    /// The source had not confirmed the index for longer than `stale_after`
+    /// when the view was taken.
+    pub stale: bool,
+}
+
+impl HistoryView {
+    /// The snapshot in force at `event_time_us`, as [`IndexHistory::at`].
+    pub fn at(&self, event_time_us: i64) -> Option<AtRef<'_>> {
+        let ring = &self.ring;
+        let n = ring.partition_point(|s| s.effective_us <= event_time_us);
+        let snapshot = ring.get(n.saturating_sub(1))?;
+        // Any routing change in (t - grace, t + lead]: walk out from the
+        // partition point (a few snapshots at most).
+        let before = ring[..n]
+            .iter()
+            .rev()
+            .take_while(|s| event_time_us - s.effective_us < self.grace_us)
+            .any(|s| s.changes_routing);
+        let after = ring[n..]
+            .iter()
+            .take_while(|s| s.effective_us - event_time_us <= self.lead_us)
+            .any(|s| s.changes_routing);
+        Some(AtRef {
+            snapshot,
+            in_transition: before || after,
+            stale: self.stale,
+        })
+    }
+
+    /// The newest snapshot.
+    pub fn latest(&self) -> Option<&Arc<Snapshot>> {
+        self.ring.last()
+    }
+}
+
 /// Counters and gauges of the control path, for `/metrics`.
 #[derive(Debug, Default)]
 pub struct LiveStats {
@@ -201,29 +252,37 @@ impl IndexHistory {
     ///
     /// `in_transition` is set when a routing change
     /// ([`Snapshot::changes_routing`]) took effect within `grace` before or `lead` after the
-    /// time. Lock-free; allocates nothing.
+    /// time. Lock-free; allocates nothing. To judge many records, take a
+    /// [`view`](Self::view) once instead.
     pub fn at(&self, event_time_us: i64) -> Option<At> {
-        let ring = self.ring.load();
-        let n = ring.partition_point(|s| s.effective_us <= event_time_us);
-        let snapshot = ring.get(n.saturating_sub(1))?.clone();
-        let grace = micros(self.options.grace);
-        let lead = micros(self.options.lead);
-        // Any routing change in (t - grace, t + lead]: walk out from the
-        // partition point (a few snapshots at most).
-        let before = ring[..n]
-            .iter()
-            .rev()
-            .take_while(|s| event_time_us - s.effective_us < grace)
-            .any(|s| s.changes_routing);
-        let after = ring[n..]
-            .iter()
-            .take_while(|s| s.effective_us - event_time_us <= lead)
-            .any(|s| s.changes_routing);
+        let view = self.view_unchecked();
+        let at = view.at(event_time_us)?;
         Some(At {
-            snapshot,
-            in_transition: before || after,
-            stale: self.is_stale(),
+            snapshot: Arc::clone(at.snapshot),
+            in_transition: at.in_transition,
+            stale: at.stale,
         })
+    }
+
+    /// The history as it is now, for judging a batch of records: `None` until
+    /// it is [ready](Self::is_ready). The ring is loaded and the staleness
+    /// read once, so per-record lookups touch no shared reference count and
+    /// read no clock; a snapshot published meanwhile is seen by the next view.
+    pub fn view(&self) -> Option<HistoryView> {
+        if !self.ready.load(Ordering::SeqCst) {
+            return None;
+        }
+        let view = self.view_unchecked();
+        (!view.ring.is_empty()).then_some(view)
+    }
+
+    fn view_unchecked(&self) -> HistoryView {
+        HistoryView {
+            ring: self.ring.load_full(),
+            grace_us: micros(self.options.grace),
+            lead_us: micros(self.options.lead),
+            stale: self.is_stale(),
+        }
     }
 
     /// Marks the initial lists as synced: from now on the index is ready.

@@ -54,7 +54,7 @@ pub mod store;
 pub mod watcher;
 
 pub use audit::{parent_statuses, static_config_alerts, ConfigAuditor, ParentStatus};
-pub use history::{At, HistoryOptions, IndexHistory, LiveStats, Snapshot};
+pub use history::{At, AtRef, HistoryOptions, HistoryView, IndexHistory, LiveStats, Snapshot};
 pub use manifests::ManifestSource;
 pub use publish::Publisher;
 pub use watcher::{KubeOptions, KubeSource};

@@ -14,6 +14,7 @@
 //! until `kafka.fetch_queue_backoff_ms` after the queue is below the bound.
 
 use std::collections::HashMap;
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -102,6 +103,17 @@ impl MessageBatch {
         }
     }
 
+    /// Empties a returned batch for reuse by another partition, keeping its
+    /// buffers: fresh multi-MiB buffers for every batch cost page faults and
+    /// page clearing on the consumer thread.
+    fn reuse(mut self, topic: Arc<str>, partition: i32) -> Self {
+        self.topic = topic;
+        self.partition = partition;
+        self.data.clear();
+        self.entries.clear();
+        self
+    }
+
     /// Number of messages.
     pub fn len(&self) -> usize {
         self.entries.len()
@@ -137,6 +149,18 @@ impl MessageBatch {
     }
 }
 
+/// Where processed batches go back to the [`Batcher`] that made them, so
+/// their buffers are reused.
+#[derive(Debug, Clone)]
+pub struct BatchReturn(SyncSender<MessageBatch>);
+
+impl BatchReturn {
+    /// Hands a processed batch back; dropped when enough are waiting.
+    pub fn give_back(&self, batch: MessageBatch) {
+        let _ = self.0.try_send(batch);
+    }
+}
+
 /// Collects messages into per-partition batches.
 #[derive(Debug)]
 pub struct Batcher {
@@ -146,6 +170,7 @@ pub struct Batcher {
     pending: Vec<MessageBatch>,
     topics: HashMap<Box<str>, Arc<str>>,
     oldest: Option<Instant>,
+    returned: Option<Receiver<MessageBatch>>,
 }
 
 impl Batcher {
@@ -156,6 +181,24 @@ impl Batcher {
             pending: Vec::new(),
             topics: HashMap::new(),
             oldest: None,
+            returned: None,
+        }
+    }
+
+    /// As [`new`](Self::new), reusing batches handed back through the
+    /// returned [`BatchReturn`] (at most `keep` of them wait for reuse).
+    pub fn recycling(batch_messages: usize, keep: usize) -> (Self, BatchReturn) {
+        let (tx, rx) = sync_channel(keep.max(1));
+        let mut batcher = Self::new(batch_messages);
+        batcher.returned = Some(rx);
+        (batcher, BatchReturn(tx))
+    }
+
+    /// A batch for `partition`: a returned one when there is one.
+    fn fresh_batch(&mut self, topic: Arc<str>, partition: i32) -> MessageBatch {
+        match self.returned.as_ref().and_then(|r| r.try_recv().ok()) {
+            Some(batch) => batch.reuse(topic, partition),
+            None => MessageBatch::new(topic, partition, self.batch_messages),
         }
     }
 
@@ -179,7 +222,8 @@ impl Batcher {
             Some(i) => i,
             None => {
                 let arc = self.topic_arc(topic);
-                self.pending.push(MessageBatch::new(arc, partition, cap));
+                let batch = self.fresh_batch(arc, partition);
+                self.pending.push(batch);
                 self.pending.len() - 1
             }
         };
@@ -191,9 +235,9 @@ impl Batcher {
         None
     }
 
-    /// How long the oldest pending message has waited.
-    pub fn pending_age(&self) -> Option<Duration> {
-        self.oldest.map(|t| t.elapsed())
+    /// How long the oldest pending message has waited at `now`.
+    pub fn pending_age(&self, now: Instant) -> Option<Duration> {
+        self.oldest.map(|t| now.saturating_duration_since(t))
     }
 
     /// Takes every pending batch.
@@ -289,6 +333,38 @@ mod tests {
         );
         assert_eq!(c.get("fetch.queue.backoff.ms"), Some("25"));
         assert_eq!(c.get("bootstrap.servers"), Some("b:9092"));
+    }
+
+    #[test]
+    fn returned_batches_are_reused_empty_for_any_partition() {
+        let (mut batcher, back) = Batcher::recycling(2, 4);
+        assert!(batcher.push("t", 0, 10, b"aaaa").is_none());
+        let full = batcher.push("t", 0, 11, b"bb").expect("full at 2 messages");
+        let ptr = full.data.as_ptr();
+        assert_eq!(
+            full.iter().collect::<Vec<_>>(),
+            vec![(10, &b"aaaa"[..]), (11, &b"bb"[..])]
+        );
+        back.give_back(full);
+        assert!(batcher.push("u", 3, 7, b"c").is_none());
+        let reused = batcher.take_all().pop().expect("pending batch");
+        assert_eq!(reused.data.as_ptr(), ptr, "the returned buffer is reused");
+        assert_eq!((&*reused.topic, reused.partition), ("u", 3));
+        assert_eq!(reused.iter().collect::<Vec<_>>(), vec![(7, &b"c"[..])]);
+    }
+
+    #[test]
+    fn pending_age_counts_from_the_first_pending_message() {
+        let mut batcher = Batcher::new(10);
+        let before = Instant::now();
+        assert_eq!(batcher.pending_age(before), None);
+        batcher.push("t", 0, 1, b"x");
+        let later = Instant::now() + Duration::from_millis(60);
+        assert!(batcher
+            .pending_age(later)
+            .is_some_and(|a| a >= Duration::from_millis(60)));
+        batcher.take_all();
+        assert_eq!(batcher.pending_age(later), None);
     }
 
     #[test]
