@@ -39,7 +39,7 @@ use rdkafka::config::ClientConfig;
 use rdkafka::message::Message;
 use rdkafka::producer::{Producer, ThreadedProducer};
 
-use broker::{consume_all, create_topic, parquet_files, send_queued, unique};
+use broker::{consume_all, create_topics, parquet_files, send_queued, unique};
 
 static SERIAL: Mutex<()> = Mutex::new(());
 
@@ -481,9 +481,7 @@ fn end_to_end_parquet_alerts_and_dead_letters() {
         return;
     };
     let topic = unique("e2e");
-    create_topic(&brokers, &topic, 2);
-    create_topic(&brokers, &format!("{topic}-alerts"), 1);
-    create_topic(&brokers, &format!("{topic}-dead"), 1);
+    create_topics(&brokers, &topic, 2);
 
     let mut lines = demo_lines();
     let malformed = [
@@ -677,9 +675,7 @@ fn alerts_resolve_when_the_traffic_stops() {
         return;
     };
     let topic = unique("resolve");
-    create_topic(&brokers, &topic, 1);
-    create_topic(&brokers, &format!("{topic}-alerts"), 1);
-    create_topic(&brokers, &format!("{topic}-dead"), 1);
+    create_topics(&brokers, &topic, 1);
     let lines = demo_lines();
     let mut produced = Produced::default();
     produce(&brokers, &topic, 1, lines.iter().cloned(), &mut produced);
@@ -780,9 +776,7 @@ fn crash_safety_sigkill_at_random_points() {
     let topic = unique("crash");
     let partitions = 2;
     let total = 200_000;
-    create_topic(&brokers, &topic, partitions);
-    create_topic(&brokers, &format!("{topic}-alerts"), 1);
-    create_topic(&brokers, &format!("{topic}-dead"), 1);
+    create_topics(&brokers, &topic, partitions);
     let mut produced = Produced::default();
     produce(&brokers, &topic, partitions, records(total), &mut produced);
     assert_eq!(produced.total(), total as i64);
@@ -950,9 +944,7 @@ fn broker_restart_mid_run() {
     let broker = Tansu::start(&db, port, &tansu_log);
     let topic = unique("restart");
     let partitions = 2;
-    create_topic(&brokers, &topic, partitions);
-    create_topic(&brokers, &format!("{topic}-alerts"), 1);
-    create_topic(&brokers, &format!("{topic}-dead"), 1);
+    create_topics(&brokers, &topic, partitions);
     let half = 10_000;
     let mut produced = Produced::default();
     // sqlite storage keeps records one by one: fetching from inside a batch
@@ -1011,9 +1003,7 @@ fn rebalance_second_instance_joins() {
     let topic = unique("rebalance");
     let partitions = 4;
     let total = 100_000;
-    create_topic(&brokers, &topic, partitions);
-    create_topic(&brokers, &format!("{topic}-alerts"), 1);
-    create_topic(&brokers, &format!("{topic}-dead"), 1);
+    create_topics(&brokers, &topic, partitions);
     // Everything is produced before the instances start: tansu 0.6.0's memory
     // storage lists every record batch of a partition on each fetch, and with
     // one record per batch (see `produce`) producing while two consumers poll
