@@ -94,6 +94,40 @@ pub struct Config {
     /// Logging of lag and counters.
     #[serde(default)]
     pub telemetry: TelemetryConfig,
+    /// Secrets masked in dead letters.
+    #[serde(default)]
+    pub redaction: RedactionConfig,
+}
+
+/// `[redaction]`: request headers and query parameters whose values are
+/// masked wherever raw input is kept (dead letters); see [`crate::redact`].
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RedactionConfig {
+    /// Header names (case-insensitive); absent: [`crate::redact::DEFAULT_HEADERS`].
+    #[serde(default)]
+    pub headers: Option<Vec<String>>,
+    /// Query parameter names (case-insensitive); absent:
+    /// [`crate::redact::DEFAULT_QUERY_KEYS`].
+    #[serde(default)]
+    pub query_keys: Option<Vec<String>>,
+}
+
+impl RedactionConfig {
+    /// The configured redaction; each list replaces its default when given.
+    pub fn redaction(&self) -> crate::redact::Redaction {
+        use crate::redact::{Redaction, DEFAULT_HEADERS, DEFAULT_QUERY_KEYS};
+        let defaults = |d: &[&str]| d.iter().map(|s| (*s).to_string()).collect::<Vec<_>>();
+        let headers = self
+            .headers
+            .clone()
+            .unwrap_or_else(|| defaults(DEFAULT_HEADERS));
+        let query_keys = self
+            .query_keys
+            .clone()
+            .unwrap_or_else(|| defaults(DEFAULT_QUERY_KEYS));
+        Redaction::new(&headers, &query_keys)
+    }
 }
 
 /// Where the live route index of `run` comes from (`routes.source`).
@@ -343,7 +377,7 @@ impl Default for AlertsConfig {
 }
 
 /// `[dead_letters]`: where bad input goes (a topic or a quarantine directory).
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DeadLettersConfig {
     /// Topic for dead letters (reason and source in headers).
@@ -355,6 +389,18 @@ pub struct DeadLettersConfig {
     /// Raw bytes kept per dead letter.
     #[serde(default = "default_max_raw_bytes")]
     pub max_raw_bytes: usize,
+}
+
+impl Default for DeadLettersConfig {
+    /// No destination (`run` requires one); `max_raw_bytes` as when the key is
+    /// absent (a derived default would keep no raw bytes at all).
+    fn default() -> Self {
+        Self {
+            topic: None,
+            quarantine_dir: None,
+            max_raw_bytes: default_max_raw_bytes(),
+        }
+    }
 }
 
 /// `[telemetry]`.
@@ -459,14 +505,94 @@ fn default_stale_after_seconds() -> f64 {
     60.0
 }
 
-impl Config {
+/// Parses `text` (named `path` in errors), applies the `ROUTEPROOF_…`
+/// overrides among `env` and deserializes; errors name the key.
+fn deserialize<T: serde::de::DeserializeOwned>(
+    text: &str,
+    path: &Path,
+    env: impl IntoIterator<Item = (String, String)>,
+) -> Result<T, ConfigError> {
+    let mut table: toml::Table = toml::from_str(text).map_err(|e| ConfigError::Parse {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    })?;
+    let mut overrides: Vec<(String, String)> = env
+        .into_iter()
+        .filter(|(k, _)| k.starts_with(ENV_PREFIX) && k.contains("__"))
+        .collect();
+    overrides.sort();
+    for (var, value) in overrides {
+        apply_override(&mut table, &var, &value)?;
+    }
+    serde_path_to_error::deserialize(table).map_err(|e| {
+        let key = e.path().to_string();
+        ConfigError::key(&key, e.into_inner().to_string())
+    })
+}
+
+/// Reads the file at `path`.
+fn read_text(path: &Path) -> Result<String, ConfigError> {
+    std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// What `replay --config FILE` reads of the configuration file: the same file
+/// as `run`'s, where `[kafka]`, `[telemetry]` and the `[parquet]` keys about
+/// output location and rolling by size or age are `run`'s alone (accepted,
+/// not used). Command-line options win over the file.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReplayConfig {
+    /// `manifests`, `no_listener_isolation`, `allow_external_name`.
+    #[serde(default)]
+    pub routes: RoutesConfig,
+    /// `format`, `envelope`, `implementation`, `gateway`, `keep_headers`.
+    #[serde(default)]
+    pub pipeline: PipelineConfig,
+    /// `zstd_level`, `max_file_rows`, `row_group_rows`.
+    #[serde(default)]
+    pub parquet: ReplayParquetConfig,
+    /// `window_seconds`, `max_sample_request_ids`.
+    #[serde(default)]
+    pub alerts: AlertsConfig,
+    /// `max_raw_bytes`.
+    #[serde(default)]
+    pub dead_letters: DeadLettersConfig,
+    /// Secrets masked in dead letters.
+    #[serde(default)]
+    pub redaction: RedactionConfig,
+    /// `run` only.
+    #[serde(default, rename = "kafka")]
+    _kafka: serde::de::IgnoredAny,
+    /// `run` only.
+    #[serde(default, rename = "telemetry")]
+    _telemetry: serde::de::IgnoredAny,
+}
+
+/// The `[parquet]` keys `replay` uses (the others are `run`'s).
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct ReplayParquetConfig {
+    /// zstd level, 1..=22.
+    #[serde(default)]
+    pub zstd_level: Option<i32>,
+    /// Rows per file before rolling.
+    #[serde(default)]
+    pub max_file_rows: Option<u64>,
+    /// Rows per row group.
+    #[serde(default)]
+    pub row_group_rows: Option<usize>,
+    /// `output`, `staging_dir`, `max_file_bytes`, `max_file_age_seconds`,
+    /// `object_store`: `run` only.
+    #[serde(flatten)]
+    _run_only: BTreeMap<String, serde::de::IgnoredAny>,
+}
+
+impl ReplayConfig {
     /// Reads `path`, applies the process environment's overrides and checks the result.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        Self::from_toml_with_env(&text, path, std::env::vars())
+        Self::from_toml_with_env(&read_text(path)?, path, std::env::vars())
     }
 
     /// Parses `text` (named `path` in errors), applies the overrides among `env` and checks.
@@ -475,22 +601,46 @@ impl Config {
         path: &Path,
         env: impl IntoIterator<Item = (String, String)>,
     ) -> Result<Self, ConfigError> {
-        let mut table: toml::Table = toml::from_str(text).map_err(|e| ConfigError::Parse {
-            path: path.to_path_buf(),
-            message: e.to_string(),
-        })?;
-        let mut overrides: Vec<(String, String)> = env
-            .into_iter()
-            .filter(|(k, _)| k.starts_with(ENV_PREFIX) && k.contains("__"))
-            .collect();
-        overrides.sort();
-        for (var, value) in overrides {
-            apply_override(&mut table, &var, &value)?;
+        let config: ReplayConfig = deserialize(text, path, env)?;
+        let q = &config.parquet;
+        if q.zstd_level.is_some_and(|l| !(1..=22).contains(&l)) {
+            return Err(ConfigError::key("parquet.zstd_level", "must be in 1..=22"));
         }
-        let config: Config = serde_path_to_error::deserialize(table).map_err(|e| {
-            let key = e.path().to_string();
-            ConfigError::key(&key, e.into_inner().to_string())
-        })?;
+        if q.max_file_rows == Some(0) {
+            return Err(ConfigError::key(
+                "parquet.max_file_rows",
+                "must be at least 1",
+            ));
+        }
+        if q.row_group_rows == Some(0) {
+            return Err(ConfigError::key(
+                "parquet.row_group_rows",
+                "must be at least 1",
+            ));
+        }
+        if config.alerts.window_seconds == 0 {
+            return Err(ConfigError::key(
+                "alerts.window_seconds",
+                "must be at least 1",
+            ));
+        }
+        Ok(config)
+    }
+}
+
+impl Config {
+    /// Reads `path`, applies the process environment's overrides and checks the result.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        Self::from_toml_with_env(&read_text(path)?, path, std::env::vars())
+    }
+
+    /// Parses `text` (named `path` in errors), applies the overrides among `env` and checks.
+    pub fn from_toml_with_env(
+        text: &str,
+        path: &Path,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, ConfigError> {
+        let config: Config = deserialize(text, path, env)?;
         config.validate()?;
         Ok(config)
     }
@@ -792,6 +942,61 @@ mod tests {
             e.to_string().contains("kafka.fetch_queue_backoff_ms"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn redaction_lists_replace_the_defaults() {
+        let c = load(EXAMPLE, &[]).expect("valid");
+        let r = c.redaction.redaction();
+        assert_eq!(
+            r.apply_str("/a?access_token=x&session=y").as_ref(),
+            "/a?access_token=[REDACTED]&session=y"
+        );
+        let c = load(
+            EXAMPLE,
+            &[("ROUTEPROOF_REDACTION__QUERY_KEYS", r#"["session"]"#)],
+        )
+        .expect("valid");
+        assert_eq!(
+            c.redaction
+                .redaction()
+                .apply_str("/a?access_token=x&session=y")
+                .as_ref(),
+            "/a?access_token=x&session=[REDACTED]"
+        );
+    }
+
+    #[test]
+    fn replay_reads_the_run_config_file() {
+        let c = ReplayConfig::from_toml_with_env(
+            EXAMPLE,
+            Path::new("test.toml"),
+            [(
+                "ROUTEPROOF_PARQUET__ZSTD_LEVEL".to_string(),
+                "7".to_string(),
+            )],
+        )
+        .expect("the example serves replay too");
+        assert_eq!(c.parquet.zstd_level, Some(7));
+        assert_eq!(c.pipeline.format, "auto");
+        let e = ReplayConfig::from_toml_with_env(
+            "[pipeline]\nformatt = \"auto\"\n",
+            Path::new("test.toml"),
+            [],
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("pipeline"), "{e}");
+        let e = ReplayConfig::from_toml_with_env(
+            "[parquet]\nzstd_level = 0\n",
+            Path::new("test.toml"),
+            [],
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("parquet.zstd_level"), "{e}");
+        let empty = ReplayConfig::from_toml_with_env("", Path::new("t.toml"), []).expect("empty");
+        assert!(empty.routes.manifests.is_empty());
+        assert_eq!(empty.alerts.window_seconds, 300);
+        assert_eq!(empty.dead_letters.max_raw_bytes, 64 * 1024);
     }
 
     #[test]

@@ -12,6 +12,7 @@ pub mod gateway;
 pub mod kube;
 pub mod manifest;
 pub mod pipeline;
+pub mod redact;
 pub mod resolve;
 pub mod service;
 pub mod sink;

@@ -543,22 +543,24 @@ impl<'a> Worker<'a> {
             &c.dead_letters.quarantine_dir,
             &setup.producer,
         ) {
-            (Some(topic), _, Some(p)) => Box::new(KafkaDeadLetterSink::new(
-                p.clone(),
-                topic.clone(),
-                c.dead_letters.max_raw_bytes,
-            )),
+            (Some(topic), _, Some(p)) => Box::new(
+                KafkaDeadLetterSink::new(p.clone(), topic.clone(), c.dead_letters.max_raw_bytes)
+                    .with_redaction(c.redaction.redaction()),
+            ),
             (_, Some(dir), _) => {
                 std::fs::create_dir_all(dir)
                     .map_err(|e| SinkError::io("create directory", dir, e))?;
-                Box::new(DeadLetterFileSink::open(
-                    dir.join(format!(
-                        "deadletters-{}-w{}.jsonl",
-                        std::process::id(),
-                        setup.id
-                    )),
-                    c.dead_letters.max_raw_bytes,
-                )?)
+                Box::new(
+                    DeadLetterFileSink::open(
+                        dir.join(format!(
+                            "deadletters-{}-w{}.jsonl",
+                            std::process::id(),
+                            setup.id
+                        )),
+                        c.dead_letters.max_raw_bytes,
+                    )?
+                    .with_redaction(c.redaction.redaction()),
+                )
             }
             _ => return Err(SinkError::Config("dead_letters: no destination".into())),
         };

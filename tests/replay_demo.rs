@@ -243,3 +243,97 @@ fn bad_arguments_are_clear_errors() {
         assert!(stderr.contains(needle), "{args:?}: {stderr}");
     }
 }
+
+/// `--config` supplies what the options do not (manifests, format, file size),
+/// and dead letters carry no secrets: the values of the configured query keys
+/// and the default headers are masked.
+#[test]
+fn config_file_and_redacted_dead_letters() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = env!("CARGO_MANIFEST_DIR");
+    let demo = std::fs::read(format!("{root}/demo/logs/envoy-gateway.log")).unwrap();
+    let valid: Vec<&[u8]> = demo
+        .split(|&b| b == b'\n')
+        .filter(|l| serde_json::from_slice::<serde_json::Value>(l).is_ok())
+        .take(3)
+        .collect();
+    let mut log = Vec::new();
+    for line in &valid {
+        log.extend_from_slice(line);
+        log.push(b'\n');
+    }
+    // Truncated JSON with a secret header and secret query parameters.
+    let bad = br#"{"authorization":"Bearer s3cret-bearer","path":"/cb?access_token=abc123&session=sess42&token=tok7","#;
+    let bad_len = bad.len();
+    log.extend_from_slice(bad);
+    log.push(b'\n');
+    let input = dir.path().join("in.log");
+    std::fs::write(&input, &log).unwrap();
+    let config = dir.path().join("replay.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"[routes]
+manifests = ["{root}/demo/manifests"]
+[pipeline]
+format = "envoy-json"
+[parquet]
+max_file_rows = 1
+[kafka]
+brokers = "unused:9092"
+topics = ["unused"]
+[redaction]
+query_keys = ["access_token", "session"]
+"#
+        ),
+    )
+    .unwrap();
+    let out = dir.path().join("out");
+    let output = Command::new(env!("CARGO_BIN_EXE_routeproof"))
+        .args(["replay", "--no-progress", "--config"])
+        .arg(&config)
+        .arg("--input")
+        .arg(&input)
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .expect("run routeproof");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    // max_file_rows = 1 from the file: one Parquet file per row.
+    let rows: usize = read_rows(&out.join("parquet"))
+        .iter()
+        .map(RecordBatch::num_rows)
+        .sum();
+    assert_eq!(rows, valid.len());
+    let mut files = 0;
+    let mut stack = vec![out.join("parquet")];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.extension().is_some_and(|x| x == "parquet") {
+                files += 1;
+            }
+        }
+    }
+    assert_eq!(files, valid.len());
+    let dead = std::fs::read_to_string(out.join("deadletters.jsonl")).unwrap();
+    assert_eq!(dead.lines().count(), 1, "{dead}");
+    let letter: serde_json::Value = serde_json::from_str(dead.trim()).unwrap();
+    let raw = letter["raw"].as_str().unwrap();
+    for secret in ["s3cret-bearer", "abc123", "sess42"] {
+        assert!(!dead.contains(secret), "{secret} leaked: {dead}");
+    }
+    assert!(raw.contains(r#""authorization":"[REDACTED]""#), "{raw}");
+    assert!(
+        raw.contains("access_token=[REDACTED]&session=[REDACTED]&token=tok7"),
+        "{raw}"
+    );
+    // The length of the record as it arrived, before masking.
+    assert_eq!(letter["raw_len"].as_u64(), Some(bad_len as u64));
+}

@@ -58,6 +58,19 @@ pub struct IndexArgs {
 }
 
 impl IndexArgs {
+    /// The manifests and switches of a command that reads them from elsewhere too.
+    pub fn new(
+        manifests: Vec<PathBuf>,
+        no_listener_isolation: bool,
+        allow_external_name: bool,
+    ) -> Self {
+        Self {
+            manifests,
+            no_listener_isolation,
+            allow_external_name,
+        }
+    }
+
     /// Loads the manifests.
     pub fn load(&self) -> anyhow::Result<ObjectSet> {
         let objects = routeproof::manifest::load_paths(&self.manifests)?;

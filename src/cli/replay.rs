@@ -8,9 +8,11 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use clap::Args;
 
+use routeproof::config::ReplayConfig;
 use routeproof::decode::{DecodeError, DecodeOptions, Envelope, Format};
 use routeproof::kube::static_config_alerts;
 use routeproof::pipeline::{Origin, Outputs, PipelineOptions, PipelineStats, RecordProcessor};
+use routeproof::redact::Redaction;
 use routeproof::resolve::{EndpointIndex, Implementation};
 use routeproof::sink::alerts::{AlertAggregator, AlertAggregatorConfig, AlertFileSink, AlertSink};
 use routeproof::sink::deadletter::DeadLetterFileSink;
@@ -22,27 +24,44 @@ use routeproof::verdict::Verdict;
 
 use super::IndexArgs;
 
-/// Arguments of `replay`.
+/// Arguments of `replay`. Options that `--config` can also set win over the
+/// file; defaults apply where neither sets them.
 #[derive(Debug, Args)]
 pub struct ReplayArgs {
-    #[command(flatten)]
-    index: IndexArgs,
+    /// Manifest file or directory (recursive); repeatable. Or `routes.manifests`
+    /// of `--config`.
+    #[arg(long = "manifests", value_name = "PATH")]
+    manifests: Vec<PathBuf>,
+    /// Turn off listener isolation (for implementations that do not claim
+    /// GatewayHTTPListenerIsolation): unmatched requests fall through to less
+    /// specific listeners.
+    #[arg(long)]
+    no_listener_isolation: bool,
+    /// Treat ExternalName Services as valid backends.
+    #[arg(long)]
+    allow_external_name: bool,
+    /// Configuration file (TOML, the same as `run`'s: `[routes]`, `[pipeline]`,
+    /// `[parquet]` zstd_level/max_file_rows/row_group_rows, `[alerts]`,
+    /// `[dead_letters]` max_raw_bytes, `[redaction]`; `ROUTEPROOF_…` environment
+    /// overrides apply).
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
     /// Input files or glob patterns (plain or .gz); `-` reads stdin.
     #[arg(long = "input", required = true, num_args = 1.., value_name = "FILE_OR_GLOB")]
     inputs: Vec<String>,
     /// Access-log format (`auto`, `envoy-json`, `envoy-text`, `istio-text`, `istio-json`,
     /// `contour`, `nginx-combined`, `nginx-json`, `nginx-gateway-fabric`, `haproxy-httplog`,
-    /// `haproxy-ingress`).
-    #[arg(long, default_value = "auto")]
-    format: String,
-    /// Shipper envelope (`auto`, `raw`, `fluent-bit`, `vector`, `otlp-json`).
-    #[arg(long, default_value = "auto")]
-    envelope: String,
+    /// `haproxy-ingress`) [default: auto].
+    #[arg(long)]
+    format: Option<String>,
+    /// Shipper envelope (`auto`, `raw`, `fluent-bit`, `vector`, `otlp-json`) [default: auto].
+    #[arg(long)]
+    envelope: Option<String>,
     /// Gateway implementation, for its upstream naming scheme (`auto`, `envoy-gateway`, `istio`,
     /// `contour`, `nginx-gateway-fabric`, `haproxy-ingress`, `haproxy-unified-gateway`, `kong`,
-    /// `traefik`).
-    #[arg(long, default_value = "auto")]
-    implementation: String,
+    /// `traefik`) [default: auto].
+    #[arg(long)]
+    implementation: Option<String>,
     /// Gateway (`NS/NAME`) for records whose envelope does not name one.
     #[arg(long, value_name = "NS/NAME")]
     gateway: Option<String>,
@@ -55,45 +74,126 @@ pub struct ReplayArgs {
     /// Add to an output directory that already holds results.
     #[arg(long)]
     append: bool,
-    /// Alert aggregation window, in seconds of event time.
-    #[arg(long, default_value_t = 300)]
-    alert_window_seconds: u64,
-    /// Rows per Parquet file before rolling.
-    #[arg(long, default_value_t = 1_000_000)]
-    max_file_rows: u64,
-    /// zstd compression level of the Parquet files (1..=22).
-    #[arg(long, default_value_t = 1)]
-    zstd_level: i32,
+    /// Alert aggregation window, in seconds of event time [default: 300].
+    #[arg(long)]
+    alert_window_seconds: Option<u64>,
+    /// Rows per Parquet file before rolling [default: 1000000].
+    #[arg(long)]
+    max_file_rows: Option<u64>,
+    /// zstd compression level of the Parquet files (1..=22) [default: 1].
+    #[arg(long, value_parser = clap::value_parser!(i32).range(1..=22))]
+    zstd_level: Option<i32>,
+    /// Request header whose value is masked in dead letters (repeatable;
+    /// replaces the default list: authorization, cookie, x-api-key, ...).
+    #[arg(long = "redact-header", value_name = "NAME")]
+    redact_headers: Vec<String>,
+    /// Query parameter whose value is masked in dead letters (repeatable;
+    /// replaces the default list: access_token, token, password, ...).
+    #[arg(long = "redact-query-key", value_name = "NAME")]
+    redact_query_keys: Vec<String>,
     /// No progress bar even on a terminal.
     #[arg(long)]
     no_progress: bool,
 }
 
+/// The settings of one replay: the options over `--config` over the defaults.
+struct ReplaySettings {
+    index: IndexArgs,
+    decode: DecodeOptions,
+    implementation: Implementation,
+    gateway: Option<String>,
+    alerts: AlertAggregatorConfig,
+    max_file_rows: u64,
+    zstd_level: i32,
+    row_group_rows: Option<usize>,
+    max_raw_bytes: usize,
+    redaction: Redaction,
+}
+
+impl ReplaySettings {
+    fn resolve(args: &ReplayArgs) -> anyhow::Result<Self> {
+        let file = match &args.config {
+            Some(path) => ReplayConfig::load(path)?,
+            None => ReplayConfig::default(),
+        };
+        let manifests = if args.manifests.is_empty() {
+            file.routes.manifests.clone()
+        } else {
+            args.manifests.clone()
+        };
+        anyhow::ensure!(
+            !manifests.is_empty(),
+            "no manifests: give --manifests PATH or routes.manifests in --config"
+        );
+        let pick = |cli: &Option<String>, file: &str| cli.clone().unwrap_or_else(|| file.into());
+        let format = pick(&args.format, &file.pipeline.format);
+        let envelope = pick(&args.envelope, &file.pipeline.envelope);
+        let implementation = pick(&args.implementation, &file.pipeline.implementation);
+        let keep_headers = if args.keep_headers.is_empty() {
+            file.pipeline.keep_headers.clone()
+        } else {
+            args.keep_headers.clone()
+        };
+        let mut redaction = file.redaction.clone();
+        if !args.redact_headers.is_empty() {
+            redaction.headers = Some(args.redact_headers.clone());
+        }
+        if !args.redact_query_keys.is_empty() {
+            redaction.query_keys = Some(args.redact_query_keys.clone());
+        }
+        Ok(Self {
+            index: IndexArgs::new(
+                manifests,
+                args.no_listener_isolation || file.routes.no_listener_isolation,
+                args.allow_external_name || file.routes.allow_external_name,
+            ),
+            decode: DecodeOptions {
+                format: format
+                    .parse::<Format>()
+                    .map_err(|e| anyhow::anyhow!("--format (or pipeline.format): {e}"))?,
+                envelope: envelope
+                    .parse::<Envelope>()
+                    .map_err(|e| anyhow::anyhow!("--envelope (or pipeline.envelope): {e}"))?,
+                keep_headers,
+                ..DecodeOptions::default()
+            },
+            implementation: implementation.parse::<Implementation>().map_err(|e| {
+                anyhow::anyhow!("--implementation (or pipeline.implementation): {e}")
+            })?,
+            gateway: args.gateway.clone().or(file.pipeline.gateway),
+            alerts: AlertAggregatorConfig {
+                window: Duration::from_secs(
+                    args.alert_window_seconds
+                        .unwrap_or(file.alerts.window_seconds)
+                        .max(1),
+                ),
+                max_sample_request_ids: file.alerts.max_sample_request_ids,
+            },
+            max_file_rows: args
+                .max_file_rows
+                .or(file.parquet.max_file_rows)
+                .unwrap_or(1_000_000)
+                .max(1),
+            zstd_level: args.zstd_level.or(file.parquet.zstd_level).unwrap_or(1),
+            row_group_rows: file.parquet.row_group_rows,
+            max_raw_bytes: file.dead_letters.max_raw_bytes,
+            redaction: redaction.redaction(),
+        })
+    }
+}
+
 /// Runs `replay`.
 pub fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
-    let decode = DecodeOptions {
-        format: args
-            .format
-            .parse::<Format>()
-            .map_err(|e| anyhow::anyhow!("--format: {e}"))?,
-        envelope: args
-            .envelope
-            .parse::<Envelope>()
-            .map_err(|e| anyhow::anyhow!("--envelope: {e}"))?,
-        keep_headers: args.keep_headers.clone(),
-        ..DecodeOptions::default()
-    };
-    let implementation = args
-        .implementation
-        .parse::<Implementation>()
-        .map_err(|e| anyhow::anyhow!("--implementation: {e}"))?;
+    let settings = ReplaySettings::resolve(&args)?;
+    let decode = settings.decode.clone();
+    let implementation = settings.implementation;
     let inputs = expand_inputs(&args.inputs)?;
 
-    let objects = args.index.load()?;
-    let index = args.index.compile_objects(&objects);
+    let objects = settings.index.load()?;
+    let index = settings.index.compile_objects(&objects);
     let endpoints = EndpointIndex::build(&objects);
-    if let Some(g) = &args.gateway {
+    if let Some(g) = &settings.gateway {
         anyhow::ensure!(
             index.gateway_by_key.contains_key(g),
             "--gateway {g}: no such Gateway in the manifests"
@@ -102,25 +202,27 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
     let options = PipelineOptions {
         decode,
         implementation: Some(implementation),
-        default_gateway: args.gateway.clone(),
+        default_gateway: settings.gateway.clone(),
     };
 
     let parquet_dir = args.out.join("parquet");
     prepare_output(&args.out, &parquet_dir, args.append)?;
     let run_id = chrono::Utc::now().format("%Y%m%dT%H%M%S").to_string();
     let mut sink_config = ParquetSinkConfig::new(&parquet_dir);
-    sink_config.max_file_rows = args.max_file_rows;
-    sink_config.zstd_level = args.zstd_level;
+    sink_config.max_file_rows = settings.max_file_rows;
+    sink_config.zstd_level = settings.zstd_level;
+    if let Some(rows) = settings.row_group_rows {
+        sink_config.row_group_rows = rows;
+    }
     let mut parquet = ParquetSink::new(
         sink_config,
         SequentialFileNamer::new(format!("replay-{run_id}-{}", std::process::id())),
     )?;
     let mut alert_file = AlertFileSink::open(args.out.join("alerts.jsonl"))?;
-    let mut dead_letters = DeadLetterFileSink::open(args.out.join("deadletters.jsonl"), 64 * 1024)?;
-    let mut aggregator = AlertAggregator::new(AlertAggregatorConfig {
-        window: Duration::from_secs(args.alert_window_seconds.max(1)),
-        ..AlertAggregatorConfig::default()
-    });
+    let mut dead_letters =
+        DeadLetterFileSink::open(args.out.join("deadletters.jsonl"), settings.max_raw_bytes)?
+            .with_redaction(settings.redaction.clone());
+    let mut aggregator = AlertAggregator::new(settings.alerts.clone());
     // Config audits of the (static) manifests first: route_not_accepted,
     // backend_ref_unresolved, shadowed_rule, status_drift.
     let config_alerts = static_config_alerts(&index, chrono::Utc::now().timestamp_micros());

@@ -15,6 +15,7 @@ use serde::Serialize;
 
 use super::jsonl::JsonLinesFile;
 use super::SinkError;
+use crate::redact::Redaction;
 
 /// Version of the dead-letter schema written in [`DeadLetter::schema_version`].
 pub const DEADLETTER_SCHEMA_VERSION: u32 = 1;
@@ -123,6 +124,30 @@ impl DeadLetter {
     }
 }
 
+impl DeadLetter {
+    /// As [`new`](Self::new), with the values `redaction` recognises masked
+    /// in `raw` and `message` first; `raw_len` stays the original length.
+    pub fn redacted(
+        reason: &'static str,
+        message: &str,
+        source: DeadLetterSource,
+        raw: &[u8],
+        max_raw_bytes: usize,
+        redaction: &Redaction,
+    ) -> Self {
+        let masked = redaction.apply(raw);
+        let mut dead_letter = Self::new(
+            reason,
+            redaction.apply_str(message),
+            source,
+            &masked,
+            max_raw_bytes,
+        );
+        dead_letter.raw_len = raw.len() as u64;
+        dead_letter
+    }
+}
+
 const BASE64_ALPHABET: &[u8; 64] =
     b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
@@ -158,7 +183,13 @@ pub trait DeadLetterSink {
     fn max_raw_bytes(&self) -> usize {
         64 * 1024
     }
-    /// Builds a dead letter (cutting `raw` to [`max_raw_bytes`](Self::max_raw_bytes)) and sends it.
+    /// What is masked in the raw bytes and the message (default:
+    /// [`Redaction::standard`]).
+    fn redaction(&self) -> &Redaction {
+        Redaction::standard()
+    }
+    /// Builds a dead letter (secrets masked per [`redaction`](Self::redaction),
+    /// then cut to [`max_raw_bytes`](Self::max_raw_bytes)) and sends it.
     fn record(
         &mut self,
         reason: &'static str,
@@ -166,7 +197,14 @@ pub trait DeadLetterSink {
         source: DeadLetterSource,
         raw: &[u8],
     ) -> Result<(), SinkError> {
-        let dead_letter = DeadLetter::new(reason, message, source, raw, self.max_raw_bytes());
+        let dead_letter = DeadLetter::redacted(
+            reason,
+            &message,
+            source,
+            raw,
+            self.max_raw_bytes(),
+            self.redaction(),
+        );
         self.send(&dead_letter)
     }
 }
@@ -177,6 +215,7 @@ pub trait DeadLetterSink {
 pub struct DeadLetterFileSink {
     out: JsonLinesFile,
     max_raw_bytes: usize,
+    redaction: Redaction,
     counts: BTreeMap<&'static str, u64>,
 }
 
@@ -187,11 +226,19 @@ impl DeadLetterFileSink {
         Ok(Self {
             out: JsonLinesFile::open(path)?,
             max_raw_bytes,
+            redaction: Redaction::default(),
             counts: BTreeMap::new(),
         })
     }
 
-    /// Builds a dead letter (cutting `raw` to this sink's maximum) and writes it.
+    /// Masks what `redaction` recognises (instead of [`Redaction::default`]).
+    pub fn with_redaction(mut self, redaction: Redaction) -> Self {
+        self.redaction = redaction;
+        self
+    }
+
+    /// Builds a dead letter (secrets masked, `raw` cut to this sink's
+    /// maximum) and writes it.
     pub fn record(
         &mut self,
         reason: &'static str,
@@ -199,8 +246,7 @@ impl DeadLetterFileSink {
         source: DeadLetterSource,
         raw: &[u8],
     ) -> Result<(), SinkError> {
-        let dead_letter = DeadLetter::new(reason, message, source, raw, self.max_raw_bytes);
-        self.send(&dead_letter)
+        DeadLetterSink::record(self, reason, message.into(), source, raw)
     }
 
     /// Dead letters written, per reason code.
@@ -223,6 +269,10 @@ impl DeadLetterFileSink {
 impl DeadLetterSink for DeadLetterFileSink {
     fn max_raw_bytes(&self) -> usize {
         self.max_raw_bytes
+    }
+
+    fn redaction(&self) -> &Redaction {
+        &self.redaction
     }
 
     fn send(&mut self, dead_letter: &DeadLetter) -> Result<(), SinkError> {

@@ -25,6 +25,7 @@ use rdkafka::ClientContext;
 use super::alerts::{Alert, AlertSink};
 use super::deadletter::{DeadLetter, DeadLetterSink, DeadLetterSource};
 use super::SinkError;
+use crate::redact::Redaction;
 
 /// Header carrying the dead letter's reason code.
 pub const HEADER_REASON: &str = "routeproof.reason";
@@ -303,6 +304,7 @@ pub struct KafkaDeadLetterSink {
     producer: SharedProducer,
     topic: String,
     max_raw_bytes: usize,
+    redaction: Redaction,
     buf: Vec<u8>,
     sent: u64,
 }
@@ -314,9 +316,16 @@ impl KafkaDeadLetterSink {
             producer,
             topic: topic.into(),
             max_raw_bytes,
+            redaction: Redaction::default(),
             buf: Vec::with_capacity(1024),
             sent: 0,
         }
+    }
+
+    /// Masks what `redaction` recognises (instead of [`Redaction::default`]).
+    pub fn with_redaction(mut self, redaction: Redaction) -> Self {
+        self.redaction = redaction;
+        self
     }
 
     /// Dead letters sent.
@@ -326,6 +335,10 @@ impl KafkaDeadLetterSink {
 }
 
 impl DeadLetterSink for KafkaDeadLetterSink {
+    fn redaction(&self) -> &Redaction {
+        &self.redaction
+    }
+
     fn send(&mut self, dead_letter: &DeadLetter) -> Result<(), SinkError> {
         self.buf.clear();
         serde_json::to_writer(&mut self.buf, dead_letter)?;
