@@ -340,7 +340,11 @@ impl RouteIndex {
         alternatives: &mut Vec<RuleHit<'i>>,
         unknowns: &mut Unknowns,
     ) -> Option<(RuleHit<'i>, Candidate)> {
-        buckets_for(table, host).find_map(|bucket| match scan.mode {
+        let mut walk = buckets_for(table, host);
+        // The reference scan probes every wildcard suffix, so that comparing it
+        // with the indexed scan also checks `HostTable::wildcard_lengths`.
+        walk.skip_by_length = scan.mode == BucketScan::Indexed;
+        walk.find_map(|bucket| match scan.mode {
             BucketScan::Indexed => self.scan_indexed(bucket, scan, alternatives, unknowns),
             BucketScan::Linear => self.scan_linear(bucket, scan, alternatives, unknowns),
         })
@@ -523,6 +527,7 @@ fn buckets_for<'t, 'h>(table: &'t HostTable, host: Option<&'h str>) -> BucketWal
         host: host.unwrap_or(""),
         next_dot: 0,
         stage: WalkStage::Exact,
+        skip_by_length: true,
     }
 }
 
@@ -533,6 +538,9 @@ struct BucketWalk<'t, 'h> {
     /// Where to look for the next `.` in `host`.
     next_dot: usize,
     stage: WalkStage,
+    /// Skip wildcard suffixes whose length no wildcard bucket has
+    /// ([`HostTable::wildcard_lengths`]).
+    skip_by_length: bool,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -571,7 +579,7 @@ impl<'t> Iterator for BucketWalk<'t, '_> {
                             let at = self.next_dot + i;
                             self.next_dot = at + 1;
                             let len_bit = 1u64 << (self.host.len() - at).min(63);
-                            if self.table.wildcard_lengths & len_bit == 0 {
+                            if self.skip_by_length && self.table.wildcard_lengths & len_bit == 0 {
                                 continue;
                             }
                             if let Some(b) = self.table.wildcard.get(&self.host[at..]) {

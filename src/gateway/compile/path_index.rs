@@ -128,18 +128,45 @@ pub fn rule_position(route: &CompiledRoute, index: usize) -> Option<usize> {
     }
 }
 
-/// One slot of a bucket's key table (20 bytes; `end == 0` marks an empty slot).
+/// How many leading key bytes a [`KeySlot`] holds itself.
+const HEAD: usize = 12;
+
+/// One slot of a bucket's key table (32 bytes, aligned so that it never
+/// straddles a cache line; `end == 0` marks an empty slot). The slot holds the
+/// first [`HEAD`] bytes of its key, so confirming a key of up to 12 bytes (most
+/// path prefixes) touches no other memory; longer keys compare their rest in
+/// [`PathIndex::key_bytes`].
 #[derive(Debug, Clone, Copy, Default)]
+#[repr(C, align(32))]
 struct KeySlot {
     /// High 32 bits of the key hash.
     tag: u32,
     /// `len << 1 | kind`.
     len_kind: u32,
-    /// Offset of the key bytes in [`PathIndex::key_bytes`].
+    /// Offset of the whole key in [`PathIndex::key_bytes`].
     key_offset: u32,
     /// The key's candidates: `candidates[start..end]`.
     start: u32,
     end: u32,
+    /// The key's first bytes, zero-padded.
+    head: [u8; HEAD],
+}
+
+impl KeySlot {
+    /// Whether the slot's key is `value` (whose length and tag already match).
+    #[inline]
+    fn holds(&self, value: &[u8], key_bytes: &[u8]) -> bool {
+        let head = value.len().min(HEAD);
+        if !same_bytes(&self.head[..head], &value[..head]) {
+            return false;
+        }
+        if value.len() <= HEAD {
+            return true;
+        }
+        let at = self.key_offset as usize;
+        let rest = key_bytes.get(at + HEAD..at + value.len()).unwrap_or(&[]);
+        same_bytes(rest, &value[HEAD..])
+    }
 }
 
 /// The path index of one hostname bucket (see the module documentation).
@@ -251,12 +278,16 @@ impl PathIndex {
                 prefix_lengths |= length_bit(value.len());
             }
             let hash = key_hash(value.as_bytes(), kind);
+            let mut head = [0u8; HEAD];
+            let head_len = value.len().min(HEAD);
+            head[..head_len].copy_from_slice(&value.as_bytes()[..head_len]);
             let slot = KeySlot {
                 tag: (hash >> 32) as u32,
                 len_kind: (value.len() as u32) << 1 | kind,
                 key_offset: key_bytes.len() as u32,
                 start: candidates.len() as u32,
                 end: (candidates.len() + group.len()) as u32,
+                head,
             };
             key_bytes.extend_from_slice(value.as_bytes());
             candidates.extend(group);
@@ -294,9 +325,7 @@ impl PathIndex {
                 return &[];
             }
             if slot.tag == tag && slot.len_kind == len_kind {
-                let at = slot.key_offset as usize;
-                let stored = self.key_bytes.get(at..at + value.len()).unwrap_or(&[]);
-                if same_bytes(stored, value) {
+                if slot.holds(value, &self.key_bytes) {
                     return self
                         .candidates
                         .get(slot.start as usize..slot.end as usize)
