@@ -324,13 +324,11 @@ impl PathIndex {
             if slot.end == 0 {
                 return &[];
             }
-            if slot.tag == tag && slot.len_kind == len_kind {
-                if slot.holds(value, &self.key_bytes) {
-                    return self
-                        .candidates
-                        .get(slot.start as usize..slot.end as usize)
-                        .unwrap_or(&[]);
-                }
+            if slot.tag == tag && slot.len_kind == len_kind && slot.holds(value, &self.key_bytes) {
+                return self
+                    .candidates
+                    .get(slot.start as usize..slot.end as usize)
+                    .unwrap_or(&[]);
             }
             i = (i + 1) & mask;
         }
