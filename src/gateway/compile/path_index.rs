@@ -652,6 +652,39 @@ mod tests {
         }
     }
 
+    /// A slot confirms its key by the bytes it holds and, past [`HEAD`], by
+    /// `key_bytes`: keys equal in length and head but not in their rest differ.
+    #[test]
+    fn slots_compare_head_and_rest() {
+        let keys = ["/abcdefghijk/l", "/abcdefghijk/c", "/ab", "/abcdefghijk"];
+        let mut key_bytes = Vec::new();
+        let slots: Vec<KeySlot> = keys
+            .iter()
+            .map(|k| {
+                let mut head = [0u8; HEAD];
+                let n = k.len().min(HEAD);
+                head[..n].copy_from_slice(&k.as_bytes()[..n]);
+                let slot = KeySlot {
+                    key_offset: key_bytes.len() as u32,
+                    head,
+                    ..KeySlot::default()
+                };
+                key_bytes.extend_from_slice(k.as_bytes());
+                slot
+            })
+            .collect();
+        for (slot, key) in slots.iter().zip(keys) {
+            for other in keys.iter().filter(|o| o.len() == key.len()) {
+                assert_eq!(
+                    slot.holds(other.as_bytes(), &key_bytes),
+                    *other == key,
+                    "{key} vs {other}"
+                );
+            }
+        }
+        assert!(!slots[2].holds(b"/ac", &key_bytes));
+    }
+
     #[test]
     fn too_many_boundaries_is_incomplete() {
         let long = "/a".repeat(MAX_PATH_BOUNDARIES + 1);
