@@ -473,12 +473,32 @@ fn generator_exercises_the_engine() {
 
 /// Path values routes match on: prefixes with and without a trailing slash,
 /// siblings sharing leading bytes (`/a` vs `/ab`), nested paths, the root.
-const INDEX_PATHS: [&str; 10] = [
-    "/", "/a", "/a/", "/ab", "/a/b", "/a/b/", "/a/bc", "/b", "/b/a", "/a/b/c",
+/// Values longer than 12 bytes share their first 12 bytes, which the path
+/// index keeps in its slots (the rest is compared elsewhere).
+const INDEX_PATHS: [&str; 14] = [
+    "/",
+    "/a",
+    "/a/",
+    "/ab",
+    "/a/b",
+    "/a/b/",
+    "/a/bc",
+    "/b",
+    "/b/a",
+    "/a/b/c",
+    "/abcdefghijk/l",
+    "/abcdefghijk/lm",
+    "/abcdefghijk",
+    "/abcdefghijk/l/n",
 ];
 /// Regexes overlapping the plain values above.
 const INDEX_REGEXES: [&str; 4] = ["/a/[a-z]+", "/a.*", "/b/?", "/(a|b)/b?c?"];
-const INDEX_HOSTS: [&str; 3] = ["a.example.com", "\"*.example.com\"", "b.org"];
+const INDEX_HOSTS: [&str; 4] = [
+    "a.example.com",
+    "\"*.example.com\"",
+    "b.org",
+    "\"*.b.example.com\"",
+];
 
 #[derive(Debug, Clone)]
 struct IndexMatchGen {
@@ -649,7 +669,14 @@ proptest! {
             Headers { known: &[], others_unknown: true },
         ];
         for (i, path) in paths.iter().enumerate() {
-            for host in [Some("a.example.com"), Some("z.example.com"), Some("b.org"), None] {
+            let hosts = [
+                Some("a.example.com"),
+                Some("z.example.com"),
+                Some("x.b.example.com"),
+                Some("b.org"),
+                None,
+            ];
+            for host in hosts {
                 let req = Request {
                     host,
                     path,

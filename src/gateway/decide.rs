@@ -185,6 +185,11 @@ impl RouteIndex {
 
     fn decide_with<'i>(&'i self, req: &Request<'_>, mode: BucketScan) -> Decision<'i> {
         let gateway = match req.gateway {
+            // A few Gateways: comparing keys beats hashing one (the last of equal
+            // keys, as in `gateway_by_key`).
+            Some(key) if self.gateways.len() <= 8 => {
+                self.gateways.iter().rev().find(|g| g.key == key)
+            }
             Some(key) => self.gateway_by_key.get(key).map(|&g| &self.gateways[g]),
             None if self.gateways.len() == 1 => self.gateways.first(),
             None => None,
@@ -214,7 +219,11 @@ impl RouteIndex {
         // Listener selection. For HTTPS the SNI picks the listener at handshake
         // time; the Host is then checked against the other listeners on the port
         // (GEP-3567, `gateway_types.go` Listener.Hostname ~lines 395-410).
-        let sni = req.sni.filter(|_| tls).map(hostname::normalize_host);
+        // One normalisation per distinct name: the SNI is usually the Host.
+        let sni = req.sni.filter(|_| tls).map(|s| match (req.host, &host) {
+            (Some(raw), Some(normalized)) if raw == s => Cow::Borrowed(normalized.as_ref()),
+            _ => hostname::normalize_host(s),
+        });
         let selector = if tls {
             sni.as_deref().or(host_str)
         } else {
@@ -331,7 +340,11 @@ impl RouteIndex {
         alternatives: &mut Vec<RuleHit<'i>>,
         unknowns: &mut Unknowns,
     ) -> Option<(RuleHit<'i>, Candidate)> {
-        buckets_for(table, host).find_map(|bucket| match scan.mode {
+        let mut walk = buckets_for(table, host);
+        // The reference scan probes every wildcard suffix, so that comparing it
+        // with the indexed scan also checks `HostTable::wildcard_lengths`.
+        walk.skip_by_length = scan.mode == BucketScan::Indexed;
+        walk.find_map(|bucket| match scan.mode {
             BucketScan::Indexed => self.scan_indexed(bucket, scan, alternatives, unknowns),
             BucketScan::Linear => self.scan_linear(bucket, scan, alternatives, unknowns),
         })
@@ -348,7 +361,12 @@ impl RouteIndex {
     ) -> Option<(RuleHit<'i>, Candidate)> {
         let keyed = bucket.index.find_in_keyed_groups(scan.keys, |group| {
             group.iter().find_map(|c| {
-                let hit = self.judge(c, c.holds_when_keyed(), scan, alternatives, unknowns)?;
+                let holds = if c.holds_when_keyed() {
+                    Holds::Certainly
+                } else {
+                    Holds::PathOnly
+                };
+                let hit = self.judge(c, holds, scan, alternatives, unknowns)?;
                 Some((hit, *c))
             })
         });
@@ -356,7 +374,12 @@ impl RouteIndex {
             return keyed;
         }
         for c in bucket.index.always() {
-            if let Some(hit) = self.judge(c, c.always_holds(), scan, alternatives, unknowns) {
+            let holds = if c.always_holds() {
+                Holds::Certainly
+            } else {
+                Holds::Unknown
+            };
+            if let Some(hit) = self.judge(c, holds, scan, alternatives, unknowns) {
                 return Some((hit, *c));
             }
         }
@@ -378,33 +401,31 @@ impl RouteIndex {
             let Some(c) = Candidate::new(id, entry, &self.routes) else {
                 continue;
             };
-            if let Some(hit) = self.judge(&c, false, scan, alternatives, unknowns) {
+            if let Some(hit) = self.judge(&c, Holds::Unknown, scan, alternatives, unknowns) {
                 return Some((hit, c));
             }
         }
         None
     }
 
-    /// Judges one candidate: the hit when it certainly holds (`certain`, or by
+    /// Judges one candidate: the hit when it certainly holds (`holds`, or by
     /// evaluation); a match that depends on unknown attributes is recorded as
     /// an alternative.
     #[inline]
     fn judge<'i>(
         &'i self,
         c: &Candidate,
-        certain: bool,
+        holds: Holds,
         scan: &TableScan<'i, '_, '_>,
         alternatives: &mut Vec<RuleHit<'i>>,
         unknowns: &mut Unknowns,
     ) -> Option<RuleHit<'i>> {
         let entry = self.matches.get(c.id as usize)?;
-        let truth = if certain {
-            Truth::Yes
-        } else {
-            match &entry.condition {
-                MatchCondition::Http(m) => m.eval(scan.req),
-                MatchCondition::Grpc(m) => m.eval(scan.req),
-            }
+        let truth = match (holds, &entry.condition) {
+            (Holds::Certainly, _) => Truth::Yes,
+            (Holds::PathOnly, MatchCondition::Http(m)) => m.eval_given_path(scan.req),
+            (_, MatchCondition::Http(m)) => m.eval(scan.req),
+            (_, MatchCondition::Grpc(m)) => m.eval(scan.req),
         };
         if truth == Truth::No {
             return None;
@@ -458,6 +479,19 @@ impl RouteIndex {
     }
 }
 
+/// What is already known about a candidate before [`RouteIndex::judge`]
+/// evaluates it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Holds {
+    /// Nothing: evaluate the whole match.
+    Unknown,
+    /// Its path condition holds (the path index found it under the request
+    /// path's key); evaluate the method, header and query conditions.
+    PathOnly,
+    /// The whole match holds (path established, no other condition).
+    Certainly,
+}
+
 /// What one table scan judges against: the listener, the request and its
 /// path keys, and how buckets are searched.
 struct TableScan<'i, 'r, 'k> {
@@ -493,6 +527,7 @@ fn buckets_for<'t, 'h>(table: &'t HostTable, host: Option<&'h str>) -> BucketWal
         host: host.unwrap_or(""),
         next_dot: 0,
         stage: WalkStage::Exact,
+        skip_by_length: true,
     }
 }
 
@@ -503,6 +538,9 @@ struct BucketWalk<'t, 'h> {
     /// Where to look for the next `.` in `host`.
     next_dot: usize,
     stage: WalkStage,
+    /// Skip wildcard suffixes whose length no wildcard bucket has
+    /// ([`HostTable::wildcard_lengths`]).
+    skip_by_length: bool,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -524,6 +562,11 @@ impl<'t> Iterator for BucketWalk<'t, '_> {
                     self.next_dot = 1;
                     if self.host.is_empty() {
                         self.stage = WalkStage::Any;
+                    } else if self.table.wildcard.is_empty() {
+                        self.stage = WalkStage::Any;
+                        if let Some(b) = self.table.exact.get(self.host) {
+                            return Some(b);
+                        }
                     } else if let Some(b) = self.table.exact.get(self.host) {
                         return Some(b);
                     }
@@ -535,6 +578,10 @@ impl<'t> Iterator for BucketWalk<'t, '_> {
                         Some(i) => {
                             let at = self.next_dot + i;
                             self.next_dot = at + 1;
+                            let len_bit = 1u64 << (self.host.len() - at).min(63);
+                            if self.skip_by_length && self.table.wildcard_lengths & len_bit == 0 {
+                                continue;
+                            }
                             if let Some(b) = self.table.wildcard.get(&self.host[at..]) {
                                 return Some(b);
                             }

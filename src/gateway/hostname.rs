@@ -65,32 +65,36 @@ fn has_colon_or_upper(bytes: &[u8]) -> bool {
     const fn splat(b: u8) -> u64 {
         u64::from_ne_bytes([b; 8])
     }
-    let word = |at: usize| -> u64 {
-        // 8 bytes from `at`, or the zero-padded tail, without a memcpy call.
-        let rest = bytes.len() - at;
-        if rest >= 8 {
-            u64::from_le_bytes(bytes[at..at + 8].try_into().unwrap_or([0; 8]))
-        } else if bytes.len() >= 8 {
-            let last: [u8; 8] = bytes[bytes.len() - 8..].try_into().unwrap_or([0; 8]);
-            u64::from_le_bytes(last) >> (8 * (8 - rest))
-        } else {
-            bytes[at..]
-                .iter()
-                .rev()
-                .fold(0u64, |w, &b| (w << 8) | u64::from(b))
-        }
-    };
-    let mut found = 0u64;
-    for at in (0..bytes.len()).step_by(8) {
-        let x = word(at);
+    // High bit of each byte of `x` that is `:` or in `A..=Z` (exact: no carries
+    // cross bytes, since every addend stays below 0x80 per byte).
+    let flagged = |x: u64| -> u64 {
         let low = x & LOW7;
-        // High bit of each byte that is `:` (exact: no carries cross bytes).
         let colon = !(((low ^ splat(b':')) + LOW7) | (x ^ splat(b':'))) & HIGH;
-        // High bit of each ASCII byte in `A..=Z`: >= 'A' and not >= '['.
         let ge_a = low + splat(0x80 - b'A');
         let ge_bracket = low + splat(0x80 - b'[');
-        let upper = ge_a & !ge_bracket & !x & HIGH;
-        found |= colon | upper;
+        colon | (ge_a & !ge_bracket & !x & HIGH)
+    };
+    let mut found = 0u64;
+    let mut chunks = bytes.chunks_exact(8);
+    for chunk in &mut chunks {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        found |= flagged(u64::from_le_bytes(word));
+    }
+    let tail = chunks.remainder();
+    if !tail.is_empty() {
+        // The zero-padded tail; without a variable-length copy when the whole
+        // slice is long enough (one overlapping load of its last 8 bytes).
+        let word = if bytes.len() >= 8 {
+            let mut last = [0u8; 8];
+            last.copy_from_slice(&bytes[bytes.len() - 8..]);
+            u64::from_le_bytes(last) >> (8 * (8 - tail.len()))
+        } else {
+            tail.iter()
+                .rev()
+                .fold(0u64, |w, &b| (w << 8) | u64::from(b))
+        };
+        found |= flagged(word);
     }
     found != 0
 }

@@ -158,6 +158,13 @@ impl HttpMatchCondition {
         if !self.path.matches(req.path) {
             return Truth::No;
         }
+        self.eval_given_path(req)
+    }
+
+    /// Evaluates the method, header and query conditions only: the match's
+    /// truth for a request whose path is already known to satisfy
+    /// [`HttpMatchCondition::path`] (the path index establishes that).
+    pub fn eval_given_path(&self, req: &Request<'_>) -> Truth {
         let mut truth = Truth::Yes;
         if let Some(m) = &self.method {
             truth = truth.and(match req.method {

@@ -185,6 +185,10 @@ impl RouteIndex {
         let key = |id: &u32| precedence_key(&matches[*id as usize]);
         for l in &mut self.listeners {
             for table in [&mut l.http, &mut l.grpc] {
+                table.wildcard_lengths = table
+                    .wildcard
+                    .keys()
+                    .fold(0, |mask, suffix| mask | 1u64 << suffix.len().min(63));
                 for bucket in table
                     .exact
                     .values_mut()

@@ -78,6 +78,11 @@ pub struct HostTable {
     pub wildcard: FastMap<String, Bucket>,
     /// No hostname restriction.
     pub any: Bucket,
+    /// Which wildcard suffix lengths (`.example.com` is 12) `wildcard` holds:
+    /// bit `len` for lengths below 63, bit 63 for every longer one. `decide`
+    /// probes `wildcard` only for the suffixes of a host whose length bit is
+    /// set. Computed by `compile` once the table is complete.
+    pub wildcard_lengths: u64,
 }
 
 /// One hostname bucket: match ids sorted by precedence, plus the path index

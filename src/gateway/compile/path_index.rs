@@ -23,9 +23,12 @@
 //! to "everything is an always candidate" (a plain ordered scan) if a bucket
 //! ever violates it.
 //!
-//! Keys are found by a 64-bit hash computed once per request for all ancestor
-//! prefixes ([`PathKeys`]), and confirmed by comparing the bytes, so a hash
-//! collision can never produce a false match.
+//! Keys are found by a 64-bit hash of the key bytes ([`PathKeys`] computes it
+//! per request only for the lengths a bucket holds, see the length masks) and
+//! confirmed by comparing the bytes, so a hash collision can never produce a
+//! false match.
+
+use std::cell::Cell;
 
 use super::{CompiledRoute, MatchCondition, MatchEntry};
 use crate::gateway::decide::Outcome;
@@ -125,18 +128,45 @@ pub fn rule_position(route: &CompiledRoute, index: usize) -> Option<usize> {
     }
 }
 
-/// One slot of a bucket's key table (20 bytes; `end == 0` marks an empty slot).
+/// How many leading key bytes a [`KeySlot`] holds itself.
+const HEAD: usize = 12;
+
+/// One slot of a bucket's key table (32 bytes, aligned so that it never
+/// straddles a cache line; `end == 0` marks an empty slot). The slot holds the
+/// first [`HEAD`] bytes of its key, so confirming a key of up to 12 bytes (most
+/// path prefixes) touches no other memory; longer keys compare their rest in
+/// [`PathIndex::key_bytes`].
 #[derive(Debug, Clone, Copy, Default)]
+#[repr(C, align(32))]
 struct KeySlot {
     /// High 32 bits of the key hash.
     tag: u32,
     /// `len << 1 | kind`.
     len_kind: u32,
-    /// Offset of the key bytes in [`PathIndex::key_bytes`].
+    /// Offset of the whole key in [`PathIndex::key_bytes`].
     key_offset: u32,
     /// The key's candidates: `candidates[start..end]`.
     start: u32,
     end: u32,
+    /// The key's first bytes, zero-padded.
+    head: [u8; HEAD],
+}
+
+impl KeySlot {
+    /// Whether the slot's key is `value` (whose length and tag already match).
+    #[inline]
+    fn holds(&self, value: &[u8], key_bytes: &[u8]) -> bool {
+        let head = value.len().min(HEAD);
+        if !same_bytes(&self.head[..head], &value[..head]) {
+            return false;
+        }
+        if value.len() <= HEAD {
+            return true;
+        }
+        let at = self.key_offset as usize;
+        let rest = key_bytes.get(at + HEAD..at + value.len()).unwrap_or(&[]);
+        same_bytes(rest, &value[HEAD..])
+    }
 }
 
 /// The path index of one hostname bucket (see the module documentation).
@@ -151,6 +181,20 @@ pub struct PathIndex {
     /// candidates (in bucket order) from `always_start` on.
     candidates: Box<[Candidate]>,
     always_start: u32,
+    /// Which `Exact` key lengths the table holds ([`length_bit`] of each), so a
+    /// lookup skips the probe for a length no key has.
+    exact_lengths: u64,
+    /// Which `PathPrefix` key lengths the table holds: most ancestor prefixes
+    /// of a request path are skipped without touching the table.
+    prefix_lengths: u64,
+}
+
+/// The bit of a key length in [`PathIndex`]'s length masks: bit `len` for
+/// lengths below 63, bit 63 for every longer one (a filter: a set bit means
+/// "maybe", a clear bit means "no key of this length").
+#[inline]
+fn length_bit(len: usize) -> u64 {
+    1u64 << len.min(63)
 }
 
 /// The key of a match in the index, or `None` for an always candidate.
@@ -226,14 +270,24 @@ impl PathIndex {
         let mut slots = vec![KeySlot::default(); table_len];
         let mut key_bytes = Vec::new();
         let mut candidates = Vec::with_capacity(keyed.len());
+        let (mut exact_lengths, mut prefix_lengths) = (0u64, 0u64);
         for ((kind, value), group) in groups {
+            if kind == KIND_EXACT {
+                exact_lengths |= length_bit(value.len());
+            } else {
+                prefix_lengths |= length_bit(value.len());
+            }
             let hash = key_hash(value.as_bytes(), kind);
+            let mut head = [0u8; HEAD];
+            let head_len = value.len().min(HEAD);
+            head[..head_len].copy_from_slice(&value.as_bytes()[..head_len]);
             let slot = KeySlot {
                 tag: (hash >> 32) as u32,
                 len_kind: (value.len() as u32) << 1 | kind,
                 key_offset: key_bytes.len() as u32,
                 start: candidates.len() as u32,
                 end: (candidates.len() + group.len()) as u32,
+                head,
             };
             key_bytes.extend_from_slice(value.as_bytes());
             candidates.extend(group);
@@ -250,6 +304,8 @@ impl PathIndex {
             key_bytes: key_bytes.into_boxed_slice(),
             candidates: candidates.into_boxed_slice(),
             always_start,
+            exact_lengths,
+            prefix_lengths,
         }
     }
 
@@ -268,15 +324,11 @@ impl PathIndex {
             if slot.end == 0 {
                 return &[];
             }
-            if slot.tag == tag && slot.len_kind == len_kind {
-                let at = slot.key_offset as usize;
-                let stored = self.key_bytes.get(at..at + value.len()).unwrap_or(&[]);
-                if same_bytes(stored, value) {
-                    return self
-                        .candidates
-                        .get(slot.start as usize..slot.end as usize)
-                        .unwrap_or(&[]);
-                }
+            if slot.tag == tag && slot.len_kind == len_kind && slot.holds(value, &self.key_bytes) {
+                return self
+                    .candidates
+                    .get(slot.start as usize..slot.end as usize)
+                    .unwrap_or(&[]);
             }
             i = (i + 1) & mask;
         }
@@ -301,15 +353,21 @@ impl PathIndex {
             return None;
         }
         let path = keys.path.as_bytes();
-        let exact = self.group(keys.exact, KIND_EXACT, path);
-        if !exact.is_empty() {
-            if let Some(found) = visit(exact) {
-                return Some(found);
+        if self.exact_lengths & length_bit(path.len()) != 0 {
+            let exact = self.group(keys.hash(EXACT_SLOT, KIND_EXACT, path), KIND_EXACT, path);
+            if !exact.is_empty() {
+                if let Some(found) = visit(exact) {
+                    return Some(found);
+                }
             }
         }
         for i in (0..keys.count).rev() {
             let len = usize::from(keys.lens[i]);
-            let group = self.group(keys.hashes[i], KIND_PREFIX, &path[..len]);
+            if self.prefix_lengths & length_bit(len) == 0 {
+                continue;
+            }
+            let value = &path[..len];
+            let group = self.group(keys.hash(i, KIND_PREFIX, value), KIND_PREFIX, value);
             if !group.is_empty() {
                 if let Some(found) = visit(group) {
                     return Some(found);
@@ -405,22 +463,31 @@ fn key_hash(value: &[u8], kind: u32) -> u64 {
     finish(h, value.len(), kind)
 }
 
-/// The index keys of one request path, computed once per request and reused
-/// for every bucket it is looked up in: the hash of the whole path (for
-/// `Exact`) and of every ancestor prefix cut before a `/` or at the end (for
-/// `PathPrefix`). Prefixes ending in `/` are left out: no stored prefix value
-/// ends in `/` except the root, which is an always candidate.
+/// The index keys of one request path, found once per request and reused for
+/// every bucket it is looked up in: the whole path (for `Exact`) and every
+/// ancestor prefix cut before a `/` or at the end (for `PathPrefix`). Prefixes
+/// ending in `/` are left out: no stored prefix value ends in `/` except the
+/// root, which is an always candidate.
+///
+/// Only the prefix *lengths* are found up front (one pass over the path's
+/// 8-byte words). A key's hash is computed the first time a bucket may hold a
+/// key of that length (see [`PathIndex`]'s length masks) and kept for the
+/// other buckets, so most prefixes are never hashed.
 #[derive(Debug, Clone)]
 pub struct PathKeys<'p> {
     path: &'p str,
-    exact: u64,
     /// Lengths of the ancestor prefixes, shortest first.
     lens: [u16; MAX_PATH_BOUNDARIES],
-    /// Their hashes, in the same order.
-    hashes: [u64; MAX_PATH_BOUNDARIES],
     count: usize,
     complete: bool,
+    /// Hashes computed so far: `hashes[i]` for prefix `i`, the last slot for
+    /// the exact key; valid where the matching bit of `hashed` is set.
+    hashes: [Cell<u64>; MAX_PATH_BOUNDARIES + 1],
+    hashed: Cell<u32>,
 }
+
+/// Slot of the exact key's hash in [`PathKeys::hashes`].
+const EXACT_SLOT: usize = MAX_PATH_BOUNDARIES;
 
 /// `0x2f` (`/`) in every byte.
 const SLASHES: u64 = 0x2f2f_2f2f_2f2f_2f2f;
@@ -436,80 +503,75 @@ fn slash_bits(word: u64) -> u64 {
 }
 
 impl<'p> PathKeys<'p> {
-    /// Computes the keys of `path` in one pass over its 8-byte words (no
-    /// allocation).
+    /// Finds the keys of `path` in one pass over its 8-byte words (no
+    /// allocation, no hashing).
     pub fn new(path: &'p str) -> PathKeys<'p> {
         let bytes = path.as_bytes();
         let n = bytes.len();
         let mut keys = PathKeys {
             path,
-            exact: 0,
             lens: [0; MAX_PATH_BOUNDARIES],
-            hashes: [0; MAX_PATH_BOUNDARIES],
             count: 0,
             complete: u16::try_from(n).is_ok(),
+            hashes: Default::default(),
+            hashed: Cell::new(0),
         };
-        let mut state = HASH_SEED;
+        // Whether the last byte of the previous word was a `/`.
+        let mut prev_was_slash = false;
         let mut at = 0;
-        loop {
+        while at < n {
             let chunk = (n - at).min(8);
             let word = if chunk == 8 {
                 full_word(bytes, at)
             } else {
                 tail_word(bytes, at)
             };
-            let mut slashes = slash_bits(word);
-            while slashes != 0 {
-                let offset = (slashes.trailing_zeros() / 8) as usize;
-                slashes &= slashes - 1;
-                let end = at + offset;
-                // Skip the leading `/` and the `/` of a doubled or trailing slash.
-                if end == 0 || bytes[end - 1] == b'/' {
-                    continue;
-                }
-                let h = if offset == 0 {
-                    state
-                } else {
-                    absorb(state, word & ((1u64 << (8 * offset)) - 1))
-                };
-                keys.push_prefix(end, finish(h, end, KIND_PREFIX));
+            let slashes = slash_bits(word);
+            // A `/` at byte i ends a prefix unless i == 0 (the leading `/`) or
+            // byte i-1 is also a `/` (a doubled slash).
+            let before = (slashes << 8) | if prev_was_slash { 0x80 } else { 0 };
+            let mut cuts = slashes & !before;
+            if at == 0 {
+                cuts &= !0x80;
             }
-            if chunk < 8 {
-                // The end of the path: the exact key, and a prefix key unless
-                // the path ends with `/`.
-                let h = if chunk == 0 {
-                    state
-                } else {
-                    absorb(state, word)
-                };
-                keys.exact = finish(h, n, KIND_EXACT);
-                if n > 0 && bytes[n - 1] != b'/' {
-                    keys.push_prefix(n, finish(h, n, KIND_PREFIX));
-                }
-                return keys;
+            while cuts != 0 {
+                let offset = (cuts.trailing_zeros() / 8) as usize;
+                cuts &= cuts - 1;
+                keys.push_prefix(at + offset);
             }
-            state = absorb(state, word);
-            at += 8;
-            if at == n {
-                keys.exact = finish(state, n, KIND_EXACT);
-                if bytes[n - 1] != b'/' {
-                    keys.push_prefix(n, finish(state, n, KIND_PREFIX));
-                }
-                return keys;
-            }
+            prev_was_slash = chunk == 8 && slashes >> 63 != 0;
+            at += chunk;
         }
+        // The whole path is a prefix key unless it ends with `/`.
+        if n > 0 && bytes[n - 1] != b'/' {
+            keys.push_prefix(n);
+        }
+        keys
     }
 
     #[inline]
-    fn push_prefix(&mut self, len: usize, hash: u64) {
+    fn push_prefix(&mut self, len: usize) {
         match (self.lens.get_mut(self.count), u16::try_from(len)) {
             (Some(slot), Ok(len)) => {
                 *slot = len;
-                self.hashes[self.count] = hash;
                 self.count += 1;
             }
             _ => self.complete = false,
         }
+    }
+
+    /// The hash of key `slot` (a prefix index, or [`EXACT_SLOT`]), computed on
+    /// first use.
+    #[inline]
+    fn hash(&self, slot: usize, kind: u32, value: &[u8]) -> u64 {
+        let bit = 1u32 << slot;
+        if self.hashed.get() & bit != 0 {
+            return self.hashes[slot].get();
+        }
+        let h = key_hash(value, kind);
+        self.hashes[slot].set(h);
+        self.hashed.set(self.hashed.get() | bit);
+        h
     }
 
     /// False when the path has more `/` boundaries than [`MAX_PATH_BOUNDARIES`]
@@ -521,11 +583,16 @@ impl<'p> PathKeys<'p> {
     /// `(length, hash)` of the ancestor prefixes, longest first.
     #[cfg(test)]
     fn prefixes(&self) -> impl Iterator<Item = (usize, u64)> + '_ {
-        self.lens[..self.count]
-            .iter()
-            .zip(&self.hashes[..self.count])
-            .rev()
-            .map(|(&len, &h)| (usize::from(len), h))
+        (0..self.count).rev().map(|i| {
+            let len = usize::from(self.lens[i]);
+            (len, self.hash(i, KIND_PREFIX, &self.path.as_bytes()[..len]))
+        })
+    }
+
+    /// The exact key's hash.
+    #[cfg(test)]
+    fn exact(&self) -> u64 {
+        self.hash(EXACT_SLOT, KIND_EXACT, self.path.as_bytes())
     }
 }
 
@@ -538,7 +605,7 @@ mod tests {
         let path = "/api/v1/users/12345678/orders";
         let keys = PathKeys::new(path);
         assert!(keys.is_complete());
-        assert_eq!(keys.exact, key_hash(path.as_bytes(), KIND_EXACT));
+        assert_eq!(keys.exact(), key_hash(path.as_bytes(), KIND_EXACT));
         let got: Vec<(usize, u64)> = keys.prefixes().collect();
         let want: Vec<(usize, u64)> = [29, 22, 13, 7, 4]
             .iter()
@@ -552,12 +619,12 @@ mod tests {
         let keys = PathKeys::new("/a//b/");
         let lens: Vec<usize> = keys.prefixes().map(|(n, _)| n).collect();
         assert_eq!(lens, vec![5, 2]);
-        assert_eq!(keys.exact, key_hash(b"/a//b/", KIND_EXACT));
+        assert_eq!(keys.exact(), key_hash(b"/a//b/", KIND_EXACT));
         let root = PathKeys::new("/");
         assert_eq!(root.prefixes().count(), 0);
-        assert_eq!(root.exact, key_hash(b"/", KIND_EXACT));
+        assert_eq!(root.exact(), key_hash(b"/", KIND_EXACT));
         let empty = PathKeys::new("");
-        assert_eq!(empty.exact, key_hash(b"", KIND_EXACT));
+        assert_eq!(empty.exact(), key_hash(b"", KIND_EXACT));
         let relative = PathKeys::new("abc/d");
         let lens: Vec<usize> = relative.prefixes().map(|(n, _)| n).collect();
         assert_eq!(lens, vec![5, 3]);
@@ -583,6 +650,39 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// A slot confirms its key by the bytes it holds and, past [`HEAD`], by
+    /// `key_bytes`: keys equal in length and head but not in their rest differ.
+    #[test]
+    fn slots_compare_head_and_rest() {
+        let keys = ["/abcdefghijk/l", "/abcdefghijk/c", "/ab", "/abcdefghijk"];
+        let mut key_bytes = Vec::new();
+        let slots: Vec<KeySlot> = keys
+            .iter()
+            .map(|k| {
+                let mut head = [0u8; HEAD];
+                let n = k.len().min(HEAD);
+                head[..n].copy_from_slice(&k.as_bytes()[..n]);
+                let slot = KeySlot {
+                    key_offset: key_bytes.len() as u32,
+                    head,
+                    ..KeySlot::default()
+                };
+                key_bytes.extend_from_slice(k.as_bytes());
+                slot
+            })
+            .collect();
+        for (slot, key) in slots.iter().zip(keys) {
+            for other in keys.iter().filter(|o| o.len() == key.len()) {
+                assert_eq!(
+                    slot.holds(other.as_bytes(), &key_bytes),
+                    *other == key,
+                    "{key} vs {other}"
+                );
+            }
+        }
+        assert!(!slots[2].holds(b"/ac", &key_bytes));
     }
 
     #[test]
