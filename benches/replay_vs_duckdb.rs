@@ -26,7 +26,12 @@
 //!   (default `1,3`; the first, the default level, is the headline figure);
 //! * `RP_BENCH_RUNS`: runs per measurement, the best is reported (default 1);
 //! * `RP_BENCH_SKIP_DUCKDB`: skip the DuckDB side;
-//! * `RP_BENCH_ONLY_GENERATE`: write the manifests and the log and stop.
+//! * `RP_BENCH_ONLY_GENERATE`: write the manifests and the log and stop;
+//! * `RP_BENCH_SHAPE`: `default` (all 24 keys of Envoy Gateway's default JSON
+//!   format, about 872 bytes a line) or `compact` (about 400 bytes: a smaller
+//!   Envoy JSON format with the 12 keys the decision and the resolution use:
+//!   authority, method, origin path, status, flags, duration, bytes sent,
+//!   start time, listener address, upstream cluster and host, request id).
 //!
 //! DuckDB comes from PyPI (`pip install duckdb`); `python3` must import it.
 
@@ -308,7 +313,22 @@ struct Mix {
 }
 
 /// Writes `n` Envoy Gateway default JSON lines; returns the mix and the bytes.
-fn write_log(config: &Config, path: &Path, n: u64) -> std::io::Result<(Mix, u64)> {
+/// Which Envoy JSON access-log format the generated lines use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum LineShape {
+    /// Envoy Gateway's default format: all 24 keys.
+    Default,
+    /// A smaller custom Envoy JSON format (12 keys, no route name: the
+    /// cluster name carries the rule).
+    Compact,
+}
+
+fn write_log(
+    config: &Config,
+    path: &Path,
+    n: u64,
+    shape: LineShape,
+) -> std::io::Result<(Mix, u64)> {
     let mut out = BufWriter::with_capacity(1 << 20, File::create(path)?);
     let mut rng = Rng(0xD1B5_4A32_D192_ED03);
     let mut mix = Mix::default();
@@ -444,6 +464,33 @@ fn write_log(config: &Config, path: &Path, n: u64) -> std::io::Result<(Mix, u64)
         } else {
             "null".to_string()
         };
+        if shape == LineShape::Compact {
+            let _ = write!(
+                line,
+                concat!(
+                    r#"{{":authority":"{authority}","bytes_sent":{bytes_sent},"#,
+                    r#""downstream_local_address":"10.244.0.12:10080","duration":{duration},"#,
+                    r#""method":"GET","response_code":{status},"response_flags":"{flags}","#,
+                    r#""start_time":"{start_time}","upstream_cluster":{cluster},"#,
+                    r#""upstream_host":{upstream},"x-envoy-origin-path":"{path}","#,
+                    r#""x-request-id":"{request_id}"}}"#,
+                    "\n"
+                ),
+                authority = authority,
+                bytes_sent = bytes_sent,
+                duration = duration,
+                status = status,
+                flags = flags,
+                start_time = start_time,
+                cluster = opt(&cluster),
+                upstream = opt(&upstream),
+                path = path,
+                request_id = request_id,
+            );
+            bytes += line.len() as u64;
+            out.write_all(line.as_bytes())?;
+            continue;
+        }
         let _ = write!(
             line,
             concat!(
@@ -643,14 +690,19 @@ fn main() {
     write_manifests(&config, &manifests).expect("write manifests");
     let log = work.join("envoy-gateway.log");
     let t = Instant::now();
-    let (mix, bytes) = write_log(&config, &log, lines).expect("write log");
+    let shape = match std::env::var("RP_BENCH_SHAPE").as_deref() {
+        Ok("compact") => LineShape::Compact,
+        Ok("default") | Err(_) => LineShape::Default,
+        Ok(other) => panic!("RP_BENCH_SHAPE must be `default` or `compact`, not {other:?}"),
+    };
+    let (mix, bytes) = write_log(&config, &log, lines, shape).expect("write log");
     let services: usize = config
         .routes
         .iter()
         .map(|r| r.rules.iter().map(|x| x.backends.len()).sum::<usize>())
         .sum();
     println!(
-        "generated {lines} Envoy Gateway JSON lines ({:.1} MiB, {:.0} bytes/line) in {:.1} s: {} routes, {} hostnames, {services} Services; mix {mix:?}",
+        "generated {lines} Envoy Gateway JSON lines ({shape:?} shape, {:.1} MiB, {:.0} bytes/line) in {:.1} s: {} routes, {} hostnames, {services} Services; mix {mix:?}",
         bytes as f64 / 1048576.0,
         bytes as f64 / lines.max(1) as f64,
         t.elapsed().as_secs_f64(),

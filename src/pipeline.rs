@@ -30,8 +30,8 @@ use crate::gateway::{Decision, Headers, Protocol, Request, RouteIndex, Scheme};
 use crate::kube::history::now_us;
 use crate::kube::{HistoryView, IndexHistory};
 use crate::resolve::{
-    parse_route_name, parse_upstream_name, resolve_actual, ActualBackend, EndpointIndex,
-    GatewayAction, Implementation, UpstreamEvidence, UpstreamName,
+    resolve_actual_named, ActualBackend, EndpointIndex, EvidenceNames, GatewayAction,
+    Implementation, UpstreamEvidence,
 };
 use crate::sink::alerts::{Alert, AlertAggregator, AlertOccurrence, AlertType};
 use crate::sink::deadletter::{DeadLetterSink, DeadLetterSource};
@@ -459,12 +459,13 @@ impl<'i> RecordProcessor<'i> {
             response_flags: record.response_flags.as_deref(),
             status: record.status,
         };
-        let actual = resolve_actual(&evidence, endpoints, index, expected);
+        let names = EvidenceNames::parse(&evidence);
+        let actual = resolve_actual_named(&evidence, &names, endpoints, index, expected);
         let observation = Observation {
             actual_backend: actual.backend.map(|b| (b.namespace, b.name)),
             answer: answer_of(&actual, record.status),
             status: record.status,
-            named_rule_expected: named_rule_expected(&evidence, &decision),
+            named_rule_expected: named_rule_expected(&names, &decision),
         };
         let mut judgement = judge(&decision, &observation);
         if trust.in_transition && judgement.verdict.is_alert() {
@@ -605,19 +606,8 @@ fn listener_of(
 
 /// Whether the route rule the log names (Envoy Gateway route and cluster names
 /// carry `kind/ns/name/rule/<i>`) is the decision's winner or an alternative.
-fn named_rule_expected(evidence: &UpstreamEvidence<'_>, decision: &Decision<'_>) -> Option<bool> {
-    let implementation = evidence.implementation_hint.unwrap_or_default();
-    let named = evidence
-        .route_name
-        .and_then(|r| parse_route_name(implementation, r))
-        .or_else(|| {
-            evidence
-                .upstream_cluster
-                .and_then(|c| match parse_upstream_name(implementation, c) {
-                    Some(UpstreamName::Rule(rule)) => Some(rule),
-                    _ => None,
-                })
-        })?;
+fn named_rule_expected(names: &EvidenceNames<'_>, decision: &Decision<'_>) -> Option<bool> {
+    let named = names.named_rule()?;
     Some(
         decision
             .hit

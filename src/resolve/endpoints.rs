@@ -338,7 +338,43 @@ pub fn parse_socket_addr(text: &str) -> Option<SocketAddr> {
     if t.len() > 64 {
         return None;
     }
+    if let Some(addr) = parse_canonical_ipv4_socket(t.as_bytes()) {
+        return Some(addr);
+    }
     t.parse::<SocketAddr>().ok()
+}
+
+/// Fast path of [`parse_socket_addr`] for the usual `a.b.c.d:port`, written
+/// canonically (decimal octets and port without leading zeros). `None` for
+/// anything else, which then goes through the standard parser; every text this
+/// accepts parses to the same address with `SocketAddr::from_str`.
+fn parse_canonical_ipv4_socket(t: &[u8]) -> Option<SocketAddr> {
+    /// A canonical decimal number of at most `max_digits` digits at the start of
+    /// `t`; returns it and the rest.
+    fn number(t: &[u8], max_digits: usize) -> Option<(u32, &[u8])> {
+        let digits = t.iter().take_while(|b| b.is_ascii_digit()).count();
+        if digits == 0 || digits > max_digits || (digits > 1 && t[0] == b'0') {
+            return None;
+        }
+        let value = t[..digits]
+            .iter()
+            .fold(0u32, |acc, &d| acc * 10 + u32::from(d - b'0'));
+        Some((value, &t[digits..]))
+    }
+    let mut octets = [0u8; 4];
+    let mut rest = t;
+    for (i, octet) in octets.iter_mut().enumerate() {
+        let (value, after) = number(rest, 3)?;
+        *octet = u8::try_from(value).ok()?;
+        let separator = if i == 3 { b':' } else { b'.' };
+        rest = after.strip_prefix(&[separator])?;
+    }
+    let (port, after) = number(rest, 5)?;
+    if !after.is_empty() {
+        return None;
+    }
+    let port = u16::try_from(port).ok()?;
+    Some(SocketAddr::from((octets, port)))
 }
 
 /// The result of [`choose_candidate`].

@@ -185,18 +185,62 @@ pub fn resolve_actual<'i>(
     routes: &'i RouteIndex,
     expected_backend_keys: &[&str],
 ) -> ActualBackend<'i> {
+    let names = EvidenceNames::parse(evidence);
+    resolve_actual_named(evidence, &names, endpoints, routes, expected_backend_keys)
+}
+
+/// The cluster and route names of an [`UpstreamEvidence`], parsed once so
+/// that the resolver and the caller (which compares the named rule with the
+/// decision) share one parse per record.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct EvidenceNames<'a> {
+    /// `upstream_cluster` parsed by [`parse_upstream_name`].
+    pub cluster: Option<UpstreamName<'a>>,
+    /// `route_name` parsed by [`parse_route_name`].
+    pub route_rule: Option<RuleRef<'a>>,
+}
+
+impl<'a> EvidenceNames<'a> {
+    /// Parses the names of `evidence` with its implementation hint.
+    pub fn parse(evidence: &UpstreamEvidence<'a>) -> Self {
+        let implementation = evidence.implementation_hint.unwrap_or_default();
+        Self {
+            cluster: evidence
+                .upstream_cluster
+                .and_then(|c| parse_upstream_name(implementation, c)),
+            route_rule: evidence
+                .route_name
+                .and_then(|r| parse_route_name(implementation, r)),
+        }
+    }
+
+    /// The route rule the log names: the route name's, else the cluster's
+    /// when the cluster names a rule.
+    pub fn named_rule(&self) -> Option<RuleRef<'a>> {
+        self.route_rule.or(match self.cluster {
+            Some(UpstreamName::Rule(rule)) => Some(rule),
+            _ => None,
+        })
+    }
+}
+
+/// [`resolve_actual`] with the names already parsed (`names` must come from
+/// [`EvidenceNames::parse`] of the same `evidence`).
+pub fn resolve_actual_named<'i>(
+    evidence: &UpstreamEvidence<'i>,
+    names: &EvidenceNames<'i>,
+    endpoints: &'i EndpointIndex,
+    routes: &'i RouteIndex,
+    expected_backend_keys: &[&str],
+) -> ActualBackend<'i> {
     let implementation = evidence.implementation_hint.unwrap_or_default();
     let host = answering_host(implementation, evidence.upstream_hosts);
     let candidates = match host {
         UpstreamHost::Addr(addr) => endpoints.lookup(addr),
         _ => &[],
     };
-    let cluster = evidence
-        .upstream_cluster
-        .and_then(|c| parse_upstream_name(implementation, c));
-    let route_rule = evidence
-        .route_name
-        .and_then(|r| parse_route_name(implementation, r));
+    let cluster = names.cluster;
+    let route_rule = names.route_rule;
     let named_upstream = evidence
         .upstream_cluster
         .is_some_and(|c| !matches!(c.trim(), "" | "-" | "null"));

@@ -1311,3 +1311,45 @@ proptest! {
         prop_assert!(actual.backend.is_some() || actual.source == ActualSource::None);
     }
 }
+
+/// The IPv4 fast path of `parse_socket_addr` must agree with the standard
+/// parser, including on non-canonical texts it leaves to it.
+#[test]
+fn socket_address_fast_path_agrees_with_std() {
+    for text in [
+        "10.244.1.17:8080",
+        "0.0.0.0:0",
+        "255.255.255.255:65535",
+        "256.1.1.1:80",
+        "1.2.3.4:65536",
+        "01.2.3.4:80",
+        "1.2.3.4:080",
+        "1.2.3.4:",
+        "1.2.3:80",
+        "1.2.3.4.5:80",
+        "1.2.3.4:80x",
+        "1.2.3.4:123456",
+        "1..3.4:80",
+        "1.2.3.4",
+    ] {
+        assert_eq!(
+            parse_socket_addr(text),
+            text.parse::<SocketAddr>().ok(),
+            "{text}"
+        );
+    }
+}
+
+proptest! {
+    #[test]
+    fn socket_address_fast_path_matches_std(text in "[0-9.:]{0,24}") {
+        prop_assert_eq!(parse_socket_addr(&text), text.trim().parse::<SocketAddr>().ok());
+    }
+
+    #[test]
+    fn answering_host_without_spaces_is_the_trimmed_host(host in "[0-9a-z.:/-]{0,30}") {
+        let full = answering_host(Implementation::Auto, &[host.as_str()]);
+        let spaced = format!("x , {host}");
+        prop_assert_eq!(answering_host(Implementation::Auto, &[spaced.as_str()]), full);
+    }
+}

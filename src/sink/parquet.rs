@@ -43,7 +43,7 @@ use chrono::{DateTime, Utc};
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::metadata::KeyValue;
-use parquet::file::properties::WriterProperties;
+use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::schema::types::ColumnPath;
 
 use super::row::{
@@ -72,6 +72,18 @@ const HIGH_CARDINALITY_COLUMNS: &[&str] = &[
     "request_id",
     "actual_upstream",
     "source_offset",
+];
+
+/// Columns of (nearly) unique strings written without min/max statistics:
+/// their range says nothing a reader could prune on (random request ids,
+/// paths, pod addresses), and comparing every value twice cost about 1 k
+/// instructions per row. Statistics stay on for every other column
+/// (`event_time`, `source_offset`, routes, verdicts, ...).
+const NO_STATISTICS_COLUMNS: &[&str] = &[
+    "path",
+    "request_id",
+    "actual_upstream",
+    "upstream_attempts.list.item",
 ];
 
 /// Settings of a [`ParquetSink`].
@@ -390,6 +402,10 @@ impl ParquetSink {
         // plain anyway. Low-cardinality columns keep the default dictionary.
         for column in HIGH_CARDINALITY_COLUMNS {
             properties = properties.set_column_dictionary_enabled(ColumnPath::from(*column), false);
+        }
+        for column in NO_STATISTICS_COLUMNS {
+            let path = ColumnPath::new(column.split('.').map(str::to_string).collect());
+            properties = properties.set_column_statistics_enabled(path, EnabledStatistics::None);
         }
         let properties = properties
             .set_compression(Compression::ZSTD(zstd))
