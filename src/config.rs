@@ -530,6 +530,45 @@ fn deserialize<T: serde::de::DeserializeOwned>(
     })
 }
 
+/// An error naming `key` when `value` is 0.
+fn at_least_one<N: PartialEq + Default>(key: &str, value: N) -> Result<(), ConfigError> {
+    if value == N::default() {
+        return Err(ConfigError::key(key, "must be at least 1"));
+    }
+    Ok(())
+}
+
+/// An error naming `parquet.zstd_level` when `level` is outside 1..=22.
+fn zstd_level_in_range(level: i32) -> Result<(), ConfigError> {
+    if !(1..=22).contains(&level) {
+        return Err(ConfigError::key("parquet.zstd_level", "must be in 1..=22"));
+    }
+    Ok(())
+}
+
+/// A configuration read from a TOML file, with the `ROUTEPROOF_…`
+/// environment overrides applied, and checked.
+pub trait ConfigFile: serde::de::DeserializeOwned {
+    /// Checks values that the types alone do not; errors name the key.
+    fn validate(&self) -> Result<(), ConfigError>;
+
+    /// Reads `path`, applies the process environment's overrides and checks the result.
+    fn load(path: &Path) -> Result<Self, ConfigError> {
+        Self::from_toml_with_env(&read_text(path)?, path, std::env::vars())
+    }
+
+    /// Parses `text` (named `path` in errors), applies the overrides among `env` and checks.
+    fn from_toml_with_env(
+        text: &str,
+        path: &Path,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, ConfigError> {
+        let config: Self = deserialize(text, path, env)?;
+        config.validate()?;
+        Ok(config)
+    }
+}
+
 /// Reads the file at `path`.
 fn read_text(path: &Path) -> Result<String, ConfigError> {
     std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
@@ -589,64 +628,24 @@ pub struct ReplayParquetConfig {
     _run_only: BTreeMap<String, serde::de::IgnoredAny>,
 }
 
-impl ReplayConfig {
-    /// Reads `path`, applies the process environment's overrides and checks the result.
-    pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        Self::from_toml_with_env(&read_text(path)?, path, std::env::vars())
-    }
-
-    /// Parses `text` (named `path` in errors), applies the overrides among `env` and checks.
-    pub fn from_toml_with_env(
-        text: &str,
-        path: &Path,
-        env: impl IntoIterator<Item = (String, String)>,
-    ) -> Result<Self, ConfigError> {
-        let config: ReplayConfig = deserialize(text, path, env)?;
-        let q = &config.parquet;
-        if q.zstd_level.is_some_and(|l| !(1..=22).contains(&l)) {
-            return Err(ConfigError::key("parquet.zstd_level", "must be in 1..=22"));
+impl ConfigFile for ReplayConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        let q = &self.parquet;
+        if let Some(level) = q.zstd_level {
+            zstd_level_in_range(level)?;
         }
-        if q.max_file_rows == Some(0) {
-            return Err(ConfigError::key(
-                "parquet.max_file_rows",
-                "must be at least 1",
-            ));
+        if let Some(value) = q.max_file_rows {
+            at_least_one("parquet.max_file_rows", value)?;
         }
-        if q.row_group_rows == Some(0) {
-            return Err(ConfigError::key(
-                "parquet.row_group_rows",
-                "must be at least 1",
-            ));
+        if let Some(value) = q.row_group_rows {
+            at_least_one("parquet.row_group_rows", value)?;
         }
-        if config.alerts.window_seconds == 0 {
-            return Err(ConfigError::key(
-                "alerts.window_seconds",
-                "must be at least 1",
-            ));
-        }
-        Ok(config)
+        at_least_one("alerts.window_seconds", self.alerts.window_seconds)
     }
 }
 
-impl Config {
-    /// Reads `path`, applies the process environment's overrides and checks the result.
-    pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        Self::from_toml_with_env(&read_text(path)?, path, std::env::vars())
-    }
-
-    /// Parses `text` (named `path` in errors), applies the overrides among `env` and checks.
-    pub fn from_toml_with_env(
-        text: &str,
-        path: &Path,
-        env: impl IntoIterator<Item = (String, String)>,
-    ) -> Result<Self, ConfigError> {
-        let config: Config = deserialize(text, path, env)?;
-        config.validate()?;
-        Ok(config)
-    }
-
-    /// Checks values that the types alone do not.
-    pub fn validate(&self) -> Result<(), ConfigError> {
+impl ConfigFile for Config {
+    fn validate(&self) -> Result<(), ConfigError> {
         let k = &self.kafka;
         if k.brokers.trim().is_empty() {
             return Err(ConfigError::key("kafka.brokers", "must not be empty"));
@@ -735,18 +734,8 @@ impl Config {
             }
         }
         let p = &self.pipeline;
-        if p.batch_messages == 0 {
-            return Err(ConfigError::key(
-                "pipeline.batch_messages",
-                "must be at least 1",
-            ));
-        }
-        if p.queue_batches == 0 {
-            return Err(ConfigError::key(
-                "pipeline.queue_batches",
-                "must be at least 1",
-            ));
-        }
+        at_least_one("pipeline.batch_messages", p.batch_messages)?;
+        at_least_one("pipeline.queue_batches", p.queue_batches)?;
         let q = &self.parquet;
         if q.output.trim().is_empty() {
             return Err(ConfigError::key("parquet.output", "must not be empty"));
@@ -759,39 +748,17 @@ impl Config {
                 ));
             }
         }
-        if q.max_file_rows == 0 {
-            return Err(ConfigError::key(
-                "parquet.max_file_rows",
-                "must be at least 1",
-            ));
-        }
-        if q.max_file_bytes == 0 {
-            return Err(ConfigError::key(
-                "parquet.max_file_bytes",
-                "must be at least 1",
-            ));
-        }
+        at_least_one("parquet.max_file_rows", q.max_file_rows)?;
+        at_least_one("parquet.max_file_bytes", q.max_file_bytes)?;
         if !(q.max_file_age_seconds.is_finite() && q.max_file_age_seconds > 0.0) {
             return Err(ConfigError::key(
                 "parquet.max_file_age_seconds",
                 "must be a positive number",
             ));
         }
-        if !(1..=22).contains(&q.zstd_level) {
-            return Err(ConfigError::key("parquet.zstd_level", "must be in 1..=22"));
-        }
-        if q.row_group_rows == 0 {
-            return Err(ConfigError::key(
-                "parquet.row_group_rows",
-                "must be at least 1",
-            ));
-        }
-        if self.alerts.window_seconds == 0 {
-            return Err(ConfigError::key(
-                "alerts.window_seconds",
-                "must be at least 1",
-            ));
-        }
+        zstd_level_in_range(q.zstd_level)?;
+        at_least_one("parquet.row_group_rows", q.row_group_rows)?;
+        at_least_one("alerts.window_seconds", self.alerts.window_seconds)?;
         match (&self.dead_letters.topic, &self.dead_letters.quarantine_dir) {
             (Some(_), Some(_)) => {
                 return Err(ConfigError::key(
@@ -812,7 +779,9 @@ impl Config {
         }
         Ok(())
     }
+}
 
+impl Config {
     /// The roll age as a duration.
     pub fn max_file_age(&self) -> Duration {
         Duration::from_secs_f64(self.parquet.max_file_age_seconds)

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use clap::Args;
 
-use routeproof::config::ReplayConfig;
+use routeproof::config::{ConfigFile, ReplayConfig};
 use routeproof::decode::{DecodeError, DecodeOptions, Envelope, Format};
 use routeproof::kube::static_config_alerts;
 use routeproof::pipeline::{Origin, Outputs, PipelineOptions, PipelineStats, RecordProcessor};

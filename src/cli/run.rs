@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use clap::Args;
 
-use routeproof::config::{Config, RouteSourceKind};
+use routeproof::config::{Config, ConfigFile, RouteSourceKind};
 use routeproof::decode::{DecodeOptions, Envelope, Format};
 use routeproof::gateway::CompileOptions;
 use routeproof::kube::serve::HealthServer;
