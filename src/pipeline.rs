@@ -264,40 +264,26 @@ impl<'i> RecordProcessor<'i> {
         view: &HistoryView,
     ) -> Result<(), SinkError> {
         self.for_each_record(payload, origin, out, |this, record, out| {
-            // `at` finds a snapshot whenever the view holds one; should it
-            // not, the latest is used and the row marked stale rather than the
-            // record dropped.
             let time = record.time_us.unwrap_or_else(now_us);
-            let (snapshot, trust) = match view.at(time) {
-                Some(at) => (
-                    at.snapshot,
-                    Trust {
-                        in_transition: at.in_transition,
-                        stale: at.stale,
-                    },
-                ),
-                None => match view.latest() {
-                    Some(latest) => (
-                        latest,
-                        Trust {
-                            in_transition: false,
-                            stale: true,
-                        },
-                    ),
-                    // A view is only taken of a non-empty history.
-                    None => {
-                        let (index, endpoints) = (this.index, this.endpoints);
-                        let stale = Trust {
-                            in_transition: false,
-                            stale: true,
-                        };
-                        return this.judge_record(index, endpoints, stale, record, origin, out);
-                    }
-                },
+            // `at` finds a snapshot whenever the view holds one, and views are
+            // only taken of a non-empty history; should it not, the record is
+            // judged against the processor's own (empty) index and marked
+            // stale rather than dropped.
+            let Some(at) = view.at(time) else {
+                let (index, endpoints) = (this.index, this.endpoints);
+                let stale = Trust {
+                    in_transition: false,
+                    stale: true,
+                };
+                return this.judge_record(index, endpoints, stale, record, origin, out);
+            };
+            let trust = Trust {
+                in_transition: at.in_transition,
+                stale: at.stale,
             };
             this.judge_record(
-                &snapshot.index,
-                &snapshot.endpoints,
+                &at.snapshot.index,
+                &at.snapshot.endpoints,
                 trust,
                 record,
                 origin,

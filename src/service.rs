@@ -513,6 +513,19 @@ struct WorkerSetup<'a> {
     batch_return: BatchReturn,
 }
 
+impl WorkerSetup<'_> {
+    /// Rolls `w` (publishes its group) and counts the files published;
+    /// returns the offset to commit.
+    fn roll(&self, w: &mut PartitionWriter) -> Result<Option<i64>, SinkError> {
+        let before = w.files_published();
+        let offset = w.roll(self.store)?;
+        self.counters
+            .files
+            .fetch_add(w.files_published() - before, Ordering::Relaxed);
+        Ok(offset)
+    }
+}
+
 struct Worker<'a> {
     setup: WorkerSetup<'a>,
     processor: RecordProcessor<'a>,
@@ -735,13 +748,7 @@ impl<'a> Worker<'a> {
         }
         for tp in due {
             if let Some(w) = self.writers.get_mut(&tp) {
-                let before = w.files_published();
-                let offset = w.roll(self.setup.store)?;
-                self.setup
-                    .counters
-                    .files
-                    .fetch_add(w.files_published() - before, Ordering::Relaxed);
-                if let Some(offset) = offset {
+                if let Some(offset) = self.setup.roll(w)? {
                     let _ = self.setup.commits.send((tp, offset));
                 }
             }
@@ -766,12 +773,7 @@ impl<'a> Worker<'a> {
                     w.discard();
                     continue;
                 }
-                let before = w.files_published();
-                let offset = w.roll(self.setup.store)?;
-                self.setup
-                    .counters
-                    .files
-                    .fetch_add(w.files_published() - before, Ordering::Relaxed);
+                let offset = self.setup.roll(&mut w)?;
                 w.discard();
                 out.push((tp.clone(), offset));
             }

@@ -39,7 +39,7 @@ use rdkafka::config::ClientConfig;
 use rdkafka::message::Message;
 use rdkafka::producer::{Producer, ThreadedProducer};
 
-use broker::{consume_all, create_topics, parquet_files, send_queued, unique};
+use broker::{brokers, consume_all, create_topics, parquet_files, send_queued, unique};
 
 static SERIAL: Mutex<()> = Mutex::new(());
 
@@ -47,14 +47,14 @@ fn serial() -> std::sync::MutexGuard<'static, ()> {
     SERIAL.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// The broker of the shared-broker tests, from `ROUTEPROOF_TEST_BROKERS`
-/// (`.ci/run` sets it). Unset: the test says so and returns.
-fn brokers() -> Option<String> {
-    let brokers = std::env::var("ROUTEPROOF_TEST_BROKERS").ok();
-    if brokers.is_none() {
-        eprintln!("ROUTEPROOF_TEST_BROKERS is not set: skipping this broker test");
-    }
-    brokers
+/// The shared broker (`ROUTEPROOF_TEST_BROKERS`) and a new topic named after
+/// `prefix` with `partitions`, plus its alert and dead-letter topics. `None`
+/// (the test skips) without a broker.
+fn broker_and_topic(prefix: &str, partitions: i32) -> Option<(String, String)> {
+    let brokers = brokers()?;
+    let topic = unique(prefix);
+    create_topics(&brokers, &topic, partitions);
+    Some((brokers, topic))
 }
 
 /// A temporary directory, kept (and its path printed) when
@@ -477,11 +477,9 @@ fn assert_exactly_once(rows: &[(i32, i64, String)], per_partition: &BTreeMap<i32
 #[test]
 fn end_to_end_parquet_alerts_and_dead_letters() {
     let _guard = serial();
-    let Some(brokers) = brokers() else {
+    let Some((brokers, topic)) = broker_and_topic("e2e", 2) else {
         return;
     };
-    let topic = unique("e2e");
-    create_topics(&brokers, &topic, 2);
 
     let mut lines = demo_lines();
     let malformed = [
@@ -671,11 +669,9 @@ const TRAFFIC_ALERT_TYPES: [&str; 6] = [
 #[test]
 fn alerts_resolve_when_the_traffic_stops() {
     let _guard = serial();
-    let Some(brokers) = brokers() else {
+    let Some((brokers, topic)) = broker_and_topic("resolve", 1) else {
         return;
     };
-    let topic = unique("resolve");
-    create_topics(&brokers, &topic, 1);
     let lines = demo_lines();
     let mut produced = Produced::default();
     produce(&brokers, &topic, 1, lines.iter().cloned(), &mut produced);
@@ -770,13 +766,11 @@ fn records(n: usize) -> impl Iterator<Item = Vec<u8>> {
 #[test]
 fn crash_safety_sigkill_at_random_points() {
     let _guard = serial();
-    let Some(brokers) = brokers() else {
-        return;
-    };
-    let topic = unique("crash");
     let partitions = 2;
     let total = 200_000;
-    create_topics(&brokers, &topic, partitions);
+    let Some((brokers, topic)) = broker_and_topic("crash", partitions) else {
+        return;
+    };
     let mut produced = Produced::default();
     produce(&brokers, &topic, partitions, records(total), &mut produced);
     assert_eq!(produced.total(), total as i64);
@@ -997,13 +991,11 @@ fn broker_restart_mid_run() {
 #[test]
 fn rebalance_second_instance_joins() {
     let _guard = serial();
-    let Some(brokers) = brokers() else {
-        return;
-    };
-    let topic = unique("rebalance");
     let partitions = 4;
     let total = 100_000;
-    create_topics(&brokers, &topic, partitions);
+    let Some((brokers, topic)) = broker_and_topic("rebalance", partitions) else {
+        return;
+    };
     // Everything is produced before the instances start: tansu 0.6.0's memory
     // storage lists every record batch of a partition on each fetch, and with
     // one record per batch (see `produce`) producing while two consumers poll

@@ -185,15 +185,24 @@ impl ReplaySettings {
 /// Runs `replay`.
 pub fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
-    let settings = ReplaySettings::resolve(&args)?;
-    let decode = settings.decode.clone();
-    let implementation = settings.implementation;
+    let ReplaySettings {
+        index: index_args,
+        decode,
+        implementation,
+        gateway,
+        alerts,
+        max_file_rows,
+        zstd_level,
+        row_group_rows,
+        max_raw_bytes,
+        redaction,
+    } = ReplaySettings::resolve(&args)?;
     let inputs = expand_inputs(&args.inputs)?;
 
-    let objects = settings.index.load()?;
-    let index = settings.index.compile_objects(&objects);
+    let objects = index_args.load()?;
+    let index = index_args.compile_objects(&objects);
     let endpoints = EndpointIndex::build(&objects);
-    if let Some(g) = &settings.gateway {
+    if let Some(g) = &gateway {
         anyhow::ensure!(
             index.gateway_by_key.contains_key(g),
             "--gateway {g}: no such Gateway in the manifests"
@@ -202,16 +211,16 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
     let options = PipelineOptions {
         decode,
         implementation: Some(implementation),
-        default_gateway: settings.gateway.clone(),
+        default_gateway: gateway,
     };
 
     let parquet_dir = args.out.join("parquet");
     prepare_output(&args.out, &parquet_dir, args.append)?;
     let run_id = chrono::Utc::now().format("%Y%m%dT%H%M%S").to_string();
     let mut sink_config = ParquetSinkConfig::new(&parquet_dir);
-    sink_config.max_file_rows = settings.max_file_rows;
-    sink_config.zstd_level = settings.zstd_level;
-    if let Some(rows) = settings.row_group_rows {
+    sink_config.max_file_rows = max_file_rows;
+    sink_config.zstd_level = zstd_level;
+    if let Some(rows) = row_group_rows {
         sink_config.row_group_rows = rows;
     }
     let mut parquet = ParquetSink::new(
@@ -220,9 +229,9 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
     )?;
     let mut alert_file = AlertFileSink::open(args.out.join("alerts.jsonl"))?;
     let mut dead_letters =
-        DeadLetterFileSink::open(args.out.join("deadletters.jsonl"), settings.max_raw_bytes)?
-            .with_redaction(settings.redaction.clone());
-    let mut aggregator = AlertAggregator::new(settings.alerts.clone());
+        DeadLetterFileSink::open(args.out.join("deadletters.jsonl"), max_raw_bytes)?
+            .with_redaction(redaction);
+    let mut aggregator = AlertAggregator::new(alerts);
     // Config audits of the (static) manifests first: route_not_accepted,
     // backend_ref_unresolved, shadowed_rule, status_drift.
     let config_alerts = static_config_alerts(&index, chrono::Utc::now().timestamp_micros());

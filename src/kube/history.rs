@@ -121,11 +121,6 @@ impl HistoryView {
             stale: self.stale,
         })
     }
-
-    /// The newest snapshot.
-    pub fn latest(&self) -> Option<&Arc<Snapshot>> {
-        self.ring.last()
-    }
 }
 
 /// Counters and gauges of the control path, for `/metrics`.

@@ -517,7 +517,7 @@ impl AlertAggregator {
     pub fn observe(&mut self, occurrence: &AlertOccurrence<'_>, out: &mut Vec<Alert>) {
         let t = occurrence.event_time;
         self.local_clock = Some(self.local_clock.map_or(t, |c| c.max(t)));
-        let shared = Arc::clone(&self.shared);
+        let shared = &*self.shared;
         let slot = self.slot;
         let local = self.local_clock.unwrap_or(t);
         let mut state = self.lock();
@@ -597,7 +597,7 @@ impl AlertAggregator {
         if local < self.shared.next_expiry.load(Ordering::Relaxed) || local < self.recheck_at {
             return;
         }
-        let shared = Arc::clone(&self.shared);
+        let shared = &*self.shared;
         let slot = self.slot;
         let now = {
             let mut state = self.lock();
