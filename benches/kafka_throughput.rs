@@ -16,7 +16,11 @@
 //! default of 500 ms caps a consumer at a few fetches per second; against
 //! Kafka, which answers as soon as it has data, the default is fine),
 //! `RP_BENCH_BROKER_PID` (the broker's process id when it runs on this machine:
-//! its CPU time is reported for the consume-only and run steps).
+//! its CPU time is reported for the consume-only and run steps),
+//! `RP_BENCH_KAFKA_INPUT` and `RP_BENCH_KAFKA_MANIFESTS` (a file of JSON log
+//! lines and the manifests they were generated for, instead of the demo set:
+//! e.g. the ~400-byte lines of `RP_BENCH_SHAPE=compact RP_BENCH_DIR=…
+//! RP_BENCH_ONLY_GENERATE=1 cargo bench --bench replay_vs_duckdb`).
 //!
 //! Steps:
 //! 1. produce the records (the demo's well-formed Envoy JSON lines, cycled)
@@ -139,6 +143,7 @@ fn main() {
     let workers: usize = env_or("RP_BENCH_WORKERS", 2);
     let fetch_wait_ms: u64 = env_or("RP_BENCH_FETCH_WAIT_MS", 10);
     let partition_fetch_bytes: u64 = env_or("RP_BENCH_PARTITION_FETCH_BYTES", 1 << 20);
+    let fetch_max_bytes: u64 = env_or("RP_BENCH_FETCH_MAX_BYTES", 50 << 20);
     // `mock`: librdkafka's in-process mock cluster, for an indicative figure.
     let mock = (brokers == "mock").then(|| {
         let m = rdkafka::mocking::MockCluster::new(1).expect("mock cluster");
@@ -147,16 +152,29 @@ fn main() {
     });
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let exe = PathBuf::from(env!("CARGO_BIN_EXE_routeproof"));
-    let demo = std::fs::read(root.join("demo/logs/envoy-gateway.log")).expect("demo");
-    let lines: Vec<&[u8]> = demo
+    let input_file = std::env::var_os("RP_BENCH_KAFKA_INPUT").map(PathBuf::from);
+    let manifests = std::env::var_os("RP_BENCH_KAFKA_MANIFESTS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join("demo/manifests"));
+    let source = input_file
+        .clone()
+        .unwrap_or_else(|| root.join("demo/logs/envoy-gateway.log"));
+    let log = std::fs::read(&source).expect("input lines");
+    let lines: Vec<&[u8]> = log
         .split(|b| *b == b'\n')
+        .take(if input_file.is_some() {
+            total
+        } else {
+            usize::MAX
+        })
         // Well-formed records only, so that every record becomes one row.
         .filter(|l| serde_json::from_slice::<serde_json::Value>(l).is_ok())
         .collect();
     let work = tempfile::tempdir().expect("tempdir");
     let topic = format!("bench-{}", std::process::id());
     println!(
-        "kafka_throughput: {total} records, {partitions} partitions, broker {}, fetch.wait.max.ms {fetch_wait_ms}",
+        "kafka_throughput: {total} records from {}, {partitions} partitions, broker {}, fetch.wait.max.ms {fetch_wait_ms}",
+        source.display(),
         if mock.is_some() { "mock" } else { &brokers }
     );
 
@@ -233,6 +251,7 @@ fn main() {
             "max.partition.fetch.bytes",
             partition_fetch_bytes.to_string(),
         )
+        .set("fetch.max.bytes", fetch_max_bytes.to_string())
         .create()
         .expect("consumer");
     let mut tpl = TopicPartitionList::new();
@@ -289,8 +308,9 @@ log_interval_seconds = 0
 [kafka.properties]
 "fetch.wait.max.ms" = "{fetch_wait_ms}"
 "max.partition.fetch.bytes" = "{partition_fetch_bytes}"
+"fetch.max.bytes" = "{fetch_max_bytes}"
 "#,
-            root.join("demo/manifests").display(),
+            manifests.display(),
             out.display()
         ),
     )
@@ -367,7 +387,7 @@ log_interval_seconds = 0
     let status = Command::new(&exe)
         .arg("replay")
         .arg("--manifests")
-        .arg(root.join("demo/manifests"))
+        .arg(&manifests)
         .arg("--input")
         .arg(&input_path)
         .arg("--out")

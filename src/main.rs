@@ -13,8 +13,58 @@ fn main() -> ExitCode {
     match cli::run(args) {
         Ok(code) => code,
         Err(err) => {
-            eprintln!("routeproof: error: {err:#}");
+            eprintln!("routeproof: error: {}", error_chain(&err));
             ExitCode::from(2)
         }
+    }
+}
+
+/// The error and its causes, `: `-separated, leaving out a cause whose text the
+/// message before it already shows (library errors often print their source,
+/// as in `cannot read PATH: No such file or directory`).
+fn error_chain(err: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in err.chain() {
+        let text = cause.to_string();
+        if out.contains(&text) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&text);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::error_chain;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("cannot read {path}: {source}")]
+    struct ReadError {
+        path: String,
+        source: std::io::Error,
+    }
+
+    #[test]
+    fn a_cause_already_in_the_message_is_printed_once() {
+        let io = std::io::Error::new(std::io::ErrorKind::NotFound, "no such file");
+        let err = anyhow::Error::new(ReadError {
+            path: "/x".into(),
+            source: io,
+        })
+        .context("loading manifests");
+        assert_eq!(
+            error_chain(&err),
+            "loading manifests: cannot read /x: no such file"
+        );
+    }
+
+    #[test]
+    fn distinct_causes_are_all_printed() {
+        let err = anyhow::anyhow!("inner").context("outer");
+        assert_eq!(error_chain(&err), "outer: inner");
     }
 }
