@@ -631,11 +631,11 @@ fn decision_summary(
 ) -> String {
     let hit = d
         .hit
-        .map(|h| format!("{}#{}.{}", h.route.key, h.rule.index, h.entry.index));
+        .map(|h| format!("{}#{}.{}", h.route().key, h.rule().index, h.entry().index));
     let alternatives: Vec<String> = d
         .alternatives
         .iter()
-        .map(|h| format!("{}#{}.{}", h.route.key, h.rule.index, h.entry.index))
+        .map(|h| format!("{}#{}.{}", h.route().key, h.rule().index, h.entry().index))
         .collect();
     format!(
         "{:?} {:?} {:?} {:?} {:?} {:?} {}",
