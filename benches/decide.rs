@@ -142,7 +142,7 @@ impl<'a> PackedRequests<'a> {
     fn pack(originals: &'a [Request<'a>]) -> PackedRequests<'a> {
         let mut arena = String::new();
         let mut headers = Vec::new();
-        let mut push = |arena: &mut String, s: &str| {
+        let push = |arena: &mut String, s: &str| {
             let start = arena.len();
             arena.push_str(s);
             start..arena.len()
@@ -210,6 +210,25 @@ impl<'a> PackedRequests<'a> {
     }
 }
 
+/// Decides every request [`CPU_PASSES`] times; returns the CPU time per
+/// decision in ns (NaN when the thread's CPU time is not available).
+#[inline(never)]
+fn cpu_ns_per_decision(index: &RouteIndex, requests: &[Request<'_>]) -> f64 {
+    let Some(t0) = thread_cpu_ns() else {
+        return f64::NAN;
+    };
+    for _ in 0..CPU_PASSES {
+        for r in requests {
+            black_box(index.decide(black_box(r)));
+        }
+    }
+    let t1 = thread_cpu_ns().unwrap_or(t0);
+    (t1 - t0) as f64 / (CPU_PASSES * requests.len()) as f64
+}
+
+/// Passes over the requests for the CPU-time figure.
+const CPU_PASSES: usize = 5;
+
 fn main() {
     let spec = SynthSpec::default();
     let config = synth::generate(&spec);
@@ -249,19 +268,15 @@ fn main() {
         elapsed.as_nanos() as f64 / REQUESTS as f64
     );
     if let Some(t0) = thread_cpu_ns() {
-        const PASSES: usize = 5;
-        let cpu_ns_per_decision = |requests: &[Request<'_>]| {
-            let t0 = thread_cpu_ns().unwrap_or(0);
-            for _ in 0..PASSES {
-                for r in requests {
-                    black_box(index.decide(black_box(r)));
-                }
-            }
-            let t1 = thread_cpu_ns().unwrap_or(t0);
-            (t1 - t0) as f64 / (PASSES * requests.len()) as f64
+        // `RP_BENCH_LAYOUTS=packed` times only the packed layout (for a
+        // callgrind run restricted to `cpu_ns_per_decision`).
+        let layouts = std::env::var("RP_BENCH_LAYOUTS").unwrap_or_default();
+        let ns = cpu_ns_per_decision(&index, &requests);
+        let separate_ns = if layouts == "packed" {
+            f64::NAN
+        } else {
+            cpu_ns_per_decision(&index, &separate)
         };
-        let ns = cpu_ns_per_decision(&requests);
-        let separate_ns = cpu_ns_per_decision(&separate);
         let t1 = thread_cpu_ns().unwrap_or(t0);
         let t2 = thread_cpu_ns().unwrap_or(t1);
         black_box(RouteIndex::compile(

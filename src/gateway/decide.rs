@@ -390,9 +390,10 @@ impl RouteIndex {
         unknowns: &mut Unknowns,
     ) -> Option<(RuleHit<'i>, Candidate)> {
         let mut walk = buckets_for(table, host);
-        // The reference scan probes every wildcard suffix, so that comparing it
-        // with the indexed scan also checks `HostTable::wildcard_lengths`.
-        walk.skip_by_length = scan.mode == BucketScan::Indexed;
+        // The reference scan probes every wildcard suffix and finds hostnames by
+        // comparing every key, so that comparing it with the indexed scan also
+        // checks `HostTable::wildcard_lengths` and the hashed host lookups.
+        walk.indexed = scan.mode == BucketScan::Indexed;
         walk.find_map(|bucket| match scan.mode {
             BucketScan::Indexed => self.scan_indexed(bucket, scan, alternatives, unknowns),
             BucketScan::Linear => self.scan_linear(bucket, scan, alternatives, unknowns),
@@ -582,7 +583,7 @@ fn buckets_for<'t, 'h>(table: &'t HostTable, host: Option<&'h str>) -> BucketWal
         host: host.unwrap_or(""),
         next_dot: 0,
         stage: WalkStage::Exact,
-        skip_by_length: true,
+        indexed: true,
     }
 }
 
@@ -594,8 +595,30 @@ struct BucketWalk<'t, 'h> {
     next_dot: usize,
     stage: WalkStage,
     /// Skip wildcard suffixes whose length no wildcard bucket has
-    /// ([`HostTable::wildcard_lengths`]).
-    skip_by_length: bool,
+    /// ([`HostTable::wildcard_lengths`]) and find buckets through the hashed
+    /// lookups; when false (the reference scan), probe every suffix and find
+    /// buckets by comparing every key.
+    indexed: bool,
+}
+
+impl<'t> BucketWalk<'t, '_> {
+    fn exact(&self) -> Option<&'t Bucket> {
+        if self.indexed {
+            self.table.exact_bucket(self.host)
+        } else {
+            let at = self.table.exact.get_by_scan(self.host)?;
+            self.table.buckets.get(at as usize)
+        }
+    }
+
+    fn wildcard(&self, suffix: &str) -> Option<&'t Bucket> {
+        if self.indexed {
+            self.table.wildcard_bucket(suffix)
+        } else {
+            let at = self.table.wildcard.get_by_scan(suffix)?;
+            self.table.buckets.get(at as usize)
+        }
+    }
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -619,10 +642,10 @@ impl<'t> Iterator for BucketWalk<'t, '_> {
                         self.stage = WalkStage::Any;
                     } else if self.table.wildcard.is_empty() {
                         self.stage = WalkStage::Any;
-                        if let Some(b) = self.table.exact.get(self.host) {
+                        if let Some(b) = self.exact() {
                             return Some(b);
                         }
-                    } else if let Some(b) = self.table.exact.get(self.host) {
+                    } else if let Some(b) = self.exact() {
                         return Some(b);
                     }
                 }
@@ -634,10 +657,10 @@ impl<'t> Iterator for BucketWalk<'t, '_> {
                             let at = self.next_dot + i;
                             self.next_dot = at + 1;
                             let len_bit = 1u64 << (self.host.len() - at).min(63);
-                            if self.skip_by_length && self.table.wildcard_lengths & len_bit == 0 {
+                            if self.indexed && self.table.wildcard_lengths & len_bit == 0 {
                                 continue;
                             }
-                            if let Some(b) = self.table.wildcard.get(&self.host[at..]) {
+                            if let Some(b) = self.wildcard(&self.host[at..]) {
                                 return Some(b);
                             }
                         }

@@ -433,7 +433,7 @@ fn full_word(bytes: &[u8], at: usize) -> u64 {
 /// `a == b`, word by word and inline (keys are short; a `memcmp` call costs
 /// more than the comparison).
 #[inline]
-fn same_bytes(a: &[u8], b: &[u8]) -> bool {
+pub(super) fn same_bytes(a: &[u8], b: &[u8]) -> bool {
     if a.len() != b.len() {
         return false;
     }
@@ -451,7 +451,7 @@ fn same_bytes(a: &[u8], b: &[u8]) -> bool {
 /// The hash of a key value: 8-byte words absorbed in order, the zero-padded
 /// tail, then length and kind. [`PathKeys`] computes the same function for
 /// every ancestor prefix of a path in one pass.
-fn key_hash(value: &[u8], kind: u32) -> u64 {
+pub(super) fn key_hash(value: &[u8], kind: u32) -> u64 {
     let full = value.len() / 8;
     let mut h = HASH_SEED;
     for w in 0..full {
@@ -719,11 +719,7 @@ mod tests {
         let mut keyed_visits = 0usize;
         for listener in &index.listeners {
             for table in [&listener.http, &listener.grpc] {
-                let buckets = table
-                    .exact
-                    .values()
-                    .chain(table.wildcard.values())
-                    .chain(std::iter::once(&table.any));
+                let buckets = table.buckets.iter().chain(std::iter::once(&table.any));
                 for bucket in buckets {
                     for path in &paths {
                         let keys = PathKeys::new(path);
