@@ -15,9 +15,9 @@
 use std::borrow::Cow;
 
 use super::compile::{
-    Bucket, Candidate, CompiledBackend, CompiledGateway, CompiledListener, CompiledRoute,
-    CompiledRule, HostTable, MatchCondition, MatchEntry, PathKeys, RouteIndex, RouteKind,
-    RuleAction,
+    method_code, Bucket, Candidate, CompiledBackend, CompiledGateway, CompiledListener,
+    CompiledRoute, CompiledRule, HostTable, MatchCondition, MatchEntry, PathKeys, RouteIndex,
+    RouteKind, RuleAction,
 };
 use super::hostname;
 use super::matcher::{Truth, ValueCondition};
@@ -345,6 +345,7 @@ impl RouteIndex {
             let table = route_table(listener, req.protocol, host_str);
             let scan = TableScan {
                 listener_id: li as u32,
+                method_code: req.method.map(method_code),
                 req,
                 keys: &keys,
                 mode,
@@ -484,6 +485,15 @@ impl RouteIndex {
         if holds == Holds::Certainly {
             return Some(hit);
         }
+        // A lone standard-method condition is decided from the codes, without
+        // the match object, once the path is known to hold and the request
+        // carries a method (an absent method is unknown: evaluated below, so
+        // that it is recorded as such).
+        if let (Some((code, root)), Some(req_code)) = (c.lone_method(), scan.method_code) {
+            if holds == Holds::PathOnly || root {
+                return (req_code == Some(code)).then_some(hit);
+            }
+        }
         let entry = self.matches.get(c.id as usize)?;
         let truth = match (holds, &entry.condition) {
             (Holds::PathOnly, MatchCondition::Http(m)) => m.eval_given_path(scan.req),
@@ -552,6 +562,9 @@ enum Holds {
 struct TableScan<'r, 'k> {
     /// Index of the listener in [`RouteIndex::listeners`].
     listener_id: u32,
+    /// The request method's [`method_code`]: `None` when the method is
+    /// unknown, `Some(None)` for a method without a code.
+    method_code: Option<Option<u8>>,
     req: &'r Request<'r>,
     keys: &'k PathKeys<'r>,
     mode: BucketScan,

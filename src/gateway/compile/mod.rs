@@ -21,7 +21,7 @@ use std::collections::{BTreeMap, HashMap};
 pub use attach::effective_hostnames;
 pub use compiled::*;
 pub use host_lookup::HostLookup;
-pub use path_index::{Candidate, PathIndex, PathKeys, MAX_PATH_BOUNDARIES};
+pub use path_index::{method_code, Candidate, PathIndex, PathKeys, MAX_PATH_BOUNDARIES};
 
 use super::matcher::GrpcNameCondition;
 use super::model::{ObjectMeta, ObjectSet};

@@ -45,6 +45,30 @@ const PATH_ONLY: u8 = 1;
 /// Candidate flag: the path condition is the root prefix `/`, which accepts
 /// every path.
 const ROOT_PREFIX: u8 = 2;
+/// Candidate flags from this bit up: the [`method_code`] of a match whose only
+/// condition besides a plain (non-regex) path is a standard method; 0 when the
+/// match has no such lone method condition.
+const METHOD_SHIFT: u8 = 3;
+
+/// A small code for the standard methods (1-9), or `None` for any other
+/// string. Method matching is exact and case-sensitive (compiled methods are
+/// upper case), so two codes are equal exactly when the strings are, and a
+/// request method without a code never equals a match method with one.
+#[inline]
+pub fn method_code(method: &str) -> Option<u8> {
+    Some(match method {
+        "GET" => 1,
+        "HEAD" => 2,
+        "POST" => 3,
+        "PUT" => 4,
+        "DELETE" => 5,
+        "CONNECT" => 6,
+        "OPTIONS" => 7,
+        "TRACE" => 8,
+        "PATCH" => 9,
+        _ => return None,
+    })
+}
 
 /// How many `/` boundaries of a request path [`PathKeys`] keeps. A path with
 /// more is decided by a plain ordered scan instead (still exact, just slower).
@@ -66,7 +90,7 @@ pub struct Candidate {
     status: u16,
     /// The rule's outcome when it wins.
     outcome: Outcome,
-    /// `PATH_ONLY` | `ROOT_PREFIX`.
+    /// `PATH_ONLY` | `ROOT_PREFIX` | method code << `METHOD_SHIFT`.
     flags: u8,
 }
 
@@ -80,8 +104,12 @@ impl Candidate {
         let mut flags = 0;
         if let MatchCondition::Http(m) = &entry.condition {
             let plain_path = !matches!(m.path, PathCondition::Regex(..));
-            if plain_path && m.method.is_none() && m.headers.is_empty() && m.query.is_empty() {
-                flags |= PATH_ONLY;
+            if plain_path && m.headers.is_empty() && m.query.is_empty() {
+                match m.method.as_deref().map(method_code) {
+                    None => flags |= PATH_ONLY,
+                    Some(Some(code)) => flags |= code << METHOD_SHIFT,
+                    Some(None) => {}
+                }
             }
             if matches!(&m.path, PathCondition::Prefix(p) if p == "/") {
                 flags |= ROOT_PREFIX;
@@ -102,6 +130,15 @@ impl Candidate {
     #[inline]
     pub fn holds_when_keyed(&self) -> bool {
         self.flags & PATH_ONLY != 0
+    }
+
+    /// For a match whose only condition besides a plain path is a standard
+    /// method: that method's [`method_code`], and whether the path condition is
+    /// the root prefix (which holds for every path).
+    #[inline]
+    pub fn lone_method(&self) -> Option<(u8, bool)> {
+        let code = self.flags >> METHOD_SHIFT;
+        (code != 0).then_some((code, self.flags & ROOT_PREFIX != 0))
     }
 
     /// Whether the match certainly holds for every request (root prefix, no
