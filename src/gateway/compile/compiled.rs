@@ -122,7 +122,7 @@ impl Bucket {
 impl HostTable {
     /// True when no route is attached.
     pub fn is_empty(&self) -> bool {
-        self.buckets.iter().all(Bucket::is_empty) && self.any.ids.is_empty()
+        self.exact.is_empty() && self.wildcard.is_empty() && self.any.ids.is_empty()
     }
 
     /// The bucket of exact hostname `host`.
