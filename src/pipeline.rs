@@ -488,9 +488,9 @@ impl<'i> RecordProcessor<'i> {
             actual_source: actual.source,
             expected_backends: decision.gateway.map(|_| StrList::Borrowed(expected)),
             expected_status: decision.status.map(i32::from),
-            route: hit.map(|h| h.route.key.as_str()),
-            route_kind: hit.map(|h| h.route.kind.as_str()),
-            rule: hit.and_then(|h| i32::try_from(h.rule.index).ok()),
+            route: hit.map(|h| h.route().key.as_str()),
+            route_kind: hit.map(|h| h.route().kind.as_str()),
+            rule: hit.and_then(|h| i32::try_from(h.rule().index).ok()),
             verdict: judgement.verdict.as_str(),
             verdict_reason: Some(judgement.reason),
             index_version: Some(index.version),
@@ -600,9 +600,9 @@ fn named_rule_expected(names: &EvidenceNames<'_>, decision: &Decision<'_>) -> Op
             .iter()
             .chain(decision.alternatives.iter())
             .any(|h| {
-                h.route.kind == named.kind
-                    && named.route.matches(&h.route.namespace, &h.route.name)
-                    && h.rule.index == named.rule_index
+                h.route().kind == named.kind
+                    && named.route.matches(&h.route().namespace, &h.route().name)
+                    && h.rule().index == named.rule_index
             }),
     )
 }

@@ -159,14 +159,14 @@ fn possible_outcomes(decision: &Decision<'_>) -> Possible {
         Outcome::Error => p.error = true,
         Outcome::NoRoute | Outcome::NoListener | Outcome::Misdirected => p.not_found = true,
     };
-    add(decision.outcome, decision.hit.map(|h| &h.rule.action));
+    add(decision.outcome, decision.hit.map(|h| &h.rule().action));
     for alt in &decision.alternatives {
-        let outcome = match &alt.rule.action {
+        let outcome = match &alt.rule().action {
             RuleAction::Redirect => Outcome::Redirect,
             RuleAction::Error { .. } => Outcome::Error,
             RuleAction::Forward { .. } => Outcome::Forward,
         };
-        add(outcome, Some(&alt.rule.action));
+        add(outcome, Some(&alt.rule().action));
     }
     p
 }
@@ -178,7 +178,7 @@ fn is_invalid_backend(decision: &Decision<'_>, (ns, name): (&str, &str)) -> bool
         .hit
         .iter()
         .chain(decision.alternatives.iter())
-        .flat_map(|h| h.rule.backends.iter())
+        .flat_map(|h| h.rule().backends.iter())
         .any(|b| !b.is_valid() && b.namespace == ns && b.name == name)
 }
 
@@ -278,13 +278,17 @@ pub fn judge(decision: &Decision<'_>, observed: &Observation<'_>) -> Judgement {
                 .iter()
                 .chain(decision.alternatives.iter())
                 .filter_map(|h| {
-                    h.rule.redirect.as_ref().map(|r| r.status_code).or_else(|| {
-                        h.rule
-                            .backends
-                            .iter()
-                            .find_map(|b| b.redirect.as_ref())
-                            .map(|r| r.status_code)
-                    })
+                    h.rule()
+                        .redirect
+                        .as_ref()
+                        .map(|r| r.status_code)
+                        .or_else(|| {
+                            h.rule()
+                                .backends
+                                .iter()
+                                .find_map(|b| b.redirect.as_ref())
+                                .map(|r| r.status_code)
+                        })
                 })
                 .peekable();
             let known = expected_statuses.peek().is_some();

@@ -629,13 +629,21 @@ fn decision_summary(
     req: &Request<'_>,
     d: &routeproof::gateway::Decision<'_>,
 ) -> String {
+    // A hit's ids resolve to one consistent match, route and rule.
+    for h in d.hit.iter().chain(&d.alternatives) {
+        let entry = h.entry();
+        assert_eq!(entry.route, h.route_id());
+        assert!(std::ptr::eq(h.route(), &idx.routes[h.route_id() as usize]));
+        assert_eq!(h.rule().index, entry.rule as usize);
+        assert!(std::ptr::eq(entry, &idx.matches[h.match_id() as usize]));
+    }
     let hit = d
         .hit
-        .map(|h| format!("{}#{}.{}", h.route.key, h.rule.index, h.entry.index));
+        .map(|h| format!("{}#{}.{}", h.route().key, h.rule().index, h.entry().index));
     let alternatives: Vec<String> = d
         .alternatives
         .iter()
-        .map(|h| format!("{}#{}.{}", h.route.key, h.rule.index, h.entry.index))
+        .map(|h| format!("{}#{}.{}", h.route().key, h.rule().index, h.entry().index))
         .collect();
     format!(
         "{:?} {:?} {:?} {:?} {:?} {:?} {}",

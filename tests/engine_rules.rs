@@ -128,7 +128,7 @@ fn get(host: &'static str, path: &'static str) -> Request<'static> {
 /// `route#rule` of the winner, or the outcome when nothing matched.
 fn who(d: &Decision<'_>) -> String {
     match d.hit {
-        Some(h) => format!("{}#{}", h.route.name, h.rule.index),
+        Some(h) => format!("{}#{}", h.route().name, h.rule().index),
         None => d.outcome.as_str().to_string(),
     }
 }
@@ -165,7 +165,7 @@ fn allowed(d: &Decision<'_>) -> Vec<String> {
 fn invalid_reason(idx: &RouteIndex, host: &'static str, path: &'static str) -> Option<String> {
     let d = idx.decide(&get(host, path));
     d.hit
-        .and_then(|h| h.rule.backends[0].invalid.as_ref())
+        .and_then(|h| h.rule().backends[0].invalid.as_ref())
         .map(|(r, _)| r.as_str().to_string())
 }
 
@@ -903,7 +903,7 @@ fn match_default_match() {
     ));
     let d = idx.decide(&get("h", "/any/path"));
     assert_eq!(who(&d), "r#0");
-    assert!(d.hit.unwrap().entry.implicit);
+    assert!(d.hit.unwrap().entry().implicit);
     // A match without a path is PathPrefix /.
     let idx = single("{method: GET}");
     assert_eq!(at(&idx, &get("h", "/deep/path")), "r#0");
@@ -1065,7 +1065,7 @@ fn two_routes(meta1: &str, meta2: &str) -> RouteIndex {
 
 fn winner_key(idx: &RouteIndex) -> String {
     let d = idx.decide(&get("h", "/"));
-    d.hit.unwrap().route.key.clone()
+    d.hit.unwrap().route().key.clone()
 }
 
 #[test]
@@ -1474,7 +1474,7 @@ fn backend_weights_and_shares() {
     let idx = backends_index("[{name: a, port: 8080}, {name: b, port: 8080}]", "");
     let d = idx.decide(&req);
     assert_eq!(allowed(&d), vec!["default/a", "default/b"]);
-    assert!(d.hit.unwrap().rule.backends.iter().all(|b| b.weight == 1));
+    assert!(d.hit.unwrap().rule().backends.iter().all(|b| b.weight == 1));
 }
 
 #[test]
@@ -1606,7 +1606,7 @@ fn backend_partial_invalid_forwards_with_error_share() {
     assert_eq!(d.outcome, Outcome::Forward);
     assert_eq!(allowed(&d), vec!["default/a"]);
     assert_eq!(
-        d.hit.unwrap().rule.action,
+        d.hit.unwrap().rule().action,
         RuleAction::Forward { error_share: 0.25 }
     );
     assert_eq!(DecisionReport::new(&idx, &req, &d).error_share, 0.25);
@@ -1713,7 +1713,7 @@ fn unknown_alternatives_and_winner() {
     let idx = unknown_index();
     let d = idx.decide(&log_request());
     assert_eq!(who(&d), "r#1", "the first certain match wins");
-    let alts: Vec<usize> = d.alternatives.iter().map(|a| a.rule.index).collect();
+    let alts: Vec<usize> = d.alternatives.iter().map(|a| a.rule().index).collect();
     assert_eq!(alts, vec![2, 3, 0], "method, then headers, then query");
     assert!(d.is_ambiguous());
     assert!(d.unknowns.method && d.unknowns.headers && d.unknowns.query);
@@ -1734,7 +1734,7 @@ fn unknown_only_missing_attributes_are_named() {
         ..log_request()
     });
     assert_eq!(who(&d), "r#1");
-    let alts: Vec<usize> = d.alternatives.iter().map(|a| a.rule.index).collect();
+    let alts: Vec<usize> = d.alternatives.iter().map(|a| a.rule().index).collect();
     assert_eq!(alts, vec![3]);
     assert_eq!(d.unknowns.reason(), "headers");
     assert_eq!(allowed(&d), vec!["default/b", "default/d"]);

@@ -15,9 +15,9 @@
 use std::borrow::Cow;
 
 use super::compile::{
-    Bucket, Candidate, CompiledBackend, CompiledGateway, CompiledListener, CompiledRoute,
-    CompiledRule, HostTable, MatchCondition, MatchEntry, PathKeys, RouteIndex, RouteKind,
-    RuleAction,
+    method_code, Bucket, Candidate, CompiledBackend, CompiledGateway, CompiledListener,
+    CompiledRoute, CompiledRule, HostTable, MatchCondition, MatchEntry, PathKeys, RouteIndex,
+    RouteKind, RuleAction,
 };
 use super::hostname;
 use super::matcher::{Truth, ValueCondition};
@@ -54,22 +54,71 @@ impl Outcome {
     }
 }
 
-/// A matched rule.
-#[derive(Debug, Clone, Copy)]
+/// A matched rule, as ids into the index it was decided on.
+///
+/// The decision loop only produces ids (it judges most candidates from the
+/// path index's compact records without touching the match, route or rule),
+/// and [`RuleHit::entry`], [`RuleHit::route`], [`RuleHit::rule`] and
+/// [`RuleHit::listener`] resolve them on demand. Keeping the hit small and
+/// lazy keeps the large route objects off the per-record path for callers
+/// that only need the outcome.
+///
+/// Invariant: the ids were validated against `index` when the hit was built
+/// (by [`Candidate::new`]), and the index is immutable, so resolving them
+/// cannot fail.
+#[derive(Clone, Copy)]
 pub struct RuleHit<'i> {
-    /// The match.
-    pub entry: &'i MatchEntry,
-    /// Its route.
-    pub route: &'i CompiledRoute,
-    /// Its rule.
-    pub rule: &'i CompiledRule,
-    /// The listener it was found on.
-    pub listener: &'i CompiledListener,
+    index: &'i RouteIndex,
+    match_id: u32,
+    route_id: u32,
+    rule_pos: u32,
+    listener_id: u32,
 }
 
-impl RuleHit<'_> {
+impl<'i> RuleHit<'i> {
+    /// The match (its conditions and its position in the route).
+    pub fn entry(&self) -> &'i MatchEntry {
+        &self.index.matches[self.match_id as usize]
+    }
+
+    /// The match's route.
+    pub fn route(&self) -> &'i CompiledRoute {
+        &self.index.routes[self.route_id as usize]
+    }
+
+    /// The match's rule.
+    pub fn rule(&self) -> &'i CompiledRule {
+        &self.route().rules[self.rule_pos as usize]
+    }
+
+    /// The listener the match was found on.
+    pub fn listener(&self) -> &'i CompiledListener {
+        &self.index.listeners[self.listener_id as usize]
+    }
+
+    /// Index of the match in [`RouteIndex::matches`].
+    pub fn match_id(&self) -> u32 {
+        self.match_id
+    }
+
+    /// Index of the route in [`RouteIndex::routes`].
+    pub fn route_id(&self) -> u32 {
+        self.route_id
+    }
+
     fn same_rule(&self, other: &RuleHit<'_>) -> bool {
-        std::ptr::eq(self.route, other.route) && self.rule.index == other.rule.index
+        self.route_id == other.route_id && self.rule_pos == other.rule_pos
+    }
+}
+
+impl std::fmt::Debug for RuleHit<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RuleHit")
+            .field("route", &self.route().key)
+            .field("rule", &self.rule().index)
+            .field("match", &self.entry().index)
+            .field("listener", &self.listener().key)
+            .finish()
     }
 }
 
@@ -154,7 +203,7 @@ impl<'i> Decision<'i> {
             .iter()
             .filter(|_| self.outcome == Outcome::Forward)
             .chain(self.alternatives.iter())
-            .flat_map(|h| h.rule.backends.iter())
+            .flat_map(|h| h.rule().backends.iter())
             .filter(|b| b.is_valid() && b.weight > 0 && b.redirect.is_none())
     }
 }
@@ -295,7 +344,8 @@ impl RouteIndex {
             let listener = &self.listeners[li];
             let table = route_table(listener, req.protocol, host_str);
             let scan = TableScan {
-                listener,
+                listener_id: li as u32,
+                method_code: req.method.map(method_code),
                 req,
                 keys: &keys,
                 mode,
@@ -313,7 +363,7 @@ impl RouteIndex {
             outcome: Outcome::NoRoute,
             status: Some(404),
             gateway: Some(gateway),
-            listener: Some(hit.map_or(listener, |h: RuleHit<'_>| h.listener)),
+            listener: Some(hit.map_or(listener, |h: RuleHit<'_>| h.listener())),
             hit,
             alternatives,
             unknowns,
@@ -324,7 +374,7 @@ impl RouteIndex {
             decision.outcome = outcome;
             decision.status = status;
             if outcome == Outcome::Error {
-                decision.reason = rule_outcome(h.rule).2;
+                decision.reason = rule_outcome(h.rule()).2;
             }
         }
         decision
@@ -336,14 +386,15 @@ impl RouteIndex {
         &'i self,
         table: &'i HostTable,
         host: Option<&str>,
-        scan: &TableScan<'i, '_, '_>,
+        scan: &TableScan<'_, '_>,
         alternatives: &mut Vec<RuleHit<'i>>,
         unknowns: &mut Unknowns,
     ) -> Option<(RuleHit<'i>, Candidate)> {
         let mut walk = buckets_for(table, host);
-        // The reference scan probes every wildcard suffix, so that comparing it
-        // with the indexed scan also checks `HostTable::wildcard_lengths`.
-        walk.skip_by_length = scan.mode == BucketScan::Indexed;
+        // The reference scan probes every wildcard suffix and finds hostnames by
+        // comparing every key, so that comparing it with the indexed scan also
+        // checks `HostTable::wildcard_lengths` and the hashed host lookups.
+        walk.indexed = scan.mode == BucketScan::Indexed;
         walk.find_map(|bucket| match scan.mode {
             BucketScan::Indexed => self.scan_indexed(bucket, scan, alternatives, unknowns),
             BucketScan::Linear => self.scan_linear(bucket, scan, alternatives, unknowns),
@@ -355,7 +406,7 @@ impl RouteIndex {
     fn scan_indexed<'i>(
         &'i self,
         bucket: &'i Bucket,
-        scan: &TableScan<'i, '_, '_>,
+        scan: &TableScan<'_, '_>,
         alternatives: &mut Vec<RuleHit<'i>>,
         unknowns: &mut Unknowns,
     ) -> Option<(RuleHit<'i>, Candidate)> {
@@ -390,7 +441,7 @@ impl RouteIndex {
     fn scan_linear<'i>(
         &'i self,
         bucket: &'i Bucket,
-        scan: &TableScan<'i, '_, '_>,
+        scan: &TableScan<'_, '_>,
         alternatives: &mut Vec<RuleHit<'i>>,
         unknowns: &mut Unknowns,
     ) -> Option<(RuleHit<'i>, Candidate)> {
@@ -411,41 +462,55 @@ impl RouteIndex {
     /// Judges one candidate: the hit when it certainly holds (`holds`, or by
     /// evaluation); a match that depends on unknown attributes is recorded as
     /// an alternative.
+    ///
+    /// A candidate that certainly holds is judged from its compact record
+    /// alone: the match, route and rule objects are not touched (the hit
+    /// resolves them on demand).
     #[inline]
     fn judge<'i>(
         &'i self,
         c: &Candidate,
         holds: Holds,
-        scan: &TableScan<'i, '_, '_>,
+        scan: &TableScan<'_, '_>,
         alternatives: &mut Vec<RuleHit<'i>>,
         unknowns: &mut Unknowns,
     ) -> Option<RuleHit<'i>> {
+        let hit = RuleHit {
+            index: self,
+            match_id: c.id,
+            route_id: c.route,
+            rule_pos: c.rule_pos,
+            listener_id: scan.listener_id,
+        };
+        if holds == Holds::Certainly {
+            return Some(hit);
+        }
+        // A lone standard-method condition is decided from the codes, without
+        // the match object, once the path is known to hold and the request
+        // carries a method (an absent method is unknown: evaluated below, so
+        // that it is recorded as such).
+        if let (Some((code, root)), Some(req_code)) = (c.lone_method(), scan.method_code) {
+            if holds == Holds::PathOnly || root {
+                return (req_code == Some(code)).then_some(hit);
+            }
+        }
         let entry = self.matches.get(c.id as usize)?;
         let truth = match (holds, &entry.condition) {
-            (Holds::Certainly, _) => Truth::Yes,
             (Holds::PathOnly, MatchCondition::Http(m)) => m.eval_given_path(scan.req),
             (_, MatchCondition::Http(m)) => m.eval(scan.req),
             (_, MatchCondition::Grpc(m)) => m.eval(scan.req),
         };
-        if truth == Truth::No {
-            return None;
+        match truth {
+            Truth::No => None,
+            Truth::Yes => Some(hit),
+            Truth::Unknown => {
+                note_unknowns(entry, scan.req, unknowns);
+                if !alternatives.iter().any(|a| a.same_rule(&hit)) {
+                    alternatives.push(hit);
+                }
+                None
+            }
         }
-        let route = self.routes.get(c.route as usize)?;
-        let rule = route.rules.get(c.rule_pos as usize)?;
-        let hit = RuleHit {
-            entry,
-            route,
-            rule,
-            listener: scan.listener,
-        };
-        if truth == Truth::Yes {
-            return Some(hit);
-        }
-        note_unknowns(entry, scan.req, unknowns);
-        if !alternatives.iter().any(|a| a.same_rule(&hit)) {
-            alternatives.push(hit);
-        }
-        None
     }
 
     /// Every match the winner had to beat, in precedence order, with how it
@@ -461,11 +526,11 @@ impl RouteIndex {
         };
         let host = req.host.map(hostname::normalize_host);
         let table = route_table(listener, req.protocol, host.as_deref());
-        let winner = decision.hit.map(|h| h.entry as *const MatchEntry);
+        let winner = decision.hit.map(|h| h.match_id());
         for bucket in buckets_for(table, host.as_deref()) {
             for &id in &bucket.ids {
                 let entry = &self.matches[id as usize];
-                if Some(entry as *const MatchEntry) == winner {
+                if Some(id) == winner {
                     return out;
                 }
                 let truth = match &entry.condition {
@@ -494,8 +559,12 @@ enum Holds {
 
 /// What one table scan judges against: the listener, the request and its
 /// path keys, and how buckets are searched.
-struct TableScan<'i, 'r, 'k> {
-    listener: &'i CompiledListener,
+struct TableScan<'r, 'k> {
+    /// Index of the listener in [`RouteIndex::listeners`].
+    listener_id: u32,
+    /// The request method's [`method_code`]: `None` when the method is
+    /// unknown, `Some(None)` for a method without a code.
+    method_code: Option<Option<u8>>,
     req: &'r Request<'r>,
     keys: &'k PathKeys<'r>,
     mode: BucketScan,
@@ -527,7 +596,7 @@ fn buckets_for<'t, 'h>(table: &'t HostTable, host: Option<&'h str>) -> BucketWal
         host: host.unwrap_or(""),
         next_dot: 0,
         stage: WalkStage::Exact,
-        skip_by_length: true,
+        indexed: true,
     }
 }
 
@@ -539,8 +608,30 @@ struct BucketWalk<'t, 'h> {
     next_dot: usize,
     stage: WalkStage,
     /// Skip wildcard suffixes whose length no wildcard bucket has
-    /// ([`HostTable::wildcard_lengths`]).
-    skip_by_length: bool,
+    /// ([`HostTable::wildcard_lengths`]) and find buckets through the hashed
+    /// lookups; when false (the reference scan), probe every suffix and find
+    /// buckets by comparing every key.
+    indexed: bool,
+}
+
+impl<'t> BucketWalk<'t, '_> {
+    fn exact(&self) -> Option<&'t Bucket> {
+        if self.indexed {
+            self.table.exact_bucket(self.host)
+        } else {
+            let at = self.table.exact.get_by_scan(self.host)?;
+            self.table.buckets.get(at as usize)
+        }
+    }
+
+    fn wildcard(&self, suffix: &str) -> Option<&'t Bucket> {
+        if self.indexed {
+            self.table.wildcard_bucket(suffix)
+        } else {
+            let at = self.table.wildcard.get_by_scan(suffix)?;
+            self.table.buckets.get(at as usize)
+        }
+    }
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -564,10 +655,10 @@ impl<'t> Iterator for BucketWalk<'t, '_> {
                         self.stage = WalkStage::Any;
                     } else if self.table.wildcard.is_empty() {
                         self.stage = WalkStage::Any;
-                        if let Some(b) = self.table.exact.get(self.host) {
+                        if let Some(b) = self.exact() {
                             return Some(b);
                         }
-                    } else if let Some(b) = self.table.exact.get(self.host) {
+                    } else if let Some(b) = self.exact() {
                         return Some(b);
                     }
                 }
@@ -579,10 +670,10 @@ impl<'t> Iterator for BucketWalk<'t, '_> {
                             let at = self.next_dot + i;
                             self.next_dot = at + 1;
                             let len_bit = 1u64 << (self.host.len() - at).min(63);
-                            if self.skip_by_length && self.table.wildcard_lengths & len_bit == 0 {
+                            if self.indexed && self.table.wildcard_lengths & len_bit == 0 {
                                 continue;
                             }
-                            if let Some(b) = self.table.wildcard.get(&self.host[at..]) {
+                            if let Some(b) = self.wildcard(&self.host[at..]) {
                                 return Some(b);
                             }
                         }
@@ -686,9 +777,9 @@ impl Decision<'_> {
             return None;
         }
         let hit = self.hit?;
-        let spec = hit.rule.redirect.as_ref().or_else(|| {
-            hit.rule
-                .backends
+        let rule = hit.rule();
+        let spec = rule.redirect.as_ref().or_else(|| {
+            rule.backends
                 .iter()
                 .find(|b| b.is_valid() && b.weight > 0)
                 .and_then(|b| b.redirect.as_ref())
@@ -705,11 +796,11 @@ impl Decision<'_> {
         let port = spec.port.unwrap_or(match spec.scheme.as_deref() {
             Some("https") => 443,
             Some(_) => 80,
-            None => hit.listener.port,
+            None => hit.listener().port,
         });
         let default_port = (scheme == "http" && port == 80) || (scheme == "https" && port == 443);
         let path = match &spec.path {
-            Some(p) => apply_path_rewrite(p, hit.entry, req.path),
+            Some(p) => apply_path_rewrite(p, hit.entry(), req.path),
             None => req.path.to_string(),
         };
         Some(RedirectTarget {
@@ -728,9 +819,9 @@ impl Decision<'_> {
             return None;
         }
         let hit = self.hit?;
-        let spec = hit.rule.rewrite.as_ref().or_else(|| {
-            hit.rule
-                .backends
+        let rule = hit.rule();
+        let spec = rule.rewrite.as_ref().or_else(|| {
+            rule.backends
                 .iter()
                 .find(|b| b.is_valid() && b.weight > 0)
                 .and_then(|b| b.rewrite.as_ref())
@@ -740,7 +831,7 @@ impl Decision<'_> {
             path: spec
                 .path
                 .as_ref()
-                .map(|p| apply_path_rewrite(p, hit.entry, req.path)),
+                .map(|p| apply_path_rewrite(p, hit.entry(), req.path)),
         })
     }
 }

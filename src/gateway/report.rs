@@ -230,34 +230,34 @@ impl DecisionReport {
             ));
         }
         let route = decision.hit.map(|h| RouteReport {
-            kind: h.route.kind.as_str(),
-            namespace: h.route.namespace.clone(),
-            name: h.route.name.clone(),
-            rule: h.rule.index,
-            rule_name: h.rule.name.clone(),
-            match_: match_json(h.entry),
+            kind: h.route().kind.as_str(),
+            namespace: h.route().namespace.clone(),
+            name: h.route().name.clone(),
+            rule: h.rule().index,
+            rule_name: h.rule().name.clone(),
+            match_: match_json(h.entry()),
         });
         let alternatives: Vec<RouteReport> = decision
             .alternatives
             .iter()
             .map(|h| RouteReport {
-                kind: h.route.kind.as_str(),
-                namespace: h.route.namespace.clone(),
-                name: h.route.name.clone(),
-                rule: h.rule.index,
-                rule_name: h.rule.name.clone(),
-                match_: match_json(h.entry),
+                kind: h.route().kind.as_str(),
+                namespace: h.route().namespace.clone(),
+                name: h.route().name.clone(),
+                rule: h.rule().index,
+                rule_name: h.rule().name.clone(),
+                match_: match_json(h.entry()),
             })
             .collect();
         explain_losers(index, req, decision, &mut explanation);
         for a in &decision.alternatives {
             explanation.push(format!(
                 "{} {} rule {} ranks higher but depends on {} not given ({})",
-                a.route.kind.as_str(),
-                a.route.key,
-                a.rule.index,
+                a.route().kind.as_str(),
+                a.route().key,
+                a.rule().index,
                 decision.unknowns.reason(),
-                match_summary(a.entry)
+                match_summary(a.entry())
             ));
         }
         let mut backends = Vec::new();
@@ -266,30 +266,30 @@ impl DecisionReport {
         if let Some(h) = decision.hit {
             explanation.push(format!(
                 "matched {} {} rule {}{} by {}",
-                h.route.kind.as_str(),
-                h.route.key,
-                h.rule.index,
-                h.rule
+                h.route().kind.as_str(),
+                h.route().key,
+                h.rule().index,
+                h.rule()
                     .name
                     .as_ref()
                     .map(|n| format!(" ({n})"))
                     .unwrap_or_default(),
-                match_summary(h.entry)
+                match_summary(h.entry())
             ));
-            let total: u64 = h.rule.backends.iter().map(|b| u64::from(b.weight)).sum();
+            let total: u64 = h.rule().backends.iter().map(|b| u64::from(b.weight)).sum();
             backends = h
-                .rule
+                .rule()
                 .backends
                 .iter()
                 .map(|b| backend_report(b, total))
                 .collect();
             mirrors = h
-                .rule
+                .rule()
                 .mirrors
                 .iter()
                 .map(|b| backend_report(b, 0))
                 .collect();
-            for b in &h.rule.backends {
+            for b in &h.rule().backends {
                 match &b.invalid {
                     Some((reason, msg)) => explanation.push(format!(
                         "backend {} (weight {}) is invalid: {} ({msg}); its share gets 500",
@@ -310,7 +310,7 @@ impl DecisionReport {
                     )),
                 }
             }
-            match &h.rule.action {
+            match &h.rule().action {
                 RuleAction::Forward { error_share: s } => error_share = *s,
                 RuleAction::Error { reason } => {
                     error_share = 1.0;

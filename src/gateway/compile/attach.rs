@@ -187,12 +187,13 @@ impl RouteIndex {
             for table in [&mut l.http, &mut l.grpc] {
                 table.wildcard_lengths = table
                     .wildcard
-                    .keys()
-                    .fold(0, |mask, suffix| mask | 1u64 << suffix.len().min(63));
+                    .iter()
+                    .fold(0, |mask, (suffix, _)| mask | 1u64 << suffix.len().min(63));
+                table.exact.finish();
+                table.wildcard.finish();
                 for bucket in table
-                    .exact
-                    .values_mut()
-                    .chain(table.wildcard.values_mut())
+                    .buckets
+                    .iter_mut()
                     .chain(std::iter::once(&mut table.any))
                 {
                     bucket.ids.sort_by_cached_key(key);

@@ -70,12 +70,19 @@ pub struct CompiledListener {
 }
 
 /// Match ids bucketed by effective hostname; each bucket sorted by precedence.
+///
+/// The hostname buckets live in one vector and are found through flat
+/// [`HostLookup`] tables, so that finding a request's bucket touches a few
+/// small contiguous arrays rather than hash-map entries and key strings.
 #[derive(Debug, Clone, Default)]
 pub struct HostTable {
-    /// Exact hostnames.
-    pub exact: FastMap<String, Bucket>,
-    /// Wildcards, keyed by the suffix without `*` (`.example.com`).
-    pub wildcard: FastMap<String, Bucket>,
+    /// The buckets of exact hostnames and wildcard suffixes.
+    pub buckets: Vec<Bucket>,
+    /// Exact hostname -> bucket number in `buckets`.
+    pub exact: HostLookup,
+    /// Wildcard, keyed by the suffix without `*` (`.example.com`) -> bucket
+    /// number in `buckets`.
+    pub wildcard: HostLookup,
     /// No hostname restriction.
     pub any: Bucket,
     /// Which wildcard suffix lengths (`.example.com` is 12) `wildcard` holds:
@@ -118,35 +125,55 @@ impl HostTable {
         self.exact.is_empty() && self.wildcard.is_empty() && self.any.ids.is_empty()
     }
 
+    /// The bucket of exact hostname `host`.
+    #[inline]
+    pub fn exact_bucket(&self, host: &str) -> Option<&Bucket> {
+        self.buckets.get(self.exact.get(host)? as usize)
+    }
+
+    /// The bucket of wildcard suffix `suffix` (`.example.com`).
+    #[inline]
+    pub fn wildcard_bucket(&self, suffix: &str) -> Option<&Bucket> {
+        self.buckets.get(self.wildcard.get(suffix)? as usize)
+    }
+
     pub(super) fn bucket_mut(&mut self, hostname: Option<&str>) -> &mut Vec<u32> {
-        match hostname {
-            None => &mut self.any.ids,
-            Some(h) if hostname::is_wildcard(h) => bucket_in(&mut self.wildcard, &h[1..]),
-            Some(h) => bucket_in(&mut self.exact, h),
-        }
+        let (lookup, key) = match hostname {
+            None => return &mut self.any.ids,
+            Some(h) if hostname::is_wildcard(h) => (&mut self.wildcard, &h[1..]),
+            Some(h) => (&mut self.exact, h),
+        };
+        let at = match lookup.get(key) {
+            Some(at) => at as usize,
+            None => {
+                lookup.insert(key, self.buckets.len() as u32);
+                self.buckets.push(Bucket::default());
+                self.buckets.len() - 1
+            }
+        };
+        &mut self.buckets[at].ids
     }
 
     /// Every bucket with its hostname label (`None` = any), for audits.
     pub fn buckets(&self) -> impl Iterator<Item = (Option<String>, &Vec<u32>)> {
-        self.exact
-            .iter()
-            .map(|(h, b)| (Some(h.clone()), &b.ids))
-            .chain(
-                self.wildcard
-                    .iter()
-                    .map(|(s, b)| (Some(format!("*{s}")), &b.ids)),
-            )
+        let labelled = |lookup: &'_ HostLookup, wildcard: bool| {
+            lookup
+                .iter()
+                .map(move |(key, at)| {
+                    let label = if wildcard {
+                        format!("*{key}")
+                    } else {
+                        key.to_string()
+                    };
+                    (Some(label), &self.buckets[at as usize].ids)
+                })
+                .collect::<Vec<_>>()
+        };
+        labelled(&self.exact, false)
+            .into_iter()
+            .chain(labelled(&self.wildcard, true))
             .chain(std::iter::once((None, &self.any.ids)))
     }
-}
-
-/// The bucket for `key`, created empty if needed; the key is only copied on
-/// creation.
-pub(super) fn bucket_in<'t>(map: &'t mut FastMap<String, Bucket>, key: &str) -> &'t mut Vec<u32> {
-    if !map.contains_key(key) {
-        map.insert(key.to_string(), Bucket::default());
-    }
-    &mut map.get_mut(key).expect("inserted above").ids
 }
 
 /// A compiled Gateway.

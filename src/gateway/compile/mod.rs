@@ -10,6 +10,7 @@
 
 mod attach;
 mod compiled;
+mod host_lookup;
 mod listeners;
 mod path_index;
 mod refs;
@@ -19,7 +20,8 @@ use std::collections::{BTreeMap, HashMap};
 
 pub use attach::effective_hostnames;
 pub use compiled::*;
-pub use path_index::{Candidate, PathIndex, PathKeys, MAX_PATH_BOUNDARIES};
+pub use host_lookup::HostLookup;
+pub use path_index::{method_code, Candidate, PathIndex, PathKeys, MAX_PATH_BOUNDARIES};
 
 use super::matcher::GrpcNameCondition;
 use super::model::{ObjectMeta, ObjectSet};

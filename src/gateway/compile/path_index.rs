@@ -45,6 +45,30 @@ const PATH_ONLY: u8 = 1;
 /// Candidate flag: the path condition is the root prefix `/`, which accepts
 /// every path.
 const ROOT_PREFIX: u8 = 2;
+/// Candidate flags from this bit up: the [`method_code`] of a match whose only
+/// condition besides a plain (non-regex) path is a standard method; 0 when the
+/// match has no such lone method condition.
+const METHOD_SHIFT: u8 = 3;
+
+/// A small code for the standard methods (1-9), or `None` for any other
+/// string. Method matching is exact and case-sensitive (compiled methods are
+/// upper case), so two codes are equal exactly when the strings are, and a
+/// request method without a code never equals a match method with one.
+#[inline]
+pub fn method_code(method: &str) -> Option<u8> {
+    Some(match method {
+        "GET" => 1,
+        "HEAD" => 2,
+        "POST" => 3,
+        "PUT" => 4,
+        "DELETE" => 5,
+        "CONNECT" => 6,
+        "OPTIONS" => 7,
+        "TRACE" => 8,
+        "PATCH" => 9,
+        _ => return None,
+    })
+}
 
 /// How many `/` boundaries of a request path [`PathKeys`] keeps. A path with
 /// more is decided by a plain ordered scan instead (still exact, just slower).
@@ -66,7 +90,7 @@ pub struct Candidate {
     status: u16,
     /// The rule's outcome when it wins.
     outcome: Outcome,
-    /// `PATH_ONLY` | `ROOT_PREFIX`.
+    /// `PATH_ONLY` | `ROOT_PREFIX` | method code << `METHOD_SHIFT`.
     flags: u8,
 }
 
@@ -80,8 +104,12 @@ impl Candidate {
         let mut flags = 0;
         if let MatchCondition::Http(m) = &entry.condition {
             let plain_path = !matches!(m.path, PathCondition::Regex(..));
-            if plain_path && m.method.is_none() && m.headers.is_empty() && m.query.is_empty() {
-                flags |= PATH_ONLY;
+            if plain_path && m.headers.is_empty() && m.query.is_empty() {
+                match m.method.as_deref().map(method_code) {
+                    None => flags |= PATH_ONLY,
+                    Some(Some(code)) => flags |= code << METHOD_SHIFT,
+                    Some(None) => {}
+                }
             }
             if matches!(&m.path, PathCondition::Prefix(p) if p == "/") {
                 flags |= ROOT_PREFIX;
@@ -102,6 +130,15 @@ impl Candidate {
     #[inline]
     pub fn holds_when_keyed(&self) -> bool {
         self.flags & PATH_ONLY != 0
+    }
+
+    /// For a match whose only condition besides a plain path is a standard
+    /// method: that method's [`method_code`], and whether the path condition is
+    /// the root prefix (which holds for every path).
+    #[inline]
+    pub fn lone_method(&self) -> Option<(u8, bool)> {
+        let code = self.flags >> METHOD_SHIFT;
+        (code != 0).then_some((code, self.flags & ROOT_PREFIX != 0))
     }
 
     /// Whether the match certainly holds for every request (root prefix, no
@@ -433,7 +470,7 @@ fn full_word(bytes: &[u8], at: usize) -> u64 {
 /// `a == b`, word by word and inline (keys are short; a `memcmp` call costs
 /// more than the comparison).
 #[inline]
-fn same_bytes(a: &[u8], b: &[u8]) -> bool {
+pub(super) fn same_bytes(a: &[u8], b: &[u8]) -> bool {
     if a.len() != b.len() {
         return false;
     }
@@ -451,7 +488,7 @@ fn same_bytes(a: &[u8], b: &[u8]) -> bool {
 /// The hash of a key value: 8-byte words absorbed in order, the zero-padded
 /// tail, then length and kind. [`PathKeys`] computes the same function for
 /// every ancestor prefix of a path in one pass.
-fn key_hash(value: &[u8], kind: u32) -> u64 {
+pub(super) fn key_hash(value: &[u8], kind: u32) -> u64 {
     let full = value.len() / 8;
     let mut h = HASH_SEED;
     for w in 0..full {
@@ -719,11 +756,7 @@ mod tests {
         let mut keyed_visits = 0usize;
         for listener in &index.listeners {
             for table in [&listener.http, &listener.grpc] {
-                let buckets = table
-                    .exact
-                    .values()
-                    .chain(table.wildcard.values())
-                    .chain(std::iter::once(&table.any));
+                let buckets = table.buckets.iter().chain(std::iter::once(&table.any));
                 for bucket in buckets {
                     for path in &paths {
                         let keys = PathKeys::new(path);

@@ -1,0 +1,189 @@
+//! A flat hostname → bucket lookup for [`super::HostTable`].
+//!
+//! `decide` looks up the request host (and its wildcard suffixes) once per
+//! request. A `HashMap<String, Bucket>` costs a dependent load per probe into
+//! the entry and another into the key `String`'s heap allocation, each
+//! scattered over the index. This table keeps everything a probe touches in two
+//! small contiguous arrays: 16-byte slots (hash, key position, bucket number)
+//! and one arena of key bytes. The buckets themselves live in one `Vec` next
+//! to it ([`super::HostTable::buckets`]).
+//!
+//! Open addressing with linear probing, a power-of-two length and at most half
+//! full, so a probe chain is short. The hash is unseeded: the keys come from
+//! configuration and requests only look them up, so a request cannot build a
+//! collision chain. A hash match is always confirmed by comparing the bytes.
+
+use super::path_index::{key_hash, same_bytes};
+
+/// Key kind mixed into the hash (distinct from the path index's kinds only
+/// for readability; the tables are separate).
+const KIND_HOST: u32 = 2;
+
+/// One slot (16 bytes). `bucket == EMPTY` marks a free slot.
+#[derive(Debug, Clone, Copy)]
+#[repr(C)]
+struct HostSlot {
+    /// Low 32 bits of the key hash (the high bits chose the slot's home).
+    tag: u32,
+    /// Offset of the key in [`HostLookup::key_bytes`].
+    key_offset: u32,
+    /// Key length.
+    key_len: u32,
+    /// The bucket number (index into [`super::HostTable::buckets`]).
+    bucket: u32,
+}
+
+const EMPTY: u32 = u32::MAX;
+
+impl Default for HostSlot {
+    fn default() -> Self {
+        HostSlot {
+            tag: 0,
+            key_offset: 0,
+            key_len: 0,
+            bucket: EMPTY,
+        }
+    }
+}
+
+/// Hostname (or wildcard suffix) → bucket number; see the module documentation.
+#[derive(Debug, Clone, Default)]
+pub struct HostLookup {
+    slots: Box<[HostSlot]>,
+    /// Every key, concatenated in insertion order.
+    key_bytes: Vec<u8>,
+    len: usize,
+}
+
+impl HostLookup {
+    /// Number of keys.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// True when there is no key.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The bucket number of `key`, if present. Allocation-free.
+    #[inline]
+    pub fn get(&self, key: &str) -> Option<u32> {
+        if self.slots.is_empty() {
+            return None;
+        }
+        let key = key.as_bytes();
+        let hash = key_hash(key, KIND_HOST);
+        let mask = self.slots.len() - 1;
+        let mut i = home(hash, mask);
+        loop {
+            let slot = self.slots.get(i)?;
+            if slot.bucket == EMPTY {
+                return None;
+            }
+            if slot.tag == hash as u32 && slot.key_len as usize == key.len() {
+                let at = slot.key_offset as usize;
+                let stored = self.key_bytes.get(at..at + key.len())?;
+                if same_bytes(stored, key) {
+                    return Some(slot.bucket);
+                }
+            }
+            i = (i + 1) & mask;
+        }
+    }
+
+    /// The bucket number of `key` by comparing every key: the slow reference
+    /// [`HostLookup::get`] is checked against.
+    pub fn get_by_scan(&self, key: &str) -> Option<u32> {
+        self.iter().find(|(k, _)| *k == key).map(|(_, at)| at)
+    }
+
+    /// Adds `key` with `bucket`; `key` must not be present yet (compile time).
+    pub(super) fn insert(&mut self, key: &str, bucket: u32) {
+        if (self.len + 1) * 2 > self.slots.len() {
+            self.grow();
+        }
+        let key_offset = self.key_bytes.len() as u32;
+        self.key_bytes.extend_from_slice(key.as_bytes());
+        self.place(HostSlot {
+            tag: key_hash(key.as_bytes(), KIND_HOST) as u32,
+            key_offset,
+            key_len: key.len() as u32,
+            bucket,
+        });
+        self.len += 1;
+    }
+
+    /// Every key with its bucket number, in no particular order.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, u32)> + '_ {
+        self.slots.iter().filter(|s| s.bucket != EMPTY).map(|s| {
+            let at = s.key_offset as usize;
+            let bytes = &self.key_bytes[at..at + s.key_len as usize];
+            // Keys are inserted from `&str`, whole: always valid UTF-8.
+            (std::str::from_utf8(bytes).unwrap_or_default(), s.bucket)
+        })
+    }
+
+    fn grow(&mut self) {
+        let len = (self.slots.len() * 2).max(16);
+        let old = std::mem::replace(&mut self.slots, vec![HostSlot::default(); len].into());
+        for slot in old.iter().filter(|s| s.bucket != EMPTY) {
+            self.place(*slot);
+        }
+    }
+
+    /// Puts `slot` at the first free position of its probe sequence.
+    fn place(&mut self, slot: HostSlot) {
+        let at = slot.key_offset as usize;
+        let key = &self.key_bytes[at..at + slot.key_len as usize];
+        let mask = self.slots.len() - 1;
+        let mut i = home(key_hash(key, KIND_HOST), mask);
+        while self.slots[i].bucket != EMPTY {
+            i = (i + 1) & mask;
+        }
+        self.slots[i] = slot;
+    }
+
+    /// Shrinks the key arena to its size once the table is complete.
+    pub(super) fn finish(&mut self) {
+        self.key_bytes.shrink_to_fit();
+    }
+}
+
+/// The home slot of a hash: its high bits (the tag holds the low ones).
+#[inline]
+fn home(hash: u64, mask: usize) -> usize {
+    (hash >> 32) as usize & mask
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_every_key_and_nothing_else() {
+        let mut t = HostLookup::default();
+        assert_eq!(t.get("a.example.com"), None);
+        let keys: Vec<String> = (0..1000).map(|i| format!("svc{i}.example.com")).collect();
+        for (i, k) in keys.iter().enumerate() {
+            t.insert(k, i as u32);
+        }
+        assert_eq!(t.len(), 1000);
+        for (i, k) in keys.iter().enumerate() {
+            assert_eq!(t.get(k), Some(i as u32), "{k}");
+            assert_eq!(t.get_by_scan(k), Some(i as u32), "{k}");
+        }
+        for miss in [
+            "",
+            "svc1000.example.com",
+            "svc1.example.co",
+            "vc1.example.com",
+        ] {
+            assert_eq!(t.get(miss), None, "{miss}");
+            assert_eq!(t.get_by_scan(miss), None, "{miss}");
+        }
+        let mut listed: Vec<(String, u32)> = t.iter().map(|(k, b)| (k.to_string(), b)).collect();
+        listed.sort_by_key(|(_, b)| *b);
+        assert_eq!(listed.into_iter().map(|(k, _)| k).collect::<Vec<_>>(), keys);
+    }
+}
