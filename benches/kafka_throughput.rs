@@ -261,11 +261,21 @@ fn main() {
     }
     consumer.assign(&tpl).expect("assign");
     let (mut n, mut payload_bytes) = (0usize, 0usize);
+    // Runs of consecutive messages from one partition: how evenly the broker
+    // interleaves partitions (what partition-affine workers need).
+    let (mut runs, mut last_partition, mut longest, mut current) = (0usize, -1, 0usize, 0usize);
     let deadline = Instant::now() + Duration::from_secs(600);
     while n < total && Instant::now() < deadline {
         if let Some(Ok(m)) = consumer.poll(Duration::from_millis(100)) {
             n += 1;
             payload_bytes += m.payload().map_or(0, <[u8]>::len);
+            if m.partition() != last_partition {
+                runs += 1;
+                last_partition = m.partition();
+                current = 0;
+            }
+            current += 1;
+            longest = longest.max(current);
         }
     }
     drop(consumer);
@@ -279,6 +289,10 @@ fn main() {
         consume.as_secs_f64(),
         rate(n, consume),
         consume_cpu.as_secs_f64()
+    );
+    println!(
+        "consume only: partitions interleaved in {runs} runs, {:.0} messages per run on average, longest {longest}",
+        n as f64 / runs.max(1) as f64
     );
 
     // 3. routeproof run.
