@@ -595,7 +595,10 @@ pub(crate) fn decode_flat_json<'a>(
 }
 
 /// Labels the record with the forced format, or the inferred one.
-fn finish_flat(fields: FlatFields<'_>, forced: Format) -> Result<AccessRecord<'_>, DecodeError> {
+pub(crate) fn finish_flat(
+    fields: FlatFields<'_>,
+    forced: Format,
+) -> Result<AccessRecord<'_>, DecodeError> {
     let inferred = fields.inferred_format().ok_or(DecodeError::UnknownFormat {
         hint: "JSON object without any known access-log key",
     })?;
