@@ -198,7 +198,7 @@ impl<'b> StringEnds<'b> {
 
     /// Classifies block `block` unless it is the current one. Bytes past the
     /// end of the line read as spaces (neither quote nor special).
-    #[inline]
+    #[inline(always)]
     fn load(&mut self, block: usize) {
         if block == self.block {
             return;
@@ -224,8 +224,9 @@ impl<'b> StringEnds<'b> {
 
     /// The index of the closing quote of the string whose contents start at
     /// `start`, or `None` if the string has an escape or a control
-    /// character, or is not closed.
-    #[inline]
+    /// character, or is not closed. Inlined: it runs for every key and string
+    /// value, and a call costs more than its body.
+    #[inline(always)]
     fn string_end(&mut self, start: usize) -> Option<usize> {
         let mut block = start / BLOCK;
         let mut shift = start % BLOCK;
@@ -252,7 +253,7 @@ impl<'b> StringEnds<'b> {
 
 /// The quote and special-byte masks of one block (SSE2: 16 bytes per compare).
 #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
-#[inline]
+#[inline(always)]
 fn block_masks(block: &[u8; BLOCK]) -> (u64, u64) {
     // SAFETY: the only requirement of calling a `#[target_feature]` function
     // is that the CPU has the feature; SSE2 is enabled for the whole build
@@ -265,6 +266,7 @@ fn block_masks(block: &[u8; BLOCK]) -> (u64, u64) {
 /// from safe array reads, no pointer loads).
 #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
 #[target_feature(enable = "sse2")]
+#[inline]
 fn block_masks_sse2(block: &[u8; BLOCK]) -> (u64, u64) {
     use std::arch::x86_64::{
         _mm_cmpeq_epi8, _mm_min_epu8, _mm_movemask_epi8, _mm_or_si128, _mm_set1_epi8,
