@@ -21,7 +21,6 @@
 //! ready, `process_payload_live` returns [`LiveOutcome::Held`] without
 //! touching the payload: keep it and offer it again.
 
-use std::fmt::Write as _;
 use std::sync::OnceLock;
 
 use crate::decode::{self, AccessRecord, DecodeError, DecodeOptions, Format};
@@ -382,7 +381,9 @@ impl<'i> RecordProcessor<'i> {
         self.gateway_key.clear();
         let gateway = match (&record.gateway_namespace, &record.gateway_name) {
             (Some(ns), Some(name)) => {
-                let _ = write!(self.gateway_key, "{ns}/{name}");
+                self.gateway_key.push_str(ns);
+                self.gateway_key.push('/');
+                self.gateway_key.push_str(name);
                 Some(self.gateway_key.as_str())
             }
             _ => self.options.default_gateway.as_deref(),
@@ -464,7 +465,10 @@ impl<'i> RecordProcessor<'i> {
 
         self.actual_key.clear();
         if let Some(b) = actual.backend {
-            let _ = write!(self.actual_key, "{}/{}", b.namespace, b.name);
+            // push_str, not write!: no formatting machinery per record.
+            self.actual_key.push_str(b.namespace);
+            self.actual_key.push('/');
+            self.actual_key.push_str(b.name);
         }
         let actual_backend = actual.backend.map(|_| self.actual_key.as_str());
         let hit = decision.hit;

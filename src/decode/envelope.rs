@@ -251,6 +251,11 @@ pub(crate) enum ShipperOutcome<'p> {
     NotAnEnvelope,
 }
 
+/// The words whose quoted form (`"word"`) marks a JSON payload as a shipper
+/// envelope for [`sniff_envelope`]: `kubernetes`, `log` and `message` (Fluent
+/// Bit, Vector) and `resourceLogs` (OTLP).
+pub(crate) const ENVELOPE_WORDS: [&str; 4] = ["kubernetes", "log", "message", "resourceLogs"];
+
 static KUBERNETES_KEY: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"\"kubernetes\""));
 static LOG_KEY: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"\"log\""));
 static MESSAGE_KEY: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"\"message\""));

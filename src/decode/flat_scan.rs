@@ -33,6 +33,17 @@ use std::borrow::Cow;
 
 use super::json_log::{FlatFields, Scalar};
 
+/// What a successful scan saw besides the members.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) struct FlatScan {
+    /// Some string (key or value) is exactly one of the words the envelope
+    /// sniffer looks for ([`is_envelope_word`]). Because the scanner accepts
+    /// no escapes, every `"` of an accepted line delimits a string, so this is
+    /// true exactly when `sniff_envelope` would find one of its quoted words
+    /// in the line: a raw line for which it is false needs no sniffing.
+    pub(crate) envelope_word_seen: bool,
+}
+
 /// Feeds every member of the flat JSON object `line` to `fields`. Returns
 /// `None` (with `fields` in an unspecified state) when the line needs the
 /// serde path; see the module docs for when.
@@ -40,8 +51,10 @@ pub(crate) fn scan_flat_object<'a>(
     line: &'a str,
     keep_headers: &[String],
     fields: &mut FlatFields<'a>,
-) -> Option<()> {
+) -> Option<FlatScan> {
     let bytes = line.as_bytes();
+    let mut strings = StringEnds::new(bytes);
+    let mut summary = FlatScan::default();
     let mut pos = skip_whitespace(bytes, 0);
     if bytes.get(pos) != Some(&b'{') {
         return None;
@@ -54,14 +67,18 @@ pub(crate) fn scan_flat_object<'a>(
             if bytes.get(pos) != Some(&b'"') {
                 return None;
             }
-            let key_end = string_end(bytes, pos + 1)?;
+            let key_end = strings.string_end(pos + 1)?;
             let key = line.get(pos + 1..key_end)?;
+            summary.envelope_word_seen |= is_envelope_word(key);
             pos = skip_whitespace(bytes, key_end + 1);
             if bytes.get(pos) != Some(&b':') {
                 return None;
             }
             pos = skip_whitespace(bytes, pos + 1);
-            let (value, value_end) = scalar_at(line, pos)?;
+            let (value, value_end) = scalar_at(line, pos, &mut strings)?;
+            if let Scalar::Str(Cow::Borrowed(text)) = &value {
+                summary.envelope_word_seen |= is_envelope_word(text);
+            }
             pos = value_end;
             // Unlike the serde path, which skips unwanted values without
             // building them, every member goes to `apply`: the value is
@@ -79,10 +96,11 @@ pub(crate) fn scan_flat_object<'a>(
             }
         }
     }
-    (skip_whitespace(bytes, pos) == bytes.len()).then_some(())
+    (skip_whitespace(bytes, pos) == bytes.len()).then_some(summary)
 }
 
 /// The JSON whitespace bytes (the same set serde_json skips).
+#[inline]
 fn skip_whitespace(bytes: &[u8], mut pos: usize) -> usize {
     while let Some(b' ' | b'\n' | b'\t' | b'\r') = bytes.get(pos) {
         pos += 1;
@@ -92,11 +110,16 @@ fn skip_whitespace(bytes: &[u8], mut pos: usize) -> usize {
 
 /// The scalar value starting at `pos` and the position just after it, or
 /// `None` when it is not one the fast path handles.
-fn scalar_at(line: &str, pos: usize) -> Option<(Scalar<'_>, usize)> {
+#[inline]
+fn scalar_at<'a>(
+    line: &'a str,
+    pos: usize,
+    strings: &mut StringEnds<'_>,
+) -> Option<(Scalar<'a>, usize)> {
     let bytes = line.as_bytes();
     match *bytes.get(pos)? {
         b'"' => {
-            let end = string_end(bytes, pos + 1)?;
+            let end = strings.string_end(pos + 1)?;
             let text = line.get(pos + 1..end)?;
             Some((Scalar::Str(Cow::Borrowed(text)), end + 1))
         }
@@ -135,7 +158,7 @@ fn integer_at(bytes: &[u8], pos: usize) -> Option<(Scalar<'static>, usize)> {
         end += 1;
     }
     // A leading zero must be the whole number ("01" is invalid JSON).
-    if bytes[pos] == b'0' && end - pos > 1 {
+    if bytes.get(pos) == Some(&b'0') && end - pos > 1 {
         return None;
     }
     if let Some(b'.' | b'e' | b'E') = bytes.get(end) {
@@ -144,44 +167,159 @@ fn integer_at(bytes: &[u8], pos: usize) -> Option<(Scalar<'static>, usize)> {
     Some((Scalar::Int(value), end))
 }
 
-/// Bytes with every lane set to `byte`.
-const fn splat(byte: u8) -> u64 {
-    u64::from_ne_bytes([byte; 8])
+/// Bytes per block of [`StringEnds`] (one bit per byte in a `u64`).
+const BLOCK: usize = 64;
+
+/// Finds string ends from bit masks of the line's quotes and of the bytes a
+/// fast-path string may not contain (`\` and control characters), computed
+/// one 64-byte block at a time (SSE2 on x86-64) as the scan moves forward.
+/// Each block is classified once, so finding the end of a string costs a
+/// shift and a `trailing_zeros` instead of a loop over its bytes.
+struct StringEnds<'b> {
+    bytes: &'b [u8],
+    /// The block `quotes` and `specials` describe (`usize::MAX` before the
+    /// first load).
+    block: usize,
+    /// Bit `i` set when byte `block * 64 + i` is `"`.
+    quotes: u64,
+    /// Bit `i` set when that byte is `\` or below `0x20`.
+    specials: u64,
 }
 
-/// True when some byte of `word` is `"`, `\` or below `0x20` (may also be
-/// true for a lane above a real match; callers re-check byte by byte).
+impl<'b> StringEnds<'b> {
+    fn new(bytes: &'b [u8]) -> Self {
+        StringEnds {
+            bytes,
+            block: usize::MAX,
+            quotes: 0,
+            specials: 0,
+        }
+    }
+
+    /// Classifies block `block` unless it is the current one. Bytes past the
+    /// end of the line read as spaces (neither quote nor special).
+    #[inline(always)]
+    fn load(&mut self, block: usize) {
+        if block == self.block {
+            return;
+        }
+        let start = block * BLOCK;
+        let masks = match self
+            .bytes
+            .get(start..start + BLOCK)
+            .and_then(|chunk| <&[u8; BLOCK]>::try_from(chunk).ok())
+        {
+            Some(chunk) => block_masks(chunk),
+            None => {
+                let mut padded = [b' '; BLOCK];
+                let tail = self.bytes.get(start..).unwrap_or_default();
+                let len = tail.len().min(BLOCK);
+                padded[..len].copy_from_slice(&tail[..len]);
+                block_masks(&padded)
+            }
+        };
+        (self.quotes, self.specials) = masks;
+        self.block = block;
+    }
+
+    /// The index of the closing quote of the string whose contents start at
+    /// `start`, or `None` if the string has an escape or a control
+    /// character, or is not closed. Inlined: it runs for every key and string
+    /// value, and a call costs more than its body.
+    #[inline(always)]
+    fn string_end(&mut self, start: usize) -> Option<usize> {
+        let mut block = start / BLOCK;
+        let mut shift = start % BLOCK;
+        loop {
+            if block * BLOCK >= self.bytes.len() {
+                return None;
+            }
+            self.load(block);
+            let quotes = self.quotes >> shift;
+            let specials = self.specials >> shift;
+            if quotes != 0 {
+                let offset = quotes.trailing_zeros();
+                let before = specials & ((1u64 << offset) - 1);
+                return (before == 0).then_some(block * BLOCK + shift + offset as usize);
+            }
+            if specials != 0 {
+                return None;
+            }
+            block += 1;
+            shift = 0;
+        }
+    }
+}
+
+/// The quote and special-byte masks of one block (SSE2: 16 bytes per compare).
+#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+#[inline(always)]
+fn block_masks(block: &[u8; BLOCK]) -> (u64, u64) {
+    // SAFETY: the only requirement of calling a `#[target_feature]` function
+    // is that the CPU has the feature; SSE2 is enabled for the whole build
+    // (the `cfg` above; it is part of the x86-64 baseline), so every CPU this
+    // binary runs on has it. The function itself touches no raw pointers.
+    unsafe { block_masks_sse2(block) }
+}
+
+/// [`block_masks`] with SSE2 intrinsics (bytes go in through `_mm_set_epi64x`
+/// from safe array reads, no pointer loads).
+#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+#[target_feature(enable = "sse2")]
 #[inline]
-fn has_special(word: u64) -> bool {
-    const LOW: u64 = splat(0x01);
-    const HIGH: u64 = splat(0x80);
-    let zero_in = |v: u64| v.wrapping_sub(LOW) & !v & HIGH;
-    let quote = zero_in(word ^ splat(b'"'));
-    let backslash = zero_in(word ^ splat(b'\\'));
-    let control = word.wrapping_sub(splat(0x20)) & !word & HIGH;
-    (quote | backslash | control) != 0
+fn block_masks_sse2(block: &[u8; BLOCK]) -> (u64, u64) {
+    use std::arch::x86_64::{
+        _mm_cmpeq_epi8, _mm_min_epu8, _mm_movemask_epi8, _mm_or_si128, _mm_set1_epi8,
+        _mm_set_epi64x,
+    };
+    let quote = _mm_set1_epi8(b'"' as i8);
+    let backslash = _mm_set1_epi8(b'\\' as i8);
+    let last_control = _mm_set1_epi8(0x1f);
+    let mut quotes = 0u64;
+    let mut specials = 0u64;
+    for (lane, chunk) in block.chunks_exact(16).enumerate() {
+        let mut low = [0u8; 8];
+        let mut high = [0u8; 8];
+        low.copy_from_slice(&chunk[..8]);
+        high.copy_from_slice(&chunk[8..]);
+        let bytes = _mm_set_epi64x(i64::from_le_bytes(high), i64::from_le_bytes(low));
+        let is_quote = _mm_cmpeq_epi8(bytes, quote);
+        let is_backslash = _mm_cmpeq_epi8(bytes, backslash);
+        // Unsigned `byte <= 0x1f` is `min(byte, 0x1f) == byte`.
+        let is_control = _mm_cmpeq_epi8(_mm_min_epu8(bytes, last_control), bytes);
+        let quote_bits = u64::from(_mm_movemask_epi8(is_quote) as u16);
+        let special_bits =
+            u64::from(_mm_movemask_epi8(_mm_or_si128(is_backslash, is_control)) as u16);
+        quotes |= quote_bits << (16 * lane);
+        specials |= special_bits << (16 * lane);
+    }
+    (quotes, specials)
 }
 
-/// The index of the closing quote of the string whose contents start at
-/// `start`, or `None` if the string has an escape or a control character, or
-/// is not closed.
-fn string_end(bytes: &[u8], start: usize) -> Option<usize> {
-    let mut pos = start;
-    while let Some(chunk) = bytes.get(pos..pos + 8) {
-        let mut lanes = [0u8; 8];
-        lanes.copy_from_slice(chunk);
-        if has_special(u64::from_ne_bytes(lanes)) {
-            break;
-        }
-        pos += 8;
+/// The quote and special-byte masks of one block, byte by byte (other
+/// architectures; also the reference the SSE2 version is tested against).
+#[cfg(any(test, not(all(target_arch = "x86_64", target_feature = "sse2"))))]
+fn block_masks_portable(block: &[u8; BLOCK]) -> (u64, u64) {
+    let mut quotes = 0u64;
+    let mut specials = 0u64;
+    for (i, &byte) in block.iter().enumerate() {
+        quotes |= u64::from(byte == b'"') << i;
+        specials |= u64::from(byte == b'\\' || byte < 0x20) << i;
     }
-    loop {
-        match *bytes.get(pos)? {
-            b'"' => return Some(pos),
-            b'\\' | 0x00..=0x1f => return None,
-            _ => pos += 1,
-        }
-    }
+    (quotes, specials)
+}
+
+#[cfg(not(all(target_arch = "x86_64", target_feature = "sse2")))]
+#[inline]
+fn block_masks(block: &[u8; BLOCK]) -> (u64, u64) {
+    block_masks_portable(block)
+}
+
+/// True for the strings whose quoted form the envelope sniffer looks for
+/// (`"kubernetes"`, `"log"`, `"message"`, `"resourceLogs"`).
+#[inline]
+fn is_envelope_word(text: &str) -> bool {
+    matches!(text.len(), 3 | 7 | 10 | 12) && super::envelope::ENVELOPE_WORDS.contains(&text)
 }
 
 #[cfg(test)]
@@ -269,6 +407,71 @@ mod tests {
             assert!(scan_flat_object(line, &[], &mut fields).is_some(), "{line}");
             assert_same(line, &[]).unwrap();
         }
+    }
+
+    #[test]
+    fn block_masks_match_the_byte_by_byte_reference() {
+        let mut block = [0u8; BLOCK];
+        for seed in 0u32..2000 {
+            let mut state = seed.wrapping_mul(2_654_435_761).wrapping_add(1);
+            for byte in block.iter_mut() {
+                state ^= state << 13;
+                state ^= state >> 17;
+                state ^= state << 5;
+                // Mostly interesting bytes: quotes, backslashes, controls, high bytes.
+                *byte = match state % 8 {
+                    0 => b'"',
+                    1 => b'\\',
+                    2 => (state >> 8) as u8 & 0x3f,
+                    3 => 0x80 | (state >> 8) as u8,
+                    _ => (state >> 8) as u8,
+                };
+            }
+            assert_eq!(block_masks(&block), block_masks_portable(&block));
+        }
+    }
+
+    #[test]
+    fn string_ends_across_block_boundaries() {
+        for len in [0usize, 1, 7, 8, 62, 63, 64, 65, 127, 128, 129, 200] {
+            for lead in [0usize, 1, 30, 62, 63, 64] {
+                let body = "a".repeat(len);
+                let line = format!("{}\"{body}\"tail", " ".repeat(lead));
+                let mut ends = StringEnds::new(line.as_bytes());
+                assert_eq!(
+                    ends.string_end(lead + 1),
+                    Some(lead + 1 + len),
+                    "{len} {lead}"
+                );
+                // Unterminated, escaped, or with a control byte before the quote.
+                let open = format!("{}\"{body}", " ".repeat(lead));
+                assert_eq!(StringEnds::new(open.as_bytes()).string_end(lead + 1), None);
+                for bad in ["\\", "\u{1}", "\n"] {
+                    let line = format!("{}\"{body}{bad}\"", " ".repeat(lead));
+                    assert_eq!(StringEnds::new(line.as_bytes()).string_end(lead + 1), None);
+                    // A special byte after the closing quote does not matter.
+                    let line = format!("{}\"{body}\"{bad}", " ".repeat(lead));
+                    assert_eq!(
+                        StringEnds::new(line.as_bytes()).string_end(lead + 1),
+                        Some(lead + 1 + len)
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn reports_envelope_words_only_as_whole_strings() {
+        let seen = |line: &str| {
+            let mut fields = FlatFields::default();
+            scan_flat_object(line, &[], &mut fields).map(|s| s.envelope_word_seen)
+        };
+        assert_eq!(seen(EG_200), Some(false));
+        assert_eq!(seen(r#"{"log":"x"}"#), Some(true));
+        assert_eq!(seen(r#"{"method":"message"}"#), Some(true));
+        assert_eq!(seen(r#"{"kubernetes":1,"x":2}"#), Some(true));
+        assert_eq!(seen(r#"{"a":"resourceLogs"}"#), Some(true));
+        assert_eq!(seen(r#"{"logs":"messages","x":"a log"}"#), Some(false));
     }
 
     /// Pieces that make JSON interesting at a byte position.

@@ -17,6 +17,7 @@ use serde::Deserialize;
 
 use super::detect::Format;
 use super::error::DecodeError;
+use super::flat_keys::FlatKey;
 use super::flat_scan::scan_flat_object;
 use super::record::{split_target, AccessRecord, Text, UpstreamAddrs};
 use super::scan::{
@@ -272,41 +273,41 @@ impl<'a> FlatFields<'a> {
     ) -> Result<(), DecodeError> {
         use evidence::*;
         let record = &mut self.record;
-        match key.as_ref() {
+        match FlatKey::of(&key) {
             // Envoy Gateway keys (hyphenated; EnvoyJSONLogFields).
-            ":authority" => {
+            Some(FlatKey::ColonAuthority) => {
                 self.evidence |= ENVOY_GATEWAY;
                 record.authority = value.into_text();
             }
-            "x-envoy-origin-path" => {
+            Some(FlatKey::XEnvoyOriginPath) => {
                 self.evidence |= ENVOY_GATEWAY;
                 self.set_target(value);
             }
-            "user-agent" => {
+            Some(FlatKey::UserAgentHyphen) => {
                 self.evidence |= ENVOY_GATEWAY;
                 record.user_agent = value.into_text();
             }
-            "x-forwarded-for" => {
+            Some(FlatKey::XForwardedForHyphen) => {
                 self.evidence |= ENVOY_GATEWAY;
                 record.x_forwarded_for = value.into_text();
             }
-            "x-request-id" => {
+            Some(FlatKey::XRequestId) => {
                 self.evidence |= ENVOY_GATEWAY;
                 record.request_id = value.into_text();
             }
-            "x-envoy-upstream-service-time" => {
+            Some(FlatKey::XEnvoyUpstreamServiceTime) => {
                 self.evidence |= ENVOY_GATEWAY;
                 record.upstream_service_time_ms =
                     value.into_count("x-envoy-upstream-service-time")?;
             }
             // Envoy operators shared by Envoy Gateway, Istio and Contour.
-            "start_time" => {
+            Some(FlatKey::StartTime) => {
                 self.evidence |= START_TIME;
                 if let Some(text) = value.into_text() {
                     self.primary_time_us = Some(parse_rfc3339("start_time", &text)?);
                 }
             }
-            "@timestamp" => match value {
+            Some(FlatKey::AtTimestamp) => match value {
                 // Contour's `%START_TIME%`.
                 Scalar::Str(text) => {
                     if let Some(text) = non_dash(&text) {
@@ -322,123 +323,125 @@ impl<'a> FlatFields<'a> {
                 }
                 _ => {}
             },
-            "authority" => {
+            Some(FlatKey::Authority) => {
                 self.evidence |= ENVOY;
                 record.authority = value.into_text();
             }
-            "path" => {
+            Some(FlatKey::Path) => {
                 self.evidence |= ENVOY;
                 self.set_target(value);
             }
-            "response_code" => {
+            Some(FlatKey::ResponseCode) => {
                 self.evidence |= ENVOY;
                 record.status = value.into_status("response_code")?;
             }
-            "response_flags" => {
+            Some(FlatKey::ResponseFlags) => {
                 self.evidence |= ENVOY;
                 record.response_flags = value.into_text();
             }
-            "response_code_details" => {
+            Some(FlatKey::ResponseCodeDetails) => {
                 self.evidence |= ENVOY;
                 record.response_code_details = value.into_text();
             }
-            "duration" => {
+            Some(FlatKey::Duration) => {
                 self.evidence |= ENVOY;
                 record.duration_ms = value.into_count("duration")?;
             }
-            "upstream_service_time" => {
+            Some(FlatKey::UpstreamServiceTime) => {
                 self.evidence |= ENVOY;
                 record.upstream_service_time_ms = value.into_count("upstream_service_time")?;
             }
-            "upstream_host" => {
+            Some(FlatKey::UpstreamHost) => {
                 self.evidence |= ENVOY;
                 record.upstream_addrs = value
                     .into_text()
                     .map(UpstreamAddrs::new)
                     .unwrap_or_default();
             }
-            "upstream_cluster" => {
+            Some(FlatKey::UpstreamCluster) => {
                 self.evidence |= ENVOY;
                 record.upstream_cluster = value.into_text().map(strip_stat_delimiter);
             }
-            "downstream_local_address" => {
+            Some(FlatKey::DownstreamLocalAddress) => {
                 self.evidence |= ENVOY;
                 if let Some(text) = value.into_text() {
                     record.listener_port = port_of_address("downstream_local_address", &text)?;
                 }
             }
-            "downstream_remote_address" => {
+            Some(FlatKey::DownstreamRemoteAddress) => {
                 self.evidence |= ENVOY;
                 record.client_address = value.into_text();
             }
-            "route_name" => record.route_name = value.into_text(),
-            "bytes_received" => record.bytes_received = value.into_count("bytes_received")?,
-            "bytes_sent" => record.bytes_sent = value.into_count("bytes_sent")?,
-            "requested_server_name" => record.requested_server_name = value.into_text(),
-            "grpc_status" | "grpc_status_number" => {
+            Some(FlatKey::RouteName) => record.route_name = value.into_text(),
+            Some(FlatKey::BytesReceived) => {
+                record.bytes_received = value.into_count("bytes_received")?
+            }
+            Some(FlatKey::BytesSent) => record.bytes_sent = value.into_count("bytes_sent")?,
+            Some(FlatKey::RequestedServerName) => record.requested_server_name = value.into_text(),
+            Some(FlatKey::GrpcStatus) | Some(FlatKey::GrpcStatusNumber) => {
                 // Contour JSON optional fields: set only for gRPC requests.
                 self.grpc_hint |= value.into_text().is_some();
             }
             // Shared by Istio/Contour and the NGINX JSON layout.
-            "method" => record.method = value.into_text(),
-            "protocol" => record.protocol_raw = value.into_text(),
-            "x_forwarded_for" => record.x_forwarded_for = value.into_text(),
-            "user_agent" => record.user_agent = value.into_text(),
-            "request_id" => record.request_id = value.into_text(),
+            Some(FlatKey::Method) => record.method = value.into_text(),
+            Some(FlatKey::Protocol) => record.protocol_raw = value.into_text(),
+            Some(FlatKey::XForwardedForUnderscore) => record.x_forwarded_for = value.into_text(),
+            Some(FlatKey::UserAgentUnderscore) => record.user_agent = value.into_text(),
+            Some(FlatKey::RequestId) => record.request_id = value.into_text(),
             // NGINX variables (access-log-formats.md §6.1 layout).
-            "time" => {
+            Some(FlatKey::Time) => {
                 // NGINX `$time_iso8601`, or the Fluent Bit / docker `time` of a
                 // merged envelope: both RFC 3339.
                 if let Some(text) = value.into_text() {
                     self.secondary_time_us = Some(parse_rfc3339("time", &text)?);
                 }
             }
-            "request_uri" => {
+            Some(FlatKey::RequestUri) => {
                 self.evidence |= NGINX;
                 self.set_target(value);
             }
-            "status" => {
+            Some(FlatKey::Status) => {
                 self.evidence |= NGINX;
                 record.status = value.into_status("status")?;
             }
-            "body_bytes_sent" => {
+            Some(FlatKey::BodyBytesSent) => {
                 self.evidence |= NGINX;
                 record.bytes_sent = value.into_count("body_bytes_sent")?;
             }
-            "request_time" => {
+            Some(FlatKey::RequestTime) => {
                 self.evidence |= NGINX;
                 if let Some(seconds) = value.into_float("request_time")? {
                     record.duration_ms = Some(seconds_to_ms("request_time", seconds)?);
                 }
             }
-            "upstream_addr" => {
+            Some(FlatKey::UpstreamAddr) => {
                 self.evidence |= NGINX;
                 record.upstream_addrs = value
                     .into_text()
                     .map(UpstreamAddrs::new)
                     .unwrap_or_default();
             }
-            "upstream_status" => {
+            Some(FlatKey::UpstreamStatus) => {
                 self.evidence |= NGINX;
                 record.upstream_status = value.into_text();
             }
-            "proxy_host" => {
+            Some(FlatKey::ProxyHost) => {
                 self.evidence |= NGINX | PROXY_HOST;
                 record.upstream_cluster = value.into_text();
             }
-            "remote_addr" => {
+            Some(FlatKey::RemoteAddr) => {
                 self.evidence |= NGINX;
                 record.client_address = value.into_text();
             }
-            "host" => {
+            Some(FlatKey::Host) => {
                 self.evidence |= NGINX;
                 record.authority = value.into_text();
             }
-            "http_host" => {
+            Some(FlatKey::HttpHost) => {
                 self.evidence |= NGINX;
                 self.http_host = value.into_text();
             }
-            "server_port" => {
+            Some(FlatKey::ServerPort) => {
                 self.evidence |= NGINX;
                 match value {
                     Scalar::Int(port) => {
@@ -454,8 +457,10 @@ impl<'a> FlatFields<'a> {
                     }
                 }
             }
-            "http_referer" | "referer" => record.referer = value.into_text(),
-            _ => {
+            Some(FlatKey::HttpReferer) | Some(FlatKey::Referer) => {
+                record.referer = value.into_text()
+            }
+            None => {
                 if let Some(wanted) = keep_headers
                     .iter()
                     .find(|wanted| key_names_header(&key, wanted))
@@ -568,53 +573,7 @@ impl<'de, 's, 'o> Visitor<'de> for FlatObjectSeed<'s, 'de, 'o> {
 
 /// Every key [`FlatFields::apply`] understands.
 fn is_known_key(key: &str) -> bool {
-    matches!(
-        key,
-        ":authority"
-            | "x-envoy-origin-path"
-            | "user-agent"
-            | "x-forwarded-for"
-            | "x-request-id"
-            | "x-envoy-upstream-service-time"
-            | "start_time"
-            | "@timestamp"
-            | "authority"
-            | "path"
-            | "response_code"
-            | "response_flags"
-            | "response_code_details"
-            | "duration"
-            | "upstream_service_time"
-            | "upstream_host"
-            | "upstream_cluster"
-            | "downstream_local_address"
-            | "downstream_remote_address"
-            | "route_name"
-            | "bytes_received"
-            | "bytes_sent"
-            | "requested_server_name"
-            | "grpc_status"
-            | "grpc_status_number"
-            | "method"
-            | "protocol"
-            | "x_forwarded_for"
-            | "user_agent"
-            | "request_id"
-            | "time"
-            | "request_uri"
-            | "status"
-            | "body_bytes_sent"
-            | "request_time"
-            | "upstream_addr"
-            | "upstream_status"
-            | "proxy_host"
-            | "remote_addr"
-            | "host"
-            | "http_host"
-            | "server_port"
-            | "http_referer"
-            | "referer"
-    )
+    FlatKey::of(key).is_some()
 }
 
 /// Decodes one flat JSON access-log object. `forced` is the configured format
@@ -636,7 +595,10 @@ pub(crate) fn decode_flat_json<'a>(
 }
 
 /// Labels the record with the forced format, or the inferred one.
-fn finish_flat(fields: FlatFields<'_>, forced: Format) -> Result<AccessRecord<'_>, DecodeError> {
+pub(crate) fn finish_flat(
+    fields: FlatFields<'_>,
+    forced: Format,
+) -> Result<AccessRecord<'_>, DecodeError> {
     let inferred = fields.inferred_format().ok_or(DecodeError::UnknownFormat {
         hint: "JSON object without any known access-log key",
     })?;

@@ -32,6 +32,7 @@ mod detect;
 mod envelope;
 mod envoy;
 mod error;
+mod flat_keys;
 mod flat_scan;
 mod haproxy;
 mod json_log;
@@ -125,6 +126,21 @@ where
         out(Err(DecodeError::EmptyLine));
         return;
     }
+    if options.envelope == Envelope::Auto {
+        if let Some(record) = decode_plain_flat_json(text, options) {
+            out(record);
+            return;
+        }
+    }
+    decode_trimmed(text, options, out);
+}
+
+/// [`decode_payload`] after the length, UTF-8 and emptiness checks: sniffs
+/// (or takes the forced) envelope and decodes what it holds.
+fn decode_trimmed<F>(text: &str, options: &DecodeOptions, out: &mut F)
+where
+    F: FnMut(Result<AccessRecord<'_>, DecodeError>),
+{
     let envelope = match options.envelope {
         Envelope::Auto => sniff_envelope(text),
         forced => forced,
@@ -204,6 +220,47 @@ pub fn flat_json_paths_agree(line: &str, keep_headers: &[String]) -> bool {
             json_log::decode_flat_json(line, forced, keep_headers)
                 == json_log::decode_flat_json_reference(line, forced, keep_headers)
         })
+}
+
+/// The common case in one pass: a trimmed payload that is a flat JSON access
+/// log line itself (no envelope), with a JSON format configured or `auto`.
+///
+/// Returns `None`, having done nothing observable, unless the flat scanner
+/// accepts the line and no string in it is an envelope word; then the result
+/// is exactly what the general path gives (`sniff_envelope` → raw → no CRI
+/// prefix on a `{` → [`json_log::decode_flat_json`] → bare raw metadata),
+/// without sniffing the line for envelope keys first.
+fn decode_plain_flat_json<'a>(
+    text: &'a str,
+    options: &DecodeOptions,
+) -> Option<Result<AccessRecord<'a>, DecodeError>> {
+    if !text.starts_with('{') {
+        return None;
+    }
+    let forced = match options.format {
+        format @ (Format::Auto
+        | Format::EnvoyJson
+        | Format::IstioJson
+        | Format::Contour
+        | Format::NginxJson
+        | Format::NginxGatewayFabric) => format,
+        Format::EnvoyText
+        | Format::IstioText
+        | Format::NginxCombined
+        | Format::HaproxyHttplog
+        | Format::HaproxyIngress => return None,
+    };
+    let keep_headers = &options.keep_headers;
+    let mut fields = json_log::FlatFields::default();
+    let scan = flat_scan::scan_flat_object(text, keep_headers, &mut fields)?;
+    if scan.envelope_word_seen {
+        return None;
+    }
+    Some(json_log::finish_flat(fields, forced).map(|mut record| {
+        PodMeta::bare(Envelope::Raw).apply_to(&mut record);
+        attach_known_headers(&mut record, keep_headers);
+        record
+    }))
 }
 
 /// A raw line: strips an optional CRI prefix, then decodes.

@@ -652,3 +652,94 @@ proptest! {
         prop_assert_eq!(results, 1);
     }
 }
+
+/// The one-pass path for plain flat JSON lines gives what the general path
+/// (envelope sniffing, raw line, format dispatch) gives, whenever it answers.
+fn assert_plain_path_agrees(text: &str) -> Result<(), TestCaseError> {
+    let text = text.trim();
+    for format in Format::ALL {
+        let options = DecodeOptions {
+            format,
+            keep_headers: vec!["x-canary".to_owned(), "user-agent".to_owned()],
+            ..DecodeOptions::default()
+        };
+        let Some(fast) = super::decode_plain_flat_json(text, &options) else {
+            continue;
+        };
+        let mut general = Vec::new();
+        super::decode_trimmed(text, &options, &mut |r| {
+            general.push(r.map(AccessRecord::into_owned))
+        });
+        prop_assert_eq!(general.len(), 1);
+        prop_assert_eq!(
+            &general[0],
+            &fast.map(AccessRecord::into_owned),
+            "{:?} {}",
+            format,
+            text
+        );
+    }
+    Ok(())
+}
+
+#[test]
+fn plain_path_takes_flat_lines_and_leaves_envelopes() {
+    let options = DecodeOptions::default();
+    for line in [EG_200, EG_UH, EG_NR, ISTIO_JSON, CONTOUR_JSON] {
+        assert!(
+            super::decode_plain_flat_json(line, &options).is_some(),
+            "{line}"
+        );
+        assert_plain_path_agrees(line).unwrap();
+    }
+    // Fractions (NGINX `request_time`) are left to the serde path.
+    for line in [NGF_JSON_200, NGINX_JSON_RETRIES] {
+        assert!(
+            super::decode_plain_flat_json(line, &options).is_none(),
+            "{line}"
+        );
+    }
+    // Envelope words as whole strings (keys or values) send the line to the
+    // sniffer; as parts of strings they do not.
+    for word in ["log", "message", "kubernetes", "resourceLogs"] {
+        let as_value = EG_200.replace("\"GET\"", &format!("\"{word}\""));
+        assert!(super::decode_plain_flat_json(&as_value, &options).is_none());
+        assert_plain_path_agrees(&as_value).unwrap();
+        let as_part = EG_200.replace("\"GET\"", &format!("\"{word}s\""));
+        assert!(super::decode_plain_flat_json(&as_part, &options).is_some());
+        assert_plain_path_agrees(&as_part).unwrap();
+    }
+    let fluent = fluent_bit(EG_200, EG_LABELS);
+    assert!(super::decode_plain_flat_json(&fluent, &options).is_none());
+    for format in [
+        Format::EnvoyText,
+        Format::NginxCombined,
+        Format::HaproxyHttplog,
+    ] {
+        assert!(super::decode_plain_flat_json(EG_200, &forced(format)).is_none());
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2000))]
+
+    #[test]
+    fn plain_path_agrees_with_the_general_path(
+        which in 0usize..7,
+        edits in proptest::collection::vec((any::<prop::sample::Index>(), prop::sample::select(vec![
+            "\"log\"", "\"message\"", "\"kubernetes\"", "\"resourceLogs\"", "\"log\":\"x\",",
+            "\"kubernetes\":{},", "\\", "\"", ",", "}", "{", " ", "\t", "\u{1}", "é", "1", "null",
+        ])), 0..3),
+    ) {
+        let samples = [EG_200, EG_UH, EG_OLD_STRINGS, ISTIO_JSON, CONTOUR_JSON, NGF_JSON_200, NGINX_JSON_RETRIES];
+        let mut line = samples[which].to_owned();
+        for (at, piece) in edits {
+            let mut pos = at.index(line.len() + 1);
+            while !line.is_char_boundary(pos) {
+                pos -= 1;
+            }
+            line.insert_str(pos, piece);
+        }
+        assert_plain_path_agrees(&line)?;
+    }
+}

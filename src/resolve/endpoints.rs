@@ -93,7 +93,10 @@ impl ServiceEntry {
 /// `ip:port` → Service candidates, built from one [`ObjectSet`] snapshot.
 #[derive(Debug, Clone, Default)]
 pub struct EndpointIndex {
-    by_addr: HashMap<SocketAddr, Vec<EndpointCandidate>>,
+    /// Hashed with foldhash rather than SipHash: looked up once per record,
+    /// and the keys come from the cluster's own EndpointSlices, not from
+    /// requests (foldhash is still randomly seeded).
+    by_addr: HashMap<SocketAddr, Vec<EndpointCandidate>, foldhash::fast::RandomState>,
     /// Sorted by `(namespace, name)` for allocation-free lookups.
     services: Vec<ServiceEntry>,
     skipped_addresses: usize,
@@ -129,7 +132,7 @@ impl EndpointIndex {
             .collect();
 
         let mut index = EndpointIndex {
-            by_addr: HashMap::new(),
+            by_addr: HashMap::default(),
             services,
             skipped_addresses: 0,
         };

@@ -202,15 +202,43 @@ pub struct EvidenceNames<'a> {
 
 impl<'a> EvidenceNames<'a> {
     /// Parses the names of `evidence` with its implementation hint.
+    ///
+    /// The result equals [`parse_upstream_name`] of the cluster and
+    /// [`parse_route_name`] of the route name. Envoy Gateway's route name is
+    /// its rule's cluster name plus `/match/<m>/<host>`; when the cluster
+    /// parsed as that rule, the route name is recognised by its prefix
+    /// instead of being parsed again (half of the naming cost per record).
     pub fn parse(evidence: &UpstreamEvidence<'a>) -> Self {
         let implementation = evidence.implementation_hint.unwrap_or_default();
-        Self {
-            cluster: evidence
+        // `parse_upstream_name`'s own preamble, then Envoy Gateway, the first
+        // scheme it tries.
+        let cluster_text = evidence
+            .upstream_cluster
+            .map(str::trim)
+            .filter(|c| !matches!(*c, "" | "-" | "null"));
+        let envoy_gateway_cluster = cluster_text
+            .filter(|_| implementation.tries(Implementation::EnvoyGateway))
+            .and_then(naming::envoy_gateway);
+        let cluster = envoy_gateway_cluster.or_else(|| {
+            evidence
                 .upstream_cluster
-                .and_then(|c| parse_upstream_name(implementation, c)),
-            route_rule: evidence
+                .and_then(|c| parse_upstream_name(implementation, c))
+        });
+        let route_rule =
+            evidence
                 .route_name
-                .and_then(|r| parse_route_name(implementation, r)),
+                .and_then(|r| match (envoy_gateway_cluster, cluster_text) {
+                    (Some(UpstreamName::Rule(rule)), Some(c))
+                        if rule.backend_index.is_none()
+                            && naming::is_envoy_gateway_route_of_cluster(c, r.trim()) =>
+                    {
+                        Some(rule)
+                    }
+                    _ => parse_route_name(implementation, r),
+                });
+        Self {
+            cluster,
+            route_rule,
         }
     }
 

@@ -93,7 +93,7 @@ impl Implementation {
 
     /// Whether names of this implementation's scheme should be tried
     /// (`Auto` tries every scheme).
-    fn tries(self, scheme: Implementation) -> bool {
+    pub(crate) fn tries(self, scheme: Implementation) -> bool {
         self == Implementation::Auto || self == scheme
     }
 }
@@ -485,6 +485,23 @@ pub fn parse_route_name(implementation: Implementation, raw: &str) -> Option<Rul
         }
     }
     None
+}
+
+/// True when `route_name` is `<cluster>/match/<m>[/...]` with a valid match
+/// index `m` (`-1` or a decimal): then, if [`envoy_gateway`] parses `cluster`
+/// to a rule without a backend index, it parses `route_name` to the same rule
+/// (the same leading segments, then the `match` branch, which ignores what
+/// follows `m`). Lets the resolver skip the second parse for the usual pair
+/// `httproute/ns/name/rule/i` + `httproute/ns/name/rule/i/match/m/host`.
+pub(crate) fn is_envoy_gateway_route_of_cluster(cluster: &str, route_name: &str) -> bool {
+    let Some(tail) = route_name
+        .strip_prefix(cluster)
+        .and_then(|rest| rest.strip_prefix("/match/"))
+    else {
+        return false;
+    };
+    let m = tail.split_once('/').map_or(tail, |(m, _)| m);
+    m == "-1" || parse_index(m).is_some()
 }
 
 /// Envoy Gateway cluster and route names (doc §2.2, `internal/gatewayapi/helpers.go`):

@@ -1353,3 +1353,98 @@ proptest! {
         prop_assert_eq!(answering_host(Implementation::Auto, &[spaced.as_str()]), full);
     }
 }
+
+/// `EvidenceNames::parse` (with its route-name shortcut) equals the two
+/// parses it stands for.
+fn assert_names_agree(cluster: Option<&str>, route: Option<&str>) -> Result<(), TestCaseError> {
+    for implementation in [
+        Implementation::Auto,
+        Implementation::EnvoyGateway,
+        Implementation::Kong,
+        Implementation::Istio,
+        Implementation::Traefik,
+    ] {
+        let evidence = UpstreamEvidence {
+            implementation_hint: Some(implementation),
+            route_name: route,
+            upstream_cluster: cluster,
+            ..UpstreamEvidence::default()
+        };
+        let names = EvidenceNames::parse(&evidence);
+        prop_assert_eq!(
+            names.cluster,
+            cluster.and_then(|c| parse_upstream_name(implementation, c)),
+            "{:?} {:?}",
+            implementation,
+            cluster
+        );
+        prop_assert_eq!(
+            names.route_rule,
+            route.and_then(|r| parse_route_name(implementation, r)),
+            "{:?} {:?} {:?}",
+            implementation,
+            cluster,
+            route
+        );
+    }
+    Ok(())
+}
+
+#[test]
+fn route_name_shortcut_matches_a_full_parse() {
+    let cluster = "httproute/shop/storefront/rule/1";
+    for route in [
+        "httproute/shop/storefront/rule/1/match/0/shop_example_com",
+        "httproute/shop/storefront/rule/1/match/-1/shop_example_com",
+        "httproute/shop/storefront/rule/1/match/12",
+        "httproute/shop/storefront/rule/1/match/",
+        "httproute/shop/storefront/rule/1/match/x/host",
+        "httproute/shop/storefront/rule/1/match/01/host",
+        "httproute/shop/storefront/rule/10/match/0/host",
+        " httproute/shop/storefront/rule/1/match/0/host ",
+        "httproute/shop/storefront/rule/1/backend/0",
+        "httproute/shop/other/rule/1/match/0/host",
+        "-",
+        "",
+    ] {
+        for cluster in [
+            cluster,
+            " httproute/shop/storefront/rule/1 ",
+            "httproute/shop/storefront/rule/1/backend/0",
+            "httproute/shop/storefront/rule",
+            "grpcroute/shop/storefront/rule/1",
+            "-",
+        ] {
+            assert_names_agree(Some(cluster), Some(route)).unwrap();
+        }
+        assert_names_agree(None, Some(route)).unwrap();
+    }
+    let names = EvidenceNames::parse(&UpstreamEvidence {
+        implementation_hint: Some(Implementation::EnvoyGateway),
+        route_name: Some("httproute/shop/storefront/rule/1/match/0/shop_example_com"),
+        upstream_cluster: Some(cluster),
+        ..UpstreamEvidence::default()
+    });
+    assert!(matches!(
+        names.route_rule,
+        Some(RuleRef {
+            rule_index: 1,
+            backend_index: None,
+            ..
+        })
+    ));
+}
+
+proptest! {
+    #[test]
+    fn route_name_shortcut_matches_on_random_names(
+        cluster in "(httproute|grpcroute|service|kong)?/[a-z0-9.-]{0,6}/[a-z0-9.-]{0,6}/(rule|x)/[0-9-]{0,3}(/backend/[0-9]{1,2})?",
+        tail in "(/match/[0-9-]{0,3}(/[a-z_]{0,5})?)?",
+        other in "[a-z0-9/._|-]{0,30}",
+    ) {
+        let route = format!("{cluster}{tail}");
+        assert_names_agree(Some(&cluster), Some(&route))?;
+        assert_names_agree(Some(&cluster), Some(&other))?;
+        assert_names_agree(Some(&other), Some(&route))?;
+    }
+}
