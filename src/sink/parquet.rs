@@ -41,7 +41,7 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use parquet::arrow::ArrowWriter;
-use parquet::basic::{Compression, ZstdLevel};
+use parquet::basic::{Compression, Encoding, ZstdLevel};
 use parquet::file::metadata::KeyValue;
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::schema::types::ColumnPath;
@@ -63,27 +63,58 @@ pub const TEMP_FILE_SUFFIX: &str = ".parquet.tmp";
 const MICROS_PER_HOUR: i64 = 3_600_000_000;
 
 /// Columns whose values are (nearly) unique per row; written without a
-/// dictionary.
-const HIGH_CARDINALITY_COLUMNS: &[&str] = &[
+/// dictionary (interning them only costs a hash lookup per value until the
+/// dictionary page overflows and the writer falls back to plain anyway).
+///
+/// `duration_ms` and `actual_upstream` are *not* here: whole-millisecond
+/// durations and pod `ip:port`s repeat, their dictionaries stay far under the
+/// 1 MiB dictionary page limit (the writer falls back to plain by itself if
+/// not), and the smaller pages cost less zstd than the interning costs
+/// (parquet_sink bench: about 200 and 300 instructions/row less, 4 % smaller).
+const NO_DICTIONARY_COLUMNS: &[&str] = &[
     "event_time",
     "path",
-    "duration_ms",
     "bytes_sent",
     "request_id",
-    "actual_upstream",
     "source_offset",
+    "kafka_offset",
 ];
 
-/// Columns of (nearly) unique strings written without min/max statistics:
-/// their range says nothing a reader could prune on (random request ids,
-/// paths, pod addresses), and comparing every value twice cost about 1 k
-/// instructions per row. Statistics stay on for every other column
-/// (`event_time`, `source_offset`, routes, verdicts, ...).
+/// Integer columns written `DELTA_BINARY_PACKED` instead of `PLAIN`: event
+/// times and offsets grow almost monotonically and byte counts are small,
+/// so each value takes one or two bytes instead of eight, and zstd, which
+/// costs more per input byte than the delta encoder, gets a quarter of the
+/// input (parquet_sink bench: 750 instructions/row less, 9 % smaller files).
+/// Values and types are unchanged; DuckDB, Spark and arrow-rs read the
+/// encoding.
+const DELTA_INTEGER_COLUMNS: &[&str] =
+    &["event_time", "bytes_sent", "source_offset", "kafka_offset"];
+
+/// String columns written `DELTA_LENGTH_BYTE_ARRAY` instead of `PLAIN`:
+/// random request ids are fixed-length hex, and taking the four-byte length
+/// prefix out from between them gives zstd one run of hex digits, which it
+/// compresses faster and smaller (parquet_sink bench: 1,070 instructions/row
+/// less, 3 % smaller files). `path` and `actual_upstream` were measured too
+/// and gain nothing (`DELTA_BYTE_ARRAY` costs more than it saves).
+const DELTA_LENGTH_STRING_COLUMNS: &[&str] = &["request_id"];
+
+/// Columns written without min/max statistics: their range in a row group
+/// says nothing a reader could prune on (random request ids, paths, pod
+/// addresses; and hosts, routes and backends, whose rows arrive interleaved,
+/// so every row group spans nearly all of them), while comparing every value
+/// with the running minimum and maximum cost about 1 k instructions per row
+/// for the dictionary columns alone. Statistics stay on for every other
+/// column (`event_time`, `source_offset`, `gateway`, `verdict`, ...).
 const NO_STATISTICS_COLUMNS: &[&str] = &[
     "path",
     "request_id",
     "actual_upstream",
     "upstream_attempts.list.item",
+    "host",
+    "route",
+    "actual_backend",
+    "expected_backends.list.item",
+    "verdict_reason",
 ];
 
 /// Settings of a [`ParquetSink`].
@@ -396,17 +427,7 @@ impl ParquetSink {
             .map_err(|e| SinkError::io("create directory", &config.root_dir, e))?;
         let zstd = ZstdLevel::try_new(config.zstd_level)
             .map_err(|e| SinkError::Config(format!("zstd_level: {e}")))?;
-        let mut properties = WriterProperties::builder();
-        // Near-unique columns: dictionary encoding only costs a hash lookup per
-        // value until the dictionary overflows and the writer falls back to
-        // plain anyway. Low-cardinality columns keep the default dictionary.
-        for column in HIGH_CARDINALITY_COLUMNS {
-            properties = properties.set_column_dictionary_enabled(ColumnPath::from(*column), false);
-        }
-        for column in NO_STATISTICS_COLUMNS {
-            let path = ColumnPath::new(column.split('.').map(str::to_string).collect());
-            properties = properties.set_column_statistics_enabled(path, EnabledStatistics::None);
-        }
+        let properties = enriched_column_properties(WriterProperties::builder());
         let properties = properties
             .set_compression(Compression::ZSTD(zstd))
             .set_max_row_group_row_count(Some(config.row_group_rows))
@@ -690,6 +711,29 @@ impl Partition {
     }
 }
 
+/// Applies the per-column dictionary, encoding and statistics choices above
+/// (low-cardinality columns keep the default dictionary encoding).
+fn enriched_column_properties(
+    mut properties: parquet::file::properties::WriterPropertiesBuilder,
+) -> parquet::file::properties::WriterPropertiesBuilder {
+    let path = |column: &str| ColumnPath::new(column.split('.').map(str::to_string).collect());
+    for column in NO_DICTIONARY_COLUMNS {
+        properties = properties.set_column_dictionary_enabled(path(column), false);
+    }
+    for column in DELTA_INTEGER_COLUMNS {
+        properties = properties.set_column_encoding(path(column), Encoding::DELTA_BINARY_PACKED);
+    }
+    for column in DELTA_LENGTH_STRING_COLUMNS {
+        properties =
+            properties.set_column_encoding(path(column), Encoding::DELTA_LENGTH_BYTE_ARRAY);
+    }
+    for column in NO_STATISTICS_COLUMNS {
+        properties =
+            properties.set_column_statistics_enabled(path(column), EnabledStatistics::None);
+    }
+    properties
+}
+
 fn validate_file_name(name: &str) -> Result<(), SinkError> {
     let why = if name.is_empty() {
         Some("empty")
@@ -925,6 +969,80 @@ mod tests {
         assert!(on_disk
             .iter()
             .all(|p| p.extension().is_some_and(|e| e == "parquet")));
+    }
+
+    #[test]
+    fn columns_use_the_chosen_encodings_and_statistics() {
+        use parquet::file::reader::{FileReader, SerializedFileReader};
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let mut sink = ParquetSink::new(
+            ParquetSinkConfig::new(tmp.path()),
+            SequentialFileNamer::new("enc"),
+        )
+        .expect("sink");
+        let ids: Vec<String> = (0..200).map(|i| format!("{i:08x}-request")).collect();
+        for (i, id) in ids.iter().enumerate() {
+            sink.append(&row(Some(HOUR_07 + i as i64 * 1000), i as i64 * 400, id))
+                .expect("append");
+        }
+        let files = sink.close().expect("close");
+        let reader = SerializedFileReader::new(File::open(&files[0].path).expect("open"))
+            .expect("parquet reader");
+        let row_group = reader.metadata().row_group(0);
+        let column = |name: &str| {
+            row_group
+                .columns()
+                .iter()
+                .find(|c| c.column_path().string() == name)
+                .unwrap_or_else(|| panic!("column {name}"))
+        };
+        for name in DELTA_INTEGER_COLUMNS {
+            let encodings: Vec<Encoding> = column(name).encodings().collect();
+            assert!(
+                encodings.contains(&Encoding::DELTA_BINARY_PACKED),
+                "{name}: {encodings:?}"
+            );
+        }
+        let request_id: Vec<Encoding> = column("request_id").encodings().collect();
+        assert!(request_id.contains(&Encoding::DELTA_LENGTH_BYTE_ARRAY));
+        assert!(column("request_id").dictionary_page_offset().is_none());
+        for name in [
+            "gateway",
+            "route",
+            "verdict",
+            "duration_ms",
+            "actual_backend",
+        ] {
+            assert!(
+                column(name).dictionary_page_offset().is_some(),
+                "{name} keeps its dictionary"
+            );
+        }
+        assert!(column("host").statistics().is_none());
+        assert!(column("request_id").statistics().is_none());
+        let verdict = column("verdict").statistics().expect("verdict statistics");
+        assert_eq!(verdict.min_bytes_opt(), Some(&b"ok"[..]));
+        let offsets = column("source_offset")
+            .statistics()
+            .expect("source_offset statistics");
+        assert_eq!(
+            offsets.max_bytes_opt(),
+            Some(&(199i64 * 400).to_le_bytes()[..])
+        );
+        // The values read back unchanged through the delta encodings.
+        let batch = &read_file(&files[0].path)[0];
+        let ids_col = batch
+            .column_by_name("request_id")
+            .expect("request_id")
+            .as_string::<i32>();
+        let times = batch
+            .column_by_name("event_time")
+            .expect("event_time")
+            .as_primitive::<TimestampMicrosecondType>();
+        for (i, id) in ids.iter().enumerate() {
+            assert_eq!(ids_col.value(i), id);
+            assert_eq!(times.value(i), HOUR_07 + i as i64 * 1000);
+        }
     }
 
     #[test]

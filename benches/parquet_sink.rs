@@ -1,0 +1,258 @@
+//! The Parquet stage alone: prebuilt [`EnrichedRow`]s shaped like the
+//! `replay_vs_duckdb` bench's output (320 routes in 24 namespaces, UUID
+//! request ids, pod `ip:port` upstreams, two hours of event times, 0.5 % each
+//! of no-route, no-healthy-upstream and misrouted rows) are appended to a
+//! [`ParquetSink`] and the sink is closed; nothing else is timed.
+//!
+//! Run: `cargo bench --bench parquet_sink` (prints thread CPU time per row,
+//! wall time and output size). Environment: `RP_SINK_ROWS` (default
+//! 1,000,000), `RP_SINK_ZSTD` (default 1), `RP_SINK_DIR` (output directory,
+//! default a temp dir). For instruction counts, run the bench binary under
+//! `valgrind --tool=callgrind --toggle-collect='*write_all_rows*'`.
+
+use std::time::Instant;
+
+use routeproof::sink::{
+    ActualSource, EnrichedRow, ParquetSink, ParquetSinkConfig, SequentialFileNamer, StrList,
+};
+
+/// xorshift64*: deterministic, fast, good enough for synthetic rows.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.0 = x;
+        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+/// The owned strings of one row; numbers are derived from the row number.
+struct RowData {
+    host: String,
+    method: &'static str,
+    path: String,
+    status: i32,
+    flags: &'static str,
+    request_id: String,
+    actual_backend: Option<String>,
+    upstream: Option<String>,
+    source: ActualSource,
+    expected: Vec<String>,
+    expected_status: Option<i32>,
+    route: Option<String>,
+    rule: Option<i32>,
+    verdict: &'static str,
+    reason: &'static str,
+    duration: f64,
+    bytes_sent: i64,
+}
+
+const ROUTES: u64 = 320;
+const DISTINCT_ROWS: usize = 100_000;
+/// 2024-05-01T07:00:00Z in µs.
+const START_US: i64 = 1_714_546_800_000_000;
+const SPAN_US: i64 = 2 * 3_600_000_000;
+
+fn make_rows() -> Vec<RowData> {
+    let mut rng = Rng(0xD1B5_4A32_D192_ED03);
+    (0..DISTINCT_ROWS)
+        .map(|_| {
+            let r = if rng.below(2) == 0 {
+                rng.below(ROUTES / 8)
+            } else {
+                rng.below(ROUTES)
+            };
+            let ns = format!("team-{:02}", r % 24);
+            let name = format!("app-{r:03}");
+            let host = format!("{name}.{}.example.com", r / 2);
+            let rule = rng.below(4) as i32;
+            let prefix = format!("/r{}/api", r % 2);
+            let path = match rng.below(4) {
+                0 => format!("{prefix}/items/{}", rng.below(10_000)),
+                1 => format!("{prefix}/list?page={}", rng.below(50)),
+                2 => format!("{prefix}/v1/orders/{}", rng.below(100_000)),
+                _ => format!("{prefix}/"),
+            };
+            let request_id = format!(
+                "{:08x}-{:04x}-4{:03x}-{:04x}-{:012x}",
+                rng.next() as u32,
+                rng.next() as u16,
+                rng.next() as u16 & 0xfff,
+                (rng.next() as u16 & 0x3fff) | 0x8000,
+                rng.next() & 0xffff_ffff_ffff
+            );
+            let service = match rule {
+                0 => format!("{ns}/{name}-canary"),
+                1 if rng.below(10) == 0 => format!("{ns}/{name}-api-v2"),
+                1 => format!("{ns}/{name}-api-v1"),
+                2 => format!("{ns}/{name}-static"),
+                _ => format!("{ns}/{name}-web"),
+            };
+            let pod = rng.below(3300);
+            let ip = format!("10.64.{}.{}:8080", pod >> 8, pod & 0xff);
+            let roll = rng.below(1000);
+            let duration = rng.below(250) as f64;
+            let bytes_sent = 200 + rng.below(20_000) as i64;
+            let method = ["GET", "GET", "GET", "POST", "PUT"][rng.below(5) as usize];
+            if roll < 5 {
+                RowData {
+                    host: format!("unknown-{}.example.org", rng.below(100)),
+                    method,
+                    path,
+                    status: 404,
+                    flags: "NR",
+                    request_id,
+                    actual_backend: None,
+                    upstream: None,
+                    source: ActualSource::None,
+                    expected: Vec::new(),
+                    expected_status: Some(404),
+                    route: None,
+                    rule: None,
+                    verdict: "ok",
+                    reason: "no route expected, none taken",
+                    duration,
+                    bytes_sent: 0,
+                }
+            } else {
+                let misrouted = (10..15).contains(&roll);
+                RowData {
+                    host,
+                    method,
+                    path,
+                    status: if roll < 10 { 503 } else { 200 },
+                    flags: if roll < 10 { "UH" } else { "-" },
+                    request_id,
+                    actual_backend: (roll >= 10).then(|| {
+                        if misrouted {
+                            format!("team-{:02}/app-{:03}-web", (r + 1) % 24, (r + 1) % ROUTES)
+                        } else {
+                            service.clone()
+                        }
+                    }),
+                    upstream: (roll >= 10).then_some(ip),
+                    source: if roll >= 10 {
+                        ActualSource::ClusterName
+                    } else {
+                        ActualSource::None
+                    },
+                    expected: vec![service],
+                    expected_status: None,
+                    route: Some(format!("{ns}/{name}")),
+                    rule: Some(rule),
+                    verdict: if misrouted { "misrouted" } else { "ok" },
+                    reason: if misrouted {
+                        "served by a backend the rule does not reference"
+                    } else {
+                        "served by an expected backend"
+                    },
+                    duration,
+                    bytes_sent,
+                }
+            }
+        })
+        .collect()
+}
+
+/// Appends `rows` rows (cycling over `data`) and closes the sink; returns the
+/// bytes written. Not inlined, so callgrind can collect just this function.
+#[inline(never)]
+fn write_all_rows(sink: ParquetSink, data: &[RowData], rows: u64) -> u64 {
+    let mut sink = sink;
+    let attempts_storage: Vec<[&str; 1]> = data
+        .iter()
+        .map(|d| [d.upstream.as_deref().unwrap_or("")])
+        .collect();
+    for i in 0..rows {
+        let k = (i % data.len() as u64) as usize;
+        let d = &data[k];
+        let attempts: &[&str] = if d.upstream.is_some() {
+            &attempts_storage[k]
+        } else {
+            &[]
+        };
+        let row = EnrichedRow {
+            event_time: Some(START_US + (i as i64 * SPAN_US) / rows as i64),
+            gateway: Some("infra/public-gateway"),
+            listener: Some("http"),
+            host: Some(&d.host),
+            method: Some(d.method),
+            path: Some(&d.path),
+            status: Some(d.status),
+            response_flags: Some(d.flags),
+            duration_ms: Some(d.duration),
+            bytes_sent: Some(d.bytes_sent),
+            request_id: Some(&d.request_id),
+            actual_backend: d.actual_backend.as_deref(),
+            actual_upstream: d.upstream.as_deref(),
+            actual_source: d.source,
+            expected_backends: Some(StrList::Owned(&d.expected)),
+            expected_status: d.expected_status,
+            route: d.route.as_deref(),
+            route_kind: d.route.as_ref().map(|_| "HTTPRoute"),
+            rule: d.rule,
+            verdict: d.verdict,
+            verdict_reason: Some(d.reason),
+            index_version: Some(1),
+            input_format: "envoy_json",
+            source_file: Some("/tmp/bench/access.log"),
+            source_offset: Some(i as i64 * 385),
+            upstream_attempts: StrList::Borrowed(attempts),
+            ..EnrichedRow::default()
+        };
+        sink.append(&row).expect("append");
+    }
+    let files = sink.close().expect("close");
+    files.iter().map(|f| f.bytes).sum()
+}
+
+fn thread_cpu_seconds() -> f64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes into the timespec we own.
+    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    ts.tv_sec as f64 + ts.tv_nsec as f64 / 1e9
+}
+
+fn main() {
+    let rows: u64 = std::env::var("RP_SINK_ROWS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1_000_000);
+    let zstd: i32 = std::env::var("RP_SINK_ZSTD")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1);
+    let data = make_rows();
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = std::env::var_os("RP_SINK_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| tmp.path().to_path_buf());
+    let _ = std::fs::remove_dir_all(&dir);
+    let config = ParquetSinkConfig {
+        zstd_level: zstd,
+        ..ParquetSinkConfig::new(&dir)
+    };
+    let sink = ParquetSink::new(config, SequentialFileNamer::new("bench")).expect("sink");
+    let cpu = thread_cpu_seconds();
+    let wall = Instant::now();
+    let bytes = write_all_rows(sink, &data, rows);
+    let cpu = thread_cpu_seconds() - cpu;
+    let wall = wall.elapsed().as_secs_f64();
+    println!(
+        "parquet_sink: {rows} rows, zstd {zstd}: thread CPU {cpu:.3} s ({:.0} ns/row, {:.0} rows/CPU-s), wall {wall:.3} s, output {:.2} MiB ({:.1} B/row)",
+        cpu * 1e9 / rows as f64,
+        rows as f64 / cpu,
+        bytes as f64 / 1048576.0,
+        bytes as f64 / rows as f64,
+    );
+}
