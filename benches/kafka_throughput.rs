@@ -15,7 +15,9 @@
 //! of it after *every* fetch, even one that found records, so librdkafka's
 //! default of 500 ms caps a consumer at a few fetches per second; against
 //! Kafka, which answers as soon as it has data, the default is fine),
-//! `RP_BENCH_BROKER_PID` (the broker's process id when it runs on this machine:
+//! `RP_BENCH_FETCH_MAX_BYTES` (`fetch.max.bytes`, default 50 MiB; tansu fills a
+//! response from the first partition asked for, so a smaller value interleaves
+//! partitions more finely), `RP_BENCH_BROKER_PID` (the broker's process id when it runs on this machine:
 //! its CPU time is reported for the consume-only and run steps),
 //! `RP_BENCH_KAFKA_INPUT` and `RP_BENCH_KAFKA_MANIFESTS` (a file of JSON log
 //! lines and the manifests they were generated for, instead of the demo set:
@@ -152,10 +154,14 @@ fn main() {
     });
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let exe = PathBuf::from(env!("CARGO_BIN_EXE_routeproof"));
-    let input_file = std::env::var_os("RP_BENCH_KAFKA_INPUT").map(PathBuf::from);
-    let manifests = std::env::var_os("RP_BENCH_KAFKA_MANIFESTS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root.join("demo/manifests"));
+    let path_var = |name: &str| {
+        std::env::var_os(name)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    };
+    let input_file = path_var("RP_BENCH_KAFKA_INPUT");
+    let manifests =
+        path_var("RP_BENCH_KAFKA_MANIFESTS").unwrap_or_else(|| root.join("demo/manifests"));
     let source = input_file
         .clone()
         .unwrap_or_else(|| root.join("demo/logs/envoy-gateway.log"));
