@@ -16,22 +16,9 @@ use routeproof::sink::{
     ActualSource, EnrichedRow, ParquetSink, ParquetSinkConfig, SequentialFileNamer, StrList,
 };
 
-/// xorshift64*: deterministic, fast, good enough for synthetic rows.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.0 = x;
-        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
+#[path = "support/rng.rs"]
+mod rng;
+use rng::Rng;
 
 /// The owned strings of one row; numbers are derived from the row number.
 struct RowData {

@@ -52,22 +52,9 @@ const ROUTES_PER_HOST: usize = 2;
 const START_EPOCH_MS: i64 = 1_787_220_000_000;
 const SPAN_MS: i64 = 2 * 3600 * 1000;
 
-/// xorshift64*: deterministic, fast, good enough for synthetic traffic.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.0 = x;
-        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
+#[path = "support/rng.rs"]
+mod rng;
+use rng::Rng;
 
 struct Backend {
     service: String,

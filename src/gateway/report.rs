@@ -12,7 +12,7 @@ use serde::Serialize;
 use super::compile::{
     CompiledBackend, MatchCondition, MatchEntry, RouteIndex, RouteKind, RuleAction,
 };
-use super::decide::{Decision, Outcome, RedirectTarget, RewriteTarget};
+use super::decide::{Decision, Outcome, RedirectTarget, RewriteTarget, RuleHit};
 use super::matcher::{GrpcNameCondition, Truth, ValueCondition};
 use super::request::Request;
 
@@ -67,6 +67,20 @@ pub struct RouteReport {
     /// The winning match.
     #[serde(rename = "match")]
     pub match_: serde_json::Value,
+}
+
+impl RouteReport {
+    /// The report of a matched rule.
+    fn of(h: &RuleHit<'_>) -> Self {
+        RouteReport {
+            kind: h.route().kind.as_str(),
+            namespace: h.route().namespace.clone(),
+            name: h.route().name.clone(),
+            rule: h.rule().index,
+            rule_name: h.rule().name.clone(),
+            match_: match_json(h.entry()),
+        }
+    }
 }
 
 /// A backendRef (or mirror target).
@@ -229,26 +243,9 @@ impl DecisionReport {
                 l.hostname.as_deref().unwrap_or("any")
             ));
         }
-        let route = decision.hit.map(|h| RouteReport {
-            kind: h.route().kind.as_str(),
-            namespace: h.route().namespace.clone(),
-            name: h.route().name.clone(),
-            rule: h.rule().index,
-            rule_name: h.rule().name.clone(),
-            match_: match_json(h.entry()),
-        });
-        let alternatives: Vec<RouteReport> = decision
-            .alternatives
-            .iter()
-            .map(|h| RouteReport {
-                kind: h.route().kind.as_str(),
-                namespace: h.route().namespace.clone(),
-                name: h.route().name.clone(),
-                rule: h.rule().index,
-                rule_name: h.rule().name.clone(),
-                match_: match_json(h.entry()),
-            })
-            .collect();
+        let route = decision.hit.as_ref().map(RouteReport::of);
+        let alternatives: Vec<RouteReport> =
+            decision.alternatives.iter().map(RouteReport::of).collect();
         explain_losers(index, req, decision, &mut explanation);
         for a in &decision.alternatives {
             explanation.push(format!(
