@@ -67,14 +67,7 @@ fn make_rows() -> Vec<RowData> {
                 2 => format!("{prefix}/v1/orders/{}", rng.below(100_000)),
                 _ => format!("{prefix}/"),
             };
-            let request_id = format!(
-                "{:08x}-{:04x}-4{:03x}-{:04x}-{:012x}",
-                rng.next() as u32,
-                rng.next() as u16,
-                rng.next() as u16 & 0xfff,
-                (rng.next() as u16 & 0x3fff) | 0x8000,
-                rng.next() & 0xffff_ffff_ffff
-            );
+            let request_id = rng.uuid();
             let service = match rule {
                 0 => format!("{ns}/{name}-canary"),
                 1 if rng.below(10) == 0 => format!("{ns}/{name}-api-v2"),

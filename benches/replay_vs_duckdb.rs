@@ -336,14 +336,7 @@ fn write_log(
         let client_port = 1024 + rng.below(60_000);
         let client = format!("203.0.113.{}", 1 + rng.below(250));
         let ua = USER_AGENTS[rng.below(USER_AGENTS.len() as u64) as usize];
-        let request_id = format!(
-            "{:08x}-{:04x}-4{:03x}-{:04x}-{:012x}",
-            rng.next() as u32,
-            rng.next() as u16,
-            rng.next() as u16 & 0xfff,
-            (rng.next() as u16 & 0x3fff) | 0x8000,
-            rng.next() & 0xffff_ffff_ffff
-        );
+        let request_id = rng.uuid();
         let duration = rng.below(250);
         let start_time = format_time(t);
         let rule_idx = pick_weighted(&route.rules, |r| r.traffic, &mut rng);

@@ -19,4 +19,16 @@ impl Rng {
     pub fn below(&mut self, n: u64) -> u64 {
         self.next() % n
     }
+
+    /// A version-4 UUID string, as gateways log request ids.
+    pub fn uuid(&mut self) -> String {
+        format!(
+            "{:08x}-{:04x}-4{:03x}-{:04x}-{:012x}",
+            self.next() as u32,
+            self.next() as u16,
+            self.next() as u16 & 0xfff,
+            (self.next() as u16 & 0x3fff) | 0x8000,
+            self.next() & 0xffff_ffff_ffff
+        )
+    }
 }
