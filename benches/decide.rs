@@ -277,8 +277,7 @@ fn main() {
         } else {
             cpu_ns_per_decision(&index, &separate)
         };
-        let t1 = thread_cpu_ns().unwrap_or(t0);
-        let t2 = thread_cpu_ns().unwrap_or(t1);
+        let t2 = thread_cpu_ns().unwrap_or(t0);
         black_box(RouteIndex::compile(
             &config.objects,
             CompileOptions::default(),

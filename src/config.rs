@@ -366,6 +366,16 @@ pub struct AlertsConfig {
     pub max_sample_request_ids: usize,
 }
 
+impl AlertsConfig {
+    /// The aggregation these settings describe.
+    pub fn aggregation(&self) -> crate::sink::alerts::AlertAggregatorConfig {
+        crate::sink::alerts::AlertAggregatorConfig {
+            window: std::time::Duration::from_secs(self.window_seconds.max(1)),
+            max_sample_request_ids: self.max_sample_request_ids,
+        }
+    }
+}
+
 impl Default for AlertsConfig {
     fn default() -> Self {
         Self {

@@ -19,14 +19,15 @@ fn main() -> ExitCode {
     }
 }
 
-/// The error and its causes, `: `-separated, leaving out a cause whose text the
-/// message before it already shows (library errors often print their source,
-/// as in `cannot read PATH: No such file or directory`).
+/// The error and its causes, `: `-separated, leaving out a cause whose text
+/// already ends the message before it (library errors print their source, as
+/// in `cannot read PATH: No such file or directory`, and also return it from
+/// `source()`).
 fn error_chain(err: &anyhow::Error) -> String {
     let mut out = String::new();
     for cause in err.chain() {
         let text = cause.to_string();
-        if out.contains(&text) {
+        if out.ends_with(&format!(": {text}")) {
             continue;
         }
         if !out.is_empty() {
@@ -59,6 +60,15 @@ mod tests {
         assert_eq!(
             error_chain(&err),
             "loading manifests: cannot read /x: no such file"
+        );
+    }
+
+    #[test]
+    fn a_cause_only_inside_the_message_is_still_printed() {
+        let err = anyhow::anyhow!("timed out").context("connect: timed out while resolving");
+        assert_eq!(
+            error_chain(&err),
+            "connect: timed out while resolving: timed out"
         );
     }
 

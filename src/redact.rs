@@ -91,12 +91,6 @@ impl Redaction {
         }
     }
 
-    /// The shared default (for sinks that were given none).
-    pub fn standard() -> &'static Redaction {
-        static STANDARD: std::sync::OnceLock<Redaction> = std::sync::OnceLock::new();
-        STANDARD.get_or_init(Redaction::default)
-    }
-
     /// `raw` with every recognised secret value replaced by [`REDACTED`];
     /// borrowed when there is nothing to mask.
     pub fn apply<'a>(&self, raw: &'a [u8]) -> Cow<'a, [u8]> {

@@ -52,7 +52,7 @@ use rdkafka::ClientContext;
 use crate::config::Config;
 use crate::kube::IndexHistory;
 use crate::pipeline::{Origin, Outputs, PipelineOptions, RecordProcessor};
-use crate::sink::alerts::{Alert, AlertAggregator, AlertAggregatorConfig, AlertSink, QuietClock};
+use crate::sink::alerts::{Alert, AlertAggregator, AlertSink, QuietClock};
 use crate::sink::deadletter::{DeadLetterFileSink, DeadLetterSink};
 use crate::sink::kafka::{KafkaAlertSink, KafkaDeadLetterSink, SharedProducer};
 use crate::sink::kafka_files::{recover_partition, PartitionWriter, RollLimits};
@@ -164,34 +164,45 @@ fn log(msg: std::fmt::Arguments<'_>) {
 /// the thread ends, so a slow run shows whether the workers waited for
 /// messages (the broker or the consumer loop is the limit), worked, or were
 /// publishing files, and whether the consumer loop waited for full workers.
+/// Activities are indices into a fixed list; the last one, the rest of the
+/// thread's life, is derived at the end, so busy loops read the clock only
+/// around the activities they time.
 struct ThreadTimes {
     thread: String,
-    spent: Vec<(&'static str, Duration)>,
+    started: Instant,
+    activities: &'static [&'static str],
+    spent: Vec<Duration>,
 }
 
 impl ThreadTimes {
-    fn new(thread: String) -> Self {
+    /// `activities`: the timed ones, then the name of the rest.
+    fn new(thread: String, activities: &'static [&'static str]) -> Self {
         Self {
             thread,
-            spent: Vec::new(),
+            started: Instant::now(),
+            activities,
+            spent: vec![Duration::ZERO; activities.len()],
         }
     }
 
-    /// Adds the time since `since` to `activity`; returns now.
-    fn add(&mut self, activity: &'static str, since: Instant) -> Instant {
+    /// Adds the time since `since` to activity `index`; returns now.
+    fn add(&mut self, index: usize, since: Instant) -> Instant {
         let now = Instant::now();
-        let took = now.saturating_duration_since(since);
-        match self.spent.iter_mut().find(|(a, _)| *a == activity) {
-            Some((_, d)) => *d += took,
-            None => self.spent.push((activity, took)),
+        if let Some(d) = self.spent.get_mut(index) {
+            *d += now.saturating_duration_since(since);
         }
         now
     }
 
-    fn report(&self) {
+    fn report(&mut self) {
+        let timed: Duration = self.spent.iter().rev().skip(1).sum();
+        if let Some(rest) = self.spent.last_mut() {
+            *rest = self.started.elapsed().saturating_sub(timed);
+        }
         let parts: Vec<String> = self
-            .spent
+            .activities
             .iter()
+            .zip(&self.spent)
             .map(|(a, d)| format!("{a} {:.2}s", d.as_secs_f64()))
             .collect();
         log(format_args!("{}: {}", self.thread, parts.join(", ")));
@@ -577,6 +588,11 @@ impl WorkerSetup<'_> {
     }
 }
 
+/// A worker's timed activities (indices into its [`ThreadTimes`]).
+const WAITING: usize = 0;
+const PROCESSING: usize = 1;
+const ROLLING: usize = 2;
+
 struct Worker<'a> {
     setup: WorkerSetup<'a>,
     processor: RecordProcessor<'a>,
@@ -648,7 +664,10 @@ impl<'a> Worker<'a> {
     }
 
     fn run(&mut self, rx: Receiver<WorkerMsg>) -> Result<(), SinkError> {
-        let mut times = ThreadTimes::new(format!("worker {}", self.setup.id));
+        let mut times = ThreadTimes::new(
+            format!("worker {}", self.setup.id),
+            &["waiting", "processing", "rolling", "starting and stopping"],
+        );
         let result = self.serve(&rx, &mut times);
         times.report();
         result
@@ -662,12 +681,12 @@ impl<'a> Worker<'a> {
         let mut t = Instant::now();
         loop {
             let msg = rx.recv_timeout(Duration::from_millis(200));
-            t = times.add("waiting", t);
+            t = times.add(WAITING, t);
             match msg {
                 Ok(WorkerMsg::Batch(batch)) => {
                     self.process(&batch)?;
                     self.setup.batch_return.give_back(batch);
-                    t = times.add("processing", t);
+                    t = times.add(PROCESSING, t);
                 }
                 Ok(WorkerMsg::Finish {
                     partitions,
@@ -686,7 +705,7 @@ impl<'a> Worker<'a> {
             }
             self.resolve_quiet()?;
             self.roll_due()?;
-            t = times.add("rolling", t);
+            t = times.add(ROLLING, t);
         }
     }
 
@@ -926,10 +945,7 @@ pub fn run(
     let mut messages = 0u64;
     let forwarding_done = AtomicBool::new(false);
     // One aggregation for all workers: a burst spread over partitions is one alert.
-    let alerts = AlertAggregator::new(AlertAggregatorConfig {
-        window: Duration::from_secs(config.alerts.window_seconds),
-        max_sample_request_ids: config.alerts.max_sample_request_ids,
-    });
+    let alerts = AlertAggregator::new(config.alerts.aggregation());
     std::thread::scope(|scope| -> Result<(), ServiceError> {
         let mut handles = Vec::new();
         for (id, rx) in receivers.into_iter().enumerate() {
@@ -1048,13 +1064,18 @@ fn consume_loop(
     let mut pending_commits: HashMap<TopicPartition, i64> = HashMap::new();
     let mut since_log = 0u64;
     let mut result: Result<(), String> = Ok(());
-    let mut times = ThreadTimes::new("consumer loop".into());
-    let mut t = Instant::now();
+    // Dispatching (blocked on full worker queues: the workers are the limit)
+    // and committing are timed; polling and batching are the rest.
+    const DISPATCHING: usize = 0;
+    const COMMITTING: usize = 1;
+    let mut times = ThreadTimes::new(
+        "consumer loop".into(),
+        &["dispatching", "committing", "polling and batching"],
+    );
     while !coordinator.stopping() {
-        t = times.add("batching", t);
         let polled = consumer.poll(Duration::from_millis(100));
         // One clock read per message for every time-based check below.
-        let now = times.add("polling", t);
+        let now = Instant::now();
         let message = match polled {
             Some(Ok(msg)) => Some(msg),
             Some(Err(e)) => {
@@ -1100,17 +1121,18 @@ fn consume_loop(
             (full, partial)
         };
         drop(message);
-        t = times.add("batching", now);
-        if let Some(e) = full
-            .into_iter()
-            .chain(partial)
-            .find_map(|batch| coordinator.dispatch(batch).err())
-        {
-            result = Err(e);
-            break;
+        if full.is_some() || !partial.is_empty() {
+            let t = Instant::now();
+            if let Some(e) = full
+                .into_iter()
+                .chain(partial)
+                .find_map(|batch| coordinator.dispatch(batch).err())
+            {
+                result = Err(e);
+                break;
+            }
+            times.add(DISPATCHING, t);
         }
-        // Blocked on a full worker queue: the workers are the limit.
-        t = times.add("dispatching", t);
         while let Ok((tp, offset)) = commit_rx.try_recv() {
             let e = pending_commits.entry(tp).or_insert(offset);
             *e = (*e).max(offset);
@@ -1118,6 +1140,7 @@ fn consume_loop(
         if !pending_commits.is_empty()
             && now.saturating_duration_since(last_commit) >= Duration::from_millis(200)
         {
+            let commit_started = Instant::now();
             let assigned = coordinator
                 .assigned
                 .lock()
@@ -1145,8 +1168,7 @@ fn consume_loop(
                     break;
                 }
             }
-            last_commit = times.add("committing", t);
-            t = last_commit;
+            last_commit = times.add(COMMITTING, commit_started);
         }
         if !log_every.is_zero() && now.saturating_duration_since(last_log) >= log_every {
             let (total_lag, lag_text) = coordinator
@@ -1181,7 +1203,6 @@ fn consume_loop(
             last_log = Instant::now();
         }
     }
-    times.add("batching", t);
     times.report();
     if let Some(f) = coordinator.failure() {
         result = Err(f);

@@ -98,6 +98,36 @@ impl IndexArgs {
     }
 }
 
+/// The per-record pipeline's options from a `[pipeline]` section (with any
+/// command-line overrides already applied); `key` names a key in errors.
+fn pipeline_options(
+    p: &routeproof::config::PipelineConfig,
+    key: impl Fn(&str) -> String,
+) -> anyhow::Result<routeproof::pipeline::PipelineOptions> {
+    use routeproof::decode::{DecodeOptions, Envelope, Format};
+    use routeproof::resolve::Implementation;
+    Ok(routeproof::pipeline::PipelineOptions {
+        decode: DecodeOptions {
+            format: p
+                .format
+                .parse::<Format>()
+                .map_err(|e| anyhow::anyhow!("{}: {e}", key("format")))?,
+            envelope: p
+                .envelope
+                .parse::<Envelope>()
+                .map_err(|e| anyhow::anyhow!("{}: {e}", key("envelope")))?,
+            keep_headers: p.keep_headers.clone(),
+            ..DecodeOptions::default()
+        },
+        implementation: Some(
+            p.implementation
+                .parse::<Implementation>()
+                .map_err(|e| anyhow::anyhow!("{}: {e}", key("implementation")))?,
+        ),
+        default_gateway: p.gateway.clone(),
+    })
+}
+
 fn log_skipped(kind: &str, count: usize) {
     if std::env::var_os("ROUTEPROOF_QUIET").is_none() {
         eprintln!("routeproof: skipped {count} document(s) of kind {kind}");

@@ -9,11 +9,11 @@ use anyhow::Context;
 use clap::Args;
 
 use routeproof::config::{ConfigFile, ReplayConfig};
-use routeproof::decode::{DecodeError, DecodeOptions, Envelope, Format};
+use routeproof::decode::DecodeError;
 use routeproof::kube::static_config_alerts;
 use routeproof::pipeline::{Origin, Outputs, PipelineOptions, PipelineStats, RecordProcessor};
 use routeproof::redact::Redaction;
-use routeproof::resolve::{EndpointIndex, Implementation};
+use routeproof::resolve::EndpointIndex;
 use routeproof::sink::alerts::{AlertAggregator, AlertAggregatorConfig, AlertFileSink, AlertSink};
 use routeproof::sink::deadletter::DeadLetterFileSink;
 use routeproof::sink::parquet::{
@@ -99,9 +99,7 @@ pub struct ReplayArgs {
 /// The settings of one replay: the options over `--config` over the defaults.
 struct ReplaySettings {
     index: IndexArgs,
-    decode: DecodeOptions,
-    implementation: Implementation,
-    gateway: Option<String>,
+    pipeline: PipelineOptions,
     alerts: AlertAggregatorConfig,
     max_file_rows: u64,
     zstd_level: i32,
@@ -125,15 +123,23 @@ impl ReplaySettings {
             !manifests.is_empty(),
             "no manifests: give --manifests PATH or routes.manifests in --config"
         );
-        let pick = |cli: &Option<String>, file: &str| cli.clone().unwrap_or_else(|| file.into());
-        let format = pick(&args.format, &file.pipeline.format);
-        let envelope = pick(&args.envelope, &file.pipeline.envelope);
-        let implementation = pick(&args.implementation, &file.pipeline.implementation);
-        let keep_headers = if args.keep_headers.is_empty() {
-            file.pipeline.keep_headers.clone()
-        } else {
-            args.keep_headers.clone()
-        };
+        // Command-line options over the file's `[pipeline]`.
+        let mut pipeline = file.pipeline.clone();
+        for (cli, key) in [
+            (&args.format, &mut pipeline.format),
+            (&args.envelope, &mut pipeline.envelope),
+            (&args.implementation, &mut pipeline.implementation),
+        ] {
+            if let Some(value) = cli {
+                key.clone_from(value);
+            }
+        }
+        if !args.keep_headers.is_empty() {
+            pipeline.keep_headers.clone_from(&args.keep_headers);
+        }
+        if args.gateway.is_some() {
+            pipeline.gateway.clone_from(&args.gateway);
+        }
         let mut redaction = file.redaction.clone();
         if !args.redact_headers.is_empty() {
             redaction.headers = Some(args.redact_headers.clone());
@@ -147,27 +153,13 @@ impl ReplaySettings {
                 args.no_listener_isolation || file.routes.no_listener_isolation,
                 args.allow_external_name || file.routes.allow_external_name,
             ),
-            decode: DecodeOptions {
-                format: format
-                    .parse::<Format>()
-                    .map_err(|e| anyhow::anyhow!("--format (or pipeline.format): {e}"))?,
-                envelope: envelope
-                    .parse::<Envelope>()
-                    .map_err(|e| anyhow::anyhow!("--envelope (or pipeline.envelope): {e}"))?,
-                keep_headers,
-                ..DecodeOptions::default()
-            },
-            implementation: implementation.parse::<Implementation>().map_err(|e| {
-                anyhow::anyhow!("--implementation (or pipeline.implementation): {e}")
-            })?,
-            gateway: args.gateway.clone().or(file.pipeline.gateway),
-            alerts: AlertAggregatorConfig {
-                window: Duration::from_secs(
-                    args.alert_window_seconds
-                        .unwrap_or(file.alerts.window_seconds)
-                        .max(1),
-                ),
-                max_sample_request_ids: file.alerts.max_sample_request_ids,
+            pipeline: super::pipeline_options(&pipeline, |k| format!("--{k} (or pipeline.{k})"))?,
+            alerts: {
+                let mut alerts = file.alerts.clone();
+                if let Some(seconds) = args.alert_window_seconds {
+                    alerts.window_seconds = seconds;
+                }
+                alerts.aggregation()
             },
             max_file_rows: args
                 .max_file_rows
@@ -187,9 +179,7 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
     let ReplaySettings {
         index: index_args,
-        decode,
-        implementation,
-        gateway,
+        pipeline: options,
         alerts,
         max_file_rows,
         zstd_level,
@@ -202,17 +192,12 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
     let objects = index_args.load()?;
     let index = index_args.compile_objects(&objects);
     let endpoints = EndpointIndex::build(&objects);
-    if let Some(g) = &gateway {
+    if let Some(g) = &options.default_gateway {
         anyhow::ensure!(
             index.gateway_by_key.contains_key(g),
             "--gateway {g}: no such Gateway in the manifests"
         );
     }
-    let options = PipelineOptions {
-        decode,
-        implementation: Some(implementation),
-        default_gateway: gateway,
-    };
 
     let parquet_dir = args.out.join("parquet");
     prepare_output(&args.out, &parquet_dir, args.append)?;

@@ -16,12 +16,9 @@ use anyhow::Context;
 use clap::Args;
 
 use routeproof::config::{Config, ConfigFile, RouteSourceKind};
-use routeproof::decode::{DecodeOptions, Envelope, Format};
 use routeproof::gateway::CompileOptions;
 use routeproof::kube::serve::HealthServer;
 use routeproof::kube::{IndexHistory, KubeOptions, KubeSource, ManifestSource, Publisher};
-use routeproof::pipeline::PipelineOptions;
-use routeproof::resolve::Implementation;
 
 /// Arguments of `routeproof run`.
 #[derive(Debug, Args)]
@@ -66,7 +63,8 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     if !args.manifests.is_empty() {
         config.routes.manifests = args.manifests.clone();
     }
-    let options = pipeline_options(&config)?;
+    let options =
+        super::pipeline_options(&config.pipeline, |k| format!("config key `pipeline.{k}`"))?;
 
     let stop = Arc::new(AtomicBool::new(false));
     for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
@@ -127,33 +125,6 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// The decode and resolve settings of `[pipeline]`.
-fn pipeline_options(config: &Config) -> anyhow::Result<PipelineOptions> {
-    Ok(PipelineOptions {
-        decode: DecodeOptions {
-            format: config
-                .pipeline
-                .format
-                .parse::<Format>()
-                .map_err(|e| anyhow::anyhow!("config key `pipeline.format`: {e}"))?,
-            envelope: config
-                .pipeline
-                .envelope
-                .parse::<Envelope>()
-                .map_err(|e| anyhow::anyhow!("config key `pipeline.envelope`: {e}"))?,
-            keep_headers: config.pipeline.keep_headers.clone(),
-            ..DecodeOptions::default()
-        },
-        implementation: Some(
-            config
-                .pipeline
-                .implementation
-                .parse::<Implementation>()
-                .map_err(|e| anyhow::anyhow!("config key `pipeline.implementation`: {e}"))?,
-        ),
-        default_gateway: config.pipeline.gateway.clone(),
-    })
-}
-
 /// Starts the configured source of the live index.
 fn start_source(config: &Config, publisher: Publisher) -> anyhow::Result<LiveSource> {
     let r = &config.routes;

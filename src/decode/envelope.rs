@@ -610,3 +610,27 @@ pub(crate) fn for_each_otlp_record<'p>(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod sniff_word_tests {
+    use super::*;
+
+    /// The flat-JSON fast path hands a line to [`sniff_envelope`] when it sees
+    /// one of [`ENVELOPE_WORDS`]; the sniff's finders must look for exactly
+    /// those words, or an envelope would slip through the fast path.
+    #[test]
+    fn the_sniff_finders_look_for_the_envelope_words() {
+        let mut needles: Vec<Vec<u8>> =
+            [&KUBERNETES_KEY, &LOG_KEY, &MESSAGE_KEY, &RESOURCE_LOGS_KEY]
+                .iter()
+                .map(|f| f.needle().to_vec())
+                .collect();
+        let mut words: Vec<Vec<u8>> = ENVELOPE_WORDS
+            .iter()
+            .map(|w| format!("\"{w}\"").into_bytes())
+            .collect();
+        needles.sort();
+        words.sort();
+        assert_eq!(needles, words);
+    }
+}

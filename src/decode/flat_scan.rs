@@ -319,7 +319,7 @@ fn block_masks(block: &[u8; BLOCK]) -> (u64, u64) {
 /// (`"kubernetes"`, `"log"`, `"message"`, `"resourceLogs"`).
 #[inline]
 fn is_envelope_word(text: &str) -> bool {
-    matches!(text.len(), 3 | 7 | 10 | 12) && super::envelope::ENVELOPE_WORDS.contains(&text)
+    super::envelope::ENVELOPE_WORDS.contains(&text)
 }
 
 #[cfg(test)]

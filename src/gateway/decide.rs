@@ -323,11 +323,15 @@ impl RouteIndex {
         let mut winner = None;
         // Hashes of the path's index keys, once for every bucket below.
         let keys = PathKeys::new(req.path);
+        // A path with more segments than the index keeps is matched by a
+        // linear scan of each bucket; hostnames are still looked up by hash.
+        let hosts_indexed = mode == BucketScan::Indexed;
         let mode = if keys.is_complete() {
             mode
         } else {
             BucketScan::Linear
         };
+        let method_code = req.method.map(method_code);
         // Listener isolation: only the chosen listener's routes. Without it, fall
         // through to the less specific listeners that also accept the host.
         let fallthrough: &[usize] = if self.options.listener_isolation {
@@ -345,10 +349,11 @@ impl RouteIndex {
             let table = route_table(listener, req.protocol, host_str);
             let scan = TableScan {
                 listener_id: li as u32,
-                method_code: req.method.map(method_code),
+                method_code,
                 req,
                 keys: &keys,
                 mode,
+                hosts_indexed,
             };
             if let Some((h, c)) =
                 self.scan_table(table, host_str, &scan, &mut alternatives, &mut unknowns)
@@ -394,7 +399,7 @@ impl RouteIndex {
         // The reference scan probes every wildcard suffix and finds hostnames by
         // comparing every key, so that comparing it with the indexed scan also
         // checks `HostTable::wildcard_lengths` and the hashed host lookups.
-        walk.indexed = scan.mode == BucketScan::Indexed;
+        walk.indexed = scan.hosts_indexed;
         walk.find_map(|bucket| match scan.mode {
             BucketScan::Indexed => self.scan_indexed(bucket, scan, alternatives, unknowns),
             BucketScan::Linear => self.scan_linear(bucket, scan, alternatives, unknowns),
@@ -567,7 +572,11 @@ struct TableScan<'r, 'k> {
     method_code: Option<Option<u8>>,
     req: &'r Request<'r>,
     keys: &'k PathKeys<'r>,
+    /// How each bucket is searched.
     mode: BucketScan,
+    /// Whether hostnames are found through the table's hashed lookup and
+    /// wildcard-length mask (the reference scan compares every key).
+    hosts_indexed: bool,
 }
 
 /// The route table a request is matched against: gRPC requests use the

@@ -33,6 +33,7 @@
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 
+use crate::gateway::compile::FastMap;
 use crate::gateway::model::{ObjectSet, Service, ServicePort};
 
 /// One Service (and Service port) that an address belongs to.
@@ -96,7 +97,7 @@ pub struct EndpointIndex {
     /// Hashed with foldhash rather than SipHash: looked up once per record,
     /// and the keys come from the cluster's own EndpointSlices, not from
     /// requests (foldhash is still randomly seeded).
-    by_addr: HashMap<SocketAddr, Vec<EndpointCandidate>, foldhash::fast::RandomState>,
+    by_addr: FastMap<SocketAddr, Vec<EndpointCandidate>>,
     /// Sorted by `(namespace, name)` for allocation-free lookups.
     services: Vec<ServiceEntry>,
     skipped_addresses: usize,
@@ -132,7 +133,7 @@ impl EndpointIndex {
             .collect();
 
         let mut index = EndpointIndex {
-            by_addr: HashMap::default(),
+            by_addr: FastMap::default(),
             services,
             skipped_addresses: 0,
         };

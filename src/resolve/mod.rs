@@ -210,32 +210,21 @@ impl<'a> EvidenceNames<'a> {
     /// instead of being parsed again (half of the naming cost per record).
     pub fn parse(evidence: &UpstreamEvidence<'a>) -> Self {
         let implementation = evidence.implementation_hint.unwrap_or_default();
-        // `parse_upstream_name`'s own preamble, then Envoy Gateway, the first
-        // scheme it tries.
-        let cluster_text = evidence
+        let parsed = evidence
             .upstream_cluster
-            .map(str::trim)
-            .filter(|c| !matches!(*c, "" | "-" | "null"));
-        let envoy_gateway_cluster = cluster_text
-            .filter(|_| implementation.tries(Implementation::EnvoyGateway))
-            .and_then(naming::envoy_gateway);
-        let cluster = envoy_gateway_cluster.or_else(|| {
-            evidence
-                .upstream_cluster
-                .and_then(|c| parse_upstream_name(implementation, c))
+            .and_then(|c| naming::parse_upstream_name_scheme(implementation, c));
+        let cluster = parsed.map(|(_, name)| name);
+        let route_rule = evidence.route_name.and_then(|r| {
+            match (parsed, evidence.upstream_cluster.and_then(naming::present)) {
+                (Some((Implementation::EnvoyGateway, UpstreamName::Rule(rule))), Some(c))
+                    if rule.backend_index.is_none()
+                        && naming::is_envoy_gateway_route_of_cluster(c, r.trim()) =>
+                {
+                    Some(rule)
+                }
+                _ => parse_route_name(implementation, r),
+            }
         });
-        let route_rule =
-            evidence
-                .route_name
-                .and_then(|r| match (envoy_gateway_cluster, cluster_text) {
-                    (Some(UpstreamName::Rule(rule)), Some(c))
-                        if rule.backend_index.is_none()
-                            && naming::is_envoy_gateway_route_of_cluster(c, r.trim()) =>
-                    {
-                        Some(rule)
-                    }
-                    _ => parse_route_name(implementation, r),
-                });
         Self {
             cluster,
             route_rule,
@@ -271,10 +260,9 @@ pub fn resolve_actual_named<'i>(
     let route_rule = names.route_rule;
     let named_upstream = evidence
         .upstream_cluster
-        .is_some_and(|c| !matches!(c.trim(), "" | "-" | "null"));
-    let named_route = evidence
-        .route_name
-        .is_some_and(|r| !matches!(r.trim(), "" | "-" | "null"));
+        .and_then(naming::present)
+        .is_some();
+    let named_route = evidence.route_name.and_then(naming::present).is_some();
 
     let action = match (cluster, host) {
         (Some(UpstreamName::Gateway(action)), _) => action,

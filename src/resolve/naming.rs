@@ -434,11 +434,22 @@ type NameParser = fn(&str) -> Option<UpstreamName<'_>>;
 /// (`Auto` tries every scheme, most specific first). Istio's trailing `;`
 /// (its `alt_stat_name`) is ignored. `None` when the name fits no scheme.
 pub fn parse_upstream_name(implementation: Implementation, raw: &str) -> Option<UpstreamName<'_>> {
-    use Implementation as I;
+    parse_upstream_name_scheme(implementation, raw).map(|(_, name)| name)
+}
+
+/// `raw` trimmed, unless it is empty or a log's placeholder (`-`, `null`).
+pub(crate) fn present(raw: &str) -> Option<&str> {
     let name = raw.trim();
-    if name.is_empty() || name == "-" || name == "null" {
-        return None;
-    }
+    (!matches!(name, "" | "-" | "null")).then_some(name)
+}
+
+/// As [`parse_upstream_name`], with the scheme that parsed the name.
+pub(crate) fn parse_upstream_name_scheme(
+    implementation: Implementation,
+    raw: &str,
+) -> Option<(Implementation, UpstreamName<'_>)> {
+    use Implementation as I;
+    let name = present(raw)?;
     let parsers: [(Implementation, NameParser); 8] = [
         (I::EnvoyGateway, envoy_gateway),
         (I::Istio, istio),
@@ -452,7 +463,7 @@ pub fn parse_upstream_name(implementation: Implementation, raw: &str) -> Option<
     parsers
         .iter()
         .filter(|(scheme, _)| implementation.tries(*scheme))
-        .find_map(|(_, parse)| parse(name))
+        .find_map(|(scheme, parse)| parse(name).map(|n| (*scheme, n)))
 }
 
 /// Parses a route name (`%ROUTE_NAME%`, Kong `route.name`, Traefik
@@ -460,10 +471,7 @@ pub fn parse_upstream_name(implementation: Implementation, raw: &str) -> Option<
 /// not name a rule by position (Istio rules with a `name`, Contour, NGF, HAProxy).
 pub fn parse_route_name(implementation: Implementation, raw: &str) -> Option<RuleRef<'_>> {
     use Implementation as I;
-    let name = raw.trim();
-    if name.is_empty() || name == "-" || name == "null" {
-        return None;
-    }
+    let name = present(raw)?;
     if implementation.tries(I::EnvoyGateway) {
         if let Some(UpstreamName::Rule(rule)) = envoy_gateway(name) {
             return Some(rule);

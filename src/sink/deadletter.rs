@@ -97,36 +97,13 @@ impl DeadLetter {
         raw: &[u8],
         max_raw_bytes: usize,
     ) -> Self {
-        let mut kept = &raw[..raw.len().min(max_raw_bytes)];
-        let truncated = kept.len() < raw.len();
-        let (raw_text, raw_encoding) = match std::str::from_utf8(kept) {
-            Ok(text) => (text.to_string(), RawEncoding::Utf8),
-            // The cut split a character at the end: back off to the last whole one.
-            Err(e) if truncated && e.error_len().is_none() => {
-                kept = &kept[..e.valid_up_to()];
-                (
-                    String::from_utf8_lossy(kept).into_owned(),
-                    RawEncoding::Utf8,
-                )
-            }
-            Err(_) => (base64_encode(kept), RawEncoding::Base64),
-        };
-        Self {
-            schema_version: DEADLETTER_SCHEMA_VERSION,
-            reason,
-            message: message.into(),
-            source,
-            raw: raw_text,
-            raw_encoding,
-            raw_len: raw.len() as u64,
-            truncated,
-        }
+        Self::build(reason, message.into(), source, raw, max_raw_bytes, None)
     }
-}
 
-impl DeadLetter {
-    /// As [`new`](Self::new), with the values `redaction` recognises masked
-    /// in `raw` and `message` first; `raw_len` stays the original length.
+    /// As [`new`](Self::new), with the values `redaction` recognises masked in
+    /// the kept bytes and in `message`. The cut comes first, so only the kept
+    /// prefix is scanned and `truncated` compares original lengths; a value
+    /// the cut splits still runs to the end of the kept bytes and is masked.
     pub fn redacted(
         reason: &'static str,
         message: &str,
@@ -135,16 +112,44 @@ impl DeadLetter {
         max_raw_bytes: usize,
         redaction: &Redaction,
     ) -> Self {
-        let masked = redaction.apply(raw);
-        let mut dead_letter = Self::new(
+        let message = redaction.apply_str(message).into_owned();
+        Self::build(reason, message, source, raw, max_raw_bytes, Some(redaction))
+    }
+
+    fn build(
+        reason: &'static str,
+        message: String,
+        source: DeadLetterSource,
+        raw: &[u8],
+        max_raw_bytes: usize,
+        redaction: Option<&Redaction>,
+    ) -> Self {
+        let mut kept = &raw[..raw.len().min(max_raw_bytes)];
+        let truncated = kept.len() < raw.len();
+        // The cut split a character at the end: back off to the last whole one.
+        if truncated {
+            if let Err(e) = std::str::from_utf8(kept) {
+                if e.error_len().is_none() {
+                    kept = &kept[..e.valid_up_to()];
+                }
+            }
+        }
+        let masked = redaction.map(|r| r.apply(kept));
+        let kept = masked.as_deref().unwrap_or(kept);
+        let (raw_text, raw_encoding) = match std::str::from_utf8(kept) {
+            Ok(text) => (text.to_string(), RawEncoding::Utf8),
+            Err(_) => (base64_encode(kept), RawEncoding::Base64),
+        };
+        Self {
+            schema_version: DEADLETTER_SCHEMA_VERSION,
             reason,
-            redaction.apply_str(message),
+            message,
             source,
-            &masked,
-            max_raw_bytes,
-        );
-        dead_letter.raw_len = raw.len() as u64;
-        dead_letter
+            raw: raw_text,
+            raw_encoding,
+            raw_len: raw.len() as u64,
+            truncated,
+        }
     }
 }
 
@@ -183,13 +188,10 @@ pub trait DeadLetterSink {
     fn max_raw_bytes(&self) -> usize {
         64 * 1024
     }
-    /// What is masked in the raw bytes and the message (default:
-    /// [`Redaction::standard`]).
-    fn redaction(&self) -> &Redaction {
-        Redaction::standard()
-    }
-    /// Builds a dead letter (secrets masked per [`redaction`](Self::redaction),
-    /// then cut to [`max_raw_bytes`](Self::max_raw_bytes)) and sends it.
+    /// What is masked in the raw bytes and the message.
+    fn redaction(&self) -> &Redaction;
+    /// Builds a dead letter (cut to [`max_raw_bytes`](Self::max_raw_bytes), then
+    /// secrets masked per [`redaction`](Self::redaction)) and sends it.
     fn record(
         &mut self,
         reason: &'static str,
