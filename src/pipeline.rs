@@ -322,12 +322,12 @@ impl<'i> RecordProcessor<'i> {
         self.stats.payloads += 1;
         let mut result = Ok(());
         let options = self.options;
-        decode::decode_payload(payload, &options.decode, &mut |record| {
+        decode::decode_payload_in_place(payload, &options.decode, &mut |record| {
             if result.is_err() {
                 return;
             }
             result = match record {
-                Ok(record) => judge(self, &record, out),
+                Ok(record) => judge(self, record, out),
                 Err(error) => self.dead_letter(&error, payload, origin, out),
             };
         });

@@ -186,6 +186,14 @@ const fn slot_of(key: &[u8]) -> usize {
             j += 1;
         }
     }
+    mix(head, tail, len)
+}
+
+/// The slot of a key from its first eight bytes `head` (zero-padded), its
+/// last eight `tail` (zero when shorter than eight) and its length: the one
+/// formula both [`slot_of`] (compile time) and [`slot_of_fast`] use.
+#[inline(always)]
+const fn mix(head: u64, tail: u64, len: usize) -> usize {
     let signature = head ^ (tail << 1) ^ ((len as u64) << 56);
     (signature.wrapping_mul(MULTIPLIER) >> (64 - SLOT_BITS)) as usize
 }
@@ -194,16 +202,41 @@ const fn slot_of(key: &[u8]) -> usize {
 #[inline]
 fn slot_of_fast(key: &[u8]) -> usize {
     let len = key.len();
-    let signature = if len >= 8 {
+    if len >= 8 {
         let head = u64::from_le_bytes(word_at(key, 0));
         let tail = u64::from_le_bytes(word_at(key, len - 8));
-        head ^ (tail << 1) ^ ((len as u64) << 56)
+        mix(head, tail, len)
     } else {
         let mut padded = [0u8; 8];
         padded[..len].copy_from_slice(key);
-        u64::from_le_bytes(padded) ^ ((len as u64) << 56)
-    };
-    (signature.wrapping_mul(MULTIPLIER) >> (64 - SLOT_BITS)) as usize
+        mix(u64::from_le_bytes(padded), 0, len)
+    }
+}
+
+/// `a == b` for keys of at most [`MAX_KEY_LEN`] bytes, eight bytes at a time
+/// and inlined (the slice comparison calls `memcmp`, which cost about 20
+/// instructions per member on top of the lookup).
+#[inline(always)]
+fn short_eq(a: &[u8], b: &[u8]) -> bool {
+    let len = a.len();
+    if len != b.len() {
+        return false;
+    }
+    if len < 8 {
+        let mut diff = 0u8;
+        for (x, y) in a.iter().zip(b) {
+            diff |= x ^ y;
+        }
+        return diff == 0;
+    }
+    let mut at = 0;
+    while at + 8 < len {
+        if word_at(a, at) != word_at(b, at) {
+            return false;
+        }
+        at += 8;
+    }
+    word_at(a, len - 8) == word_at(b, len - 8)
 }
 
 /// Eight bytes at `at` (the caller guarantees `at + 8 <= bytes.len()`; zeros
@@ -249,7 +282,7 @@ impl FlatKey {
                 return None;
             }
             let (flat_key, name) = KEYS[usize::from(entry - 1)];
-            if name.as_bytes() == bytes {
+            if short_eq(name.as_bytes(), bytes) {
                 return Some(flat_key);
             }
             slot = (slot + 1) & ((1 << SLOT_BITS) - 1);
@@ -302,6 +335,22 @@ mod tests {
             "a_key_that_is_longer_than_thirty_two_bytes",
         ] {
             assert_eq!(FlatKey::of(key), None, "{key}");
+        }
+    }
+
+    #[test]
+    fn short_eq_is_slice_equality() {
+        let names: Vec<&str> = KEYS.iter().map(|(_, name)| *name).collect();
+        for a in &names {
+            for b in &names {
+                assert_eq!(short_eq(a.as_bytes(), b.as_bytes()), a == b, "{a} {b}");
+            }
+            // One byte changed anywhere.
+            for i in 0..a.len() {
+                let mut other = a.as_bytes().to_vec();
+                other[i] ^= 1;
+                assert!(!short_eq(a.as_bytes(), &other), "{a} {i}");
+            }
         }
     }
 

@@ -505,13 +505,18 @@ impl<'a> FlatFields<'a> {
 
     /// Completes the record with the given format.
     pub(crate) fn finish(mut self, format: Format) -> AccessRecord<'a> {
+        self.finish_in_place(format);
+        self.record
+    }
+
+    /// [`finish`](Self::finish) without moving the record out.
+    pub(crate) fn finish_in_place(&mut self, format: Format) {
         self.record.format = format;
         self.record.time_us = self.primary_time_us.or(self.secondary_time_us);
         if self.record.authority.is_none() {
             self.record.authority = self.http_host.take();
         }
         self.record.finish_protocol(self.grpc_hint);
-        self.record
     }
 }
 
@@ -592,6 +597,22 @@ pub(crate) fn decode_flat_json<'a>(
         decode_flat_json_serde(line, keep_headers, &mut fields)?;
     }
     finish_flat(fields, forced)
+}
+
+/// [`finish_flat`] in place: completes `fields.record`.
+pub(crate) fn finish_flat_in_place(
+    fields: &mut FlatFields<'_>,
+    forced: Format,
+) -> Result<(), DecodeError> {
+    let inferred = fields.inferred_format().ok_or(DecodeError::UnknownFormat {
+        hint: "JSON object without any known access-log key",
+    })?;
+    fields.finish_in_place(if forced == Format::Auto {
+        inferred
+    } else {
+        forced
+    });
+    Ok(())
 }
 
 /// Labels the record with the forced format, or the inferred one.

@@ -92,10 +92,24 @@ impl Default for DecodeOptions {
 /// inner line that lives only for the duration of the call, so `out` receives
 /// records with a short lifetime; use [`AccessRecord::into_owned`] to keep
 /// one. On the common paths (raw lines, unescaped envelope fields) no heap
-/// allocation happens per record.
+/// allocation happens per record. [`decode_payload_in_place`] does the same
+/// without moving each record into the callback.
 pub fn decode_payload<F>(payload: &[u8], options: &DecodeOptions, out: &mut F)
 where
     F: FnMut(Result<AccessRecord<'_>, DecodeError>),
+{
+    decode_payload_in_place(payload, options, &mut |result| {
+        out(result.map(std::mem::take));
+    });
+}
+
+/// [`decode_payload`], handing each record to `out` where it was built (a
+/// record is about 600 bytes; on the per-record path of `replay` moving it
+/// through the decoder's layers cost several `memcpy`s per line). The record
+/// is the decoder's: `out` may read it, or take it with `std::mem::take`.
+pub fn decode_payload_in_place<F>(payload: &[u8], options: &DecodeOptions, out: &mut F)
+where
+    F: FnMut(Result<&mut AccessRecord<'_>, DecodeError>),
 {
     if payload.len() > options.max_line_len {
         out(Err(DecodeError::TooLong {
@@ -127,12 +141,16 @@ where
         return;
     }
     if options.envelope == Envelope::Auto {
-        if let Some(record) = decode_plain_flat_json(text, options) {
-            out(record);
+        let mut fields = json_log::FlatFields::default();
+        if let Some(result) = decode_plain_flat_json(text, options, &mut fields) {
+            out(result.map(|()| &mut fields.record));
             return;
         }
     }
-    decode_trimmed(text, options, out);
+    decode_trimmed(text, options, &mut |result| match result {
+        Ok(mut record) => out(Ok(&mut record)),
+        Err(error) => out(Err(error)),
+    });
 }
 
 /// [`decode_payload`] after the length, UTF-8 and emptiness checks: sniffs
@@ -225,15 +243,18 @@ pub fn flat_json_paths_agree(line: &str, keep_headers: &[String]) -> bool {
 /// The common case in one pass: a trimmed payload that is a flat JSON access
 /// log line itself (no envelope), with a JSON format configured or `auto`.
 ///
-/// Returns `None`, having done nothing observable, unless the flat scanner
-/// accepts the line and no string in it is an envelope word; then the result
-/// is exactly what the general path gives (`sniff_envelope` → raw → no CRI
-/// prefix on a `{` → [`json_log::decode_flat_json`] → bare raw metadata),
-/// without sniffing the line for envelope keys first.
+/// Returns `None`, having done nothing observable (`fields` is then in an
+/// unspecified state), unless the flat scanner accepts the line and no string
+/// in it is an envelope word; then the record is built in `fields.record`
+/// (or the error returned) exactly as the general path gives it
+/// (`sniff_envelope` → raw → no CRI prefix on a `{` →
+/// [`json_log::decode_flat_json`] → bare raw metadata), without sniffing the
+/// line for envelope keys first.
 fn decode_plain_flat_json<'a>(
     text: &'a str,
     options: &DecodeOptions,
-) -> Option<Result<AccessRecord<'a>, DecodeError>> {
+    fields: &mut json_log::FlatFields<'a>,
+) -> Option<Result<(), DecodeError>> {
     if !text.starts_with('{') {
         return None;
     }
@@ -251,15 +272,13 @@ fn decode_plain_flat_json<'a>(
         | Format::HaproxyIngress => return None,
     };
     let keep_headers = &options.keep_headers;
-    let mut fields = json_log::FlatFields::default();
-    let scan = flat_scan::scan_flat_object(text, keep_headers, &mut fields)?;
+    let scan = flat_scan::scan_flat_object(text, keep_headers, fields)?;
     if scan.envelope_word_seen {
         return None;
     }
-    Some(json_log::finish_flat(fields, forced).map(|mut record| {
-        PodMeta::bare(Envelope::Raw).apply_to(&mut record);
-        attach_known_headers(&mut record, keep_headers);
-        record
+    Some(json_log::finish_flat_in_place(fields, forced).map(|()| {
+        PodMeta::bare(Envelope::Raw).apply_to(&mut fields.record);
+        attach_known_headers(&mut fields.record, keep_headers);
     }))
 }
 
