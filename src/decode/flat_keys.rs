@@ -167,81 +167,93 @@ const MULTIPLIER: u64 = 0x0bad_e29f_2095_4e91;
 /// Longer keys are not known keys (the longest is 29 bytes).
 const MAX_KEY_LEN: usize = 32;
 
-/// The first eight bytes of `key` (little-endian, zero-padded), the last
-/// eight shifted left by one (zero when shorter than eight), and the length,
-/// mixed by a multiplication; the top bits choose the slot.
-const fn slot_of(key: &[u8]) -> usize {
-    let len = key.len();
-    let mut head = 0u64;
-    let mut i = 0;
-    while i < len && i < 8 {
-        head |= (key[i] as u64) << (8 * i);
-        i += 1;
-    }
-    let mut tail = 0u64;
-    if len >= 8 {
-        let mut j = 0;
-        while j < 8 {
-            tail |= (key[len - 8 + j] as u64) << (8 * j);
-            j += 1;
-        }
-    }
-    mix(head, tail, len)
+/// A key as the words the lookup hashes and compares: its length, its first
+/// eight bytes (little-endian, zero-padded), its last eight (zero when
+/// shorter than eight), and for longer keys the bytes 8..16 (when longer than
+/// 16) and 16..24 (when longer than 24). Together they cover every byte of a
+/// key of at most [`MAX_KEY_LEN`] bytes, so two such keys are equal exactly
+/// when their words are: a key is confirmed by comparing five integers,
+/// inlined, instead of calling `memcmp`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct KeyWords {
+    len: usize,
+    head: u64,
+    tail: u64,
+    middle: [u64; 2],
 }
 
-/// The slot of a key from its first eight bytes `head` (zero-padded), its
-/// last eight `tail` (zero when shorter than eight) and its length: the one
-/// formula both [`slot_of`] (compile time) and [`slot_of_fast`] use.
+/// The little-endian word of `key` at `at`, zero-padded past its end
+/// (compile-time version, byte by byte).
+const fn const_word(key: &[u8], at: usize) -> u64 {
+    let mut word = 0u64;
+    let mut j = 0;
+    while j < 8 && at + j < key.len() {
+        word |= (key[at + j] as u64) << (8 * j);
+        j += 1;
+    }
+    word
+}
+
+/// [`KeyWords`] of `key` at compile time (the reference of [`key_words_fast`]).
+const fn key_words(key: &[u8]) -> KeyWords {
+    let len = key.len();
+    KeyWords {
+        len,
+        head: const_word(key, 0),
+        tail: if len >= 8 {
+            const_word(key, len - 8)
+        } else {
+            0
+        },
+        middle: [
+            if len > 16 { const_word(key, 8) } else { 0 },
+            if len > 24 { const_word(key, 16) } else { 0 },
+        ],
+    }
+}
+
+/// [`key_words`] with word loads (the same value; checked by a test).
 #[inline(always)]
-const fn mix(head: u64, tail: u64, len: usize) -> usize {
-    let signature = head ^ (tail << 1) ^ ((len as u64) << 56);
-    (signature.wrapping_mul(MULTIPLIER) >> (64 - SLOT_BITS)) as usize
-}
-
-/// [`slot_of`] with word loads (the same value; checked by a test).
-#[inline]
-fn slot_of_fast(key: &[u8]) -> usize {
+fn key_words_fast(key: &[u8]) -> KeyWords {
     let len = key.len();
-    if len >= 8 {
-        let head = u64::from_le_bytes(word_at(key, 0));
-        let tail = u64::from_le_bytes(word_at(key, len - 8));
-        mix(head, tail, len)
+    let head = if len >= 8 {
+        u64::from_le_bytes(word_at(key, 0))
     } else {
         let mut padded = [0u8; 8];
         padded[..len].copy_from_slice(key);
-        mix(u64::from_le_bytes(padded), 0, len)
+        u64::from_le_bytes(padded)
+    };
+    let word = |at: usize, present: bool| {
+        if present {
+            u64::from_le_bytes(word_at(key, at))
+        } else {
+            0
+        }
+    };
+    KeyWords {
+        len,
+        head,
+        tail: word(len.wrapping_sub(8), len >= 8),
+        middle: [word(8, len > 16), word(16, len > 24)],
     }
 }
 
-/// `a == b` for keys of at most [`MAX_KEY_LEN`] bytes, eight bytes at a time
-/// and inlined (the slice comparison calls `memcmp`, which cost about 20
-/// instructions per member on top of the lookup).
+/// The slot of a key: its head, tail and length mixed by a multiplication;
+/// the top bits choose the slot.
 #[inline(always)]
-fn short_eq(a: &[u8], b: &[u8]) -> bool {
-    let len = a.len();
-    if len != b.len() {
-        return false;
-    }
-    if len < 8 {
-        let mut diff = 0u8;
-        for (x, y) in a.iter().zip(b) {
-            diff |= x ^ y;
-        }
-        return diff == 0;
-    }
-    let mut at = 0;
-    while at + 8 < len {
-        if word_at(a, at) != word_at(b, at) {
-            return false;
-        }
-        at += 8;
-    }
-    word_at(a, len - 8) == word_at(b, len - 8)
+const fn slot_of_words(words: &KeyWords) -> usize {
+    let signature = words.head ^ (words.tail << 1) ^ ((words.len as u64) << 56);
+    (signature.wrapping_mul(MULTIPLIER) >> (64 - SLOT_BITS)) as usize
+}
+
+/// The slot of `key` (compile time).
+const fn slot_of(key: &[u8]) -> usize {
+    slot_of_words(&key_words(key))
 }
 
 /// Eight bytes at `at` (the caller guarantees `at + 8 <= bytes.len()`; zeros
 /// otherwise, which only costs a probe).
-#[inline]
+#[inline(always)]
 fn word_at(bytes: &[u8], at: usize) -> [u8; 8] {
     let mut word = [0u8; 8];
     if let Some(chunk) = bytes.get(at..at + 8) {
@@ -252,6 +264,9 @@ fn word_at(bytes: &[u8], at: usize) -> [u8; 8] {
 
 /// Slot contents: 0 for empty, else 1 + the index in [`KEYS`].
 static SLOTS: [u8; 1 << SLOT_BITS] = build_slots();
+
+/// The [`KeyWords`] of every name in [`KEYS`], in the same order.
+static WORDS: [KeyWords; KEYS.len()] = build_words();
 
 const fn build_slots() -> [u8; 1 << SLOT_BITS] {
     let mut slots = [0u8; 1 << SLOT_BITS];
@@ -267,23 +282,37 @@ const fn build_slots() -> [u8; 1 << SLOT_BITS] {
     slots
 }
 
+const fn build_words() -> [KeyWords; KEYS.len()] {
+    let mut words = [KeyWords {
+        len: 0,
+        head: 0,
+        tail: 0,
+        middle: [0; 2],
+    }; KEYS.len()];
+    let mut k = 0;
+    while k < KEYS.len() {
+        words[k] = key_words(KEYS[k].1.as_bytes());
+        k += 1;
+    }
+    words
+}
+
 impl FlatKey {
-    /// The known key named exactly `key` (case-sensitive), if any.
-    #[inline]
+    /// The known key named exactly `key` (case-sensitive), if any. Inlined
+    /// into the one caller on the per-member path.
+    #[inline(always)]
     pub(crate) fn of(key: &str) -> Option<FlatKey> {
         let bytes = key.as_bytes();
         if bytes.is_empty() || bytes.len() > MAX_KEY_LEN {
             return None;
         }
-        let mut slot = slot_of_fast(bytes);
+        let words = key_words_fast(bytes);
+        let mut slot = slot_of_words(&words);
         loop {
-            let entry = SLOTS[slot];
-            if entry == 0 {
-                return None;
-            }
-            let (flat_key, name) = KEYS[usize::from(entry - 1)];
-            if short_eq(name.as_bytes(), bytes) {
-                return Some(flat_key);
+            let entry = usize::from(SLOTS[slot]);
+            let index = entry.checked_sub(1)?;
+            if WORDS[index] == words {
+                return Some(KEYS[index].0);
             }
             slot = (slot + 1) & ((1 << SLOT_BITS) - 1);
         }
@@ -310,7 +339,7 @@ mod tests {
         for (key, name) in KEYS {
             assert_eq!(FlatKey::of(name), Some(key), "{name}");
             assert_eq!(key.name(), name);
-            assert_eq!(slot_of(name.as_bytes()), slot_of_fast(name.as_bytes()));
+            assert_eq!(key_words(name.as_bytes()), key_words_fast(name.as_bytes()));
             assert!(
                 seen.insert(slot_of(name.as_bytes())),
                 "{name} collides: pick another MULTIPLIER"
@@ -338,31 +367,15 @@ mod tests {
         }
     }
 
-    #[test]
-    fn short_eq_is_slice_equality() {
-        let names: Vec<&str> = KEYS.iter().map(|(_, name)| *name).collect();
-        for a in &names {
-            for b in &names {
-                assert_eq!(short_eq(a.as_bytes(), b.as_bytes()), a == b, "{a} {b}");
-            }
-            // One byte changed anywhere.
-            for i in 0..a.len() {
-                let mut other = a.as_bytes().to_vec();
-                other[i] ^= 1;
-                assert!(!short_eq(a.as_bytes(), &other), "{a} {i}");
-            }
-        }
-    }
-
     proptest! {
         #[test]
         fn lookup_agrees_with_a_linear_search(key in "[a-z_:@-]{0,30}", byte in any::<u8>()) {
             let expected = KEYS.iter().find(|(_, name)| *name == key).map(|(k, _)| *k);
             prop_assert_eq!(FlatKey::of(&key), expected);
-            prop_assert_eq!(slot_of(key.as_bytes()), slot_of_fast(key.as_bytes()));
+            prop_assert_eq!(key_words(key.as_bytes()), key_words_fast(key.as_bytes()));
             let mut other = key.into_bytes();
             other.push(byte);
-            prop_assert_eq!(slot_of(&other), slot_of_fast(&other));
+            prop_assert_eq!(key_words(&other), key_words_fast(&other));
         }
     }
 }
