@@ -31,6 +31,7 @@
 
 use std::borrow::Cow;
 
+use super::flat_keys::FlatKey;
 use super::json_log::{FlatFields, Scalar};
 
 /// What a successful scan saw besides the members.
@@ -80,11 +81,15 @@ pub(crate) fn scan_flat_object<'a>(
                 summary.envelope_word_seen |= is_envelope_word(text);
             }
             pos = value_end;
-            // Unlike the serde path, which skips unwanted values without
-            // building them, every member goes to `apply`: the value is
-            // scanned already, and `apply` ignores exactly the keys serde
-            // skips (neither known nor a wanted header).
-            fields.apply(Cow::Borrowed(key), value, keep_headers).ok()?;
+            // The value is scanned (validated) either way; a known key's goes
+            // to `apply_known`, an unknown key's only when some header is
+            // wanted (`apply_unknown` keeps exactly the members serde's
+            // visitor keeps).
+            match FlatKey::of(key) {
+                Some(known) => fields.apply_known(known, value).ok()?,
+                None if keep_headers.is_empty() => {}
+                None => fields.apply_unknown(Cow::Borrowed(key), value, keep_headers),
+            }
             pos = skip_whitespace(bytes, pos);
             match bytes.get(pos) {
                 Some(b',') => pos = skip_whitespace(bytes, pos + 1),
@@ -110,7 +115,7 @@ fn skip_whitespace(bytes: &[u8], mut pos: usize) -> usize {
 
 /// The scalar value starting at `pos` and the position just after it, or
 /// `None` when it is not one the fast path handles.
-#[inline]
+#[inline(always)]
 fn scalar_at<'a>(
     line: &'a str,
     pos: usize,
@@ -147,6 +152,7 @@ const MAX_DIGITS: usize = 18;
 
 /// A non-negative integer without leading zeros and without a fraction or
 /// exponent (serde_json's `visit_u64`, which [`Scalar`] turns into `Int`).
+#[inline]
 fn integer_at(bytes: &[u8], pos: usize) -> Option<(Scalar<'static>, usize)> {
     let mut end = pos;
     let mut value: i64 = 0;

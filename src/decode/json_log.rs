@@ -130,8 +130,20 @@ impl<'a> Scalar<'a> {
     }
 
     /// A text value; `null`, `""` and `"-"` are unset. Numbers and booleans are
-    /// rendered (allocates; only seen with unusual custom formats).
+    /// rendered (allocates; only seen with unusual custom formats). The
+    /// borrowed-string case is inlined (it is most members of every line).
+    #[inline(always)]
     pub(crate) fn into_text(self) -> Option<Text<'a>> {
+        match self {
+            Scalar::Str(Cow::Borrowed(value)) => non_dash(value).map(Cow::Borrowed),
+            Scalar::Null => None,
+            other => other.into_text_rare(),
+        }
+    }
+
+    /// [`into_text`](Self::into_text) of the other variants, out of line.
+    #[inline(never)]
+    fn into_text_rare(self) -> Option<Text<'a>> {
         match self {
             Scalar::Str(text) => match text {
                 Cow::Borrowed(value) => non_dash(value).map(Cow::Borrowed),
@@ -271,43 +283,76 @@ impl<'a> FlatFields<'a> {
         value: Scalar<'a>,
         keep_headers: &[String],
     ) -> Result<(), DecodeError> {
+        match FlatKey::of(&key) {
+            Some(known) => self.apply_known(known, value),
+            None => {
+                self.apply_unknown(key, value, keep_headers);
+                Ok(())
+            }
+        }
+    }
+
+    /// Keeps the member of an unknown key if it names a wanted header (a no-op
+    /// when no header is wanted).
+    pub(crate) fn apply_unknown(
+        &mut self,
+        key: Cow<'a, str>,
+        value: Scalar<'a>,
+        keep_headers: &[String],
+    ) {
+        if keep_headers
+            .iter()
+            .any(|wanted| key_names_header(&key, wanted))
+        {
+            if let Some(text) = value.into_text() {
+                self.record.headers.push((key, text));
+            }
+        }
+    }
+
+    /// Applies the value of a known key.
+    pub(crate) fn apply_known(
+        &mut self,
+        key: FlatKey,
+        value: Scalar<'a>,
+    ) -> Result<(), DecodeError> {
         use evidence::*;
         let record = &mut self.record;
-        match FlatKey::of(&key) {
+        match key {
             // Envoy Gateway keys (hyphenated; EnvoyJSONLogFields).
-            Some(FlatKey::ColonAuthority) => {
+            FlatKey::ColonAuthority => {
                 self.evidence |= ENVOY_GATEWAY;
                 record.authority = value.into_text();
             }
-            Some(FlatKey::XEnvoyOriginPath) => {
+            FlatKey::XEnvoyOriginPath => {
                 self.evidence |= ENVOY_GATEWAY;
                 self.set_target(value);
             }
-            Some(FlatKey::UserAgentHyphen) => {
+            FlatKey::UserAgentHyphen => {
                 self.evidence |= ENVOY_GATEWAY;
                 record.user_agent = value.into_text();
             }
-            Some(FlatKey::XForwardedForHyphen) => {
+            FlatKey::XForwardedForHyphen => {
                 self.evidence |= ENVOY_GATEWAY;
                 record.x_forwarded_for = value.into_text();
             }
-            Some(FlatKey::XRequestId) => {
+            FlatKey::XRequestId => {
                 self.evidence |= ENVOY_GATEWAY;
                 record.request_id = value.into_text();
             }
-            Some(FlatKey::XEnvoyUpstreamServiceTime) => {
+            FlatKey::XEnvoyUpstreamServiceTime => {
                 self.evidence |= ENVOY_GATEWAY;
                 record.upstream_service_time_ms =
                     value.into_count("x-envoy-upstream-service-time")?;
             }
             // Envoy operators shared by Envoy Gateway, Istio and Contour.
-            Some(FlatKey::StartTime) => {
+            FlatKey::StartTime => {
                 self.evidence |= START_TIME;
                 if let Some(text) = value.into_text() {
                     self.primary_time_us = Some(parse_rfc3339("start_time", &text)?);
                 }
             }
-            Some(FlatKey::AtTimestamp) => match value {
+            FlatKey::AtTimestamp => match value {
                 // Contour's `%START_TIME%`.
                 Scalar::Str(text) => {
                     if let Some(text) = non_dash(&text) {
@@ -323,125 +368,123 @@ impl<'a> FlatFields<'a> {
                 }
                 _ => {}
             },
-            Some(FlatKey::Authority) => {
+            FlatKey::Authority => {
                 self.evidence |= ENVOY;
                 record.authority = value.into_text();
             }
-            Some(FlatKey::Path) => {
+            FlatKey::Path => {
                 self.evidence |= ENVOY;
                 self.set_target(value);
             }
-            Some(FlatKey::ResponseCode) => {
+            FlatKey::ResponseCode => {
                 self.evidence |= ENVOY;
                 record.status = value.into_status("response_code")?;
             }
-            Some(FlatKey::ResponseFlags) => {
+            FlatKey::ResponseFlags => {
                 self.evidence |= ENVOY;
                 record.response_flags = value.into_text();
             }
-            Some(FlatKey::ResponseCodeDetails) => {
+            FlatKey::ResponseCodeDetails => {
                 self.evidence |= ENVOY;
                 record.response_code_details = value.into_text();
             }
-            Some(FlatKey::Duration) => {
+            FlatKey::Duration => {
                 self.evidence |= ENVOY;
                 record.duration_ms = value.into_count("duration")?;
             }
-            Some(FlatKey::UpstreamServiceTime) => {
+            FlatKey::UpstreamServiceTime => {
                 self.evidence |= ENVOY;
                 record.upstream_service_time_ms = value.into_count("upstream_service_time")?;
             }
-            Some(FlatKey::UpstreamHost) => {
+            FlatKey::UpstreamHost => {
                 self.evidence |= ENVOY;
                 record.upstream_addrs = value
                     .into_text()
                     .map(UpstreamAddrs::new)
                     .unwrap_or_default();
             }
-            Some(FlatKey::UpstreamCluster) => {
+            FlatKey::UpstreamCluster => {
                 self.evidence |= ENVOY;
                 record.upstream_cluster = value.into_text().map(strip_stat_delimiter);
             }
-            Some(FlatKey::DownstreamLocalAddress) => {
+            FlatKey::DownstreamLocalAddress => {
                 self.evidence |= ENVOY;
                 if let Some(text) = value.into_text() {
                     record.listener_port = port_of_address("downstream_local_address", &text)?;
                 }
             }
-            Some(FlatKey::DownstreamRemoteAddress) => {
+            FlatKey::DownstreamRemoteAddress => {
                 self.evidence |= ENVOY;
                 record.client_address = value.into_text();
             }
-            Some(FlatKey::RouteName) => record.route_name = value.into_text(),
-            Some(FlatKey::BytesReceived) => {
-                record.bytes_received = value.into_count("bytes_received")?
-            }
-            Some(FlatKey::BytesSent) => record.bytes_sent = value.into_count("bytes_sent")?,
-            Some(FlatKey::RequestedServerName) => record.requested_server_name = value.into_text(),
-            Some(FlatKey::GrpcStatus) | Some(FlatKey::GrpcStatusNumber) => {
+            FlatKey::RouteName => record.route_name = value.into_text(),
+            FlatKey::BytesReceived => record.bytes_received = value.into_count("bytes_received")?,
+            FlatKey::BytesSent => record.bytes_sent = value.into_count("bytes_sent")?,
+            FlatKey::RequestedServerName => record.requested_server_name = value.into_text(),
+            FlatKey::GrpcStatus | FlatKey::GrpcStatusNumber => {
                 // Contour JSON optional fields: set only for gRPC requests.
                 self.grpc_hint |= value.into_text().is_some();
             }
             // Shared by Istio/Contour and the NGINX JSON layout.
-            Some(FlatKey::Method) => record.method = value.into_text(),
-            Some(FlatKey::Protocol) => record.protocol_raw = value.into_text(),
-            Some(FlatKey::XForwardedForUnderscore) => record.x_forwarded_for = value.into_text(),
-            Some(FlatKey::UserAgentUnderscore) => record.user_agent = value.into_text(),
-            Some(FlatKey::RequestId) => record.request_id = value.into_text(),
+            FlatKey::Method => record.method = value.into_text(),
+            FlatKey::Protocol => record.protocol_raw = value.into_text(),
+            FlatKey::XForwardedForUnderscore => record.x_forwarded_for = value.into_text(),
+            FlatKey::UserAgentUnderscore => record.user_agent = value.into_text(),
+            FlatKey::RequestId => record.request_id = value.into_text(),
             // NGINX variables (access-log-formats.md §6.1 layout).
-            Some(FlatKey::Time) => {
+            FlatKey::Time => {
                 // NGINX `$time_iso8601`, or the Fluent Bit / docker `time` of a
                 // merged envelope: both RFC 3339.
                 if let Some(text) = value.into_text() {
                     self.secondary_time_us = Some(parse_rfc3339("time", &text)?);
                 }
             }
-            Some(FlatKey::RequestUri) => {
+            FlatKey::RequestUri => {
                 self.evidence |= NGINX;
                 self.set_target(value);
             }
-            Some(FlatKey::Status) => {
+            FlatKey::Status => {
                 self.evidence |= NGINX;
                 record.status = value.into_status("status")?;
             }
-            Some(FlatKey::BodyBytesSent) => {
+            FlatKey::BodyBytesSent => {
                 self.evidence |= NGINX;
                 record.bytes_sent = value.into_count("body_bytes_sent")?;
             }
-            Some(FlatKey::RequestTime) => {
+            FlatKey::RequestTime => {
                 self.evidence |= NGINX;
                 if let Some(seconds) = value.into_float("request_time")? {
                     record.duration_ms = Some(seconds_to_ms("request_time", seconds)?);
                 }
             }
-            Some(FlatKey::UpstreamAddr) => {
+            FlatKey::UpstreamAddr => {
                 self.evidence |= NGINX;
                 record.upstream_addrs = value
                     .into_text()
                     .map(UpstreamAddrs::new)
                     .unwrap_or_default();
             }
-            Some(FlatKey::UpstreamStatus) => {
+            FlatKey::UpstreamStatus => {
                 self.evidence |= NGINX;
                 record.upstream_status = value.into_text();
             }
-            Some(FlatKey::ProxyHost) => {
+            FlatKey::ProxyHost => {
                 self.evidence |= NGINX | PROXY_HOST;
                 record.upstream_cluster = value.into_text();
             }
-            Some(FlatKey::RemoteAddr) => {
+            FlatKey::RemoteAddr => {
                 self.evidence |= NGINX;
                 record.client_address = value.into_text();
             }
-            Some(FlatKey::Host) => {
+            FlatKey::Host => {
                 self.evidence |= NGINX;
                 record.authority = value.into_text();
             }
-            Some(FlatKey::HttpHost) => {
+            FlatKey::HttpHost => {
                 self.evidence |= NGINX;
                 self.http_host = value.into_text();
             }
-            Some(FlatKey::ServerPort) => {
+            FlatKey::ServerPort => {
                 self.evidence |= NGINX;
                 match value {
                     Scalar::Int(port) => {
@@ -457,20 +500,7 @@ impl<'a> FlatFields<'a> {
                     }
                 }
             }
-            Some(FlatKey::HttpReferer) | Some(FlatKey::Referer) => {
-                record.referer = value.into_text()
-            }
-            None => {
-                if let Some(wanted) = keep_headers
-                    .iter()
-                    .find(|wanted| key_names_header(&key, wanted))
-                {
-                    if let Some(text) = value.into_text() {
-                        let _ = wanted;
-                        record.headers.push((key, text));
-                    }
-                }
-            }
+            FlatKey::HttpReferer | FlatKey::Referer => record.referer = value.into_text(),
         }
         Ok(())
     }
@@ -556,29 +586,31 @@ impl<'de, 's, 'o> Visitor<'de> for FlatObjectSeed<'s, 'de, 'o> {
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
         while let Some(JsonStr(key)) = map.next_key::<JsonStr<'de>>()? {
-            let wanted = is_known_key(&key)
-                || (!self.keep_headers.is_empty()
-                    && self
-                        .keep_headers
-                        .iter()
-                        .any(|wanted| key_names_header(&key, wanted)));
-            if !wanted {
-                map.next_value::<IgnoredAny>()?;
-                continue;
-            }
-            let value = map.next_value::<Scalar<'de>>()?;
-            if let Err(error) = self.fields.apply(key, value, self.keep_headers) {
-                self.fields.error = Some(error);
-                return Err(de::Error::custom("field error"));
+            // One key lookup per member: known keys are applied, wanted
+            // headers kept, everything else skipped without being built.
+            match FlatKey::of(&key) {
+                Some(known) => {
+                    let value = map.next_value::<Scalar<'de>>()?;
+                    if let Err(error) = self.fields.apply_known(known, value) {
+                        self.fields.error = Some(error);
+                        return Err(de::Error::custom("field error"));
+                    }
+                }
+                None if self
+                    .keep_headers
+                    .iter()
+                    .any(|wanted| key_names_header(&key, wanted)) =>
+                {
+                    let value = map.next_value::<Scalar<'de>>()?;
+                    self.fields.apply_unknown(key, value, self.keep_headers);
+                }
+                None => {
+                    map.next_value::<IgnoredAny>()?;
+                }
             }
         }
         Ok(())
     }
-}
-
-/// Every key [`FlatFields::apply`] understands.
-fn is_known_key(key: &str) -> bool {
-    FlatKey::of(key).is_some()
 }
 
 /// Decodes one flat JSON access-log object. `forced` is the configured format

@@ -150,6 +150,7 @@ impl<'a> FieldCursor<'a> {
 }
 
 /// `None` for the "unset" spellings (`-`, empty), else the value.
+#[inline]
 pub(crate) fn non_dash(value: &str) -> Option<&str> {
     match value {
         "" | "-" => None,
