@@ -30,7 +30,7 @@ use crate::kube::history::now_us;
 use crate::kube::{HistoryView, IndexHistory};
 use crate::resolve::{
     resolve_actual_named, ActualBackend, EndpointIndex, EvidenceNames, GatewayAction,
-    Implementation, UpstreamEvidence,
+    Implementation, NameMemo, UpstreamEvidence,
 };
 use crate::sink::alerts::{Alert, AlertAggregator, AlertOccurrence, AlertType};
 use crate::sink::deadletter::{DeadLetterSink, DeadLetterSource};
@@ -185,6 +185,9 @@ pub struct RecordProcessor<'i> {
     expected: Vec<&'static str>,
     gateway_key: String,
     actual_key: String,
+    /// Cluster names parsed so far (a pure function of the text, so valid
+    /// across index snapshots).
+    names: NameMemo,
 }
 
 /// Empties a vector of borrowed strings and hands its allocation on with
@@ -222,6 +225,7 @@ impl<'i> RecordProcessor<'i> {
             expected: Vec::with_capacity(8),
             gateway_key: String::with_capacity(64),
             actual_key: String::with_capacity(64),
+            names: NameMemo::new(),
         }
     }
 
@@ -446,7 +450,7 @@ impl<'i> RecordProcessor<'i> {
             response_flags: record.response_flags.as_deref(),
             status: record.status,
         };
-        let names = EvidenceNames::parse(&evidence);
+        let names = EvidenceNames::parse_memo(&evidence, &mut self.names);
         let actual = resolve_actual_named(&evidence, &names, endpoints, index, expected);
         let observation = Observation {
             actual_backend: actual.backend.map(|b| (b.namespace, b.name)),

@@ -18,6 +18,7 @@
 //! so this module does not depend on the decoder. Resolution does not allocate.
 
 pub mod endpoints;
+pub mod memo;
 pub mod naming;
 
 use std::fmt;
@@ -29,6 +30,7 @@ pub use endpoints::{
     choose_candidate, choose_candidate_where, parse_socket_addr, CandidateChoice,
     EndpointCandidate, EndpointIndex, ServiceEntry,
 };
+pub use memo::NameMemo;
 pub use naming::{
     answering_host, classify_gateway_action, parse_route_name, parse_upstream_name,
     DashedServiceRef, GatewayAction, Implementation, PortRef, RouteRef, RuleRef, ServiceRef,
@@ -213,6 +215,25 @@ impl<'a> EvidenceNames<'a> {
         let parsed = evidence
             .upstream_cluster
             .and_then(|c| naming::parse_upstream_name_scheme(implementation, c));
+        Self::with_cluster(evidence, implementation, parsed)
+    }
+
+    /// [`parse`](Self::parse), with the cluster name looked up in (and added
+    /// to) `memo`: the same result, without parsing a name seen before.
+    pub fn parse_memo(evidence: &UpstreamEvidence<'a>, memo: &mut NameMemo) -> Self {
+        let implementation = evidence.implementation_hint.unwrap_or_default();
+        let parsed = evidence
+            .upstream_cluster
+            .and_then(|c| memo.parse_upstream_name_scheme(implementation, c));
+        Self::with_cluster(evidence, implementation, parsed)
+    }
+
+    /// The rest of [`parse`](Self::parse) once the cluster name is parsed.
+    fn with_cluster(
+        evidence: &UpstreamEvidence<'a>,
+        implementation: Implementation,
+        parsed: Option<(Implementation, UpstreamName<'a>)>,
+    ) -> Self {
         let cluster = parsed.map(|(_, name)| name);
         let route_rule = evidence.route_name.and_then(|r| {
             match (parsed, evidence.upstream_cluster.and_then(naming::present)) {
