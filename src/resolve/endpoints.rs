@@ -353,32 +353,49 @@ pub fn parse_socket_addr(text: &str) -> Option<SocketAddr> {
 /// anything else, which then goes through the standard parser; every text this
 /// accepts parses to the same address with `SocketAddr::from_str`.
 fn parse_canonical_ipv4_socket(t: &[u8]) -> Option<SocketAddr> {
-    /// A canonical decimal number of at most `max_digits` digits at the start of
-    /// `t`; returns it and the rest.
-    fn number(t: &[u8], max_digits: usize) -> Option<(u32, &[u8])> {
-        let digits = t.iter().take_while(|b| b.is_ascii_digit()).count();
-        if digits == 0 || digits > max_digits || (digits > 1 && t[0] == b'0') {
+    // One pass over the bytes: four octets ending in `.`, `.`, `.`, `:`, then
+    // the port ending the text. Each number: 1 to `max` digits, no leading
+    // zero unless it is `0` itself.
+    let mut octets = [0u8; 4];
+    let mut at = 0;
+    for field in 0..5 {
+        let max = if field == 4 { 5 } else { 3 };
+        let start = at;
+        let mut value = 0u32;
+        while at - start < max {
+            match t.get(at) {
+                Some(&digit) if digit.is_ascii_digit() => {
+                    value = value * 10 + u32::from(digit - b'0');
+                    at += 1;
+                }
+                _ => break,
+            }
+        }
+        let digits = at - start;
+        if digits == 0 || (digits > 1 && t[start] == b'0') {
             return None;
         }
-        let value = t[..digits]
-            .iter()
-            .fold(0u32, |acc, &d| acc * 10 + u32::from(d - b'0'));
-        Some((value, &t[digits..]))
+        match field {
+            // A fourth digit (or sixth for the port) fails the separator or
+            // end check, as a too-long number should.
+            0..=3 => {
+                octets[field] = u8::try_from(value).ok()?;
+                let separator = if field == 3 { b':' } else { b'.' };
+                if t.get(at) != Some(&separator) {
+                    return None;
+                }
+                at += 1;
+            }
+            _ => {
+                if at != t.len() {
+                    return None;
+                }
+                let port = u16::try_from(value).ok()?;
+                return Some(SocketAddr::from((octets, port)));
+            }
+        }
     }
-    let mut octets = [0u8; 4];
-    let mut rest = t;
-    for (i, octet) in octets.iter_mut().enumerate() {
-        let (value, after) = number(rest, 3)?;
-        *octet = u8::try_from(value).ok()?;
-        let separator = if i == 3 { b':' } else { b'.' };
-        rest = after.strip_prefix(&[separator])?;
-    }
-    let (port, after) = number(rest, 5)?;
-    if !after.is_empty() {
-        return None;
-    }
-    let port = u16::try_from(port).ok()?;
-    Some(SocketAddr::from((octets, port)))
+    None
 }
 
 /// The result of [`choose_candidate`].
