@@ -4,8 +4,9 @@
 //!
 //! # Threads
 //!
-//! - The **consumer loop** (the calling thread) polls the consumer, copies
-//!   messages into per-partition [`MessageBatch`]es and hands each to the worker
+//! - The **consumer loop** (the calling thread) reads messages many at a time
+//!   from a [`MessageQueue`] that the assigned partitions are routed to, polls
+//!   the consumer for events, copies messages into per-partition [`MessageBatch`]es and hands each to the worker
 //!   that owns the partition over a bounded queue (blocking when it is full:
 //!   backpressure). It also runs the rebalance callbacks, commits offsets and
 //!   logs lag.
@@ -62,6 +63,7 @@ use crate::sink::SinkError;
 use crate::source::kafka::{
     client_config, consumer_config, BatchReturn, Batcher, LagTracker, MessageBatch, TopicPartition,
 };
+use crate::source::message_queue::{Fetched, FetchedMessages, MessageQueue};
 use crate::source::resume_check::ResumeCheck;
 
 /// Errors of the service.
@@ -97,6 +99,9 @@ pub struct RunSummary {
     /// resume offset (records the broker did not deliver; see
     /// [`crate::source::resume_check`]).
     pub resume_gaps: u64,
+    /// Messages read one per `poll` rather than in batches from the message
+    /// queue (their partition could not be routed to it): 0 normally.
+    pub polled_messages: u64,
 }
 
 #[derive(Default)]
@@ -107,6 +112,7 @@ struct Counters {
     alerts: AtomicU64,
     files: AtomicU64,
     commits: AtomicU64,
+    polled_messages: AtomicU64,
 }
 
 type FinishAck = Result<Vec<(TopicPartition, Option<i64>)>, String>;
@@ -205,8 +211,18 @@ impl ThreadTimes {
             .zip(&self.spent)
             .map(|(a, d)| format!("{a} {:.2}s", d.as_secs_f64()))
             .collect();
-        log(format_args!("{}: {}", self.thread, parts.join(", ")));
+        let cpu = thread_cpu_time().map_or(String::new(), |t| {
+            format!(" (on CPU {:.2}s)", t.as_secs_f64())
+        });
+        log(format_args!("{}: {}{cpu}", self.thread, parts.join(", ")));
     }
+}
+
+/// CPU time of the calling thread so far (Linux: `/proc/thread-self/schedstat`).
+fn thread_cpu_time() -> Option<Duration> {
+    let text = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    let ns = text.split_ascii_whitespace().next()?.parse::<u64>().ok()?;
+    Some(Duration::from_nanos(ns))
 }
 
 /// The first fatal error, and the stop flag it sets.
@@ -487,9 +503,55 @@ fn describe(tps: &[TopicPartition]) -> String {
         .join(", ")
 }
 
-/// The consumer context: runs the rebalance protocol with the coordinator.
+/// Messages read from the [`MessageQueue`] per call.
+const FETCH_BATCH_MESSAGES: usize = 1024;
+
+/// The consumer context: runs the rebalance protocol with the coordinator,
+/// and routes newly assigned partitions to the message queue.
 struct RunContext {
     coordinator: Arc<Coordinator>,
+    /// Set by [`RoutingGuard`] for the consumer loop's life.
+    messages: Mutex<Option<Arc<MessageQueue>>>,
+}
+
+impl RunContext {
+    /// Routes the partitions of `tpl` to the message queue; must run before
+    /// they are assigned (see [`MessageQueue::route`]). A partition that
+    /// cannot be routed is read through `poll`, as without a queue.
+    fn route(&self, consumer: &BaseConsumer<Self>, tpl: &TopicPartitionList) {
+        let queue = self.messages.lock().ok().and_then(|m| m.clone());
+        let Some(queue) = queue else {
+            return;
+        };
+        for (topic, partition) in self.coordinator.partitions_of(tpl) {
+            if let Err(e) = queue.route(consumer, &topic, partition) {
+                log(format_args!(
+                    "warning: {e}; reading it one message per poll"
+                ));
+            }
+        }
+    }
+}
+
+/// Lends the consumer loop's [`MessageQueue`] to the rebalance callback and
+/// takes it back when dropped, before the consumer is.
+struct RoutingGuard(Arc<RunContext>);
+
+impl RoutingGuard {
+    fn install(context: &Arc<RunContext>, queue: Arc<MessageQueue>) -> Self {
+        if let Ok(mut m) = context.messages.lock() {
+            *m = Some(queue);
+        }
+        Self(context.clone())
+    }
+}
+
+impl Drop for RoutingGuard {
+    fn drop(&mut self) {
+        if let Ok(mut m) = self.0.messages.lock() {
+            m.take();
+        }
+    }
 }
 
 impl ClientContext for RunContext {
@@ -526,6 +588,7 @@ impl ConsumerContext for RunContext {
         let result = match err {
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
                 self.coordinator.on_assign(consumer, tpl);
+                self.route(consumer, tpl);
                 if cooperative {
                     consumer.incremental_assign(tpl)
                 } else {
@@ -1005,6 +1068,7 @@ pub fn run(
         files: counters.files.load(Ordering::Relaxed),
         commits: counters.commits.load(Ordering::Relaxed),
         resume_gaps: counters.resume_gaps.load(Ordering::Relaxed),
+        polled_messages: counters.polled_messages.load(Ordering::Relaxed),
     })
 }
 
@@ -1048,7 +1112,20 @@ fn consume_loop(
     )
     .create_with_context(RunContext {
         coordinator: coordinator.clone(),
+        messages: Mutex::new(None),
     })?;
+    // Declared after the consumer, so dropped before it, as librdkafka
+    // requires of queue handles; the guard takes it back from the context
+    // first. Without it, messages come through `poll`, one per call.
+    let queue = MessageQueue::new(&consumer).map(Arc::new);
+    let routing = queue
+        .as_ref()
+        .map(|q| RoutingGuard::install(consumer.context(), q.clone()));
+    if queue.is_none() {
+        log(format_args!(
+            "warning: no message queue; reading messages one per poll"
+        ));
+    }
     let topics: Vec<&str> = config.kafka.topics.iter().map(String::as_str).collect();
     consumer.subscribe(&topics)?;
     log(format_args!(
@@ -1064,68 +1141,82 @@ fn consume_loop(
     let mut pending_commits: HashMap<TopicPartition, i64> = HashMap::new();
     let mut since_log = 0u64;
     let mut result: Result<(), String> = Ok(());
+    let mut fetched = FetchedMessages::new(FETCH_BATCH_MESSAGES);
+    let mut due: Vec<MessageBatch> = Vec::new();
     // Dispatching (blocked on full worker queues: the workers are the limit)
-    // and committing are timed; polling and batching are the rest.
+    // and committing are timed; reading and batching are the rest.
     const DISPATCHING: usize = 0;
     const COMMITTING: usize = 1;
     let mut times = ThreadTimes::new(
         "consumer loop".into(),
-        &["dispatching", "committing", "polling and batching"],
+        &["dispatching", "committing", "reading and batching"],
     );
     while !coordinator.stopping() {
-        let polled = consumer.poll(Duration::from_millis(100));
-        // One clock read per message for every time-based check below.
-        let now = Instant::now();
-        let message = match polled {
-            Some(Ok(msg)) => Some(msg),
-            Some(Err(e)) => {
-                log(format_args!("consumer: {e}"));
-                None
-            }
-            None => None,
+        // Events (rebalances, commit results, statistics, errors), and the
+        // messages of any partition that is not routed to the queue.
+        let polled = match &queue {
+            Some(_) => consumer.poll(Duration::ZERO),
+            None => consumer.poll(Duration::from_millis(100)),
         };
-        if let Some(msg) = &message {
-            *messages += 1;
-            since_log += 1;
-            if let Some(gap) = coordinator
-                .resume
-                .check(msg.topic(), msg.partition(), msg.offset())
-            {
-                log(format_args!("warning: {gap}"));
-                counters.resume_gaps.fetch_add(1, Ordering::Relaxed);
-            }
+        if let Some(q) = &queue {
+            // Returns as soon as the buffer is full; waits only when the
+            // workers are ahead of the broker (or nothing is assigned).
+            q.consume(Duration::from_millis(20), &mut fetched);
         }
-        // One lock per message: add it, and take what is due (a full batch,
-        // or every partial one once the oldest message waited 50 ms).
-        let (full, partial) = {
+        // One clock read per read for every time-based check below.
+        let now = Instant::now();
+        // One lock per read: add the messages, take what is due (full
+        // batches, or every partial one once the oldest message waited 50 ms).
+        {
             let Ok(mut b) = coordinator.batcher.lock() else {
                 result = Err("batcher lock poisoned".into());
                 break;
             };
-            let full = message.as_ref().and_then(|msg| {
-                b.push(
-                    msg.topic(),
-                    msg.partition(),
-                    msg.offset(),
-                    msg.payload().unwrap_or_default(),
-                )
+            let mut accept = |topic: &str, partition: i32, offset: i64, payload: &[u8]| {
+                *messages += 1;
+                since_log += 1;
+                if let Some(gap) = coordinator.resume.check(topic, partition, offset) {
+                    log(format_args!("warning: {gap}"));
+                    counters.resume_gaps.fetch_add(1, Ordering::Relaxed);
+                }
+                due.extend(b.push(topic, partition, offset, payload));
+            };
+            match &polled {
+                Some(Ok(msg)) => {
+                    counters.polled_messages.fetch_add(1, Ordering::Relaxed);
+                    accept(
+                        msg.topic(),
+                        msg.partition(),
+                        msg.offset(),
+                        msg.payload().unwrap_or_default(),
+                    )
+                }
+                Some(Err(e)) => log(format_args!("consumer: {e}")),
+                None => {}
+            }
+            fetched.for_each(|m| match m {
+                Fetched::Message {
+                    topic,
+                    partition,
+                    offset,
+                    payload,
+                } => accept(topic, partition, offset, payload),
+                Fetched::Error { code, detail } => log(format_args!("consumer: {code} ({detail})")),
             });
-            let partial = if b
-                .pending_age(now)
+            if b.pending_age(now)
                 .is_some_and(|age| age >= Duration::from_millis(50))
             {
-                b.take_all()
-            } else {
-                Vec::new()
-            };
-            (full, partial)
-        };
-        drop(message);
-        if full.is_some() || !partial.is_empty() {
+                due.extend(b.take_all());
+            }
+        }
+        // The messages are copied: hand them back to librdkafka before
+        // possibly blocking on a full worker queue.
+        drop(polled);
+        fetched.clear();
+        if !due.is_empty() {
             let t = Instant::now();
-            if let Some(e) = full
-                .into_iter()
-                .chain(partial)
+            if let Some(e) = due
+                .drain(..)
                 .find_map(|batch| coordinator.dispatch(batch).err())
             {
                 result = Err(e);
@@ -1258,6 +1349,10 @@ fn consume_loop(
         }
         consumer.unsubscribe();
     }
+    // Queue handles go before the client (a handle left over keeps
+    // `rd_kafka_destroy` waiting for ever).
+    drop(routing);
+    drop(queue);
     drop(consumer);
     if let Some(f) = coordinator.failure() {
         return Err(ServiceError::Failed(f));

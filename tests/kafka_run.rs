@@ -570,6 +570,13 @@ fn end_to_end_parquet_alerts_and_dead_letters() {
     );
     let status = terminate(&mut child);
     assert!(status.success(), "exit {status:?}: {}", log_of(&s, "run"));
+    // Every partition is routed to the batch-read message queue before it is
+    // assigned, so no message comes one per poll.
+    assert!(
+        log_of(&s, "run").contains(" 0 read one per poll,"),
+        "messages read one per poll: {}",
+        log_of(&s, "run")
+    );
 
     let rows = read_rows(&s.out);
     let mut counts: BTreeMap<String, u64> = BTreeMap::new();
@@ -1045,4 +1052,12 @@ fn rebalance_second_instance_joins() {
         "the first instance gave up no partition: {}",
         log_of(&s, "first")
     );
+    // Revoked and re-assigned partitions stay routed to the message queue.
+    for name in ["first", "second"] {
+        assert!(
+            log_of(&s, name).contains(" 0 read one per poll,"),
+            "{name}: messages read one per poll: {}",
+            log_of(&s, name)
+        );
+    }
 }

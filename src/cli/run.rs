@@ -111,7 +111,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     source.stop();
     let secs = started.elapsed().as_secs_f64();
     eprintln!(
-        "routeproof: stopped after {secs:.1}s: {} messages, {} records, {} dead letters, {} alerts, {} files, {} commits, {} resume gaps, index version {}",
+        "routeproof: stopped after {secs:.1}s: {} messages, {} records, {} dead letters, {} alerts, {} files, {} commits, {} resume gaps, {} read one per poll, index version {}",
         summary.messages,
         summary.records,
         summary.dead_letters,
@@ -119,6 +119,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         summary.files,
         summary.commits,
         summary.resume_gaps,
+        summary.polled_messages,
         history.current().map_or(0, |s| s.version),
     );
     Ok(ExitCode::SUCCESS)
