@@ -620,8 +620,11 @@ pub struct ReplayConfig {
     _telemetry: serde::de::IgnoredAny,
 }
 
-/// The `[parquet]` keys `replay` uses (the others are `run`'s).
+/// The `[parquet]` keys `replay` uses; `run`'s other keys are accepted and
+/// ignored, any other key is an error (a misspelt `zstd_level` must not pass
+/// silently).
 #[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ReplayParquetConfig {
     /// zstd level, 1..=22.
     #[serde(default)]
@@ -632,10 +635,21 @@ pub struct ReplayParquetConfig {
     /// Rows per row group.
     #[serde(default)]
     pub row_group_rows: Option<usize>,
-    /// `output`, `staging_dir`, `max_file_bytes`, `max_file_age_seconds`,
-    /// `object_store`: `run` only.
-    #[serde(flatten)]
-    _run_only: BTreeMap<String, serde::de::IgnoredAny>,
+    /// `run` only.
+    #[serde(default, rename = "output")]
+    _output: serde::de::IgnoredAny,
+    /// `run` only.
+    #[serde(default, rename = "staging_dir")]
+    _staging_dir: serde::de::IgnoredAny,
+    /// `run` only.
+    #[serde(default, rename = "max_file_bytes")]
+    _max_file_bytes: serde::de::IgnoredAny,
+    /// `run` only.
+    #[serde(default, rename = "max_file_age_seconds")]
+    _max_file_age_seconds: serde::de::IgnoredAny,
+    /// `run` only.
+    #[serde(default, rename = "object_store")]
+    _object_store: serde::de::IgnoredAny,
 }
 
 impl ConfigFile for ReplayConfig {
@@ -972,6 +986,13 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.to_string().contains("parquet.zstd_level"), "{e}");
+        let e = ReplayConfig::from_toml_with_env(
+            "[parquet]\nzstd_levle = 3\n",
+            Path::new("test.toml"),
+            [],
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("zstd_levle"), "{e}");
         let empty = ReplayConfig::from_toml_with_env("", Path::new("t.toml"), []).expect("empty");
         assert!(empty.routes.manifests.is_empty());
         assert_eq!(empty.alerts.window_seconds, 300);
