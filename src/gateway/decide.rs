@@ -210,12 +210,31 @@ impl<'i> Decision<'i> {
 
 /// How a hostname bucket is searched for the winning match.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum BucketScan {
+pub(super) enum BucketScan {
     /// Through the bucket's path index (the default).
     Indexed,
     /// Every match in precedence order, fully evaluated: the reference the
     /// index is checked against.
     Linear,
+}
+
+/// The Gateway and listener chosen for a request (step 1), with its
+/// normalised Host.
+pub(super) struct ListenerSelection<'i, 'r> {
+    pub(super) gateway: &'i CompiledGateway,
+    /// The usable listeners of the request's port, most specific first.
+    pub(super) candidates: &'i [usize],
+    /// Position of the chosen listener in `candidates`.
+    pub(super) pos: usize,
+    /// The Host, normalised ([`hostname::normalize_host`]).
+    pub(super) host: Option<Cow<'r, str>>,
+}
+
+impl<'i> ListenerSelection<'i, '_> {
+    /// Index of the chosen listener in [`RouteIndex::listeners`].
+    pub(super) fn chosen(&self) -> usize {
+        self.candidates[self.pos]
+    }
 }
 
 impl RouteIndex {
@@ -233,6 +252,23 @@ impl RouteIndex {
     }
 
     fn decide_with<'i>(&'i self, req: &Request<'_>, mode: BucketScan) -> Decision<'i> {
+        match self.select_listener(req) {
+            Ok(selection) => {
+                let mut keys = PathKeys::empty();
+                keys.fill(req.path);
+                self.decide_selected(req, &selection, &keys, mode)
+            }
+            Err(terminal) => terminal,
+        }
+    }
+
+    /// Steps 1 of the decision: the Gateway and the listener. `Err` is the
+    /// final decision when no listener can serve the request (404, or 421 for
+    /// a Host that belongs to another listener than the SNI).
+    pub(super) fn select_listener<'i, 'r>(
+        &'i self,
+        req: &Request<'r>,
+    ) -> Result<ListenerSelection<'i, 'r>, Decision<'i>> {
         let gateway = match req.gateway {
             // A few Gateways: comparing keys beats hashing one (the last of equal
             // keys, as in `gateway_by_key`).
@@ -244,7 +280,11 @@ impl RouteIndex {
             None => None,
         };
         let Some(gateway) = gateway else {
-            return Decision::terminal(Outcome::NoListener, 404, "UnknownGateway");
+            return Err(Decision::terminal(
+                Outcome::NoListener,
+                404,
+                "UnknownGateway",
+            ));
         };
         let with_gateway = |mut d: Decision<'i>| {
             d.gateway = Some(gateway);
@@ -252,11 +292,11 @@ impl RouteIndex {
         };
         let tls = req.scheme == Scheme::Https;
         let Some(candidates) = gateway.by_port.get(&(req.effective_port(), tls)) else {
-            return with_gateway(Decision::terminal(
+            return Err(with_gateway(Decision::terminal(
                 Outcome::NoListener,
                 404,
                 "NoMatchingListener",
-            ));
+            )));
         };
         let host = req.host.map(hostname::normalize_host);
         let host_str = host.as_deref();
@@ -282,11 +322,11 @@ impl RouteIndex {
             .iter()
             .position(|&li| listener_matches(li, selector))
         else {
-            return with_gateway(Decision::terminal(
+            return Err(with_gateway(Decision::terminal(
                 Outcome::NoListener,
                 404,
                 "NoMatchingListener",
-            ));
+            )));
         };
         let chosen = candidates[pos];
         if tls && sni.is_some() && host_str.is_some() {
@@ -302,7 +342,7 @@ impl RouteIndex {
                         "MisdirectedRequest",
                     ));
                     d.listener = Some(&self.listeners[chosen]);
-                    return d;
+                    return Err(d);
                 }
                 None => {
                     let mut d = with_gateway(Decision::terminal(
@@ -311,18 +351,45 @@ impl RouteIndex {
                         "HostDoesNotMatchListener",
                     ));
                     d.listener = Some(&self.listeners[chosen]);
-                    return d;
+                    return Err(d);
                 }
                 _ => {}
             }
         }
 
+        Ok(ListenerSelection {
+            gateway,
+            candidates,
+            pos,
+            host,
+        })
+    }
+
+    /// Steps 2-4 of the decision, for a request whose listener is selected,
+    /// with the index keys of its path.
+    pub(super) fn decide_selected<'i>(
+        &'i self,
+        req: &Request<'_>,
+        selection: &ListenerSelection<'i, '_>,
+        keys: &PathKeys<'_>,
+        mode: BucketScan,
+    ) -> Decision<'i> {
+        let ListenerSelection {
+            gateway,
+            candidates,
+            pos,
+            ref host,
+        } = *selection;
+        let host_str = host.as_deref();
+        let listener_matches = |li: usize, name: Option<&str>| match name {
+            Some(h) => hostname::matches(self.listeners[li].hostname.as_deref(), h),
+            None => self.listeners[li].hostname.is_none(),
+        };
+        let chosen = candidates[pos];
         let mut alternatives = Vec::new();
         let mut unknowns = Unknowns::default();
         let mut hit = None;
         let mut winner = None;
-        // Hashes of the path's index keys, once for every bucket below.
-        let keys = PathKeys::new(req.path);
         // A path with more segments than the index keeps is matched by a
         // linear scan of each bucket; hostnames are still looked up by hash.
         let hosts_indexed = mode == BucketScan::Indexed;
@@ -351,7 +418,7 @@ impl RouteIndex {
                 listener_id: li as u32,
                 method_code,
                 req,
-                keys: &keys,
+                keys,
                 mode,
                 hosts_indexed,
             };
