@@ -16,8 +16,10 @@
 //! listener selection and path keys computed in the first stage, so a batch
 //! decides exactly as `decide` does (the property tests check it).
 
-use super::compile::{Bucket, Candidate, HostLookup, HostTable, PathIndex, PathKeys, RouteIndex};
-use super::decide::{BucketScan, Decision, ListenerSelection};
+use super::compile::{
+    Bucket, Candidate, HostLookup, HostTable, KeyProbes, PathIndex, PathKeys, RouteIndex,
+};
+use super::decide::{BucketScan, Decision, HostHashes, ListenerSelection};
 use super::prefetch::{prefetch, prefetch_object};
 use super::request::{Protocol, Request};
 
@@ -39,10 +41,12 @@ struct InFlight<'i, 'r> {
     /// The chosen listener's HTTPRoute table, when prefetching applies.
     table: Option<&'i HostTable>,
     /// Hashes of the host (exact lookup) and of its longest wildcard suffix
-    /// that the table may hold.
-    host_hashes: [Option<u64>; 2],
+    /// that the table may hold; the decision reuses them.
+    host_hashes: HostHashes,
     /// The hostname buckets the request probably reaches first.
     buckets: [Option<&'i Bucket>; 2],
+    /// What the path-index hints found in each of `buckets`.
+    probes: [KeyProbes; 2],
 }
 
 impl InFlight<'_, '_> {
@@ -51,8 +55,9 @@ impl InFlight<'_, '_> {
             selection: None,
             keys: PathKeys::empty(),
             table: None,
-            host_hashes: [None; 2],
+            host_hashes: HostHashes::default(),
             buckets: [None; 2],
+            probes: [KeyProbes::default(); 2],
         }
     }
 }
@@ -96,32 +101,42 @@ impl RouteIndex {
                 flight.locate_buckets();
             }
             // Stage 3: buckets -> path-index slots.
-            for flight in flights.iter() {
-                for bucket in flight.buckets.iter().flatten() {
-                    bucket.index.prefetch_slots(&flight.keys);
+            for flight in flights.iter_mut() {
+                for (bucket, probes) in flight.buckets.iter().zip(&mut flight.probes) {
+                    if let Some(bucket) = bucket {
+                        bucket.index.prefetch_slots(&flight.keys, probes);
+                    }
                 }
             }
             // Stage 4: path-index slots -> candidates.
-            for flight in flights.iter() {
-                for bucket in flight.buckets.iter().flatten() {
-                    bucket.index.prefetch_candidates(&flight.keys);
+            for flight in flights.iter_mut() {
+                for (bucket, probes) in flight.buckets.iter().zip(&mut flight.probes) {
+                    if let Some(bucket) = bucket {
+                        bucket.index.prefetch_candidates(probes);
+                    }
                 }
             }
             // Stage 5: candidates -> the match objects the decision may have
             // to evaluate (header/query conditions).
             for flight in flights.iter() {
-                for bucket in flight.buckets.iter().flatten() {
-                    bucket.index.first_groups_hint(&flight.keys, |group, _| {
-                        self.prefetch_entries(group);
-                    });
+                for (bucket, probes) in flight.buckets.iter().zip(&flight.probes) {
+                    if let Some(bucket) = bucket {
+                        for group in bucket.index.hinted_groups(probes) {
+                            self.prefetch_entries(group);
+                        }
+                    }
                 }
             }
             // Stage 6: decide.
             for (k, (flight, req)) in flights.iter().zip(group).enumerate() {
                 let decision = match &flight.selection {
-                    Some(selection) => {
-                        self.decide_selected(req, selection, &flight.keys, BucketScan::Indexed)
-                    }
+                    Some(selection) => self.decide_selected(
+                        req,
+                        selection,
+                        &flight.keys,
+                        flight.host_hashes,
+                        BucketScan::Indexed,
+                    ),
                     None => self.decide(req),
                 };
                 f(g * DECIDE_BATCH_GROUP + k, decision);
@@ -151,7 +166,7 @@ impl RouteIndex {
         flight.selection = self.select_listener(req).ok();
         flight.keys.fill(req.path);
         flight.table = None;
-        flight.host_hashes = [None; 2];
+        flight.host_hashes = HostHashes::default();
         flight.buckets = [None; 2];
         let Some(selection) = &flight.selection else {
             return;
@@ -172,12 +187,12 @@ impl RouteIndex {
         if !table.exact.is_empty() {
             let hash = HostLookup::hash_of(host);
             table.exact.prefetch_home(hash);
-            flight.host_hashes[0] = Some(hash);
+            flight.host_hashes.exact = Some(hash);
         }
         if let Some(suffix) = longest_wildcard_suffix(table, host) {
             let hash = HostLookup::hash_of(suffix);
             table.wildcard.prefetch_home(hash);
-            flight.host_hashes[1] = Some(hash);
+            flight.host_hashes.wildcard = Some((suffix.len(), hash));
         }
     }
 }
@@ -191,7 +206,11 @@ impl InFlight<'_, '_> {
             return;
         };
         let lookups = [&table.exact, &table.wildcard];
-        for ((bucket, hash), lookup) in self.buckets.iter_mut().zip(self.host_hashes).zip(lookups) {
+        let hashes = [
+            self.host_hashes.exact,
+            self.host_hashes.wildcard.map(|(_, h)| h),
+        ];
+        for ((bucket, hash), lookup) in self.buckets.iter_mut().zip(hashes).zip(lookups) {
             *bucket = hash
                 .and_then(|h| lookup.bucket_hint(h))
                 .and_then(|b| table.buckets.get(b as usize));

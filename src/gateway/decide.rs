@@ -15,7 +15,7 @@
 use std::borrow::Cow;
 
 use super::compile::{
-    method_code, Bucket, Candidate, CompiledBackend, CompiledGateway, CompiledListener,
+    method_code, same_bytes, Bucket, Candidate, CompiledBackend, CompiledGateway, CompiledListener,
     CompiledRoute, CompiledRule, HostTable, MatchCondition, MatchEntry, PathKeys, RouteIndex,
     RouteKind, RuleAction,
 };
@@ -256,7 +256,7 @@ impl RouteIndex {
             Ok(selection) => {
                 let mut keys = PathKeys::empty();
                 keys.fill(req.path);
-                self.decide_selected(req, &selection, &keys, mode)
+                self.decide_selected(req, &selection, &keys, HostHashes::default(), mode)
             }
             Err(terminal) => terminal,
         }
@@ -272,9 +272,11 @@ impl RouteIndex {
         let gateway = match req.gateway {
             // A few Gateways: comparing keys beats hashing one (the last of equal
             // keys, as in `gateway_by_key`).
-            Some(key) if self.gateways.len() <= 8 => {
-                self.gateways.iter().rev().find(|g| g.key == key)
-            }
+            Some(key) if self.gateways.len() <= 8 => self
+                .gateways
+                .iter()
+                .rev()
+                .find(|g| same_bytes(g.key.as_bytes(), key.as_bytes())),
             Some(key) => self.gateway_by_key.get(key).map(|&g| &self.gateways[g]),
             None if self.gateways.len() == 1 => self.gateways.first(),
             None => None,
@@ -366,12 +368,14 @@ impl RouteIndex {
     }
 
     /// Steps 2-4 of the decision, for a request whose listener is selected,
-    /// with the index keys of its path.
+    /// with the index keys of its path and whatever hashes of its host are
+    /// already known.
     pub(super) fn decide_selected<'i>(
         &'i self,
         req: &Request<'_>,
         selection: &ListenerSelection<'i, '_>,
         keys: &PathKeys<'_>,
+        host_hashes: HostHashes,
         mode: BucketScan,
     ) -> Decision<'i> {
         let ListenerSelection {
@@ -421,6 +425,7 @@ impl RouteIndex {
                 keys,
                 mode,
                 hosts_indexed,
+                host_hashes,
             };
             if let Some((h, c)) =
                 self.scan_table(table, host_str, &scan, &mut alternatives, &mut unknowns)
@@ -467,6 +472,7 @@ impl RouteIndex {
         // comparing every key, so that comparing it with the indexed scan also
         // checks `HostTable::wildcard_lengths` and the hashed host lookups.
         walk.indexed = scan.hosts_indexed;
+        walk.hashes = scan.host_hashes;
         walk.find_map(|bucket| match scan.mode {
             BucketScan::Indexed => self.scan_indexed(bucket, scan, alternatives, unknowns),
             BucketScan::Linear => self.scan_linear(bucket, scan, alternatives, unknowns),
@@ -644,6 +650,21 @@ struct TableScan<'r, 'k> {
     /// Whether hostnames are found through the table's hashed lookup and
     /// wildcard-length mask (the reference scan compares every key).
     hosts_indexed: bool,
+    /// Host hashes computed before the scan.
+    host_hashes: HostHashes,
+}
+
+/// Hashes ([`super::compile::HostLookup::hash_of`]) of the normalised host
+/// and of one of its wildcard suffixes, when the caller computed them already
+/// ([`RouteIndex::decide_batch`] does, to prefetch). A hash depends only on
+/// the string, not on the table, so it serves every table the host is looked
+/// up in.
+#[derive(Debug, Clone, Copy, Default)]
+pub(super) struct HostHashes {
+    /// The host's hash.
+    pub(super) exact: Option<u64>,
+    /// `(suffix length, hash)` of a wildcard suffix (`.example.com`) of the host.
+    pub(super) wildcard: Option<(usize, u64)>,
 }
 
 /// The route table a request is matched against: gRPC requests use the
@@ -673,6 +694,7 @@ fn buckets_for<'t, 'h>(table: &'t HostTable, host: Option<&'h str>) -> BucketWal
         next_dot: 0,
         stage: WalkStage::Exact,
         indexed: true,
+        hashes: HostHashes::default(),
     }
 }
 
@@ -688,12 +710,17 @@ struct BucketWalk<'t, 'h> {
     /// lookups; when false (the reference scan), probe every suffix and find
     /// buckets by comparing every key.
     indexed: bool,
+    /// Host hashes already computed (used when `indexed`).
+    hashes: HostHashes,
 }
 
 impl<'t> BucketWalk<'t, '_> {
     fn exact(&self) -> Option<&'t Bucket> {
         if self.indexed {
-            self.table.exact_bucket(self.host)
+            match self.hashes.exact {
+                Some(hash) => self.table.exact_bucket_hashed(self.host, hash),
+                None => self.table.exact_bucket(self.host),
+            }
         } else {
             let at = self.table.exact.get_by_scan(self.host)?;
             self.table.buckets.get(at as usize)
@@ -702,7 +729,12 @@ impl<'t> BucketWalk<'t, '_> {
 
     fn wildcard(&self, suffix: &str) -> Option<&'t Bucket> {
         if self.indexed {
-            self.table.wildcard_bucket(suffix)
+            match self.hashes.wildcard {
+                Some((len, hash)) if len == suffix.len() => {
+                    self.table.wildcard_bucket_hashed(suffix, hash)
+                }
+                _ => self.table.wildcard_bucket(suffix),
+            }
         } else {
             let at = self.table.wildcard.get_by_scan(suffix)?;
             self.table.buckets.get(at as usize)

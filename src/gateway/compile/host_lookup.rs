@@ -117,9 +117,10 @@ impl HostLookup {
         None
     }
 
-    /// [`HostLookup::get`] with the key's hash already computed.
+    /// [`HostLookup::get`] with the key's hash ([`HostLookup::hash_of`])
+    /// already computed.
     #[inline]
-    fn get_hashed(&self, key: &[u8], hash: u64) -> Option<u32> {
+    pub(crate) fn get_hashed(&self, key: &[u8], hash: u64) -> Option<u32> {
         if self.slots.is_empty() {
             return None;
         }

@@ -167,6 +167,16 @@ pub fn rule_position(route: &CompiledRoute, index: usize) -> Option<usize> {
 /// How many keys of a request path the prefetch hints probe per bucket.
 const HINT_KEYS: usize = 2;
 
+/// What the prefetch hints of one bucket found so far, between stages: the
+/// keys probed (hash, `len << 1 | kind`), then the groups found.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct KeyProbes {
+    keys: [(u64, u32); HINT_KEYS],
+    count: u8,
+    groups: [(u32, u32); HINT_KEYS],
+    found: u8,
+}
+
 /// How many leading key bytes a [`KeySlot`] holds itself.
 const HEAD: usize = 12;
 
@@ -451,73 +461,79 @@ impl PathIndex {
         }
     }
 
-    /// Prefetch hint, first stage: starts loading the table slots where the
-    /// first key probes for `keys` begin.
+    /// Prefetch hint, first stage: notes the first keys
+    /// [`PathIndex::find_in_keyed_groups`] would probe for `keys` in `probes`
+    /// and starts loading the table slots where their probes begin.
     #[inline]
-    pub(crate) fn prefetch_slots(&self, keys: &PathKeys<'_>) {
+    pub(crate) fn prefetch_slots(&self, keys: &PathKeys<'_>, probes: &mut KeyProbes) {
+        probes.count = 0;
+        probes.found = 0;
         let mask = self.slots.len().wrapping_sub(1);
-        self.first_probed_keys(keys, |hash, _, _| {
+        self.first_probed_keys(keys, |hash, kind, len| {
             if let Some(slot) = self.slots.get(hash as usize & mask) {
                 prefetch(slot);
             }
-        });
-    }
-
-    /// Prefetch hint, second stage (once the slots are loaded): starts loading
-    /// the first candidates of the groups those probes find, and the stored
-    /// bytes of keys longer than a slot holds.
-    #[inline]
-    pub(crate) fn prefetch_candidates(&self, keys: &PathKeys<'_>) {
-        self.first_groups_hint(keys, |group, key_rest| {
-            if let Some(c) = group.first() {
-                prefetch(c);
-            }
-            if let Some(b) = key_rest {
-                prefetch(b);
+            if let Some(key) = probes.keys.get_mut(usize::from(probes.count)) {
+                *key = (hash, (len as u32) << 1 | kind);
+                probes.count += 1;
             }
         });
     }
 
-    /// Calls `found(group, key_rest)` for the groups of the first keys that
-    /// [`PathIndex::find_in_keyed_groups`] probes for `keys`, matched by tag
-    /// and length only (so possibly another key's group: for hints only);
-    /// `key_rest` is the first stored key byte past the slot's head, for keys
-    /// longer than [`HEAD`].
+    /// Prefetch hint, second stage (once the slots are loaded): finds the
+    /// groups of the keys noted in `probes` (by tag and length only, so
+    /// possibly another key's group: for hints only), notes them, and starts
+    /// loading their first candidates and the stored bytes of keys longer
+    /// than a slot holds.
     #[inline]
-    pub(crate) fn first_groups_hint(
-        &self,
-        keys: &PathKeys<'_>,
-        mut found: impl FnMut(&[Candidate], Option<&u8>),
-    ) {
+    pub(crate) fn prefetch_candidates(&self, probes: &mut KeyProbes) {
         let mask = self.slots.len().wrapping_sub(1);
-        self.first_probed_keys(keys, |hash, kind, len| {
+        for &(hash, len_kind) in probes.keys.iter().take(usize::from(probes.count)) {
             let tag = (hash >> 32) as u32;
-            let len_kind = (len as u32) << 1 | kind;
             let mut i = hash as usize & mask;
             // A short probe: a hint gives up rather than walk a long chain.
             for _ in 0..4 {
                 let Some(slot) = self.slots.get(i) else {
-                    return;
+                    break;
                 };
                 if slot.end == 0 {
-                    return;
+                    break;
                 }
                 if slot.tag == tag && slot.len_kind == len_kind {
-                    let group = self
-                        .candidates
-                        .get(slot.start as usize..slot.end as usize)
-                        .unwrap_or(&[]);
-                    let rest = if len > HEAD {
-                        self.key_bytes.get(slot.key_offset as usize + HEAD)
-                    } else {
-                        None
-                    };
-                    found(group, rest);
-                    return;
+                    if let Some(c) = self.candidates.get(slot.start as usize) {
+                        prefetch(c);
+                    }
+                    if (len_kind >> 1) as usize > HEAD {
+                        if let Some(b) = self.key_bytes.get(slot.key_offset as usize + HEAD) {
+                            prefetch(b);
+                        }
+                    }
+                    if let Some(group) = probes.groups.get_mut(usize::from(probes.found)) {
+                        *group = (slot.start, slot.end);
+                        probes.found += 1;
+                    }
+                    break;
                 }
                 i = (i + 1) & mask;
             }
-        });
+        }
+    }
+
+    /// The groups [`PathIndex::prefetch_candidates`] noted in `probes`.
+    #[inline]
+    pub(crate) fn hinted_groups<'a>(
+        &'a self,
+        probes: &'a KeyProbes,
+    ) -> impl Iterator<Item = &'a [Candidate]> + 'a {
+        probes
+            .groups
+            .iter()
+            .take(usize::from(probes.found))
+            .map(|&(start, end)| {
+                self.candidates
+                    .get(start as usize..end as usize)
+                    .unwrap_or(&[])
+            })
     }
 
     /// Whether judging the candidate needs its match object (header, query or
@@ -584,7 +600,7 @@ fn full_word(bytes: &[u8], at: usize) -> u64 {
 /// `a == b`, word by word and inline (keys are short; a `memcmp` call costs
 /// more than the comparison).
 #[inline]
-pub(super) fn same_bytes(a: &[u8], b: &[u8]) -> bool {
+pub(crate) fn same_bytes(a: &[u8], b: &[u8]) -> bool {
     if a.len() != b.len() {
         return false;
     }
