@@ -13,8 +13,9 @@
 //! The stages only *prefetch*: a stage that guesses wrong (a hash tag that
 //! matches another key, a request that is decided in another bucket) only
 //! wastes a load. The decision itself is [`RouteIndex::decide`]'s code, on the
-//! listener selection and path keys computed in the first stage, so a batch
-//! decides exactly as `decide` does (the property tests check it).
+//! listener selection, path keys and host hashes computed in the first stage
+//! (the same values `decide` computes), so a batch decides exactly as `decide`
+//! does (the property tests check it).
 
 use super::compile::{
     Bucket, Candidate, HostLookup, HostTable, KeyProbes, PathIndex, PathKeys, RouteIndex,
