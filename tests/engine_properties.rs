@@ -12,7 +12,7 @@ use routeproof::gateway::hostname::{intersect, matches, normalize_host};
 use routeproof::gateway::load::load_text;
 use routeproof::gateway::report::DecisionReport;
 use routeproof::gateway::{
-    CompileOptions, Headers, ObjectSet, Protocol, Request, RouteIndex, Scheme,
+    CompileOptions, Headers, ObjectSet, Protocol, Request, RouteIndex, Scheme, DECIDE_BATCH_GROUP,
 };
 
 // ---------------------------------------------------------------------------
@@ -698,5 +698,75 @@ proptest! {
                 prop_assert_eq!(indexed, linear, "path {:?} host {:?}", path, host);
             }
         }
+    }
+}
+
+/// Batch sizes around the group size of `decide_batch` (0, 1, K-1, K, K+1,
+/// 2K+1) and a few arbitrary ones.
+fn batch_size() -> impl Strategy<Value = usize> {
+    let k = DECIDE_BATCH_GROUP;
+    prop_oneof![
+        3 => proptest::sample::select(vec![0, 1, k - 1, k, k + 1, 2 * k + 1]),
+        1 => 0..3 * k,
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+    /// `decide_batch` decides every request of a batch exactly as `decide`
+    /// (and so as the linear scan) does, whatever the batch sizes: winner,
+    /// status, alternatives, unknowns and the explain report.
+    #[test]
+    fn decide_batch_agrees_with_decide(
+        docs in index_config_docs(),
+        paths in proptest::collection::vec(index_request_path(), 1..12),
+        sizes in proptest::collection::vec(batch_size(), 1..8),
+        isolation in any::<bool>(),
+    ) {
+        let options = CompileOptions { listener_isolation: isolation, ..Default::default() };
+        let idx = RouteIndex::compile(&load(&docs), options);
+        let hosts = [
+            Some("a.example.com"),
+            Some("Z.Example.com:80"),
+            Some("x.b.example.com"),
+            Some("b.org"),
+            None,
+        ];
+        let mut reqs = Vec::new();
+        for (i, path) in paths.iter().enumerate() {
+            for (j, host) in hosts.iter().enumerate() {
+                reqs.push(Request {
+                    host: *host,
+                    path,
+                    method: [Some("GET"), Some("POST"), None][i % 3],
+                    headers: Headers { known: &[], others_unknown: (i + j) % 2 == 0 },
+                    query: [Some(""), Some("q=1"), None][(i + 1) % 3],
+                    scheme: if j == 1 { Scheme::Https } else { Scheme::Http },
+                    sni: (j == 1).then_some("z.example.com"),
+                    protocol: if j == 3 { Protocol::Grpc } else { Protocol::Http },
+                    ..Default::default()
+                });
+            }
+        }
+        // Consecutive batches of the drawn sizes (cycled), then the rest.
+        let mut rest = &reqs[..];
+        let mut out = Vec::new();
+        let rounds = sizes.iter().cycle().take(reqs.len() + sizes.len()).copied();
+        for size in rounds.chain(std::iter::once(usize::MAX)) {
+            let (batch, tail) = rest.split_at(size.min(rest.len()));
+            out.clear();
+            idx.decide_batch(batch, &mut out);
+            prop_assert_eq!(out.len(), batch.len());
+            for (req, got) in batch.iter().zip(&out) {
+                let single = decision_summary(&idx, req, &idx.decide(req));
+                let batched = decision_summary(&idx, req, got);
+                let linear = decision_summary(&idx, req, &idx.decide_by_linear_scan(req));
+                prop_assert_eq!(&batched, &single, "batch of {}: {:?}", size, req);
+                prop_assert_eq!(&batched, &linear, "batch of {}: {:?}", size, req);
+            }
+            rest = tail;
+        }
+        prop_assert!(rest.is_empty());
     }
 }

@@ -15,7 +15,7 @@
 use std::borrow::Cow;
 
 use super::compile::{
-    method_code, Bucket, Candidate, CompiledBackend, CompiledGateway, CompiledListener,
+    method_code, same_bytes, Bucket, Candidate, CompiledBackend, CompiledGateway, CompiledListener,
     CompiledRoute, CompiledRule, HostTable, MatchCondition, MatchEntry, PathKeys, RouteIndex,
     RouteKind, RuleAction,
 };
@@ -210,12 +210,31 @@ impl<'i> Decision<'i> {
 
 /// How a hostname bucket is searched for the winning match.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum BucketScan {
+pub(super) enum BucketScan {
     /// Through the bucket's path index (the default).
     Indexed,
     /// Every match in precedence order, fully evaluated: the reference the
     /// index is checked against.
     Linear,
+}
+
+/// The Gateway and listener chosen for a request (step 1), with its
+/// normalised Host.
+pub(super) struct ListenerSelection<'i, 'r> {
+    pub(super) gateway: &'i CompiledGateway,
+    /// The usable listeners of the request's port, most specific first.
+    pub(super) candidates: &'i [usize],
+    /// Position of the chosen listener in `candidates`.
+    pub(super) pos: usize,
+    /// The Host, normalised ([`hostname::normalize_host`]).
+    pub(super) host: Option<Cow<'r, str>>,
+}
+
+impl<'i> ListenerSelection<'i, '_> {
+    /// Index of the chosen listener in [`RouteIndex::listeners`].
+    pub(super) fn chosen(&self) -> usize {
+        self.candidates[self.pos]
+    }
 }
 
 impl RouteIndex {
@@ -233,18 +252,41 @@ impl RouteIndex {
     }
 
     fn decide_with<'i>(&'i self, req: &Request<'_>, mode: BucketScan) -> Decision<'i> {
+        match self.select_listener(req) {
+            Ok(selection) => {
+                let mut keys = PathKeys::empty();
+                keys.fill(req.path);
+                self.decide_selected(req, &selection, &keys, HostHashes::default(), mode)
+            }
+            Err(terminal) => terminal,
+        }
+    }
+
+    /// Steps 1 of the decision: the Gateway and the listener. `Err` is the
+    /// final decision when no listener can serve the request (404, or 421 for
+    /// a Host that belongs to another listener than the SNI).
+    pub(super) fn select_listener<'i, 'r>(
+        &'i self,
+        req: &Request<'r>,
+    ) -> Result<ListenerSelection<'i, 'r>, Decision<'i>> {
         let gateway = match req.gateway {
             // A few Gateways: comparing keys beats hashing one (the last of equal
             // keys, as in `gateway_by_key`).
-            Some(key) if self.gateways.len() <= 8 => {
-                self.gateways.iter().rev().find(|g| g.key == key)
-            }
+            Some(key) if self.gateways.len() <= 8 => self
+                .gateways
+                .iter()
+                .rev()
+                .find(|g| same_bytes(g.key.as_bytes(), key.as_bytes())),
             Some(key) => self.gateway_by_key.get(key).map(|&g| &self.gateways[g]),
             None if self.gateways.len() == 1 => self.gateways.first(),
             None => None,
         };
         let Some(gateway) = gateway else {
-            return Decision::terminal(Outcome::NoListener, 404, "UnknownGateway");
+            return Err(Decision::terminal(
+                Outcome::NoListener,
+                404,
+                "UnknownGateway",
+            ));
         };
         let with_gateway = |mut d: Decision<'i>| {
             d.gateway = Some(gateway);
@@ -252,11 +294,11 @@ impl RouteIndex {
         };
         let tls = req.scheme == Scheme::Https;
         let Some(candidates) = gateway.by_port.get(&(req.effective_port(), tls)) else {
-            return with_gateway(Decision::terminal(
+            return Err(with_gateway(Decision::terminal(
                 Outcome::NoListener,
                 404,
                 "NoMatchingListener",
-            ));
+            )));
         };
         let host = req.host.map(hostname::normalize_host);
         let host_str = host.as_deref();
@@ -282,11 +324,11 @@ impl RouteIndex {
             .iter()
             .position(|&li| listener_matches(li, selector))
         else {
-            return with_gateway(Decision::terminal(
+            return Err(with_gateway(Decision::terminal(
                 Outcome::NoListener,
                 404,
                 "NoMatchingListener",
-            ));
+            )));
         };
         let chosen = candidates[pos];
         if tls && sni.is_some() && host_str.is_some() {
@@ -302,7 +344,7 @@ impl RouteIndex {
                         "MisdirectedRequest",
                     ));
                     d.listener = Some(&self.listeners[chosen]);
-                    return d;
+                    return Err(d);
                 }
                 None => {
                     let mut d = with_gateway(Decision::terminal(
@@ -311,18 +353,47 @@ impl RouteIndex {
                         "HostDoesNotMatchListener",
                     ));
                     d.listener = Some(&self.listeners[chosen]);
-                    return d;
+                    return Err(d);
                 }
                 _ => {}
             }
         }
 
+        Ok(ListenerSelection {
+            gateway,
+            candidates,
+            pos,
+            host,
+        })
+    }
+
+    /// Steps 2-4 of the decision, for a request whose listener is selected,
+    /// with the index keys of its path and whatever hashes of its host are
+    /// already known.
+    pub(super) fn decide_selected<'i>(
+        &'i self,
+        req: &Request<'_>,
+        selection: &ListenerSelection<'i, '_>,
+        keys: &PathKeys<'_>,
+        host_hashes: HostHashes,
+        mode: BucketScan,
+    ) -> Decision<'i> {
+        let ListenerSelection {
+            gateway,
+            candidates,
+            pos,
+            ref host,
+        } = *selection;
+        let host_str = host.as_deref();
+        let listener_matches = |li: usize, name: Option<&str>| match name {
+            Some(h) => hostname::matches(self.listeners[li].hostname.as_deref(), h),
+            None => self.listeners[li].hostname.is_none(),
+        };
+        let chosen = candidates[pos];
         let mut alternatives = Vec::new();
         let mut unknowns = Unknowns::default();
         let mut hit = None;
         let mut winner = None;
-        // Hashes of the path's index keys, once for every bucket below.
-        let keys = PathKeys::new(req.path);
         // A path with more segments than the index keeps is matched by a
         // linear scan of each bucket; hostnames are still looked up by hash.
         let hosts_indexed = mode == BucketScan::Indexed;
@@ -351,9 +422,10 @@ impl RouteIndex {
                 listener_id: li as u32,
                 method_code,
                 req,
-                keys: &keys,
+                keys,
                 mode,
                 hosts_indexed,
+                host_hashes,
             };
             if let Some((h, c)) =
                 self.scan_table(table, host_str, &scan, &mut alternatives, &mut unknowns)
@@ -400,6 +472,7 @@ impl RouteIndex {
         // comparing every key, so that comparing it with the indexed scan also
         // checks `HostTable::wildcard_lengths` and the hashed host lookups.
         walk.indexed = scan.hosts_indexed;
+        walk.hashes = scan.host_hashes;
         walk.find_map(|bucket| match scan.mode {
             BucketScan::Indexed => self.scan_indexed(bucket, scan, alternatives, unknowns),
             BucketScan::Linear => self.scan_linear(bucket, scan, alternatives, unknowns),
@@ -577,6 +650,21 @@ struct TableScan<'r, 'k> {
     /// Whether hostnames are found through the table's hashed lookup and
     /// wildcard-length mask (the reference scan compares every key).
     hosts_indexed: bool,
+    /// Host hashes computed before the scan.
+    host_hashes: HostHashes,
+}
+
+/// Hashes ([`super::compile::HostLookup::hash_of`]) of the normalised host
+/// and of one of its wildcard suffixes, when the caller computed them already
+/// ([`RouteIndex::decide_batch`] does, to prefetch). A hash depends only on
+/// the string, not on the table, so it serves every table the host is looked
+/// up in.
+#[derive(Debug, Clone, Copy, Default)]
+pub(super) struct HostHashes {
+    /// The host's hash.
+    pub(super) exact: Option<u64>,
+    /// `(suffix length, hash)` of a wildcard suffix (`.example.com`) of the host.
+    pub(super) wildcard: Option<(usize, u64)>,
 }
 
 /// The route table a request is matched against: gRPC requests use the
@@ -606,6 +694,7 @@ fn buckets_for<'t, 'h>(table: &'t HostTable, host: Option<&'h str>) -> BucketWal
         next_dot: 0,
         stage: WalkStage::Exact,
         indexed: true,
+        hashes: HostHashes::default(),
     }
 }
 
@@ -621,12 +710,17 @@ struct BucketWalk<'t, 'h> {
     /// lookups; when false (the reference scan), probe every suffix and find
     /// buckets by comparing every key.
     indexed: bool,
+    /// Host hashes already computed (used when `indexed`).
+    hashes: HostHashes,
 }
 
 impl<'t> BucketWalk<'t, '_> {
     fn exact(&self) -> Option<&'t Bucket> {
         if self.indexed {
-            self.table.exact_bucket(self.host)
+            match self.hashes.exact {
+                Some(hash) => self.table.exact_bucket_hashed(self.host, hash),
+                None => self.table.exact_bucket(self.host),
+            }
         } else {
             let at = self.table.exact.get_by_scan(self.host)?;
             self.table.buckets.get(at as usize)
@@ -635,7 +729,12 @@ impl<'t> BucketWalk<'t, '_> {
 
     fn wildcard(&self, suffix: &str) -> Option<&'t Bucket> {
         if self.indexed {
-            self.table.wildcard_bucket(suffix)
+            match self.hashes.wildcard {
+                Some((len, hash)) if len == suffix.len() => {
+                    self.table.wildcard_bucket_hashed(suffix, hash)
+                }
+                _ => self.table.wildcard_bucket(suffix),
+            }
         } else {
             let at = self.table.wildcard.get_by_scan(suffix)?;
             self.table.buckets.get(at as usize)

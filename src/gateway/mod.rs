@@ -10,15 +10,18 @@
 //! `docs/gateway-api-semantics.md` for the restated spec with references.
 
 pub mod audit;
+mod batch;
 pub mod compile;
 pub mod decide;
 pub mod hostname;
 pub mod load;
 pub mod matcher;
 pub mod model;
+mod prefetch;
 pub mod report;
 pub mod request;
 
+pub use batch::DECIDE_BATCH_GROUP;
 pub use compile::{CompileOptions, RouteIndex, RouteKind};
 pub use decide::{Decision, Outcome};
 pub use model::ObjectSet;

@@ -131,6 +131,22 @@ impl HostTable {
         self.buckets.get(self.exact.get(host)? as usize)
     }
 
+    /// [`HostTable::exact_bucket`] with the host's [`HostLookup::hash_of`]
+    /// already computed.
+    #[inline]
+    pub(crate) fn exact_bucket_hashed(&self, host: &str, hash: u64) -> Option<&Bucket> {
+        self.buckets
+            .get(self.exact.get_hashed(host.as_bytes(), hash)? as usize)
+    }
+
+    /// [`HostTable::wildcard_bucket`] with the suffix's [`HostLookup::hash_of`]
+    /// already computed.
+    #[inline]
+    pub(crate) fn wildcard_bucket_hashed(&self, suffix: &str, hash: u64) -> Option<&Bucket> {
+        self.buckets
+            .get(self.wildcard.get_hashed(suffix.as_bytes(), hash)? as usize)
+    }
+
     /// The bucket of wildcard suffix `suffix` (`.example.com`).
     #[inline]
     pub fn wildcard_bucket(&self, suffix: &str) -> Option<&Bucket> {

@@ -14,6 +14,7 @@
 //! collision chain. A hash match is always confirmed by comparing the bytes.
 
 use super::path_index::{key_hash, same_bytes};
+use crate::gateway::prefetch::prefetch;
 
 /// Key kind mixed into the hash (distinct from the path index's kinds only
 /// for readability; the tables are separate).
@@ -74,6 +75,55 @@ impl HostLookup {
         }
         let key = key.as_bytes();
         let hash = key_hash(key, KIND_HOST);
+        self.get_hashed(key, hash)
+    }
+
+    /// The hash [`HostLookup::get`] probes `key` with.
+    #[inline]
+    pub(crate) fn hash_of(key: &str) -> u64 {
+        key_hash(key.as_bytes(), KIND_HOST)
+    }
+
+    /// Prefetch hint: starts loading the slot a probe for `hash` begins at.
+    #[inline]
+    pub(crate) fn prefetch_home(&self, hash: u64) {
+        if let Some(slot) = self.slots.get(home(hash, self.slots.len().wrapping_sub(1))) {
+            prefetch(slot);
+        }
+    }
+
+    /// Prefetch hint: the bucket number of the first slot of `hash`'s probe
+    /// sequence whose tag matches, *without* confirming the key (so possibly
+    /// wrong: only good for prefetching); starts loading that key's bytes,
+    /// which [`HostLookup::get`] compares.
+    #[inline]
+    pub(crate) fn bucket_hint(&self, hash: u64) -> Option<u32> {
+        let mask = self.slots.len().wrapping_sub(1);
+        let mut i = home(hash, mask);
+        // A short probe: a hint gives up rather than walk a long chain.
+        for _ in 0..4 {
+            let slot = self.slots.get(i)?;
+            if slot.bucket == EMPTY {
+                return None;
+            }
+            if slot.tag == hash as u32 {
+                if let Some(b) = self.key_bytes.get(slot.key_offset as usize) {
+                    prefetch(b);
+                }
+                return Some(slot.bucket);
+            }
+            i = (i + 1) & mask;
+        }
+        None
+    }
+
+    /// [`HostLookup::get`] with the key's hash ([`HostLookup::hash_of`])
+    /// already computed.
+    #[inline]
+    pub(crate) fn get_hashed(&self, key: &[u8], hash: u64) -> Option<u32> {
+        if self.slots.is_empty() {
+            return None;
+        }
         let mask = self.slots.len() - 1;
         let mut i = home(hash, mask);
         loop {

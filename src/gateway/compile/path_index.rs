@@ -28,11 +28,10 @@
 //! confirmed by comparing the bytes, so a hash collision can never produce a
 //! false match.
 
-use std::cell::Cell;
-
 use super::{CompiledRoute, MatchCondition, MatchEntry};
 use crate::gateway::decide::Outcome;
 use crate::gateway::matcher::PathCondition;
+use crate::gateway::prefetch::prefetch;
 
 /// Key kind of an `Exact` path value.
 const KIND_EXACT: u32 = 0;
@@ -163,6 +162,19 @@ pub fn rule_position(route: &CompiledRoute, index: usize) -> Option<usize> {
         Some(rule) if rule.index == index => Some(index),
         _ => route.rules.iter().position(|r| r.index == index),
     }
+}
+
+/// How many keys of a request path the prefetch hints probe per bucket.
+const HINT_KEYS: usize = 2;
+
+/// What the prefetch hints of one bucket found so far, between stages: the
+/// keys probed (hash, `len << 1 | kind`), then the groups found.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct KeyProbes {
+    keys: [(u64, u32); HINT_KEYS],
+    count: u8,
+    groups: [(u32, u32); HINT_KEYS],
+    found: u8,
 }
 
 /// How many leading key bytes a [`KeySlot`] holds itself.
@@ -391,7 +403,11 @@ impl PathIndex {
         }
         let path = keys.path.as_bytes();
         if self.exact_lengths & length_bit(path.len()) != 0 {
-            let exact = self.group(keys.hash(EXACT_SLOT, KIND_EXACT, path), KIND_EXACT, path);
+            let exact = self.group(
+                keys.hash(EXACT_SLOT, KIND_EXACT, path.len()),
+                KIND_EXACT,
+                path,
+            );
             if !exact.is_empty() {
                 if let Some(found) = visit(exact) {
                     return Some(found);
@@ -404,7 +420,7 @@ impl PathIndex {
                 continue;
             }
             let value = &path[..len];
-            let group = self.group(keys.hash(i, KIND_PREFIX, value), KIND_PREFIX, value);
+            let group = self.group(keys.hash(i, KIND_PREFIX, len), KIND_PREFIX, value);
             if !group.is_empty() {
                 if let Some(found) = visit(group) {
                     return Some(found);
@@ -412,6 +428,120 @@ impl PathIndex {
             }
         }
         None
+    }
+
+    /// Calls `probe(hash, kind, len)` for the first [`HINT_KEYS`] keys that
+    /// [`PathIndex::find_in_keyed_groups`] would probe for `keys` (the exact
+    /// key, then the longest prefixes whose length the table holds).
+    #[inline]
+    fn first_probed_keys(&self, keys: &PathKeys<'_>, mut probe: impl FnMut(u64, u32, usize)) {
+        if self.slots.is_empty() || !keys.is_complete() {
+            return;
+        }
+        let path = keys.path.as_bytes();
+        let mut left = HINT_KEYS;
+        if self.exact_lengths & length_bit(path.len()) != 0 {
+            probe(
+                keys.hash(EXACT_SLOT, KIND_EXACT, path.len()),
+                KIND_EXACT,
+                path.len(),
+            );
+            left -= 1;
+        }
+        for i in (0..keys.count).rev() {
+            if left == 0 {
+                return;
+            }
+            let len = usize::from(keys.lens[i]);
+            if self.prefix_lengths & length_bit(len) == 0 {
+                continue;
+            }
+            probe(keys.hash(i, KIND_PREFIX, len), KIND_PREFIX, len);
+            left -= 1;
+        }
+    }
+
+    /// Prefetch hint, first stage: notes the first keys
+    /// [`PathIndex::find_in_keyed_groups`] would probe for `keys` in `probes`
+    /// and starts loading the table slots where their probes begin.
+    #[inline]
+    pub(crate) fn prefetch_slots(&self, keys: &PathKeys<'_>, probes: &mut KeyProbes) {
+        probes.count = 0;
+        probes.found = 0;
+        let mask = self.slots.len().wrapping_sub(1);
+        self.first_probed_keys(keys, |hash, kind, len| {
+            if let Some(slot) = self.slots.get(hash as usize & mask) {
+                prefetch(slot);
+            }
+            if let Some(key) = probes.keys.get_mut(usize::from(probes.count)) {
+                *key = (hash, (len as u32) << 1 | kind);
+                probes.count += 1;
+            }
+        });
+    }
+
+    /// Prefetch hint, second stage (once the slots are loaded): finds the
+    /// groups of the keys noted in `probes` (by tag and length only, so
+    /// possibly another key's group: for hints only), notes them, and starts
+    /// loading their first candidates and the stored bytes of keys longer
+    /// than a slot holds.
+    #[inline]
+    pub(crate) fn prefetch_candidates(&self, probes: &mut KeyProbes) {
+        let mask = self.slots.len().wrapping_sub(1);
+        for &(hash, len_kind) in probes.keys.iter().take(usize::from(probes.count)) {
+            let tag = (hash >> 32) as u32;
+            let mut i = hash as usize & mask;
+            // A short probe: a hint gives up rather than walk a long chain.
+            for _ in 0..4 {
+                let Some(slot) = self.slots.get(i) else {
+                    break;
+                };
+                if slot.end == 0 {
+                    break;
+                }
+                if slot.tag == tag && slot.len_kind == len_kind {
+                    if let Some(c) = self.candidates.get(slot.start as usize) {
+                        prefetch(c);
+                    }
+                    if (len_kind >> 1) as usize > HEAD {
+                        if let Some(b) = self.key_bytes.get(slot.key_offset as usize + HEAD) {
+                            prefetch(b);
+                        }
+                    }
+                    if let Some(group) = probes.groups.get_mut(usize::from(probes.found)) {
+                        *group = (slot.start, slot.end);
+                        probes.found += 1;
+                    }
+                    break;
+                }
+                i = (i + 1) & mask;
+            }
+        }
+    }
+
+    /// The groups [`PathIndex::prefetch_candidates`] noted in `probes`.
+    #[inline]
+    pub(crate) fn hinted_groups<'a>(
+        &'a self,
+        probes: &'a KeyProbes,
+    ) -> impl Iterator<Item = &'a [Candidate]> + 'a {
+        probes
+            .groups
+            .iter()
+            .take(usize::from(probes.found))
+            .map(|&(start, end)| {
+                self.candidates
+                    .get(start as usize..end as usize)
+                    .unwrap_or(&[])
+            })
+    }
+
+    /// Whether judging the candidate needs its match object (header, query or
+    /// non-standard method conditions, a regex), unless a candidate before it
+    /// wins first.
+    #[inline]
+    pub(crate) fn needs_entry_when_keyed(c: &Candidate) -> bool {
+        !c.holds_when_keyed() && c.lone_method().is_none()
     }
 
     /// The candidates that are not keyed by path, in bucket order.
@@ -470,7 +600,7 @@ fn full_word(bytes: &[u8], at: usize) -> u64 {
 /// `a == b`, word by word and inline (keys are short; a `memcmp` call costs
 /// more than the comparison).
 #[inline]
-pub(super) fn same_bytes(a: &[u8], b: &[u8]) -> bool {
+pub(crate) fn same_bytes(a: &[u8], b: &[u8]) -> bool {
     if a.len() != b.len() {
         return false;
     }
@@ -506,10 +636,13 @@ pub(super) fn key_hash(value: &[u8], kind: u32) -> u64 {
 /// ending in `/` are left out: no stored prefix value ends in `/` except the
 /// root, which is an always candidate.
 ///
-/// Only the prefix *lengths* are found up front (one pass over the path's
-/// 8-byte words). A key's hash is computed the first time a bucket may hold a
-/// key of that length (see [`PathIndex`]'s length masks) and kept for the
-/// other buckets, so most prefixes are never hashed.
+/// One pass over the path's 8-byte words finds the prefix lengths and hashes
+/// every key incrementally: [`key_hash`] absorbs a key's whole words in order,
+/// so the hash state after the words before a cut is shared by every longer
+/// key, and a prefix only adds its partial last word. What is kept per key is
+/// that unfinished state; [`PathKeys::hash`] applies the finaliser (length and
+/// kind) when a bucket may hold a key of that length (see [`PathIndex`]'s
+/// length masks).
 #[derive(Debug, Clone)]
 pub struct PathKeys<'p> {
     path: &'p str,
@@ -517,13 +650,12 @@ pub struct PathKeys<'p> {
     lens: [u16; MAX_PATH_BOUNDARIES],
     count: usize,
     complete: bool,
-    /// Hashes computed so far: `hashes[i]` for prefix `i`, the last slot for
-    /// the exact key; valid where the matching bit of `hashed` is set.
-    hashes: [Cell<u64>; MAX_PATH_BOUNDARIES + 1],
-    hashed: Cell<u32>,
+    /// Unfinished [`key_hash`] states: `states[i]` for prefix `i`, the last
+    /// slot for the whole path (the exact key).
+    states: [u64; MAX_PATH_BOUNDARIES + 1],
 }
 
-/// Slot of the exact key's hash in [`PathKeys::hashes`].
+/// Slot of the exact key's state in [`PathKeys::states`].
 const EXACT_SLOT: usize = MAX_PATH_BOUNDARIES;
 
 /// `0x2f` (`/`) in every byte.
@@ -540,21 +672,38 @@ fn slash_bits(word: u64) -> u64 {
 }
 
 impl<'p> PathKeys<'p> {
-    /// Finds the keys of `path` in one pass over its 8-byte words (no
-    /// allocation, no hashing).
+    /// Finds and hashes the keys of `path` in one pass over its 8-byte words
+    /// (no allocation).
     pub fn new(path: &'p str) -> PathKeys<'p> {
-        let bytes = path.as_bytes();
-        let n = bytes.len();
-        let mut keys = PathKeys {
-            path,
+        let mut keys = PathKeys::empty();
+        keys.fill(path);
+        keys
+    }
+
+    /// The keys of the empty path, to be [`PathKeys::fill`]ed.
+    pub fn empty() -> PathKeys<'p> {
+        PathKeys {
+            path: "",
             lens: [0; MAX_PATH_BOUNDARIES],
             count: 0,
-            complete: u16::try_from(n).is_ok(),
-            hashes: Default::default(),
-            hashed: Cell::new(0),
-        };
+            complete: true,
+            states: [0; MAX_PATH_BOUNDARIES + 1],
+        }
+    }
+
+    /// Replaces the keys with those of `path`, in place ([`PathKeys::new`]
+    /// without moving the result).
+    pub fn fill(&mut self, path: &'p str) {
+        let bytes = path.as_bytes();
+        let n = bytes.len();
+        self.path = path;
+        self.count = 0;
+        self.complete = u16::try_from(n).is_ok();
+        let keys = self;
         // Whether the last byte of the previous word was a `/`.
         let mut prev_was_slash = false;
+        // The hash state after the words before `at`.
+        let mut state = HASH_SEED;
         let mut at = 0;
         while at < n {
             let chunk = (n - at).min(8);
@@ -574,41 +723,44 @@ impl<'p> PathKeys<'p> {
             while cuts != 0 {
                 let offset = (cuts.trailing_zeros() / 8) as usize;
                 cuts &= cuts - 1;
-                keys.push_prefix(at + offset);
+                // The prefix's last, partial word: its `offset` low bytes
+                // (little-endian), zero-padded as `key_hash`'s tail is.
+                let prefix_state = if offset == 0 {
+                    state
+                } else {
+                    absorb(state, word & ((1u64 << (8 * offset)) - 1))
+                };
+                keys.push_prefix(at + offset, prefix_state);
             }
+            // A whole word, or the zero-padded tail `key_hash` ends with.
+            state = absorb(state, word);
             prev_was_slash = chunk == 8 && slashes >> 63 != 0;
             at += chunk;
         }
+        keys.states[EXACT_SLOT] = state;
         // The whole path is a prefix key unless it ends with `/`.
         if n > 0 && bytes[n - 1] != b'/' {
-            keys.push_prefix(n);
+            keys.push_prefix(n, state);
         }
-        keys
     }
 
     #[inline]
-    fn push_prefix(&mut self, len: usize) {
+    fn push_prefix(&mut self, len: usize, state: u64) {
         match (self.lens.get_mut(self.count), u16::try_from(len)) {
             (Some(slot), Ok(len)) => {
                 *slot = len;
+                self.states[self.count] = state;
                 self.count += 1;
             }
             _ => self.complete = false,
         }
     }
 
-    /// The hash of key `slot` (a prefix index, or [`EXACT_SLOT`]), computed on
-    /// first use.
+    /// The hash of key `slot` (a prefix index, or [`EXACT_SLOT`]) of length
+    /// `len`, as kind `kind`: equal to [`key_hash`] of the key's bytes.
     #[inline]
-    fn hash(&self, slot: usize, kind: u32, value: &[u8]) -> u64 {
-        let bit = 1u32 << slot;
-        if self.hashed.get() & bit != 0 {
-            return self.hashes[slot].get();
-        }
-        let h = key_hash(value, kind);
-        self.hashes[slot].set(h);
-        self.hashed.set(self.hashed.get() | bit);
-        h
+    fn hash(&self, slot: usize, kind: u32, len: usize) -> u64 {
+        finish(self.states[slot], len, kind)
     }
 
     /// False when the path has more `/` boundaries than [`MAX_PATH_BOUNDARIES`]
@@ -622,14 +774,14 @@ impl<'p> PathKeys<'p> {
     fn prefixes(&self) -> impl Iterator<Item = (usize, u64)> + '_ {
         (0..self.count).rev().map(|i| {
             let len = usize::from(self.lens[i]);
-            (len, self.hash(i, KIND_PREFIX, &self.path.as_bytes()[..len]))
+            (len, self.hash(i, KIND_PREFIX, len))
         })
     }
 
     /// The exact key's hash.
     #[cfg(test)]
     fn exact(&self) -> u64 {
-        self.hash(EXACT_SLOT, KIND_EXACT, self.path.as_bytes())
+        self.hash(EXACT_SLOT, KIND_EXACT, self.path.len())
     }
 }
 
@@ -649,6 +801,40 @@ mod tests {
             .map(|&n| (n, key_hash(&path.as_bytes()[..n], KIND_PREFIX)))
             .collect();
         assert_eq!(got, want);
+    }
+
+    /// The incremental hashes equal `key_hash` of the key bytes for cuts at
+    /// every position in a word, at word boundaries and in the tail.
+    #[test]
+    fn incremental_hashes_equal_whole_key_hashes() {
+        let paths = [
+            "/abcdefg/hijklmn/opq",
+            "/abcdef/ghijklmno/pqrstuvw/x",
+            "/a/b/c/d/e/f/g/h/i/j",
+            "/abcdefghijklmno",
+            "/abcdefghijklmnop/",
+            "/abcdefg",
+            "abcdefgh/ijklmnop",
+            "/é/ü/Straße/x",
+            "/a//b///c",
+        ];
+        for path in paths {
+            let keys = PathKeys::new(path);
+            assert_eq!(
+                keys.exact(),
+                key_hash(path.as_bytes(), KIND_EXACT),
+                "{path}"
+            );
+            for (len, hash) in keys.prefixes() {
+                assert_eq!(
+                    hash,
+                    key_hash(&path.as_bytes()[..len], KIND_PREFIX),
+                    "{path} {len}"
+                );
+            }
+            let cuts = path.match_indices('/').filter(|(i, _)| *i > 0).count();
+            assert!(keys.prefixes().count() >= cuts.min(1), "{path}");
+        }
     }
 
     #[test]
