@@ -20,7 +20,6 @@
 //! [`enriched_schema`](super::row::enriched_schema) by arrow-rs, so types,
 //! logical types and nullability are exactly those of the Arrow schema.
 
-use std::hash::BuildHasher;
 use std::io::Write;
 
 use bytes::Bytes;
@@ -48,25 +47,117 @@ const DICTIONARY_PAGE_LIMIT: usize = 1024 * 1024;
 /// crate truncates at the same length; statistics are optional).
 const STATISTICS_MAX_LEN: usize = 64;
 
-/// Hasher of dictionary values; fixed so that runs are reproducible.
-type ValueHasher = foldhash::fast::FixedState;
-
 /// Definition levels of a nullable flat column: 1 = value present, 0 = null.
 type DefLevels = Vec<u8>;
 
-/// A per-row-group dictionary of byte strings.
+/// Multiplier of the value hash (a 64-bit odd constant with well-mixed bits).
+const HASH_MULTIPLIER: u64 = 0x9E37_79B9_7F4A_7C15;
+
+/// Folded 64x64->128-bit multiply: the mixing step of the value hash.
+#[inline]
+fn fold_multiply(a: u64, b: u64) -> u64 {
+    let product = u128::from(a) * u128::from(b);
+    (product as u64) ^ ((product >> 64) as u64)
+}
+
+#[inline]
+fn read_u64(bytes: &[u8], at: usize) -> u64 {
+    let mut word = [0u8; 8];
+    word.copy_from_slice(&bytes[at..at + 8]);
+    u64::from_le_bytes(word)
+}
+
+#[inline]
+fn read_u32(bytes: &[u8], at: usize) -> u64 {
+    let mut word = [0u8; 4];
+    word.copy_from_slice(&bytes[at..at + 4]);
+    u64::from(u32::from_le_bytes(word))
+}
+
+/// A fast, non-cryptographic hash of a dictionary value. Dictionaries are
+/// per row group and per column and a collision only costs a comparison, so
+/// a few multiply-folds over the value's 8-byte words suffice; short values
+/// (most dictionary values: methods, flags, verdicts) take one or two loads.
+#[inline]
+fn hash_value(bytes: &[u8]) -> u64 {
+    let len = bytes.len();
+    let (a, b) = if len >= 8 {
+        let mut h = len as u64;
+        let mut at = 0;
+        while at + 16 < len {
+            h = fold_multiply(
+                read_u64(bytes, at) ^ h,
+                read_u64(bytes, at + 8) ^ HASH_MULTIPLIER,
+            );
+            at += 16;
+        }
+        // The last 16 bytes (overlapping what came before) or 8..16 bytes.
+        let tail = if len - at > 8 { read_u64(bytes, at) } else { 0 };
+        (tail ^ h, read_u64(bytes, len - 8))
+    } else if len >= 4 {
+        (read_u32(bytes, 0), read_u32(bytes, len - 4))
+    } else if len > 0 {
+        (
+            u64::from(bytes[0]) | u64::from(bytes[len / 2]) << 8 | u64::from(bytes[len - 1]) << 16,
+            0,
+        )
+    } else {
+        (0, 0)
+    };
+    fold_multiply(
+        a ^ HASH_MULTIPLIER,
+        b ^ (len as u64).rotate_left(32) ^ 0xA076_1D64_78BD_642F,
+    )
+}
+
+/// Byte-string equality without a `memcmp` call for the short values
+/// dictionaries hold: whole 8-byte words, the last one overlapping.
+#[inline(always)]
+fn bytes_equal(a: &[u8], b: &[u8]) -> bool {
+    let len = a.len();
+    if len != b.len() {
+        return false;
+    }
+    if len >= 8 {
+        let mut at = 0;
+        while at + 8 < len {
+            if read_u64(a, at) != read_u64(b, at) {
+                return false;
+            }
+            at += 8;
+        }
+        read_u64(a, len - 8) == read_u64(b, len - 8)
+    } else if len >= 4 {
+        read_u32(a, 0) == read_u32(b, 0) && read_u32(a, len - 4) == read_u32(b, len - 4)
+    } else {
+        a == b
+    }
+}
+
+/// A per-row-group dictionary of byte strings: an open-addressing table of
+/// entry numbers over the `PLAIN` dictionary page body itself, so that
+/// interning a value already seen costs one hash, one probe and one compare,
+/// and a new value is copied once, into the page.
 #[derive(Debug, Default)]
 struct BytesDictionary {
     /// The `PLAIN` dictionary page body: 4-byte length + bytes per entry.
     page: Vec<u8>,
     /// Start (after the length) and length of each entry in `page`.
     spans: Vec<(u32, u32)>,
-    /// Next entry with the same hash (`u32::MAX`: none).
-    chain: Vec<u32>,
-    /// First entry for a 64-bit hash of the bytes.
-    heads: FastMap<u64, u32>,
-    hasher: ValueHasher,
+    /// Hash of each entry.
+    hashes: Vec<u64>,
+    /// Entry number + 1 per slot (0: empty); length a power of two, at most half full.
+    slots: Vec<u32>,
+    /// Recently interned values by address: (address, length, index). Values
+    /// that come from the route index or are static (gateway, route, verdict,
+    /// source file, ...) arrive at the same address row after row; a hit is
+    /// still checked against the entry's bytes, so an address reused for
+    /// other bytes (a line buffer) only costs the failed check.
+    recent: [(usize, u32, u32); RECENT_SLOTS],
 }
+
+/// Slots of [`BytesDictionary::recent`] (a power of two).
+const RECENT_SLOTS: usize = 16;
 
 impl BytesDictionary {
     fn entry(&self, index: u32) -> &[u8] {
@@ -74,36 +165,94 @@ impl BytesDictionary {
         &self.page[start as usize..(start + len) as usize]
     }
 
-    /// The index of `value`, added if new.
-    #[inline]
+    /// The index of `value`, added if new. The lookup of a value already seen
+    /// is inlined into the column's push; adding one is out of line.
+    #[inline(always)]
     fn intern(&mut self, value: &[u8]) -> u32 {
-        let hash = self.hasher.hash_one(value);
-        let mut at = self.heads.get(&hash).copied().unwrap_or(u32::MAX);
-        let head = at;
-        while at != u32::MAX {
-            if self.entry(at) == value {
-                return at;
+        let address = value.as_ptr() as usize;
+        let recent = ((address >> 3) ^ (address >> 11)) & (RECENT_SLOTS - 1);
+        let (seen_at, seen_len, seen_index) = self.recent[recent];
+        if seen_at == address
+            && seen_len as usize == value.len()
+            && (seen_index as usize) < self.spans.len()
+            && bytes_equal(self.entry(seen_index), value)
+        {
+            return seen_index;
+        }
+        let index = self.lookup(value);
+        self.recent[recent] = (address, value.len() as u32, index);
+        index
+    }
+
+    /// The index of `value` found through its hash, added if new.
+    #[inline(always)]
+    fn lookup(&mut self, value: &[u8]) -> u32 {
+        let hash = hash_value(value);
+        let mask = self.slots.len().wrapping_sub(1);
+        let mut slot = (hash as usize) & mask;
+        while let Some(&at) = self.slots.get(slot) {
+            if at == 0 {
+                break;
             }
-            at = self.chain[at as usize];
+            let index = at - 1;
+            if self.hashes[index as usize] == hash && bytes_equal(self.entry(index), value) {
+                return index;
+            }
+            slot = (slot + 1) & mask;
+        }
+        self.insert(value, hash)
+    }
+
+    /// Adds `value` (not in the dictionary) with its `hash`.
+    #[cold]
+    #[inline(never)]
+    fn insert(&mut self, value: &[u8], hash: u64) -> u32 {
+        if self.slots.is_empty() {
+            self.slots = vec![0; 64];
+        }
+        let mask = self.slots.len() - 1;
+        let mut slot = (hash as usize) & mask;
+        while self.slots[slot] != 0 {
+            slot = (slot + 1) & mask;
         }
         let index = self.spans.len() as u32;
         put_plain_bytes(&mut self.page, value);
         let start = (self.page.len() - value.len()) as u32;
         self.spans.push((start, value.len() as u32));
-        self.chain.push(head);
-        self.heads.insert(hash, index);
+        self.hashes.push(hash);
+        self.slots[slot] = index + 1;
+        if self.spans.len() * 2 > self.slots.len() {
+            self.grow();
+        }
         index
+    }
+
+    /// Doubles the table and re-inserts every entry.
+    fn grow(&mut self) {
+        let size = self.slots.len() * 2;
+        self.slots.clear();
+        self.slots.resize(size, 0);
+        let mask = size - 1;
+        for (index, &hash) in self.hashes.iter().enumerate() {
+            let mut slot = (hash as usize) & mask;
+            while self.slots[slot] != 0 {
+                slot = (slot + 1) & mask;
+            }
+            self.slots[slot] = index as u32 + 1;
+        }
     }
 
     fn len(&self) -> usize {
         self.spans.len()
     }
 
+    /// Empties the dictionary, keeping the table's size.
     fn clear(&mut self) {
         self.page.clear();
         self.spans.clear();
-        self.chain.clear();
-        self.heads.clear();
+        self.hashes.clear();
+        self.slots.fill(0);
+        self.recent = Default::default();
     }
 
     /// Smallest and largest entry (byte order), if any.
@@ -465,6 +614,9 @@ struct DictionaryNumbers<T: DictionaryNumber> {
     keys: Vec<u32>,
     entries: Vec<T>,
     index: FastMap<u64, u32>,
+    /// Bits and key of the previous value: most rows repeat it (status 200,
+    /// one index version), which then costs no hash lookup.
+    last: Option<(u64, u32)>,
 }
 
 impl<T: DictionaryNumber> DictionaryNumbers<T> {
@@ -472,11 +624,19 @@ impl<T: DictionaryNumber> DictionaryNumbers<T> {
     fn push(&mut self, value: Option<T>) {
         match value {
             Some(v) => {
-                let next = self.entries.len() as u32;
-                let key = *self.index.entry(v.bits()).or_insert(next);
-                if key == next {
-                    self.entries.push(v);
-                }
+                let bits = v.bits();
+                let key = match self.last {
+                    Some((last, key)) if last == bits => key,
+                    _ => {
+                        let next = self.entries.len() as u32;
+                        let key = *self.index.entry(bits).or_insert(next);
+                        if key == next {
+                            self.entries.push(v);
+                        }
+                        self.last = Some((bits, key));
+                        key
+                    }
+                };
                 self.keys.push(key);
                 self.defs.push(1);
             }
@@ -538,6 +698,7 @@ impl<T: DictionaryNumber> DictionaryNumbers<T> {
         self.keys.clear();
         self.entries.clear();
         self.index.clear();
+        self.last = None;
     }
 
     fn reserve(&mut self, rows: usize) {
@@ -1251,6 +1412,46 @@ mod tests {
         let stats = gateway.statistics().expect("gateway statistics");
         assert_eq!(stats.min_bytes_opt(), Some(&b"infra/gw"[..]));
         assert!(stats.null_count_opt().is_some_and(|n| n > 0));
+    }
+
+    /// Interning returns one index per distinct value, in first-seen order,
+    /// through table growth and after `clear`; the page holds each value once.
+    #[test]
+    fn dictionary_interns_each_distinct_value_once() {
+        let mut dictionary = super::BytesDictionary::default();
+        let values: Vec<String> = (0..5000)
+            .map(|i| "v".repeat(i % 40) + &i.to_string())
+            .chain(["".to_string()])
+            .collect();
+        for round in 0..2 {
+            for (i, v) in values.iter().enumerate() {
+                assert_eq!(dictionary.intern(v.as_bytes()), i as u32, "round {round}");
+            }
+            for (i, v) in values.iter().enumerate().rev() {
+                assert_eq!(dictionary.intern(v.as_bytes()), i as u32);
+                assert_eq!(dictionary.entry(i as u32), v.as_bytes());
+            }
+            assert_eq!(dictionary.len(), values.len());
+            let expected: usize = values.iter().map(|v| v.len() + 4).sum();
+            assert_eq!(dictionary.page.len(), expected);
+            dictionary.clear();
+        }
+        assert_ne!(
+            super::hash_value(b"abcdefgh1"),
+            super::hash_value(b"abcdefgh2")
+        );
+        let long = "0123456789abcdefghijklmnopqrstuvwxyz".as_bytes();
+        for len in 0..long.len() {
+            let a = &long[..len];
+            assert!(super::bytes_equal(a, a));
+            for at in 0..len {
+                let mut b = a.to_vec();
+                b[at] ^= 1;
+                assert!(!super::bytes_equal(a, &b), "len {len} at {at}");
+            }
+            assert!(!super::bytes_equal(a, &long[..len + 1]));
+        }
+        assert_ne!(super::hash_value(b"GET"), super::hash_value(b"PUT"));
     }
 
     /// A dictionary larger than the page limit falls back to `PLAIN` values.

@@ -46,17 +46,18 @@ impl<'a> BitPacker<'a> {
         }
     }
 
-    /// Appends the low `width` (<= 32) bits of `value`.
+    /// Appends the low `width` (<= 32) bits of `value`; whole 32-bit words
+    /// go out at once.
     #[inline]
     fn put32(&mut self, value: u64, width: u32) {
         debug_assert!(width <= 32);
         let value = value & ((1u64 << width) - 1);
         self.acc |= value << self.bits;
         self.bits += width;
-        while self.bits >= 8 {
-            self.out.push(self.acc as u8);
-            self.acc >>= 8;
-            self.bits -= 8;
+        if self.bits >= 32 {
+            self.out.extend_from_slice(&(self.acc as u32).to_le_bytes());
+            self.acc >>= 32;
+            self.bits -= 32;
         }
     }
 
@@ -71,10 +72,12 @@ impl<'a> BitPacker<'a> {
         }
     }
 
-    /// Writes out a partial last byte (zero padded).
-    fn finish(self) {
-        if self.bits > 0 {
+    /// Writes out the remaining bits, the last byte zero padded.
+    fn finish(mut self) {
+        while self.bits > 0 {
             self.out.push(self.acc as u8);
+            self.acc >>= 8;
+            self.bits = self.bits.saturating_sub(8);
         }
     }
 }
