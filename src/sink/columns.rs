@@ -283,7 +283,8 @@ impl DictionaryStrings {
         }
     }
 
-    #[inline]
+    /// Inlined into [`EnrichedColumns::push`]: one call per row, not per column.
+    #[inline(always)]
     fn push(&mut self, value: Option<&str>) {
         match value {
             Some(v) => {
@@ -359,7 +360,8 @@ impl DictionaryStringLists {
 
     /// Levels, with `n` = 1 for a nullable list, 0 for a required one: a
     /// null list has definition level 0, an empty list `n`, an item `n + 1`.
-    #[inline]
+    /// Inlined into [`EnrichedColumns::push`]: one call per row, not per column.
+    #[inline(always)]
     fn push(&mut self, value: Option<StrList<'_>>) {
         let n = u8::from(self.nullable);
         match value {
@@ -437,7 +439,8 @@ impl UniqueStrings {
         }
     }
 
-    #[inline]
+    /// Inlined into [`EnrichedColumns::push`]: one call per row, not per column.
+    #[inline(always)]
     fn push(&mut self, value: Option<&str>) {
         match value {
             Some(v) => {
@@ -497,7 +500,8 @@ struct DeltaIntegers {
 }
 
 impl DeltaIntegers {
-    #[inline]
+    /// Inlined into [`EnrichedColumns::push`]: one call per row, not per column.
+    #[inline(always)]
     fn push(&mut self, value: Option<i64>) {
         match value {
             Some(v) => {
@@ -620,7 +624,8 @@ struct DictionaryNumbers<T: DictionaryNumber> {
 }
 
 impl<T: DictionaryNumber> DictionaryNumbers<T> {
-    #[inline]
+    /// Inlined into [`EnrichedColumns::push`]: one call per row, not per column.
+    #[inline(always)]
     fn push(&mut self, value: Option<T>) {
         match value {
             Some(v) => {

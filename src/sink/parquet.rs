@@ -15,7 +15,9 @@
 //! 2. A file is created with `create_new` under a temporary, hidden name
 //!    `.routeproof-<pid>-<n>.parquet.tmp` (leading dot: hidden from Hadoop / Spark
 //!    listings; `.tmp` suffix: never matched by `*.parquet` globs, e.g. DuckDB).
-//! 3. Record batches are appended; the Parquet footer is written when the file rolls.
+//! 3. Row groups are appended as a partition's buffered rows fill one
+//!    (encoded column by column by [`super::columns`]); the Parquet footer is
+//!    written when the file rolls.
 //! 4. The file is fsynced (`sync_all`).
 //! 5. The final name is asked from the [`FileNamer`] *now*, so it can carry the
 //!    first/last offsets of the rows in the file ([`FileRowSpan`]).
@@ -28,11 +30,11 @@
 //!
 //! # Rolling
 //!
-//! A file is finished when it holds `max_file_rows` rows (exactly: batches are cut
-//! so as not to exceed it), when its estimated size reaches `max_file_bytes`
-//! (checked after each batch), or when it is older than `max_file_age` (checked
-//! after each batch and by [`ParquetSink::roll_aged_files`], which the caller
-//! should call periodically). When more than `max_open_partitions` partitions
+//! A file is finished when it holds `max_file_rows` rows (exactly), when its
+//! estimated size reaches `max_file_bytes` (checked every `batch_rows` rows),
+//! or when it is older than `max_file_age` (checked every `batch_rows` rows
+//! and by [`ParquetSink::roll_aged_files`], which the caller should call
+//! periodically). When more than `max_open_partitions` partitions
 //! are open, the least recently used one is finished first.
 
 use std::fs::{File, OpenOptions};
