@@ -80,17 +80,18 @@ fn appending_a_batch_of_rows_allocates_only_for_builder_growth() {
         index_version: Some(3),
         ..EnrichedRow::default()
     };
-    // The first row opens the partition (allocates its builders).
+    // The first row opens the partition (allocates its column buffers, sized
+    // for batch_rows rows).
     sink.append(&make(0)).expect("append");
-    let rows = (batch_rows - 2) as i64; // stay below the batch flush
+    let rows = (batch_rows - 2) as i64; // stay within the reserved rows
     let before = allocations();
     for i in 1..=rows {
         sink.append(&make(i)).expect("append");
     }
     let during = allocations() - before;
     println!("{during} allocations for {rows} appended rows");
-    // Builders are sized for a batch; only a few string buffers may grow
-    // (amortised doubling), never one allocation per row.
+    // Buffers are sized for batch_rows rows; only a few string buffers may
+    // grow (amortised doubling), never one allocation per row.
     assert!(
         during <= 16,
         "{during} allocations for {rows} rows: the append path allocates per row"

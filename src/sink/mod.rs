@@ -1,7 +1,7 @@
 //! Output sinks: enriched Parquet, alert lines and dead letters.
 //!
 //! - [`row`]: one enriched record ([`EnrichedRow`]), the versioned Arrow schema
-//!   ([`enriched_schema`]) and the column builders.
+//!   ([`enriched_schema`]).
 //! - [`parquet`]: the rolling, hive-partitioned, atomically written Parquet sink
 //!   ([`ParquetSink`]).
 //! - [`alerts`]: the alert record ([`Alert`]), the event-time driven
@@ -18,7 +18,9 @@
 //! The published schemas live in `schemas/` at the repository root.
 
 pub mod alerts;
+mod columns;
 pub mod deadletter;
+mod encoding;
 pub mod jsonl;
 pub mod kafka;
 pub mod kafka_files;
@@ -37,7 +39,7 @@ pub use parquet::{
     FileNamer, FileRowSpan, KafkaOffsetSpan, ParquetSink, ParquetSinkConfig, PartitionKey,
     SequentialFileNamer, WrittenFile,
 };
-pub use row::{enriched_schema, ActualSource, EnrichedBatchBuilder, EnrichedRow, StrList};
+pub use row::{enriched_schema, ActualSource, EnrichedRow, StrList};
 
 /// Errors of the output sinks.
 #[derive(Debug, thiserror::Error)]

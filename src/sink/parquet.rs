@@ -15,7 +15,9 @@
 //! 2. A file is created with `create_new` under a temporary, hidden name
 //!    `.routeproof-<pid>-<n>.parquet.tmp` (leading dot: hidden from Hadoop / Spark
 //!    listings; `.tmp` suffix: never matched by `*.parquet` globs, e.g. DuckDB).
-//! 3. Record batches are appended; the Parquet footer is written when the file rolls.
+//! 3. Row groups are appended as a partition's buffered rows fill one
+//!    (encoded column by column by [`super::columns`]); the Parquet footer is
+//!    written when the file rolls.
 //! 4. The file is fsynced (`sync_all`).
 //! 5. The final name is asked from the [`FileNamer`] *now*, so it can carry the
 //!    first/last offsets of the rows in the file ([`FileRowSpan`]).
@@ -28,26 +30,30 @@
 //!
 //! # Rolling
 //!
-//! A file is finished when it holds `max_file_rows` rows (exactly: batches are cut
-//! so as not to exceed it), when its estimated size reaches `max_file_bytes`
-//! (checked after each batch), or when it is older than `max_file_age` (checked
-//! after each batch and by [`ParquetSink::roll_aged_files`], which the caller
-//! should call periodically). When more than `max_open_partitions` partitions
+//! A file is finished when it holds `max_file_rows` rows (exactly), when its
+//! estimated size reaches `max_file_bytes` (checked every `batch_rows` rows),
+//! or when it is older than `max_file_age` (checked every `batch_rows` rows
+//! and by [`ParquetSink::roll_aged_files`], which the caller should call
+//! periodically). When more than `max_open_partitions` partitions
 //! are open, the least recently used one is finished first.
 
 use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use chrono::{DateTime, Utc};
-use parquet::arrow::ArrowWriter;
-use parquet::basic::{Compression, Encoding, ZstdLevel};
-use parquet::file::metadata::KeyValue;
-use parquet::file::properties::{EnabledStatistics, WriterProperties};
-use parquet::schema::types::ColumnPath;
+use std::sync::Arc;
 
+use chrono::{DateTime, Utc};
+use parquet::arrow::{add_encoded_arrow_schema_to_metadata, ArrowSchemaConverter};
+use parquet::basic::ZstdLevel;
+use parquet::file::metadata::KeyValue;
+use parquet::file::properties::WriterProperties;
+use parquet::file::writer::SerializedFileWriter;
+use parquet::schema::types::TypePtr;
+
+use super::columns::{ChunkEncoder, EnrichedColumns};
 use super::row::{
-    EnrichedBatchBuilder, EnrichedRow, ENRICHED_SCHEMA_METADATA_KEY, ENRICHED_SCHEMA_METADATA_VALUE,
+    enriched_schema, EnrichedRow, ENRICHED_SCHEMA_METADATA_KEY, ENRICHED_SCHEMA_METADATA_VALUE,
 };
 use super::SinkError;
 
@@ -62,73 +68,29 @@ pub const TEMP_FILE_SUFFIX: &str = ".parquet.tmp";
 
 const MICROS_PER_HOUR: i64 = 3_600_000_000;
 
-/// Columns whose values are (nearly) unique per row; written without a
-/// dictionary (interning them only costs a hash lookup per value until the
-/// dictionary page overflows and the writer falls back to plain anyway).
-///
-/// `duration_ms` and `actual_upstream` are *not* here: whole-millisecond
-/// durations and pod `ip:port`s repeat, their dictionaries stay far under the
-/// 1 MiB dictionary page limit (the writer falls back to plain by itself if
-/// not), and the smaller pages cost less zstd than the interning costs
-/// (parquet_sink bench: about 200 and 300 instructions/row less, 4 % smaller).
-const NO_DICTIONARY_COLUMNS: &[&str] = &[
-    "event_time",
-    "path",
-    "bytes_sent",
-    "request_id",
-    "source_offset",
-    "kafka_offset",
-];
+/// A partition's buffered rows are written as a row group once they hold
+/// about this many bytes, even below `row_group_rows` (bounds the memory of
+/// a partition with long rows).
+const MAX_ROW_GROUP_BUFFER_BYTES: usize = 32 * 1024 * 1024;
 
-/// Integer columns written `DELTA_BINARY_PACKED` instead of `PLAIN`: event
-/// times and offsets grow almost monotonically and byte counts are small,
-/// so each value takes one or two bytes instead of eight, and zstd, which
-/// costs more per input byte than the delta encoder, gets a quarter of the
-/// input (parquet_sink bench: 750 instructions/row less, 9 % smaller files).
-/// Values and types are unchanged; DuckDB, Spark and arrow-rs read the
-/// encoding.
-const DELTA_INTEGER_COLUMNS: &[&str] =
-    &["event_time", "bytes_sent", "source_offset", "kafka_offset"];
-
-/// String columns written `DELTA_LENGTH_BYTE_ARRAY` instead of `PLAIN`:
-/// random request ids are fixed-length hex, and taking the four-byte length
-/// prefix out from between them gives zstd one run of hex digits, which it
-/// compresses faster and smaller (parquet_sink bench: 1,070 instructions/row
-/// less, 3 % smaller files). `path` and `actual_upstream` were measured too
-/// and gain nothing (`DELTA_BYTE_ARRAY` costs more than it saves).
-const DELTA_LENGTH_STRING_COLUMNS: &[&str] = &["request_id"];
-
-/// Columns written without min/max statistics: their range in a row group
-/// says nothing a reader could prune on (random request ids, paths, pod
-/// addresses; and hosts, routes and backends, whose rows arrive interleaved,
-/// so every row group spans nearly all of them), while comparing every value
-/// with the running minimum and maximum cost about 1 k instructions per row
-/// for the dictionary columns alone. Statistics stay on for every other
-/// column (`event_time`, `source_offset`, `gateway`, `verdict`, ...).
-const NO_STATISTICS_COLUMNS: &[&str] = &[
-    "path",
-    "request_id",
-    "actual_upstream",
-    "upstream_attempts.list.item",
-    "host",
-    "route",
-    "actual_backend",
-    "expected_backends.list.item",
-    "verdict_reason",
-];
+/// The buffered size is checked every this many rows.
+const BUFFER_CHECK_ROWS: usize = 1024;
 
 /// Settings of a [`ParquetSink`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct ParquetSinkConfig {
     /// Root directory of the partitioned dataset.
     pub root_dir: PathBuf,
-    /// Rows per Arrow record batch handed to the Parquet writer (default 8192).
+    /// The size and age limits are checked every this many rows of a file
+    /// (default 8192); a partition's buffers start with room for this many rows.
     pub batch_rows: usize,
-    /// Maximum rows per Parquet row group (default 131072).
+    /// Maximum rows per Parquet row group (default 131072; a row group is
+    /// also cut when its buffered rows take about 32 MiB).
     pub row_group_rows: usize,
     /// Roll a file when it holds this many rows (default 1,000,000).
     pub max_file_rows: u64,
-    /// Roll a file when its estimated size reaches this many bytes (default 256 MiB).
+    /// Roll a file when its estimated size (bytes written plus the buffered
+    /// rows at their uncompressed size) reaches this many bytes (default 256 MiB).
     pub max_file_bytes: u64,
     /// Roll a file when it has been open this long (default 10 minutes).
     pub max_file_age: Duration,
@@ -371,16 +333,16 @@ pub struct WrittenFile {
 }
 
 struct OpenFile {
-    writer: ArrowWriter<File>,
+    writer: SerializedFileWriter<File>,
     temp_path: PathBuf,
 }
 
 struct Partition {
     key: PartitionKey,
     dir: PathBuf,
-    builder: EnrichedBatchBuilder,
+    columns: EnrichedColumns,
     file: Option<OpenFile>,
-    /// Rows in the current file, written plus buffered in `builder`.
+    /// Rows in the current file, written plus buffered in `columns`.
     span: FileRowSpan,
     /// When the first row of the current file arrived.
     opened_at: Instant,
@@ -395,7 +357,12 @@ struct Partition {
 pub struct ParquetSink {
     config: ParquetSinkConfig,
     namer: Box<dyn FileNamer>,
-    properties: WriterProperties,
+    /// File-level properties: created-by and the key-value metadata (schema
+    /// version, and the Arrow schema so arrow-rs reads `event_time` as `UTC`).
+    properties: Arc<WriterProperties>,
+    /// The Parquet schema, converted from [`enriched_schema`] by arrow-rs.
+    schema: TypePtr,
+    encoder: ChunkEncoder,
     partitions: Vec<Partition>,
     last_partition: usize,
     use_clock: u64,
@@ -427,20 +394,30 @@ impl ParquetSink {
             .map_err(|e| SinkError::io("create directory", &config.root_dir, e))?;
         let zstd = ZstdLevel::try_new(config.zstd_level)
             .map_err(|e| SinkError::Config(format!("zstd_level: {e}")))?;
-        let properties = enriched_column_properties(WriterProperties::builder());
-        let properties = properties
-            .set_compression(Compression::ZSTD(zstd))
-            .set_max_row_group_row_count(Some(config.row_group_rows))
+        let arrow_schema = enriched_schema();
+        let mut properties = WriterProperties::builder()
             .set_created_by(format!("routeproof {}", env!("CARGO_PKG_VERSION")))
             .set_key_value_metadata(Some(vec![KeyValue::new(
                 ENRICHED_SCHEMA_METADATA_KEY.to_string(),
                 ENRICHED_SCHEMA_METADATA_VALUE.to_string(),
             )]))
             .build();
+        add_encoded_arrow_schema_to_metadata(&arrow_schema, &mut properties);
+        let parquet_error = |source| SinkError::Parquet {
+            path: config.root_dir.clone(),
+            source,
+        };
+        let schema = ArrowSchemaConverter::new()
+            .convert(&arrow_schema)
+            .map_err(parquet_error)?
+            .root_schema_ptr();
+        let encoder = ChunkEncoder::new(zstd).map_err(parquet_error)?;
         Ok(Self {
             config,
             namer: Box::new(namer),
-            properties,
+            properties: Arc::new(properties),
+            schema,
+            encoder,
             partitions: Vec::new(),
             last_partition: 0,
             use_clock: 0,
@@ -461,8 +438,8 @@ impl ParquetSink {
         self.rows_appended
     }
 
-    /// Estimated bytes of all open files: written plus encoded, not yet flushed
-    /// row groups (rows still buffered for the next batch are not counted).
+    /// Estimated bytes of all open files: written plus the buffered rows at
+    /// their uncompressed size.
     pub fn estimated_bytes(&self) -> u64 {
         self.partitions.iter().map(Partition::estimated_bytes).sum()
     }
@@ -472,34 +449,37 @@ impl ParquetSink {
         self.partitions.len()
     }
 
-    /// Appends one row to its partition's buffer; writes a batch when the buffer is
-    /// full and finishes the file when it reaches a roll limit.
+    /// Appends one row to its partition's buffer; writes a row group when the
+    /// buffer is full and finishes the file when it reaches a roll limit.
     pub fn append(&mut self, row: &EnrichedRow<'_>) -> Result<(), SinkError> {
         let key = PartitionKey::of(row.event_time);
         let index = self.partition_index(key)?;
         self.use_clock += 1;
         let max_file_rows = self.config.max_file_rows;
-        let batch_rows = self.config.batch_rows as u64;
         let partition = &mut self.partitions[index];
         if partition.span.rows == 0 {
             partition.opened_at = Instant::now();
         }
         partition.last_used = self.use_clock;
-        partition.builder.append(row);
+        partition.columns.push(row);
         partition.span.observe(row);
         self.rows_appended += 1;
 
-        let buffered = partition.builder.len() as u64;
+        let buffered = partition.columns.len();
         let file_full = partition.span.rows >= max_file_rows;
-        if buffered >= batch_rows || file_full {
+        let group_full = buffered >= self.config.row_group_rows
+            || (buffered % BUFFER_CHECK_ROWS == 0
+                && partition.columns.approx_bytes() >= MAX_ROW_GROUP_BUFFER_BYTES);
+        if group_full || file_full {
             self.write_buffered(index)?;
-            let partition = &self.partitions[index];
-            if file_full
-                || partition.estimated_bytes() >= self.config.max_file_bytes
-                || partition.opened_at.elapsed() >= self.config.max_file_age
-            {
-                self.finish_file(index)?;
-            }
+        }
+        let partition = &self.partitions[index];
+        if file_full
+            || (partition.span.rows % self.config.batch_rows as u64 == 0
+                && (partition.estimated_bytes() >= self.config.max_file_bytes
+                    || partition.opened_at.elapsed() >= self.config.max_file_age))
+        {
+            self.finish_file(index)?;
         }
         Ok(())
     }
@@ -576,7 +556,9 @@ impl ParquetSink {
         self.partitions.push(Partition {
             key,
             dir,
-            builder: EnrichedBatchBuilder::with_capacity(self.config.batch_rows),
+            columns: EnrichedColumns::with_capacity(
+                self.config.batch_rows.min(self.config.row_group_rows),
+            ),
             file: None,
             span: FileRowSpan::empty(key),
             opened_at: Instant::now(),
@@ -586,10 +568,10 @@ impl ParquetSink {
         Ok(self.last_partition)
     }
 
-    /// Writes the partition's buffered rows as one record batch, creating the
+    /// Writes the partition's buffered rows as one row group, creating the
     /// temporary file first if needed.
     fn write_buffered(&mut self, index: usize) -> Result<(), SinkError> {
-        if self.partitions[index].builder.is_empty() {
+        if self.partitions[index].columns.is_empty() {
             return Ok(());
         }
         if self.partitions[index].file.is_none() {
@@ -597,10 +579,13 @@ impl ParquetSink {
             self.partitions[index].file = Some(file);
         }
         let partition = &mut self.partitions[index];
-        let batch = partition.builder.finish()?;
         if let Some(open) = partition.file.as_mut() {
-            if let Err(source) = open.writer.write(&batch) {
+            if let Err(source) = partition
+                .columns
+                .write_row_group(&mut open.writer, &mut self.encoder)
+            {
                 let path = open.temp_path.clone();
+                partition.columns.clear();
                 partition.abandon_file();
                 return Err(SinkError::Parquet { path, source });
             }
@@ -630,8 +615,7 @@ impl ParquetSink {
             .create_new(true)
             .open(&temp_path)
             .map_err(|e| SinkError::io("create", &temp_path, e))?;
-        let schema = self.partitions[index].builder.schema().clone();
-        match ArrowWriter::try_new(file, schema, Some(self.properties.clone())) {
+        match SerializedFileWriter::new(file, self.schema.clone(), self.properties.clone()) {
             Ok(writer) => Ok(OpenFile { writer, temp_path }),
             Err(source) => {
                 let _ = std::fs::remove_file(&temp_path);
@@ -696,9 +680,10 @@ impl ParquetSink {
 impl Partition {
     /// Bytes written to the current file plus the encoded, not yet flushed row group.
     fn estimated_bytes(&self) -> u64 {
-        self.file.as_ref().map_or(0, |f| {
-            (f.writer.bytes_written() + f.writer.in_progress_size()) as u64
-        })
+        self.file
+            .as_ref()
+            .map_or(0, |f| f.writer.bytes_written() as u64)
+            + self.columns.approx_bytes() as u64
     }
 
     /// Drops the current file after a write error: removes the temporary file and
@@ -709,29 +694,6 @@ impl Partition {
         }
         self.span = FileRowSpan::empty(self.key);
     }
-}
-
-/// Applies the per-column dictionary, encoding and statistics choices above
-/// (low-cardinality columns keep the default dictionary encoding).
-fn enriched_column_properties(
-    mut properties: parquet::file::properties::WriterPropertiesBuilder,
-) -> parquet::file::properties::WriterPropertiesBuilder {
-    let path = |column: &str| ColumnPath::new(column.split('.').map(str::to_string).collect());
-    for column in NO_DICTIONARY_COLUMNS {
-        properties = properties.set_column_dictionary_enabled(path(column), false);
-    }
-    for column in DELTA_INTEGER_COLUMNS {
-        properties = properties.set_column_encoding(path(column), Encoding::DELTA_BINARY_PACKED);
-    }
-    for column in DELTA_LENGTH_STRING_COLUMNS {
-        properties =
-            properties.set_column_encoding(path(column), Encoding::DELTA_LENGTH_BYTE_ARRAY);
-    }
-    for column in NO_STATISTICS_COLUMNS {
-        properties =
-            properties.set_column_statistics_enabled(path(column), EnabledStatistics::None);
-    }
-    properties
 }
 
 fn validate_file_name(name: &str) -> Result<(), SinkError> {
@@ -803,6 +765,7 @@ mod tests {
     use arrow_array::types::{Int32Type, Int64Type, TimestampMicrosecondType};
     use arrow_array::{Array, RecordBatch};
     use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+    use parquet::basic::Encoding;
 
     /// 2024-05-01T07:00:00Z in µs.
     const HOUR_07: i64 = 1_714_546_800_000_000;
@@ -996,7 +959,7 @@ mod tests {
                 .find(|c| c.column_path().string() == name)
                 .unwrap_or_else(|| panic!("column {name}"))
         };
-        for name in DELTA_INTEGER_COLUMNS {
+        for name in ["event_time", "bytes_sent", "source_offset", "kafka_offset"] {
             let encodings: Vec<Encoding> = column(name).encodings().collect();
             assert!(
                 encodings.contains(&Encoding::DELTA_BINARY_PACKED),

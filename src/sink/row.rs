@@ -1,6 +1,7 @@
-//! One enriched record ([`EnrichedRow`]), the Arrow schema of enriched
-//! records ([`enriched_schema`], schema v1) and the column builders that turn
-//! rows into Arrow record batches ([`EnrichedBatchBuilder`]).
+//! One enriched record ([`EnrichedRow`]) and the Arrow schema of enriched
+//! records ([`enriched_schema`], schema v1). Rows are written to Parquet by
+//! [`super::columns`]; the Arrow column builders here (`EnrichedBatchBuilder`,
+//! tests only) are the reference its output is checked against.
 //!
 //! The schema is versioned: `schemas/enriched-v1.json` describes every column
 //! and a unit test keeps it equal to [`enriched_schema`]. Only additive changes
@@ -17,12 +18,16 @@
 
 use std::sync::Arc;
 
+#[cfg(test)]
 use arrow_array::builder::{
     BooleanBuilder, Float64Builder, Int32Builder, Int64Builder, ListBuilder, StringBuilder,
     TimestampMicrosecondBuilder,
 };
+#[cfg(test)]
 use arrow_array::{ArrayRef, RecordBatch};
-use arrow_schema::{ArrowError, DataType, Field, Schema, SchemaRef, TimeUnit};
+#[cfg(test)]
+use arrow_schema::ArrowError;
+use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
 
 /// Version of the enriched-record schema produced by [`enriched_schema`].
 pub const ENRICHED_SCHEMA_VERSION: u32 = 1;
@@ -272,13 +277,16 @@ pub fn arrow_type_name(data_type: &DataType) -> String {
     }
 }
 
-/// Column builders for [`EnrichedRow`]s, one per column, named after the column.
+/// Column builders for [`EnrichedRow`]s, one per column, named after the column:
+/// the straightforward Arrow form of rows, kept for tests as the reference the
+/// Parquet writer ([`super::columns`]) must read back equal to.
 ///
-/// [`append`](Self::append) copies a row into the builders without allocating
-/// (apart from the builders' own amortised growth); [`finish`](Self::finish)
-/// turns the rows appended so far into a [`RecordBatch`] and empties the builders.
+/// [`append`](Self::append) copies a row into the builders;
+/// [`finish`](Self::finish) turns the rows appended so far into a
+/// [`RecordBatch`] and empties the builders.
+#[cfg(test)]
 #[derive(Debug)]
-pub struct EnrichedBatchBuilder {
+pub(crate) struct EnrichedBatchBuilder {
     schema: SchemaRef,
     rows: usize,
     /// The rows the builders are sized for; restored after every
@@ -319,12 +327,14 @@ pub struct EnrichedBatchBuilder {
     index_stale: BooleanBuilder,
 }
 
+#[cfg(test)]
 impl Default for EnrichedBatchBuilder {
     fn default() -> Self {
         Self::with_capacity(0)
     }
 }
 
+#[cfg(test)]
 impl EnrichedBatchBuilder {
     /// Builders with room for `rows` rows before they grow.
     pub fn with_capacity(rows: usize) -> Self {
@@ -382,11 +392,6 @@ impl EnrichedBatchBuilder {
     /// True when no row was appended since the last [`finish`](Self::finish).
     pub fn is_empty(&self) -> bool {
         self.rows == 0
-    }
-
-    /// The schema of the batches this builder produces.
-    pub fn schema(&self) -> &SchemaRef {
-        &self.schema
     }
 
     /// Appends one row. Does not allocate beyond the builders' amortised growth.

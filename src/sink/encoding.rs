@@ -1,0 +1,343 @@
+//! The Parquet value and level encodings the enriched-row writer needs, written
+//! straight into byte buffers: the RLE / bit-packed hybrid (definition and
+//! repetition levels, dictionary indices), `DELTA_BINARY_PACKED` (integers and
+//! the lengths of `DELTA_LENGTH_BYTE_ARRAY`) and the `PLAIN` helpers.
+//!
+//! The parquet crate keeps its encoders behind its `experimental` feature, and
+//! its column writers intern every string by hashing its bytes; writing these
+//! few encodings here lets [`super::columns`] encode dictionary indices it
+//! already holds. Formats follow the Parquet specification
+//! (`Encodings.md`); the round trip through arrow-rs and DuckDB is tested in
+//! [`super::columns`].
+
+/// Bits needed to store every value in `0..=max` (0 for `max == 0`).
+pub fn bit_width(max: u64) -> u8 {
+    (64 - max.leading_zeros()) as u8
+}
+
+/// Appends `value` as an unsigned LEB128 varint.
+pub fn put_varint(out: &mut Vec<u8>, mut value: u64) {
+    while value >= 0x80 {
+        out.push((value as u8) | 0x80);
+        value >>= 7;
+    }
+    out.push(value as u8);
+}
+
+/// Appends `value` zigzag-encoded as a varint.
+fn put_zigzag(out: &mut Vec<u8>, value: i64) {
+    put_varint(out, ((value << 1) ^ (value >> 63)) as u64);
+}
+
+/// Packs values of a fixed bit width least-significant bit first, as both the
+/// hybrid encoding and `DELTA_BINARY_PACKED` require.
+struct BitPacker<'a> {
+    out: &'a mut Vec<u8>,
+    acc: u64,
+    bits: u32,
+}
+
+impl<'a> BitPacker<'a> {
+    fn new(out: &'a mut Vec<u8>) -> Self {
+        Self {
+            out,
+            acc: 0,
+            bits: 0,
+        }
+    }
+
+    /// Appends the low `width` (<= 32) bits of `value`; whole 32-bit words
+    /// go out at once.
+    #[inline]
+    fn put32(&mut self, value: u64, width: u32) {
+        debug_assert!(width <= 32);
+        let value = value & ((1u64 << width) - 1);
+        self.acc |= value << self.bits;
+        self.bits += width;
+        if self.bits >= 32 {
+            self.out.extend_from_slice(&(self.acc as u32).to_le_bytes());
+            self.acc >>= 32;
+            self.bits -= 32;
+        }
+    }
+
+    /// Appends the low `width` (<= 64) bits of `value`.
+    #[inline]
+    fn put(&mut self, value: u64, width: u32) {
+        if width > 32 {
+            self.put32(value & 0xFFFF_FFFF, 32);
+            self.put32(value >> 32, width - 32);
+        } else {
+            self.put32(value, width);
+        }
+    }
+
+    /// Writes out the remaining bits, the last byte zero padded.
+    fn finish(mut self) {
+        while self.bits > 0 {
+            self.out.push(self.acc as u8);
+            self.acc >>= 8;
+            self.bits = self.bits.saturating_sub(8);
+        }
+    }
+}
+
+/// Shortest run of equal values worth an RLE run between bit-packed groups.
+const MIN_RLE_RUN: usize = 8;
+
+/// Appends `values` in the RLE / bit-packed hybrid encoding with `width` bits
+/// per value (no length prefix; callers add the 4-byte length where the page
+/// layout needs one). Every value must fit in `width` bits (`width` <= 32).
+///
+/// Runs of at least eight equal values become RLE runs; everything else is
+/// bit-packed in groups of eight. Only the very last group is padded (with
+/// zeros), which readers ignore because they know the value count.
+pub fn put_hybrid<T: Copy + PartialEq + Into<u32>>(out: &mut Vec<u8>, values: &[T], width: u8) {
+    let width = u32::from(width);
+    let value_bytes = width.div_ceil(8) as usize;
+    let n = values.len();
+    let run_at = |i: usize| {
+        let v = values[i];
+        values[i..].iter().take_while(|&&x| x == v).count()
+    };
+    let mut i = 0;
+    while i < n {
+        let run = run_at(i);
+        if run >= MIN_RLE_RUN {
+            put_varint(out, (run as u64) << 1);
+            let v = values[i].into().to_le_bytes();
+            out.extend_from_slice(&v[..value_bytes]);
+            i += run;
+            continue;
+        }
+        // Bit-packed groups of eight until a long run starts at a group boundary.
+        let start = i;
+        let mut groups = 0usize;
+        loop {
+            i = (i + 8).min(n);
+            groups += 1;
+            if i >= n {
+                break;
+            }
+            let v = values[i];
+            if values[i..]
+                .iter()
+                .take(MIN_RLE_RUN)
+                .take_while(|&&x| x == v)
+                .count()
+                >= MIN_RLE_RUN
+            {
+                break;
+            }
+        }
+        put_varint(out, ((groups as u64) << 1) | 1);
+        let mut packer = BitPacker::new(out);
+        for &v in &values[start..i] {
+            packer.put32(u64::from(v.into()), width);
+        }
+        for _ in (i - start)..groups * 8 {
+            packer.put32(0, width);
+        }
+        packer.finish();
+    }
+}
+
+/// Values per `DELTA_BINARY_PACKED` block.
+const DELTA_BLOCK: usize = 128;
+/// Miniblocks per `DELTA_BINARY_PACKED` block.
+const DELTA_MINIBLOCKS: usize = 4;
+/// Values per miniblock.
+const DELTA_MINIBLOCK: usize = DELTA_BLOCK / DELTA_MINIBLOCKS;
+
+/// Appends `values` in the `DELTA_BINARY_PACKED` encoding (blocks of 128
+/// values in four miniblocks, the layout parquet-rs writes). Deltas wrap on
+/// overflow, as the specification and readers do. 32-bit values (e.g. the
+/// lengths of `DELTA_LENGTH_BYTE_ARRAY`) are passed widened: for values whose
+/// deltas fit in 32 bits the bytes are the same as a 32-bit encoder's.
+pub fn put_delta_binary_packed(out: &mut Vec<u8>, values: &[i64]) {
+    put_varint(out, DELTA_BLOCK as u64);
+    put_varint(out, DELTA_MINIBLOCKS as u64);
+    put_varint(out, values.len() as u64);
+    put_zigzag(out, values.first().copied().unwrap_or(0));
+    if values.len() <= 1 {
+        return;
+    }
+    let mut deltas = [0i64; DELTA_BLOCK];
+    let mut previous = values[0];
+    for block in values[1..].chunks(DELTA_BLOCK) {
+        for (slot, &v) in deltas.iter_mut().zip(block) {
+            *slot = v.wrapping_sub(previous);
+            previous = v;
+        }
+        let deltas = &deltas[..block.len()];
+        let min_delta = deltas.iter().copied().min().unwrap_or(0);
+        put_zigzag(out, min_delta);
+        let used = block.len().div_ceil(DELTA_MINIBLOCK);
+        let mut widths = [0u8; DELTA_MINIBLOCKS];
+        for (m, width) in widths.iter_mut().enumerate().take(used) {
+            let chunk = &deltas[m * DELTA_MINIBLOCK..((m + 1) * DELTA_MINIBLOCK).min(deltas.len())];
+            let max = chunk
+                .iter()
+                .map(|&d| d.wrapping_sub(min_delta) as u64)
+                .max()
+                .unwrap_or(0);
+            *width = bit_width(max);
+        }
+        out.extend_from_slice(&widths);
+        for (m, &width) in widths.iter().enumerate().take(used) {
+            let chunk = &deltas[m * DELTA_MINIBLOCK..((m + 1) * DELTA_MINIBLOCK).min(deltas.len())];
+            let width = u32::from(width);
+            let mut packer = BitPacker::new(out);
+            for &d in chunk {
+                packer.put(d.wrapping_sub(min_delta) as u64, width);
+            }
+            // A miniblock always holds DELTA_MINIBLOCK values' worth of bits.
+            for _ in chunk.len()..DELTA_MINIBLOCK {
+                packer.put(0, width);
+            }
+            packer.finish();
+        }
+    }
+}
+
+/// Appends one `PLAIN` byte array: 4-byte little-endian length, then the bytes.
+#[inline]
+pub fn put_plain_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
+    // Values longer than 4 GiB cannot occur: an input line is far shorter.
+    out.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
+    out.extend_from_slice(bytes);
+}
+
+/// Appends `PLAIN` booleans: one bit per value, least significant bit first.
+pub fn put_plain_bools(out: &mut Vec<u8>, values: &[bool]) {
+    for chunk in values.chunks(8) {
+        let mut byte = 0u8;
+        for (i, &v) in chunk.iter().enumerate() {
+            byte |= u8::from(v) << i;
+        }
+        out.push(byte);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A reference decoder of the hybrid encoding, straight from the specification.
+    fn decode_hybrid(mut data: &[u8], width: u32, count: usize) -> Vec<u32> {
+        fn varint(data: &mut &[u8]) -> u64 {
+            let mut v = 0u64;
+            let mut shift = 0;
+            loop {
+                let b = data[0];
+                *data = &data[1..];
+                v |= u64::from(b & 0x7f) << shift;
+                if b < 0x80 {
+                    return v;
+                }
+                shift += 7;
+            }
+        }
+        let mut out = Vec::new();
+        while out.len() < count {
+            let header = varint(&mut data);
+            if header & 1 == 0 {
+                let bytes = width.div_ceil(8) as usize;
+                let mut v = [0u8; 4];
+                v[..bytes].copy_from_slice(&data[..bytes]);
+                data = &data[bytes..];
+                for _ in 0..header >> 1 {
+                    out.push(u32::from_le_bytes(v));
+                }
+            } else {
+                let n = (header >> 1) as usize * 8;
+                let mut bit = 0usize;
+                for _ in 0..n {
+                    let mut v = 0u32;
+                    for b in 0..width as usize {
+                        let pos = bit + b;
+                        v |= u32::from((data[pos / 8] >> (pos % 8)) & 1) << b;
+                    }
+                    bit += width as usize;
+                    out.push(v);
+                }
+                data = &data[(n * width as usize).div_ceil(8)..];
+            }
+        }
+        assert!(data.is_empty(), "trailing bytes");
+        out.truncate(count);
+        out
+    }
+
+    #[test]
+    fn hybrid_round_trips_runs_literals_and_padding() {
+        let mut rng = 0x1234_5678u64;
+        let mut next = move || {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            rng
+        };
+        for width in [0u8, 1, 2, 3, 7, 8, 9, 13, 16, 17, 24, 31, 32] {
+            for len in [0usize, 1, 7, 8, 9, 15, 16, 17, 100, 1000] {
+                let max = if width == 0 { 0 } else { (1u64 << width) - 1 };
+                let mut values = Vec::with_capacity(len);
+                while values.len() < len {
+                    let v = (next() & max) as u32;
+                    let repeat = if next() % 3 == 0 { next() % 40 } else { 1 };
+                    for _ in 0..repeat {
+                        values.push(v);
+                    }
+                }
+                values.truncate(len);
+                let mut out = Vec::new();
+                put_hybrid(&mut out, &values, width);
+                assert_eq!(
+                    decode_hybrid(&out, u32::from(width), len),
+                    values,
+                    "width {width} len {len}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn hybrid_uses_rle_for_long_runs() {
+        let mut out = Vec::new();
+        put_hybrid(&mut out, &[1u32; 1000], 1);
+        // One RLE run: varint(2000) then one value byte.
+        assert_eq!(out, vec![0xd0, 0x0f, 0x01]);
+    }
+
+    #[test]
+    fn delta_header_and_single_block() {
+        let mut out = Vec::new();
+        put_delta_binary_packed(&mut out, &[7]);
+        assert_eq!(out, vec![0x80, 0x01, 4, 1, 14]);
+        let mut out = Vec::new();
+        put_delta_binary_packed(&mut out, &[]);
+        assert_eq!(out, vec![0x80, 0x01, 4, 0, 0]);
+        // 1,2,3: deltas 1,1 -> min delta 1, width 0 for the one used miniblock.
+        let mut out = Vec::new();
+        put_delta_binary_packed(&mut out, &[1, 2, 3]);
+        assert_eq!(out, vec![0x80, 0x01, 4, 3, 2, 2, 0, 0, 0, 0]);
+    }
+
+    #[test]
+    fn widths_and_plain_helpers() {
+        assert_eq!(bit_width(0), 0);
+        assert_eq!(bit_width(1), 1);
+        assert_eq!(bit_width(255), 8);
+        assert_eq!(bit_width(256), 9);
+        assert_eq!(bit_width(u64::MAX), 64);
+        let mut out = Vec::new();
+        put_plain_bools(
+            &mut out,
+            &[true, false, true, true, false, false, false, false, true],
+        );
+        assert_eq!(out, vec![0b0000_1101, 0b1]);
+        let mut out = Vec::new();
+        put_plain_bytes(&mut out, b"ab");
+        assert_eq!(out, vec![2, 0, 0, 0, b'a', b'b']);
+    }
+}
