@@ -5,11 +5,15 @@
 //! # Threads
 //!
 //! - The **consumer loop** (the calling thread) reads messages many at a time
-//!   from a [`MessageQueue`] that the assigned partitions are routed to, polls
-//!   the consumer for events, copies messages into per-partition [`MessageBatch`]es and hands each to the worker
-//!   that owns the partition over a bounded queue (blocking when it is full:
-//!   backpressure). It also runs the rebalance callbacks, commits offsets and
-//!   logs lag.
+//!   from one [`MessageQueue`] per worker, which each assigned partition is
+//!   routed to (so a full worker leaves its messages in librdkafka, bounded
+//!   by its pre-fetch limit, while the others keep being fed), polls the
+//!   consumer for events, copies messages into per-partition
+//!   [`MessageBatch`]es and hands each to the worker that owns the partition
+//!   over a bounded queue. A batch for a full queue waits (and that worker's
+//!   message queue is not read) until there is room: backpressure that does
+//!   not starve the other workers. It also runs the rebalance callbacks,
+//!   commits offsets and logs lag.
 //! - **Workers** (`pipeline.workers`) each own a [`RecordProcessor`], an
 //!   [`AlertAggregator`] and the [`PartitionWriter`]s of their partitions
 //!   (a partition always goes to the same worker), so the hot path takes no lock.
@@ -36,10 +40,10 @@
 //! Config-audit alerts of the history's publisher arrive on a channel and are
 //! produced to the alert topic by a forwarding thread.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, SyncSender};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -148,6 +152,9 @@ enum WorkerMsg {
 /// State shared by the consumer loop and the rebalance callbacks.
 struct Coordinator {
     workers: Vec<SyncSender<WorkerMsg>>,
+    /// Per worker, batches that were due while its queue was full, in order;
+    /// they go before anything else sent to that worker.
+    stalled: Mutex<Vec<VecDeque<MessageBatch>>>,
     batcher: Mutex<Batcher>,
     assigned: Mutex<HashSet<TopicPartition>>,
     store: Arc<OutputStore>,
@@ -267,11 +274,100 @@ impl Coordinator {
         (h % self.workers.len() as u64) as usize
     }
 
+    /// Sends `msg` to worker `w` after its stalled batches, blocking while
+    /// its queue is full.
+    fn send_to(&self, w: usize, msg: WorkerMsg) -> Result<(), String> {
+        let stalled = match self.stalled.lock() {
+            Ok(mut s) => s.get_mut(w).map(std::mem::take).unwrap_or_default(),
+            Err(_) => return Err("stalled batches lock poisoned".into()),
+        };
+        let worker = self.workers.get(w).ok_or("no such worker")?;
+        for batch in stalled {
+            worker
+                .send(WorkerMsg::Batch(batch))
+                .map_err(|_| "worker stopped".to_string())?;
+        }
+        worker.send(msg).map_err(|_| "worker stopped".to_string())
+    }
+
+    /// Hands every stalled batch over, blocking while queues are full.
+    fn flush_stalled(&self) -> Result<(), String> {
+        let stalled = match self.stalled.lock() {
+            Ok(mut s) => std::mem::take(&mut *s),
+            Err(_) => return Err("stalled batches lock poisoned".into()),
+        };
+        if let Ok(mut s) = self.stalled.lock() {
+            s.resize_with(stalled.len(), VecDeque::new);
+        }
+        for (worker, waiting) in self.workers.iter().zip(stalled) {
+            for batch in waiting {
+                worker
+                    .send(WorkerMsg::Batch(batch))
+                    .map_err(|_| "worker stopped".to_string())?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Hands `batch` to its worker, blocking while the worker's queue is full.
     fn dispatch(&self, batch: MessageBatch) -> Result<(), String> {
         let w = self.worker_of(&batch.topic, batch.partition);
-        self.workers[w]
-            .send(WorkerMsg::Batch(batch))
-            .map_err(|_| "worker stopped".to_string())
+        self.send_to(w, WorkerMsg::Batch(batch))
+    }
+
+    /// Hands `batch` to its worker if its queue has room and nothing is
+    /// stalled before it; otherwise it waits in the worker's stalled list.
+    fn offer(&self, batch: MessageBatch) -> Result<(), String> {
+        let w = self.worker_of(&batch.topic, batch.partition);
+        let Ok(mut stalled) = self.stalled.lock() else {
+            return Err("stalled batches lock poisoned".into());
+        };
+        let (Some(worker), Some(waiting)) = (self.workers.get(w), stalled.get_mut(w)) else {
+            return Err("no such worker".into());
+        };
+        if !waiting.is_empty() {
+            waiting.push_back(batch);
+            return Ok(());
+        }
+        match worker.try_send(WorkerMsg::Batch(batch)) {
+            Ok(()) => Ok(()),
+            Err(TrySendError::Full(WorkerMsg::Batch(batch))) => {
+                waiting.push_back(batch);
+                Ok(())
+            }
+            Err(_) => Err("worker stopped".into()),
+        }
+    }
+
+    /// Hands over stalled batches while their workers have room; returns
+    /// whether any went.
+    fn retry_stalled(&self) -> Result<bool, String> {
+        let Ok(mut stalled) = self.stalled.lock() else {
+            return Err("stalled batches lock poisoned".into());
+        };
+        let mut sent = false;
+        for (worker, waiting) in self.workers.iter().zip(stalled.iter_mut()) {
+            while let Some(batch) = waiting.pop_front() {
+                match worker.try_send(WorkerMsg::Batch(batch)) {
+                    Ok(()) => sent = true,
+                    Err(TrySendError::Full(WorkerMsg::Batch(batch))) => {
+                        waiting.push_front(batch);
+                        break;
+                    }
+                    Err(_) => return Err("worker stopped".into()),
+                }
+            }
+        }
+        Ok(sent)
+    }
+
+    /// Whether worker `w` has batches waiting for room (then its messages are
+    /// left in its message queue, where they bound librdkafka's pre-fetch).
+    fn is_stalled(&self, w: usize) -> bool {
+        self.stalled
+            .lock()
+            .map(|s| s.get(w).is_some_and(|q| !q.is_empty()))
+            .unwrap_or(false)
     }
 
     /// Hands over pending batches of `partitions`, rolls and drops their writers,
@@ -298,13 +394,14 @@ impl Coordinator {
         let mut acks = Vec::new();
         for (w, tps) in by_worker {
             let (tx, rx) = mpsc::sync_channel(1);
-            self.workers[w]
-                .send(WorkerMsg::Finish {
+            self.send_to(
+                w,
+                WorkerMsg::Finish {
                     partitions: tps,
                     discard,
                     ack: tx,
-                })
-                .map_err(|_| "worker stopped".to_string())?;
+                },
+            )?;
             acks.push(rx);
         }
         let mut out = Vec::new();
@@ -503,27 +600,39 @@ fn describe(tps: &[TopicPartition]) -> String {
         .join(", ")
 }
 
-/// Messages read from the [`MessageQueue`] per call.
+/// Messages read from a [`MessageQueue`] per call.
 const FETCH_BATCH_MESSAGES: usize = 1024;
+/// The consumer loop's first sleep when a round found nothing to do; it
+/// doubles while that lasts, up to [`IDLE_SLEEP_MAX`], or
+/// [`IDLE_SLEEP_STALLED_MAX`] while a worker's queue is full.
+const IDLE_SLEEP_MIN: Duration = Duration::from_micros(100);
+/// See [`IDLE_SLEEP_MIN`].
+const IDLE_SLEEP_MAX: Duration = Duration::from_millis(10);
+/// See [`IDLE_SLEEP_MIN`].
+const IDLE_SLEEP_STALLED_MAX: Duration = Duration::from_millis(1);
 
 /// The consumer context: runs the rebalance protocol with the coordinator,
 /// and routes newly assigned partitions to the message queue.
 struct RunContext {
     coordinator: Arc<Coordinator>,
-    /// Set by [`RoutingGuard`] for the consumer loop's life.
-    messages: Mutex<Option<Arc<MessageQueue>>>,
+    /// One per worker, set by [`RoutingGuard`] for the consumer loop's life.
+    messages: Mutex<Vec<Arc<MessageQueue>>>,
 }
 
 impl RunContext {
-    /// Routes the partitions of `tpl` to the message queue; must run before
-    /// they are assigned (see [`MessageQueue::route`]). A partition that
-    /// cannot be routed is read through `poll`, as without a queue.
+    /// Routes each partition of `tpl` to the message queue of the worker
+    /// that owns it; must run before they are assigned (see
+    /// [`MessageQueue::route`]). A partition that cannot be routed is read
+    /// through `poll`, as without queues.
     fn route(&self, consumer: &BaseConsumer<Self>, tpl: &TopicPartitionList) {
-        let queue = self.messages.lock().ok().and_then(|m| m.clone());
-        let Some(queue) = queue else {
+        let queues = self.messages.lock().map(|m| m.clone()).unwrap_or_default();
+        if queues.is_empty() {
             return;
-        };
+        }
         for (topic, partition) in self.coordinator.partitions_of(tpl) {
+            let Some(queue) = queues.get(self.coordinator.worker_of(&topic, partition)) else {
+                continue;
+            };
             if let Err(e) = queue.route(consumer, &topic, partition) {
                 log(format_args!(
                     "warning: {e}; reading it one message per poll"
@@ -533,14 +642,14 @@ impl RunContext {
     }
 }
 
-/// Lends the consumer loop's [`MessageQueue`] to the rebalance callback and
-/// takes it back when dropped, before the consumer is.
+/// Lends the consumer loop's [`MessageQueue`]s to the rebalance callback and
+/// takes them back when dropped, before the consumer is.
 struct RoutingGuard(Arc<RunContext>);
 
 impl RoutingGuard {
-    fn install(context: &Arc<RunContext>, queue: Arc<MessageQueue>) -> Self {
+    fn install(context: &Arc<RunContext>, queues: Vec<Arc<MessageQueue>>) -> Self {
         if let Ok(mut m) = context.messages.lock() {
-            *m = Some(queue);
+            *m = queues;
         }
         Self(context.clone())
     }
@@ -549,7 +658,7 @@ impl RoutingGuard {
 impl Drop for RoutingGuard {
     fn drop(&mut self) {
         if let Ok(mut m) = self.0.messages.lock() {
-            m.take();
+            m.clear();
         }
     }
 }
@@ -992,6 +1101,7 @@ pub fn run(
         stop,
     });
     let coordinator = Arc::new(Coordinator {
+        stalled: Mutex::new((0..senders.len()).map(|_| VecDeque::new()).collect()),
         workers: senders,
         batcher: Mutex::new(batcher),
         assigned: Mutex::new(HashSet::new()),
@@ -1112,20 +1222,24 @@ fn consume_loop(
     )
     .create_with_context(RunContext {
         coordinator: coordinator.clone(),
-        messages: Mutex::new(None),
+        messages: Mutex::new(Vec::new()),
     })?;
-    // Declared after the consumer, so dropped before it, as librdkafka
-    // requires of queue handles; the guard takes it back from the context
-    // first. Without it, messages come through `poll`, one per call.
-    let queue = MessageQueue::new(&consumer).map(Arc::new);
-    let routing = queue
-        .as_ref()
-        .map(|q| RoutingGuard::install(consumer.context(), q.clone()));
-    if queue.is_none() {
+    // One message queue per worker, declared after the consumer, so dropped
+    // before it, as librdkafka requires of queue handles; the guard takes
+    // them back from the context first. Without them, messages come through
+    // `poll`, one per call.
+    let queues: Vec<Arc<MessageQueue>> = (0..coordinator.workers.len())
+        .map_while(|_| MessageQueue::new(&consumer).map(Arc::new))
+        .collect();
+    let queues = if queues.len() == coordinator.workers.len() {
+        queues
+    } else {
         log(format_args!(
             "warning: no message queue; reading messages one per poll"
         ));
-    }
+        Vec::new()
+    };
+    let routing = RoutingGuard::install(consumer.context(), queues.clone());
     let topics: Vec<&str> = config.kafka.topics.iter().map(String::as_str).collect();
     consumer.subscribe(&topics)?;
     log(format_args!(
@@ -1143,30 +1257,35 @@ fn consume_loop(
     let mut result: Result<(), String> = Ok(());
     let mut fetched = FetchedMessages::new(FETCH_BATCH_MESSAGES);
     let mut due: Vec<MessageBatch> = Vec::new();
-    // Dispatching (blocked on full worker queues: the workers are the limit)
-    // and committing are timed; reading and batching are the rest.
-    const DISPATCHING: usize = 0;
+    let mut idle_sleep = IDLE_SLEEP_MIN;
+    // Waiting (nothing to read, or every worker with something to read is
+    // full) and committing are timed; reading and batching are the rest.
+    const WAITING: usize = 0;
     const COMMITTING: usize = 1;
     let mut times = ThreadTimes::new(
         "consumer loop".into(),
-        &["dispatching", "committing", "reading and batching"],
+        &["waiting", "committing", "reading and batching"],
     );
     while !coordinator.stopping() {
         // Events (rebalances, commit results, statistics, errors), and the
-        // messages of any partition that is not routed to the queue.
-        let polled = match &queue {
-            Some(_) => consumer.poll(Duration::ZERO),
-            None => consumer.poll(Duration::from_millis(100)),
+        // messages of any partition that is not routed to a queue.
+        let polled = if queues.is_empty() {
+            consumer.poll(Duration::from_millis(100))
+        } else {
+            consumer.poll(Duration::ZERO)
         };
-        if let Some(q) = &queue {
-            // Returns as soon as the buffer is full; waits only when the
-            // workers are ahead of the broker (or nothing is assigned).
-            q.consume(Duration::from_millis(20), &mut fetched);
-        }
-        // One clock read per read for every time-based check below.
+        let mut progress = match coordinator.retry_stalled() {
+            Ok(sent) => sent || polled.is_some(),
+            Err(e) => {
+                result = Err(e);
+                break;
+            }
+        };
+        // One clock read per round for every time-based check below.
         let now = Instant::now();
-        // One lock per read: add the messages, take what is due (full
-        // batches, or every partial one once the oldest message waited 50 ms).
+        // One batcher lock per round: add the messages, take what is due
+        // (full batches, or every partial one once the oldest message waited
+        // 50 ms).
         {
             let Ok(mut b) = coordinator.batcher.lock() else {
                 result = Err("batcher lock poisoned".into());
@@ -1194,35 +1313,59 @@ fn consume_loop(
                 Some(Err(e)) => log(format_args!("consumer: {e}")),
                 None => {}
             }
-            fetched.for_each(|m| match m {
-                Fetched::Message {
-                    topic,
-                    partition,
-                    offset,
-                    payload,
-                } => accept(topic, partition, offset, payload),
-                Fetched::Error { code, detail } => log(format_args!("consumer: {code} ({detail})")),
-            });
+            // A full worker's messages stay in its queue: the other workers
+            // keep getting theirs, and librdkafka stops pre-fetching the full
+            // worker's partitions once its queue holds
+            // `kafka.queued_max_messages_kbytes`.
+            for (w, queue) in queues.iter().enumerate() {
+                if coordinator.is_stalled(w) {
+                    continue;
+                }
+                if queue.consume(Duration::ZERO, &mut fetched) > 0 {
+                    progress = true;
+                }
+                fetched.for_each(|m| match m {
+                    Fetched::Message {
+                        topic,
+                        partition,
+                        offset,
+                        payload,
+                    } => accept(topic, partition, offset, payload),
+                    Fetched::Error { code, detail } => {
+                        log(format_args!("consumer: {code} ({detail})"))
+                    }
+                });
+                // Copied: hand the messages back to librdkafka.
+                fetched.clear();
+            }
             if b.pending_age(now)
                 .is_some_and(|age| age >= Duration::from_millis(50))
             {
                 due.extend(b.take_all());
             }
         }
-        // The messages are copied: hand them back to librdkafka before
-        // possibly blocking on a full worker queue.
         drop(polled);
-        fetched.clear();
-        if !due.is_empty() {
+        if let Some(e) = due
+            .drain(..)
+            .find_map(|batch| coordinator.offer(batch).err())
+        {
+            result = Err(e);
+            break;
+        }
+        if progress {
+            idle_sleep = IDLE_SLEEP_MIN;
+        } else if !queues.is_empty() {
+            // Nothing arrived and no stalled batch moved: back off a little
+            // (short while a worker is full, so it is refilled promptly).
             let t = Instant::now();
-            if let Some(e) = due
-                .drain(..)
-                .find_map(|batch| coordinator.dispatch(batch).err())
-            {
-                result = Err(e);
-                break;
-            }
-            times.add(DISPATCHING, t);
+            std::thread::sleep(idle_sleep);
+            let cap = if (0..queues.len()).any(|w| coordinator.is_stalled(w)) {
+                IDLE_SLEEP_STALLED_MAX
+            } else {
+                IDLE_SLEEP_MAX
+            };
+            idle_sleep = (idle_sleep * 2).min(cap);
+            times.add(WAITING, t);
         }
         while let Ok((tp, offset)) = commit_rx.try_recv() {
             let e = pending_commits.entry(tp).or_insert(offset);
@@ -1312,6 +1455,7 @@ fn consume_loop(
             .lock()
             .map(|mut b| b.take_all())
             .unwrap_or_default();
+        coordinator.flush_stalled().map_err(ServiceError::Failed)?;
         for batch in batches {
             coordinator.dispatch(batch).map_err(ServiceError::Failed)?;
         }
@@ -1352,7 +1496,7 @@ fn consume_loop(
     // Queue handles go before the client (a handle left over keeps
     // `rd_kafka_destroy` waiting for ever).
     drop(routing);
-    drop(queue);
+    drop(queues);
     drop(consumer);
     if let Some(f) = coordinator.failure() {
         return Err(ServiceError::Failed(f));

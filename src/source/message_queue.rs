@@ -10,7 +10,7 @@
 //! up: a rebalance served that way becomes a forced unassign. So:
 //!
 //! - [`MessageQueue::route`] forwards the fetch queue of a partition to a
-//!   queue of our own. It must run *before* the partition is assigned (the
+//!   queue of our own (the service keeps one per worker). It must run *before* the partition is assigned (the
 //!   rebalance callback does it just before `assign`): librdkafka keeps a
 //!   forward made by the application when fetching starts, so every message
 //!   of the partition then arrives here, in offset order, and none on the
@@ -31,6 +31,11 @@
 //! [`MessageQueue`] must be dropped before the consumer it was made from
 //! (librdkafka requires queue handles to be destroyed before the client),
 //! which the service guarantees by declaring it after the consumer.
+//!
+//! librdkafka bounds its pre-fetch (`queued.max.messages.kbytes`) per
+//! destination queue: when a partition's fetch queue is forwarded, the size
+//! checked is that of the queue it is forwarded to. A queue that is not read
+//! therefore stops the fetching of its own partitions only.
 
 use std::ffi::{c_void, CStr, CString};
 use std::ptr::NonNull;
