@@ -44,7 +44,7 @@ use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, SyncSender, TrySendError};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, RebalanceProtocol};
@@ -274,9 +274,9 @@ impl Coordinator {
         (h % self.workers.len() as u64) as usize
     }
 
-    /// Sends `msg` to worker `w` after its stalled batches, blocking while
-    /// its queue is full.
-    fn send_to(&self, w: usize, msg: WorkerMsg) -> Result<(), String> {
+    /// Hands worker `w`'s stalled batches over, blocking while its queue is
+    /// full.
+    fn drain_stalled(&self, w: usize) -> Result<(), String> {
         let stalled = match self.stalled.lock() {
             Ok(mut s) => s.get_mut(w).map(std::mem::take).unwrap_or_default(),
             Err(_) => return Err("stalled batches lock poisoned".into()),
@@ -287,26 +287,20 @@ impl Coordinator {
                 .send(WorkerMsg::Batch(batch))
                 .map_err(|_| "worker stopped".to_string())?;
         }
+        Ok(())
+    }
+
+    /// Sends `msg` to worker `w` after its stalled batches, blocking while
+    /// its queue is full.
+    fn send_to(&self, w: usize, msg: WorkerMsg) -> Result<(), String> {
+        self.drain_stalled(w)?;
+        let worker = self.workers.get(w).ok_or("no such worker")?;
         worker.send(msg).map_err(|_| "worker stopped".to_string())
     }
 
     /// Hands every stalled batch over, blocking while queues are full.
     fn flush_stalled(&self) -> Result<(), String> {
-        let stalled = match self.stalled.lock() {
-            Ok(mut s) => std::mem::take(&mut *s),
-            Err(_) => return Err("stalled batches lock poisoned".into()),
-        };
-        if let Ok(mut s) = self.stalled.lock() {
-            s.resize_with(stalled.len(), VecDeque::new);
-        }
-        for (worker, waiting) in self.workers.iter().zip(stalled) {
-            for batch in waiting {
-                worker
-                    .send(WorkerMsg::Batch(batch))
-                    .map_err(|_| "worker stopped".to_string())?;
-            }
-        }
-        Ok(())
+        (0..self.workers.len()).try_for_each(|w| self.drain_stalled(w))
     }
 
     /// Hands `batch` to its worker, blocking while the worker's queue is full.
@@ -610,6 +604,9 @@ const IDLE_SLEEP_MIN: Duration = Duration::from_micros(100);
 const IDLE_SLEEP_MAX: Duration = Duration::from_millis(10);
 /// See [`IDLE_SLEEP_MIN`].
 const IDLE_SLEEP_STALLED_MAX: Duration = Duration::from_millis(1);
+/// How often the assigned partitions' routes are renewed
+/// ([`MessageQueue::renew`]).
+const ROUTE_RENEWAL: Duration = Duration::from_millis(100);
 
 /// The consumer context: runs the rebalance protocol with the coordinator,
 /// and routes newly assigned partitions to the message queue.
@@ -648,18 +645,23 @@ struct RoutingGuard(Arc<RunContext>);
 
 impl RoutingGuard {
     fn install(context: &Arc<RunContext>, queues: Vec<Arc<MessageQueue>>) -> Self {
-        if let Ok(mut m) = context.messages.lock() {
-            *m = queues;
-        }
+        *context
+            .messages
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = queues;
         Self(context.clone())
     }
 }
 
 impl Drop for RoutingGuard {
     fn drop(&mut self) {
-        if let Ok(mut m) = self.0.messages.lock() {
-            m.clear();
-        }
+        // Even after a panic elsewhere: a queue left here would outlive the
+        // client.
+        self.0
+            .messages
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clear();
     }
 }
 
@@ -1258,6 +1260,7 @@ fn consume_loop(
     let mut fetched = FetchedMessages::new(FETCH_BATCH_MESSAGES);
     let mut due: Vec<MessageBatch> = Vec::new();
     let mut idle_sleep = IDLE_SLEEP_MIN;
+    let mut last_renewal = Instant::now();
     // Waiting (nothing to read, or every worker with something to read is
     // full) and committing are timed; reading and batching are the rest.
     const WAITING: usize = 0;
@@ -1403,6 +1406,16 @@ fn consume_loop(
                 }
             }
             last_commit = times.add(COMMITTING, commit_started);
+        }
+        if !queues.is_empty() && now.saturating_duration_since(last_renewal) >= ROUTE_RENEWAL {
+            // See `MessageQueue::renew`: heals a forward that a late fetch
+            // stop cleared after a quick re-assignment.
+            if let Ok(assigned) = coordinator.assigned.lock() {
+                for queue in &queues {
+                    queue.renew(|topic, partition| assigned.contains(&(topic.clone(), partition)));
+                }
+            }
+            last_renewal = now;
         }
         if !log_every.is_zero() && now.saturating_duration_since(last_log) >= log_every {
             let (total_lag, lag_text) = coordinator

@@ -10,12 +10,20 @@
 //! up: a rebalance served that way becomes a forced unassign. So:
 //!
 //! - [`MessageQueue::route`] forwards the fetch queue of a partition to a
-//!   queue of our own (the service keeps one per worker). It must run *before* the partition is assigned (the
-//!   rebalance callback does it just before `assign`): librdkafka keeps a
-//!   forward made by the application when fetching starts, so every message
-//!   of the partition then arrives here, in offset order, and none on the
-//!   consumer queue. A partition stays routed across revocations and
-//!   re-assignments.
+//!   queue of our own (the service keeps one per worker). It must run
+//!   *before* the partition is assigned (the rebalance callback does it just
+//!   before `assign`): librdkafka keeps a forward made by the application
+//!   when fetching starts, so every message of the partition then arrives
+//!   here, in offset order, and none on the consumer queue.
+//! - librdkafka clears the forward when it stops fetching a partition (on
+//!   revocation) and, once the application has forwarded a queue, never
+//!   forwards it again itself. So `route` forwards again at every
+//!   assignment, and [`MessageQueue::renew`] re-forwards the assigned
+//!   partitions periodically: the stop runs on a broker thread and can land
+//!   after a quick re-assignment, clearing the new forward; messages that
+//!   reached the partition's own queue meanwhile are then moved here, behind
+//!   the older ones, so the order holds (messages of the old assignment are
+//!   discarded by librdkafka's version check).
 //! - [`MessageQueue::consume`] reads up to a buffer's worth of messages per
 //!   call; the consumer queue is still polled for events (rebalances, commit
 //!   results, statistics, errors).
@@ -55,6 +63,9 @@ pub enum RouteError {
     /// librdkafka returned no queue for the partition.
     #[error("no fetch queue for {0}/{1}")]
     NoQueue(String, i32),
+    /// The consumer is not the one the queue was made from.
+    #[error("the partition belongs to another client than the message queue")]
+    OtherClient,
 }
 
 /// A librdkafka queue handle, destroyed on drop.
@@ -86,11 +97,15 @@ struct RoutedPartition {
 #[derive(Debug)]
 pub struct MessageQueue {
     queue: QueueHandle,
+    /// The client the queue belongs to: partitions of another client are
+    /// refused.
+    client: *mut rd::rd_kafka_t,
     routed: Mutex<Vec<RoutedPartition>>,
 }
 
 // SAFETY: librdkafka queues are thread-safe (every operation takes the
-// queue's own lock); the routed list is behind a mutex.
+// queue's own lock); the routed list is behind a mutex; the client pointer
+// is only compared, never dereferenced.
 unsafe impl Send for MessageQueue {}
 // SAFETY: as above.
 unsafe impl Sync for MessageQueue {}
@@ -100,26 +115,33 @@ impl MessageQueue {
     /// returned none.
     pub fn new<C: ConsumerContext>(consumer: &BaseConsumer<C>) -> Option<Self> {
         // SAFETY: the client pointer is valid while `consumer` lives.
-        let queue = unsafe { rd::rd_kafka_queue_new(consumer.client().native_ptr()) };
+        let client = consumer.client().native_ptr();
+        let queue = unsafe { rd::rd_kafka_queue_new(client) };
         Some(Self {
             queue: QueueHandle(NonNull::new(queue)?),
+            client,
             routed: Mutex::new(Vec::new()),
         })
     }
 
-    /// Forwards the fetch queue of `topic`/`partition` here, if not already
-    /// done. Call it before the partition is assigned (see the module doc).
+    /// Forwards the fetch queue of `topic`/`partition` here. Call it before
+    /// the partition is assigned, at every assignment (see the module doc).
     pub fn route<C: ConsumerContext>(
         &self,
         consumer: &BaseConsumer<C>,
         topic: &Arc<str>,
         partition: i32,
     ) -> Result<(), RouteError> {
+        if consumer.client().native_ptr() != self.client {
+            return Err(RouteError::OtherClient);
+        }
         let mut routed = self.routed.lock().unwrap_or_else(PoisonError::into_inner);
-        if routed
+        if let Some(r) = routed
             .iter()
-            .any(|r| r.partition == partition && r.topic == *topic)
+            .find(|r| r.partition == partition && r.topic == *topic)
         {
+            // SAFETY: both handles are alive.
+            unsafe { rd::rd_kafka_queue_forward(r.fetch_queue.ptr(), self.queue.ptr()) };
             return Ok(());
         }
         let name =
@@ -148,12 +170,18 @@ impl MessageQueue {
         Ok(())
     }
 
-    /// Number of routed partitions.
-    pub fn routed(&self) -> usize {
-        self.routed
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .len()
+    /// Forwards again the fetch queue of every routed partition for which
+    /// `assigned` holds (see the module doc); returns how many.
+    pub fn renew(&self, assigned: impl Fn(&Arc<str>, i32) -> bool) -> usize {
+        let routed = self.routed.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut renewed = 0;
+        for r in routed.iter().filter(|r| assigned(&r.topic, r.partition)) {
+            // SAFETY: both handles are alive; forwarding again is idempotent
+            // and moves anything queued on the partition's own queue here.
+            unsafe { rd::rd_kafka_queue_forward(r.fetch_queue.ptr(), self.queue.ptr()) };
+            renewed += 1;
+        }
+        renewed
     }
 
     /// Replaces `out`'s messages with at most its capacity of new ones,
