@@ -215,8 +215,12 @@ impl BytesDictionary {
         while self.slots[slot] != 0 {
             slot = (slot + 1) & mask;
         }
+        // In range: a row group is written once its buffers hold about
+        // 32 MiB (checked at least every MiB of input, see
+        // `ParquetSink::append`), far below 4 GiB of dictionary page.
         let index = self.spans.len() as u32;
         put_plain_bytes(&mut self.page, value);
+        debug_assert!(self.page.len() <= u32::MAX as usize);
         let start = (self.page.len() - value.len()) as u32;
         self.spans.push((start, value.len() as u32));
         self.hashes.push(hash);
@@ -294,7 +298,11 @@ impl DictionaryStrings {
                     self.defs.push(1);
                 }
             }
-            None => self.defs.push(0),
+            None => {
+                // Required columns are pushed `Some` by `EnrichedColumns::push`.
+                debug_assert!(self.nullable, "null in a required column");
+                self.defs.push(0)
+            }
         }
     }
 

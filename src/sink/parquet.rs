@@ -73,8 +73,13 @@ const MICROS_PER_HOUR: i64 = 3_600_000_000;
 /// a partition with long rows).
 const MAX_ROW_GROUP_BUFFER_BYTES: usize = 32 * 1024 * 1024;
 
-/// The buffered size is checked every this many rows.
+/// The buffered size is checked every this many rows, or sooner once the
+/// rows since the last check carried [`BUFFER_CHECK_BYTES`] of input strings
+/// (a line may be up to 1 MiB: 1,024 such rows must not pile up unchecked).
 const BUFFER_CHECK_ROWS: usize = 1024;
+
+/// See [`BUFFER_CHECK_ROWS`].
+const BUFFER_CHECK_BYTES: usize = 1024 * 1024;
 
 /// Settings of a [`ParquetSink`].
 #[derive(Debug, Clone, PartialEq)]
@@ -347,6 +352,8 @@ struct Partition {
     /// When the first row of the current file arrived.
     opened_at: Instant,
     last_used: u64,
+    /// Input-string bytes of the rows buffered since the last size check.
+    unchecked_bytes: usize,
 }
 
 /// The rolling Parquet sink. See the [module documentation](self) for layout,
@@ -465,11 +472,17 @@ impl ParquetSink {
         partition.span.observe(row);
         self.rows_appended += 1;
 
+        partition.unchecked_bytes += row.input_bytes();
+
         let buffered = partition.columns.len();
         let file_full = partition.span.rows >= max_file_rows;
+        let check_size =
+            buffered % BUFFER_CHECK_ROWS == 0 || partition.unchecked_bytes >= BUFFER_CHECK_BYTES;
+        if check_size {
+            partition.unchecked_bytes = 0;
+        }
         let group_full = buffered >= self.config.row_group_rows
-            || (buffered % BUFFER_CHECK_ROWS == 0
-                && partition.columns.approx_bytes() >= MAX_ROW_GROUP_BUFFER_BYTES);
+            || (check_size && partition.columns.approx_bytes() >= MAX_ROW_GROUP_BUFFER_BYTES);
         if group_full || file_full {
             self.write_buffered(index)?;
         }
@@ -563,6 +576,7 @@ impl ParquetSink {
             span: FileRowSpan::empty(key),
             opened_at: Instant::now(),
             last_used: self.use_clock,
+            unchecked_bytes: 0,
         });
         self.last_partition = self.partitions.len() - 1;
         Ok(self.last_partition)
@@ -678,7 +692,8 @@ impl ParquetSink {
 }
 
 impl Partition {
-    /// Bytes written to the current file plus the encoded, not yet flushed row group.
+    /// Bytes written to the current file plus the buffered rows at their
+    /// uncompressed size (an over-estimate of what they add).
     fn estimated_bytes(&self) -> u64 {
         self.file
             .as_ref()
@@ -1043,6 +1058,36 @@ mod tests {
         assert_eq!(files[2].span.last_source_offset, Some(999));
         assert_eq!(all_files(tmp.path()).len(), 4);
         assert!(remove_temp_files(tmp.path()).expect("scan").is_empty());
+    }
+
+    #[test]
+    fn long_rows_are_written_out_before_the_buffer_passes_its_bound() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let mut sink = ParquetSink::new(
+            ParquetSinkConfig::new(tmp.path()),
+            SequentialFileNamer::new("long"),
+        )
+        .expect("sink");
+        // 1 MiB paths (the longest line the decoder accepts): far fewer rows
+        // than a size check every BUFFER_CHECK_ROWS would wait for.
+        let path = format!("/{}", "p".repeat(1024 * 1024 - 1));
+        for i in 0..48 {
+            let mut r = row(Some(HOUR_07 + i), i, "r");
+            r.path = Some(&path);
+            sink.append(&r).expect("append");
+            let buffered = sink.partitions[0].columns.approx_bytes();
+            assert!(
+                buffered < MAX_ROW_GROUP_BUFFER_BYTES + 2 * 1024 * 1024,
+                "row {i}: {buffered} bytes buffered"
+            );
+        }
+        let files = sink.close().expect("close");
+        let rows: usize = files
+            .iter()
+            .flat_map(|f| read_file(&f.path))
+            .map(|b| b.num_rows())
+            .sum();
+        assert_eq!(rows, 48);
     }
 
     #[test]

@@ -202,6 +202,22 @@ pub struct EnrichedRow<'a> {
     pub index_stale: bool,
 }
 
+impl EnrichedRow<'_> {
+    /// Bytes of the strings taken from the input line (host, method, path,
+    /// response flags, request id, upstream and its attempts): the part of a
+    /// row whose size the input decides; the rest comes from the route index.
+    pub fn input_bytes(&self) -> usize {
+        let len = |s: Option<&str>| s.map_or(0, str::len);
+        len(self.host)
+            + len(self.method)
+            + len(self.path)
+            + len(self.response_flags)
+            + len(self.request_id)
+            + len(self.actual_upstream)
+            + self.upstream_attempts.iter().map(str::len).sum::<usize>()
+    }
+}
+
 fn list_field() -> Arc<Field> {
     Arc::new(Field::new("item", DataType::Utf8, false))
 }
