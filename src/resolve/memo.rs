@@ -65,14 +65,21 @@ impl NameMemo {
     }
 
     /// `parse_upstream_name_scheme(implementation, raw)`, from the memo when
-    /// `raw` was seen before with the same implementation.
+    /// `raw` was seen before. The memo serves the first implementation hint
+    /// it is used with; names under other hints are parsed every time.
     pub(crate) fn parse_upstream_name_scheme<'a>(
         &mut self,
         implementation: Implementation,
         raw: &'a str,
     ) -> Option<(Implementation, UpstreamName<'a>)> {
         if implementation != self.implementation {
-            self.entries.clear();
+            if !self.entries.is_empty() {
+                // Another hint than the memo's (a stream mixing
+                // implementations): parse without the memo rather than
+                // clearing it, which would cost an allocation per record when
+                // hints alternate.
+                return naming::parse_upstream_name_scheme(implementation, raw);
+            }
             self.implementation = implementation;
         }
         if let Some(memoised) = self.entries.get(raw) {
@@ -202,20 +209,25 @@ mod tests {
     }
 
     #[test]
-    fn switching_implementation_forgets() {
+    fn another_implementation_is_parsed_without_the_memo() {
         let mut memo = NameMemo::new();
         let name = "shop_web_80";
-        let ngf = memo.parse_upstream_name_scheme(Implementation::NginxGatewayFabric, name);
-        let eg = memo.parse_upstream_name_scheme(Implementation::EnvoyGateway, name);
-        assert_eq!(
-            ngf,
-            naming::parse_upstream_name_scheme(Implementation::NginxGatewayFabric, name)
-        );
-        assert_eq!(
-            eg,
-            naming::parse_upstream_name_scheme(Implementation::EnvoyGateway, name)
-        );
-        assert_eq!(memo.len(), 1);
+        for _ in 0..3 {
+            // Alternating hints: each answer is the parser's, and the memo
+            // keeps serving the first hint instead of being cleared each time.
+            let ngf = memo.parse_upstream_name_scheme(Implementation::NginxGatewayFabric, name);
+            let eg = memo.parse_upstream_name_scheme(Implementation::EnvoyGateway, name);
+            assert_eq!(
+                ngf,
+                naming::parse_upstream_name_scheme(Implementation::NginxGatewayFabric, name)
+            );
+            assert_eq!(
+                eg,
+                naming::parse_upstream_name_scheme(Implementation::EnvoyGateway, name)
+            );
+            assert_eq!(memo.len(), 1);
+            assert_eq!(memo.implementation, Implementation::NginxGatewayFabric);
+        }
     }
 
     #[test]
