@@ -235,7 +235,8 @@ pub struct KafkaConfig {
     /// Consumer session timeout.
     #[serde(default = "default_session_timeout_ms")]
     pub session_timeout_ms: u64,
-    /// Upper bound of the messages librdkafka pre-fetches (per consumer), in KiB.
+    /// Upper bound of the messages librdkafka pre-fetches for each worker (the
+    /// partitions of a worker share one queue), in KiB.
     #[serde(default = "default_queued_kbytes")]
     pub queued_max_messages_kbytes: u64,
     /// How long librdkafka waits before fetching a partition again once the

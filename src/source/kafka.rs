@@ -8,10 +8,12 @@
 //! Parquet output has made durable (see [`crate::sink::kafka_files`]).
 //!
 //! Memory is bounded however far behind the consumer is: librdkafka pre-fetches
-//! at most `kafka.queued_max_messages_kbytes` per consumer, and the consumer loop
-//! hands batches to workers over bounded queues; when they are full the loop
-//! blocks, stops draining librdkafka's queue, and librdkafka stops fetching
-//! until `kafka.fetch_queue_backoff_ms` after the queue is below the bound.
+//! at most `kafka.queued_max_messages_kbytes` per worker (each worker's
+//! partitions are routed to one queue, see [`super::message_queue`]), and the
+//! consumer loop hands batches to workers over bounded queues; while a
+//! worker's queue is full the loop stops reading that worker's message queue,
+//! and librdkafka stops fetching its partitions until
+//! `kafka.fetch_queue_backoff_ms` after the queue is below the bound.
 
 use std::collections::HashMap;
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
