@@ -43,8 +43,8 @@ use crate::gateway::compile::FastMap;
 /// parquet crate's default dictionary page limit, 1 MiB).
 const DICTIONARY_PAGE_LIMIT: usize = 1024 * 1024;
 
-/// Byte-array min/max statistics longer than this are left out (the parquet
-/// crate truncates at the same length; statistics are optional).
+/// Byte-array min/max statistics are cut to at most this many bytes (the
+/// parquet crate's default truncation length), marked inexact.
 const STATISTICS_MAX_LEN: usize = 64;
 
 /// Definition levels of a nullable flat column: 1 = value present, 0 = null.
@@ -790,22 +790,66 @@ fn write_dictionary_chunk(
     )
 }
 
-/// Byte-array statistics from a min/max pair; none when a bound is longer
-/// than [`STATISTICS_MAX_LEN`] (or, with no value, only the null count).
+/// Byte-array statistics of UTF-8 values from a min/max pair and the null
+/// count. A bound longer than [`STATISTICS_MAX_LEN`] is cut, at a character
+/// boundary, and marked inexact: the minimum to a prefix (still a lower
+/// bound); the maximum to a prefix whose last character is then raised by
+/// one (an upper bound), or left out when no such prefix exists.
 fn byte_array_statistics(min_max: Option<(&[u8], &[u8])>, nulls: u64) -> Option<Statistics> {
-    match min_max {
-        Some((min, max)) if min.len() > STATISTICS_MAX_LEN || max.len() > STATISTICS_MAX_LEN => {
-            None
+    let Some((min, max)) = min_max else {
+        return Some(Statistics::byte_array(None, None, None, Some(nulls), false));
+    };
+    let (min, min_exact) = match min.len() > STATISTICS_MAX_LEN {
+        true => (Some(utf8_prefix(min, STATISTICS_MAX_LEN).to_vec()), false),
+        false => (Some(min.to_vec()), true),
+    };
+    let (max, max_exact) = match max.len() > STATISTICS_MAX_LEN {
+        true => (utf8_upper_bound(max, STATISTICS_MAX_LEN), false),
+        false => (Some(max.to_vec()), true),
+    };
+    let statistics = ValueStatistics::new(
+        min.map(ByteArray::from),
+        max.map(ByteArray::from),
+        None,
+        Some(nulls),
+        false,
+    )
+    .with_min_is_exact(min_exact)
+    .with_max_is_exact(max_exact);
+    Some(Statistics::ByteArray(statistics))
+}
+
+/// The longest prefix of `value` of at most `len` bytes that ends at a UTF-8
+/// character boundary (a byte prefix when `value` is not UTF-8).
+fn utf8_prefix(value: &[u8], len: usize) -> &[u8] {
+    let mut end = len.min(value.len());
+    if std::str::from_utf8(value).is_ok() {
+        // Continuation bytes are 0b10xx_xxxx.
+        while end > 0 && end < value.len() && value[end] & 0xC0 == 0x80 {
+            end -= 1;
         }
-        Some((min, max)) => Some(Statistics::byte_array(
-            Some(ByteArray::from(min.to_vec())),
-            Some(ByteArray::from(max.to_vec())),
-            None,
-            Some(nulls),
-            false,
-        )),
-        None => Some(Statistics::byte_array(None, None, None, Some(nulls), false)),
     }
+    &value[..end]
+}
+
+/// A value of at most `len` bytes greater than every value that starts with
+/// `value`'s prefix of `len` bytes (so greater than `value`): that prefix
+/// with its last character raised to the next one, dropping characters that
+/// cannot be raised. `None` when `value` is not UTF-8 or nothing fits.
+fn utf8_upper_bound(value: &[u8], len: usize) -> Option<Vec<u8>> {
+    let text = std::str::from_utf8(utf8_prefix(value, len)).ok()?;
+    let mut chars: Vec<char> = text.chars().collect();
+    while let Some(last) = chars.pop() {
+        // The next scalar value, skipping the surrogate range.
+        let next = (u32::from(last) + 1..=u32::from(char::MAX)).find_map(char::from_u32);
+        if let Some(next) = next {
+            let mut bound: String = chars.into_iter().collect();
+            bound.push(next);
+            // A raised character may take more bytes than it replaced.
+            return (bound.len() <= len).then(|| bound.into_bytes());
+        }
+    }
+    None
 }
 
 /// One encoded column chunk: its bytes and what the row group writer needs to know.
@@ -1269,6 +1313,10 @@ mod tests {
     use crate::sink::parquet::{ParquetSink, ParquetSinkConfig, SequentialFileNamer};
     use crate::sink::row::{ActualSource, EnrichedBatchBuilder, EnrichedRow, StrList};
 
+    use super::{
+        byte_array_statistics, utf8_prefix, utf8_upper_bound, Statistics, STATISTICS_MAX_LEN,
+    };
+
     /// Owned strings of one generated row.
     struct Owned {
         host: String,
@@ -1278,6 +1326,50 @@ mod tests {
         expected: Vec<String>,
         attempts: Vec<String>,
         reason: String,
+    }
+
+    #[test]
+    fn long_string_statistics_are_cut_to_inexact_bounds() {
+        let long_min = format!("/{}", "a".repeat(100));
+        let long_max = format!("/{}é{}", "z".repeat(62), "q".repeat(30));
+        let Some(Statistics::ByteArray(stats)) =
+            byte_array_statistics(Some((long_min.as_bytes(), long_max.as_bytes())), 3)
+        else {
+            panic!("byte-array statistics expected");
+        };
+        assert_eq!(stats.null_count_opt(), Some(3));
+        let min = stats.min_opt().expect("min").data();
+        let max = stats.max_opt().expect("max").data();
+        assert!(min.len() <= STATISTICS_MAX_LEN && max.len() <= STATISTICS_MAX_LEN);
+        assert!(min <= long_min.as_bytes() && max > long_max.as_bytes());
+        assert!(!stats.min_is_exact() && !stats.max_is_exact());
+        // "é" straddles byte 64: cut before it, then the last 'z' is raised.
+        assert_eq!(max, format!("/{}{{", "z".repeat(61)).as_bytes());
+
+        let Some(Statistics::ByteArray(short)) = byte_array_statistics(Some((b"a", b"b")), 0)
+        else {
+            panic!("byte-array statistics expected");
+        };
+        assert!(short.min_is_exact() && short.max_is_exact());
+        assert_eq!(short.max_opt().expect("max").data(), b"b");
+    }
+
+    #[test]
+    fn upper_bounds_skip_what_cannot_be_raised() {
+        assert_eq!(utf8_prefix("ab\u{e9}".as_bytes(), 3), b"ab");
+        assert_eq!(utf8_upper_bound(b"abc", 2), Some(b"ac".to_vec()));
+        let top = format!("a{}", char::MAX);
+        assert_eq!(utf8_upper_bound(top.as_bytes(), 16), Some(b"b".to_vec()));
+        assert_eq!(utf8_upper_bound(char::MAX.to_string().as_bytes(), 16), None);
+        // U+D7FF is followed by U+E000 (surrogates are not characters).
+        let below_surrogates = "\u{d7ff}".to_string();
+        assert_eq!(
+            utf8_upper_bound(below_surrogates.as_bytes(), 16),
+            Some("\u{e000}".as_bytes().to_vec())
+        );
+        // Raising 0x7F takes a second byte, which does not fit in one.
+        assert_eq!(utf8_upper_bound(b"\x7f", 1), None);
+        assert_eq!(utf8_upper_bound(&[0xff, 0xfe], 2), None);
     }
 
     struct Rng(u64);
