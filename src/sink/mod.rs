@@ -62,9 +62,6 @@ pub enum SinkError {
         /// The underlying error.
         source: ::parquet::errors::ParquetError,
     },
-    /// Building an Arrow record batch failed.
-    #[error("building Arrow record batch: {0}")]
-    Arrow(#[from] arrow_schema::ArrowError),
     /// A [`FileNamer`] returned a name that cannot be used.
     #[error("invalid output file name {name:?}: {why}")]
     InvalidFileName {

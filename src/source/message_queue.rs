@@ -270,16 +270,6 @@ impl FetchedMessages {
         }
     }
 
-    /// Number of messages held.
-    pub fn len(&self) -> usize {
-        self.messages.len()
-    }
-
-    /// Whether no message is held.
-    pub fn is_empty(&self) -> bool {
-        self.messages.is_empty()
-    }
-
     /// Hands every held message back to librdkafka.
     pub fn clear(&mut self) {
         // A topic handle may go with the last message that held it.
