@@ -488,10 +488,11 @@ impl<'a> FlatFields<'a> {
                 self.evidence |= NGINX;
                 match value {
                     Scalar::Int(port) => {
-                        let port = u16::try_from(port)
-                            .map_err(|_| DecodeError::absurd("server_port", port))?;
-                        record.listener_port =
-                            parse_port("server_port", &port.to_string(), &port.to_string())?;
+                        // As `parse_port` judges text: 0 or out of range is absurd.
+                        record.listener_port = match u16::try_from(port) {
+                            Ok(0) | Err(_) => return Err(DecodeError::absurd("server_port", port)),
+                            Ok(port) => Some(port),
+                        };
                     }
                     other => {
                         if let Some(text) = other.into_text() {

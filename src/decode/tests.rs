@@ -177,6 +177,21 @@ fn istio_and_contour_json() {
 }
 
 #[test]
+fn numeric_server_port_is_judged_like_text() {
+    for (port, expected) in [("8080", Some(8080)), ("\"8080\"", Some(8080))] {
+        let line =
+            NGF_JSON_200.replace("\"server_port\":\"80\"", &format!("\"server_port\":{port}"));
+        assert_eq!(auto(&line).listener_port, expected, "{line}");
+    }
+    for port in ["0", "\"0\"", "70000", "\"70000\"", "-1"] {
+        let line =
+            NGF_JSON_200.replace("\"server_port\":\"80\"", &format!("\"server_port\":{port}"));
+        let error = decode_one(&line, &DecodeOptions::default()).expect_err(port);
+        assert!(error.to_string().contains("server_port"), "{port}: {error}");
+    }
+}
+
+#[test]
 fn nginx_gateway_fabric_and_nginx_json() {
     let ngf = auto(NGF_JSON_200);
     assert_eq!(ngf.format, Format::NginxGatewayFabric);
