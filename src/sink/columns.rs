@@ -134,30 +134,121 @@ fn bytes_equal(a: &[u8], b: &[u8]) -> bool {
     }
 }
 
+/// Values up to this many bytes are held whole in a [`ValueKey`]; longer
+/// ones by three 8-byte windows, and compared with the page on a match.
+const INLINE_KEY_BYTES: usize = 24;
+
+/// A value's length and its bytes read as three 8-byte words, so that the
+/// dictionary compares short values (hosts, `ip:port` upstreams,
+/// `namespace/name` keys: nearly all dictionary values) as three word
+/// comparisons, without reading the dictionary page.
+///
+/// Which bytes each word holds depends only on the length: `0..8`, a middle
+/// window and the last 8 bytes for 8..=24 bytes (the windows overlap and
+/// cover every byte), two overlapping 4-byte windows for 4..8 bytes, the
+/// first, middle and last byte below 4. Two values of equal length up to
+/// [`INLINE_KEY_BYTES`] are therefore equal exactly when their words are.
+/// A longer value's words cover bytes `0..16` and its last 8 only.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct ValueKey {
+    words: [u64; 3],
+    len: usize,
+}
+
+impl ValueKey {
+    #[inline(always)]
+    fn of(value: &[u8]) -> Self {
+        let len = value.len();
+        let words = if len >= 8 {
+            let middle = if len <= INLINE_KEY_BYTES {
+                (len - 8) / 2
+            } else {
+                8
+            };
+            [
+                read_u64(value, 0),
+                read_u64(value, middle),
+                read_u64(value, len - 8),
+            ]
+        } else if len >= 4 {
+            [read_u32(value, 0) | read_u32(value, len - 4) << 32, 0, 0]
+        } else if len > 0 {
+            [
+                u64::from(value[0]) | u64::from(value[len / 2]) << 8 | u64::from(value[len - 1]) << 16,
+                0,
+                0,
+            ]
+        } else {
+            [0; 3]
+        };
+        Self { words, len }
+    }
+
+    /// True when the key holds the whole value (no page compare needed).
+    #[inline(always)]
+    fn is_whole(&self) -> bool {
+        self.len <= INLINE_KEY_BYTES
+    }
+
+    /// Hash of the value: from the words when they hold the whole value,
+    /// else from every byte ([`hash_value`]), so that long values differing
+    /// only between the windows still spread over the table.
+    #[inline(always)]
+    fn hash(&self, value: &[u8]) -> u64 {
+        if !self.is_whole() {
+            return hash_value(value);
+        }
+        let [a, b, c] = self.words;
+        let h = fold_multiply(
+            a ^ HASH_MULTIPLIER,
+            b ^ (self.len as u64).rotate_left(32) ^ 0xA076_1D64_78BD_642F,
+        );
+        fold_multiply(h ^ c, HASH_MULTIPLIER)
+    }
+}
+
+/// One slot of a [`BytesDictionary`] table: the entry's [`ValueKey`] and
+/// number, so that a probe for a value of up to [`INLINE_KEY_BYTES`] bytes
+/// reads this slot and nothing else.
+#[derive(Debug, Clone, Copy, Default)]
+struct DictionarySlot {
+    words: [u64; 3],
+    len: u32,
+    /// Entry number + 1; 0 marks an empty slot.
+    entry: u32,
+}
+
+/// The entry a [`BytesDictionary`] returned last, kept so that a column
+/// repeating its previous value (a verdict, a gateway, a source file) is
+/// answered by comparing keys, whatever address the value arrives at.
+/// `index` is `None` before the first value.
+#[derive(Debug, Clone, Copy, Default)]
+struct LastEntry {
+    key: ValueKey,
+    index: Option<u32>,
+}
+
 /// A per-row-group dictionary of byte strings: an open-addressing table of
-/// entry numbers over the `PLAIN` dictionary page body itself, so that
-/// interning a value already seen costs one hash, one probe and one compare,
+/// [`DictionarySlot`]s over the `PLAIN` dictionary page body itself, so that
+/// interning a value already seen costs one key, one hash and one probe,
 /// and a new value is copied once, into the page.
+///
+/// Values are always compared by their bytes, never by address: index-owned
+/// strings live only as long as their index, and line buffers and reused
+/// `String`s change under the same address.
 #[derive(Debug, Default)]
 struct BytesDictionary {
     /// The `PLAIN` dictionary page body: 4-byte length + bytes per entry.
     page: Vec<u8>,
     /// Start (after the length) and length of each entry in `page`.
     spans: Vec<(u32, u32)>,
-    /// Hash of each entry.
+    /// Hash of each entry (to re-insert them when the table grows).
     hashes: Vec<u64>,
-    /// Entry number + 1 per slot (0: empty); length a power of two, at most half full.
-    slots: Vec<u32>,
-    /// Recently interned values by address: (address, length, index). Values
-    /// that come from the route index or are static (gateway, route, verdict,
-    /// source file, ...) arrive at the same address row after row; a hit is
-    /// still checked against the entry's bytes, so an address reused for
-    /// other bytes (a line buffer) only costs the failed check.
-    recent: [(usize, u32, u32); RECENT_SLOTS],
+    /// The table; length a power of two, at most half full.
+    slots: Vec<DictionarySlot>,
+    /// The entry interned last (see [`LastEntry`]).
+    last: LastEntry,
 }
-
-/// Slots of [`BytesDictionary::recent`] (a power of two).
-const RECENT_SLOTS: usize = 16;
 
 impl BytesDictionary {
     fn entry(&self, index: u32) -> &[u8] {
@@ -165,55 +256,64 @@ impl BytesDictionary {
         &self.page[start as usize..(start + len) as usize]
     }
 
+    /// True when entry `index`, whose key equals `key`, is `value`: always
+    /// for a whole key, else by comparing the page bytes.
+    #[inline(always)]
+    fn holds(&self, index: u32, key: &ValueKey, value: &[u8]) -> bool {
+        key.is_whole()
+            || self
+                .spans
+                .get(index as usize)
+                .and_then(|&(start, len)| self.page.get(start as usize..(start + len) as usize))
+                .is_some_and(|bytes| bytes_equal(bytes, value))
+    }
+
     /// The index of `value`, added if new. The lookup of a value already seen
     /// is inlined into the column's push; adding one is out of line.
     #[inline(always)]
     fn intern(&mut self, value: &[u8]) -> u32 {
-        let address = value.as_ptr() as usize;
-        let recent = ((address >> 3) ^ (address >> 11)) & (RECENT_SLOTS - 1);
-        let (seen_at, seen_len, seen_index) = self.recent[recent];
-        if seen_at == address
-            && seen_len as usize == value.len()
-            && (seen_index as usize) < self.spans.len()
-            && bytes_equal(self.entry(seen_index), value)
-        {
-            return seen_index;
+        let key = ValueKey::of(value);
+        if let Some(index) = self.last.index {
+            if self.last.key == key && self.holds(index, &key, value) {
+                return index;
+            }
         }
-        let index = self.lookup(value);
-        self.recent[recent] = (address, value.len() as u32, index);
+        let index = self.lookup(&key, value);
+        self.last = LastEntry {
+            key,
+            index: Some(index),
+        };
         index
     }
 
-    /// The index of `value` found through its hash, added if new.
+    /// The index of `value` (whose key is `key`) found through its hash,
+    /// added if new.
     #[inline(always)]
-    fn lookup(&mut self, value: &[u8]) -> u32 {
-        let hash = hash_value(value);
+    fn lookup(&mut self, key: &ValueKey, value: &[u8]) -> u32 {
+        let hash = key.hash(value);
         let mask = self.slots.len().wrapping_sub(1);
-        let mut slot = (hash as usize) & mask;
-        while let Some(&at) = self.slots.get(slot) {
-            if at == 0 {
+        let mut at = (hash as usize) & mask;
+        while let Some(slot) = self.slots.get(at) {
+            if slot.entry == 0 {
                 break;
             }
-            let index = at - 1;
-            if self.hashes[index as usize] == hash && bytes_equal(self.entry(index), value) {
-                return index;
+            if slot.words == key.words
+                && slot.len as usize == key.len
+                && self.holds(slot.entry - 1, key, value)
+            {
+                return slot.entry - 1;
             }
-            slot = (slot + 1) & mask;
+            at = (at + 1) & mask;
         }
-        self.insert(value, hash)
+        self.insert(key, value, hash)
     }
 
-    /// Adds `value` (not in the dictionary) with its `hash`.
+    /// Adds `value` (not in the dictionary) with its `key` and `hash`.
     #[cold]
     #[inline(never)]
-    fn insert(&mut self, value: &[u8], hash: u64) -> u32 {
+    fn insert(&mut self, key: &ValueKey, value: &[u8], hash: u64) -> u32 {
         if self.slots.is_empty() {
-            self.slots = vec![0; 64];
-        }
-        let mask = self.slots.len() - 1;
-        let mut slot = (hash as usize) & mask;
-        while self.slots[slot] != 0 {
-            slot = (slot + 1) & mask;
+            self.slots = vec![DictionarySlot::default(); 64];
         }
         // In range: a row group is written once its buffers hold about
         // 32 MiB (checked at least every MiB of input, see
@@ -224,25 +324,35 @@ impl BytesDictionary {
         let start = (self.page.len() - value.len()) as u32;
         self.spans.push((start, value.len() as u32));
         self.hashes.push(hash);
-        self.slots[slot] = index + 1;
+        self.place(index, key.words, hash);
         if self.spans.len() * 2 > self.slots.len() {
             self.grow();
         }
         index
     }
 
+    /// Puts entry `index` (already in `spans`) with its key `words` and
+    /// `hash` into a free slot.
+    fn place(&mut self, index: u32, words: [u64; 3], hash: u64) {
+        let mask = self.slots.len() - 1;
+        let mut at = (hash as usize) & mask;
+        while self.slots[at].entry != 0 {
+            at = (at + 1) & mask;
+        }
+        self.slots[at] = DictionarySlot {
+            words,
+            len: self.spans[index as usize].1,
+            entry: index + 1,
+        };
+    }
+
     /// Doubles the table and re-inserts every entry.
     fn grow(&mut self) {
-        let size = self.slots.len() * 2;
-        self.slots.clear();
-        self.slots.resize(size, 0);
-        let mask = size - 1;
-        for (index, &hash) in self.hashes.iter().enumerate() {
-            let mut slot = (hash as usize) & mask;
-            while self.slots[slot] != 0 {
-                slot = (slot + 1) & mask;
-            }
-            self.slots[slot] = index as u32 + 1;
+        let old = std::mem::take(&mut self.slots);
+        self.slots = vec![DictionarySlot::default(); old.len() * 2];
+        for slot in old.iter().filter(|s| s.entry != 0) {
+            let index = slot.entry - 1;
+            self.place(index, slot.words, self.hashes[index as usize]);
         }
     }
 
@@ -255,8 +365,8 @@ impl BytesDictionary {
         self.page.clear();
         self.spans.clear();
         self.hashes.clear();
-        self.slots.fill(0);
-        self.recent = Default::default();
+        self.slots.fill(DictionarySlot::default());
+        self.last = LastEntry::default();
     }
 
     /// Smallest and largest entry (byte order), if any.
@@ -1557,6 +1667,42 @@ mod tests {
             assert!(!super::bytes_equal(a, &long[..len + 1]));
         }
         assert_ne!(super::hash_value(b"GET"), super::hash_value(b"PUT"));
+    }
+
+    /// A key holds every byte of a value up to `INLINE_KEY_BYTES` long (one
+    /// changed byte changes it); longer values that share their key windows
+    /// are still told apart, by the page compare, and keep distinct indices.
+    #[test]
+    fn value_keys_tell_values_apart() {
+        use super::{ValueKey, INLINE_KEY_BYTES};
+        let text = "0123456789abcdefghijklmnopqrstuvwxyz".as_bytes();
+        for len in 0..=INLINE_KEY_BYTES {
+            let a = &text[..len];
+            assert!(ValueKey::of(a).is_whole());
+            assert_eq!(ValueKey::of(a), ValueKey::of(&a.to_vec()));
+            for at in 0..len {
+                let mut b = a.to_vec();
+                b[at] ^= 0x20;
+                assert_ne!(ValueKey::of(a), ValueKey::of(&b), "len {len} at {at}");
+            }
+        }
+        // Long values equal in bytes 0..16 and the last 8: same key, different values.
+        let long: Vec<String> = (0..300)
+            .map(|i| format!("{}{i:05}{}", "p".repeat(16), "s".repeat(8)))
+            .collect();
+        assert_eq!(
+            ValueKey::of(long[0].as_bytes()),
+            ValueKey::of(long[1].as_bytes())
+        );
+        let mut dictionary = super::BytesDictionary::default();
+        for _ in 0..2 {
+            for (i, v) in long.iter().enumerate() {
+                assert_eq!(dictionary.intern(v.as_bytes()), i as u32);
+                // Each value right after itself: answered by the last entry.
+                assert_eq!(dictionary.intern(v.as_bytes()), i as u32);
+            }
+        }
+        assert_eq!(dictionary.len(), long.len());
     }
 
     /// A dictionary larger than the page limit falls back to `PLAIN` values.
