@@ -47,8 +47,64 @@ const DICTIONARY_PAGE_LIMIT: usize = 1024 * 1024;
 /// parquet crate's default truncation length), marked inexact.
 const STATISTICS_MAX_LEN: usize = 64;
 
-/// Definition levels of a nullable flat column: 1 = value present, 0 = null.
-type DefLevels = Vec<u8>;
+/// Definition levels of a nullable flat column (1 = value present, 0 =
+/// null) as runs of equal levels: most columns are present in every row (or
+/// null in every row, like the Kafka columns in a file replay), so a row
+/// costs a compare and an increment instead of a byte pushed per column.
+/// [`expand`](Self::expand) gives the levels back one per row for encoding.
+#[derive(Debug, Default)]
+struct DefLevels {
+    /// Finished runs: (level, rows).
+    runs: Vec<(u8, u32)>,
+    /// Level of the open run.
+    level: u8,
+    /// Rows in the open run (0: no run open).
+    open: u32,
+    /// Levels pushed in total.
+    len: usize,
+}
+
+impl DefLevels {
+    #[inline(always)]
+    fn push(&mut self, level: u8) {
+        if level == self.level && self.open != 0 && self.open != u32::MAX {
+            self.open += 1;
+        } else {
+            self.start_run(level);
+        }
+        self.len += 1;
+    }
+
+    /// Closes the open run and opens one of `level` with one row.
+    #[cold]
+    #[inline(never)]
+    fn start_run(&mut self, level: u8) {
+        if self.open != 0 {
+            self.runs.push((self.level, self.open));
+        }
+        self.level = level;
+        self.open = 1;
+    }
+
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Replaces `out` with the levels, one byte per row.
+    fn expand(&self, out: &mut Vec<u8>) {
+        out.clear();
+        out.reserve(self.len);
+        for &(level, rows) in self.runs.iter().chain([(self.level, self.open)].iter()) {
+            out.resize(out.len() + rows as usize, level);
+        }
+    }
+
+    fn clear(&mut self) {
+        self.runs.clear();
+        self.open = 0;
+        self.len = 0;
+    }
+}
 
 /// Multiplier of the value hash (a 64-bit odd constant with well-mixed bits).
 const HASH_MULTIPLIER: u64 = 0x9E37_79B9_7F4A_7C15;
@@ -174,7 +230,9 @@ impl ValueKey {
             [read_u32(value, 0) | read_u32(value, len - 4) << 32, 0, 0]
         } else if len > 0 {
             [
-                u64::from(value[0]) | u64::from(value[len / 2]) << 8 | u64::from(value[len - 1]) << 16,
+                u64::from(value[0])
+                    | u64::from(value[len / 2]) << 8
+                    | u64::from(value[len - 1]) << 16,
                 0,
                 0,
             ]
@@ -182,6 +240,14 @@ impl ValueKey {
             [0; 3]
         };
         Self { words, len }
+    }
+
+    /// True when `words` and `len` are this key's, compared as scalars (a
+    /// derived array compare goes through memory and a vector load).
+    #[inline(always)]
+    fn matches(&self, words: &[u64; 3], len: usize) -> bool {
+        ((self.words[0] ^ words[0]) | (self.words[1] ^ words[1]) | (self.words[2] ^ words[2])) == 0
+            && self.len == len
     }
 
     /// True when the key holds the whole value (no page compare needed).
@@ -268,13 +334,19 @@ impl BytesDictionary {
                 .is_some_and(|bytes| bytes_equal(bytes, value))
     }
 
-    /// The index of `value`, added if new. The lookup of a value already seen
-    /// is inlined into the column's push; adding one is out of line.
-    #[inline(always)]
+    /// The index of `value`, added if new.
+    #[cfg(test)]
     fn intern(&mut self, value: &[u8]) -> u32 {
-        let key = ValueKey::of(value);
+        self.intern_keyed(ValueKey::of(value), value)
+    }
+
+    /// The index of `value`, whose key is `key`, added if new. The lookup of
+    /// a value already seen is inlined into the column's push; adding one is
+    /// out of line.
+    #[inline(always)]
+    fn intern_keyed(&mut self, key: ValueKey, value: &[u8]) -> u32 {
         if let Some(index) = self.last.index {
-            if self.last.key == key && self.holds(index, &key, value) {
+            if self.last.key.matches(&key.words, key.len) && self.holds(index, &key, value) {
                 return index;
             }
         }
@@ -297,9 +369,7 @@ impl BytesDictionary {
             if slot.entry == 0 {
                 break;
             }
-            if slot.words == key.words
-                && slot.len as usize == key.len
-                && self.holds(slot.entry - 1, key, value)
+            if key.matches(&slot.words, slot.len as usize) && self.holds(slot.entry - 1, key, value)
             {
                 return slot.entry - 1;
             }
@@ -400,18 +470,32 @@ impl DictionaryStrings {
     /// Inlined into [`EnrichedColumns::push`]: one call per row, not per column.
     #[inline(always)]
     fn push(&mut self, value: Option<&str>) {
+        self.push_keyed(value);
+    }
+
+    /// [`push`](Self::push), returning the value with its key and index so
+    /// that a list column can reuse them ([`SameValue`]).
+    #[inline(always)]
+    fn push_keyed<'v>(&mut self, value: Option<&'v str>) -> Option<SameValue<'v>> {
         match value {
             Some(v) => {
-                let key = self.dictionary.intern(v.as_bytes());
-                self.keys.push(key);
+                let key = ValueKey::of(v.as_bytes());
+                let index = self.dictionary.intern_keyed(key, v.as_bytes());
+                self.keys.push(index);
                 if self.nullable {
                     self.defs.push(1);
                 }
+                Some(SameValue {
+                    value: v,
+                    key,
+                    index,
+                })
             }
             None => {
                 // Required columns are pushed `Some` by `EnrichedColumns::push`.
                 debug_assert!(self.nullable, "null in a required column");
-                self.defs.push(0)
+                self.defs.push(0);
+                None
             }
         }
     }
@@ -424,7 +508,8 @@ impl DictionaryStrings {
         };
         enc.body.clear();
         if self.nullable {
-            put_levels(&mut enc.body, &self.defs, 1);
+            self.defs.expand(&mut enc.levels);
+            put_levels(&mut enc.body, &enc.levels, 1);
         }
         write_dictionary_chunk(
             enc,
@@ -444,14 +529,33 @@ impl DictionaryStrings {
     }
 
     fn reserve(&mut self, rows: usize) {
-        if self.nullable {
-            self.defs.reserve(rows);
-        }
         self.keys.reserve(rows);
     }
 
     fn approx_bytes(&self) -> usize {
         self.defs.len() + self.keys.len() * 4 + self.dictionary.page.len()
+    }
+}
+
+/// A value just interned into another column's dictionary of the same row
+/// (`actual_upstream` for `upstream_attempts`, `actual_backend` for
+/// `expected_backends`): an item equal to it is translated through that
+/// column's entry index instead of being looked up again.
+#[derive(Debug, Clone, Copy)]
+struct SameValue<'v> {
+    value: &'v str,
+    key: ValueKey,
+    /// Entry index in the other column's dictionary.
+    index: u32,
+}
+
+impl SameValue<'_> {
+    /// True when `item` (whose key is `key`) has the same bytes: the same
+    /// slice (two borrows alive in one row cannot differ), or equal whole keys.
+    #[inline(always)]
+    fn equals(&self, item: &str, key: &ValueKey) -> bool {
+        (std::ptr::eq(self.value.as_ptr(), item.as_ptr()) && self.value.len() == item.len())
+            || (key.is_whole() && self.key.matches(&key.words, key.len))
     }
 }
 
@@ -466,6 +570,9 @@ struct DictionaryStringLists {
     defs: Vec<u8>,
     keys: Vec<u32>,
     dictionary: BytesDictionary,
+    /// Own entry index per entry index of the [`SameValue`] column
+    /// (`u32::MAX`: not seen yet); cleared with the dictionaries.
+    from_same: Vec<u32>,
 }
 
 impl DictionaryStringLists {
@@ -480,7 +587,7 @@ impl DictionaryStringLists {
     /// null list has definition level 0, an empty list `n`, an item `n + 1`.
     /// Inlined into [`EnrichedColumns::push`]: one call per row, not per column.
     #[inline(always)]
-    fn push(&mut self, value: Option<StrList<'_>>) {
+    fn push(&mut self, value: Option<StrList<'_>>, same: Option<SameValue<'_>>) {
         let n = u8::from(self.nullable);
         match value {
             None => {
@@ -495,9 +602,31 @@ impl DictionaryStringLists {
                 for (i, item) in list.iter().enumerate() {
                     self.reps.push(u8::from(i > 0));
                     self.defs.push(n + 1);
-                    let key = self.dictionary.intern(item.as_bytes());
-                    self.keys.push(key);
+                    let key = ValueKey::of(item.as_bytes());
+                    let index = match same {
+                        Some(same) if same.equals(item, &key) => self.translate(same, key),
+                        _ => self.dictionary.intern_keyed(key, item.as_bytes()),
+                    };
+                    self.keys.push(index);
                 }
+            }
+        }
+    }
+
+    /// Own index of `same`'s value (whose key here is `key`): remembered
+    /// per index of the other column, interned the first time.
+    #[inline(always)]
+    fn translate(&mut self, same: SameValue<'_>, key: ValueKey) -> u32 {
+        match self.from_same.get(same.index as usize) {
+            Some(&index) if index != u32::MAX => index,
+            _ => {
+                let index = self.dictionary.intern_keyed(key, same.value.as_bytes());
+                let at = same.index as usize;
+                if self.from_same.len() <= at {
+                    self.from_same.resize(at + 1, u32::MAX);
+                }
+                self.from_same[at] = index;
+                index
             }
         }
     }
@@ -522,6 +651,7 @@ impl DictionaryStringLists {
         self.defs.clear();
         self.keys.clear();
         self.dictionary.clear();
+        self.from_same.clear();
     }
 
     /// Room for `rows` rows of up to two items.
@@ -577,7 +707,8 @@ impl UniqueStrings {
 
     fn encode(&self, rows: usize, enc: &mut ChunkEncoder, descr: &ColumnDescPtr) -> Result<Chunk> {
         enc.body.clear();
-        put_levels(&mut enc.body, &self.defs, 1);
+        self.defs.expand(&mut enc.levels);
+        put_levels(&mut enc.body, &enc.levels, 1);
         let encoding = if self.delta_length {
             put_delta_binary_packed(&mut enc.body, &self.lengths);
             Encoding::DELTA_LENGTH_BYTE_ARRAY
@@ -597,7 +728,6 @@ impl UniqueStrings {
 
     /// Room for `rows` values of `bytes_per_value` bytes.
     fn reserve(&mut self, rows: usize, bytes_per_value: usize) {
-        self.defs.reserve(rows);
         self.data.reserve(rows * (bytes_per_value + 4));
         if self.delta_length {
             self.lengths.reserve(rows);
@@ -638,7 +768,8 @@ impl DeltaIntegers {
             .with_backwards_compatible_min_max(true)
             .into();
         enc.body.clear();
-        put_levels(&mut enc.body, &self.defs, 1);
+        self.defs.expand(&mut enc.levels);
+        put_levels(&mut enc.body, &enc.levels, 1);
         put_delta_binary_packed(&mut enc.body, &self.values);
         enc.write_chunk(
             descr,
@@ -656,7 +787,6 @@ impl DeltaIntegers {
     }
 
     fn reserve(&mut self, rows: usize) {
-        self.defs.reserve(rows);
         self.values.reserve(rows);
     }
 
@@ -791,7 +921,8 @@ impl<T: DictionaryNumber> DictionaryNumbers<T> {
         }
         let statistics = T::statistics(min, max, (rows - self.keys.len()) as u64, nans);
         enc.body.clear();
-        put_levels(&mut enc.body, &self.defs, 1);
+        self.defs.expand(&mut enc.levels);
+        put_levels(&mut enc.body, &enc.levels, 1);
         enc.dictionary.clear();
         for v in &self.entries {
             v.put_plain(&mut enc.dictionary);
@@ -825,7 +956,6 @@ impl<T: DictionaryNumber> DictionaryNumbers<T> {
     }
 
     fn reserve(&mut self, rows: usize) {
-        self.defs.reserve(rows);
         self.keys.reserve(rows);
     }
 
@@ -972,6 +1102,8 @@ pub(crate) struct ChunkEncoder {
     level: ZstdLevel,
     /// The data page body being assembled (levels, then values).
     body: Vec<u8>,
+    /// Definition levels of a flat column expanded to one byte per row.
+    levels: Vec<u8>,
     /// A numeric dictionary page body being assembled.
     dictionary: Vec<u8>,
 }
@@ -993,6 +1125,7 @@ impl ChunkEncoder {
             compressor,
             level,
             body: Vec::new(),
+            levels: Vec::new(),
             dictionary: Vec::new(),
         })
     }
@@ -1241,10 +1374,12 @@ impl EnrichedColumns {
         self.duration_ms.push(row.duration_ms);
         self.bytes_sent.push(row.bytes_sent);
         self.request_id.push(row.request_id);
-        self.actual_backend.push(row.actual_backend);
-        self.actual_upstream.push(row.actual_upstream);
+        let backend = self.actual_backend.push_keyed(row.actual_backend);
+        let upstream = self.actual_upstream.push_keyed(row.actual_upstream);
         self.actual_source.push(Some(row.actual_source.as_str()));
-        self.expected_backends.push(row.expected_backends);
+        // Usually one expected backend is the actual one, and the last
+        // attempt the actual upstream: translated, not looked up again.
+        self.expected_backends.push(row.expected_backends, backend);
         self.expected_status.push(row.expected_status);
         self.route.push(row.route);
         self.route_kind.push(row.route_kind);
@@ -1264,7 +1399,8 @@ impl EnrichedColumns {
         self.kafka_offset.push(row.kafka_offset);
         self.decision_ambiguous.values.push(row.decision_ambiguous);
         self.ambiguity_reason.push(row.ambiguity_reason);
-        self.upstream_attempts.push(Some(row.upstream_attempts));
+        self.upstream_attempts
+            .push(Some(row.upstream_attempts), upstream);
         self.index_stale.values.push(row.index_stale);
         self.rows += 1;
     }
@@ -1497,6 +1633,15 @@ mod tests {
 
     fn owned(rng: &mut Rng, i: usize) -> Owned {
         let long = rng.below(50) == 0;
+        let backend = match rng.below(8) {
+            0 => format!(
+                "ns-{}/svc-{}-{}",
+                rng.below(5),
+                rng.below(30),
+                "b".repeat(20)
+            ),
+            _ => format!("ns-{}/svc-{}", rng.below(5), rng.below(30)),
+        };
         Owned {
             host: if long {
                 format!("{}.example.com", "h".repeat(70 + i % 7))
@@ -1509,12 +1654,21 @@ mod tests {
                 "x".repeat(rng.below(30) as usize)
             ),
             request_id: format!("{:016x}-{i}", rng.next()),
-            backend: format!("ns-{}/svc-{}", rng.below(5), rng.below(30)),
+            backend: backend.clone(),
+            // Some lists hold the row's backend (a copy) or end with its
+            // upstream (the same slice): translated, not looked up again.
             expected: (0..rng.below(4))
-                .map(|k| format!("ns/exp-{}", (k + rng.below(20))))
+                .map(|k| match rng.below(3) {
+                    0 => backend.clone(),
+                    1 => format!("ns/exp-{}-{}", k + rng.below(20), "l".repeat(20)),
+                    _ => format!("ns/exp-{}", (k + rng.below(20))),
+                })
                 .collect(),
             attempts: (0..rng.below(3))
-                .map(|k| format!("10.0.{}.{k}:8080", rng.below(200)))
+                .map(|k| match rng.below(4) {
+                    0 => format!("10.0.{}.{k}:8080.{}", rng.below(200), "x".repeat(20)),
+                    _ => format!("10.0.{}.{k}:8080", rng.below(200)),
+                })
                 .collect(),
             reason: format!("reason {}", rng.below(6)),
         }
@@ -1543,7 +1697,11 @@ mod tests {
             bytes_sent: maybe(5).then_some(if i % 11 == 0 { i64::MIN } else { i as i64 * 13 }),
             request_id: maybe(5).then_some(o.request_id.as_str()),
             actual_backend: maybe(20).then_some(o.backend.as_str()),
-            actual_upstream: maybe(20).then_some(if i % 2 == 0 { "10.0.0.1:80" } else { "c" }),
+            actual_upstream: maybe(20).then_some(match o.attempts.last() {
+                Some(last) if i % 3 != 0 => last.as_str(),
+                _ if i % 2 == 0 => "10.0.0.1:80",
+                _ => "c",
+            }),
             actual_source: sources[i % 3],
             expected_backends: maybe(20).then_some(StrList::Owned(&o.expected)),
             expected_status: maybe(90).then_some(404),
