@@ -6,10 +6,13 @@
 //! Each column keeps only what its encoding needs: dictionary columns a
 //! per-row-group dictionary (its `PLAIN` page body built as values arrive) and
 //! one `u32` index per value; unique strings their bytes back to back in the
-//! final page layout; integers a `Vec<i64>`; nullable columns one
-//! definition-level byte per row. Appending a row therefore copies a few bytes
-//! per column and, for dictionary columns, does one hash lookup on a value
-//! already seen; nothing is allocated apart from the buffers' amortised growth.
+//! final page layout; integers a `Vec<i64>`; nullable columns their
+//! definition levels as runs. Appending a row therefore copies a few bytes
+//! per column and, for dictionary columns, compares the value with the
+//! column's previous one and otherwise does one hash lookup whose slot holds
+//! the entry's bytes (up to 24); list items equal to the row's actual
+//! backend / upstream reuse that column's lookup. Nothing is allocated apart
+//! from the buffers' amortised growth.
 //!
 //! At the end of a row group every column becomes one column chunk: an
 //! optional dictionary page and one v1 data page, each compressed with zstd,
@@ -1827,6 +1830,35 @@ mod tests {
         assert_ne!(super::hash_value(b"GET"), super::hash_value(b"PUT"));
     }
 
+    /// Levels pushed as runs expand back to the same sequence, through
+    /// single-row runs, long runs and `clear`.
+    #[test]
+    fn definition_level_runs_expand_to_the_pushed_levels() {
+        let mut levels = super::DefLevels::default();
+        let mut out = Vec::new();
+        levels.expand(&mut out);
+        assert!(out.is_empty());
+        let mut rng = Rng(0x2545_F491_4F6C_DD1D);
+        for _ in 0..2 {
+            let pushed: Vec<u8> = (0..5000)
+                .map(|i| match i / 1000 {
+                    0 => 1,
+                    1 => (rng.below(2)) as u8,
+                    2 => 0,
+                    _ => u8::from(rng.below(50) != 0),
+                })
+                .collect();
+            for &level in &pushed {
+                levels.push(level);
+            }
+            assert_eq!(levels.len(), pushed.len());
+            levels.expand(&mut out);
+            assert_eq!(out, pushed);
+            levels.clear();
+            assert_eq!(levels.len(), 0);
+        }
+    }
+
     /// A key holds every byte of a value up to `INLINE_KEY_BYTES` long (one
     /// changed byte changes it); longer values that share their key windows
     /// are still told apart, by the page compare, and keep distinct indices.
@@ -1837,7 +1869,8 @@ mod tests {
         for len in 0..=INLINE_KEY_BYTES {
             let a = &text[..len];
             assert!(ValueKey::of(a).is_whole());
-            assert_eq!(ValueKey::of(a), ValueKey::of(&a.to_vec()));
+            let copy = a.to_vec();
+            assert_eq!(ValueKey::of(a), ValueKey::of(&copy));
             for at in 0..len {
                 let mut b = a.to_vec();
                 b[at] ^= 0x20;
