@@ -37,7 +37,8 @@ use parquet::file::writer::{SerializedFileWriter, SerializedPageWriter, TrackedW
 use parquet::schema::types::ColumnDescPtr;
 
 use super::encoding::{
-    bit_width, put_delta_binary_packed, put_hybrid, put_plain_bools, put_plain_bytes,
+    bit_width, put_delta_binary_packed, put_hybrid, put_hybrid_repeated, put_plain_bools,
+    put_plain_bytes,
 };
 use super::row::{EnrichedRow, StrList};
 use crate::gateway::compile::FastMap;
@@ -91,6 +92,22 @@ impl DefLevels {
 
     fn len(&self) -> usize {
         self.len
+    }
+
+    /// Appends the levels as a v1 data page level section ([`put_levels`]
+    /// with a maximum level of 1); `scratch` holds them expanded when they
+    /// are not a single run.
+    fn put(&self, out: &mut Vec<u8>, scratch: &mut Vec<u8>) {
+        if self.runs.is_empty() {
+            let at = out.len();
+            out.extend_from_slice(&[0; 4]);
+            put_hybrid_repeated(out, self.level, self.open as usize, bit_width(1));
+            let len = (out.len() - at - 4) as u32;
+            out[at..at + 4].copy_from_slice(&len.to_le_bytes());
+        } else {
+            self.expand(scratch);
+            put_levels(out, scratch, 1);
+        }
     }
 
     /// Replaces `out` with the levels, one byte per row.
@@ -511,8 +528,7 @@ impl DictionaryStrings {
         };
         enc.body.clear();
         if self.nullable {
-            self.defs.expand(&mut enc.levels);
-            put_levels(&mut enc.body, &enc.levels, 1);
+            self.defs.put(&mut enc.body, &mut enc.levels);
         }
         write_dictionary_chunk(
             enc,
@@ -710,8 +726,7 @@ impl UniqueStrings {
 
     fn encode(&self, rows: usize, enc: &mut ChunkEncoder, descr: &ColumnDescPtr) -> Result<Chunk> {
         enc.body.clear();
-        self.defs.expand(&mut enc.levels);
-        put_levels(&mut enc.body, &enc.levels, 1);
+        self.defs.put(&mut enc.body, &mut enc.levels);
         let encoding = if self.delta_length {
             put_delta_binary_packed(&mut enc.body, &self.lengths);
             Encoding::DELTA_LENGTH_BYTE_ARRAY
@@ -771,8 +786,7 @@ impl DeltaIntegers {
             .with_backwards_compatible_min_max(true)
             .into();
         enc.body.clear();
-        self.defs.expand(&mut enc.levels);
-        put_levels(&mut enc.body, &enc.levels, 1);
+        self.defs.put(&mut enc.body, &mut enc.levels);
         put_delta_binary_packed(&mut enc.body, &self.values);
         enc.write_chunk(
             descr,
@@ -924,8 +938,7 @@ impl<T: DictionaryNumber> DictionaryNumbers<T> {
         }
         let statistics = T::statistics(min, max, (rows - self.keys.len()) as u64, nans);
         enc.body.clear();
-        self.defs.expand(&mut enc.levels);
-        put_levels(&mut enc.body, &enc.levels, 1);
+        self.defs.put(&mut enc.body, &mut enc.levels);
         enc.dictionary.clear();
         for v in &self.entries {
             v.put_plain(&mut enc.dictionary);

@@ -142,6 +142,20 @@ pub fn put_hybrid<T: Copy + PartialEq + Into<u32>>(out: &mut Vec<u8>, values: &[
     }
 }
 
+/// Appends `count` copies of `value` in the hybrid encoding: exactly the
+/// bytes [`put_hybrid`] writes for them, without building the slice when
+/// there are enough for a single RLE run (a column present, or null, in
+/// every row of a row group).
+pub fn put_hybrid_repeated(out: &mut Vec<u8>, value: u8, count: usize, width: u8) {
+    if count >= MIN_RLE_RUN {
+        put_varint(out, (count as u64) << 1);
+        let bytes = u32::from(value).to_le_bytes();
+        out.extend_from_slice(&bytes[..u32::from(width).div_ceil(8) as usize]);
+    } else {
+        put_hybrid(out, &[value; MIN_RLE_RUN][..count], width);
+    }
+}
+
 /// Values per `DELTA_BINARY_PACKED` block.
 const DELTA_BLOCK: usize = 128;
 /// Miniblocks per `DELTA_BINARY_PACKED` block.
@@ -297,6 +311,24 @@ mod tests {
                     values,
                     "width {width} len {len}"
                 );
+            }
+        }
+    }
+
+    #[test]
+    fn repeated_values_encode_as_put_hybrid_does() {
+        for width in [0u8, 1, 2, 8, 9] {
+            for value in [0u8, 1] {
+                for count in (0..40).chain([131_072, 1 << 20]) {
+                    let mut expected = Vec::new();
+                    put_hybrid(&mut expected, &vec![value; count], width);
+                    let mut actual = Vec::new();
+                    put_hybrid_repeated(&mut actual, value, count, width);
+                    assert_eq!(
+                        actual, expected,
+                        "width {width} value {value} count {count}"
+                    );
+                }
             }
         }
     }
