@@ -34,7 +34,9 @@
 //!    (utime + stime of the process), then SIGTERM;
 //! 4. **replay** on the same lines (one thread), wall and CPU time.
 //!
-//! CPU times are reported with every wall time: the machine is shared.
+//! CPU times are reported with every wall time: the machine is shared. With a
+//! broker pid, the run step also prints the CPU ceiling: the rate at which
+//! `run` and the broker together would keep every core busy.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -374,6 +376,10 @@ log_interval_seconds = 0
     }
     let finished = Instant::now();
     let run = finished - started;
+    let run_broker_cpu = match (broker_before, broker_cpu()) {
+        (Some(b), Some(a)) => Some(a.saturating_sub(b)),
+        _ => None,
+    };
     let run_broker = broker_cpu_since(broker_before);
     let _ = Command::new("kill").args(["-TERM", &pid]).status();
     let _ = child.wait();
@@ -384,6 +390,22 @@ log_interval_seconds = 0
         cpu.as_secs_f64(),
         peak as f64 / 1024.0
     );
+    // What this machine allows at best: every core busy with `run` or the
+    // broker, at the CPU per record they just used. When `run` is near this
+    // figure, adding cores (or moving the broker off the machine) is what
+    // raises it; far below it, scheduling or waiting is the limit.
+    if let Some(broker) = run_broker_cpu {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let per_record = (cpu + broker).as_secs_f64() / total as f64;
+        if per_record > 0.0 {
+            println!(
+                "run:          CPU ceiling on {cores} cores = {:.0} records/s ({:.2} µs of run + broker CPU per record, broker {:.0}%)",
+                cores as f64 / per_record,
+                per_record * 1e6,
+                100.0 * broker.as_secs_f64() / (cpu + broker).as_secs_f64()
+            );
+        }
+    }
     if let Some((at, n0, cpu0)) = first_rows {
         // Both ends lag the records by up to the 1 s age roll, so the
         // span is the steady-state rate without group join and start-up.
