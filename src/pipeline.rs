@@ -608,9 +608,11 @@ fn named_rule_expected(names: &EvidenceNames<'_>, decision: &Decision<'_>) -> Op
             .iter()
             .chain(decision.alternatives.iter())
             .any(|h| {
-                h.route().kind == named.kind
+                // Cheap integer compares first: most alternatives differ in
+                // rule index or kind, and the name compare is two memcmps.
+                h.rule().index == named.rule_index
+                    && h.route().kind == named.kind
                     && named.route.matches(&h.route().namespace, &h.route().name)
-                    && h.rule().index == named.rule_index
             }),
     )
 }

@@ -97,7 +97,10 @@ pub struct EndpointIndex {
     /// Hashed with foldhash rather than SipHash: looked up once per record,
     /// and the keys come from the cluster's own EndpointSlices, not from
     /// requests (foldhash is still randomly seeded).
-    by_addr: FastMap<SocketAddr, Vec<EndpointCandidate>>,
+    ///
+    /// Keyed by [`AddrKey`]: an IPv4 `ip:port` (every pod address in practice)
+    /// is one `u64`, hashed in one step instead of field by field.
+    by_addr: FastMap<AddrKey, Vec<EndpointCandidate>>,
     /// Sorted by `(namespace, name)` for allocation-free lookups.
     services: Vec<ServiceEntry>,
     skipped_addresses: usize,
@@ -237,7 +240,7 @@ impl EndpointIndex {
     }
 
     fn insert(&mut self, addr: SocketAddr, candidate: EndpointCandidate) {
-        let list = self.by_addr.entry(addr).or_default();
+        let list = self.by_addr.entry(AddrKey::of(addr)).or_default();
         if let Some(existing) = list
             .iter_mut()
             .find(|c| c.key == candidate.key && c.service_port == candidate.service_port)
@@ -255,7 +258,10 @@ impl EndpointIndex {
     /// The candidates for `addr`, sorted by Service key; empty when unknown.
     /// Does not allocate.
     pub fn lookup(&self, addr: SocketAddr) -> &[EndpointCandidate] {
-        self.by_addr.get(&addr).map(Vec::as_slice).unwrap_or(&[])
+        self.by_addr
+            .get(&AddrKey::of(addr))
+            .map(Vec::as_slice)
+            .unwrap_or(&[])
     }
 
     /// Parses `ip:port` (see [`parse_socket_addr`]) and looks it up; empty when
@@ -288,6 +294,28 @@ impl EndpointIndex {
     /// a Service label, unparsable IPs).
     pub fn skipped_addresses(&self) -> usize {
         self.skipped_addresses
+    }
+}
+
+/// The `by_addr` key of a socket address: IPv4 `ip:port` packed into one
+/// integer (address in bits 16..48, port in bits 0..16); IPv6 addresses as
+/// they are (their flow info and scope id take part in equality, as in
+/// `SocketAddr`'s own `Eq`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum AddrKey {
+    V4(u64),
+    V6(SocketAddr),
+}
+
+impl AddrKey {
+    #[inline]
+    fn of(addr: SocketAddr) -> AddrKey {
+        match addr {
+            SocketAddr::V4(v4) => {
+                AddrKey::V4(u64::from(v4.ip().to_bits()) << 16 | u64::from(v4.port()))
+            }
+            SocketAddr::V6(_) => AddrKey::V6(addr),
+        }
     }
 }
 
@@ -352,7 +380,7 @@ pub fn parse_socket_addr(text: &str) -> Option<SocketAddr> {
 /// canonically (decimal octets and port without leading zeros). `None` for
 /// anything else, which then goes through the standard parser; every text this
 /// accepts parses to the same address with `SocketAddr::from_str`.
-fn parse_canonical_ipv4_socket(t: &[u8]) -> Option<SocketAddr> {
+pub(crate) fn parse_canonical_ipv4_socket(t: &[u8]) -> Option<SocketAddr> {
     // One pass over the bytes: four octets ending in `.`, `.`, `.`, `:`, then
     // the port ending the text. Each number: 1 to `max` digits, no leading
     // zero unless it is `0` itself.
