@@ -1346,6 +1346,26 @@ proptest! {
         prop_assert_eq!(parse_socket_addr(&text), text.trim().parse::<SocketAddr>().ok());
     }
 
+    /// The canonical IPv4 parser alone: whatever it accepts, std parses to
+    /// the same address.
+    #[test]
+    fn canonical_ipv4_parser_never_disagrees_with_std(text in "[0-9.:]{0,24}") {
+        if let Some(addr) = super::endpoints::parse_canonical_ipv4_socket(text.as_bytes()) {
+            prop_assert_eq!(Some(addr), text.parse::<SocketAddr>().ok());
+        }
+    }
+
+    /// ... and it accepts every canonically written `a.b.c.d:port`.
+    #[test]
+    fn canonical_ipv4_parser_accepts_canonical_text(octets in any::<[u8; 4]>(), port in any::<u16>()) {
+        let addr = SocketAddr::from((octets, port));
+        let text = addr.to_string();
+        prop_assert_eq!(
+            super::endpoints::parse_canonical_ipv4_socket(text.as_bytes()),
+            Some(addr)
+        );
+    }
+
     #[test]
     fn answering_host_without_spaces_is_the_trimmed_host(host in "[0-9a-z.:/-]{0,30}") {
         let full = answering_host(Implementation::Auto, &[host.as_str()]);
