@@ -399,11 +399,18 @@ impl<'i> RecordProcessor<'i> {
         };
         let (port, scheme) = listener_of(compiled_gateway, record);
 
-        let mut header_pairs: [(&str, &str); MAX_HEADERS] = [("", ""); MAX_HEADERS];
-        let n_headers = record.headers.len().min(MAX_HEADERS);
-        for (slot, (name, value)) in header_pairs.iter_mut().zip(&record.headers) {
-            *slot = (name.as_ref(), value.as_ref());
-        }
+        // Only records with kept headers pay for the 512-byte pair array.
+        let mut header_pairs: [(&str, &str); MAX_HEADERS];
+        let known_headers: &[(&str, &str)] = if record.headers.is_empty() {
+            &[]
+        } else {
+            header_pairs = [("", ""); MAX_HEADERS];
+            let n_headers = record.headers.len().min(MAX_HEADERS);
+            for (slot, (name, value)) in header_pairs.iter_mut().zip(&record.headers) {
+                *slot = (name.as_ref(), value.as_ref());
+            }
+            &header_pairs[..n_headers]
+        };
         let request = Request {
             gateway,
             port,
@@ -420,7 +427,7 @@ impl<'i> RecordProcessor<'i> {
                 Some(record.query.as_deref().unwrap_or(""))
             },
             headers: Headers {
-                known: &header_pairs[..n_headers],
+                known: known_headers,
                 others_unknown: true,
             },
             protocol: match record.protocol {
@@ -438,9 +445,15 @@ impl<'i> RecordProcessor<'i> {
 
         let mut attempts: [&str; MAX_ATTEMPTS] = [""; MAX_ATTEMPTS];
         let mut n_attempts = 0;
-        for (slot, host) in attempts.iter_mut().zip(record.upstream_addrs.iter()) {
-            *slot = host;
-            n_attempts += 1;
+        if let Some(single) = record.upstream_addrs.single() {
+            // The usual single `ip:port`: no split.
+            attempts[0] = single;
+            n_attempts = 1;
+        } else {
+            for (slot, host) in attempts.iter_mut().zip(record.upstream_addrs.iter()) {
+                *slot = host;
+                n_attempts += 1;
+            }
         }
         let evidence = UpstreamEvidence {
             implementation_hint: self.options.implementation,
