@@ -381,49 +381,47 @@ pub fn parse_socket_addr(text: &str) -> Option<SocketAddr> {
 /// anything else, which then goes through the standard parser; every text this
 /// accepts parses to the same address with `SocketAddr::from_str`.
 pub(crate) fn parse_canonical_ipv4_socket(t: &[u8]) -> Option<SocketAddr> {
-    // One pass over the bytes: four octets ending in `.`, `.`, `.`, `:`, then
-    // the port ending the text. Each number: 1 to `max` digits, no leading
-    // zero unless it is `0` itself.
-    let mut octets = [0u8; 4];
+    // Four octets ending in `.`, `.`, `.`, `:`, then the port ending the
+    // text; each field read by `canonical_number` with a constant digit limit,
+    // so the compiler unrolls the whole parse.
     let mut at = 0;
-    for field in 0..5 {
-        let max = if field == 4 { 5 } else { 3 };
-        let start = at;
-        let mut value = 0u32;
-        while at - start < max {
-            match t.get(at) {
-                Some(&digit) if digit.is_ascii_digit() => {
-                    value = value * 10 + u32::from(digit - b'0');
-                    at += 1;
-                }
-                _ => break,
-            }
-        }
-        let digits = at - start;
-        if digits == 0 || (digits > 1 && t[start] == b'0') {
+    let mut octets = [0u8; 4];
+    for (field, separator) in [b'.', b'.', b'.', b':'].into_iter().enumerate() {
+        let value = canonical_number(t, &mut at, 3)?;
+        *octets.get_mut(field)? = u8::try_from(value).ok()?;
+        if t.get(at) != Some(&separator) {
             return None;
         }
-        match field {
-            // A fourth digit (or sixth for the port) fails the separator or
-            // end check, as a too-long number should.
-            0..=3 => {
-                octets[field] = u8::try_from(value).ok()?;
-                let separator = if field == 3 { b':' } else { b'.' };
-                if t.get(at) != Some(&separator) {
+        at += 1;
+    }
+    let port = u16::try_from(canonical_number(t, &mut at, 5)?).ok()?;
+    (at == t.len()).then(|| SocketAddr::from((octets, port)))
+}
+
+/// A decimal number of 1 to `max_digits` digits at `*at`, without a leading
+/// zero unless it is `0` itself; `*at` moves past it. A digit beyond
+/// `max_digits` is left for the caller's separator check to reject.
+#[inline(always)]
+fn canonical_number(t: &[u8], at: &mut usize, max_digits: usize) -> Option<u32> {
+    let first = t.get(*at)?.wrapping_sub(b'0');
+    if first > 9 {
+        return None;
+    }
+    *at += 1;
+    let mut value = u32::from(first);
+    for _ in 1..max_digits {
+        match t.get(*at) {
+            Some(&byte) if byte.is_ascii_digit() => {
+                if first == 0 {
                     return None;
                 }
-                at += 1;
+                value = value * 10 + u32::from(byte - b'0');
+                *at += 1;
             }
-            _ => {
-                if at != t.len() {
-                    return None;
-                }
-                let port = u16::try_from(value).ok()?;
-                return Some(SocketAddr::from((octets, port)));
-            }
+            _ => break,
         }
     }
-    None
+    Some(value)
 }
 
 /// The result of [`choose_candidate`].
