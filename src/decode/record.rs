@@ -321,8 +321,13 @@ impl AccessRecord<'_> {
 /// Splits a request target into path and query (`/a?b` → `/a`, `Some("b")`).
 pub(crate) fn split_target(target: Text<'_>) -> (Text<'_>, Option<Text<'_>>) {
     match target {
-        Cow::Borrowed(text) => match text.split_once('?') {
-            Some((path, query)) => (Cow::Borrowed(path), Some(Cow::Borrowed(query))),
+        // One byte search (`?` is ASCII, so both sides stay valid UTF-8)
+        // rather than the generic char-pattern searcher.
+        Cow::Borrowed(text) => match memchr::memchr(b'?', text.as_bytes()) {
+            Some(at) => match (text.get(..at), text.get(at + 1..)) {
+                (Some(path), Some(query)) => (Cow::Borrowed(path), Some(Cow::Borrowed(query))),
+                _ => (Cow::Borrowed(text), None),
+            },
             None => (Cow::Borrowed(text), None),
         },
         Cow::Owned(text) => match text.split_once('?') {
@@ -414,6 +419,20 @@ mod tests {
             "a\u{a0}",
         ] {
             assert_eq!(single(needs_iter), None, "{needs_iter:?}");
+        }
+    }
+
+    #[test]
+    fn split_target_splits_at_the_first_question_mark() {
+        for target in ["/", "/a?b", "/a?", "?", "?x?y", "/ä?ö=1", "/no-query", ""] {
+            let (path, query) = split_target(Cow::Borrowed(target));
+            let expected = target.split_once('?');
+            assert_eq!(
+                (path.as_ref(), query.as_deref()),
+                expected.map_or((target, None), |(p, q)| (p, Some(q))),
+                "{target}"
+            );
+            assert!(matches!(path, Cow::Borrowed(_)));
         }
     }
 
