@@ -514,7 +514,12 @@ pub(crate) fn is_envoy_gateway_route_of_cluster(cluster: &str, route_name: &str)
     else {
         return false;
     };
-    let m = tail.split_once('/').map_or(tail, |(m, _)| m);
+    // The match index ends at the next `/` (a byte search: the index is a
+    // few bytes, and `/` is ASCII, so the slice is on a char boundary).
+    let m = match tail.bytes().position(|b| b == b'/') {
+        Some(end) => tail.get(..end).unwrap_or(tail),
+        None => tail,
+    };
     m == "-1" || parse_index(m).is_some()
 }
 
