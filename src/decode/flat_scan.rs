@@ -145,15 +145,16 @@ fn scalar_at<'a>(
     }
 }
 
-/// The literal `word` at `pos`.
-fn literal_at<'a>(
+/// The literal `word` at `pos` (a fixed-size compare: no `memcmp` call).
+fn literal_at<'a, const N: usize>(
     bytes: &[u8],
     pos: usize,
-    word: &[u8],
+    word: &[u8; N],
     value: Scalar<'a>,
 ) -> Option<(Scalar<'a>, usize)> {
-    let end = pos + word.len();
-    (bytes.get(pos..end)? == word).then_some((value, end))
+    let end = pos.checked_add(N)?;
+    let found = <&[u8; N]>::try_from(bytes.get(pos..end)?).ok()?;
+    (found == word).then_some((value, end))
 }
 
 /// At most this many digits: any such integer fits in an `i64`.
