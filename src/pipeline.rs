@@ -185,9 +185,8 @@ pub struct RecordProcessor<'i> {
     expected: Vec<&'static str>,
     gateway_key: String,
     actual_key: String,
-    /// The last listener lookup on the processor's own index: (Gateway
-    /// address, logged port) and what [`listener_port_of`] answered.
-    last_listener: Option<((usize, u16), Option<(u16, bool, bool)>)>,
+    /// The last listener lookup on the processor's own index.
+    last_listener: Option<LastListener>,
     /// Cluster names parsed so far (a pure function of the text, so valid
     /// across index snapshots).
     names: NameMemo,
@@ -408,13 +407,23 @@ impl<'i> RecordProcessor<'i> {
                 // stays valid: remember the last answer (one entry; a log
                 // usually has one Gateway and port). Snapshots of a live
                 // history are looked up every time.
-                let key = (gateway as *const CompiledGateway as usize, logged);
+                let gateway_at = gateway as *const CompiledGateway as usize;
                 match self.last_listener {
-                    Some((k, found)) if k == key && std::ptr::eq(index, self.index) => found,
+                    Some(last)
+                        if last.gateway_at == gateway_at
+                            && last.logged == logged
+                            && std::ptr::eq(index, self.index) =>
+                    {
+                        last.found
+                    }
                     _ => {
                         let found = listener_port_of(gateway, logged);
                         if std::ptr::eq(index, self.index) {
-                            self.last_listener = Some((key, found));
+                            self.last_listener = Some(LastListener {
+                                gateway_at,
+                                logged,
+                                found,
+                            });
                         }
                         found
                     }
@@ -618,9 +627,26 @@ fn listener_of(
     listener_scheme(record, found)
 }
 
+/// A port on which a Gateway has listeners, and which protocols they use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct ListenerPort {
+    port: u16,
+    http: bool,
+    https: bool,
+}
+
+/// A listener lookup remembered by a processor: the Gateway (by address, in
+/// the processor's own index), the logged port and the answer.
+#[derive(Debug, Clone, Copy)]
+struct LastListener {
+    gateway_at: usize,
+    logged: u16,
+    found: Option<ListenerPort>,
+}
+
 /// The port (logged or shifted back) at which `gateway` has a listener, with
 /// whether an HTTP and an HTTPS listener use it (see [`listener_of`]).
-fn listener_port_of(gateway: &CompiledGateway, logged: u16) -> Option<(u16, bool, bool)> {
+fn listener_port_of(gateway: &CompiledGateway, logged: u16) -> Option<ListenerPort> {
     let candidates = [
         Some(logged),
         logged.checked_sub(10000),
@@ -630,7 +656,7 @@ fn listener_port_of(gateway: &CompiledGateway, logged: u16) -> Option<(u16, bool
         let http = gateway.by_port.contains_key(&(port, false));
         let https = gateway.by_port.contains_key(&(port, true));
         if http || https {
-            return Some((port, http, https));
+            return Some(ListenerPort { port, http, https });
         }
     }
     None
@@ -640,7 +666,7 @@ fn listener_port_of(gateway: &CompiledGateway, logged: u16) -> Option<(u16, bool
 /// found (`None`: no Gateway, no logged port, or no listener on it).
 fn listener_scheme(
     record: &AccessRecord<'_>,
-    found: Option<(u16, bool, bool)>,
+    found: Option<ListenerPort>,
 ) -> (Option<u16>, Scheme) {
     let sni_scheme = if record.requested_server_name.is_some() {
         Scheme::Https
@@ -648,9 +674,15 @@ fn listener_scheme(
         Scheme::Http
     };
     match found {
-        Some((port, true, true)) => (Some(port), sni_scheme),
-        Some((port, true, false)) => (Some(port), Scheme::Http),
-        Some((port, false, _)) => (Some(port), Scheme::Https),
+        Some(ListenerPort {
+            port,
+            http: true,
+            https: true,
+        }) => (Some(port), sni_scheme),
+        Some(ListenerPort {
+            port, http: true, ..
+        }) => (Some(port), Scheme::Http),
+        Some(ListenerPort { port, .. }) => (Some(port), Scheme::Https),
         None => (record.listener_port, sni_scheme),
     }
 }
