@@ -185,6 +185,8 @@ pub struct RecordProcessor<'i> {
     expected: Vec<&'static str>,
     gateway_key: String,
     actual_key: String,
+    /// The last listener lookup on the processor's own index.
+    last_listener: Option<LastListener>,
     /// Cluster names parsed so far (a pure function of the text, so valid
     /// across index snapshots).
     names: NameMemo,
@@ -225,6 +227,7 @@ impl<'i> RecordProcessor<'i> {
             expected: Vec::with_capacity(8),
             gateway_key: String::with_capacity(64),
             actual_key: String::with_capacity(64),
+            last_listener: None,
             names: NameMemo::new(),
         }
     }
@@ -397,13 +400,51 @@ impl<'i> RecordProcessor<'i> {
             None if index.gateways.len() == 1 => index.gateways.first(),
             None => None,
         };
-        let (port, scheme) = listener_of(compiled_gateway, record);
+        let found = match (compiled_gateway, record.listener_port) {
+            (Some(gateway), Some(logged)) => {
+                // The processor's own index is borrowed for its whole life, so
+                // its Gateways stay where they are and a listener found on one
+                // stays valid: remember the last answer (one entry; a log
+                // usually has one Gateway and port). Snapshots of a live
+                // history are looked up every time.
+                let gateway_at = gateway as *const CompiledGateway as usize;
+                match self.last_listener {
+                    Some(last)
+                        if last.gateway_at == gateway_at
+                            && last.logged == logged
+                            && std::ptr::eq(index, self.index) =>
+                    {
+                        last.found
+                    }
+                    _ => {
+                        let found = listener_port_of(gateway, logged);
+                        if std::ptr::eq(index, self.index) {
+                            self.last_listener = Some(LastListener {
+                                gateway_at,
+                                logged,
+                                found,
+                            });
+                        }
+                        found
+                    }
+                }
+            }
+            _ => None,
+        };
+        let (port, scheme) = listener_scheme(record, found);
 
-        let mut header_pairs: [(&str, &str); MAX_HEADERS] = [("", ""); MAX_HEADERS];
-        let n_headers = record.headers.len().min(MAX_HEADERS);
-        for (slot, (name, value)) in header_pairs.iter_mut().zip(&record.headers) {
-            *slot = (name.as_ref(), value.as_ref());
-        }
+        // Only records with kept headers pay for the 512-byte pair array.
+        let mut header_pairs: [(&str, &str); MAX_HEADERS];
+        let known_headers: &[(&str, &str)] = if record.headers.is_empty() {
+            &[]
+        } else {
+            header_pairs = [("", ""); MAX_HEADERS];
+            let n_headers = record.headers.len().min(MAX_HEADERS);
+            for (slot, (name, value)) in header_pairs.iter_mut().zip(&record.headers) {
+                *slot = (name.as_ref(), value.as_ref());
+            }
+            &header_pairs[..n_headers]
+        };
         let request = Request {
             gateway,
             port,
@@ -420,7 +461,7 @@ impl<'i> RecordProcessor<'i> {
                 Some(record.query.as_deref().unwrap_or(""))
             },
             headers: Headers {
-                known: &header_pairs[..n_headers],
+                known: known_headers,
                 others_unknown: true,
             },
             protocol: match record.protocol {
@@ -438,9 +479,15 @@ impl<'i> RecordProcessor<'i> {
 
         let mut attempts: [&str; MAX_ATTEMPTS] = [""; MAX_ATTEMPTS];
         let mut n_attempts = 0;
-        for (slot, host) in attempts.iter_mut().zip(record.upstream_addrs.iter()) {
-            *slot = host;
-            n_attempts += 1;
+        if let Some(single) = record.upstream_addrs.single() {
+            // The usual single `ip:port`: no split.
+            attempts[0] = single;
+            n_attempts = 1;
+        } else {
+            for (slot, host) in attempts.iter_mut().zip(record.upstream_addrs.iter()) {
+                *slot = host;
+                n_attempts += 1;
+            }
         }
         let evidence = UpstreamEvidence {
             implementation_hint: self.options.implementation,
@@ -568,18 +615,38 @@ pub const IN_TRANSITION_REASON: &str =
 /// the Gateway has a listener on it, else the shifted-back port is tried. The
 /// scheme is HTTPS when only an HTTPS listener uses the port (or, with no port,
 /// when the request carried an SNI).
+#[cfg(test)]
 fn listener_of(
     gateway: Option<&CompiledGateway>,
     record: &AccessRecord<'_>,
 ) -> (Option<u16>, Scheme) {
-    let sni_scheme = if record.requested_server_name.is_some() {
-        Scheme::Https
-    } else {
-        Scheme::Http
+    let found = match (gateway, record.listener_port) {
+        (Some(gateway), Some(logged)) => listener_port_of(gateway, logged),
+        _ => None,
     };
-    let (Some(gateway), Some(logged)) = (gateway, record.listener_port) else {
-        return (record.listener_port, sni_scheme);
-    };
+    listener_scheme(record, found)
+}
+
+/// A port on which a Gateway has listeners, and which protocols they use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct ListenerPort {
+    port: u16,
+    http: bool,
+    https: bool,
+}
+
+/// A listener lookup remembered by a processor: the Gateway (by address, in
+/// the processor's own index), the logged port and the answer.
+#[derive(Debug, Clone, Copy)]
+struct LastListener {
+    gateway_at: usize,
+    logged: u16,
+    found: Option<ListenerPort>,
+}
+
+/// The port (logged or shifted back) at which `gateway` has a listener, with
+/// whether an HTTP and an HTTPS listener use it (see [`listener_of`]).
+fn listener_port_of(gateway: &CompiledGateway, logged: u16) -> Option<ListenerPort> {
     let candidates = [
         Some(logged),
         logged.checked_sub(10000),
@@ -588,14 +655,36 @@ fn listener_of(
     for port in candidates.into_iter().flatten() {
         let http = gateway.by_port.contains_key(&(port, false));
         let https = gateway.by_port.contains_key(&(port, true));
-        match (http, https) {
-            (true, true) => return (Some(port), sni_scheme),
-            (true, false) => return (Some(port), Scheme::Http),
-            (false, true) => return (Some(port), Scheme::Https),
-            (false, false) => {}
+        if http || https {
+            return Some(ListenerPort { port, http, https });
         }
     }
-    (Some(logged), sni_scheme)
+    None
+}
+
+/// The port and scheme of [`listener_of`] from what [`listener_port_of`]
+/// found (`None`: no Gateway, no logged port, or no listener on it).
+fn listener_scheme(
+    record: &AccessRecord<'_>,
+    found: Option<ListenerPort>,
+) -> (Option<u16>, Scheme) {
+    let sni_scheme = if record.requested_server_name.is_some() {
+        Scheme::Https
+    } else {
+        Scheme::Http
+    };
+    match found {
+        Some(ListenerPort {
+            port,
+            http: true,
+            https: true,
+        }) => (Some(port), sni_scheme),
+        Some(ListenerPort {
+            port, http: true, ..
+        }) => (Some(port), Scheme::Http),
+        Some(ListenerPort { port, .. }) => (Some(port), Scheme::Https),
+        None => (record.listener_port, sni_scheme),
+    }
 }
 
 /// Whether the route rule the log names (Envoy Gateway route and cluster names
@@ -608,9 +697,11 @@ fn named_rule_expected(names: &EvidenceNames<'_>, decision: &Decision<'_>) -> Op
             .iter()
             .chain(decision.alternatives.iter())
             .any(|h| {
-                h.route().kind == named.kind
+                // Cheap integer compares first: most alternatives differ in
+                // rule index or kind, and the name compare is two memcmps.
+                h.rule().index == named.rule_index
+                    && h.route().kind == named.kind
                     && named.route.matches(&h.route().namespace, &h.route().name)
-                    && h.rule().index == named.rule_index
             }),
     )
 }
@@ -651,5 +742,95 @@ pub fn alert_type_of(verdict: Verdict) -> Option<AlertType> {
         | Verdict::UnknownActual
         | Verdict::UnknownGateway
         | Verdict::InTransition => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gateway::load::load_text;
+    use crate::gateway::{CompileOptions, ObjectSet};
+
+    const GATEWAY: &str = r#"
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: gw, namespace: infra}
+spec:
+  gatewayClassName: eg
+  listeners:
+  - {name: http, port: 80, protocol: HTTP}
+  - {name: https, port: 443, protocol: HTTPS, hostname: "*.example.com", tls: {certificateRefs: [{name: c}]}}
+  - {name: alt-http, port: 8443, protocol: HTTP, hostname: "a.example.com"}
+  - {name: alt-https, port: 8443, protocol: HTTPS, hostname: "b.example.com", tls: {certificateRefs: [{name: c}]}}
+"#;
+
+    /// The listener rule as written before it was split into a lookup
+    /// (remembered by the processor) and the scheme choice.
+    fn reference(
+        gateway: Option<&CompiledGateway>,
+        record: &AccessRecord<'_>,
+    ) -> (Option<u16>, Scheme) {
+        let sni_scheme = if record.requested_server_name.is_some() {
+            Scheme::Https
+        } else {
+            Scheme::Http
+        };
+        let (Some(gateway), Some(logged)) = (gateway, record.listener_port) else {
+            return (record.listener_port, sni_scheme);
+        };
+        let candidates = [
+            Some(logged),
+            logged.checked_sub(10000),
+            logged.checked_sub(8000),
+        ];
+        for port in candidates.into_iter().flatten() {
+            let http = gateway.by_port.contains_key(&(port, false));
+            let https = gateway.by_port.contains_key(&(port, true));
+            match (http, https) {
+                (true, true) => return (Some(port), sni_scheme),
+                (true, false) => return (Some(port), Scheme::Http),
+                (false, true) => return (Some(port), Scheme::Https),
+                (false, false) => {}
+            }
+        }
+        (Some(logged), sni_scheme)
+    }
+
+    #[test]
+    fn listener_lookup_and_scheme_match_the_reference() {
+        let mut set = ObjectSet::default();
+        load_text(&mut set, "gw.yaml", GATEWAY).unwrap();
+        let index = RouteIndex::compile(&set, CompileOptions::default());
+        let gateway = index.gateways.first();
+        assert!(gateway.is_some());
+        let ports = [
+            None,
+            Some(80),
+            Some(10080),
+            Some(8080),
+            Some(443),
+            Some(10443),
+            Some(8443),
+            Some(18443),
+            Some(16443),
+            Some(5),
+            Some(65535),
+        ];
+        let mut seen_https_only = false;
+        for gw in [gateway, None] {
+            for listener_port in ports {
+                for sni in [None, Some("b.example.com")] {
+                    let record = AccessRecord {
+                        listener_port,
+                        requested_server_name: sni.map(std::borrow::Cow::Borrowed),
+                        ..AccessRecord::default()
+                    };
+                    let answer = listener_of(gw, &record);
+                    seen_https_only |= answer == (Some(443), Scheme::Https) && sni.is_none();
+                    assert_eq!(answer, reference(gw, &record), "{listener_port:?} {sni:?}");
+                }
+            }
+        }
+        assert!(seen_https_only, "the HTTPS-only port was not exercised");
     }
 }

@@ -54,6 +54,17 @@ impl<'a> PodMeta<'a> {
         self.container_name.as_deref() == Some("nginx") && self.labels.gateway_api_name.is_some()
     }
 
+    /// What `PodMeta::bare(envelope).apply_to(record)` does, without building
+    /// and dropping a `PodMeta` (the plain-line path runs it per record): a
+    /// bare one has no pod, container, time or labels.
+    #[inline]
+    pub(crate) fn apply_bare(envelope: Envelope, record: &mut AccessRecord<'a>) {
+        record.envelope = envelope;
+        record.pod_name = None;
+        record.pod_namespace = None;
+        record.container_name = None;
+    }
+
     /// Copies the metadata into a record (cheap clones of borrowed text).
     pub(crate) fn apply_to(&self, record: &mut AccessRecord<'a>) {
         record.envelope = self.envelope;
@@ -614,6 +625,29 @@ pub(crate) fn for_each_otlp_record<'p>(
 #[cfg(test)]
 mod sniff_word_tests {
     use super::*;
+
+    #[test]
+    fn apply_bare_is_applying_a_bare_meta() {
+        for envelope in [Envelope::Raw, Envelope::FluentBit, Envelope::Vector] {
+            let filled = AccessRecord {
+                pod_name: Some("p".into()),
+                pod_namespace: Some("ns".into()),
+                container_name: Some("c".into()),
+                gateway_name: Some("gw".into()),
+                gateway_namespace: Some("infra".into()),
+                time_us: Some(7),
+                method: Some("GET".into()),
+                ..AccessRecord::default()
+            };
+            for start in [filled, AccessRecord::default()] {
+                let mut by_meta = start.clone();
+                PodMeta::bare(envelope).apply_to(&mut by_meta);
+                let mut by_bare = start;
+                PodMeta::apply_bare(envelope, &mut by_bare);
+                assert_eq!(by_bare, by_meta, "{envelope:?}");
+            }
+        }
+    }
 
     /// The flat-JSON fast path hands a line to [`sniff_envelope`] when it sees
     /// one of [`ENVELOPE_WORDS`]; the sniff's finders must look for exactly

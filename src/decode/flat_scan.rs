@@ -70,7 +70,12 @@ pub(crate) fn scan_flat_object<'a>(
             }
             let key_end = strings.string_end(pos + 1)?;
             let key = line.get(pos + 1..key_end)?;
-            summary.envelope_word_seen |= is_envelope_word(key);
+            // A known key is never an envelope word (a test checks), so only
+            // unknown keys are compared with them.
+            let known = FlatKey::of(key);
+            if known.is_none() {
+                summary.envelope_word_seen |= is_envelope_word(key);
+            }
             pos = skip_whitespace(bytes, key_end + 1);
             if bytes.get(pos) != Some(&b':') {
                 return None;
@@ -85,7 +90,7 @@ pub(crate) fn scan_flat_object<'a>(
             // to `apply_known`, an unknown key's only when some header is
             // wanted (`apply_unknown` keeps exactly the members serde's
             // visitor keeps).
-            match FlatKey::of(key) {
+            match known {
                 Some(known) => fields.apply_known(known, value).ok()?,
                 None if keep_headers.is_empty() => {}
                 None => fields.apply_unknown(Cow::Borrowed(key), value, keep_headers),
@@ -104,10 +109,14 @@ pub(crate) fn scan_flat_object<'a>(
     (skip_whitespace(bytes, pos) == bytes.len()).then_some(summary)
 }
 
-/// The JSON whitespace bytes (the same set serde_json skips).
+/// The JSON whitespace bytes (the same set serde_json skips). Compact lines
+/// have none, so a byte above `' '` ends the loop after one compare.
 #[inline]
 fn skip_whitespace(bytes: &[u8], mut pos: usize) -> usize {
-    while let Some(b' ' | b'\n' | b'\t' | b'\r') = bytes.get(pos) {
+    while let Some(&byte) = bytes.get(pos) {
+        if byte > b' ' || !matches!(byte, b' ' | b'\n' | b'\t' | b'\r') {
+            break;
+        }
         pos += 1;
     }
     pos
@@ -136,15 +145,16 @@ fn scalar_at<'a>(
     }
 }
 
-/// The literal `word` at `pos`.
-fn literal_at<'a>(
+/// The literal `word` at `pos` (a fixed-size compare: no `memcmp` call).
+fn literal_at<'a, const N: usize>(
     bytes: &[u8],
     pos: usize,
-    word: &[u8],
+    word: &[u8; N],
     value: Scalar<'a>,
 ) -> Option<(Scalar<'a>, usize)> {
-    let end = pos + word.len();
-    (bytes.get(pos..end)? == word).then_some((value, end))
+    let end = pos.checked_add(N)?;
+    let found = <&[u8; N]>::try_from(bytes.get(pos..end)?).ok()?;
+    (found == word).then_some((value, end))
 }
 
 /// At most this many digits: any such integer fits in an `i64`.
@@ -323,9 +333,14 @@ fn block_masks(block: &[u8; BLOCK]) -> (u64, u64) {
 
 /// True for the strings whose quoted form the envelope sniffer looks for
 /// (`"kubernetes"`, `"log"`, `"message"`, `"resourceLogs"`).
+/// Dispatches on the length first: most strings have none of the four
+/// lengths and cost one compare.
 #[inline]
 fn is_envelope_word(text: &str) -> bool {
-    super::envelope::ENVELOPE_WORDS.contains(&text)
+    match text.len() {
+        3 | 7 | 10 | 12 => super::envelope::ENVELOPE_WORDS.contains(&text),
+        _ => false,
+    }
 }
 
 #[cfg(test)]
@@ -412,6 +427,26 @@ mod tests {
             let mut fields = FlatFields::default();
             assert!(scan_flat_object(line, &[], &mut fields).is_some(), "{line}");
             assert_same(line, &[]).unwrap();
+        }
+    }
+
+    /// The scanner checks only unknown keys for envelope words.
+    #[test]
+    fn no_known_key_is_an_envelope_word() {
+        for word in super::super::envelope::ENVELOPE_WORDS {
+            assert_eq!(FlatKey::of(word), None, "{word}");
+            assert!(is_envelope_word(word), "{word}");
+        }
+        for other in [
+            "",
+            "lo",
+            "logs",
+            "messages",
+            "kubernetes!",
+            "resourcelogs",
+            "method",
+        ] {
+            assert!(!is_envelope_word(other), "{other}");
         }
     }
 

@@ -277,7 +277,7 @@ fn decode_plain_flat_json<'a>(
         return None;
     }
     Some(json_log::finish_flat_in_place(fields, forced).map(|()| {
-        PodMeta::bare(Envelope::Raw).apply_to(&mut fields.record);
+        PodMeta::apply_bare(Envelope::Raw, &mut fields.record);
         attach_known_headers(&mut fields.record, keep_headers);
     }))
 }

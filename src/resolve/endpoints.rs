@@ -97,7 +97,10 @@ pub struct EndpointIndex {
     /// Hashed with foldhash rather than SipHash: looked up once per record,
     /// and the keys come from the cluster's own EndpointSlices, not from
     /// requests (foldhash is still randomly seeded).
-    by_addr: FastMap<SocketAddr, Vec<EndpointCandidate>>,
+    ///
+    /// Keyed by [`AddrKey`]: an IPv4 `ip:port` (every pod address in practice)
+    /// is one `u64`, hashed in one step instead of field by field.
+    by_addr: FastMap<AddrKey, Vec<EndpointCandidate>>,
     /// Sorted by `(namespace, name)` for allocation-free lookups.
     services: Vec<ServiceEntry>,
     skipped_addresses: usize,
@@ -237,7 +240,7 @@ impl EndpointIndex {
     }
 
     fn insert(&mut self, addr: SocketAddr, candidate: EndpointCandidate) {
-        let list = self.by_addr.entry(addr).or_default();
+        let list = self.by_addr.entry(AddrKey::of(addr)).or_default();
         if let Some(existing) = list
             .iter_mut()
             .find(|c| c.key == candidate.key && c.service_port == candidate.service_port)
@@ -255,7 +258,10 @@ impl EndpointIndex {
     /// The candidates for `addr`, sorted by Service key; empty when unknown.
     /// Does not allocate.
     pub fn lookup(&self, addr: SocketAddr) -> &[EndpointCandidate] {
-        self.by_addr.get(&addr).map(Vec::as_slice).unwrap_or(&[])
+        self.by_addr
+            .get(&AddrKey::of(addr))
+            .map(Vec::as_slice)
+            .unwrap_or(&[])
     }
 
     /// Parses `ip:port` (see [`parse_socket_addr`]) and looks it up; empty when
@@ -288,6 +294,28 @@ impl EndpointIndex {
     /// a Service label, unparsable IPs).
     pub fn skipped_addresses(&self) -> usize {
         self.skipped_addresses
+    }
+}
+
+/// The `by_addr` key of a socket address: IPv4 `ip:port` packed into one
+/// integer (address in bits 16..48, port in bits 0..16); IPv6 addresses as
+/// they are (their flow info and scope id take part in equality, as in
+/// `SocketAddr`'s own `Eq`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum AddrKey {
+    V4(u64),
+    V6(SocketAddr),
+}
+
+impl AddrKey {
+    #[inline]
+    fn of(addr: SocketAddr) -> AddrKey {
+        match addr {
+            SocketAddr::V4(v4) => {
+                AddrKey::V4(u64::from(v4.ip().to_bits()) << 16 | u64::from(v4.port()))
+            }
+            SocketAddr::V6(_) => AddrKey::V6(addr),
+        }
     }
 }
 
@@ -352,50 +380,48 @@ pub fn parse_socket_addr(text: &str) -> Option<SocketAddr> {
 /// canonically (decimal octets and port without leading zeros). `None` for
 /// anything else, which then goes through the standard parser; every text this
 /// accepts parses to the same address with `SocketAddr::from_str`.
-fn parse_canonical_ipv4_socket(t: &[u8]) -> Option<SocketAddr> {
-    // One pass over the bytes: four octets ending in `.`, `.`, `.`, `:`, then
-    // the port ending the text. Each number: 1 to `max` digits, no leading
-    // zero unless it is `0` itself.
-    let mut octets = [0u8; 4];
+pub(crate) fn parse_canonical_ipv4_socket(t: &[u8]) -> Option<SocketAddr> {
+    // Four octets ending in `.`, `.`, `.`, `:`, then the port ending the
+    // text; each field read by `canonical_number` with a constant digit limit,
+    // so the compiler unrolls the whole parse.
     let mut at = 0;
-    for field in 0..5 {
-        let max = if field == 4 { 5 } else { 3 };
-        let start = at;
-        let mut value = 0u32;
-        while at - start < max {
-            match t.get(at) {
-                Some(&digit) if digit.is_ascii_digit() => {
-                    value = value * 10 + u32::from(digit - b'0');
-                    at += 1;
-                }
-                _ => break,
-            }
-        }
-        let digits = at - start;
-        if digits == 0 || (digits > 1 && t[start] == b'0') {
+    let mut octets = [0u8; 4];
+    for (field, separator) in [b'.', b'.', b'.', b':'].into_iter().enumerate() {
+        let value = canonical_number(t, &mut at, 3)?;
+        *octets.get_mut(field)? = u8::try_from(value).ok()?;
+        if t.get(at) != Some(&separator) {
             return None;
         }
-        match field {
-            // A fourth digit (or sixth for the port) fails the separator or
-            // end check, as a too-long number should.
-            0..=3 => {
-                octets[field] = u8::try_from(value).ok()?;
-                let separator = if field == 3 { b':' } else { b'.' };
-                if t.get(at) != Some(&separator) {
+        at += 1;
+    }
+    let port = u16::try_from(canonical_number(t, &mut at, 5)?).ok()?;
+    (at == t.len()).then(|| SocketAddr::from((octets, port)))
+}
+
+/// A decimal number of 1 to `max_digits` digits at `*at`, without a leading
+/// zero unless it is `0` itself; `*at` moves past it. A digit beyond
+/// `max_digits` is left for the caller's separator check to reject.
+#[inline(always)]
+fn canonical_number(t: &[u8], at: &mut usize, max_digits: usize) -> Option<u32> {
+    let first = t.get(*at)?.wrapping_sub(b'0');
+    if first > 9 {
+        return None;
+    }
+    *at += 1;
+    let mut value = u32::from(first);
+    for _ in 1..max_digits {
+        match t.get(*at) {
+            Some(&byte) if byte.is_ascii_digit() => {
+                if first == 0 {
                     return None;
                 }
-                at += 1;
+                value = value * 10 + u32::from(byte - b'0');
+                *at += 1;
             }
-            _ => {
-                if at != t.len() {
-                    return None;
-                }
-                let port = u16::try_from(value).ok()?;
-                return Some(SocketAddr::from((octets, port)));
-            }
+            _ => break,
         }
     }
-    None
+    Some(value)
 }
 
 /// The result of [`choose_candidate`].

@@ -479,8 +479,7 @@ fn find_rule<'i>(
     match rule_ref.route {
         RouteRef::Exact { namespace, name } => routes
             .routes_named(namespace, name)
-            .iter()
-            .map(|&i| &routes.routes[i])
+            .filter_map(|i| routes.routes.get(i))
             .filter(|r| r.kind == rule_ref.kind)
             .find_map(rule_of),
         RouteRef::Dashed(_) => routes

@@ -387,6 +387,12 @@ pub fn answering_host<'a>(
     let Some(last) = attempts.last() else {
         return UpstreamHost::Absent;
     };
+    // The usual value: one canonical `a.b.c.d:port`, which `classify_host`
+    // would also parse to this address after trims and prefix checks that
+    // cannot apply to it (it has no whitespace, scheme, `/` or separator).
+    if let Some(addr) = super::endpoints::parse_canonical_ipv4_socket(last.as_bytes()) {
+        return UpstreamHost::Addr(addr);
+    }
     // Both separators contain a space; a single `ip:port` (the usual case)
     // has none, and skipping the substring searches halves the cost here.
     let last = if last.as_bytes().contains(&b' ') {
@@ -508,7 +514,12 @@ pub(crate) fn is_envoy_gateway_route_of_cluster(cluster: &str, route_name: &str)
     else {
         return false;
     };
-    let m = tail.split_once('/').map_or(tail, |(m, _)| m);
+    // The match index ends at the next `/` (a byte search: the index is a
+    // few bytes, and `/` is ASCII, so the slice is on a char boundary).
+    let m = match tail.bytes().position(|b| b == b'/') {
+        Some(end) => tail.get(..end).unwrap_or(tail),
+        None => tail,
+    };
     m == "-1" || parse_index(m).is_some()
 }
 

@@ -1331,6 +1331,13 @@ fn socket_address_fast_path_agrees_with_std() {
         "1.2.3.4:123456",
         "1..3.4:80",
         "1.2.3.4",
+        "1.2.3.4:00",
+        "1.2.3.4:0",
+        "00.1.2.3:1",
+        "1.2.3.4:65535",
+        "1.2.3.4:99999",
+        "1.2.3.4:012345",
+        "1.2.3.1000:80",
     ] {
         assert_eq!(
             parse_socket_addr(text),
@@ -1344,6 +1351,26 @@ proptest! {
     #[test]
     fn socket_address_fast_path_matches_std(text in "[0-9.:]{0,24}") {
         prop_assert_eq!(parse_socket_addr(&text), text.trim().parse::<SocketAddr>().ok());
+    }
+
+    /// The canonical IPv4 parser alone: whatever it accepts, std parses to
+    /// the same address.
+    #[test]
+    fn canonical_ipv4_parser_never_disagrees_with_std(text in "[0-9.:]{0,24}") {
+        if let Some(addr) = super::endpoints::parse_canonical_ipv4_socket(text.as_bytes()) {
+            prop_assert_eq!(Some(addr), text.parse::<SocketAddr>().ok());
+        }
+    }
+
+    /// ... and it accepts every canonically written `a.b.c.d:port`.
+    #[test]
+    fn canonical_ipv4_parser_accepts_canonical_text(octets in any::<[u8; 4]>(), port in any::<u16>()) {
+        let addr = SocketAddr::from((octets, port));
+        let text = addr.to_string();
+        prop_assert_eq!(
+            super::endpoints::parse_canonical_ipv4_socket(text.as_bytes()),
+            Some(addr)
+        );
     }
 
     #[test]

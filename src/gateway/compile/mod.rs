@@ -89,9 +89,13 @@ pub struct RouteIndex {
     pub rejected_listener_sets: Vec<(String, String)>,
     /// Documents skipped while loading, by kind.
     pub skipped: BTreeMap<String, usize>,
-    /// Route namespace -> name -> indexes into `routes` (both kinds), so that
-    /// a route named in a log line is found without a scan.
-    pub route_by_name: HashMap<String, HashMap<String, Vec<usize>>>,
+    /// Indexes into `routes` (both kinds) by a hash of the route's
+    /// `(namespace, name)` ([`RouteIndex::routes_named`]), so that a route
+    /// named in a log line is found without a scan: one flat map with a fast
+    /// hash (looked up once per record), rather than a map of maps with
+    /// SipHash. A bucket may hold routes of other names whose hash collides;
+    /// `routes_named` filters them out.
+    pub route_by_name: FastMap<u64, Vec<usize>>,
 }
 
 impl RouteIndex {
@@ -115,7 +119,7 @@ impl RouteIndex {
                 .collect(),
             rejected_listener_sets: Vec::new(),
             skipped: objects.skipped.clone(),
-            route_by_name: HashMap::new(),
+            route_by_name: FastMap::default(),
         };
         let namespace_labels = namespace_labels(objects);
         let owners = index.compile_listeners(objects, &namespace_labels);
@@ -124,24 +128,37 @@ impl RouteIndex {
         index.attach_routes(&owners, &namespace_labels);
         index.sort_tables();
         for (i, route) in index.routes.iter().enumerate() {
-            index
-                .route_by_name
-                .entry(route.namespace.clone())
-                .or_default()
-                .entry(route.name.clone())
-                .or_default()
-                .push(i);
+            let key = index.route_name_key(&route.namespace, &route.name);
+            index.route_by_name.entry(key).or_default().push(i);
         }
         index
     }
 
+    /// The `route_by_name` key of `namespace/name`: the map's own (randomly
+    /// seeded) hasher over both strings, so a key is computed with one hash
+    /// pass and no allocation.
+    fn route_name_key(&self, namespace: &str, name: &str) -> u64 {
+        use std::hash::BuildHasher;
+        self.route_by_name.hasher().hash_one((namespace, name))
+    }
+
     /// Indexes into `routes` of the routes (of any kind) named `namespace/name`,
-    /// in `routes` order.
-    pub fn routes_named(&self, namespace: &str, name: &str) -> &[usize] {
+    /// in `routes` order. Does not allocate.
+    pub fn routes_named<'s>(
+        &'s self,
+        namespace: &'s str,
+        name: &'s str,
+    ) -> impl Iterator<Item = usize> + 's {
         self.route_by_name
-            .get(namespace)
-            .and_then(|names| names.get(name))
-            .map_or(&[], Vec::as_slice)
+            .get(&self.route_name_key(namespace, name))
+            .map_or(&[][..], Vec::as_slice)
+            .iter()
+            .copied()
+            .filter(move |&i| {
+                self.routes
+                    .get(i)
+                    .is_some_and(|r| r.namespace == namespace && r.name == name)
+            })
     }
 
     pub fn route_of(&self, entry: &MatchEntry) -> &CompiledRoute {
