@@ -186,7 +186,9 @@ impl RouteIndex {
             return;
         }
         if !table.exact.is_empty() {
-            let hash = HostLookup::hash_of(host);
+            let hash = selection
+                .host_hash
+                .unwrap_or_else(|| HostLookup::hash_of(host));
             table.exact.prefetch_home(hash);
             flight.host_hashes.exact = Some(hash);
         }

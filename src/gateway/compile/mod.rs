@@ -92,6 +92,18 @@ pub struct RouteIndex {
     /// Route namespace -> name -> indexes into `routes` (both kinds), so that
     /// a route named in a log line is found without a scan.
     pub route_by_name: HashMap<String, HashMap<String, Vec<usize>>>,
+    /// Per route, the number of rules of the routes before it (one more
+    /// entry at the end): rule position `p` of route `r` is rule number
+    /// `rule_base[r] + p` of `rule_allowed`.
+    pub(crate) rule_base: Vec<u32>,
+    /// Per rule (numbered as in `rule_base`), its range in `allowed`.
+    pub(crate) rule_allowed: Vec<(u32, u32)>,
+    /// The backends that may serve a request a rule wins (valid, weight > 0,
+    /// no backend-level redirect), copied from the rules contiguously, rule
+    /// after rule: `Decision::allowed_backends` (per record in the replay
+    /// pipeline) reads one short array instead of the route, its rules
+    /// vector and the rule's backends vector (a dependent miss each).
+    pub(crate) allowed: Vec<CompiledBackend>,
 }
 
 impl RouteIndex {
@@ -116,6 +128,9 @@ impl RouteIndex {
             rejected_listener_sets: Vec::new(),
             skipped: objects.skipped.clone(),
             route_by_name: HashMap::new(),
+            rule_base: Vec::new(),
+            rule_allowed: Vec::new(),
+            allowed: Vec::new(),
         };
         let namespace_labels = namespace_labels(objects);
         let owners = index.compile_listeners(objects, &namespace_labels);
@@ -123,6 +138,7 @@ impl RouteIndex {
         index.compile_routes(objects, &refs);
         index.attach_routes(&owners, &namespace_labels);
         index.sort_tables();
+        index.index_allowed_backends();
         for (i, route) in index.routes.iter().enumerate() {
             index
                 .route_by_name
@@ -133,6 +149,50 @@ impl RouteIndex {
                 .push(i);
         }
         index
+    }
+
+    /// Fills `rule_base`, `rule_allowed` and `allowed` from the compiled
+    /// routes.
+    fn index_allowed_backends(&mut self) {
+        let mut rule_base = Vec::with_capacity(self.routes.len() + 1);
+        let mut rule_allowed = Vec::new();
+        let mut allowed = Vec::new();
+        for route in &self.routes {
+            rule_base.push(rule_allowed.len() as u32);
+            for rule in &route.rules {
+                let start = allowed.len() as u32;
+                allowed.extend(rule.backends.iter().filter(|b| b.may_serve()).cloned());
+                rule_allowed.push((start, allowed.len() as u32));
+            }
+        }
+        rule_base.push(rule_allowed.len() as u32);
+        allowed.shrink_to_fit();
+        self.rule_base = rule_base;
+        self.rule_allowed = rule_allowed;
+        self.allowed = allowed;
+    }
+
+    /// The backends that may serve a request won by the rule at position
+    /// `rule_pos` of route `route` (valid, weight > 0, no backend-level
+    /// redirect), in spec order; empty for an unknown rule.
+    #[inline]
+    pub fn allowed_backends_of(&self, route: u32, rule_pos: u32) -> &[CompiledBackend] {
+        let route = route as usize;
+        let (Some(&base), Some(&next)) = (self.rule_base.get(route), self.rule_base.get(route + 1))
+        else {
+            return &[];
+        };
+        let rule = base as usize + rule_pos as usize;
+        if rule >= next as usize {
+            return &[];
+        }
+        match self.rule_allowed.get(rule) {
+            Some(&(start, end)) => self
+                .allowed
+                .get(start as usize..end as usize)
+                .unwrap_or(&[]),
+            None => &[],
+        }
     }
 
     /// Indexes into `routes` of the routes (of any kind) named `namespace/name`,

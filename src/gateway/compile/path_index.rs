@@ -205,11 +205,18 @@ impl KeySlot {
     /// Whether the slot's key is `value` (whose length and tag already match).
     #[inline]
     fn holds(&self, value: &[u8], key_bytes: &[u8]) -> bool {
-        let head = value.len().min(HEAD);
-        if !same_bytes(&self.head[..head], &value[..head]) {
+        if value.len() < HEAD {
+            return same_bytes(&self.head[..value.len()], value);
+        }
+        // The whole head: one 8-byte and one 4-byte comparison.
+        let mut tail = [0u8; 4];
+        tail.copy_from_slice(&self.head[8..HEAD]);
+        let mut value_tail = [0u8; 4];
+        value_tail.copy_from_slice(&value[8..HEAD]);
+        if full_word(&self.head, 0) != full_word(value, 0) || tail != value_tail {
             return false;
         }
-        if value.len() <= HEAD {
+        if value.len() == HEAD {
             return true;
         }
         let at = self.key_offset as usize;
@@ -236,6 +243,17 @@ pub struct PathIndex {
     /// Which `PathPrefix` key lengths the table holds: most ancestor prefixes
     /// of a request path are skipped without touching the table.
     prefix_lengths: u64,
+    /// A one-word filter over the keys' hashes: bit [`filter_bit`] of every
+    /// key's hash is set, so a probe whose bit is clear is skipped without
+    /// touching the table (a set bit means "maybe", as for the length masks).
+    key_filter: u64,
+}
+
+/// The bit of a key hash in [`PathIndex::key_filter`]: its top six bits (the
+/// low bits pick the slot, so the two are independent enough).
+#[inline]
+fn filter_bit(hash: u64) -> u64 {
+    1u64 << (hash >> 58)
 }
 
 /// The bit of a key length in [`PathIndex`]'s length masks: bit `len` for
@@ -319,7 +337,7 @@ impl PathIndex {
         let mut slots = vec![KeySlot::default(); table_len];
         let mut key_bytes = Vec::new();
         let mut candidates = Vec::with_capacity(keyed.len());
-        let (mut exact_lengths, mut prefix_lengths) = (0u64, 0u64);
+        let (mut exact_lengths, mut prefix_lengths, mut key_filter) = (0u64, 0u64, 0u64);
         for ((kind, value), group) in groups {
             if kind == KIND_EXACT {
                 exact_lengths |= length_bit(value.len());
@@ -327,6 +345,7 @@ impl PathIndex {
                 prefix_lengths |= length_bit(value.len());
             }
             let hash = key_hash(value.as_bytes(), kind);
+            key_filter |= filter_bit(hash);
             let mut head = [0u8; HEAD];
             let head_len = value.len().min(HEAD);
             head[..head_len].copy_from_slice(&value.as_bytes()[..head_len]);
@@ -355,13 +374,14 @@ impl PathIndex {
             always_start,
             exact_lengths,
             prefix_lengths,
+            key_filter,
         }
     }
 
     /// The candidates of key (`kind`, `value`) whose hash is `hash`.
     #[inline]
     fn group(&self, hash: u64, kind: u32, value: &[u8]) -> &[Candidate] {
-        if self.slots.is_empty() {
+        if self.slots.is_empty() || self.key_filter & filter_bit(hash) == 0 {
             return &[];
         }
         let mask = self.slots.len() - 1;
@@ -441,12 +461,11 @@ impl PathIndex {
         let path = keys.path.as_bytes();
         let mut left = HINT_KEYS;
         if self.exact_lengths & length_bit(path.len()) != 0 {
-            probe(
-                keys.hash(EXACT_SLOT, KIND_EXACT, path.len()),
-                KIND_EXACT,
-                path.len(),
-            );
-            left -= 1;
+            let hash = keys.hash(EXACT_SLOT, KIND_EXACT, path.len());
+            if self.key_filter & filter_bit(hash) != 0 {
+                probe(hash, KIND_EXACT, path.len());
+                left -= 1;
+            }
         }
         for i in (0..keys.count).rev() {
             if left == 0 {
@@ -456,8 +475,11 @@ impl PathIndex {
             if self.prefix_lengths & length_bit(len) == 0 {
                 continue;
             }
-            probe(keys.hash(i, KIND_PREFIX, len), KIND_PREFIX, len);
-            left -= 1;
+            let hash = keys.hash(i, KIND_PREFIX, len);
+            if self.key_filter & filter_bit(hash) != 0 {
+                probe(hash, KIND_PREFIX, len);
+                left -= 1;
+            }
         }
     }
 
@@ -619,13 +641,25 @@ pub(crate) fn same_bytes(a: &[u8], b: &[u8]) -> bool {
 /// tail, then length and kind. [`PathKeys`] computes the same function for
 /// every ancestor prefix of a path in one pass.
 pub(super) fn key_hash(value: &[u8], kind: u32) -> u64 {
+    key_hash_visiting(value, kind, |_| {})
+}
+
+/// [`key_hash`], handing every word it absorbs (the whole words, then the
+/// zero-padded tail) to `visit` too: for a caller that checks the bytes in
+/// the same pass.
+#[inline(always)]
+pub(super) fn key_hash_visiting(value: &[u8], kind: u32, mut visit: impl FnMut(u64)) -> u64 {
     let full = value.len() / 8;
     let mut h = HASH_SEED;
     for w in 0..full {
-        h = absorb(h, full_word(value, w * 8));
+        let word = full_word(value, w * 8);
+        visit(word);
+        h = absorb(h, word);
     }
     if value.len() % 8 > 0 {
-        h = absorb(h, tail_word(value, full * 8));
+        let word = tail_word(value, full * 8);
+        visit(word);
+        h = absorb(h, word);
     }
     finish(h, value.len(), kind)
 }
@@ -698,61 +732,69 @@ impl<'p> PathKeys<'p> {
         let n = bytes.len();
         self.path = path;
         self.count = 0;
+        // Lengths are kept as `u16`: a longer path is scanned, not indexed.
         self.complete = u16::try_from(n).is_ok();
-        let keys = self;
-        // Whether the last byte of the previous word was a `/`.
-        let mut prev_was_slash = false;
+        if !self.complete {
+            return;
+        }
         // The hash state after the words before `at`.
         let mut state = HASH_SEED;
+        // 0x80 when the byte before the current word is a `/` (a `/` right
+        // after it is a doubled slash, not a cut); set at the start so that
+        // the leading `/` is not a cut either.
+        let mut carry = 0x80;
         let mut at = 0;
-        while at < n {
-            let chunk = (n - at).min(8);
-            let word = if chunk == 8 {
-                full_word(bytes, at)
-            } else {
-                tail_word(bytes, at)
-            };
-            let slashes = slash_bits(word);
-            // A `/` at byte i ends a prefix unless i == 0 (the leading `/`) or
-            // byte i-1 is also a `/` (a doubled slash).
-            let before = (slashes << 8) | if prev_was_slash { 0x80 } else { 0 };
-            let mut cuts = slashes & !before;
-            if at == 0 {
-                cuts &= !0x80;
-            }
-            while cuts != 0 {
-                let offset = (cuts.trailing_zeros() / 8) as usize;
-                cuts &= cuts - 1;
-                // The prefix's last, partial word: its `offset` low bytes
-                // (little-endian), zero-padded as `key_hash`'s tail is.
-                let prefix_state = if offset == 0 {
-                    state
-                } else {
-                    absorb(state, word & ((1u64 << (8 * offset)) - 1))
-                };
-                keys.push_prefix(at + offset, prefix_state);
-            }
-            // A whole word, or the zero-padded tail `key_hash` ends with.
-            state = absorb(state, word);
-            prev_was_slash = chunk == 8 && slashes >> 63 != 0;
-            at += chunk;
+        while at + 8 <= n {
+            carry = self.absorb_word(full_word(bytes, at), at, &mut state, carry);
+            at += 8;
         }
-        keys.states[EXACT_SLOT] = state;
+        if at < n {
+            // The zero-padded tail `key_hash` ends with (a zero byte is no `/`).
+            self.absorb_word(tail_word(bytes, at), at, &mut state, carry);
+        }
+        self.states[EXACT_SLOT] = state;
         // The whole path is a prefix key unless it ends with `/`.
         if n > 0 && bytes[n - 1] != b'/' {
-            keys.push_prefix(n, state);
+            self.push_prefix(n, state);
         }
     }
 
-    #[inline]
+    /// Absorbs the path word at byte `at` into `state`, first noting the
+    /// prefixes that end inside it: a `/` at byte i ends a prefix unless the
+    /// byte before it is also a `/` (a doubled slash) or i is 0 (the leading
+    /// `/`). `carry` is 0x80 when the byte before the word is a `/` (or the
+    /// word is the first); returns the next word's `carry`.
+    #[inline(always)]
+    fn absorb_word(&mut self, word: u64, at: usize, state: &mut u64, carry: u64) -> u64 {
+        let slashes = slash_bits(word);
+        let mut cuts = slashes & !((slashes << 8) | carry);
+        while cuts != 0 {
+            let offset = (cuts.trailing_zeros() / 8) as usize;
+            cuts &= cuts - 1;
+            // The prefix's last, partial word: its `offset` low bytes
+            // (little-endian), zero-padded as `key_hash`'s tail is.
+            let prefix_state = if offset == 0 {
+                *state
+            } else {
+                absorb(*state, word & ((1u64 << (8 * offset)) - 1))
+            };
+            self.push_prefix(at + offset, prefix_state);
+        }
+        *state = absorb(*state, word);
+        (slashes >> 63) << 7
+    }
+
+    /// Notes a prefix key of length `len` (at most `u16::MAX`, checked by
+    /// [`PathKeys::fill`]); past [`MAX_PATH_BOUNDARIES`] the keys are
+    /// incomplete.
+    #[inline(always)]
     fn push_prefix(&mut self, len: usize, state: u64) {
-        match (self.lens.get_mut(self.count), u16::try_from(len)) {
-            (Some(slot), Ok(len)) => {
-                *slot = len;
-                self.states[self.count] = state;
-                self.count += 1;
-            }
-            _ => self.complete = false,
+        if self.count < MAX_PATH_BOUNDARIES {
+            self.lens[self.count] = len as u16;
+            self.states[self.count] = state;
+            self.count += 1;
+        } else {
+            self.complete = false;
         }
     }
 
