@@ -18,7 +18,7 @@
 //! does (the property tests check it).
 
 use super::compile::{
-    Bucket, Candidate, HostLookup, HostTable, KeyProbes, PathIndex, PathKeys, RouteIndex,
+    Bucket, HostLookup, HostTable, KeyProbes, KeyedGroup, PathIndex, PathKeys, RouteIndex,
 };
 use super::decide::{BucketScan, Decision, HostHashes, ListenerSelection};
 use super::prefetch::{prefetch, prefetch_object};
@@ -148,7 +148,7 @@ impl RouteIndex {
     /// Prefetches the match objects of the first candidates of `group` that
     /// are judged from their match object, up to the first candidate that
     /// certainly holds once keyed (the decision stops there).
-    fn prefetch_entries(&self, group: &[Candidate]) {
+    fn prefetch_entries(&self, group: KeyedGroup<'_>) {
         for c in group.iter().take(4) {
             if c.holds_when_keyed() {
                 return;

@@ -599,16 +599,19 @@ impl RouteIndex {
         alternatives: &mut Vec<RuleHit<'i>>,
         unknowns: &mut Unknowns,
     ) -> Option<(RuleHit<'i>, Candidate)> {
+        let mut judge_keyed = |c: &Candidate| {
+            let holds = if c.holds_when_keyed() {
+                Holds::Certainly
+            } else {
+                Holds::PathOnly
+            };
+            let hit = self.judge(c, holds, scan, alternatives, unknowns)?;
+            Some((hit, *c))
+        };
+        // The group's first candidate is read from the key's slot; the rest
+        // of the group is loaded only when it does not win.
         let keyed = bucket.index.find_in_keyed_groups(scan.keys, |group| {
-            group.iter().find_map(|c| {
-                let holds = if c.holds_when_keyed() {
-                    Holds::Certainly
-                } else {
-                    Holds::PathOnly
-                };
-                let hit = self.judge(c, holds, scan, alternatives, unknowns)?;
-                Some((hit, *c))
-            })
+            judge_keyed(group.first).or_else(|| group.rest.iter().find_map(&mut judge_keyed))
         });
         if keyed.is_some() {
             return keyed;

@@ -21,7 +21,9 @@ use std::collections::{BTreeMap, HashMap};
 pub use attach::effective_hostnames;
 pub use compiled::*;
 pub use host_lookup::HostLookup;
-pub use path_index::{method_code, Candidate, PathIndex, PathKeys, MAX_PATH_BOUNDARIES};
+pub use path_index::{
+    method_code, Candidate, KeyedGroup, PathIndex, PathKeys, MAX_PATH_BOUNDARIES,
+};
 pub(crate) use path_index::{same_bytes, KeyProbes};
 
 use super::matcher::GrpcNameCondition;

@@ -174,19 +174,23 @@ pub(crate) struct KeyProbes {
     keys: [(u64, u32); HINT_KEYS],
     count: u8,
     groups: [(u32, u32); HINT_KEYS],
+    /// The first candidate of each group found, copied from its slot.
+    firsts: [Option<Candidate>; HINT_KEYS],
     found: u8,
 }
 
 /// How many leading key bytes a [`KeySlot`] holds itself.
 const HEAD: usize = 12;
 
-/// One slot of a bucket's key table (32 bytes, aligned so that it never
-/// straddles a cache line; `end == 0` marks an empty slot). The slot holds the
-/// first [`HEAD`] bytes of its key, so confirming a key of up to 12 bytes (most
-/// path prefixes) touches no other memory; longer keys compare their rest in
-/// [`PathIndex::key_bytes`].
-#[derive(Debug, Clone, Copy, Default)]
-#[repr(C, align(32))]
+/// One slot of a bucket's key table (one 64-byte cache line; `end == 0`
+/// marks an empty slot). The slot holds the first [`HEAD`] bytes of its key,
+/// so confirming a key of up to 12 bytes (most path prefixes) touches no other
+/// memory (longer keys compare their rest in [`PathIndex::key_bytes`]), and a
+/// copy of the key's first candidate, so that a group whose first candidate
+/// wins (most: a plain path match) is decided without loading
+/// [`PathIndex::candidates`].
+#[derive(Debug, Clone, Copy)]
+#[repr(C, align(64))]
 struct KeySlot {
     /// High 32 bits of the key hash.
     tag: u32,
@@ -199,6 +203,46 @@ struct KeySlot {
     end: u32,
     /// The key's first bytes, zero-padded.
     head: [u8; HEAD],
+    /// `candidates[start]`, copied.
+    first: Candidate,
+}
+
+impl Default for KeySlot {
+    fn default() -> Self {
+        KeySlot {
+            tag: 0,
+            len_kind: 0,
+            key_offset: 0,
+            start: 0,
+            end: 0,
+            head: [0; HEAD],
+            first: Candidate {
+                id: 0,
+                route: 0,
+                rule_pos: 0,
+                status: 0,
+                outcome: Outcome::NoRoute,
+                flags: 0,
+            },
+        }
+    }
+}
+
+/// One keyed group as a lookup finds it: its first candidate (the copy in
+/// the key's slot) and the others (`rest` is not loaded until it is read).
+#[derive(Debug, Clone, Copy)]
+pub struct KeyedGroup<'a> {
+    /// The group's first candidate.
+    pub first: &'a Candidate,
+    /// The group's other candidates, in bucket order.
+    pub rest: &'a [Candidate],
+}
+
+impl<'a> KeyedGroup<'a> {
+    /// Every candidate of the group, in bucket order.
+    pub fn iter(&self) -> impl Iterator<Item = &'a Candidate> + 'a {
+        std::iter::once(self.first).chain(self.rest)
+    }
 }
 
 impl KeySlot {
@@ -243,17 +287,27 @@ pub struct PathIndex {
     /// Which `PathPrefix` key lengths the table holds: most ancestor prefixes
     /// of a request path are skipped without touching the table.
     prefix_lengths: u64,
-    /// A one-word filter over the keys' hashes: bit [`filter_bit`] of every
-    /// key's hash is set, so a probe whose bit is clear is skipped without
-    /// touching the table (a set bit means "maybe", as for the length masks).
-    key_filter: u64,
+    /// A 256-bit filter over the keys' hashes: bit [`filter_position`] of
+    /// every key's hash is set, so a probe whose bit is clear is skipped
+    /// without touching the table (a set bit means "maybe", as for the length
+    /// masks).
+    key_filter: [u64; 4],
 }
 
-/// The bit of a key hash in [`PathIndex::key_filter`]: its top six bits (the
-/// low bits pick the slot, so the two are independent enough).
+/// The word and bit of a key hash in [`PathIndex::key_filter`]: from its top
+/// eight bits (the low bits pick the slot, so the two are independent
+/// enough).
 #[inline]
-fn filter_bit(hash: u64) -> u64 {
-    1u64 << (hash >> 58)
+fn filter_position(hash: u64) -> (usize, u64) {
+    let bit = (hash >> 56) as usize;
+    (bit >> 6, 1u64 << (bit & 63))
+}
+
+/// Whether `filter` may hold a key whose hash is `hash`.
+#[inline]
+fn filter_may_hold(filter: &[u64; 4], hash: u64) -> bool {
+    let (word, bit) = filter_position(hash);
+    filter[word] & bit != 0
 }
 
 /// The bit of a key length in [`PathIndex`]'s length masks: bit `len` for
@@ -337,7 +391,8 @@ impl PathIndex {
         let mut slots = vec![KeySlot::default(); table_len];
         let mut key_bytes = Vec::new();
         let mut candidates = Vec::with_capacity(keyed.len());
-        let (mut exact_lengths, mut prefix_lengths, mut key_filter) = (0u64, 0u64, 0u64);
+        let (mut exact_lengths, mut prefix_lengths) = (0u64, 0u64);
+        let mut key_filter = [0u64; 4];
         for ((kind, value), group) in groups {
             if kind == KIND_EXACT {
                 exact_lengths |= length_bit(value.len());
@@ -345,7 +400,8 @@ impl PathIndex {
                 prefix_lengths |= length_bit(value.len());
             }
             let hash = key_hash(value.as_bytes(), kind);
-            key_filter |= filter_bit(hash);
+            let (word, bit) = filter_position(hash);
+            key_filter[word] |= bit;
             let mut head = [0u8; HEAD];
             let head_len = value.len().min(HEAD);
             head[..head_len].copy_from_slice(&value.as_bytes()[..head_len]);
@@ -356,6 +412,7 @@ impl PathIndex {
                 start: candidates.len() as u32,
                 end: (candidates.len() + group.len()) as u32,
                 head,
+                first: group[0],
             };
             key_bytes.extend_from_slice(value.as_bytes());
             candidates.extend(group);
@@ -380,9 +437,9 @@ impl PathIndex {
 
     /// The candidates of key (`kind`, `value`) whose hash is `hash`.
     #[inline]
-    fn group(&self, hash: u64, kind: u32, value: &[u8]) -> &[Candidate] {
-        if self.slots.is_empty() || self.key_filter & filter_bit(hash) == 0 {
-            return &[];
+    fn group(&self, hash: u64, kind: u32, value: &[u8]) -> Option<KeyedGroup<'_>> {
+        if self.slots.is_empty() || !filter_may_hold(&self.key_filter, hash) {
+            return None;
         }
         let mask = self.slots.len() - 1;
         let tag = (hash >> 32) as u32;
@@ -391,15 +448,24 @@ impl PathIndex {
         loop {
             let slot = &self.slots[i];
             if slot.end == 0 {
-                return &[];
+                return None;
             }
             if slot.tag == tag && slot.len_kind == len_kind && slot.holds(value, &self.key_bytes) {
-                return self
-                    .candidates
-                    .get(slot.start as usize..slot.end as usize)
-                    .unwrap_or(&[]);
+                return Some(self.keyed_group(&slot.first, slot.start, slot.end));
             }
             i = (i + 1) & mask;
+        }
+    }
+
+    /// The group `candidates[start..end]` whose first candidate is `first`.
+    #[inline]
+    fn keyed_group<'a>(&'a self, first: &'a Candidate, start: u32, end: u32) -> KeyedGroup<'a> {
+        KeyedGroup {
+            first,
+            rest: self
+                .candidates
+                .get(start as usize + 1..end as usize)
+                .unwrap_or(&[]),
         }
     }
 
@@ -416,7 +482,7 @@ impl PathIndex {
     pub fn find_in_keyed_groups<T>(
         &self,
         keys: &PathKeys<'_>,
-        mut visit: impl FnMut(&[Candidate]) -> Option<T>,
+        mut visit: impl FnMut(KeyedGroup<'_>) -> Option<T>,
     ) -> Option<T> {
         if self.slots.is_empty() {
             return None;
@@ -428,7 +494,7 @@ impl PathIndex {
                 KIND_EXACT,
                 path,
             );
-            if !exact.is_empty() {
+            if let Some(exact) = exact {
                 if let Some(found) = visit(exact) {
                     return Some(found);
                 }
@@ -441,7 +507,7 @@ impl PathIndex {
             }
             let value = &path[..len];
             let group = self.group(keys.hash(i, KIND_PREFIX, len), KIND_PREFIX, value);
-            if !group.is_empty() {
+            if let Some(group) = group {
                 if let Some(found) = visit(group) {
                     return Some(found);
                 }
@@ -462,7 +528,7 @@ impl PathIndex {
         let mut left = HINT_KEYS;
         if self.exact_lengths & length_bit(path.len()) != 0 {
             let hash = keys.hash(EXACT_SLOT, KIND_EXACT, path.len());
-            if self.key_filter & filter_bit(hash) != 0 {
+            if filter_may_hold(&self.key_filter, hash) {
                 probe(hash, KIND_EXACT, path.len());
                 left -= 1;
             }
@@ -476,7 +542,7 @@ impl PathIndex {
                 continue;
             }
             let hash = keys.hash(i, KIND_PREFIX, len);
-            if self.key_filter & filter_bit(hash) != 0 {
+            if filter_may_hold(&self.key_filter, hash) {
                 probe(hash, KIND_PREFIX, len);
                 left -= 1;
             }
@@ -522,16 +588,23 @@ impl PathIndex {
                     break;
                 }
                 if slot.tag == tag && slot.len_kind == len_kind {
-                    if let Some(c) = self.candidates.get(slot.start as usize) {
-                        prefetch(c);
+                    // The first candidate is in the slot: the others, if any.
+                    if slot.end - slot.start > 1 {
+                        if let Some(c) = self.candidates.get(slot.start as usize + 1) {
+                            prefetch(c);
+                        }
                     }
                     if (len_kind >> 1) as usize > HEAD {
                         if let Some(b) = self.key_bytes.get(slot.key_offset as usize + HEAD) {
                             prefetch(b);
                         }
                     }
-                    if let Some(group) = probes.groups.get_mut(usize::from(probes.found)) {
+                    let found = usize::from(probes.found);
+                    if let (Some(group), Some(first)) =
+                        (probes.groups.get_mut(found), probes.firsts.get_mut(found))
+                    {
                         *group = (slot.start, slot.end);
+                        *first = Some(slot.first);
                         probes.found += 1;
                     }
                     break;
@@ -546,15 +619,14 @@ impl PathIndex {
     pub(crate) fn hinted_groups<'a>(
         &'a self,
         probes: &'a KeyProbes,
-    ) -> impl Iterator<Item = &'a [Candidate]> + 'a {
+    ) -> impl Iterator<Item = KeyedGroup<'a>> + 'a {
         probes
             .groups
             .iter()
+            .zip(&probes.firsts)
             .take(usize::from(probes.found))
-            .map(|&(start, end)| {
-                self.candidates
-                    .get(start as usize..end as usize)
-                    .unwrap_or(&[])
+            .filter_map(|(&(start, end), first)| {
+                Some(self.keyed_group(first.as_ref()?, start, end))
             })
     }
 
@@ -991,7 +1063,7 @@ mod tests {
                         assert!(keys.is_complete());
                         let mut visited = Vec::new();
                         bucket.index.find_in_keyed_groups(&keys, |group| {
-                            for c in group {
+                            for c in group.iter() {
                                 assert!(path_holds(c.id, path), "keyed {} for {path}", c.id);
                                 visited.push(c.id);
                                 keyed_visits += 1;
