@@ -18,7 +18,7 @@
 //! does (the property tests check it).
 
 use super::compile::{
-    Bucket, Candidate, HostLookup, HostTable, KeyProbes, PathIndex, PathKeys, RouteIndex,
+    Bucket, HostLookup, HostTable, KeyProbes, KeyedGroup, PathIndex, PathKeys, RouteIndex,
 };
 use super::decide::{BucketScan, Decision, HostHashes, ListenerSelection};
 use super::prefetch::{prefetch, prefetch_object};
@@ -148,7 +148,7 @@ impl RouteIndex {
     /// Prefetches the match objects of the first candidates of `group` that
     /// are judged from their match object, up to the first candidate that
     /// certainly holds once keyed (the decision stops there).
-    fn prefetch_entries(&self, group: &[Candidate]) {
+    fn prefetch_entries(&self, group: KeyedGroup<'_>) {
         for c in group.iter().take(4) {
             if c.holds_when_keyed() {
                 return;
@@ -186,7 +186,9 @@ impl RouteIndex {
             return;
         }
         if !table.exact.is_empty() {
-            let hash = HostLookup::hash_of(host);
+            let hash = selection
+                .host_hash
+                .unwrap_or_else(|| HostLookup::hash_of(host));
             table.exact.prefetch_home(hash);
             flight.host_hashes.exact = Some(hash);
         }

@@ -16,8 +16,8 @@ use std::borrow::Cow;
 
 use super::compile::{
     method_code, same_bytes, Bucket, Candidate, CompiledBackend, CompiledGateway, CompiledListener,
-    CompiledRoute, CompiledRule, HostTable, MatchCondition, MatchEntry, PathKeys, RouteIndex,
-    RouteKind, RuleAction,
+    CompiledRoute, CompiledRule, HostLookup, HostTable, MatchCondition, MatchEntry, PathKeys,
+    RouteIndex, RouteKind, RuleAction,
 };
 use super::hostname;
 use super::matcher::{Truth, ValueCondition};
@@ -104,6 +104,14 @@ impl<'i> RuleHit<'i> {
     /// Index of the route in [`RouteIndex::routes`].
     pub fn route_id(&self) -> u32 {
         self.route_id
+    }
+
+    /// The rule's backends that may serve the request (valid, weight > 0, no
+    /// backend-level redirect), in spec order:
+    /// [`CompiledBackend::may_serve`] of `rule().backends`, precomputed.
+    #[inline]
+    pub fn allowed_backends(&self) -> &'i [CompiledBackend] {
+        self.index.allowed_backends_of(self.route_id, self.rule_pos)
     }
 
     fn same_rule(&self, other: &RuleHit<'_>) -> bool {
@@ -198,13 +206,15 @@ impl<'i> Decision<'i> {
 
     /// The backends that may serve the request (valid, weight > 0, no
     /// backend-level redirect) over the winner and every alternative.
+    ///
+    /// Read from the index's per-rule arrays ([`RuleHit::allowed_backends`]),
+    /// without touching the routes and rules.
     pub fn allowed_backends(&self) -> impl Iterator<Item = &'i CompiledBackend> + '_ {
         self.hit
             .iter()
             .filter(|_| self.outcome == Outcome::Forward)
             .chain(self.alternatives.iter())
-            .flat_map(|h| h.rule().backends.iter())
-            .filter(|b| b.is_valid() && b.weight > 0 && b.redirect.is_none())
+            .flat_map(|h| h.allowed_backends())
     }
 }
 
@@ -228,6 +238,8 @@ pub(super) struct ListenerSelection<'i, 'r> {
     pub(super) pos: usize,
     /// The Host, normalised ([`hostname::normalize_host`]).
     pub(super) host: Option<Cow<'r, str>>,
+    /// [`HostLookup::hash_of`] the normalised Host, when found on the way.
+    pub(super) host_hash: Option<u64>,
 }
 
 impl<'i> ListenerSelection<'i, '_> {
@@ -256,7 +268,11 @@ impl RouteIndex {
             Ok(selection) => {
                 let mut keys = PathKeys::empty();
                 keys.fill(req.path);
-                self.decide_selected(req, &selection, &keys, HostHashes::default(), mode)
+                let hashes = HostHashes {
+                    exact: selection.host_hash,
+                    wildcard: None,
+                };
+                self.decide_selected(req, &selection, &keys, hashes, mode)
             }
             Err(terminal) => terminal,
         }
@@ -293,14 +309,22 @@ impl RouteIndex {
             d
         };
         let tls = req.scheme == Scheme::Https;
-        let Some(candidates) = gateway.by_port.get(&(req.effective_port(), tls)) else {
+        let Some(candidates) = gateway.listeners_on(req.effective_port(), tls) else {
             return Err(with_gateway(Decision::terminal(
                 Outcome::NoListener,
                 404,
                 "NoMatchingListener",
             )));
         };
-        let host = req.host.map(hostname::normalize_host);
+        // The normalised Host; when it is the Host as written (the common
+        // case), its lookup hash comes from the same pass over its bytes.
+        let (host, host_hash) = match req.host {
+            Some(raw) => match HostLookup::hash_if_normalized(raw) {
+                Some(hash) => (Some(Cow::Borrowed(raw)), Some(hash)),
+                None => (Some(hostname::normalize_host(raw)), None),
+            },
+            None => (None, None),
+        };
         let host_str = host.as_deref();
         let listener_matches = |li: usize, name: Option<&str>| match name {
             Some(h) => hostname::matches(self.listeners[li].hostname.as_deref(), h),
@@ -310,9 +334,15 @@ impl RouteIndex {
         // Listener selection. For HTTPS the SNI picks the listener at handshake
         // time; the Host is then checked against the other listeners on the port
         // (GEP-3567, `gateway_types.go` Listener.Hostname ~lines 395-410).
-        // One normalisation per distinct name: the SNI is usually the Host.
+        // One normalisation per distinct name: the SNI is usually the Host, and
+        // then the listener the Host selects is the one the SNI did, so the
+        // 421 check below has nothing to compare.
+        let mut sni_is_host = false;
         let sni = req.sni.filter(|_| tls).map(|s| match (req.host, &host) {
-            (Some(raw), Some(normalized)) if raw == s => Cow::Borrowed(normalized.as_ref()),
+            (Some(raw), Some(normalized)) if same_bytes(raw.as_bytes(), s.as_bytes()) => {
+                sni_is_host = true;
+                Cow::Borrowed(normalized.as_ref())
+            }
             _ => hostname::normalize_host(s),
         });
         let selector = if tls {
@@ -331,7 +361,7 @@ impl RouteIndex {
             )));
         };
         let chosen = candidates[pos];
-        if tls && sni.is_some() && host_str.is_some() {
+        if tls && sni.is_some() && host_str.is_some() && !sni_is_host {
             let best_for_host = candidates
                 .iter()
                 .copied()
@@ -364,6 +394,7 @@ impl RouteIndex {
             candidates,
             pos,
             host,
+            host_hash,
         })
     }
 
@@ -383,17 +414,12 @@ impl RouteIndex {
             candidates,
             pos,
             ref host,
+            ..
         } = *selection;
         let host_str = host.as_deref();
-        let listener_matches = |li: usize, name: Option<&str>| match name {
-            Some(h) => hostname::matches(self.listeners[li].hostname.as_deref(), h),
-            None => self.listeners[li].hostname.is_none(),
-        };
         let chosen = candidates[pos];
         let mut alternatives = Vec::new();
         let mut unknowns = Unknowns::default();
-        let mut hit = None;
-        let mut winner = None;
         // A path with more segments than the index keeps is matched by a
         // linear scan of each bucket; hostnames are still looked up by hash.
         let hosts_indexed = mode == BucketScan::Indexed;
@@ -402,59 +428,144 @@ impl RouteIndex {
         } else {
             BucketScan::Linear
         };
-        let method_code = req.method.map(method_code);
+        let mut scan = TableScan {
+            listener_id: chosen as u32,
+            method_code: req.method.map(method_code),
+            req,
+            keys,
+            mode,
+            hosts_indexed,
+            host_hashes,
+        };
+        let mut found =
+            self.scan_listener(chosen, host_str, &scan, &mut alternatives, &mut unknowns);
         // Listener isolation: only the chosen listener's routes. Without it, fall
         // through to the less specific listeners that also accept the host.
-        let fallthrough: &[usize] = if self.options.listener_isolation {
-            &[]
+        if found.is_none() && !self.options.listener_isolation {
+            for &li in &candidates[pos + 1..] {
+                let accepts = match host_str {
+                    Some(h) => hostname::matches(self.listeners[li].hostname.as_deref(), h),
+                    None => self.listeners[li].hostname.is_none(),
+                };
+                if !accepts {
+                    continue;
+                }
+                scan.listener_id = li as u32;
+                found = self.scan_listener(li, host_str, &scan, &mut alternatives, &mut unknowns);
+                if found.is_some() {
+                    break;
+                }
+            }
+        }
+        match found {
+            Some((hit, c)) => {
+                let (outcome, status) = c.outcome();
+                Decision {
+                    outcome,
+                    status,
+                    gateway: Some(gateway),
+                    listener: Some(hit.listener()),
+                    hit: Some(hit),
+                    alternatives,
+                    unknowns,
+                    reason: if outcome == Outcome::Error {
+                        rule_outcome(hit.rule()).2
+                    } else {
+                        None
+                    },
+                }
+            }
+            None => Decision {
+                outcome: Outcome::NoRoute,
+                status: Some(404),
+                gateway: Some(gateway),
+                listener: Some(&self.listeners[chosen]),
+                hit: None,
+                alternatives,
+                unknowns,
+                reason: None,
+            },
+        }
+    }
+
+    /// Scans the route table of listener `li` that serves the request.
+    #[inline]
+    fn scan_listener<'i>(
+        &'i self,
+        li: usize,
+        host: Option<&str>,
+        scan: &TableScan<'_, '_>,
+        alternatives: &mut Vec<RuleHit<'i>>,
+        unknowns: &mut Unknowns,
+    ) -> Option<(RuleHit<'i>, Candidate)> {
+        let listener = self.listeners.get(li)?;
+        let table = route_table(listener, scan.req.protocol, host);
+        if scan.hosts_indexed && scan.mode == BucketScan::Indexed {
+            self.scan_table_indexed(table, host.unwrap_or(""), scan, alternatives, unknowns)
         } else {
-            &candidates[pos + 1..]
-        };
-        for li in std::iter::once(chosen).chain(
-            fallthrough
-                .iter()
-                .copied()
-                .filter(|&li| listener_matches(li, host_str)),
-        ) {
-            let listener = &self.listeners[li];
-            let table = route_table(listener, req.protocol, host_str);
-            let scan = TableScan {
-                listener_id: li as u32,
-                method_code,
-                req,
-                keys,
-                mode,
-                hosts_indexed,
-                host_hashes,
+            self.scan_table(table, host, scan, alternatives, unknowns)
+        }
+    }
+
+    /// [`RouteIndex::scan_table`] for the default mode (hashed hostname
+    /// lookups, path index), written out: the buckets [`buckets_for`] yields,
+    /// in its order (exact host, wildcard suffixes from the longest whose
+    /// length the table holds, then routes without hostnames), without the
+    /// iterator's state machine.
+    fn scan_table_indexed<'i>(
+        &'i self,
+        table: &'i HostTable,
+        host: &str,
+        scan: &TableScan<'_, '_>,
+        alternatives: &mut Vec<RuleHit<'i>>,
+        unknowns: &mut Unknowns,
+    ) -> Option<(RuleHit<'i>, Candidate)> {
+        if !host.is_empty() {
+            if !table.exact.is_empty() {
+                let bucket = match scan.host_hashes.exact {
+                    Some(hash) => table.exact_bucket_hashed(host, hash),
+                    None => table.exact_bucket(host),
+                };
+                if let Some(bucket) = bucket {
+                    let found = self.scan_indexed(bucket, scan, alternatives, unknowns);
+                    if found.is_some() {
+                        return found;
+                    }
+                }
+            }
+            // As `BucketWalk`: suffixes start after the first byte (a host
+            // whose first character is not one byte has none); none at all
+            // when the table has no wildcard.
+            let mut next_dot = if table.wildcard_lengths == 0 {
+                usize::MAX
+            } else {
+                1
             };
-            if let Some((h, c)) =
-                self.scan_table(table, host_str, &scan, &mut alternatives, &mut unknowns)
+            while let Some(i) = host
+                .get(next_dot..)
+                .and_then(|rest| memchr::memchr(b'.', rest.as_bytes()))
             {
-                hit = Some(h);
-                winner = Some(c);
-                break;
+                let at = next_dot + i;
+                next_dot = at + 1;
+                if table.wildcard_lengths & (1u64 << (host.len() - at).min(63)) == 0 {
+                    continue;
+                }
+                let suffix = &host[at..];
+                let bucket = match scan.host_hashes.wildcard {
+                    Some((len, hash)) if len == suffix.len() => {
+                        table.wildcard_bucket_hashed(suffix, hash)
+                    }
+                    _ => table.wildcard_bucket(suffix),
+                };
+                if let Some(bucket) = bucket {
+                    let found = self.scan_indexed(bucket, scan, alternatives, unknowns);
+                    if found.is_some() {
+                        return found;
+                    }
+                }
             }
         }
-        let listener = &self.listeners[chosen];
-        let mut decision = Decision {
-            outcome: Outcome::NoRoute,
-            status: Some(404),
-            gateway: Some(gateway),
-            listener: Some(hit.map_or(listener, |h: RuleHit<'_>| h.listener())),
-            hit,
-            alternatives,
-            unknowns,
-            reason: None,
-        };
-        if let (Some(h), Some(c)) = (hit, winner) {
-            let (outcome, status) = c.outcome();
-            decision.outcome = outcome;
-            decision.status = status;
-            if outcome == Outcome::Error {
-                decision.reason = rule_outcome(h.rule()).2;
-            }
-        }
-        decision
+        self.scan_indexed(&table.any, scan, alternatives, unknowns)
     }
 
     /// Scans the hostname buckets of one table; returns the winner (with its
@@ -488,16 +599,19 @@ impl RouteIndex {
         alternatives: &mut Vec<RuleHit<'i>>,
         unknowns: &mut Unknowns,
     ) -> Option<(RuleHit<'i>, Candidate)> {
+        let mut judge_keyed = |c: &Candidate| {
+            let holds = if c.holds_when_keyed() {
+                Holds::Certainly
+            } else {
+                Holds::PathOnly
+            };
+            let hit = self.judge(c, holds, scan, alternatives, unknowns)?;
+            Some((hit, *c))
+        };
+        // The group's first candidate is read from the key's slot; the rest
+        // of the group is loaded only when it does not win.
         let keyed = bucket.index.find_in_keyed_groups(scan.keys, |group| {
-            group.iter().find_map(|c| {
-                let holds = if c.holds_when_keyed() {
-                    Holds::Certainly
-                } else {
-                    Holds::PathOnly
-                };
-                let hit = self.judge(c, holds, scan, alternatives, unknowns)?;
-                Some((hit, *c))
-            })
+            judge_keyed(group.first).or_else(|| group.rest.iter().find_map(&mut judge_keyed))
         });
         if keyed.is_some() {
             return keyed;
@@ -544,7 +658,7 @@ impl RouteIndex {
     /// A candidate that certainly holds is judged from its compact record
     /// alone: the match, route and rule objects are not touched (the hit
     /// resolves them on demand).
-    #[inline]
+    #[inline(always)]
     fn judge<'i>(
         &'i self,
         c: &Candidate,
@@ -572,7 +686,21 @@ impl RouteIndex {
                 return (req_code == Some(code)).then_some(hit);
             }
         }
-        let entry = self.matches.get(c.id as usize)?;
+        self.judge_by_entry(hit, holds, scan, alternatives, unknowns)
+    }
+
+    /// [`RouteIndex::judge`] for a candidate that needs its match object
+    /// evaluated (out of line: the common candidates are judged without it).
+    #[inline(never)]
+    fn judge_by_entry<'i>(
+        &'i self,
+        hit: RuleHit<'i>,
+        holds: Holds,
+        scan: &TableScan<'_, '_>,
+        alternatives: &mut Vec<RuleHit<'i>>,
+        unknowns: &mut Unknowns,
+    ) -> Option<RuleHit<'i>> {
+        let entry = self.matches.get(hit.match_id as usize)?;
         let truth = match (holds, &entry.condition) {
             (Holds::PathOnly, MatchCondition::Http(m)) => m.eval_given_path(scan.req),
             (_, MatchCondition::Http(m)) => m.eval(scan.req),
@@ -990,5 +1118,90 @@ impl RouteKind {
             Outcome::Error => Some("UNAVAILABLE"),
             _ => None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gateway::load::load_text;
+    use crate::gateway::{CompileOptions, ObjectSet};
+    use crate::synth::{self, SynthSpec};
+
+    /// Every rule's precomputed serving backends against the filter over its
+    /// backends that `allowed_backends` applied before; returns how many were
+    /// compared.
+    fn check_allowed_backends(index: &RouteIndex) -> usize {
+        let mut compared = 0;
+        for (r, route) in index.routes.iter().enumerate() {
+            for (p, rule) in route.rules.iter().enumerate() {
+                let want: Vec<&str> = rule
+                    .backends
+                    .iter()
+                    .filter(|b| b.is_valid() && b.weight > 0 && b.redirect.is_none())
+                    .map(|b| b.key.as_str())
+                    .collect();
+                let got: Vec<&str> = index
+                    .allowed_backends_of(r as u32, p as u32)
+                    .iter()
+                    .map(|b| b.key.as_str())
+                    .collect();
+                assert_eq!(got, want, "{} rule {p}", route.key);
+                compared += rule.backends.len();
+            }
+            let past_the_end = index.allowed_backends_of(r as u32, route.rules.len() as u32);
+            assert!(past_the_end.is_empty(), "{}", route.key);
+        }
+        assert!(index
+            .allowed_backends_of(index.routes.len() as u32, 0)
+            .is_empty());
+        compared
+    }
+
+    /// The per-rule arrays behind `Decision::allowed_backends` hold exactly
+    /// the backends a rule may send to (valid, weight > 0, no backend-level
+    /// redirect), in spec order: on the synthetic configuration, the demo and
+    /// every engine test case (invalid refs, zero weights, backend redirects).
+    #[test]
+    fn allowed_backends_are_each_rules_serving_backends() {
+        let config = synth::generate(&SynthSpec::small());
+        let index = RouteIndex::compile(&config.objects, CompileOptions::default());
+        assert!(check_allowed_backends(&index) > 100);
+
+        let root = env!("CARGO_MANIFEST_DIR");
+        let mut demo = ObjectSet::default();
+        for file in ["gateway.yaml", "routes.yaml", "services.yaml"] {
+            let path = format!("{root}/demo/manifests/{file}");
+            let text = std::fs::read_to_string(&path).expect("demo manifests");
+            load_text(&mut demo, &path, &text).expect("demo manifests load");
+        }
+        let index = RouteIndex::compile(&demo, CompileOptions::default());
+        assert!(check_allowed_backends(&index) > 5);
+        let dropped = index
+            .routes
+            .iter()
+            .flat_map(|r| &r.rules)
+            .flat_map(|rule| &rule.backends)
+            .filter(|b| !b.may_serve())
+            .count();
+        assert!(dropped > 0, "the demo has a backend that cannot serve");
+
+        let mut cases = 0;
+        for entry in std::fs::read_dir(format!("{root}/tests/cases")).expect("test cases") {
+            let path = entry.expect("test case").path();
+            if path.extension().and_then(|e| e.to_str()) != Some("yaml") {
+                continue;
+            }
+            let text = std::fs::read_to_string(&path).expect("test case");
+            let case: serde_yaml::Value = serde_yaml::from_str(&text).expect("test case yaml");
+            let Some(manifests) = case.get("manifests").and_then(|m| m.as_str()) else {
+                continue;
+            };
+            let mut set = ObjectSet::default();
+            load_text(&mut set, &path.to_string_lossy(), manifests).expect("case manifests");
+            check_allowed_backends(&RouteIndex::compile(&set, CompileOptions::default()));
+            cases += 1;
+        }
+        assert!(cases > 20, "{cases} cases");
     }
 }

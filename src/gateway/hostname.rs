@@ -6,19 +6,30 @@
 use std::borrow::Cow;
 use std::cmp::Ordering;
 
+use super::compile::same_bytes;
+
 /// Strips a `:port` from a Host header value (IPv6 literals in brackets are kept
 /// whole) and a trailing dot, and lower-cases it when needed.
 ///
 /// The spec ignores the port for matching (`very.specific.com:1234` matches
 /// `very.specific.com`). Case-folding is not specified; DNS names are
 /// case-insensitive and proxies lower-case the authority, so we do too.
+#[inline]
 pub fn normalize_host(host: &str) -> Cow<'_, str> {
     // The common case, a lower-case name without port or trailing dot, is
-    // returned as is (a branch-free pass the compiler vectorises).
+    // returned as is after one SWAR pass (inline: it runs per request).
     let bytes = host.as_bytes();
     if bytes.first() != Some(&b'[') && bytes.last() != Some(&b'.') && !has_colon_or_upper(bytes) {
         return Cow::Borrowed(host);
     }
+    normalize_host_slow(host)
+}
+
+/// [`normalize_host`] for a host that has a port, a trailing dot, an
+/// upper-case letter or a bracket.
+#[cold]
+fn normalize_host_slow(host: &str) -> Cow<'_, str> {
+    let bytes = host.as_bytes();
     // One pass: where the last `:` is, whether only digits follow it, and
     // whether anything needs lower-casing.
     let mut colon = None;
@@ -56,45 +67,53 @@ pub fn normalize_host(host: &str) -> Cow<'_, str> {
     }
 }
 
-/// Whether `bytes` holds a `:` or an ASCII upper-case letter, eight bytes at a
-/// time (SWAR; hosts are mostly shorter than a vector register, so the
-/// compiler's auto-vectorised loop would run its scalar tail only).
-fn has_colon_or_upper(bytes: &[u8]) -> bool {
+/// The high bit of each byte of `x` (eight bytes of a host) that is `:` or
+/// in `A..=Z` (exact: no carries cross bytes, since every addend stays below
+/// 0x80 per byte).
+#[inline(always)]
+pub(crate) fn colon_or_upper_bits(x: u64) -> u64 {
     const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
     const HIGH: u64 = 0x8080_8080_8080_8080;
     const fn splat(b: u8) -> u64 {
         u64::from_ne_bytes([b; 8])
     }
-    // High bit of each byte of `x` that is `:` or in `A..=Z` (exact: no carries
-    // cross bytes, since every addend stays below 0x80 per byte).
-    let flagged = |x: u64| -> u64 {
-        let low = x & LOW7;
-        let colon = !(((low ^ splat(b':')) + LOW7) | (x ^ splat(b':'))) & HIGH;
-        let ge_a = low + splat(0x80 - b'A');
-        let ge_bracket = low + splat(0x80 - b'[');
-        colon | (ge_a & !ge_bracket & !x & HIGH)
-    };
-    let mut found = 0u64;
-    let mut chunks = bytes.chunks_exact(8);
-    for chunk in &mut chunks {
+    let low = x & LOW7;
+    let colon = !(((low ^ splat(b':')) + LOW7) | (x ^ splat(b':'))) & HIGH;
+    let ge_a = low + splat(0x80 - b'A');
+    let ge_bracket = low + splat(0x80 - b'[');
+    colon | (ge_a & !ge_bracket & !x & HIGH)
+}
+
+/// Whether `bytes` holds a `:` or an ASCII upper-case letter, eight bytes at a
+/// time (SWAR; hosts are mostly shorter than a vector register, so the
+/// compiler's auto-vectorised loop would run its scalar tail only).
+#[inline]
+fn has_colon_or_upper(bytes: &[u8]) -> bool {
+    let flagged = colon_or_upper_bits;
+    let word_at = |at: usize| {
         let mut word = [0u8; 8];
-        word.copy_from_slice(chunk);
-        found |= flagged(u64::from_le_bytes(word));
+        word.copy_from_slice(&bytes[at..at + 8]);
+        u64::from_le_bytes(word)
+    };
+    let n = bytes.len();
+    if n < 8 {
+        // The zero-padded bytes (a zero byte is neither `:` nor upper case).
+        let word = bytes
+            .iter()
+            .rev()
+            .fold(0u64, |w, &b| (w << 8) | u64::from(b));
+        return flagged(word) != 0;
     }
-    let tail = chunks.remainder();
-    if !tail.is_empty() {
-        // The zero-padded tail; without a variable-length copy when the whole
-        // slice is long enough (one overlapping load of its last 8 bytes).
-        let word = if bytes.len() >= 8 {
-            let mut last = [0u8; 8];
-            last.copy_from_slice(&bytes[bytes.len() - 8..]);
-            u64::from_le_bytes(last) >> (8 * (8 - tail.len()))
-        } else {
-            tail.iter()
-                .rev()
-                .fold(0u64, |w, &b| (w << 8) | u64::from(b))
-        };
-        found |= flagged(word);
+    // Whole words, then the last 8 bytes (overlapping the last whole word:
+    // bytes seen twice do not change the answer).
+    let mut found = 0u64;
+    let mut at = 0;
+    while at + 8 <= n {
+        found |= flagged(word_at(at));
+        at += 8;
+    }
+    if at < n {
+        found |= flagged(word_at(n - 8));
     }
     found != 0
 }
@@ -110,6 +129,7 @@ pub fn host_port(host: &str) -> Option<u16> {
 }
 
 /// Whether `name` is a wildcard hostname (`*.example.com`).
+#[inline]
 pub fn is_wildcard(name: &str) -> bool {
     name.starts_with("*.")
 }
@@ -126,12 +146,24 @@ fn wildcard_covers(pattern: &str, name: &str) -> bool {
 
 /// Whether a (listener or route) hostname `pattern` matches a concrete request
 /// host. `None` (no hostname) matches every host.
+///
+/// Per request on the decision path (listener selection): byte comparisons
+/// inline, no `memcmp` call; the same rule as [`wildcard_covers`].
+#[inline]
 pub fn matches(pattern: Option<&str>, host: &str) -> bool {
-    match pattern {
-        None => true,
-        Some(p) if is_wildcard(p) => wildcard_covers(p, host) && !is_wildcard(host),
-        Some(p) => p == host,
+    let Some(pattern) = pattern else {
+        return true;
+    };
+    let (p, h) = (pattern.as_bytes(), host.as_bytes());
+    if !is_wildcard(pattern) {
+        return same_bytes(p, h);
     }
+    if is_wildcard(host) {
+        return false;
+    }
+    let suffix = &p[1..];
+    let name = h.strip_prefix(b"*").unwrap_or(h);
+    name.len() > suffix.len() && same_bytes(&name[name.len() - suffix.len()..], suffix)
 }
 
 /// The intersection of a listener hostname and a route hostname, or `None` when

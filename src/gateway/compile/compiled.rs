@@ -205,6 +205,22 @@ pub struct CompiledGateway {
     /// Per port, the usable (non-conflicted) HTTP/HTTPS listeners, most specific
     /// hostname first: `(port, protocol) -> listener indexes`.
     pub by_port: FastMap<(u16, bool), Vec<usize>>,
+    /// `by_port` as a short list of `(port, tls, listeners)`, sorted: a
+    /// Gateway has few ports, so `decide` finds its entry by comparing a few
+    /// pairs instead of hashing one.
+    pub(crate) port_list: Vec<(u16, bool, Vec<usize>)>,
+}
+
+impl CompiledGateway {
+    /// The usable listeners of `(port, tls)`, most specific hostname first
+    /// (the `by_port` entry).
+    #[inline]
+    pub fn listeners_on(&self, port: u16, tls: bool) -> Option<&[usize]> {
+        self.port_list
+            .iter()
+            .find(|(p, t, _)| *p == port && *t == tls)
+            .map(|(_, _, list)| list.as_slice())
+    }
 }
 
 /// Why a backendRef is invalid (route `ResolvedRefs=False` reasons).
@@ -258,6 +274,12 @@ impl CompiledBackend {
     /// Whether the reference resolved.
     pub fn is_valid(&self) -> bool {
         self.invalid.is_none()
+    }
+
+    /// Whether the backend may serve a request its rule wins: valid, weight
+    /// above 0 and no backend-level redirect (which answers instead).
+    pub fn may_serve(&self) -> bool {
+        self.is_valid() && self.weight > 0 && self.redirect.is_none()
     }
 }
 

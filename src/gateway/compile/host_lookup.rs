@@ -13,7 +13,8 @@
 //! configuration and requests only look them up, so a request cannot build a
 //! collision chain. A hash match is always confirmed by comparing the bytes.
 
-use super::path_index::{key_hash, same_bytes};
+use super::path_index::{key_hash, key_hash_visiting, same_bytes};
+use crate::gateway::hostname;
 use crate::gateway::prefetch::prefetch;
 
 /// Key kind mixed into the hash (distinct from the path index's kinds only
@@ -82,6 +83,23 @@ impl HostLookup {
     #[inline]
     pub(crate) fn hash_of(key: &str) -> u64 {
         key_hash(key.as_bytes(), KIND_HOST)
+    }
+
+    /// [`HostLookup::hash_of`] of a request Host that
+    /// [`hostname::normalize_host`] would return unchanged (no `:port`,
+    /// upper-case letter, trailing dot or bracket), found in the one pass
+    /// that checks it; `None` for a Host that needs normalising.
+    #[inline]
+    pub(crate) fn hash_if_normalized(host: &str) -> Option<u64> {
+        let bytes = host.as_bytes();
+        if bytes.first() == Some(&b'[') || bytes.last() == Some(&b'.') {
+            return None;
+        }
+        let mut flagged = 0;
+        let hash = key_hash_visiting(bytes, KIND_HOST, |word| {
+            flagged |= hostname::colon_or_upper_bits(word);
+        });
+        (flagged == 0).then_some(hash)
     }
 
     /// Prefetch hint: starts loading the slot a probe for `hash` begins at.

@@ -96,6 +96,7 @@ impl RouteIndex {
                 class_name: gw.spec.gateway_class_name.clone(),
                 listeners: all,
                 by_port: FastMap::default(),
+                port_list: Vec::new(),
             });
         }
         for gi in 0..self.gateways.len() {
@@ -120,6 +121,12 @@ impl RouteIndex {
                     .then(a.cmp(&b))
                 });
             }
+            let mut port_list: Vec<(u16, bool, Vec<usize>)> = by_port
+                .iter()
+                .map(|(&(port, tls), list)| (port, tls, list.clone()))
+                .collect();
+            port_list.sort_unstable_by_key(|&(port, tls, _)| (port, tls));
+            self.gateways[gi].port_list = port_list;
             self.gateways[gi].by_port = by_port;
         }
         owners

@@ -21,7 +21,9 @@ use std::collections::{BTreeMap, HashMap};
 pub use attach::effective_hostnames;
 pub use compiled::*;
 pub use host_lookup::HostLookup;
-pub use path_index::{method_code, Candidate, PathIndex, PathKeys, MAX_PATH_BOUNDARIES};
+pub use path_index::{
+    method_code, Candidate, KeyedGroup, PathIndex, PathKeys, MAX_PATH_BOUNDARIES,
+};
 pub(crate) use path_index::{same_bytes, KeyProbes};
 
 use super::matcher::GrpcNameCondition;
@@ -96,6 +98,18 @@ pub struct RouteIndex {
     /// SipHash. A bucket may hold routes of other names whose hash collides;
     /// `routes_named` filters them out.
     pub route_by_name: FastMap<u64, Vec<usize>>,
+    /// Per route, the number of rules of the routes before it (one more
+    /// entry at the end): rule position `p` of route `r` is rule number
+    /// `rule_base[r] + p` of `rule_allowed`.
+    pub(crate) rule_base: Vec<u32>,
+    /// Per rule (numbered as in `rule_base`), its range in `allowed`.
+    pub(crate) rule_allowed: Vec<(u32, u32)>,
+    /// The backends that may serve a request a rule wins (valid, weight > 0,
+    /// no backend-level redirect), copied from the rules contiguously, rule
+    /// after rule: `Decision::allowed_backends` (per record in the replay
+    /// pipeline) reads one short array instead of the route, its rules
+    /// vector and the rule's backends vector (a dependent miss each).
+    pub(crate) allowed: Vec<CompiledBackend>,
 }
 
 impl RouteIndex {
@@ -120,6 +134,9 @@ impl RouteIndex {
             rejected_listener_sets: Vec::new(),
             skipped: objects.skipped.clone(),
             route_by_name: FastMap::default(),
+            rule_base: Vec::new(),
+            rule_allowed: Vec::new(),
+            allowed: Vec::new(),
         };
         let namespace_labels = namespace_labels(objects);
         let owners = index.compile_listeners(objects, &namespace_labels);
@@ -127,6 +144,7 @@ impl RouteIndex {
         index.compile_routes(objects, &refs);
         index.attach_routes(&owners, &namespace_labels);
         index.sort_tables();
+        index.index_allowed_backends();
         for (i, route) in index.routes.iter().enumerate() {
             let key = index.route_name_key(&route.namespace, &route.name);
             index.route_by_name.entry(key).or_default().push(i);
@@ -140,6 +158,50 @@ impl RouteIndex {
     fn route_name_key(&self, namespace: &str, name: &str) -> u64 {
         use std::hash::BuildHasher;
         self.route_by_name.hasher().hash_one((namespace, name))
+    }
+
+    /// Fills `rule_base`, `rule_allowed` and `allowed` from the compiled
+    /// routes.
+    fn index_allowed_backends(&mut self) {
+        let mut rule_base = Vec::with_capacity(self.routes.len() + 1);
+        let mut rule_allowed = Vec::new();
+        let mut allowed = Vec::new();
+        for route in &self.routes {
+            rule_base.push(rule_allowed.len() as u32);
+            for rule in &route.rules {
+                let start = allowed.len() as u32;
+                allowed.extend(rule.backends.iter().filter(|b| b.may_serve()).cloned());
+                rule_allowed.push((start, allowed.len() as u32));
+            }
+        }
+        rule_base.push(rule_allowed.len() as u32);
+        allowed.shrink_to_fit();
+        self.rule_base = rule_base;
+        self.rule_allowed = rule_allowed;
+        self.allowed = allowed;
+    }
+
+    /// The backends that may serve a request won by the rule at position
+    /// `rule_pos` of route `route` (valid, weight > 0, no backend-level
+    /// redirect), in spec order; empty for an unknown rule.
+    #[inline]
+    pub fn allowed_backends_of(&self, route: u32, rule_pos: u32) -> &[CompiledBackend] {
+        let route = route as usize;
+        let (Some(&base), Some(&next)) = (self.rule_base.get(route), self.rule_base.get(route + 1))
+        else {
+            return &[];
+        };
+        let rule = base as usize + rule_pos as usize;
+        if rule >= next as usize {
+            return &[];
+        }
+        match self.rule_allowed.get(rule) {
+            Some(&(start, end)) => self
+                .allowed
+                .get(start as usize..end as usize)
+                .unwrap_or(&[]),
+            None => &[],
+        }
     }
 
     /// Indexes into `routes` of the routes (of any kind) named `namespace/name`,

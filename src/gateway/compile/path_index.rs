@@ -174,19 +174,23 @@ pub(crate) struct KeyProbes {
     keys: [(u64, u32); HINT_KEYS],
     count: u8,
     groups: [(u32, u32); HINT_KEYS],
+    /// The first candidate of each group found, copied from its slot.
+    firsts: [Option<Candidate>; HINT_KEYS],
     found: u8,
 }
 
 /// How many leading key bytes a [`KeySlot`] holds itself.
 const HEAD: usize = 12;
 
-/// One slot of a bucket's key table (32 bytes, aligned so that it never
-/// straddles a cache line; `end == 0` marks an empty slot). The slot holds the
-/// first [`HEAD`] bytes of its key, so confirming a key of up to 12 bytes (most
-/// path prefixes) touches no other memory; longer keys compare their rest in
-/// [`PathIndex::key_bytes`].
-#[derive(Debug, Clone, Copy, Default)]
-#[repr(C, align(32))]
+/// One slot of a bucket's key table (one 64-byte cache line; `end == 0`
+/// marks an empty slot). The slot holds the first [`HEAD`] bytes of its key,
+/// so confirming a key of up to 12 bytes (most path prefixes) touches no other
+/// memory (longer keys compare their rest in [`PathIndex::key_bytes`]), and a
+/// copy of the key's first candidate, so that a group whose first candidate
+/// wins (most: a plain path match) is decided without loading
+/// [`PathIndex::candidates`].
+#[derive(Debug, Clone, Copy)]
+#[repr(C, align(64))]
 struct KeySlot {
     /// High 32 bits of the key hash.
     tag: u32,
@@ -199,17 +203,64 @@ struct KeySlot {
     end: u32,
     /// The key's first bytes, zero-padded.
     head: [u8; HEAD],
+    /// `candidates[start]`, copied.
+    first: Candidate,
+}
+
+impl Default for KeySlot {
+    fn default() -> Self {
+        KeySlot {
+            tag: 0,
+            len_kind: 0,
+            key_offset: 0,
+            start: 0,
+            end: 0,
+            head: [0; HEAD],
+            first: Candidate {
+                id: 0,
+                route: 0,
+                rule_pos: 0,
+                status: 0,
+                outcome: Outcome::NoRoute,
+                flags: 0,
+            },
+        }
+    }
+}
+
+/// One keyed group as a lookup finds it: its first candidate (the copy in
+/// the key's slot) and the others (`rest` is not loaded until it is read).
+#[derive(Debug, Clone, Copy)]
+pub struct KeyedGroup<'a> {
+    /// The group's first candidate.
+    pub first: &'a Candidate,
+    /// The group's other candidates, in bucket order.
+    pub rest: &'a [Candidate],
+}
+
+impl<'a> KeyedGroup<'a> {
+    /// Every candidate of the group, in bucket order.
+    pub fn iter(&self) -> impl Iterator<Item = &'a Candidate> + 'a {
+        std::iter::once(self.first).chain(self.rest)
+    }
 }
 
 impl KeySlot {
     /// Whether the slot's key is `value` (whose length and tag already match).
     #[inline]
     fn holds(&self, value: &[u8], key_bytes: &[u8]) -> bool {
-        let head = value.len().min(HEAD);
-        if !same_bytes(&self.head[..head], &value[..head]) {
+        if value.len() < HEAD {
+            return same_bytes(&self.head[..value.len()], value);
+        }
+        // The whole head: one 8-byte and one 4-byte comparison.
+        let mut tail = [0u8; 4];
+        tail.copy_from_slice(&self.head[8..HEAD]);
+        let mut value_tail = [0u8; 4];
+        value_tail.copy_from_slice(&value[8..HEAD]);
+        if full_word(&self.head, 0) != full_word(value, 0) || tail != value_tail {
             return false;
         }
-        if value.len() <= HEAD {
+        if value.len() == HEAD {
             return true;
         }
         let at = self.key_offset as usize;
@@ -236,6 +287,27 @@ pub struct PathIndex {
     /// Which `PathPrefix` key lengths the table holds: most ancestor prefixes
     /// of a request path are skipped without touching the table.
     prefix_lengths: u64,
+    /// A 256-bit filter over the keys' hashes: bit [`filter_position`] of
+    /// every key's hash is set, so a probe whose bit is clear is skipped
+    /// without touching the table (a set bit means "maybe", as for the length
+    /// masks).
+    key_filter: [u64; 4],
+}
+
+/// The word and bit of a key hash in [`PathIndex::key_filter`]: from its top
+/// eight bits (the low bits pick the slot, so the two are independent
+/// enough).
+#[inline]
+fn filter_position(hash: u64) -> (usize, u64) {
+    let bit = (hash >> 56) as usize;
+    (bit >> 6, 1u64 << (bit & 63))
+}
+
+/// Whether `filter` may hold a key whose hash is `hash`.
+#[inline]
+fn filter_may_hold(filter: &[u64; 4], hash: u64) -> bool {
+    let (word, bit) = filter_position(hash);
+    filter[word] & bit != 0
 }
 
 /// The bit of a key length in [`PathIndex`]'s length masks: bit `len` for
@@ -320,6 +392,7 @@ impl PathIndex {
         let mut key_bytes = Vec::new();
         let mut candidates = Vec::with_capacity(keyed.len());
         let (mut exact_lengths, mut prefix_lengths) = (0u64, 0u64);
+        let mut key_filter = [0u64; 4];
         for ((kind, value), group) in groups {
             if kind == KIND_EXACT {
                 exact_lengths |= length_bit(value.len());
@@ -327,6 +400,8 @@ impl PathIndex {
                 prefix_lengths |= length_bit(value.len());
             }
             let hash = key_hash(value.as_bytes(), kind);
+            let (word, bit) = filter_position(hash);
+            key_filter[word] |= bit;
             let mut head = [0u8; HEAD];
             let head_len = value.len().min(HEAD);
             head[..head_len].copy_from_slice(&value.as_bytes()[..head_len]);
@@ -337,6 +412,7 @@ impl PathIndex {
                 start: candidates.len() as u32,
                 end: (candidates.len() + group.len()) as u32,
                 head,
+                first: group[0],
             };
             key_bytes.extend_from_slice(value.as_bytes());
             candidates.extend(group);
@@ -355,14 +431,15 @@ impl PathIndex {
             always_start,
             exact_lengths,
             prefix_lengths,
+            key_filter,
         }
     }
 
     /// The candidates of key (`kind`, `value`) whose hash is `hash`.
     #[inline]
-    fn group(&self, hash: u64, kind: u32, value: &[u8]) -> &[Candidate] {
-        if self.slots.is_empty() {
-            return &[];
+    fn group(&self, hash: u64, kind: u32, value: &[u8]) -> Option<KeyedGroup<'_>> {
+        if self.slots.is_empty() || !filter_may_hold(&self.key_filter, hash) {
+            return None;
         }
         let mask = self.slots.len() - 1;
         let tag = (hash >> 32) as u32;
@@ -371,15 +448,24 @@ impl PathIndex {
         loop {
             let slot = &self.slots[i];
             if slot.end == 0 {
-                return &[];
+                return None;
             }
             if slot.tag == tag && slot.len_kind == len_kind && slot.holds(value, &self.key_bytes) {
-                return self
-                    .candidates
-                    .get(slot.start as usize..slot.end as usize)
-                    .unwrap_or(&[]);
+                return Some(self.keyed_group(&slot.first, slot.start, slot.end));
             }
             i = (i + 1) & mask;
+        }
+    }
+
+    /// The group `candidates[start..end]` whose first candidate is `first`.
+    #[inline]
+    fn keyed_group<'a>(&'a self, first: &'a Candidate, start: u32, end: u32) -> KeyedGroup<'a> {
+        KeyedGroup {
+            first,
+            rest: self
+                .candidates
+                .get(start as usize + 1..end as usize)
+                .unwrap_or(&[]),
         }
     }
 
@@ -396,7 +482,7 @@ impl PathIndex {
     pub fn find_in_keyed_groups<T>(
         &self,
         keys: &PathKeys<'_>,
-        mut visit: impl FnMut(&[Candidate]) -> Option<T>,
+        mut visit: impl FnMut(KeyedGroup<'_>) -> Option<T>,
     ) -> Option<T> {
         if self.slots.is_empty() {
             return None;
@@ -408,7 +494,7 @@ impl PathIndex {
                 KIND_EXACT,
                 path,
             );
-            if !exact.is_empty() {
+            if let Some(exact) = exact {
                 if let Some(found) = visit(exact) {
                     return Some(found);
                 }
@@ -421,7 +507,7 @@ impl PathIndex {
             }
             let value = &path[..len];
             let group = self.group(keys.hash(i, KIND_PREFIX, len), KIND_PREFIX, value);
-            if !group.is_empty() {
+            if let Some(group) = group {
                 if let Some(found) = visit(group) {
                     return Some(found);
                 }
@@ -441,12 +527,11 @@ impl PathIndex {
         let path = keys.path.as_bytes();
         let mut left = HINT_KEYS;
         if self.exact_lengths & length_bit(path.len()) != 0 {
-            probe(
-                keys.hash(EXACT_SLOT, KIND_EXACT, path.len()),
-                KIND_EXACT,
-                path.len(),
-            );
-            left -= 1;
+            let hash = keys.hash(EXACT_SLOT, KIND_EXACT, path.len());
+            if filter_may_hold(&self.key_filter, hash) {
+                probe(hash, KIND_EXACT, path.len());
+                left -= 1;
+            }
         }
         for i in (0..keys.count).rev() {
             if left == 0 {
@@ -456,8 +541,11 @@ impl PathIndex {
             if self.prefix_lengths & length_bit(len) == 0 {
                 continue;
             }
-            probe(keys.hash(i, KIND_PREFIX, len), KIND_PREFIX, len);
-            left -= 1;
+            let hash = keys.hash(i, KIND_PREFIX, len);
+            if filter_may_hold(&self.key_filter, hash) {
+                probe(hash, KIND_PREFIX, len);
+                left -= 1;
+            }
         }
     }
 
@@ -500,16 +588,23 @@ impl PathIndex {
                     break;
                 }
                 if slot.tag == tag && slot.len_kind == len_kind {
-                    if let Some(c) = self.candidates.get(slot.start as usize) {
-                        prefetch(c);
+                    // The first candidate is in the slot: the others, if any.
+                    if slot.end - slot.start > 1 {
+                        if let Some(c) = self.candidates.get(slot.start as usize + 1) {
+                            prefetch(c);
+                        }
                     }
                     if (len_kind >> 1) as usize > HEAD {
                         if let Some(b) = self.key_bytes.get(slot.key_offset as usize + HEAD) {
                             prefetch(b);
                         }
                     }
-                    if let Some(group) = probes.groups.get_mut(usize::from(probes.found)) {
+                    let found = usize::from(probes.found);
+                    if let (Some(group), Some(first)) =
+                        (probes.groups.get_mut(found), probes.firsts.get_mut(found))
+                    {
                         *group = (slot.start, slot.end);
+                        *first = Some(slot.first);
                         probes.found += 1;
                     }
                     break;
@@ -524,15 +619,14 @@ impl PathIndex {
     pub(crate) fn hinted_groups<'a>(
         &'a self,
         probes: &'a KeyProbes,
-    ) -> impl Iterator<Item = &'a [Candidate]> + 'a {
+    ) -> impl Iterator<Item = KeyedGroup<'a>> + 'a {
         probes
             .groups
             .iter()
+            .zip(&probes.firsts)
             .take(usize::from(probes.found))
-            .map(|&(start, end)| {
-                self.candidates
-                    .get(start as usize..end as usize)
-                    .unwrap_or(&[])
+            .filter_map(|(&(start, end), first)| {
+                Some(self.keyed_group(first.as_ref()?, start, end))
             })
     }
 
@@ -619,13 +713,25 @@ pub(crate) fn same_bytes(a: &[u8], b: &[u8]) -> bool {
 /// tail, then length and kind. [`PathKeys`] computes the same function for
 /// every ancestor prefix of a path in one pass.
 pub(super) fn key_hash(value: &[u8], kind: u32) -> u64 {
+    key_hash_visiting(value, kind, |_| {})
+}
+
+/// [`key_hash`], handing every word it absorbs (the whole words, then the
+/// zero-padded tail) to `visit` too: for a caller that checks the bytes in
+/// the same pass.
+#[inline(always)]
+pub(super) fn key_hash_visiting(value: &[u8], kind: u32, mut visit: impl FnMut(u64)) -> u64 {
     let full = value.len() / 8;
     let mut h = HASH_SEED;
     for w in 0..full {
-        h = absorb(h, full_word(value, w * 8));
+        let word = full_word(value, w * 8);
+        visit(word);
+        h = absorb(h, word);
     }
     if value.len() % 8 > 0 {
-        h = absorb(h, tail_word(value, full * 8));
+        let word = tail_word(value, full * 8);
+        visit(word);
+        h = absorb(h, word);
     }
     finish(h, value.len(), kind)
 }
@@ -698,61 +804,69 @@ impl<'p> PathKeys<'p> {
         let n = bytes.len();
         self.path = path;
         self.count = 0;
+        // Lengths are kept as `u16`: a longer path is scanned, not indexed.
         self.complete = u16::try_from(n).is_ok();
-        let keys = self;
-        // Whether the last byte of the previous word was a `/`.
-        let mut prev_was_slash = false;
+        if !self.complete {
+            return;
+        }
         // The hash state after the words before `at`.
         let mut state = HASH_SEED;
+        // 0x80 when the byte before the current word is a `/` (a `/` right
+        // after it is a doubled slash, not a cut); set at the start so that
+        // the leading `/` is not a cut either.
+        let mut carry = 0x80;
         let mut at = 0;
-        while at < n {
-            let chunk = (n - at).min(8);
-            let word = if chunk == 8 {
-                full_word(bytes, at)
-            } else {
-                tail_word(bytes, at)
-            };
-            let slashes = slash_bits(word);
-            // A `/` at byte i ends a prefix unless i == 0 (the leading `/`) or
-            // byte i-1 is also a `/` (a doubled slash).
-            let before = (slashes << 8) | if prev_was_slash { 0x80 } else { 0 };
-            let mut cuts = slashes & !before;
-            if at == 0 {
-                cuts &= !0x80;
-            }
-            while cuts != 0 {
-                let offset = (cuts.trailing_zeros() / 8) as usize;
-                cuts &= cuts - 1;
-                // The prefix's last, partial word: its `offset` low bytes
-                // (little-endian), zero-padded as `key_hash`'s tail is.
-                let prefix_state = if offset == 0 {
-                    state
-                } else {
-                    absorb(state, word & ((1u64 << (8 * offset)) - 1))
-                };
-                keys.push_prefix(at + offset, prefix_state);
-            }
-            // A whole word, or the zero-padded tail `key_hash` ends with.
-            state = absorb(state, word);
-            prev_was_slash = chunk == 8 && slashes >> 63 != 0;
-            at += chunk;
+        while at + 8 <= n {
+            carry = self.absorb_word(full_word(bytes, at), at, &mut state, carry);
+            at += 8;
         }
-        keys.states[EXACT_SLOT] = state;
+        if at < n {
+            // The zero-padded tail `key_hash` ends with (a zero byte is no `/`).
+            self.absorb_word(tail_word(bytes, at), at, &mut state, carry);
+        }
+        self.states[EXACT_SLOT] = state;
         // The whole path is a prefix key unless it ends with `/`.
         if n > 0 && bytes[n - 1] != b'/' {
-            keys.push_prefix(n, state);
+            self.push_prefix(n, state);
         }
     }
 
-    #[inline]
+    /// Absorbs the path word at byte `at` into `state`, first noting the
+    /// prefixes that end inside it: a `/` at byte i ends a prefix unless the
+    /// byte before it is also a `/` (a doubled slash) or i is 0 (the leading
+    /// `/`). `carry` is 0x80 when the byte before the word is a `/` (or the
+    /// word is the first); returns the next word's `carry`.
+    #[inline(always)]
+    fn absorb_word(&mut self, word: u64, at: usize, state: &mut u64, carry: u64) -> u64 {
+        let slashes = slash_bits(word);
+        let mut cuts = slashes & !((slashes << 8) | carry);
+        while cuts != 0 {
+            let offset = (cuts.trailing_zeros() / 8) as usize;
+            cuts &= cuts - 1;
+            // The prefix's last, partial word: its `offset` low bytes
+            // (little-endian), zero-padded as `key_hash`'s tail is.
+            let prefix_state = if offset == 0 {
+                *state
+            } else {
+                absorb(*state, word & ((1u64 << (8 * offset)) - 1))
+            };
+            self.push_prefix(at + offset, prefix_state);
+        }
+        *state = absorb(*state, word);
+        (slashes >> 63) << 7
+    }
+
+    /// Notes a prefix key of length `len` (at most `u16::MAX`, checked by
+    /// [`PathKeys::fill`]); past [`MAX_PATH_BOUNDARIES`] the keys are
+    /// incomplete.
+    #[inline(always)]
     fn push_prefix(&mut self, len: usize, state: u64) {
-        match (self.lens.get_mut(self.count), u16::try_from(len)) {
-            (Some(slot), Ok(len)) => {
-                *slot = len;
-                self.states[self.count] = state;
-                self.count += 1;
-            }
-            _ => self.complete = false,
+        if self.count < MAX_PATH_BOUNDARIES {
+            self.lens[self.count] = len as u16;
+            self.states[self.count] = state;
+            self.count += 1;
+        } else {
+            self.complete = false;
         }
     }
 
@@ -949,7 +1063,7 @@ mod tests {
                         assert!(keys.is_complete());
                         let mut visited = Vec::new();
                         bucket.index.find_in_keyed_groups(&keys, |group| {
-                            for c in group {
+                            for c in group.iter() {
                                 assert!(path_holds(c.id, path), "keyed {} for {path}", c.id);
                                 visited.push(c.id);
                                 keyed_visits += 1;
