@@ -528,16 +528,21 @@ impl<'i> RecordProcessor<'i> {
         // (`namespace/name`, as `actual_key` would spell it) and id come from
         // the index, and no key is built.
         let allowed_actual = actual.backend.and_then(|b| {
-            decision
-                .allowed_backends()
-                .find(|a| a.namespace == b.namespace && a.name == b.name)
+            let expected_ids: &[u32] = if expected_ids_complete {
+                &self.expected_ids
+            } else {
+                &[]
+            };
+            expected_ids.iter().find_map(|&id| {
+                index
+                    .allowed_backend(id)
+                    .filter(|a| a.namespace == b.namespace && a.name == b.name)
+                    .map(|a| (a, id))
+            })
         });
         self.actual_key.clear();
         let (actual_backend, actual_backend_id) = match (allowed_actual, actual.backend) {
-            (Some(allowed), _) => (
-                Some(allowed.key.as_str()),
-                index.allowed_backend_id(allowed),
-            ),
+            (Some((allowed, id)), _) => (Some(allowed.key.as_str()), Some(id)),
             (None, Some(b)) => {
                 // push_str, not write!: no formatting machinery per record.
                 self.actual_key.push_str(b.namespace);

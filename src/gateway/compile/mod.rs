@@ -207,6 +207,13 @@ impl RouteIndex {
         position_in(&self.allowed, backend)
     }
 
+    /// The allowed backend whose id ([`RouteIndex::allowed_backend_id`]) is
+    /// `id`, if any.
+    #[inline]
+    pub fn allowed_backend(&self, id: u32) -> Option<&CompiledBackend> {
+        self.allowed.get(id as usize)
+    }
+
     /// The backends that may serve a request won by the rule at position
     /// `rule_pos` of route `route` (valid, weight > 0, no backend-level
     /// redirect), in spec order; empty for an unknown rule.
@@ -326,15 +333,15 @@ pub(super) fn creation_ts(meta: &ObjectMeta) -> i64 {
 #[inline]
 fn position_in<T>(items: &[T], item: &T) -> Option<u32> {
     let size = std::mem::size_of::<T>();
-    let offset = (item as *const T as usize).wrapping_sub(items.as_ptr() as usize);
-    if size == 0 || offset % size != 0 {
+    if size == 0 {
         return None;
     }
+    let offset = (item as *const T as usize).wrapping_sub(items.as_ptr() as usize);
     let at = offset / size;
-    if at < items.len() {
-        u32::try_from(at).ok()
-    } else {
-        None
+    // An address inside an element but not at its start is not one.
+    match items.get(at) {
+        Some(found) if std::ptr::eq(found, item) => u32::try_from(at).ok(),
+        _ => None,
     }
 }
 
@@ -399,6 +406,11 @@ spec: {ports: [{port: 80}]}
             .map(|b| index.allowed_backend_id(b))
             .collect();
         assert_eq!(ids, [Some(0), Some(1), Some(2)]);
+        for (id, backend) in first.iter().chain(second).enumerate() {
+            let found = index.allowed_backend(id as u32).expect("allowed backend");
+            assert!(std::ptr::eq(found, backend));
+        }
+        assert!(index.allowed_backend(3).is_none());
         assert_eq!(other.allowed_backend_id(&first[0]), None);
         // A backend of the rule itself (not the allowed copy) has no id.
         let rule_backend = &index.routes[0].rules[0].backends[0];
