@@ -7,14 +7,21 @@
 //! Run: `cargo bench --bench parquet_sink` (prints thread CPU time per row,
 //! wall time and output size). Environment: `RP_SINK_ROWS` (default
 //! 1,000,000), `RP_SINK_ZSTD` (default 1), `RP_SINK_DIR` (output directory,
-//! default a temp dir). For instruction counts, run the bench binary under
+//! default a temp dir), `RP_SINK_IDS` (default 1: rows carry [`ValueIds`]
+//! as the replay pipeline's do, route, backend, Gateway and listener ids and
+//! the closed-set ids; 0: no ids, every value goes by its bytes; the output
+//! is the same). For instruction counts, run the bench binary under
 //! `valgrind --tool=callgrind --toggle-collect='*write_all_rows*'`.
 
 use std::time::Instant;
 
+use routeproof::decode::Format;
+use routeproof::gateway::RouteKind;
 use routeproof::sink::{
     ActualSource, EnrichedRow, ParquetSink, ParquetSinkConfig, SequentialFileNamer, StrList,
+    ValueIds,
 };
+use routeproof::verdict::Verdict;
 
 #[path = "support/rng.rs"]
 mod rng;
@@ -32,10 +39,15 @@ struct RowData {
     upstream: Option<String>,
     source: ActualSource,
     expected: Vec<String>,
+    /// Backend ids of `expected` (route * 5 + service variant).
+    expected_ids: Vec<u32>,
+    /// Backend id of `actual_backend` when it is an expected one.
+    actual_id: Option<u32>,
     expected_status: Option<i32>,
     route: Option<String>,
+    route_id: Option<u32>,
     rule: Option<i32>,
-    verdict: &'static str,
+    verdict: Verdict,
     reason: &'static str,
     duration: f64,
     bytes_sent: i64,
@@ -68,13 +80,14 @@ fn make_rows() -> Vec<RowData> {
                 _ => format!("{prefix}/"),
             };
             let request_id = rng.uuid();
-            let service = match rule {
-                0 => format!("{ns}/{name}-canary"),
-                1 if rng.below(10) == 0 => format!("{ns}/{name}-api-v2"),
-                1 => format!("{ns}/{name}-api-v1"),
-                2 => format!("{ns}/{name}-static"),
-                _ => format!("{ns}/{name}-web"),
+            let (service, variant) = match rule {
+                0 => (format!("{ns}/{name}-canary"), 0),
+                1 if rng.below(10) == 0 => (format!("{ns}/{name}-api-v2"), 1),
+                1 => (format!("{ns}/{name}-api-v1"), 2),
+                2 => (format!("{ns}/{name}-static"), 3),
+                _ => (format!("{ns}/{name}-web"), 4),
             };
+            let service_id = r as u32 * 5 + variant;
             let pod = rng.below(3300);
             let ip = format!("10.64.{}.{}:8080", pod >> 8, pod & 0xff);
             let roll = rng.below(1000);
@@ -93,10 +106,13 @@ fn make_rows() -> Vec<RowData> {
                     upstream: None,
                     source: ActualSource::None,
                     expected: Vec::new(),
+                    expected_ids: Vec::new(),
+                    actual_id: None,
                     expected_status: Some(404),
                     route: None,
+                    route_id: None,
                     rule: None,
-                    verdict: "ok",
+                    verdict: Verdict::Ok,
                     reason: "no route expected, none taken",
                     duration,
                     bytes_sent: 0,
@@ -124,10 +140,17 @@ fn make_rows() -> Vec<RowData> {
                         ActualSource::None
                     },
                     expected: vec![service],
+                    expected_ids: vec![service_id],
+                    actual_id: (roll >= 10 && !misrouted).then_some(service_id),
                     expected_status: None,
                     route: Some(format!("{ns}/{name}")),
+                    route_id: Some(r as u32),
                     rule: Some(rule),
-                    verdict: if misrouted { "misrouted" } else { "ok" },
+                    verdict: if misrouted {
+                        Verdict::Misrouted
+                    } else {
+                        Verdict::Ok
+                    },
                     reason: if misrouted {
                         "served by a backend the rule does not reference"
                     } else {
@@ -144,7 +167,7 @@ fn make_rows() -> Vec<RowData> {
 /// Appends `rows` rows (cycling over `data`) and closes the sink; returns the
 /// bytes written. Not inlined, so callgrind can collect just this function.
 #[inline(never)]
-fn write_all_rows(sink: ParquetSink, data: &[RowData], rows: u64) -> u64 {
+fn write_all_rows(sink: ParquetSink, data: &[RowData], rows: u64, with_ids: bool) -> u64 {
     let mut sink = sink;
     let attempts_storage: Vec<[&str; 1]> = data
         .iter()
@@ -157,6 +180,23 @@ fn write_all_rows(sink: ParquetSink, data: &[RowData], rows: u64) -> u64 {
             &attempts_storage[k]
         } else {
             &[]
+        };
+        // The old bench's spelling; its id, as the pipeline's, is the
+        // format's discriminant.
+        let (format, format_id) = ("envoy_json", Format::EnvoyJson as u32);
+        let ids = if with_ids {
+            ValueIds {
+                gateway: Some(0),
+                listener: Some(0),
+                route: d.route_id,
+                actual_backend: d.actual_id,
+                expected_backends: &d.expected_ids,
+                route_kind: d.route_id.map(|_| RouteKind::Http as u32),
+                verdict: Some(d.verdict as u32),
+                input_format: Some(format_id),
+            }
+        } else {
+            ValueIds::default()
         };
         let row = EnrichedRow {
             event_time: Some(START_US + (i as i64 * SPAN_US) / rows as i64),
@@ -176,15 +216,16 @@ fn write_all_rows(sink: ParquetSink, data: &[RowData], rows: u64) -> u64 {
             expected_backends: Some(StrList::Owned(&d.expected)),
             expected_status: d.expected_status,
             route: d.route.as_deref(),
-            route_kind: d.route.as_ref().map(|_| "HTTPRoute"),
+            route_kind: d.route.as_ref().map(|_| RouteKind::Http.as_str()),
             rule: d.rule,
-            verdict: d.verdict,
+            verdict: d.verdict.as_str(),
             verdict_reason: Some(d.reason),
             index_version: Some(1),
-            input_format: "envoy_json",
+            input_format: format,
             source_file: Some("/tmp/bench/access.log"),
             source_offset: Some(i as i64 * 385),
             upstream_attempts: StrList::Borrowed(attempts),
+            ids,
             ..EnrichedRow::default()
         };
         sink.append(&row).expect("append");
@@ -212,6 +253,7 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(1);
+    let with_ids = std::env::var("RP_SINK_IDS").map_or(true, |v| v != "0");
     let data = make_rows();
     let tmp = tempfile::tempdir().expect("tempdir");
     let dir = std::env::var_os("RP_SINK_DIR")
@@ -225,11 +267,11 @@ fn main() {
     let sink = ParquetSink::new(config, SequentialFileNamer::new("bench")).expect("sink");
     let cpu = thread_cpu_seconds();
     let wall = Instant::now();
-    let bytes = write_all_rows(sink, &data, rows);
+    let bytes = write_all_rows(sink, &data, rows, with_ids);
     let cpu = thread_cpu_seconds() - cpu;
     let wall = wall.elapsed().as_secs_f64();
     println!(
-        "parquet_sink: {rows} rows, zstd {zstd}: thread CPU {cpu:.3} s ({:.0} ns/row, {:.0} rows/CPU-s), wall {wall:.3} s, output {:.2} MiB ({:.1} B/row)",
+        "parquet_sink: {rows} rows, zstd {zstd}, ids {with_ids}: thread CPU {cpu:.3} s ({:.0} ns/row, {:.0} rows/CPU-s), wall {wall:.3} s, output {:.2} MiB ({:.1} B/row)",
         cpu * 1e9 / rows as f64,
         rows as f64 / cpu,
         bytes as f64 / 1048576.0,

@@ -35,7 +35,7 @@ use crate::resolve::{
 use crate::sink::alerts::{Alert, AlertAggregator, AlertOccurrence, AlertType};
 use crate::sink::deadletter::{DeadLetterSink, DeadLetterSource};
 use crate::sink::parquet::ParquetSink;
-use crate::sink::row::{EnrichedRow, StrList};
+use crate::sink::row::{EnrichedRow, StrList, ValueIds};
 use crate::sink::SinkError;
 use crate::verdict::{judge, GatewayAnswer, Judgement, Observation, Verdict};
 
@@ -183,6 +183,9 @@ pub struct RecordProcessor<'i> {
     /// Reused buffer for expected backend keys; its borrows never outlive a
     /// record (see [`recycle`]).
     expected: Vec<&'static str>,
+    /// Backend ids ([`RouteIndex::allowed_backend_id`]) of `expected`, one
+    /// per key; reused across records.
+    expected_ids: Vec<u32>,
     gateway_key: String,
     actual_key: String,
     /// The last listener lookup on the processor's own index.
@@ -225,6 +228,7 @@ impl<'i> RecordProcessor<'i> {
             options,
             stats: PipelineStats::default(),
             expected: Vec::with_capacity(8),
+            expected_ids: Vec::with_capacity(8),
             gateway_key: String::with_capacity(64),
             actual_key: String::with_capacity(64),
             last_listener: None,
@@ -471,9 +475,15 @@ impl<'i> RecordProcessor<'i> {
         };
         let decision = index.decide(&request);
         expected.clear();
+        self.expected_ids.clear();
+        let mut expected_ids_complete = true;
         for backend in decision.allowed_backends() {
             if !expected.contains(&backend.key.as_str()) {
                 expected.push(backend.key.as_str());
+                match index.allowed_backend_id(backend) {
+                    Some(id) => self.expected_ids.push(id),
+                    None => expected_ids_complete = false,
+                }
             }
         }
 
@@ -514,14 +524,34 @@ impl<'i> RecordProcessor<'i> {
         }
         self.stats.count(&decision, judgement);
 
+        // The actual Service is usually an allowed backend: then its key
+        // (`namespace/name`, as `actual_key` would spell it) and id come from
+        // the index, and no key is built.
+        let allowed_actual = actual.backend.and_then(|b| {
+            let expected_ids: &[u32] = if expected_ids_complete {
+                &self.expected_ids
+            } else {
+                &[]
+            };
+            expected_ids.iter().find_map(|&id| {
+                index
+                    .allowed_backend(id)
+                    .filter(|a| a.namespace == b.namespace && a.name == b.name)
+                    .map(|a| (a, id))
+            })
+        });
         self.actual_key.clear();
-        if let Some(b) = actual.backend {
-            // push_str, not write!: no formatting machinery per record.
-            self.actual_key.push_str(b.namespace);
-            self.actual_key.push('/');
-            self.actual_key.push_str(b.name);
-        }
-        let actual_backend = actual.backend.map(|_| self.actual_key.as_str());
+        let (actual_backend, actual_backend_id) = match (allowed_actual, actual.backend) {
+            (Some((allowed, id)), _) => (Some(allowed.key.as_str()), Some(id)),
+            (None, Some(b)) => {
+                // push_str, not write!: no formatting machinery per record.
+                self.actual_key.push_str(b.namespace);
+                self.actual_key.push('/');
+                self.actual_key.push_str(b.name);
+                (Some(self.actual_key.as_str()), None)
+            }
+            (None, None) => (None, None),
+        };
         let hit = decision.hit;
         let row = EnrichedRow {
             event_time: record.time_us,
@@ -574,6 +604,23 @@ impl<'i> RecordProcessor<'i> {
             ambiguity_reason: decision.is_ambiguous().then(|| decision.unknowns.reason()),
             upstream_attempts: StrList::Borrowed(&attempts[..n_attempts]),
             index_stale: trust.stale,
+            // Ids of what came from `index` (valid with `index.version`) and
+            // of closed sets: the Parquet writer maps them to dictionary
+            // entries without hashing the strings.
+            ids: ValueIds {
+                gateway: decision.gateway.and_then(|g| index.gateway_id(g)),
+                listener: decision.listener.and_then(|l| index.listener_id(l)),
+                route: hit.map(|h| h.route_id()),
+                actual_backend: actual_backend_id,
+                expected_backends: if expected_ids_complete {
+                    &self.expected_ids
+                } else {
+                    &[]
+                },
+                route_kind: hit.map(|h| h.route().kind as u32),
+                verdict: Some(judgement.verdict as u32),
+                input_format: Some(record.format as u32),
+            },
         };
         out.parquet.append(&row)?;
 

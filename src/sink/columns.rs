@@ -11,8 +11,16 @@
 //! per column and, for dictionary columns, compares the value with the
 //! column's previous one and otherwise does one hash lookup whose slot holds
 //! the entry's bytes (up to 24); list items equal to the row's actual
-//! backend / upstream reuse that column's lookup. Nothing is allocated apart
-//! from the buffers' amortised growth.
+//! backend / upstream reuse that column's lookup. A value that arrives with
+//! an id ([`ValueIds`]: route, Gateway, listener and backends from the route
+//! index; verdict, route kind, input format and actual source from closed
+//! sets) skips the key and the hash: the column remembers per id which entry
+//! the id's string became, in a short array (cleared with the dictionary;
+//! the index ids also whenever the row's index version changes), and only an
+//! id seen for the first time is interned by its bytes. Dictionaries keep
+//! first-appearance order whichever way a value comes, so the output does
+//! not depend on the ids. Nothing is allocated apart from the buffers'
+//! amortised growth.
 //!
 //! At the end of a row group every column becomes one column chunk: an
 //! optional dictionary page and one v1 data page, each compressed with zstd,
@@ -40,7 +48,7 @@ use super::encoding::{
     bit_width, put_delta_binary_packed, put_hybrid, put_hybrid_repeated, put_plain_bools,
     put_plain_bytes,
 };
-use super::row::{EnrichedRow, StrList};
+use super::row::{EnrichedRow, StrList, ValueIds};
 use crate::gateway::compile::FastMap;
 
 /// Largest dictionary page kept: above it the chunk is written `PLAIN` (the
@@ -343,7 +351,15 @@ struct BytesDictionary {
     slots: Vec<DictionarySlot>,
     /// The entry interned last (see [`LastEntry`]).
     last: LastEntry,
+    /// Entry + 1 per value id seen (0: not seen), see
+    /// [`intern_id`](Self::intern_id).
+    by_id: Vec<u32>,
 }
+
+/// Ids at or above this are not remembered (their values go by their bytes),
+/// so that an id table stays a few KiB whatever a caller passes: index ids
+/// are positions in index arrays, far below it.
+const MAX_REMEMBERED_ID: u32 = 1 << 16;
 
 impl BytesDictionary {
     fn entry(&self, index: u32) -> &[u8] {
@@ -407,6 +423,41 @@ impl BytesDictionary {
         self.insert(key, value, hash)
     }
 
+    /// The index of `value`, whose id is `id` (see [`ValueIds`]: an id
+    /// always stands for the same value while it is remembered): read from
+    /// the id table, without hashing the value; the first time, interned by
+    /// its bytes and remembered.
+    #[inline(always)]
+    fn intern_id(&mut self, id: u32, value: &[u8]) -> u32 {
+        if let Some(&entry) = self.by_id.get(id as usize) {
+            if entry != 0 {
+                debug_assert_eq!(self.entry(entry - 1), value, "id {id} names two values");
+                return entry - 1;
+            }
+        }
+        self.learn_id(id, value)
+    }
+
+    /// [`intern_id`](Self::intern_id) of an id not remembered yet.
+    #[cold]
+    #[inline(never)]
+    fn learn_id(&mut self, id: u32, value: &[u8]) -> u32 {
+        let index = self.intern_keyed(ValueKey::of(value), value);
+        if id < MAX_REMEMBERED_ID {
+            let at = id as usize;
+            if self.by_id.len() <= at {
+                self.by_id.resize(at + 1, 0);
+            }
+            self.by_id[at] = index + 1;
+        }
+        index
+    }
+
+    /// Forgets every id (their values stay in the dictionary).
+    fn forget_ids(&mut self) {
+        self.by_id.clear();
+    }
+
     /// Adds `value` (not in the dictionary) with its `key` and `hash`.
     #[cold]
     #[inline(never)]
@@ -466,6 +517,7 @@ impl BytesDictionary {
         self.hashes.clear();
         self.slots.fill(DictionarySlot::default());
         self.last = LastEntry::default();
+        self.by_id.clear();
     }
 
     /// Smallest and largest entry (byte order), if any.
@@ -500,6 +552,27 @@ impl DictionaryStrings {
     #[inline(always)]
     fn push(&mut self, value: Option<&str>) {
         self.push_keyed(value);
+    }
+
+    /// [`push`](Self::push) of a value with an optional id (see
+    /// [`BytesDictionary::intern_id`]); without an id, by its bytes.
+    #[inline(always)]
+    fn push_id(&mut self, value: Option<&str>, id: Option<u32>) {
+        match (value, id) {
+            (Some(v), Some(id)) => {
+                let index = self.dictionary.intern_id(id, v.as_bytes());
+                self.keys.push(index);
+                if self.nullable {
+                    self.defs.push(1);
+                }
+            }
+            _ => self.push(value),
+        }
+    }
+
+    /// Forgets the ids (see [`BytesDictionary::forget_ids`]).
+    fn forget_ids(&mut self) {
+        self.dictionary.forget_ids();
     }
 
     /// [`push`](Self::push), returning the value with its key and index so
@@ -613,9 +686,12 @@ impl DictionaryStringLists {
 
     /// Levels, with `n` = 1 for a nullable list, 0 for a required one: a
     /// null list has definition level 0, an empty list `n`, an item `n + 1`.
+    /// Items go by `ids` when it holds one id per item (see
+    /// [`BytesDictionary::intern_id`]), else by their bytes, an item equal
+    /// to `same` translated from that column's entry.
     /// Inlined into [`EnrichedColumns::push`]: one call per row, not per column.
     #[inline(always)]
-    fn push(&mut self, value: Option<StrList<'_>>, same: Option<SameValue<'_>>) {
+    fn push(&mut self, value: Option<StrList<'_>>, ids: &[u32], same: Option<SameValue<'_>>) {
         let n = u8::from(self.nullable);
         match value {
             None => {
@@ -625,6 +701,14 @@ impl DictionaryStringLists {
             Some(list) if list.is_empty() => {
                 self.reps.push(0);
                 self.defs.push(n);
+            }
+            Some(list) if ids.len() == list.len() => {
+                for (i, (item, &id)) in list.iter().zip(ids).enumerate() {
+                    self.reps.push(u8::from(i > 0));
+                    self.defs.push(n + 1);
+                    let index = self.dictionary.intern_id(id, item.as_bytes());
+                    self.keys.push(index);
+                }
             }
             Some(list) => {
                 for (i, item) in list.iter().enumerate() {
@@ -657,6 +741,11 @@ impl DictionaryStringLists {
                 index
             }
         }
+    }
+
+    /// Forgets the item ids (see [`BytesDictionary::forget_ids`]).
+    fn forget_ids(&mut self) {
+        self.dictionary.forget_ids();
     }
 
     fn encode(&self, rows: usize, enc: &mut ChunkEncoder, descr: &ColumnDescPtr) -> Result<Chunk> {
@@ -1251,6 +1340,9 @@ fn count_u32(n: usize) -> Result<u32> {
 #[derive(Debug)]
 pub(crate) struct EnrichedColumns {
     rows: usize,
+    /// The index version the index ids remembered by the columns belong to
+    /// (see [`ValueIds`]); `None` before the first row with a version.
+    ids_version: Option<u64>,
     event_time: DeltaIntegers,
     gateway: DictionaryStrings,
     listener: DictionaryStrings,
@@ -1295,6 +1387,7 @@ impl Default for EnrichedColumns {
         let strings = DictionaryStrings::new;
         Self {
             rows: 0,
+            ids_version: None,
             event_time: DeltaIntegers::default(),
             gateway: strings(true, true),
             listener: strings(true, true),
@@ -1388,9 +1481,27 @@ impl EnrichedColumns {
 
     /// Appends one row. Allocates only when a buffer grows.
     pub(crate) fn push(&mut self, row: &EnrichedRow<'_>) {
+        // Index ids are valid with the row's index version only.
+        let index_ids = match row.index_version {
+            Some(version) => {
+                if self.ids_version != Some(version) {
+                    self.forget_index_ids(version);
+                }
+                row.ids
+            }
+            None => ValueIds {
+                gateway: None,
+                listener: None,
+                route: None,
+                actual_backend: None,
+                expected_backends: &[],
+                ..row.ids
+            },
+        };
+        let ids = &index_ids;
         self.event_time.push(row.event_time);
-        self.gateway.push(row.gateway);
-        self.listener.push(row.listener);
+        self.gateway.push_id(row.gateway, ids.gateway);
+        self.listener.push_id(row.listener, ids.listener);
         self.host.push(row.host);
         self.method.push(row.method);
         self.path.push(row.path);
@@ -1399,24 +1510,36 @@ impl EnrichedColumns {
         self.duration_ms.push(row.duration_ms);
         self.bytes_sent.push(row.bytes_sent);
         self.request_id.push(row.request_id);
-        let backend = self.actual_backend.push_keyed(row.actual_backend);
-        let upstream = self.actual_upstream.push_keyed(row.actual_upstream);
-        self.actual_source.push(Some(row.actual_source.as_str()));
         // Usually one expected backend is the actual one, and the last
-        // attempt the actual upstream: translated, not looked up again.
-        self.expected_backends.push(row.expected_backends, backend);
+        // attempt the actual upstream: without ids, translated, not looked
+        // up again.
+        let backend = match ids.actual_backend {
+            Some(id) => {
+                self.actual_backend.push_id(row.actual_backend, Some(id));
+                None
+            }
+            None => self.actual_backend.push_keyed(row.actual_backend),
+        };
+        let upstream = self.actual_upstream.push_keyed(row.actual_upstream);
+        self.actual_source.push_id(
+            Some(row.actual_source.as_str()),
+            Some(row.actual_source as u32),
+        );
+        self.expected_backends
+            .push(row.expected_backends, ids.expected_backends, backend);
         self.expected_status.push(row.expected_status);
-        self.route.push(row.route);
-        self.route_kind.push(row.route_kind);
+        self.route.push_id(row.route, ids.route);
+        self.route_kind.push_id(row.route_kind, ids.route_kind);
         self.rule.push(row.rule);
-        self.verdict.push(Some(row.verdict));
+        self.verdict.push_id(Some(row.verdict), ids.verdict);
         self.verdict_reason.push(row.verdict_reason);
         // Versions above i64::MAX are clamped (see `super::row`).
         self.index_version.push(
             row.index_version
                 .map(|v| i64::try_from(v).unwrap_or(i64::MAX)),
         );
-        self.input_format.push(Some(row.input_format));
+        self.input_format
+            .push_id(Some(row.input_format), ids.input_format);
         self.source_file.push(row.source_file);
         self.source_offset.push(row.source_offset);
         self.kafka_topic.push(row.kafka_topic);
@@ -1425,12 +1548,26 @@ impl EnrichedColumns {
         self.decision_ambiguous.values.push(row.decision_ambiguous);
         self.ambiguity_reason.push(row.ambiguity_reason);
         self.upstream_attempts
-            .push(Some(row.upstream_attempts), upstream);
+            .push(Some(row.upstream_attempts), &[], upstream);
         self.index_stale.values.push(row.index_stale);
         self.rows += 1;
     }
 
-    /// Approximate bytes held by the buffered rows.
+    /// Forgets the index ids of every column (rows of another index version
+    /// follow): their ids may name other values. Closed-set ids are kept.
+    #[cold]
+    #[inline(never)]
+    fn forget_index_ids(&mut self, version: u64) {
+        self.gateway.forget_ids();
+        self.listener.forget_ids();
+        self.route.forget_ids();
+        self.actual_backend.forget_ids();
+        self.expected_backends.forget_ids();
+        self.ids_version = Some(version);
+    }
+
+    /// Approximate bytes held by the buffered rows (the id tables, a few
+    /// KiB, are left out).
     pub(crate) fn approx_bytes(&self) -> usize {
         let strings = [
             &self.gateway,
@@ -1575,6 +1712,7 @@ impl EnrichedColumns {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::HashMap;
     use std::fs::File;
 
     use arrow_array::Array;
@@ -1582,7 +1720,7 @@ mod tests {
     use parquet::file::reader::{FileReader, SerializedFileReader};
 
     use crate::sink::parquet::{ParquetSink, ParquetSinkConfig, SequentialFileNamer};
-    use crate::sink::row::{ActualSource, EnrichedBatchBuilder, EnrichedRow, StrList};
+    use crate::sink::row::{ActualSource, EnrichedBatchBuilder, EnrichedRow, StrList, ValueIds};
 
     use super::{
         byte_array_statistics, utf8_prefix, utf8_upper_bound, Statistics, STATISTICS_MAX_LEN,
@@ -1746,6 +1884,7 @@ mod tests {
             ambiguity_reason: (i % 7 == 0).then_some("header:x-canary unknown"),
             upstream_attempts: StrList::Owned(&o.attempts),
             index_stale: i % 13 == 0,
+            ids: ValueIds::default(),
         }
     }
 
@@ -1916,6 +2055,221 @@ mod tests {
             }
         }
         assert_eq!(dictionary.len(), long.len());
+    }
+
+    /// Ids for the id tests: per scope (index version) and id space, the
+    /// first value seen gets 0, the next new one 1, and so on; so one id
+    /// names different values in different scopes.
+    #[derive(Default)]
+    struct IdSpaces(HashMap<(u64, &'static str), HashMap<String, u32>>);
+
+    impl IdSpaces {
+        fn id(&mut self, scope: u64, space: &'static str, value: &str) -> u32 {
+            let ids = self.0.entry((scope, space)).or_default();
+            let next = ids.len() as u32;
+            *ids.entry(value.to_string()).or_insert(next)
+        }
+    }
+
+    /// Writes `rows` to a fresh directory; returns each file's name and bytes.
+    fn written_bytes(rows: &[EnrichedRow<'_>]) -> Vec<(String, Vec<u8>)> {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let config = ParquetSinkConfig {
+            row_group_rows: 1500,
+            ..ParquetSinkConfig::new(tmp.path())
+        };
+        let mut sink = ParquetSink::new(config, SequentialFileNamer::new("t")).expect("sink");
+        for r in rows {
+            sink.append(r).expect("append");
+        }
+        let files = sink.close().expect("close");
+        files
+            .iter()
+            .map(|f| {
+                let name = f.path.strip_prefix(tmp.path()).expect("under root");
+                let bytes = std::fs::read(&f.path).expect("read");
+                (name.display().to_string(), bytes)
+            })
+            .collect()
+    }
+
+    /// Rows carrying ids (index ids per index version, numbered differently
+    /// in each version; closed-set ids) are written byte for byte as the
+    /// same rows without ids, across row groups and version changes; rows
+    /// without a version carry wrong index ids, which must be ignored.
+    #[test]
+    fn ids_leave_the_output_unchanged() {
+        let mut rng = Rng(0x5851_F42D_4C95_7F2D);
+        let n = 5000;
+        let data: Vec<Owned> = (0..n).map(|i| owned(&mut rng, i)).collect();
+        let plain: Vec<EnrichedRow<'_>> = data
+            .iter()
+            .enumerate()
+            .map(|(i, o)| row(&mut rng, i, o))
+            .collect();
+        let mut spaces = IdSpaces::default();
+        let mut id_lists: Vec<Vec<u32>> = Vec::with_capacity(n);
+        let mut ids: Vec<ValueIds<'static>> = Vec::with_capacity(n);
+        for r in &plain {
+            // Without a version: version 7's ids shifted by one (wrong).
+            let (scope, shift) = match r.index_version {
+                Some(v) => (v, 0),
+                None => (7, 1),
+            };
+            let mut id =
+                |space, value: Option<&str>| value.map(|v| spaces.id(scope, space, v) + shift);
+            let gateway = id("gateway", r.gateway);
+            let listener = id("listener", r.listener);
+            let route = id("route", r.route);
+            let actual_backend = id("backend", r.actual_backend);
+            id_lists.push(
+                r.expected_backends
+                    .iter()
+                    .flat_map(|list| list.iter())
+                    .map(|b| spaces.id(scope, "backend", b) + shift)
+                    .collect(),
+            );
+            let verdict = ["ok", "misrouted", "unknown_gateway"]
+                .iter()
+                .position(|v| *v == r.verdict)
+                .map(|p| p as u32);
+            assert!(verdict.is_some());
+            ids.push(ValueIds {
+                gateway,
+                listener,
+                route,
+                actual_backend,
+                expected_backends: &[],
+                route_kind: r.route_kind.map(|_| 3),
+                verdict,
+                input_format: Some(1),
+            });
+        }
+        let with_ids: Vec<EnrichedRow<'_>> = plain
+            .iter()
+            .zip(&ids)
+            .zip(&id_lists)
+            .map(|((r, ids), list)| EnrichedRow {
+                ids: ValueIds {
+                    expected_backends: list,
+                    ..*ids
+                },
+                ..*r
+            })
+            .collect();
+        let expected = written_bytes(&plain);
+        let actual = written_bytes(&with_ids);
+        assert_eq!(expected.len(), 2);
+        assert_eq!(actual.len(), expected.len());
+        for ((name_a, bytes_a), (name_e, bytes_e)) in actual.iter().zip(&expected) {
+            assert_eq!(name_a, name_e);
+            assert!(bytes_a == bytes_e, "{name_a} differs");
+        }
+    }
+
+    /// One id names another route, Gateway, listener and backend in each
+    /// index version: a column must not answer a row of version 2 with what
+    /// it learnt from version 1, and a row without a version goes by its
+    /// strings.
+    #[test]
+    fn index_ids_are_dropped_when_the_index_version_changes() {
+        let values = |v: u64| {
+            (
+                ["ns/route-a", "ns/route-b"][v as usize % 2],
+                ["infra/gw-a", "infra/gw-b"][v as usize % 2],
+                ["ns/svc-a", "ns/svc-b"][v as usize % 2],
+            )
+        };
+        let expected_lists = [["ns/svc-a"], ["ns/svc-b"]];
+        let zero = [0u32];
+        let versions = [Some(1), Some(2), Some(2), None, Some(1), Some(3), Some(1)];
+        let rows: Vec<EnrichedRow<'_>> = versions
+            .iter()
+            .map(|&version| {
+                // Without a version the strings are version 2's, the ids 0.
+                let (route, gateway, backend) = values(version.unwrap_or(2));
+                let list = &expected_lists[version.unwrap_or(2) as usize % 2];
+                EnrichedRow {
+                    event_time: Some(1_714_546_800_000_000),
+                    gateway: Some(gateway),
+                    listener: Some(route),
+                    route: Some(route),
+                    actual_backend: Some(backend),
+                    expected_backends: Some(StrList::Borrowed(list)),
+                    verdict: "ok",
+                    input_format: "envoy_json",
+                    index_version: version,
+                    ids: ValueIds {
+                        gateway: Some(0),
+                        listener: Some(0),
+                        route: Some(0),
+                        actual_backend: Some(0),
+                        expected_backends: &zero,
+                        ..ValueIds::default()
+                    },
+                    ..EnrichedRow::default()
+                }
+            })
+            .collect();
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let mut sink = ParquetSink::new(
+            ParquetSinkConfig::new(tmp.path()),
+            SequentialFileNamer::new("v"),
+        )
+        .expect("sink");
+        for r in &rows {
+            sink.append(r).expect("append");
+        }
+        let files = sink.close().expect("close");
+        assert_eq!(files.len(), 1);
+        let batch =
+            ParquetRecordBatchReaderBuilder::try_new(File::open(&files[0].path).expect("open"))
+                .expect("reader")
+                .build()
+                .expect("build")
+                .next()
+                .expect("one batch")
+                .expect("batch");
+        let strings = |name: &str| -> Vec<String> {
+            let column = batch.column_by_name(name).expect(name);
+            let column = column
+                .as_any()
+                .downcast_ref::<arrow_array::StringArray>()
+                .expect("strings");
+            (0..column.len())
+                .map(|i| column.value(i).to_string())
+                .collect()
+        };
+        let items: Vec<String> = {
+            let column = batch.column_by_name("expected_backends").expect("list");
+            let list = column
+                .as_any()
+                .downcast_ref::<arrow_array::ListArray>()
+                .expect("list");
+            (0..list.len())
+                .map(|i| {
+                    let item = list.value(i);
+                    let item = item
+                        .as_any()
+                        .downcast_ref::<arrow_array::StringArray>()
+                        .expect("strings");
+                    assert_eq!(item.len(), 1);
+                    item.value(0).to_string()
+                })
+                .collect()
+        };
+        let want =
+            |pick: fn((&'static str, &'static str, &'static str)) -> &'static str| -> Vec<String> {
+                versions
+                    .iter()
+                    .map(|v| pick(values(v.unwrap_or(2))).to_string())
+                    .collect()
+            };
+        assert_eq!(strings("route"), want(|v| v.0));
+        assert_eq!(strings("listener"), want(|v| v.0));
+        assert_eq!(strings("gateway"), want(|v| v.1));
+        assert_eq!(strings("actual_backend"), want(|v| v.2));
+        assert_eq!(items, want(|v| v.2));
     }
 
     /// A dictionary larger than the page limit falls back to `PLAIN` values.

@@ -39,7 +39,7 @@ pub use parquet::{
     FileNamer, FileRowSpan, KafkaOffsetSpan, ParquetSink, ParquetSinkConfig, PartitionKey,
     SequentialFileNamer, WrittenFile,
 };
-pub use row::{enriched_schema, ActualSource, EnrichedRow, StrList};
+pub use row::{enriched_schema, ActualSource, EnrichedRow, StrList, ValueIds};
 
 /// Errors of the output sinks.
 #[derive(Debug, thiserror::Error)]

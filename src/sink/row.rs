@@ -200,6 +200,57 @@ pub struct EnrichedRow<'a> {
     pub upstream_attempts: StrList<'a>,
     /// True when the route index used was older than the allowed staleness.
     pub index_stale: bool,
+    /// Stable ids of values whose identity the producer already knows, so
+    /// that the Parquet writer maps them to dictionary entries without
+    /// hashing their bytes; none by default (every value then goes by its
+    /// bytes). The strings above stay authoritative: see [`ValueIds`].
+    pub ids: ValueIds<'a>,
+}
+
+/// Ids of an [`EnrichedRow`]'s values that come from the route index or from
+/// a small closed set, next to the strings themselves.
+///
+/// The contract: within one scope, an id always stands for the same string
+/// (the row's field). The Parquet writer then remembers, per row group and
+/// column, which dictionary entry an id's string became, and looks the id up
+/// in a short array instead of hashing the string; a value without an id
+/// (`None`) is looked up by its bytes as before. The output does not depend
+/// on the ids: dictionaries keep first-appearance order either way.
+///
+/// Scopes:
+/// - **index ids** (`gateway`, `listener`, `route`, `actual_backend`,
+///   `expected_backends`) are positions in one
+///   [`RouteIndex`](crate::gateway::RouteIndex) and are valid only together
+///   with the row's [`index_version`](EnrichedRow::index_version): the writer
+///   drops what it learnt about them whenever the version changes (the live
+///   `run` path judges records against several snapshots), and ignores them
+///   on a row without a version. Versions must therefore identify an index
+///   (as [`IndexHistory`](crate::kube::IndexHistory) versions do).
+/// - **closed-set ids** (`route_kind`, `verdict`, `input_format`) are the
+///   enum discriminants of [`RouteKind`](crate::gateway::RouteKind),
+///   [`Verdict`](crate::verdict::Verdict) and
+///   [`Format`](crate::decode::Format): valid for the whole process.
+///   `actual_source` needs none (the row holds its enum).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ValueIds<'a> {
+    /// Position of the Gateway in the index's `gateways`.
+    pub gateway: Option<u32>,
+    /// Position of the listener in the index's `listeners`.
+    pub listener: Option<u32>,
+    /// Position of the route in the index's `routes` (`RuleHit::route_id`).
+    pub route: Option<u32>,
+    /// A backend id ([`RouteIndex::allowed_backend_id`](crate::gateway::RouteIndex::allowed_backend_id))
+    /// of `actual_backend`.
+    pub actual_backend: Option<u32>,
+    /// Backend ids of the `expected_backends` items, in order: either one per
+    /// item, or empty (the items then go by their bytes).
+    pub expected_backends: &'a [u32],
+    /// [`RouteKind`](crate::gateway::RouteKind) discriminant of `route_kind`.
+    pub route_kind: Option<u32>,
+    /// [`Verdict`](crate::verdict::Verdict) discriminant of `verdict`.
+    pub verdict: Option<u32>,
+    /// [`Format`](crate::decode::Format) discriminant of `input_format`.
+    pub input_format: Option<u32>,
 }
 
 impl EnrichedRow<'_> {

@@ -181,6 +181,39 @@ impl RouteIndex {
         self.allowed = allowed;
     }
 
+    /// Position of `gateway` in [`RouteIndex::gateways`] when it is one of
+    /// this index's Gateways (found by address, nothing is compared), else
+    /// `None`: an id of the Gateway, valid for this index only.
+    #[inline]
+    pub fn gateway_id(&self, gateway: &CompiledGateway) -> Option<u32> {
+        position_in(&self.gateways, gateway)
+    }
+
+    /// Position of `listener` in [`RouteIndex::listeners`] when it is one of
+    /// this index's listeners (by address), else `None`; valid for this index
+    /// only.
+    #[inline]
+    pub fn listener_id(&self, listener: &CompiledListener) -> Option<u32> {
+        position_in(&self.listeners, listener)
+    }
+
+    /// Position of `backend` in the index's per-rule allowed backends (the
+    /// array [`RouteIndex::allowed_backends_of`] slices) when it is one of
+    /// them (by address), else `None`: an id of the backend reference, valid
+    /// for this index only. Several ids may name the same Service (one per
+    /// rule that allows it).
+    #[inline]
+    pub fn allowed_backend_id(&self, backend: &CompiledBackend) -> Option<u32> {
+        position_in(&self.allowed, backend)
+    }
+
+    /// The allowed backend whose id ([`RouteIndex::allowed_backend_id`]) is
+    /// `id`, if any.
+    #[inline]
+    pub fn allowed_backend(&self, id: u32) -> Option<&CompiledBackend> {
+        self.allowed.get(id as usize)
+    }
+
     /// The backends that may serve a request won by the rule at position
     /// `rule_pos` of route `route` (valid, weight > 0, no backend-level
     /// redirect), in spec order; empty for an unknown rule.
@@ -293,4 +326,94 @@ pub(super) fn name_order(a: &ObjectMeta, b: &ObjectMeta) -> std::cmp::Ordering {
 /// The creation-order sort key: unix seconds, `i64::MAX` when unknown.
 pub(super) fn creation_ts(meta: &ObjectMeta) -> i64 {
     meta.created_unix().unwrap_or(i64::MAX)
+}
+
+/// Position of `item` in `items` when it is one of its elements (by address:
+/// no element is read), else `None`.
+#[inline]
+fn position_in<T>(items: &[T], item: &T) -> Option<u32> {
+    let size = std::mem::size_of::<T>();
+    if size == 0 {
+        return None;
+    }
+    let offset = (item as *const T as usize).wrapping_sub(items.as_ptr() as usize);
+    let at = offset / size;
+    // An address inside an element but not at its start is not one.
+    match items.get(at) {
+        Some(found) if std::ptr::eq(found, item) => u32::try_from(at).ok(),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod id_tests {
+    use super::*;
+    use crate::gateway::load::load_text;
+
+    const MANIFESTS: &str = r#"
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: gw, namespace: infra}
+spec:
+  gatewayClassName: eg
+  listeners:
+  - {name: http, port: 80, protocol: HTTP}
+  - {name: alt, port: 8080, protocol: HTTP}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: r, namespace: app}
+spec:
+  parentRefs: [{name: gw, namespace: infra}]
+  rules:
+  - backendRefs: [{name: a, port: 80}, {name: b, port: 80}]
+  - backendRefs: [{name: a, port: 80}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: a, namespace: app}
+spec: {ports: [{port: 80}]}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: b, namespace: app}
+spec: {ports: [{port: 80}]}
+"#;
+
+    /// Gateway, listener and allowed-backend ids are the positions of the
+    /// index's own elements, and `None` for anything else (an equal element
+    /// of another index, an element of another array).
+    #[test]
+    fn ids_are_positions_of_this_index_elements_only() {
+        let mut set = ObjectSet::default();
+        load_text(&mut set, "m.yaml", MANIFESTS).expect("manifests");
+        let index = RouteIndex::compile(&set, CompileOptions::default());
+        let other = index.clone();
+        assert_eq!(index.gateways.len(), 1);
+        assert_eq!(index.gateway_id(&index.gateways[0]), Some(0));
+        assert_eq!(index.gateway_id(&other.gateways[0]), None);
+        assert_eq!(index.listeners.len(), 2);
+        for (i, listener) in index.listeners.iter().enumerate() {
+            assert_eq!(index.listener_id(listener), Some(i as u32));
+            assert_eq!(other.listener_id(listener), None);
+        }
+        let first = index.allowed_backends_of(0, 0);
+        let second = index.allowed_backends_of(0, 1);
+        assert_eq!((first.len(), second.len()), (2, 1));
+        let ids: Vec<_> = first
+            .iter()
+            .chain(second)
+            .map(|b| index.allowed_backend_id(b))
+            .collect();
+        assert_eq!(ids, [Some(0), Some(1), Some(2)]);
+        for (id, backend) in first.iter().chain(second).enumerate() {
+            let found = index.allowed_backend(id as u32).expect("allowed backend");
+            assert!(std::ptr::eq(found, backend));
+        }
+        assert!(index.allowed_backend(3).is_none());
+        assert_eq!(other.allowed_backend_id(&first[0]), None);
+        // A backend of the rule itself (not the allowed copy) has no id.
+        let rule_backend = &index.routes[0].rules[0].backends[0];
+        assert_eq!(index.allowed_backend_id(rule_backend), None);
+    }
 }
