@@ -48,10 +48,43 @@ pub(crate) struct FlatScan {
 /// Feeds every member of the flat JSON object `line` to `fields`. Returns
 /// `None` (with `fields` in an unspecified state) when the line needs the
 /// serde path; see the module docs for when.
+///
+/// Keys are first compared with the ones the previous line of this thread had
+/// at the same member index ([`KeyOrder`]); the result is the same with or
+/// without that memo.
 pub(crate) fn scan_flat_object<'a>(
     line: &'a str,
     keep_headers: &[String],
     fields: &mut FlatFields<'a>,
+) -> Option<FlatScan> {
+    let scanned = KEY_ORDER.try_with(|memo| match memo.try_borrow_mut() {
+        Ok(mut memo) => scan_with_key_order(line, keep_headers, fields, &mut memo),
+        // Not reachable (the scan never re-enters itself); a fresh memo
+        // gives the same answer.
+        Err(_) => scan_with_key_order(line, keep_headers, fields, &mut KeyOrder::new()),
+    });
+    match scanned {
+        Ok(scan) => scan,
+        // The thread is being torn down: scan without the memo.
+        Err(_) => scan_with_key_order(line, keep_headers, fields, &mut KeyOrder::new()),
+    }
+}
+
+thread_local! {
+    /// The key order of the last line this thread scanned. Constant-initialised
+    /// and without a destructor, so an access is a TLS address and the
+    /// `RefCell` flag, no lazy initialisation.
+    static KEY_ORDER: std::cell::RefCell<KeyOrder> = const {
+        std::cell::RefCell::new(KeyOrder::new())
+    };
+}
+
+/// [`scan_flat_object`] with an explicit key-order memo (read and updated).
+pub(crate) fn scan_with_key_order<'a>(
+    line: &'a str,
+    keep_headers: &[String],
+    fields: &mut FlatFields<'a>,
+    memo: &mut KeyOrder,
 ) -> Option<FlatScan> {
     let bytes = line.as_bytes();
     let mut strings = StringEnds::new(bytes);
@@ -64,18 +97,43 @@ pub(crate) fn scan_flat_object<'a>(
     if bytes.get(pos) == Some(&b'}') {
         pos += 1;
     } else {
+        let mut member = 0usize;
         loop {
             if bytes.get(pos) != Some(&b'"') {
                 return None;
             }
-            let key_end = strings.string_end(pos + 1)?;
-            let key = line.get(pos + 1..key_end)?;
-            // A known key is never an envelope word (a test checks), so only
-            // unknown keys are compared with them.
-            let known = FlatKey::of(key);
-            if known.is_none() {
-                summary.envelope_word_seen |= is_envelope_word(key);
-            }
+            // The key this member index had last time, when the bytes here
+            // are that key and its closing quote; else the generic lookup,
+            // remembered for the next line.
+            let (key_end, known, envelope_word) = match memo.keys.get_mut(member) {
+                Some(remembered) if remembered.matches(bytes, pos + 1) => {
+                    #[cfg(test)]
+                    {
+                        memo.hits += 1;
+                    }
+                    (
+                        pos + remembered.len,
+                        remembered.known,
+                        remembered.envelope_word,
+                    )
+                }
+                remembered => {
+                    let key_end = strings.string_end(pos + 1)?;
+                    let key = line.get(pos + 1..key_end)?;
+                    let known = FlatKey::of(key);
+                    // A known key is never an envelope word (a test checks),
+                    // so only unknown keys are compared with them.
+                    let envelope_word = known.is_none() && is_envelope_word(key);
+                    if let Some(remembered) = remembered {
+                        *remembered =
+                            RememberedKey::learn(bytes, pos + 1, key_end, known, envelope_word);
+                    }
+                    (key_end, known, envelope_word)
+                }
+            };
+            member += 1;
+            summary.envelope_word_seen |= envelope_word;
+            let key_start = pos + 1;
             pos = skip_whitespace(bytes, key_end + 1);
             if bytes.get(pos) != Some(&b':') {
                 return None;
@@ -93,7 +151,10 @@ pub(crate) fn scan_flat_object<'a>(
             match known {
                 Some(known) => fields.apply_known(known, value).ok()?,
                 None if keep_headers.is_empty() => {}
-                None => fields.apply_unknown(Cow::Borrowed(key), value, keep_headers),
+                None => {
+                    let key = line.get(key_start..key_end)?;
+                    fields.apply_unknown(Cow::Borrowed(key), value, keep_headers);
+                }
             }
             pos = skip_whitespace(bytes, pos);
             match bytes.get(pos) {
@@ -107,6 +168,160 @@ pub(crate) fn scan_flat_object<'a>(
         }
     }
     (skip_whitespace(bytes, pos) == bytes.len()).then_some(summary)
+}
+
+/// Members per line the key-order memo remembers (Envoy Gateway's default
+/// format has 24); later members always take the generic lookup.
+const MEMO_MEMBERS: usize = 32;
+/// Longest remembered key, closing quote included, in bytes (a multiple of
+/// eight; Envoy Gateway's longest key, `upstream_transport_failure_reason`,
+/// is 34 with its quote). Longer keys are never remembered; every check reads
+/// this many bytes.
+const MEMO_KEY_BYTES: usize = 40;
+
+/// A key-order memo: the keys of the last scanned line by member index.
+///
+/// Envoy (and the other gateways) write every line of a listener with the
+/// same format string, so line after line the same keys come in the same
+/// order. The scanner first checks whether the bytes at a member are the key
+/// the previous line had at that index, followed by its closing quote: a few
+/// word compares instead of the string-end search and the hashed lookup. On a
+/// miss it does both and remembers the key in that index, so a format change
+/// costs one line of misses. An entry only ever holds a key the scanner
+/// accepted (no quote, backslash or control byte in it), so a hit ends the
+/// string exactly where [`StringEnds::string_end`] would: the memo changes the
+/// cost, never the result.
+#[derive(Debug, Clone)]
+pub(crate) struct KeyOrder {
+    keys: [RememberedKey; MEMO_MEMBERS],
+    /// Members found through the memo so far (tests check the memo is used).
+    #[cfg(test)]
+    hits: usize,
+}
+
+impl KeyOrder {
+    /// An empty memo (every lookup misses).
+    pub(crate) const fn new() -> Self {
+        KeyOrder {
+            keys: [RememberedKey::EMPTY; MEMO_MEMBERS],
+            #[cfg(test)]
+            hits: 0,
+        }
+    }
+}
+
+/// One remembered key: its bytes and closing quote as little-endian words,
+/// and what the generic lookup said about it.
+#[derive(Debug, Clone, Copy)]
+struct RememberedKey {
+    /// Bytes compared: the key and its closing quote (at least 1); 0 for an
+    /// empty entry, which never matches.
+    len: usize,
+    /// The key and its closing quote as words (word `i` is bytes `8i..8i+8`),
+    /// zero past `len`.
+    words: [u64; MEMO_WORDS],
+    /// Which bits of each word are the key's (all ones for whole words, the
+    /// low bytes for the last partial one, zero past `len`).
+    masks: [u64; MEMO_WORDS],
+    /// [`FlatKey::of`] of the key.
+    known: Option<FlatKey>,
+    /// [`is_envelope_word`] of the key, for an unknown key.
+    envelope_word: bool,
+}
+
+/// Words per remembered key.
+const MEMO_WORDS: usize = MEMO_KEY_BYTES / 8;
+
+impl RememberedKey {
+    const EMPTY: RememberedKey = RememberedKey {
+        len: 0,
+        words: [0; MEMO_WORDS],
+        masks: [0; MEMO_WORDS],
+        known: None,
+        envelope_word: false,
+    };
+
+    /// The entry for the key at `start..key_end` of `bytes` (`key_end` is its
+    /// closing quote, which the entry includes); empty when too long.
+    fn learn(
+        bytes: &[u8],
+        start: usize,
+        key_end: usize,
+        known: Option<FlatKey>,
+        envelope_word: bool,
+    ) -> Self {
+        let Some(quoted) = bytes.get(start..=key_end) else {
+            return Self::EMPTY;
+        };
+        if quoted.len() > MEMO_KEY_BYTES {
+            return Self::EMPTY;
+        }
+        let mut padded = [0u8; MEMO_KEY_BYTES];
+        let mut mask_bytes = [0u8; MEMO_KEY_BYTES];
+        padded[..quoted.len()].copy_from_slice(quoted);
+        mask_bytes[..quoted.len()].fill(0xff);
+        RememberedKey {
+            len: quoted.len(),
+            words: words_of(&padded),
+            masks: words_of(&mask_bytes),
+            known,
+            envelope_word,
+        }
+    }
+
+    /// True when `bytes` at `start` are this key and its closing quote: the
+    /// [`MEMO_KEY_BYTES`] bytes there, masked, compared word by word without
+    /// a branch or a `memcmp` call.
+    #[inline(always)]
+    fn matches(&self, bytes: &[u8], start: usize) -> bool {
+        match bytes
+            .get(start..start + MEMO_KEY_BYTES)
+            .and_then(|window| <&[u8; MEMO_KEY_BYTES]>::try_from(window).ok())
+        {
+            Some(window) => self.matches_window(window),
+            None => self.matches_near_the_end(bytes, start),
+        }
+    }
+
+    /// [`matches`](Self::matches) when fewer than [`MEMO_KEY_BYTES`] bytes
+    /// are left: the rest of the line, zero-padded. Exact, because a
+    /// remembered key has no zero byte (no control byte) and ends with a quote,
+    /// so it never matches padding.
+    #[cold]
+    #[inline(never)]
+    fn matches_near_the_end(&self, bytes: &[u8], start: usize) -> bool {
+        let rest = bytes.get(start..).unwrap_or_default();
+        let mut padded = [0u8; MEMO_KEY_BYTES];
+        let len = rest.len().min(MEMO_KEY_BYTES);
+        padded[..len].copy_from_slice(&rest[..len]);
+        self.matches_window(&padded)
+    }
+
+    /// The masked word compare of [`matches`](Self::matches).
+    #[inline(always)]
+    fn matches_window(&self, window: &[u8; MEMO_KEY_BYTES]) -> bool {
+        let found = words_of(window);
+        let difference = found
+            .iter()
+            .zip(&self.words)
+            .zip(&self.masks)
+            .fold(0, |difference, ((found, word), mask)| {
+                difference | ((found ^ word) & mask)
+            });
+        difference == 0 && self.len != 0
+    }
+}
+
+/// `bytes` as little-endian words.
+#[inline(always)]
+fn words_of(bytes: &[u8; MEMO_KEY_BYTES]) -> [u64; MEMO_WORDS] {
+    let mut words = [0u64; MEMO_WORDS];
+    for (word, chunk) in words.iter_mut().zip(bytes.chunks_exact(8)) {
+        let mut eight = [0u8; 8];
+        eight.copy_from_slice(chunk);
+        *word = u64::from_le_bytes(eight);
+    }
+    words
 }
 
 /// The JSON whitespace bytes (the same set serde_json skips). Compact lines
@@ -515,6 +730,158 @@ mod tests {
         assert_eq!(seen(r#"{"logs":"messages","x":"a log"}"#), Some(false));
     }
 
+    /// What one scan with `memo` gives: the summary and the finished record
+    /// (labelled with the inferred format), or `None` when the line needs
+    /// the serde path.
+    fn scan_with<'a>(
+        line: &'a str,
+        memo: &mut KeyOrder,
+    ) -> Option<(FlatScan, Option<crate::decode::AccessRecord<'a>>)> {
+        let mut fields = FlatFields::default();
+        let scan = scan_with_key_order(line, &headers(), &mut fields, memo)?;
+        let record = fields.inferred_format().map(|format| fields.finish(format));
+        Some((scan, record))
+    }
+
+    /// Scans `lines` in order with one memo and returns the memo hits per
+    /// line, checking every answer against a scan with a fresh memo and the
+    /// whole decode against serde.
+    fn hits_per_line(lines: &[&str]) -> Vec<usize> {
+        let mut memo = KeyOrder::new();
+        lines
+            .iter()
+            .map(|line| {
+                let before = memo.hits;
+                let warm = scan_with(line, &mut memo);
+                let cold = scan_with(line, &mut KeyOrder::new());
+                assert_eq!(warm, cold, "{line}");
+                assert_same(line, &headers()).unwrap();
+                memo.hits - before
+            })
+            .collect()
+    }
+
+    #[test]
+    fn key_order_memo_hits_repeated_lines() {
+        // 24 members on the first line, all remembered; every key of the
+        // second line is found through the memo.
+        assert_eq!(hits_per_line(&[EG_200, EG_200]), [0, 24]);
+        // Different values, same keys: still all hits.
+        let other = EG_200
+            .replace("shop.example.com", "api.example.org")
+            .replace(":200,", ":503,")
+            .replace("\"duration\":12", "\"duration\":1234567");
+        assert_eq!(hits_per_line(&[EG_200, &other, EG_200]), [0, 24, 24]);
+        // A line with whitespace around the members hits as well (the memo
+        // compares the key and its quote only).
+        let spaced = EG_200
+            .replacen('{', "{ ", 1)
+            .replace(",\"", " ,\t\"")
+            .replace("\"method\":", "\"method\"\t:  ");
+        assert_eq!(hits_per_line(&[EG_200, &spaced]), [0, 24]);
+    }
+
+    #[test]
+    fn key_order_memo_relearns_when_the_order_changes() {
+        // Envoy Gateway typed, then the old all-strings format (another key
+        // order), then back: each change costs misses on one line only.
+        let lines = [EG_200, EG_OLD_STRINGS, EG_OLD_STRINGS, EG_200, EG_200];
+        let hits = hits_per_line(&lines);
+        assert_eq!(hits[2], 18, "{hits:?}");
+        assert_eq!(hits[4], 24, "{hits:?}");
+        assert!(hits[1] < 18 && hits[3] < 24, "{hits:?}");
+        // Other formats in between (Istio, NGINX JSON) decode the same.
+        let mixed = [
+            EG_200, ISTIO_JSON, NGINX_JSON, EG_200, NGINX_JSON, NGINX_JSON,
+        ];
+        let hits = hits_per_line(&mixed);
+        assert_eq!(hits[5], 13, "{hits:?}");
+    }
+
+    #[test]
+    fn key_order_memo_handles_missing_extra_and_duplicate_keys() {
+        let base = r#"{"method":"GET","path":"/a","response_code":200,"duration":5,"upstream_host":"10.0.0.1:80"}"#;
+        // A key missing: the later ones shift to other member indexes.
+        let missing =
+            r#"{"method":"GET","response_code":404,"duration":5,"upstream_host":"10.0.0.1:80"}"#;
+        // An extra (unknown) key in the middle, and one at the end.
+        let extra = r#"{"method":"GET","path":"/a","x_canary":"always","response_code":200,"duration":5,"upstream_host":"10.0.0.1:80","z":null}"#;
+        // A duplicate key: the last value wins, as with serde.
+        let duplicate = r#"{"method":"GET","path":"/a","response_code":200,"duration":5,"duration":7,"upstream_host":"10.0.0.1:80"}"#;
+        let hits = hits_per_line(&[base, missing, base, extra, base, duplicate, duplicate]);
+        // `missing` hits `method` only; `base` then hits `method` and, at
+        // index 4, `upstream_host` (still remembered from `base`); `extra`
+        // hits its first two; `base` the same two; `duplicate` its first four
+        // and `upstream_host` at index 5 (remembered from `extra`); then all.
+        assert_eq!(hits, [0, 1, 2, 2, 2, 5, 6]);
+        let mut memo = KeyOrder::new();
+        scan_with(base, &mut memo);
+        let (_, record) = scan_with(duplicate, &mut memo).unwrap();
+        assert_eq!(record.unwrap().duration_ms, Some(7));
+        let (_, record) = scan_with(missing, &mut memo).unwrap();
+        assert_eq!(record.unwrap().path, None);
+    }
+
+    #[test]
+    fn key_order_memo_never_matches_a_different_key() {
+        let base = r#"{"method":"GET","response_code":200,"upstream_host":"10.0.0.1:80","x":"......................................"}"#;
+        // Keys that start like the remembered ones (and ones the remembered
+        // keys start like), a key with an escaped quote at the remembered
+        // quote's place, and a value with an escaped quote.
+        for line in [
+            r#"{"metho":"GET","response_code_details":"x","upstream_hostx":"10.0.0.1:80","x":"......................................"}"#,
+            r#"{"methodx":"GET","response_cod":200,"upstream_hos":"10.0.0.1:80","x":"......................................"}"#,
+            r#"{"method\"":"GET","response_code":200,"upstream_host":"10.0.0.1:80","x":"......................................"}"#,
+            r#"{"method":"G\"ET","response_code":200,"upstream_host":"10.0.0.1:80","x":"......................................"}"#,
+            r#"{"Method":"GET","response_code":"200","upstream_host":null,"x":"......................................"}"#,
+        ] {
+            let mut memo = KeyOrder::new();
+            scan_with(base, &mut memo).unwrap();
+            let warm = scan_with(line, &mut memo);
+            let cold = scan_with(line, &mut KeyOrder::new());
+            assert_eq!(warm, cold, "{line}");
+            assert_same(line, &headers()).unwrap();
+        }
+        // The prefix cases hit only the unchanged key (`x`).
+        let mut memo = KeyOrder::new();
+        scan_with(base, &mut memo).unwrap();
+        scan_with(
+            r#"{"metho":"GET","response_code_details":"x","upstream_hostx":"10.0.0.1:80","x":"......................................"}"#,
+            &mut memo,
+        )
+        .unwrap();
+        assert_eq!(memo.hits, 1);
+    }
+
+    #[test]
+    fn remembered_keys_compare_exactly_their_bytes() {
+        let line = r#"{"a":1,"method":"GET","x-envoy-upstream-service-time":null,"upstream_transport_failure_reason":null,"a_key_longer_than_forty_bytes_is_never_kept":1}"#;
+        let bytes = line.as_bytes();
+        for key in [
+            "a",
+            "method",
+            "x-envoy-upstream-service-time",
+            "upstream_transport_failure_reason",
+        ] {
+            let start = line.find(&format!("\"{key}\"")).unwrap() + 1;
+            let entry = RememberedKey::learn(bytes, start, start + key.len(), None, false);
+            assert_eq!(entry.len, key.len() + 1);
+            assert!(entry.matches(bytes, start), "{key}");
+            assert!(!entry.matches(bytes, start + 1), "{key}");
+            assert!(!entry.matches(bytes, start - 1), "{key}");
+            // Fewer bytes left than a window: compared on the rest.
+            assert!(entry.matches(&bytes[..start + key.len() + 1], start));
+            assert!(!entry.matches(&bytes[..start + key.len()], start));
+            assert!(!entry.matches(bytes, bytes.len()));
+        }
+        let start = line.find("\"a_key_longer").unwrap() + 1;
+        let key_end = start + line[start..].find('"').unwrap();
+        let entry = RememberedKey::learn(bytes, start, key_end, None, false);
+        assert_eq!(entry.len, 0);
+        assert!(!entry.matches(bytes, start));
+        assert!(!RememberedKey::EMPTY.matches(bytes, 1));
+    }
+
     /// Pieces that make JSON interesting at a byte position.
     const PIECES: [&str; 28] = [
         "{", "}", "[", "]", "\"", ":", ",", "\\", "\\\"", "\\u0041", "\\ud800", " ", "\t", "\n",
@@ -606,6 +973,35 @@ mod tests {
             line.push('}');
             let keep_headers = if keep { headers() } else { Vec::new() };
             assert_same(&line, &keep_headers)?;
+        }
+
+        /// Lines sharing keys in the same order with some members left out
+        /// (so the memo both hits and misses): scanning them in a row with one
+        /// memo gives what each gives with a fresh memo, and serde's record.
+        #[test]
+        fn key_order_memo_matches_fresh_scans(
+            members in prop::collection::vec((key_strategy(), value_strategy(), whitespace()), 0..14),
+            masks in prop::collection::vec(any::<u16>(), 1..6),
+        ) {
+            let lines: Vec<String> = masks
+                .iter()
+                .map(|mask| {
+                    let kept: Vec<String> = members
+                        .iter()
+                        .enumerate()
+                        .filter(|(i, _)| mask & (1 << i) != 0 || *i >= 12)
+                        .map(|(_, (key, value, space))| format!("{space}\"{key}\"{space}:{value}"))
+                        .collect();
+                    format!("{{{}}}", kept.join(","))
+                })
+                .collect();
+            let mut memo = KeyOrder::new();
+            for line in &lines {
+                let warm = scan_with(line, &mut memo);
+                let cold = scan_with(line, &mut KeyOrder::new());
+                prop_assert_eq!(warm, cold, "line: {:?}", line);
+                assert_same(line, &headers())?;
+            }
         }
 
         #[test]
