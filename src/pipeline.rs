@@ -172,6 +172,11 @@ pub enum LiveOutcome {
 struct Trust {
     in_transition: bool,
     stale: bool,
+    /// Judged against the processor's own index instead of a snapshot of the
+    /// view: that index's version may equal a snapshot's (both start at 1),
+    /// so its rows carry no index ids, which the Parquet writer keys by
+    /// version alone.
+    outside_view: bool,
 }
 
 /// Turns payloads into enriched rows.
@@ -284,12 +289,14 @@ impl<'i> RecordProcessor<'i> {
                 let stale = Trust {
                     in_transition: false,
                     stale: true,
+                    outside_view: true,
                 };
                 return this.judge_record(index, endpoints, stale, record, origin, out);
             };
             let trust = Trust {
                 in_transition: at.in_transition,
                 stale: at.stale,
+                outside_view: false,
             };
             this.judge_record(
                 &at.snapshot.index,
@@ -607,19 +614,28 @@ impl<'i> RecordProcessor<'i> {
             // Ids of what came from `index` (valid with `index.version`) and
             // of closed sets: the Parquet writer maps them to dictionary
             // entries without hashing the strings.
-            ids: ValueIds {
-                gateway: decision.gateway.and_then(|g| index.gateway_id(g)),
-                listener: decision.listener.and_then(|l| index.listener_id(l)),
-                route: hit.map(|h| h.route_id()),
-                actual_backend: actual_backend_id,
-                expected_backends: if expected_ids_complete {
-                    &self.expected_ids
-                } else {
-                    &[]
-                },
-                route_kind: hit.map(|h| h.route().kind as u32),
-                verdict: Some(judgement.verdict as u32),
-                input_format: Some(record.format as u32),
+            ids: if trust.outside_view {
+                ValueIds {
+                    route_kind: hit.map(|h| h.route().kind as u32),
+                    verdict: Some(judgement.verdict as u32),
+                    input_format: Some(record.format as u32),
+                    ..ValueIds::default()
+                }
+            } else {
+                ValueIds {
+                    gateway: decision.gateway.and_then(|g| index.gateway_id(g)),
+                    listener: decision.listener.and_then(|l| index.listener_id(l)),
+                    route: hit.map(|h| h.route_id()),
+                    actual_backend: actual_backend_id,
+                    expected_backends: if expected_ids_complete {
+                        &self.expected_ids
+                    } else {
+                        &[]
+                    },
+                    route_kind: hit.map(|h| h.route().kind as u32),
+                    verdict: Some(judgement.verdict as u32),
+                    input_format: Some(record.format as u32),
+                }
             },
         };
         out.parquet.append(&row)?;

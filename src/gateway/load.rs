@@ -48,16 +48,23 @@ pub fn load_text(set: &mut ObjectSet, source_name: &str, text: &str) -> Result<(
     }
     for (i, document) in serde_yaml::Deserializer::from_str(text).enumerate() {
         let number = i + 1;
-        // Straight into a JSON value: going through `serde_yaml::Value` first
-        // built every document twice (about a third of loading time).
-        let json = serde_json::Value::deserialize(document).map_err(|e| LoadError {
+        // Through `serde_yaml::Value`, not straight into a JSON value: its
+        // mappings reject a key given twice (`rules:` twice in one spec must
+        // be an error, not "the last one wins" as a JSON map would have it),
+        // and a custom tag becomes a one-entry mapping instead of an error.
+        let value = serde_yaml::Value::deserialize(document).map_err(|e| LoadError {
             source_name: source_name.to_string(),
             document: number,
             message: format!("invalid YAML: {e}"),
         })?;
-        if json.is_null() {
+        if value.is_null() {
             continue;
         }
+        let json = serde_json::to_value(&value).map_err(|e| LoadError {
+            source_name: source_name.to_string(),
+            document: number,
+            message: format!("cannot represent document as JSON: {e}"),
+        })?;
         add_value(set, json).map_err(|message| LoadError {
             source_name: source_name.to_string(),
             document: number,
@@ -327,5 +334,16 @@ metadata: {name: n}
         let mut set = ObjectSet::default();
         load_text(&mut set, "empty.yaml", text).unwrap();
         assert_eq!(set.namespaces.len(), 1);
+    }
+
+    /// A key given twice in one mapping is an error naming the document, not
+    /// silently "the last one wins" (a route would lose its first rules).
+    #[test]
+    fn repeated_key_is_an_error() {
+        let text = "apiVersion: v1\nkind: Namespace\nmetadata: {name: a}\n---\napiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {name: r, namespace: a}\nspec:\n  rules: []\n  rules: []\n";
+        let mut set = ObjectSet::default();
+        let err = load_text(&mut set, "dup.yaml", text).unwrap_err();
+        assert_eq!(err.document, 2);
+        assert!(err.message.contains("duplicate"), "{err}");
     }
 }
