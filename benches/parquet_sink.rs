@@ -186,6 +186,7 @@ fn write_all_rows(sink: ParquetSink, data: &[RowData], rows: u64, with_ids: bool
         let (format, format_id) = ("envoy_json", Format::EnvoyJson as u32);
         let ids = if with_ids {
             ValueIds {
+                index: Some(1),
                 gateway: Some(0),
                 listener: Some(0),
                 route: d.route_id,

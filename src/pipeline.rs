@@ -172,11 +172,6 @@ pub enum LiveOutcome {
 struct Trust {
     in_transition: bool,
     stale: bool,
-    /// Judged against the processor's own index instead of a snapshot of the
-    /// view: that index's version may equal a snapshot's (both start at 1),
-    /// so its rows carry no index ids, which the Parquet writer keys by
-    /// version alone.
-    outside_view: bool,
 }
 
 /// Turns payloads into enriched rows.
@@ -289,14 +284,12 @@ impl<'i> RecordProcessor<'i> {
                 let stale = Trust {
                     in_transition: false,
                     stale: true,
-                    outside_view: true,
                 };
                 return this.judge_record(index, endpoints, stale, record, origin, out);
             };
             let trust = Trust {
                 in_transition: at.in_transition,
                 stale: at.stale,
-                outside_view: false,
             };
             this.judge_record(
                 &at.snapshot.index,
@@ -412,34 +405,12 @@ impl<'i> RecordProcessor<'i> {
             None => None,
         };
         let found = match (compiled_gateway, record.listener_port) {
-            (Some(gateway), Some(logged)) => {
-                // The processor's own index is borrowed for its whole life, so
-                // its Gateways stay where they are and a listener found on one
-                // stays valid: remember the last answer (one entry; a log
-                // usually has one Gateway and port). Snapshots of a live
-                // history are looked up every time.
-                let gateway_at = gateway as *const CompiledGateway as usize;
-                match self.last_listener {
-                    Some(last)
-                        if last.gateway_at == gateway_at
-                            && last.logged == logged
-                            && std::ptr::eq(index, self.index) =>
-                    {
-                        last.found
-                    }
-                    _ => {
-                        let found = listener_port_of(gateway, logged);
-                        if std::ptr::eq(index, self.index) {
-                            self.last_listener = Some(LastListener {
-                                gateway_at,
-                                logged,
-                                found,
-                            });
-                        }
-                        found
-                    }
-                }
-            }
+            (Some(gateway), Some(logged)) => remembered_listener_port(
+                &mut self.last_listener,
+                std::ptr::eq(index, self.index),
+                gateway,
+                logged,
+            ),
             _ => None,
         };
         let (port, scheme) = listener_scheme(record, found);
@@ -493,6 +464,10 @@ impl<'i> RecordProcessor<'i> {
                 }
             }
         }
+        if !expected_ids_complete {
+            // Ids go one per item or not at all (see `ValueIds`).
+            self.expected_ids.clear();
+        }
 
         let mut attempts: [&str; MAX_ATTEMPTS] = [""; MAX_ATTEMPTS];
         let mut n_attempts = 0;
@@ -535,12 +510,7 @@ impl<'i> RecordProcessor<'i> {
         // (`namespace/name`, as `actual_key` would spell it) and id come from
         // the index, and no key is built.
         let allowed_actual = actual.backend.and_then(|b| {
-            let expected_ids: &[u32] = if expected_ids_complete {
-                &self.expected_ids
-            } else {
-                &[]
-            };
-            expected_ids.iter().find_map(|&id| {
+            self.expected_ids.iter().find_map(|&id| {
                 index
                     .allowed_backend(id)
                     .filter(|a| a.namespace == b.namespace && a.name == b.name)
@@ -611,31 +581,19 @@ impl<'i> RecordProcessor<'i> {
             ambiguity_reason: decision.is_ambiguous().then(|| decision.unknowns.reason()),
             upstream_attempts: StrList::Borrowed(&attempts[..n_attempts]),
             index_stale: trust.stale,
-            // Ids of what came from `index` (valid with `index.version`) and
+            // Ids of what came from `index` (valid with `index.instance()`) and
             // of closed sets: the Parquet writer maps them to dictionary
             // entries without hashing the strings.
-            ids: if trust.outside_view {
-                ValueIds {
-                    route_kind: hit.map(|h| h.route().kind as u32),
-                    verdict: Some(judgement.verdict as u32),
-                    input_format: Some(record.format as u32),
-                    ..ValueIds::default()
-                }
-            } else {
-                ValueIds {
-                    gateway: decision.gateway.and_then(|g| index.gateway_id(g)),
-                    listener: decision.listener.and_then(|l| index.listener_id(l)),
-                    route: hit.map(|h| h.route_id()),
-                    actual_backend: actual_backend_id,
-                    expected_backends: if expected_ids_complete {
-                        &self.expected_ids
-                    } else {
-                        &[]
-                    },
-                    route_kind: hit.map(|h| h.route().kind as u32),
-                    verdict: Some(judgement.verdict as u32),
-                    input_format: Some(record.format as u32),
-                }
+            ids: ValueIds {
+                index: Some(index.instance()),
+                gateway: decision.gateway.and_then(|g| index.gateway_id(g)),
+                listener: decision.listener.and_then(|l| index.listener_id(l)),
+                route: hit.map(|h| h.route_id()),
+                actual_backend: actual_backend_id,
+                expected_backends: &self.expected_ids,
+                route_kind: hit.map(|h| h.route().kind as u32),
+                verdict: Some(judgement.verdict as u32),
+                input_format: Some(record.format as u32),
             },
         };
         out.parquet.append(&row)?;
@@ -723,6 +681,34 @@ fn listener_port_of(gateway: &CompiledGateway, logged: u16) -> Option<ListenerPo
         }
     }
     None
+}
+
+/// [`listener_port_of`], remembered in `last` when `own_index` (the gateway
+/// is in the processor's own index): that index is borrowed for the
+/// processor's whole life, so its Gateways stay where they are and a listener
+/// found on one stays valid (one entry: a log usually has one Gateway and
+/// port). Snapshots of a live history are looked up every time.
+fn remembered_listener_port(
+    last: &mut Option<LastListener>,
+    own_index: bool,
+    gateway: &CompiledGateway,
+    logged: u16,
+) -> Option<ListenerPort> {
+    let gateway_at = gateway as *const CompiledGateway as usize;
+    if let Some(seen) = *last {
+        if own_index && seen.gateway_at == gateway_at && seen.logged == logged {
+            return seen.found;
+        }
+    }
+    let found = listener_port_of(gateway, logged);
+    if own_index {
+        *last = Some(LastListener {
+            gateway_at,
+            logged,
+            found,
+        });
+    }
+    found
 }
 
 /// The port and scheme of [`listener_of`] from what [`listener_port_of`]

@@ -1340,9 +1340,9 @@ fn count_u32(n: usize) -> Result<u32> {
 #[derive(Debug)]
 pub(crate) struct EnrichedColumns {
     rows: usize,
-    /// The index version the index ids remembered by the columns belong to
-    /// (see [`ValueIds`]); `None` before the first row with a version.
-    ids_version: Option<u64>,
+    /// The index ([`ValueIds::index`]) the index ids remembered by the
+    /// columns belong to; `None` before the first row with one.
+    ids_index: Option<u64>,
     event_time: DeltaIntegers,
     gateway: DictionaryStrings,
     listener: DictionaryStrings,
@@ -1387,7 +1387,7 @@ impl Default for EnrichedColumns {
         let strings = DictionaryStrings::new;
         Self {
             rows: 0,
-            ids_version: None,
+            ids_index: None,
             event_time: DeltaIntegers::default(),
             gateway: strings(true, true),
             listener: strings(true, true),
@@ -1481,11 +1481,11 @@ impl EnrichedColumns {
 
     /// Appends one row. Allocates only when a buffer grows.
     pub(crate) fn push(&mut self, row: &EnrichedRow<'_>) {
-        // Index ids are valid with the row's index version only.
-        let index_ids = match row.index_version {
-            Some(version) => {
-                if self.ids_version != Some(version) {
-                    self.forget_index_ids(version);
+        // Index ids are valid with the row's index only.
+        let index_ids = match row.ids.index {
+            Some(index) => {
+                if self.ids_index != Some(index) {
+                    self.forget_index_ids(index);
                 }
                 row.ids
             }
@@ -1553,17 +1553,17 @@ impl EnrichedColumns {
         self.rows += 1;
     }
 
-    /// Forgets the index ids of every column (rows of another index version
-    /// follow): their ids may name other values. Closed-set ids are kept.
+    /// Forgets the index ids of every column (rows of another index follow):
+    /// their ids may name other values. Closed-set ids are kept.
     #[cold]
     #[inline(never)]
-    fn forget_index_ids(&mut self, version: u64) {
+    fn forget_index_ids(&mut self, index: u64) {
         self.gateway.forget_ids();
         self.listener.forget_ids();
         self.route.forget_ids();
         self.actual_backend.forget_ids();
         self.expected_backends.forget_ids();
-        self.ids_version = Some(version);
+        self.ids_index = Some(index);
     }
 
     /// Approximate bytes held by the buffered rows (the id tables, a few
@@ -2057,7 +2057,7 @@ mod tests {
         assert_eq!(dictionary.len(), long.len());
     }
 
-    /// Ids for the id tests: per scope (index version) and id space, the
+    /// Ids for the id tests: per scope (index) and id space, the
     /// first value seen gets 0, the next new one 1, and so on; so one id
     /// names different values in different scopes.
     #[derive(Default)]
@@ -2135,6 +2135,7 @@ mod tests {
                 .map(|p| p as u32);
             assert!(verdict.is_some());
             ids.push(ValueIds {
+                index: r.index_version,
                 gateway,
                 listener,
                 route,
@@ -2168,11 +2169,12 @@ mod tests {
     }
 
     /// One id names another route, Gateway, listener and backend in each
-    /// index version: a column must not answer a row of version 2 with what
-    /// it learnt from version 1, and a row without a version goes by its
-    /// strings.
+    /// index: a column must not answer a row of index 2 with what it learnt
+    /// from index 1, even when both carry the same index version (the
+    /// processor's own index and a live snapshot can), and a row without an
+    /// index goes by its strings.
     #[test]
-    fn index_ids_are_dropped_when_the_index_version_changes() {
+    fn index_ids_are_dropped_when_the_index_changes() {
         let values = |v: u64| {
             (
                 ["ns/route-a", "ns/route-b"][v as usize % 2],
@@ -2198,8 +2200,11 @@ mod tests {
                     expected_backends: Some(StrList::Borrowed(list)),
                     verdict: "ok",
                     input_format: "envoy_json",
-                    index_version: version,
+                    // Every index has the same version: only `ids.index`
+                    // tells them apart.
+                    index_version: Some(1),
                     ids: ValueIds {
+                        index: version,
                         gateway: Some(0),
                         listener: Some(0),
                         route: Some(0),

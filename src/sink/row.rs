@@ -220,12 +220,11 @@ pub struct EnrichedRow<'a> {
 /// Scopes:
 /// - **index ids** (`gateway`, `listener`, `route`, `actual_backend`,
 ///   `expected_backends`) are positions in one
-///   [`RouteIndex`](crate::gateway::RouteIndex) and are valid only together
-///   with the row's [`index_version`](EnrichedRow::index_version): the writer
-///   drops what it learnt about them whenever the version changes (the live
-///   `run` path judges records against several snapshots), and ignores them
-///   on a row without a version. Versions must therefore identify an index
-///   (as [`IndexHistory`](crate::kube::IndexHistory) versions do).
+///   [`RouteIndex`](crate::gateway::RouteIndex), named by
+///   [`ValueIds::index`]: the writer drops what it learnt about them whenever
+///   the index changes (the live `run` path judges records against several
+///   snapshots, and the processor's own index may share a snapshot's
+///   version), and ignores them on a row without an index.
 /// - **closed-set ids** (`route_kind`, `verdict`, `input_format`) are the
 ///   enum discriminants of [`RouteKind`](crate::gateway::RouteKind),
 ///   [`Verdict`](crate::verdict::Verdict) and
@@ -233,6 +232,10 @@ pub struct EnrichedRow<'a> {
 ///   `actual_source` needs none (the row holds its enum).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct ValueIds<'a> {
+    /// The index the index ids are positions in
+    /// ([`RouteIndex::instance`](crate::gateway::RouteIndex::instance));
+    /// `None`: the index ids are ignored.
+    pub index: Option<u64>,
     /// Position of the Gateway in the index's `gateways`.
     pub gateway: Option<u32>,
     /// Position of the listener in the index's `listeners`.

@@ -70,6 +70,9 @@ impl Default for CompileOptions {
 pub struct RouteIndex {
     /// Version stamped by the caller.
     pub version: u64,
+    /// Number of this compilation, unique in the process (see
+    /// [`RouteIndex::instance`]).
+    instance: u64,
     /// Options used.
     pub options: CompileOptions,
     /// Gateways.
@@ -112,10 +115,22 @@ pub struct RouteIndex {
     pub(crate) allowed: Vec<CompiledBackend>,
 }
 
+/// The next [`RouteIndex::instance`].
+static NEXT_INSTANCE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
 impl RouteIndex {
+    /// A number that identifies this compiled index within the process (a
+    /// clone keeps it: same content). Unlike [`RouteIndex::version`], which
+    /// the caller chooses and which two indexes may share, it tells which
+    /// index the ids of [`RouteIndex::gateway_id`] and friends belong to.
+    pub fn instance(&self) -> u64 {
+        self.instance
+    }
+
     pub fn compile(objects: &ObjectSet, options: CompileOptions) -> RouteIndex {
         let mut index = RouteIndex {
             version: options.index_version,
+            instance: NEXT_INSTANCE.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             options: options.clone(),
             gateways: Vec::new(),
             gateway_by_key: FastMap::default(),
