@@ -59,13 +59,19 @@ pub(super) fn documents(text: &str) -> Option<Documents<'_>> {
     // Printable ASCII and line feeds only: no tabs, carriage returns, BOM,
     // control or non-ASCII characters, whose YAML rules (line breaks such as
     // U+2028, non-printable rejections) this reader does not replicate.
-    let printable = text
-        .as_bytes()
-        .iter()
-        .all(|&b| b == b'\n' || (b' '..=b'~').contains(&b));
-    printable.then(|| Documents {
+    is_printable_ascii(text.as_bytes()).then(|| Documents {
         rest: Some(text.split('\n')),
         lines: Vec::new(),
+    })
+}
+
+/// Whether every byte is printable ASCII or a line feed. No early exit within
+/// a chunk, so that the loop compiles to vector instructions.
+fn is_printable_ascii(bytes: &[u8]) -> bool {
+    bytes.chunks(64).all(|chunk| {
+        chunk.iter().fold(true, |ok, &b| {
+            ok & ((b == b'\n') | (b.wrapping_sub(b' ') < 95))
+        })
     })
 }
 
@@ -683,6 +689,7 @@ mod tests {
             "a: true\nb: False\nc: ~\nd: null\ne:\nf: NULL\ng: yes\nh: inf\ni: nan\nj: 1_000\n",
             "a: http://x:80/p?q=1#f\nb: a#b\nc: a b  # comment\nd: 2026-08-02T00:00:00Z\n",
             "a: 'it''s'\nb: \"q\\\"s\\\\ \\n\\t/\"\nc: '' # x\n\"d\": 1\n'e f': 2\n",
+            "a: \"\\/\\0\\r\"\nb: '\\n'\nc: \"#\"\n",
             "a: [b, 'c', \"d\", [], {}, [e, [f]], {g: h, 'i': [j]}]\nk: {l: m n, o: -1}\n",
             "rules:\n- matches:\n  - path: {type: PathPrefix, value: /}\n  backendRefs: []\n- name: x\nafter: 1\n",
             "a:\n  b:\n    - 1\n    -\n    - c: d\n      e: f\n  g: h\n",
@@ -745,6 +752,24 @@ mod tests {
         }
     }
 
+    /// Only printable ASCII and line feeds are read here (YAML has its own
+    /// rules for tabs, CR, NEL, U+2028, BOM and non-printable characters).
+    #[test]
+    fn only_printable_ascii_is_read() {
+        let long = format!("a: {}\n", "x".repeat(300));
+        assert!(documents(&long).is_some());
+        assert!(documents(" ~\n").is_some());
+        for bad in [
+            "\t", "\r", "\u{7f}", "\u{0}", "\u{85}", "\u{2028}", "\u{feff}", "é",
+        ] {
+            assert!(
+                documents(&format!("{long}b: c{bad}\n")).is_none(),
+                "{bad:?}"
+            );
+            assert!(documents(&format!("{bad}{long}")).is_none(), "{bad:?}");
+        }
+    }
+
     /// Deep nesting is declined instead of recursing without bound.
     #[test]
     fn deep_nesting_is_declined() {
@@ -771,8 +796,104 @@ mod tests {
         prop::collection::vec(fragment(), 0..6).prop_map(|parts| parts.concat())
     }
 
+    /// JSON values shaped like manifests, with awkward strings and keys.
+    fn manifest_like_value() -> impl Strategy<Value = Value> {
+        let scalar = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(Value::from),
+            any::<u64>().prop_map(Value::from),
+            (-1e9..1e9f64).prop_map(Value::from),
+            prop::sample::select(vec![
+                "",
+                " ",
+                "a",
+                "a b",
+                " lead",
+                "trail ",
+                "true",
+                "False",
+                "null",
+                "~",
+                "1",
+                "-1",
+                "0123",
+                "1.5",
+                "1e3",
+                ".inf",
+                "0x1F",
+                "+1",
+                "a: b",
+                "a:b",
+                "#x",
+                "a #x",
+                "a#x",
+                "-",
+                "- x",
+                "[a]",
+                "{a: b}",
+                "'",
+                "\"",
+                "\\",
+                "it's",
+                "multi\nline",
+                "tab\tx",
+                "http://x:80/y",
+                "2026-08-02T00:00:00Z",
+                "10.0.0.1",
+                "*a",
+                "&a",
+                "!t",
+                "|",
+                ">",
+                "?",
+                "%",
+                "@",
+                "`",
+                "---",
+                "...",
+                ",",
+                "é",
+            ])
+            .prop_map(|s| Value::String(s.to_string())),
+        ];
+        scalar.prop_recursive(4, 32, 5, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+                prop::collection::vec(
+                    (
+                        prop::sample::select(vec![
+                            "a", "kind", "metadata", "a.b/c-d", "x_y", "1", "true", "null", "a b",
+                            "-a", "a:", "", "'", "#", "é",
+                        ]),
+                        inner
+                    ),
+                    0..4
+                )
+                .prop_map(|entries| Value::Object(
+                    entries
+                        .into_iter()
+                        .map(|(k, v)| (k.to_string(), v))
+                        .collect()
+                )),
+            ]
+        })
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(4000))]
+
+        /// What serde_yaml writes (block style, its own quoting) reads back
+        /// here exactly as through serde_yaml, as one document or several.
+        #[test]
+        fn reads_what_serde_yaml_writes(values in prop::collection::vec(manifest_like_value(), 1..3)) {
+            let text = values
+                .iter()
+                .map(|value| serde_yaml::to_string(value).unwrap())
+                .collect::<Vec<_>>()
+                .join("---\n");
+            agrees(&text);
+        }
 
         /// On arbitrary YAML-like text, the reader declines or agrees with
         /// serde_yaml.
