@@ -439,10 +439,10 @@ metadata: {name: d}
             let documents: Result<Vec<_>, _> = yaml_subset::documents(text).unwrap().collect();
             assert!(documents.is_ok(), "outside the subset:\n{text}");
         }
-        // One document outside the subset (a block scalar) sends the whole text
+        // One document outside the subset (a folded scalar) sends the whole text
         // down the full path.
         texts.push(format!(
-            "{extra}---\napiVersion: v1\nkind: Namespace\nmetadata:\n  name: n\n  annotations:\n    note: |\n      two\n      lines\n"
+            "{extra}---\napiVersion: v1\nkind: Namespace\nmetadata:\n  name: n\n  annotations:\n    note: >\n      two\n      lines\n"
         ));
         assert!(yaml_subset::documents(texts.last().unwrap())
             .unwrap()

@@ -4,11 +4,12 @@
 //! byte: libyaml's scanner, then a `serde_yaml::Value`, then a JSON value. This
 //! module reads the shapes that `kubectl get -o yaml` and hand-written
 //! manifests use (block mappings and sequences, one-line flow collections,
-//! plain and one-line quoted scalars, comments, `---` separators) straight into
+//! plain and one-line quoted scalars, literal block scalars such as
+//! `last-applied-configuration: |`, comments, `---` separators) straight into
 //! `serde_json::Value`s, at a small fraction of that cost.
 //!
 //! It never decides anything on its own: whenever the text leaves the subset
-//! (anchors, aliases, tags, block or multi-line scalars, tabs, non-ASCII text,
+//! (anchors, aliases, tags, folded or multi-line scalars, tabs, non-ASCII text,
 //! complex or non-string keys, a key given twice, anything unusual) it gives
 //! up with [`OutsideSubset`], and the caller loads the whole text through
 //! `serde_yaml` as before, which then accepts or rejects it with its own
@@ -41,6 +42,9 @@ struct Line<'a> {
     indent: usize,
     /// The whole line, without its line break.
     text: &'a str,
+    /// Its index among all the document's lines (for literal block scalars,
+    /// whose blank and `#` lines are content).
+    raw: usize,
 }
 
 /// The documents of a text, read one at a time so that only one is held as a
@@ -51,6 +55,10 @@ pub(super) struct Documents<'a> {
     rest: Option<std::str::Split<'a, char>>,
     /// The current document's content lines (kept to reuse the allocation).
     lines: Vec<Line<'a>>,
+    /// All of the current document's lines.
+    raw: Vec<&'a str>,
+    /// Whether the text ends with a line break (else its last line has none).
+    ends_with_newline: bool,
 }
 
 /// The documents of `text`, or `None` when it holds characters this reader
@@ -62,6 +70,8 @@ pub(super) fn documents(text: &str) -> Option<Documents<'_>> {
     is_printable_ascii(text.as_bytes()).then(|| Documents {
         rest: Some(text.split('\n')),
         lines: Vec::new(),
+        raw: Vec::new(),
+        ends_with_newline: text.ends_with('\n'),
     })
 }
 
@@ -81,6 +91,7 @@ impl Iterator for Documents<'_> {
     fn next(&mut self) -> Option<Read<Value>> {
         let rest = self.rest.as_mut()?;
         self.lines.clear();
+        self.raw.clear();
         loop {
             let Some(text) = rest.next() else {
                 self.rest = None;
@@ -102,11 +113,14 @@ impl Iterator for Documents<'_> {
                 return Some(Err(OutsideSubset));
             }
             let indent = text.len() - text.trim_start_matches(' ').len();
+            let raw = self.raw.len();
+            self.raw.push(text);
             if !is_blank_or_comment(&text[indent..]) {
-                self.lines.push(Line { indent, text });
+                self.lines.push(Line { indent, text, raw });
             }
         }
-        let document = read_document(&self.lines);
+        let last_line_unterminated = self.rest.is_none() && !self.ends_with_newline;
+        let document = read_document(&self.lines, &self.raw, last_line_unterminated);
         if document.is_err() {
             self.rest = None;
         }
@@ -121,11 +135,16 @@ fn is_blank_or_comment(rest: &str) -> bool {
     trimmed.is_empty() || trimmed.starts_with('#')
 }
 
-fn read_document(lines: &[Line<'_>]) -> Read<Value> {
+fn read_document(lines: &[Line<'_>], raw: &[&str], last_line_unterminated: bool) -> Read<Value> {
     let Some(first) = lines.first() else {
         return Ok(Value::Null);
     };
-    let mut reader = BlockReader { lines, next: 0 };
+    let mut reader = BlockReader {
+        lines,
+        raw,
+        last_line_unterminated,
+        next: 0,
+    };
     let value = reader.node(0, first.indent, 0)?;
     if reader.next != lines.len() {
         return Err(OutsideSubset);
@@ -136,6 +155,10 @@ fn read_document(lines: &[Line<'_>]) -> Read<Value> {
 /// Reads block collections line by line; `next` is the first line not yet read.
 struct BlockReader<'l, 'a> {
     lines: &'l [Line<'a>],
+    /// All lines of the document, for literal block scalars.
+    raw: &'l [&'a str],
+    /// Whether the document's last line has no line break after it.
+    last_line_unterminated: bool,
     next: usize,
 }
 
@@ -168,6 +191,86 @@ impl BlockReader<'_, '_> {
         }
     }
 
+    /// The value starting at column `pos` of line `line`, after a key or a
+    /// `- ` of a collection at column `indent`: a literal block scalar, or a
+    /// value that ends on that line.
+    fn value_on_line(
+        &mut self,
+        line: usize,
+        pos: usize,
+        indent: usize,
+        depth: usize,
+    ) -> Read<Value> {
+        let text = self.lines[line].text;
+        if text.as_bytes().get(pos) == Some(&b'|') {
+            return self.literal(line, pos, indent);
+        }
+        let value = inline_value(text, pos, depth)?;
+        self.next = line + 1;
+        Ok(value)
+    }
+
+    /// A literal block scalar (`|` or `|-`) whose indicator is at column `pos`
+    /// of line `line`, in a collection at column `indent`: libyaml's rules
+    /// (`yaml_parser_scan_block_scalar`) for an auto-detected indentation set
+    /// by the first line, which must hold text. Keep chomping (`|+`),
+    /// explicit indentation, leading blank lines and an unterminated last line
+    /// are left to serde_yaml.
+    fn literal(&mut self, line: usize, pos: usize, indent: usize) -> Read<Value> {
+        let header = &self.lines[line].text[pos + 1..];
+        let (strip, after) = match header.strip_prefix('-') {
+            Some(after) => (true, after),
+            None => (false, header),
+        };
+        if !(after.is_empty() || after.starts_with(' ') && is_blank_or_comment(after)) {
+            return Err(OutsideSubset);
+        }
+        let first = self.lines[line].raw + 1;
+        let first_line = self.raw.get(first).ok_or(OutsideSubset)?;
+        let content_indent = first_line.len() - first_line.trim_start_matches(' ').len();
+        if content_indent <= indent || content_indent == first_line.len() {
+            return Err(OutsideSubset);
+        }
+        let mut value = String::new();
+        let mut blank_lines = 0;
+        let mut last_content = first;
+        let mut end = self.raw.len();
+        for (i, raw_line) in self.raw.iter().enumerate().skip(first) {
+            if !raw_line.bytes().take(content_indent).all(|b| b == b' ') {
+                // Text left of the content's column ends the scalar.
+                end = i;
+                break;
+            }
+            match raw_line.get(content_indent..) {
+                // Only indentation (or less): an empty line.
+                None | Some("") => blank_lines += 1,
+                Some(content) => {
+                    if i > first {
+                        value.push('\n');
+                    }
+                    for _ in 0..blank_lines {
+                        value.push('\n');
+                    }
+                    blank_lines = 0;
+                    value.push_str(content);
+                    last_content = i;
+                }
+            }
+        }
+        if !strip {
+            // Clip: the last content line's break, which must be there.
+            if last_content + 1 == self.raw.len() && self.last_line_unterminated {
+                return Err(OutsideSubset);
+            }
+            value.push('\n');
+        }
+        self.next = line + 1;
+        while self.lines.get(self.next).is_some_and(|l| l.raw < end) {
+            self.next += 1;
+        }
+        Ok(Value::String(value))
+    }
+
     /// A block sequence whose `-` indicators are at column `indent`; the first
     /// is on line `line`.
     fn sequence(&mut self, mut line: usize, indent: usize, depth: usize) -> Read<Value> {
@@ -190,9 +293,7 @@ impl BlockReader<'_, '_> {
                 // `- key: value`: a mapping whose keys are at `col`.
                 self.mapping(line, col, first_key, depth + 1)?
             } else {
-                let value = inline_value(text, col, depth)?;
-                self.next = line + 1;
-                value
+                self.value_on_line(line, col, indent, depth)?
             };
             items.push(item);
             match self.lines.get(self.next) {
@@ -227,9 +328,7 @@ impl BlockReader<'_, '_> {
         loop {
             let text = self.lines[line].text;
             let value = if !is_blank_or_comment(&text[after_colon..]) {
-                let value = inline_value(text, skip_spaces(text, after_colon), depth)?;
-                self.next = line + 1;
-                value
+                self.value_on_line(line, skip_spaces(text, after_colon), indent, depth)?
             } else {
                 match self.lines.get(line + 1) {
                     // `key:` then `- ...` at the key's column: YAML lets a
@@ -697,6 +796,9 @@ mod tests {
             "  a: 1\n  b: 2\n",
             "[a, b]\n",
             "-\n- a\n-   b: c\n    d: e\n",
+            "a: |\n  x\n\n   y: z\n  # not a comment\n\n\nb: |- # c\n    p\n    q\n   \nc: 1\n",
+            "- |\n  x\n-   k: |\n      v\n    l: 2\n- |-\n x\n",
+            "metadata:\n  annotations:\n    last-applied: |\n      {\"a\":1,\"b\":[\"c\"]}\n  name: n\n---\nx: y\n",
         ];
         for text in taken {
             assert!(agrees(text), "declined:\n{text}");
@@ -732,6 +834,16 @@ mod tests {
             "a: \"\\u00e9\"\n",
             "a : b\n",
             "? a\n: b\n",
+            "a: |+\n  x\n\n",
+            "a: |2\n   x\n",
+            "a: |\n\n  x\n",
+            "a: |\n  x",
+            "a: |-\n  x",
+            "a: >\n  x\n",
+            "a: |\nb: 1\n",
+            "a: |\n  x\n y\n",
+            "- |\n x\n",
+            "a: |\n  x\n---\nb: 1\n",
         ];
         for text in others {
             agrees(text);
@@ -788,7 +900,8 @@ mod tests {
             "", " ", "  ", "- ", "-", "a", "b", "kind", "1", "-1", "0x1F", "012", "1.5", "1e3",
             ".5", "+1", "true", "null", "~", "inf", ": ", ":", "#c", " #c", "a#b", "[", "]", "{",
             "}", ", ", ",", "'", "\"", "''", "\\\"", "\\n", "\\x", "a b", "http://x", "&a", "*a",
-            "!t", "|", ">", "?", "---", "...", "%", "@", "`", "{a: 1}", "[a, b]", "[]", "{}",
+            "!t", "|", ">", "?", "---", "...", "%", "@", "`", "{a: 1}", "[a, b]", "[]", "{}", "|-",
+            "|+", "\n  ", "\n ", "\n",
         ])
     }
 
@@ -837,6 +950,17 @@ mod tests {
                 "\\",
                 "it's",
                 "multi\nline",
+                "a\n",
+                "a\nb\n",
+                "a\n\nb",
+                "a\n\n",
+                "x\n  y",
+                "x\n#y",
+                "\nx",
+                " x\ny",
+                "x \ny",
+                "---\nx",
+                "x\n...",
                 "tab\tx",
                 "http://x:80/y",
                 "2026-08-02T00:00:00Z",
