@@ -411,10 +411,13 @@ fn is_key_byte(b: u8) -> bool {
 }
 
 /// Whether a plain scalar may start at `pos` in this subset: not a YAML
-/// indicator, except `-` before a digit (negative numbers).
+/// indicator, except `-` before a letter, digit, `-`, `.`, `/` or `_`
+/// (negative numbers, command-line flags such as `--port=80`).
 fn is_plain_start(bytes: &[u8], pos: usize) -> bool {
     match bytes[pos] {
-        b'-' => bytes.get(pos + 1).is_some_and(u8::is_ascii_digit),
+        b'-' => bytes
+            .get(pos + 1)
+            .is_some_and(|&b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'/' | b'_')),
         b'?' | b':' | b',' | b'[' | b']' | b'{' | b'}' | b'#' | b'&' | b'*' | b'!' | b'|'
         | b'>' | b'\'' | b'"' | b'%' | b'@' | b'`' | b' ' => false,
         _ => true,
@@ -799,6 +802,7 @@ mod tests {
             "a: |\n  x\n\n   y: z\n  # not a comment\n\n\nb: |- # c\n    p\n    q\n   \nc: 1\n",
             "- |\n  x\n-   k: |\n      v\n    l: 2\n- |-\n x\n",
             "metadata:\n  annotations:\n    last-applied: |\n      {\"a\":1,\"b\":[\"c\"]}\n  name: n\n---\nx: y\n",
+            "args:\n- --port=80\n- -conf\n- -v\n- -1.5\n- -./x\n-a: 1\n",
         ];
         for text in taken {
             assert!(agrees(text), "declined:\n{text}");
