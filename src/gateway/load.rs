@@ -11,6 +11,8 @@ use serde::Deserialize;
 
 mod yaml_subset;
 
+use yaml_subset::Declined;
+
 use super::model::{
     EndpointSlice, Gateway, GatewayClass, GrpcRoute, HttpRoute, ListenerSet, Namespace, ObjectSet,
     ReferenceGrant, Service, GATEWAY_GROUP, GATEWAY_X_GROUP,
@@ -49,15 +51,22 @@ pub fn load_text(set: &mut ObjectSet, source_name: &str, text: &str) -> Result<(
         return load_json(set, source_name, text);
     }
     if let Some(mut documents) = yaml_subset::documents(text) {
-        // The common case: plain manifest YAML, read without serde_yaml. A
-        // document outside that subset, or one that does not load, sends the
-        // whole text down the full path below, which then loads it or reports
-        // the error exactly as it always has.
+        // The common case: plain manifest YAML, read without serde_yaml; a
+        // document outside that subset is read alone by serde_yaml. Any
+        // failure sends the whole text down the full path below, which then
+        // reports the error exactly as it always has (message, document
+        // number).
         let mut staged = ObjectSet::default();
-        let all_loaded = documents.all(|document| match document {
-            Ok(serde_json::Value::Null) => true,
-            Ok(value) => add_value(&mut staged, value).is_ok(),
-            Err(yaml_subset::OutsideSubset) => false,
+        let all_loaded = documents.all(|document| {
+            let value = match document {
+                Ok(value) => value,
+                Err(Declined::Document(document)) => match document_via_serde_yaml(document) {
+                    Some(value) => value,
+                    None => return false,
+                },
+                Err(Declined::Text) => return false,
+            };
+            value.is_null() || add_value(&mut staged, value).is_ok()
         });
         if all_loaded {
             append(set, staged);
@@ -65,6 +74,23 @@ pub fn load_text(set: &mut ObjectSet, source_name: &str, text: &str) -> Result<(
         }
     }
     load_yaml(set, source_name, text)
+}
+
+/// The JSON value of a text holding one YAML document, read by serde_yaml as
+/// the full path reads it; `None` when that fails or the text does not hold
+/// exactly one document.
+fn document_via_serde_yaml(text: &str) -> Option<serde_json::Value> {
+    let mut documents = serde_yaml::Deserializer::from_str(text);
+    let value = serde_yaml::Value::deserialize(documents.next()?).ok()?;
+    if documents.next().is_some() {
+        return None;
+    }
+    if value.is_null() {
+        // Skipped as the full path skips it: `is_null` is also true of a
+        // tagged null (`!t` alone), which would not be JSON null.
+        return Some(serde_json::Value::Null);
+    }
+    serde_json::to_value(&value).ok()
 }
 
 /// Moves every object of `staged` to the end of `set`, and adds its skipped
@@ -459,6 +485,51 @@ metadata: {name: d}
                 format!("{through_serde_yaml:?}")
             );
             assert_eq!(through_subset.namespaces[0].metadata.name, "first");
+        }
+    }
+
+    /// A document outside the subset is read alone by serde_yaml while the
+    /// others are read by the subset reader; an error in any document, or a
+    /// directive, sends the whole text down the full path (same message and
+    /// document number).
+    #[test]
+    fn documents_outside_the_subset_are_read_alone() {
+        let plain = "apiVersion: v1\nkind: Namespace\nmetadata: {name: a}\n";
+        let folded = "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: b\n  annotations:\n    note: >\n      folded\n      text\n";
+        let anchored = "apiVersion: v1\nkind: Service\nmetadata: {name: &n c, labels: {app: *n}}\nspec: {ports: [{port: 80}]}\n";
+        let text = format!("{plain}---\n{folded}---\n{anchored}---\n{plain}");
+        let declined: Vec<_> = yaml_subset::documents(&text)
+            .unwrap()
+            .filter_map(|document| match document {
+                Err(Declined::Document(document)) => Some(document.to_string()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(declined, [folded, anchored]);
+        let mut through_subset = ObjectSet::default();
+        load_text(&mut through_subset, "t.yaml", &text).unwrap();
+        let mut through_serde_yaml = ObjectSet::default();
+        load_yaml(&mut through_serde_yaml, "t.yaml", &text).unwrap();
+        assert_eq!(
+            format!("{through_subset:?}"),
+            format!("{through_serde_yaml:?}")
+        );
+        assert_eq!(through_subset.services[0].metadata.labels["app"], "c");
+
+        for (text, document) in [
+            // A bad port in a document read alone.
+            (format!("{plain}---\n{anchored}").replace("80", "99999"), 2),
+            // A syntax error after a declined document.
+            (format!("{plain}---\n{folded}---\nkind: [unclosed\n"), 3),
+            // A repeated key in a declined document.
+            (format!("{folded}    note: again\n"), 1),
+            // A directive: no document is read by the subset reader.
+            (format!("%YAML 1.2\n---\n{plain}---\nkind: [\n"), 2),
+        ] {
+            let err = load_text(&mut ObjectSet::default(), "e.yaml", &text).unwrap_err();
+            let full = load_yaml(&mut ObjectSet::default(), "e.yaml", &text).unwrap_err();
+            assert_eq!(err.to_string(), full.to_string());
+            assert_eq!(err.document, document, "{err}");
         }
     }
 

@@ -28,10 +28,10 @@ const MAX_DEPTH: usize = 64;
 /// 1024 characters, so longer ones go to it with some margin.
 const MAX_KEY_LEN: usize = 1000;
 
-/// The reader gave up: the text is outside the subset (or has a repeated key).
-/// Carries nothing: the full path reports the real reason, if any.
-#[derive(Debug, PartialEq, Eq)]
-pub(super) struct OutsideSubset;
+/// The reader gave up on a document: it is outside the subset (or has a
+/// repeated key). Carries nothing: the full path reports the real reason.
+#[derive(Debug)]
+struct OutsideSubset;
 
 type Read<T> = Result<T, OutsideSubset>;
 
@@ -47,10 +47,30 @@ struct Line<'a> {
     raw: usize,
 }
 
+/// Why a document was not read.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) enum Declined<'a> {
+    /// This document, whose whole text is given, is outside the subset (or
+    /// has a repeated key); the documents after it are still read.
+    Document(&'a str),
+    /// The text has a directive (`%`), a document end marker (`...`) or
+    /// content after `---`, where this reader does not split documents; no
+    /// more documents are read.
+    Text,
+}
+
 /// The documents of a text, read one at a time so that only one is held as a
-/// JSON value at once. An empty document reads as `Null`; after an
-/// [`OutsideSubset`] item the rest of the text is not worth reading.
+/// JSON value at once. An empty document reads as `Null`.
+///
+/// The text is printable ASCII, so its only line break is `\n` and every
+/// `---` line found here is a document boundary for libyaml too, unless an
+/// earlier document is malformed (then serde_yaml, given that document
+/// alone, rejects it).
 pub(super) struct Documents<'a> {
+    /// The whole text.
+    text: &'a str,
+    /// Where the next document starts in `text`.
+    offset: usize,
     /// The lines after the last document read; `None` once all are read.
     rest: Option<std::str::Split<'a, char>>,
     /// The current document's content lines (kept to reuse the allocation).
@@ -68,6 +88,8 @@ pub(super) fn documents(text: &str) -> Option<Documents<'_>> {
     // control or non-ASCII characters, whose YAML rules (line breaks such as
     // U+2028, non-printable rejections) this reader does not replicate.
     is_printable_ascii(text.as_bytes()).then(|| Documents {
+        text,
+        offset: 0,
         rest: Some(text.split('\n')),
         lines: Vec::new(),
         raw: Vec::new(),
@@ -85,32 +107,35 @@ fn is_printable_ascii(bytes: &[u8]) -> bool {
     })
 }
 
-impl Iterator for Documents<'_> {
-    type Item = Read<Value>;
+impl<'a> Iterator for Documents<'a> {
+    type Item = Result<Value, Declined<'a>>;
 
-    fn next(&mut self) -> Option<Read<Value>> {
+    fn next(&mut self) -> Option<Self::Item> {
         let rest = self.rest.as_mut()?;
         self.lines.clear();
         self.raw.clear();
-        loop {
+        let start = self.offset;
+        let end = loop {
             let Some(text) = rest.next() else {
                 self.rest = None;
-                break;
+                break self.text.len();
             };
+            let line_start = self.offset;
+            self.offset = (line_start + text.len() + 1).min(self.text.len());
             if let Some(after) = text.strip_prefix("---") {
                 if after.is_empty() || after.starts_with(' ') {
                     // A document marker; only a comment may follow it.
                     if !is_blank_or_comment(after) {
                         self.rest = None;
-                        return Some(Err(OutsideSubset));
+                        return Some(Err(Declined::Text));
                     }
-                    break;
+                    break line_start;
                 }
             }
             if text.starts_with("...") || text.starts_with('%') {
                 // Document end markers and directives.
                 self.rest = None;
-                return Some(Err(OutsideSubset));
+                return Some(Err(Declined::Text));
             }
             let indent = text.len() - text.trim_start_matches(' ').len();
             let raw = self.raw.len();
@@ -118,13 +143,10 @@ impl Iterator for Documents<'_> {
             if !is_blank_or_comment(&text[indent..]) {
                 self.lines.push(Line { indent, text, raw });
             }
-        }
+        };
         let last_line_unterminated = self.rest.is_none() && !self.ends_with_newline;
         let document = read_document(&self.lines, &self.raw, last_line_unterminated);
-        if document.is_err() {
-            self.rest = None;
-        }
-        Some(document)
+        Some(document.map_err(|OutsideSubset| Declined::Document(&self.text[start..end])))
     }
 }
 
@@ -731,7 +753,7 @@ mod tests {
 
     /// The subset reader's non-null documents, or `None` where it gives up.
     fn parse_documents(text: &str) -> Option<Vec<Value>> {
-        let documents: Read<Vec<Value>> = documents(text)?.collect();
+        let documents: Result<Vec<Value>, _> = documents(text)?.collect();
         Some(
             documents
                 .ok()?
@@ -744,6 +766,7 @@ mod tests {
     /// The fast reader either declines `text` or reads exactly what the full
     /// path reads; returns whether it read it.
     fn agrees(text: &str) -> bool {
+        agrees_document_by_document(text);
         match parse_documents(text) {
             None => false,
             Some(documents) => {
@@ -756,6 +779,36 @@ mod tests {
                 true
             }
         }
+    }
+
+    /// Documents read here, with the declined ones read alone by serde_yaml
+    /// (as `load_text` does), give what the full path gives for the whole
+    /// text, whenever all of them succeed.
+    fn agrees_document_by_document(text: &str) {
+        let Some(items) = documents(text) else {
+            return;
+        };
+        let mut combined = Vec::new();
+        for item in items {
+            let value = match item {
+                Ok(value) => value,
+                Err(Declined::Document(document)) => {
+                    match super::super::document_via_serde_yaml(document) {
+                        Some(value) => value,
+                        None => return,
+                    }
+                }
+                Err(Declined::Text) => return,
+            };
+            if !value.is_null() {
+                combined.push(value);
+            }
+        }
+        assert_eq!(
+            Ok(combined),
+            through_serde_yaml(text),
+            "document by document, the text reads differently: {text:?}"
+        );
     }
 
     /// Every manifest in the repository (demo set, decision cases) is in the
