@@ -8,19 +8,21 @@
 //! `last-applied-configuration: |`, comments, `---` separators) straight into
 //! `serde_json::Value`s, at a small fraction of that cost.
 //!
-//! It never decides anything on its own: whenever the text leaves the subset
-//! (anchors, aliases, tags, folded or multi-line scalars, tabs, non-ASCII text,
-//! complex or non-string keys, a key given twice, anything unusual) it gives
-//! up with [`OutsideSubset`], and the caller loads the whole text through
-//! `serde_yaml` as before, which then accepts or rejects it with its own
-//! message. So for every text it reads, the documents must be exactly the JSON
-//! values that `serde_json::to_value(serde_yaml::Value)` gives; the
-//! differential tests below (repository manifests, edge cases, generated text)
-//! pin that.
+//! It never decides anything on its own: a document that leaves the subset
+//! (anchors, aliases, tags, folded or multi-line scalars, complex or
+//! non-string keys, a key given twice, anything unusual) is handed back as
+//! [`Declined::Document`] with its text, which the caller reads alone with
+//! serde_yaml; a text with tabs or non-ASCII characters, directives or `...`
+//! is not read here at all, and the caller loads it through serde_yaml as
+//! before, which then accepts or rejects it with its own message. So for
+//! every document it reads, the value must be exactly the JSON that
+//! `serde_json::to_value(serde_yaml::Value)` gives; the differential tests
+//! below (repository manifests, edge cases, generated and edited text) pin
+//! that, document by document too.
 
 use serde_json::{Map, Number, Value};
 
-/// Deepest nesting of collections read here; deeper texts go to `serde_yaml`
+/// Deepest nesting of collections read here; deeper documents go to `serde_yaml`
 /// (whose own limit is 128).
 const MAX_DEPTH: usize = 64;
 
