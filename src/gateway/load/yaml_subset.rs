@@ -614,11 +614,12 @@ fn quoted(text: &str, pos: usize) -> Read<(String, usize)> {
     }
 }
 
-/// What serde_yaml makes of an untagged plain scalar, as JSON: null, boolean,
-/// integer, float or string, by the rules of `serde_yaml::de` (0.9)
-/// `visit_untagged_scalar` and `serde_json::to_value`. Numbers that serde_yaml
-/// keeps as 128-bit integers or non-finite floats (which JSON turns into null)
-/// are left to serde_yaml.
+/// What serde_yaml makes of an untagged plain scalar, as JSON, for the
+/// spellings this reader resolves itself: the YAML 1.2 core schema's null and
+/// boolean words, decimal integers without a sign or leading zero (ports,
+/// weights, counts), and strings that cannot be a number. Every other spelling
+/// that may be a number (floats, exponents, `+5`, `007`, `0x1F`, `.inf`,
+/// integers beyond 64 bits) is left to serde_yaml, whose rules decide it.
 fn plain_scalar(s: &str) -> Read<Value> {
     match s {
         "" | "~" | "null" | "Null" | "NULL" => return Ok(Value::Null),
@@ -626,112 +627,44 @@ fn plain_scalar(s: &str) -> Read<Value> {
         "false" | "False" | "FALSE" => return Ok(Value::Bool(false)),
         _ => {}
     }
-    // Every number starts with a digit, a sign or a dot; `inf`/`nan` parse as
-    // floats in Rust but are not finite, so serde_yaml keeps them as strings.
-    if !matches!(s.as_bytes()[0], b'0'..=b'9' | b'+' | b'-' | b'.') {
+    let bytes = s.as_bytes();
+    // A number starts with a digit, a sign or a dot (`inf` and `nan` spelled
+    // without a dot are strings in YAML).
+    if !matches!(bytes.first(), Some(b'0'..=b'9' | b'+' | b'-' | b'.')) {
         return Ok(Value::String(s.to_owned()));
     }
-    if let Some(int) = yaml_number::parse_unsigned_int(s, u64::from_str_radix) {
-        return Ok(Value::Number(int.into()));
+    let (negative, digits) = match bytes.split_first() {
+        Some((b'-', rest)) => (true, rest),
+        _ => (false, bytes),
+    };
+    let decimal = !digits.is_empty()
+        && digits.iter().all(u8::is_ascii_digit)
+        && (digits.len() == 1 || digits[0] != b'0');
+    if decimal {
+        let number = if negative {
+            s.parse::<i64>().ok().map(Number::from)
+        } else {
+            s.parse::<u64>().ok().map(Number::from)
+        };
+        return number.map(Value::Number).ok_or(OutsideSubset);
     }
-    if let Some(int) = yaml_number::parse_negative_int(s, i64::from_str_radix) {
-        return Ok(Value::Number(int.into()));
-    }
-    if yaml_number::parse_unsigned_int(s, u128::from_str_radix).is_some()
-        || yaml_number::parse_negative_int(s, i128::from_str_radix).is_some()
-    {
+    if may_be_number(s) {
         return Err(OutsideSubset);
-    }
-    if !yaml_number::digits_but_not_number(s) {
-        if let Some(float) = yaml_number::parse_f64(s) {
-            return Number::from_f64(float)
-                .map(Value::Number)
-                .ok_or(OutsideSubset);
-        }
     }
     Ok(Value::String(s.to_owned()))
 }
 
-/// serde_yaml 0.9's number rules (`serde_yaml::de`, MIT/Apache-2.0), copied so
-/// that a plain scalar resolves here exactly as it does there.
-mod yaml_number {
-    use std::num::ParseIntError;
-
-    pub(super) fn parse_unsigned_int<T>(
-        scalar: &str,
-        from_str_radix: fn(&str, radix: u32) -> Result<T, ParseIntError>,
-    ) -> Option<T> {
-        let unpositive = scalar.strip_prefix('+').unwrap_or(scalar);
-        for (prefix, radix) in [("0x", 16), ("0o", 8), ("0b", 2)] {
-            if let Some(rest) = unpositive.strip_prefix(prefix) {
-                if rest.starts_with(['+', '-']) {
-                    return None;
-                }
-                if let Ok(int) = from_str_radix(rest, radix) {
-                    return Some(int);
-                }
-            }
-        }
-        if unpositive.starts_with(['+', '-']) {
-            return None;
-        }
-        if digits_but_not_number(scalar) {
-            return None;
-        }
-        from_str_radix(unpositive, 10).ok()
-    }
-
-    pub(super) fn parse_negative_int<T>(
-        scalar: &str,
-        from_str_radix: fn(&str, radix: u32) -> Result<T, ParseIntError>,
-    ) -> Option<T> {
-        for (prefix, radix) in [("-0x", 16), ("-0o", 8), ("-0b", 2)] {
-            if let Some(rest) = scalar.strip_prefix(prefix) {
-                let negative = format!("-{rest}");
-                if let Ok(int) = from_str_radix(&negative, radix) {
-                    return Some(int);
-                }
-            }
-        }
-        if digits_but_not_number(scalar) {
-            return None;
-        }
-        from_str_radix(scalar, 10).ok()
-    }
-
-    pub(super) fn parse_f64(scalar: &str) -> Option<f64> {
-        let unpositive = if let Some(unpositive) = scalar.strip_prefix('+') {
-            if unpositive.starts_with(['+', '-']) {
-                return None;
-            }
-            unpositive
-        } else {
-            scalar
-        };
-        if let ".inf" | ".Inf" | ".INF" = unpositive {
-            return Some(f64::INFINITY);
-        }
-        if let "-.inf" | "-.Inf" | "-.INF" = scalar {
-            return Some(f64::NEG_INFINITY);
-        }
-        if let ".nan" | ".NaN" | ".NAN" = scalar {
-            return Some(f64::NAN.copysign(1.0));
-        }
-        if let Ok(float) = unpositive.parse::<f64>() {
-            if float.is_finite() {
-                return Some(float);
-            }
-        }
-        None
-    }
-
-    /// Leading zero(s) followed by digits is a string in YAML 1.2.
-    pub(super) fn digits_but_not_number(scalar: &str) -> bool {
-        let scalar = scalar.strip_prefix(['-', '+']).unwrap_or(scalar);
-        scalar.len() > 1
-            && scalar.starts_with('0')
-            && scalar[1..].bytes().all(|b| b.is_ascii_digit())
-    }
+/// Whether a YAML reader could take `s` (which starts with a digit, sign or
+/// dot) for a number: a radix-prefixed integer (`0x`, `0o`, `0b`, signed or
+/// not), a `.inf`/`.nan` spelling, or anything Rust's float parser accepts
+/// (which covers every decimal integer and float form, signed or not). What is
+/// none of these (`10.0.0.1`, `1.2.3`, `2024-01-01`, `8080/TCP`, `-`) is a
+/// string for any reader.
+fn may_be_number(s: &str) -> bool {
+    let unsigned = s.strip_prefix(['+', '-']).unwrap_or(s);
+    ["0x", "0o", "0b"].iter().any(|p| unsigned.starts_with(p))
+        || unsigned.starts_with('.') && unsigned.len() == 4
+        || s.parse::<f64>().is_ok()
 }
 
 #[cfg(test)]
@@ -842,7 +775,7 @@ mod tests {
     #[test]
     fn subset_shapes_read_as_serde_yaml_does() {
         let taken = [
-            "a: 1\nb: -2\nc: 0x1F\nd: 012\ne: 1.5\nf: 1e3\ng: +7\nh: 0o17\ni: -0b101\nj: .5\n",
+            "a: 1\nb: -2\nc: 0\nd: 18446744073709551615\ne: -9223372036854775808\nf: 10.0.0.1\ng: 1.2.3\nh: 8080/TCP\ni: 2026-08-02\nj: 0-1\n",
             "a: true\nb: False\nc: ~\nd: null\ne:\nf: NULL\ng: yes\nh: inf\ni: nan\nj: 1_000\n",
             "a: http://x:80/p?q=1#f\nb: a#b\nc: a b  # comment\nd: 2026-08-02T00:00:00Z\n",
             "a: 'it''s'\nb: \"q\\\"s\\\\ \\n\\t/\"\nc: '' # x\n\"d\": 1\n'e f': 2\n",
@@ -857,12 +790,16 @@ mod tests {
             "a: |\n  x\n\n   y: z\n  # not a comment\n\n\nb: |- # c\n    p\n    q\n   \nc: 1\n",
             "- |\n  x\n-   k: |\n      v\n    l: 2\n- |-\n x\n",
             "metadata:\n  annotations:\n    last-applied: |\n      {\"a\":1,\"b\":[\"c\"]}\n  name: n\n---\nx: y\n",
-            "args:\n- --port=80\n- -conf\n- -v\n- -1.5\n- -./x\n-a: 1\n",
+            "args:\n- --port=80\n- -conf\n- -v\n- -15\n- -./x\n-a: 1\n",
         ];
         for text in taken {
             assert!(agrees(text), "declined:\n{text}");
         }
         let others = [
+            // Number spellings other than plain decimal integers: serde_yaml decides.
+            "a: 0x1F\nb: 012\nc: 1.5\nd: 1e3\ne: +7\nf: 0o17\ng: -0b101\nh: .5\ni: -1.5\n",
+            "a: 18446744073709551616\n",
+            "a: -.inf\nb: .NaN\n",
             "key: value with spaces and : colon\n",
             "key: -a\n",
             "key: - a\n",
