@@ -29,15 +29,16 @@ use crate::gateway::{Decision, Headers, Protocol, Request, RouteIndex, Scheme};
 use crate::kube::history::now_us;
 use crate::kube::{HistoryView, IndexHistory};
 use crate::resolve::{
-    resolve_actual_named, ActualBackend, EndpointIndex, EvidenceNames, GatewayAction,
-    Implementation, NameMemo, UpstreamEvidence,
+    resolve_actual_ids, ActualBackend, BackendServiceIds, EndpointIndex, EvidenceNames,
+    GatewayAction, Implementation, NameMemo, ResolveIds, RouteRef, RuleAt, RuleRef,
+    UpstreamEvidence, UpstreamName,
 };
 use crate::sink::alerts::{Alert, AlertAggregator, AlertOccurrence, AlertType};
 use crate::sink::deadletter::{DeadLetterSink, DeadLetterSource};
 use crate::sink::parquet::ParquetSink;
 use crate::sink::row::{EnrichedRow, StrList, ValueIds};
 use crate::sink::SinkError;
-use crate::verdict::{judge, GatewayAnswer, Judgement, Observation, Verdict};
+use crate::verdict::{judge_known_allowed, GatewayAnswer, Judgement, Observation, Verdict};
 
 /// Most upstream attempts and kept headers a record carries into a request;
 /// more are truncated (kept on the stack, no allocation).
@@ -186,6 +187,13 @@ pub struct RecordProcessor<'i> {
     /// Backend ids ([`RouteIndex::allowed_backend_id`]) of `expected`, one
     /// per key; reused across records.
     expected_ids: Vec<u32>,
+    /// Service ids ([`BackendServiceIds::allowed`]) of `expected`, one per
+    /// key, when `service_ids` applies to the record's indexes; reused.
+    expected_services: Vec<u32>,
+    /// Service ids of the own index's backends in the own endpoint index
+    /// (`None` when names contain `/`, see [`BackendServiceIds::build`]):
+    /// Services are compared by id on the records judged against them.
+    service_ids: Option<BackendServiceIds>,
     gateway_key: String,
     actual_key: String,
     /// The last listener lookup on the processor's own index.
@@ -229,6 +237,8 @@ impl<'i> RecordProcessor<'i> {
             stats: PipelineStats::default(),
             expected: Vec::with_capacity(8),
             expected_ids: Vec::with_capacity(8),
+            expected_services: Vec::with_capacity(8),
+            service_ids: BackendServiceIds::build(index, endpoints),
             gateway_key: String::with_capacity(64),
             actual_key: String::with_capacity(64),
             last_listener: None,
@@ -452,21 +462,49 @@ impl<'i> RecordProcessor<'i> {
             },
         };
         let decision = index.decide(&request);
+        // Service ids apply to the processor's own indexes only (the table
+        // was built from them; snapshots compare names).
+        let service_ids = self
+            .service_ids
+            .as_ref()
+            .filter(|_| std::ptr::eq(index, self.index) && std::ptr::eq(endpoints, self.endpoints));
         expected.clear();
         self.expected_ids.clear();
+        self.expected_services.clear();
         let mut expected_ids_complete = true;
+        let mut expected_services_complete = service_ids.is_some();
         for backend in decision.allowed_backends() {
-            if !expected.contains(&backend.key.as_str()) {
+            let id = index.allowed_backend_id(backend);
+            let service = match (service_ids, id) {
+                (Some(table), Some(id)) => table.allowed(id),
+                _ => None,
+            };
+            // Equal Service ids are equal keys (see `BackendServiceIds`);
+            // without ids, the keys are compared.
+            let duplicate = match service {
+                Some(service) if expected_services_complete => {
+                    self.expected_services.contains(&service)
+                }
+                _ => expected.contains(&backend.key.as_str()),
+            };
+            if !duplicate {
                 expected.push(backend.key.as_str());
-                match index.allowed_backend_id(backend) {
+                match id {
                     Some(id) => self.expected_ids.push(id),
                     None => expected_ids_complete = false,
+                }
+                match service {
+                    Some(service) => self.expected_services.push(service),
+                    None => expected_services_complete = false,
                 }
             }
         }
         if !expected_ids_complete {
             // Ids go one per item or not at all (see `ValueIds`).
             self.expected_ids.clear();
+        }
+        if !expected_services_complete {
+            self.expected_services.clear();
         }
 
         let mut attempts: [&str; MAX_ATTEMPTS] = [""; MAX_ATTEMPTS];
@@ -490,14 +528,41 @@ impl<'i> RecordProcessor<'i> {
             status: record.status,
         };
         let names = EvidenceNames::parse_memo(&evidence, &mut self.names);
-        let actual = resolve_actual_named(&evidence, &names, endpoints, index, expected);
+        let resolve_ids = service_ids
+            .filter(|_| expected_services_complete)
+            .map(|table| ResolveIds {
+                table,
+                expected: &self.expected_services,
+            });
+        let resolution =
+            resolve_actual_ids(&evidence, &names, endpoints, index, expected, resolve_ids);
+        names.remember_in(&evidence, &resolution, &mut self.names);
+        let (actual, actual_service) = (resolution.actual, resolution.service);
+        // With ids on both sides: the actual backend's position among the
+        // expected ones (keys are unique there, so at most one).
+        let actual_expected_at = match (resolve_ids, actual_service) {
+            (Some(_), Some(service)) => {
+                Some(self.expected_services.iter().position(|&s| s == service))
+            }
+            _ => None,
+        };
         let observation = Observation {
             actual_backend: actual.backend.map(|b| (b.namespace, b.name)),
             answer: answer_of(&actual, record.status),
             status: record.status,
-            named_rule_expected: named_rule_expected(&names, &decision),
+            named_rule_expected: named_rule_expected(
+                &names,
+                resolution
+                    .cluster_rule_at
+                    .filter(|at| at.index == index.instance()),
+                &decision,
+            ),
         };
-        let mut judgement = judge(&decision, &observation);
+        let mut judgement = judge_known_allowed(
+            &decision,
+            &observation,
+            actual_expected_at.map(|at| at.is_some()),
+        );
         if trust.in_transition && judgement.verdict.is_alert() {
             judgement = Judgement {
                 verdict: Verdict::InTransition,
@@ -509,14 +574,19 @@ impl<'i> RecordProcessor<'i> {
         // The actual Service is usually an allowed backend: then its key
         // (`namespace/name`, as `actual_key` would spell it) and id come from
         // the index, and no key is built.
-        let allowed_actual = actual.backend.and_then(|b| {
-            self.expected_ids.iter().find_map(|&id| {
-                index
-                    .allowed_backend(id)
-                    .filter(|a| a.namespace == b.namespace && a.name == b.name)
-                    .map(|a| (a, id))
-            })
-        });
+        let allowed_actual = match actual_expected_at {
+            Some(at) => at
+                .and_then(|at| self.expected_ids.get(at).copied())
+                .and_then(|id| index.allowed_backend(id).map(|a| (a, id))),
+            None => actual.backend.and_then(|b| {
+                self.expected_ids.iter().find_map(|&id| {
+                    index
+                        .allowed_backend(id)
+                        .filter(|a| a.namespace == b.namespace && a.name == b.name)
+                        .map(|a| (a, id))
+                })
+            }),
+        };
         self.actual_key.clear();
         let (actual_backend, actual_backend_id) = match (allowed_actual, actual.backend) {
             (Some((allowed, id)), _) => (Some(allowed.key.as_str()), Some(id)),
@@ -738,8 +808,26 @@ fn listener_scheme(
 
 /// Whether the route rule the log names (Envoy Gateway route and cluster names
 /// carry `kind/ns/name/rule/<i>`) is the decision's winner or an alternative.
-fn named_rule_expected(names: &EvidenceNames<'_>, decision: &Decision<'_>) -> Option<bool> {
+///
+/// `cluster_rule_at` is where the resolver found the cluster's rule in the
+/// decision's index (the caller checks the index): when the named rule is the cluster's, a hit on that
+/// route is known to have the named kind, namespace and name (the lookup
+/// matched them), so only its rule index is compared; other hits (another
+/// route of the same name, should there be one) compare names.
+fn named_rule_expected(
+    names: &EvidenceNames<'_>,
+    cluster_rule_at: Option<RuleAt>,
+    decision: &Decision<'_>,
+) -> Option<bool> {
     let named = names.named_rule()?;
+    let named_route = match (names.cluster, cluster_rule_at) {
+        (Some(UpstreamName::Rule(cluster_rule)), Some(at))
+            if same_rule_ref(&cluster_rule, &named) =>
+        {
+            Some(at)
+        }
+        _ => None,
+    };
     Some(
         decision
             .hit
@@ -749,10 +837,35 @@ fn named_rule_expected(names: &EvidenceNames<'_>, decision: &Decision<'_>) -> Op
                 // Cheap integer compares first: most alternatives differ in
                 // rule index or kind, and the name compare is two memcmps.
                 h.rule().index == named.rule_index
-                    && h.route().kind == named.kind
-                    && named.route.matches(&h.route().namespace, &h.route().name)
+                    && match named_route {
+                        Some(at) if at.route == h.route_id() => true,
+                        _ => {
+                            h.route().kind == named.kind
+                                && named.route.matches(&h.route().namespace, &h.route().name)
+                        }
+                    }
             }),
     )
+}
+
+/// Whether two rule references are the same parse of the same text (equal
+/// kind and indexes, names borrowed from the same bytes): then they name the
+/// same rule without comparing the names' bytes. `false` does not mean they
+/// differ.
+fn same_rule_ref(a: &RuleRef<'_>, b: &RuleRef<'_>) -> bool {
+    let same_str = |x: &str, y: &str| std::ptr::eq(x.as_ptr(), y.as_ptr()) && x.len() == y.len();
+    a.kind == b.kind
+        && a.rule_index == b.rule_index
+        && match (a.route, b.route) {
+            (
+                RouteRef::Exact { namespace, name },
+                RouteRef::Exact {
+                    namespace: namespace_b,
+                    name: name_b,
+                },
+            ) => same_str(namespace, namespace_b) && same_str(name, name_b),
+            _ => false,
+        }
 }
 
 /// Maps what the resolver saw the gateway do to the verdict's vocabulary.

@@ -39,6 +39,12 @@ use crate::gateway::model::{ObjectSet, Service, ServicePort};
 /// One Service (and Service port) that an address belongs to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EndpointCandidate {
+    /// Id of the Service `(namespace, name)` in the index that holds this
+    /// candidate ([`EndpointIndex::service_id`]): two candidates of one index
+    /// name the same Service exactly when their ids are equal, so the
+    /// resolver compares ids instead of the (cold) strings. First, so that
+    /// it shares a cache line with the port.
+    pub service: u32,
     /// Service namespace.
     pub namespace: String,
     /// Service name.
@@ -103,6 +109,14 @@ pub struct EndpointIndex {
     by_addr: FastMap<AddrKey, Vec<EndpointCandidate>>,
     /// Sorted by `(namespace, name)` for allocation-free lookups.
     services: Vec<ServiceEntry>,
+    /// Id of every Service `(namespace, name)` a candidate or a Service
+    /// object names (see [`EndpointCandidate::service`]), numbered in
+    /// `(namespace, name)` order from 0.
+    service_ids: HashMap<(String, String), u32>,
+    /// No namespace or name of a candidate contains `/`, so that a key
+    /// `namespace/name` and the pair tell the same Services apart (ids, which
+    /// stand for pairs, can then stand in for key comparisons).
+    keys_unambiguous: bool,
     skipped_addresses: usize,
 }
 
@@ -138,6 +152,8 @@ impl EndpointIndex {
         let mut index = EndpointIndex {
             by_addr: FastMap::default(),
             services,
+            service_ids: HashMap::new(),
+            keys_unambiguous: true,
             skipped_addresses: 0,
         };
 
@@ -183,6 +199,7 @@ impl EndpointIndex {
                         index.insert(
                             SocketAddr::new(ip, port),
                             EndpointCandidate {
+                                service: 0,
                                 namespace: namespace.to_string(),
                                 name: service_name.to_string(),
                                 key: format!("{namespace}/{service_name}"),
@@ -214,6 +231,7 @@ impl EndpointIndex {
                 index.insert(
                     SocketAddr::new(ip, port.port),
                     EndpointCandidate {
+                        service: 0,
                         namespace: service.metadata.namespace.clone(),
                         name: service.metadata.name.clone(),
                         key: service.metadata.key(),
@@ -236,7 +254,64 @@ impl EndpointIndex {
                 ))
             });
         }
+        index.number_services();
         index
+    }
+
+    /// Fills `service_ids` and every candidate's `service` (ids in
+    /// `(namespace, name)` order, so that they do not depend on hashing).
+    fn number_services(&mut self) {
+        let mut pairs: Vec<(&str, &str)> = self
+            .services
+            .iter()
+            .map(|s| (s.namespace.as_str(), s.name.as_str()))
+            .chain(
+                self.by_addr
+                    .values()
+                    .flatten()
+                    .map(|c| (c.namespace.as_str(), c.name.as_str())),
+            )
+            .collect();
+        pairs.sort_unstable();
+        pairs.dedup();
+        let keys_unambiguous = pairs
+            .iter()
+            .all(|(ns, name)| !ns.contains('/') && !name.contains('/'));
+        let service_ids: HashMap<(String, String), u32> = pairs
+            .iter()
+            .enumerate()
+            .map(|(id, (ns, name))| ((ns.to_string(), name.to_string()), id as u32))
+            .collect();
+        for candidate in self.by_addr.values_mut().flatten() {
+            // Every candidate's pair was numbered just above.
+            if let Some(&id) =
+                service_ids.get(&(candidate.namespace.clone(), candidate.name.clone()))
+            {
+                candidate.service = id;
+            }
+        }
+        self.service_ids = service_ids;
+        self.keys_unambiguous = keys_unambiguous;
+    }
+
+    /// The id of the Service `namespace/name` ([`EndpointCandidate::service`])
+    /// when a candidate or a Service object of this index names it. Ids run
+    /// from 0 to [`service_count`](Self::service_count) - 1.
+    pub fn service_id(&self, namespace: &str, name: &str) -> Option<u32> {
+        self.service_ids
+            .get(&(namespace.to_string(), name.to_string()))
+            .copied()
+    }
+
+    /// Number of Service ids ([`service_id`](Self::service_id)).
+    pub fn service_count(&self) -> usize {
+        self.service_ids.len()
+    }
+
+    /// True when no candidate's namespace or name contains `/`: keys
+    /// (`namespace/name`) are then equal exactly when the pairs are.
+    pub fn keys_unambiguous(&self) -> bool {
+        self.keys_unambiguous
     }
 
     fn insert(&mut self, addr: SocketAddr, candidate: EndpointCandidate) {
@@ -454,20 +529,37 @@ pub fn choose_candidate_where<'c>(
     expected_backend_keys: &[&str],
     keep: impl Fn(&EndpointCandidate) -> bool,
 ) -> CandidateChoice<'c> {
+    choose_candidate_by(
+        candidates,
+        |c| expected_backend_keys.contains(&c.key.as_str()),
+        |a, b| a.key == b.key,
+        keep,
+    )
+}
+
+/// [`choose_candidate_where`] with the comparisons given: `expected` tells
+/// whether a candidate is an expected backend, `same` whether two candidates
+/// name the same Service (by key, or by id within one index).
+pub(crate) fn choose_candidate_by<'c>(
+    candidates: &'c [EndpointCandidate],
+    expected: impl Fn(&EndpointCandidate) -> bool,
+    same: impl Fn(&EndpointCandidate, &EndpointCandidate) -> bool,
+    keep: impl Fn(&EndpointCandidate) -> bool,
+) -> CandidateChoice<'c> {
     let mut first: Option<&EndpointCandidate> = None;
     let mut services = 0usize;
     let mut first_expected: Option<&EndpointCandidate> = None;
     let mut expected_services = 0usize;
-    let mut previous_key: Option<&str> = None;
+    let mut previous: Option<&EndpointCandidate> = None;
     for candidate in candidates.iter().filter(|c| keep(c)) {
         // Candidates are sorted by key, so equal keys are adjacent.
-        if previous_key == Some(candidate.key.as_str()) {
+        if previous.is_some_and(|p| same(p, candidate)) {
             continue;
         }
-        previous_key = Some(candidate.key.as_str());
+        previous = Some(candidate);
         services += 1;
         first.get_or_insert(candidate);
-        if expected_backend_keys.contains(&candidate.key.as_str()) {
+        if expected(candidate) {
             expected_services += 1;
             first_expected.get_or_insert(candidate);
         }
