@@ -193,7 +193,7 @@ pub struct RecordProcessor<'i> {
     /// Service ids of the own index's backends in the own endpoint index
     /// (`None` when names contain `/`, see [`BackendServiceIds::build`]):
     /// Services are compared by id on the records judged against them.
-    service_ids: Option<BackendServiceIds>,
+    service_ids: Option<BackendServiceIds<'i>>,
     gateway_key: String,
     actual_key: String,
     /// The last listener lookup on the processor's own index.
@@ -380,7 +380,10 @@ impl<'i> RecordProcessor<'i> {
         record: &'x AccessRecord<'_>,
         origin: Origin<'_>,
         out: &mut Outputs<'_>,
-    ) -> Result<(), SinkError> {
+    ) -> Result<(), SinkError>
+    where
+        'i: 'x,
+    {
         let mut expected: Vec<&'x str> = recycle(std::mem::take(&mut self.expected));
         let result = self.judge_with(index, endpoints, trust, record, origin, out, &mut expected);
         self.expected = recycle(expected);
@@ -397,7 +400,10 @@ impl<'i> RecordProcessor<'i> {
         origin: Origin<'_>,
         out: &mut Outputs<'_>,
         expected: &mut Vec<&'x str>,
-    ) -> Result<(), SinkError> {
+    ) -> Result<(), SinkError>
+    where
+        'i: 'x,
+    {
         // Gateway identity: the envelope's pod labels, else the configured default.
         self.gateway_key.clear();
         let gateway = match (&record.gateway_namespace, &record.gateway_name) {
@@ -475,9 +481,16 @@ impl<'i> RecordProcessor<'i> {
         let mut expected_services_complete = service_ids.is_some();
         for backend in decision.allowed_backends() {
             let id = index.allowed_backend_id(backend);
-            let service = match (service_ids, id) {
+            // With the table, the backend's Service id and key come from it
+            // (the backend itself is not read).
+            let allowed = match (service_ids, id) {
                 (Some(table), Some(id)) => table.allowed(id),
                 _ => None,
+            };
+            let service = allowed.map(|a| a.service);
+            let key = match allowed {
+                Some(a) => a.key,
+                None => backend.key.as_str(),
             };
             // Equal Service ids are equal keys (see `BackendServiceIds`);
             // without ids, the keys are compared.
@@ -485,10 +498,10 @@ impl<'i> RecordProcessor<'i> {
                 Some(service) if expected_services_complete => {
                     self.expected_services.contains(&service)
                 }
-                _ => expected.contains(&backend.key.as_str()),
+                _ => expected.contains(&key),
             };
             if !duplicate {
-                expected.push(backend.key.as_str());
+                expected.push(key);
                 match id {
                     Some(id) => self.expected_ids.push(id),
                     None => expected_ids_complete = false,
@@ -575,21 +588,20 @@ impl<'i> RecordProcessor<'i> {
         // (`namespace/name`, as `actual_key` would spell it) and id come from
         // the index, and no key is built.
         let allowed_actual = match actual_expected_at {
-            Some(at) => at
-                .and_then(|at| self.expected_ids.get(at).copied())
-                .and_then(|id| index.allowed_backend(id).map(|a| (a, id))),
+            // `expected` holds the allowed backends' keys, one per id.
+            Some(at) => at.and_then(|at| Some((*expected.get(at)?, *self.expected_ids.get(at)?))),
             None => actual.backend.and_then(|b| {
                 self.expected_ids.iter().find_map(|&id| {
                     index
                         .allowed_backend(id)
                         .filter(|a| a.namespace == b.namespace && a.name == b.name)
-                        .map(|a| (a, id))
+                        .map(|a| (a.key.as_str(), id))
                 })
             }),
         };
         self.actual_key.clear();
         let (actual_backend, actual_backend_id) = match (allowed_actual, actual.backend) {
-            (Some((allowed, id)), _) => (Some(allowed.key.as_str()), Some(id)),
+            (Some((allowed_key, id)), _) => (Some(allowed_key), Some(id)),
             (None, Some(b)) => {
                 // push_str, not write!: no formatting machinery per record.
                 self.actual_key.push_str(b.namespace);

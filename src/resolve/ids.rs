@@ -10,7 +10,12 @@
 //! does not know get ids of their own, past the endpoint index's), and keeps
 //! per rule what the resolver needs (which backends are Services, the single
 //! live backend), so a record compares integers and touches neither the
-//! strings nor the backends it does not pick.
+//! strings nor the backends it does not pick. The table also holds, next to
+//! each id, what a record takes from the backend (its key; its namespace,
+//! name and port), borrowed from the route index: a rule's entries sit side
+//! by side, so a record reads one or two lines of the table instead of a
+//! route, its rules, the rule's backends and each backend (a dependent cache
+//! miss each).
 //!
 //! The table stands for pairs `(namespace, name)`; the code it replaces
 //! compared keys (`namespace/name`) in places. The two agree unless a
@@ -27,6 +32,27 @@ use super::endpoints::EndpointIndex;
 /// Id of a backend that is not a `Service` (never equal to a candidate's).
 pub const NOT_A_SERVICE: u32 = u32::MAX;
 
+/// An allowed backend ([`RouteIndex::allowed_backend`]) as a record uses it.
+#[derive(Debug, Clone, Copy)]
+pub struct AllowedService<'i> {
+    /// Id of its `(namespace, name)`, whatever its kind.
+    pub service: u32,
+    /// Its key (`namespace/name`), borrowed from the route index.
+    pub key: &'i str,
+}
+
+/// A backend of a rule as the resolver uses it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct RuleBackend<'i> {
+    /// Its Service id, or [`NOT_A_SERVICE`] when it is another kind.
+    pub service: u32,
+    /// Service port.
+    pub port: Option<u16>,
+    /// Namespace and name, borrowed from the route index.
+    pub namespace: &'i str,
+    pub name: &'i str,
+}
+
 /// What the resolver needs of one rule, precomputed.
 #[derive(Debug, Clone, Copy)]
 struct RuleIds {
@@ -42,7 +68,7 @@ struct RuleIds {
 /// module docs). Built for one pair of indexes; [`BackendServiceIds::is_for`]
 /// tells whether it belongs to a pair.
 #[derive(Debug, Clone)]
-pub struct BackendServiceIds {
+pub struct BackendServiceIds<'i> {
     /// [`RouteIndex::instance`] of the route index.
     route_instance: u64,
     /// Number of allowed backends and routes of the route index, and of
@@ -50,29 +76,27 @@ pub struct BackendServiceIds {
     allowed_len: usize,
     routes_len: usize,
     endpoint_services: usize,
-    /// Per allowed backend id ([`RouteIndex::allowed_backend_id`]), the id of
-    /// its `(namespace, name)`, whatever its kind.
-    allowed: Vec<u32>,
+    /// Per allowed backend id ([`RouteIndex::allowed_backend_id`]).
+    allowed: Vec<AllowedService<'i>>,
     /// Per route, the number of rules of the routes before it (one more
     /// entry at the end).
     rule_base: Vec<u32>,
     /// Per rule (numbered as in `rule_base`).
     rules: Vec<RuleIds>,
-    /// Per rule backend (in `rules` ranges): its Service id, or
-    /// [`NOT_A_SERVICE`] when it is another kind.
-    rule_backends: Vec<u32>,
+    /// Per rule backend (in `rules` ranges).
+    rule_backends: Vec<RuleBackend<'i>>,
 }
 
-impl BackendServiceIds {
+impl<'i> BackendServiceIds<'i> {
     /// The ids of `routes`' backends in `endpoints`; `None` when a namespace
     /// or name on either side contains `/` (see the module docs).
-    pub fn build<'r>(routes: &'r RouteIndex, endpoints: &EndpointIndex) -> Option<Self> {
+    pub fn build(routes: &'i RouteIndex, endpoints: &EndpointIndex) -> Option<Self> {
         if !endpoints.keys_unambiguous() {
             return None;
         }
         let mut others: HashMap<(&str, &str), u32> = HashMap::new();
         let base = endpoints.service_count();
-        let mut id_of = |b: &'r CompiledBackend| -> Option<u32> {
+        let mut id_of = |b: &'i CompiledBackend| -> Option<u32> {
             let (ns, name) = (b.namespace.as_str(), b.name.as_str());
             if ns.contains('/') || name.contains('/') {
                 return None;
@@ -88,7 +112,10 @@ impl BackendServiceIds {
         };
         let mut allowed = Vec::new();
         while let Some(backend) = routes.allowed_backend(allowed.len() as u32) {
-            allowed.push(id_of(backend)?);
+            allowed.push(AllowedService {
+                service: id_of(backend)?,
+                key: backend.key.as_str(),
+            });
         }
         let mut rule_base = Vec::with_capacity(routes.routes.len() + 1);
         let mut rules = Vec::new();
@@ -99,10 +126,15 @@ impl BackendServiceIds {
                 let start = u32::try_from(rule_backends.len()).ok()?;
                 for backend in &rule.backends {
                     let id = id_of(backend)?;
-                    rule_backends.push(if is_service(backend) {
-                        id
-                    } else {
-                        NOT_A_SERVICE
+                    rule_backends.push(RuleBackend {
+                        service: if is_service(backend) {
+                            id
+                        } else {
+                            NOT_A_SERVICE
+                        },
+                        port: backend.port,
+                        namespace: backend.namespace.as_str(),
+                        name: backend.name.as_str(),
                     });
                 }
                 let end = u32::try_from(rule_backends.len()).ok()?;
@@ -138,17 +170,17 @@ impl BackendServiceIds {
             && routes.allowed_backend(self.allowed_len as u32).is_none()
     }
 
-    /// The Service id of the allowed backend `id`
-    /// ([`RouteIndex::allowed_backend_id`]), whatever its kind.
+    /// The allowed backend `id` ([`RouteIndex::allowed_backend_id`]): its
+    /// Service id (whatever its kind) and key.
     #[inline]
-    pub fn allowed(&self, id: u32) -> Option<u32> {
+    pub fn allowed(&self, id: u32) -> Option<AllowedService<'i>> {
         self.allowed.get(id as usize).copied()
     }
 
     /// The rule at position `rule_pos` of route `route` (positions in
     /// [`RouteIndex::routes`] and the route's `rules`).
     #[inline]
-    pub(crate) fn rule(&self, route: usize, rule_pos: usize) -> Option<RuleServices<'_>> {
+    pub(crate) fn rule(&self, route: usize, rule_pos: usize) -> Option<RuleServices<'_, 'i>> {
         let base = *self.rule_base.get(route)? as usize;
         let next = *self.rule_base.get(route + 1)? as usize;
         let at = base + rule_pos;
@@ -165,12 +197,11 @@ impl BackendServiceIds {
     }
 }
 
-/// The Service ids of one rule's backends (see [`BackendServiceIds::rule`]).
+/// The backends of one rule (see [`BackendServiceIds::rule`]).
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct RuleServices<'t> {
-    /// Per backend of the rule, in order: its Service id, or
-    /// [`NOT_A_SERVICE`].
-    pub backends: &'t [u32],
+pub(crate) struct RuleServices<'t, 'i> {
+    /// Per backend of the rule, in order.
+    pub backends: &'t [RuleBackend<'i>],
     /// Position of the rule's single live backend, if any.
     pub single: Option<u32>,
 }

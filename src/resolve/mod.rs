@@ -333,9 +333,9 @@ pub struct Resolution<'i> {
 /// endpoint indexes being resolved against, and the expected backends' ids
 /// in it ([`BackendServiceIds::allowed`] of each), one per expected key.
 #[derive(Debug, Clone, Copy)]
-pub struct ResolveIds<'t> {
+pub struct ResolveIds<'t, 'i> {
     /// Built by [`BackendServiceIds::build`] from the same two indexes.
-    pub table: &'t BackendServiceIds,
+    pub table: &'t BackendServiceIds<'i>,
     /// The Service id of each expected backend key, in the same order.
     pub expected: &'t [u32],
 }
@@ -378,7 +378,7 @@ pub fn resolve_actual_ids<'i>(
     endpoints: &'i EndpointIndex,
     routes: &'i RouteIndex,
     expected_backend_keys: &[&str],
-    ids: Option<ResolveIds<'_>>,
+    ids: Option<ResolveIds<'_, 'i>>,
 ) -> Resolution<'i> {
     let mut cluster_rule_at = None;
     let (actual, service) = resolve_with(
@@ -405,7 +405,7 @@ fn resolve_with<'i>(
     endpoints: &'i EndpointIndex,
     routes: &'i RouteIndex,
     expected_backend_keys: &[&str],
-    ids: Option<ResolveIds<'_>>,
+    ids: Option<ResolveIds<'_, 'i>>,
     cluster_rule_at: &mut Option<RuleAt>,
 ) -> (ActualBackend<'i>, Option<u32>) {
     let ids = ids.filter(|i| {
@@ -496,28 +496,45 @@ fn resolve_with<'i>(
         let remembered = names
             .cluster_rule_at
             .filter(|at| from_cluster && at.index == routes.instance());
+        // Positions of the rule: remembered, or looked up by name.
         let found = match remembered {
-            Some(at) => rule_at(routes, at),
-            None => find_rule(routes, &rule_ref),
+            Some(at) => Some((at.route as usize, at.rule as usize)),
+            None => find_rule(routes, &rule_ref).map(|f| (f.route_pos, f.rule_pos)),
         };
-        if from_cluster {
-            *cluster_rule_at = found.as_ref().and_then(|f| {
-                Some(RuleAt {
-                    index: routes.instance(),
-                    route: u32::try_from(f.route_pos).ok()?,
-                    rule: u32::try_from(f.rule_pos).ok()?,
+        // With ids, the table holds what is needed of the rule's backends;
+        // else the compiled rule (a remembered position is checked).
+        let in_rule = found.and_then(|(route_pos, rule_pos)| {
+            ids.and_then(|i| i.table.rule(route_pos, rule_pos))
+                .map(InRule::Ids)
+                .or_else(|| {
+                    routes
+                        .routes
+                        .get(route_pos)
+                        .and_then(|r| r.rules.get(rule_pos))
+                        .map(InRule::Rule)
                 })
-            });
+        });
+        if from_cluster {
+            *cluster_rule_at = found
+                .filter(|_| in_rule.is_some())
+                .and_then(|(route, rule)| {
+                    Some(RuleAt {
+                        index: routes.instance(),
+                        route: u32::try_from(route).ok()?,
+                        rule: u32::try_from(rule).ok()?,
+                    })
+                });
         }
-        match found {
-            Some(found) => {
-                let rule_ids = ids.and_then(|i| i.table.rule(found.route_pos, found.rule_pos));
-                let resolved = match rule_ids {
-                    Some(services) => resolve_in_rule_ids(
-                        found.rule, &rule_ref, candidates, services, expected, action,
-                    ),
-                    None => resolve_in_rule(found.rule, &rule_ref, candidates, expected, action)
-                        .map(|r| (r, None)),
+        match in_rule {
+            Some(in_rule) => {
+                let resolved = match in_rule {
+                    InRule::Ids(services) => {
+                        resolve_in_rule_ids(&rule_ref, candidates, services, expected, action)
+                    }
+                    InRule::Rule(rule) => {
+                        resolve_in_rule(rule, &rule_ref, candidates, expected, action)
+                            .map(|r| (r, None))
+                    }
                 };
                 if let Some(result) = resolved {
                     return result;
@@ -647,10 +664,9 @@ fn resolve_in_rule<'i>(
 /// (`services`, from a [`BackendServiceIds`] table, and `expected` holding
 /// ids): the same answer, comparing integers; also the answer's Service id.
 fn resolve_in_rule_ids<'i>(
-    rule: &'i CompiledRule,
     rule_ref: &RuleRef<'_>,
     candidates: &'i [EndpointCandidate],
-    services: ids::RuleServices<'_>,
+    services: ids::RuleServices<'_, 'i>,
     expected: Expected<'_>,
     action: GatewayAction,
 ) -> Option<(ActualBackend<'i>, Option<u32>)> {
@@ -658,7 +674,7 @@ fn resolve_in_rule_ids<'i>(
         services
             .backends
             .get(j)
-            .copied()
+            .map(|b| b.service)
             .filter(|&id| id != ids::NOT_A_SERVICE)
     };
     let consistent_with =
@@ -673,10 +689,10 @@ fn resolve_in_rule_ids<'i>(
         .and_then(|j| service_at(j as usize).map(|id| (j as usize, id)))
         .filter(|&(_, id)| consistent_with(id) != Some(false));
     if let Some((j, id)) = named.or(single) {
-        let backend = rule.backends.get(j)?;
+        let backend = services.backends.get(j)?;
         let backend_ref = BackendRef {
-            namespace: backend.namespace.as_str(),
-            name: backend.name.as_str(),
+            namespace: backend.namespace,
+            name: backend.name,
             port: backend.port,
         };
         return Some((
@@ -697,7 +713,7 @@ fn resolve_in_rule_ids<'i>(
             Some(id),
         ));
     }
-    let in_rule = |c: &EndpointCandidate| services.backends.contains(&c.service);
+    let in_rule = |c: &EndpointCandidate| services.backends.iter().any(|b| b.service == c.service);
     let choice = choose_among(candidates, expected, in_rule);
     match choice.chosen {
         Some(candidate) => Some((
@@ -725,38 +741,31 @@ fn resolve_in_rule_ids<'i>(
     }
 }
 
-/// A rule found by [`find_rule`], with its positions.
-struct FoundRule<'i> {
+/// Where [`find_rule`] found a rule.
+struct FoundRule {
     /// Position of the route in [`RouteIndex::routes`].
     route_pos: usize,
     /// Position of the rule in the route's `rules`.
     rule_pos: usize,
-    rule: &'i CompiledRule,
 }
 
-/// The rule at `at` (positions in `routes`, see [`RuleAt`]), if there is one.
-fn rule_at(routes: &RouteIndex, at: RuleAt) -> Option<FoundRule<'_>> {
-    let (route_pos, rule_pos) = (at.route as usize, at.rule as usize);
-    let rule = routes.routes.get(route_pos)?.rules.get(rule_pos)?;
-    Some(FoundRule {
-        route_pos,
-        rule_pos,
-        rule,
-    })
+/// The logged rule as the resolver reads it: from a [`BackendServiceIds`]
+/// table, or the compiled rule itself.
+enum InRule<'t, 'i> {
+    Ids(ids::RuleServices<'t, 'i>),
+    Rule(&'i CompiledRule),
 }
 
 /// Finds the rule a [`RuleRef`] names: an exact `ns/name` through the index's
 /// name map (no scan, no allocation); Traefik's dashed names by a scan.
-fn find_rule<'i>(routes: &'i RouteIndex, rule_ref: &RuleRef<'_>) -> Option<FoundRule<'i>> {
-    let rule_of = |(route_pos, r): (usize, &'i CompiledRoute)| {
+fn find_rule(routes: &RouteIndex, rule_ref: &RuleRef<'_>) -> Option<FoundRule> {
+    let rule_of = |(route_pos, r): (usize, &CompiledRoute)| {
         r.rules
             .iter()
-            .enumerate()
-            .find(|(_, rule)| rule.index == rule_ref.rule_index)
-            .map(|(rule_pos, rule)| FoundRule {
+            .position(|rule| rule.index == rule_ref.rule_index)
+            .map(|rule_pos| FoundRule {
                 route_pos,
                 rule_pos,
-                rule,
             })
     };
     match rule_ref.route {

@@ -1532,7 +1532,10 @@ fn service_ids_and_remembered_rules_answer_as_names_do() {
     let mut allowed: Vec<(String, u32)> = Vec::new();
     let mut id = 0;
     while let Some(backend) = routes.allowed_backend(id) {
-        let service = table.allowed(id).expect("an id per allowed backend");
+        let service = table
+            .allowed(id)
+            .expect("an id per allowed backend")
+            .service;
         if !allowed.iter().any(|(k, _)| *k == backend.key) {
             allowed.push((backend.key.clone(), service));
         }
@@ -1589,7 +1592,10 @@ fn service_ids_and_remembered_rules_answer_as_names_do() {
         }
     }
     assert!(by_id > 100, "ids were used ({by_id})");
-    assert!(remembered > 100, "rule positions were remembered ({remembered})");
+    assert!(
+        remembered > 100,
+        "rule positions were remembered ({remembered})"
+    );
 }
 
 /// A name with `/` in it would make keys and pairs disagree: no table.
