@@ -713,7 +713,12 @@ fn resolve_in_rule_ids<'i>(
             Some(id),
         ));
     }
-    let in_rule = |c: &EndpointCandidate| services.backends.iter().any(|b| b.service == c.service);
+    let in_rule = |c: &EndpointCandidate| {
+        services
+            .backends
+            .iter()
+            .any(|b| b.service != ids::NOT_A_SERVICE && b.service == c.service)
+    };
     let choice = choose_among(candidates, expected, in_rule);
     match choice.chosen {
         Some(candidate) => Some((
