@@ -30,7 +30,7 @@ use crate::kube::history::now_us;
 use crate::kube::{HistoryView, IndexHistory};
 use crate::resolve::{
     resolve_actual_ids, ActualBackend, BackendServiceIds, EndpointIndex, EvidenceNames,
-    GatewayAction, Implementation, NameMemo, ResolveIds, RouteRef, RuleAt, RuleRef,
+    GatewayAction, HitRule, Implementation, NameMemo, ResolveIds, RouteRef, RuleAt, RuleRef,
     UpstreamEvidence, UpstreamName,
 };
 use crate::sink::alerts::{Alert, AlertAggregator, AlertOccurrence, AlertType};
@@ -519,6 +519,15 @@ impl<'i> RecordProcessor<'i> {
         if !expected_services_complete {
             self.expected_services.clear();
         }
+        // What the row and the named-rule check need of the winning rule,
+        // from the table (the route and the rule objects are not read).
+        let hit_rule = match (service_ids, decision.hit) {
+            (Some(table), Some(h)) => h
+                .allowed_backends()
+                .first()
+                .and_then(|first| table.hit_rule(index, h.route_id(), first)),
+            _ => None,
+        };
 
         let mut attempts: [&str; MAX_ATTEMPTS] = [""; MAX_ATTEMPTS];
         let mut n_attempts = 0;
@@ -569,6 +578,7 @@ impl<'i> RecordProcessor<'i> {
                     .cluster_rule_at
                     .filter(|at| at.index == index.instance()),
                 &decision,
+                hit_rule,
             ),
         };
         let mut judgement = judge_known_allowed(
@@ -632,9 +642,18 @@ impl<'i> RecordProcessor<'i> {
             actual_source: actual.source,
             expected_backends: decision.gateway.map(|_| StrList::Borrowed(expected)),
             expected_status: decision.status.map(i32::from),
-            route: hit.map(|h| h.route().key.as_str()),
-            route_kind: hit.map(|h| h.route().kind.as_str()),
-            rule: hit.and_then(|h| i32::try_from(h.rule().index).ok()),
+            route: match hit_rule {
+                Some(r) => Some(r.route_key),
+                None => hit.map(|h| h.route().key.as_str()),
+            },
+            route_kind: match hit_rule {
+                Some(r) => Some(r.route_kind.as_str()),
+                None => hit.map(|h| h.route().kind.as_str()),
+            },
+            rule: match hit_rule {
+                Some(r) => i32::try_from(r.rule_index).ok(),
+                None => hit.and_then(|h| i32::try_from(h.rule().index).ok()),
+            },
             verdict: judgement.verdict.as_str(),
             verdict_reason: Some(judgement.reason),
             index_version: Some(index.version),
@@ -673,7 +692,10 @@ impl<'i> RecordProcessor<'i> {
                 route: hit.map(|h| h.route_id()),
                 actual_backend: actual_backend_id,
                 expected_backends: &self.expected_ids,
-                route_kind: hit.map(|h| h.route().kind as u32),
+                route_kind: match hit_rule {
+                    Some(r) => Some(r.route_kind as u32),
+                    None => hit.map(|h| h.route().kind as u32),
+                },
                 verdict: Some(judgement.verdict as u32),
                 input_format: Some(record.format as u32),
             },
@@ -822,14 +844,18 @@ fn listener_scheme(
 /// carry `kind/ns/name/rule/<i>`) is the decision's winner or an alternative.
 ///
 /// `cluster_rule_at` is where the resolver found the cluster's rule in the
-/// decision's index (the caller checks the index): when the named rule is the cluster's, a hit on that
-/// route is known to have the named kind, namespace and name (the lookup
-/// matched them), so only its rule index is compared; other hits (another
-/// route of the same name, should there be one) compare names.
+/// decision's index (the caller checks the index): when the named rule is
+/// the cluster's, a hit on that route is known to have the named kind,
+/// namespace and name (the lookup matched them), so only its rule index is
+/// compared; other hits (another route of the same name, should there be
+/// one) compare names. `hit_rule`, when known, is what the table knows of
+/// the decision's winning rule (its position and index): the winner is then
+/// compared without reading its route or rule.
 fn named_rule_expected(
     names: &EvidenceNames<'_>,
     cluster_rule_at: Option<RuleAt>,
     decision: &Decision<'_>,
+    hit_rule: Option<HitRule<'_>>,
 ) -> Option<bool> {
     let named = names.named_rule()?;
     let named_route = match (names.cluster, cluster_rule_at) {
@@ -840,6 +866,12 @@ fn named_rule_expected(
         }
         _ => None,
     };
+    if let (Some(h), Some(known), Some(at)) = (decision.hit, hit_rule, named_route) {
+        // The winner is the named rule itself (same route, same position).
+        if at.route == h.route_id() && at.rule == known.rule_pos {
+            return Some(true);
+        }
+    }
     Some(
         decision
             .hit

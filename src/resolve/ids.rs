@@ -25,7 +25,7 @@
 use std::collections::HashMap;
 
 use crate::gateway::compile::{CompiledBackend, CompiledRule};
-use crate::gateway::RouteIndex;
+use crate::gateway::{RouteIndex, RouteKind};
 
 use super::endpoints::EndpointIndex;
 
@@ -39,6 +39,31 @@ pub struct AllowedService<'i> {
     pub service: u32,
     /// Its key (`namespace/name`), borrowed from the route index.
     pub key: &'i str,
+    /// Position of the route and of the rule in the route whose allowed
+    /// backends it is one of.
+    route: u32,
+    rule_pos: u32,
+}
+
+/// What a record writes of the rule a decision hit (see
+/// [`BackendServiceIds::hit_rule`]).
+#[derive(Debug, Clone, Copy)]
+pub struct HitRule<'i> {
+    /// Position of the rule in its route's `rules`.
+    pub rule_pos: u32,
+    /// The rule's index (`CompiledRule::index`).
+    pub rule_index: usize,
+    /// The route's key (`namespace/name`), borrowed from the route index.
+    pub route_key: &'i str,
+    /// The route's kind.
+    pub route_kind: RouteKind,
+}
+
+/// A route as a record uses it.
+#[derive(Debug, Clone, Copy)]
+struct RouteInfo<'i> {
+    key: &'i str,
+    kind: RouteKind,
 }
 
 /// A backend of a rule as the resolver uses it.
@@ -62,6 +87,8 @@ struct RuleIds {
     /// Position of the rule's single live backend (valid `Service`, weight
     /// above 0, every live backend of the same Service), if any.
     single: Option<u32>,
+    /// The rule's index (`CompiledRule::index`).
+    index: usize,
 }
 
 /// Service ids of one route index's backends in one endpoint index (see the
@@ -85,6 +112,8 @@ pub struct BackendServiceIds<'i> {
     rules: Vec<RuleIds>,
     /// Per rule backend (in `rules` ranges).
     rule_backends: Vec<RuleBackend<'i>>,
+    /// Per route.
+    routes: Vec<RouteInfo<'i>>,
 }
 
 impl<'i> BackendServiceIds<'i> {
@@ -115,7 +144,22 @@ impl<'i> BackendServiceIds<'i> {
             allowed.push(AllowedService {
                 service: id_of(backend)?,
                 key: backend.key.as_str(),
+                route: u32::MAX,
+                rule_pos: u32::MAX,
             });
+        }
+        // Which rule each allowed backend belongs to (each rule's allowed
+        // backends are a range of the index's array).
+        for (r, route) in routes.routes.iter().enumerate() {
+            for p in 0..route.rules.len() {
+                let (route_at, rule_pos) = (u32::try_from(r).ok()?, u32::try_from(p).ok()?);
+                for backend in routes.allowed_backends_of(route_at, rule_pos) {
+                    let id = routes.allowed_backend_id(backend)?;
+                    let entry = allowed.get_mut(id as usize)?;
+                    entry.route = route_at;
+                    entry.rule_pos = rule_pos;
+                }
+            }
         }
         let mut rule_base = Vec::with_capacity(routes.routes.len() + 1);
         let mut rules = Vec::new();
@@ -142,6 +186,7 @@ impl<'i> BackendServiceIds<'i> {
                     start,
                     end,
                     single: single_live_backend(rule),
+                    index: rule.index,
                 });
             }
         }
@@ -155,6 +200,43 @@ impl<'i> BackendServiceIds<'i> {
             rule_base,
             rules,
             rule_backends,
+            routes: routes
+                .routes
+                .iter()
+                .map(|r| RouteInfo {
+                    key: r.key.as_str(),
+                    kind: r.kind,
+                })
+                .collect(),
+        })
+    }
+
+    /// The rule a decision hit on route `route_id` (position in
+    /// [`RouteIndex::routes`]), found through `first_allowed`, the first of
+    /// the hit's allowed backends (`RuleHit::allowed_backends`): the table
+    /// knows which rule each allowed backend belongs to, so neither the
+    /// route nor the rule is read. `None` when `first_allowed` is not an
+    /// allowed backend of that route in this table's index.
+    #[inline]
+    pub fn hit_rule(
+        &self,
+        routes: &RouteIndex,
+        route_id: u32,
+        first_allowed: &CompiledBackend,
+    ) -> Option<HitRule<'i>> {
+        let id = routes.allowed_backend_id(first_allowed)?;
+        let entry = self.allowed.get(id as usize)?;
+        if entry.route != route_id {
+            return None;
+        }
+        let route = self.routes.get(route_id as usize)?;
+        let base = *self.rule_base.get(route_id as usize)? as usize;
+        let rule = self.rules.get(base + entry.rule_pos as usize)?;
+        Some(HitRule {
+            rule_pos: entry.rule_pos,
+            rule_index: rule.index,
+            route_key: route.key,
+            route_kind: route.kind,
         })
     }
 

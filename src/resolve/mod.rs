@@ -31,7 +31,7 @@ pub use endpoints::{
     choose_candidate, choose_candidate_where, parse_socket_addr, CandidateChoice,
     EndpointCandidate, EndpointIndex, ServiceEntry,
 };
-pub use ids::BackendServiceIds;
+pub use ids::{BackendServiceIds, HitRule};
 pub use memo::{NameMemo, RuleAt};
 pub use naming::{
     answering_host, classify_gateway_action, parse_route_name, parse_upstream_name,

@@ -1622,3 +1622,33 @@ endpoints: [{addresses: [10.250.0.1]}]
     let (endpoints, routes) = fixture();
     assert!(BackendServiceIds::build(&routes, &endpoints).is_some());
 }
+
+/// The rule a hit names is found through its first allowed backend: the
+/// same position, index, route key and kind as reading the route, and
+/// nothing for a backend of another route.
+#[test]
+fn hit_rules_come_from_the_table_as_from_the_index() {
+    let (endpoints, routes) = fixture();
+    let table = BackendServiceIds::build(&routes, &endpoints).expect("no `/` in names");
+    let mut checked = 0;
+    for (r, route) in routes.routes.iter().enumerate() {
+        for (p, rule) in route.rules.iter().enumerate() {
+            let Some(first) = routes.allowed_backends_of(r as u32, p as u32).first() else {
+                continue;
+            };
+            let hit = table
+                .hit_rule(&routes, r as u32, first)
+                .expect("an allowed backend's rule");
+            assert_eq!(hit.rule_pos, p as u32);
+            assert_eq!(hit.rule_index, rule.index);
+            assert_eq!(hit.route_key, route.key);
+            assert_eq!(hit.route_kind, route.kind);
+            let other_route = (r as u32 + 1) % routes.routes.len() as u32;
+            if other_route != r as u32 {
+                assert!(table.hit_rule(&routes, other_route, first).is_none());
+            }
+            checked += 1;
+        }
+    }
+    assert!(checked >= 3, "rules with allowed backends ({checked})");
+}
