@@ -29,15 +29,16 @@ use crate::gateway::{Decision, Headers, Protocol, Request, RouteIndex, Scheme};
 use crate::kube::history::now_us;
 use crate::kube::{HistoryView, IndexHistory};
 use crate::resolve::{
-    resolve_actual_named, ActualBackend, EndpointIndex, EvidenceNames, GatewayAction,
-    Implementation, NameMemo, UpstreamEvidence,
+    resolve_actual_ids, ActualBackend, BackendServiceIds, EndpointIndex, EvidenceNames,
+    GatewayAction, HitRule, Implementation, NameMemo, ResolveIds, RouteRef, RuleAt, RuleRef,
+    UpstreamEvidence, UpstreamName,
 };
 use crate::sink::alerts::{Alert, AlertAggregator, AlertOccurrence, AlertType};
 use crate::sink::deadletter::{DeadLetterSink, DeadLetterSource};
 use crate::sink::parquet::ParquetSink;
 use crate::sink::row::{EnrichedRow, StrList, ValueIds};
 use crate::sink::SinkError;
-use crate::verdict::{judge, GatewayAnswer, Judgement, Observation, Verdict};
+use crate::verdict::{judge_known_allowed, GatewayAnswer, Judgement, Observation, Verdict};
 
 /// Most upstream attempts and kept headers a record carries into a request;
 /// more are truncated (kept on the stack, no allocation).
@@ -186,6 +187,13 @@ pub struct RecordProcessor<'i> {
     /// Backend ids ([`RouteIndex::allowed_backend_id`]) of `expected`, one
     /// per key; reused across records.
     expected_ids: Vec<u32>,
+    /// Service ids ([`BackendServiceIds::allowed`]) of `expected`, one per
+    /// key, when `service_ids` applies to the record's indexes; reused.
+    expected_services: Vec<u32>,
+    /// Service ids of the own index's backends in the own endpoint index
+    /// (`None` when names contain `/`, see [`BackendServiceIds::build`]):
+    /// Services are compared by id on the records judged against them.
+    service_ids: Option<BackendServiceIds<'i>>,
     gateway_key: String,
     actual_key: String,
     /// The last listener lookup on the processor's own index.
@@ -229,6 +237,8 @@ impl<'i> RecordProcessor<'i> {
             stats: PipelineStats::default(),
             expected: Vec::with_capacity(8),
             expected_ids: Vec::with_capacity(8),
+            expected_services: Vec::with_capacity(8),
+            service_ids: BackendServiceIds::build(index, endpoints),
             gateway_key: String::with_capacity(64),
             actual_key: String::with_capacity(64),
             last_listener: None,
@@ -370,7 +380,10 @@ impl<'i> RecordProcessor<'i> {
         record: &'x AccessRecord<'_>,
         origin: Origin<'_>,
         out: &mut Outputs<'_>,
-    ) -> Result<(), SinkError> {
+    ) -> Result<(), SinkError>
+    where
+        'i: 'x,
+    {
         let mut expected: Vec<&'x str> = recycle(std::mem::take(&mut self.expected));
         let result = self.judge_with(index, endpoints, trust, record, origin, out, &mut expected);
         self.expected = recycle(expected);
@@ -387,7 +400,10 @@ impl<'i> RecordProcessor<'i> {
         origin: Origin<'_>,
         out: &mut Outputs<'_>,
         expected: &mut Vec<&'x str>,
-    ) -> Result<(), SinkError> {
+    ) -> Result<(), SinkError>
+    where
+        'i: 'x,
+    {
         // Gateway identity: the envelope's pod labels, else the configured default.
         self.gateway_key.clear();
         let gateway = match (&record.gateway_namespace, &record.gateway_name) {
@@ -452,15 +468,47 @@ impl<'i> RecordProcessor<'i> {
             },
         };
         let decision = index.decide(&request);
+        // Service ids apply to the processor's own indexes only (the table
+        // was built from them; snapshots compare names).
+        let service_ids = self
+            .service_ids
+            .as_ref()
+            .filter(|_| std::ptr::eq(index, self.index) && std::ptr::eq(endpoints, self.endpoints));
         expected.clear();
         self.expected_ids.clear();
+        self.expected_services.clear();
         let mut expected_ids_complete = true;
+        let mut expected_services_complete = service_ids.is_some();
         for backend in decision.allowed_backends() {
-            if !expected.contains(&backend.key.as_str()) {
-                expected.push(backend.key.as_str());
-                match index.allowed_backend_id(backend) {
+            let id = index.allowed_backend_id(backend);
+            // With the table, the backend's Service id and key come from it
+            // (the backend itself is not read).
+            let allowed = match (service_ids, id) {
+                (Some(table), Some(id)) => table.allowed(id),
+                _ => None,
+            };
+            let service = allowed.map(|a| a.service);
+            let key = match allowed {
+                Some(a) => a.key,
+                None => backend.key.as_str(),
+            };
+            // Equal Service ids are equal keys (see `BackendServiceIds`);
+            // without ids, the keys are compared.
+            let duplicate = match service {
+                Some(service) if expected_services_complete => {
+                    self.expected_services.contains(&service)
+                }
+                _ => expected.contains(&key),
+            };
+            if !duplicate {
+                expected.push(key);
+                match id {
                     Some(id) => self.expected_ids.push(id),
                     None => expected_ids_complete = false,
+                }
+                match service {
+                    Some(service) => self.expected_services.push(service),
+                    None => expected_services_complete = false,
                 }
             }
         }
@@ -468,6 +516,18 @@ impl<'i> RecordProcessor<'i> {
             // Ids go one per item or not at all (see `ValueIds`).
             self.expected_ids.clear();
         }
+        if !expected_services_complete {
+            self.expected_services.clear();
+        }
+        // What the row and the named-rule check need of the winning rule,
+        // from the table (the route and the rule objects are not read).
+        let hit_rule = match (service_ids, decision.hit) {
+            (Some(table), Some(h)) => h
+                .allowed_backends()
+                .first()
+                .and_then(|first| table.hit_rule(index, h.route_id(), first)),
+            _ => None,
+        };
 
         let mut attempts: [&str; MAX_ATTEMPTS] = [""; MAX_ATTEMPTS];
         let mut n_attempts = 0;
@@ -490,14 +550,42 @@ impl<'i> RecordProcessor<'i> {
             status: record.status,
         };
         let names = EvidenceNames::parse_memo(&evidence, &mut self.names);
-        let actual = resolve_actual_named(&evidence, &names, endpoints, index, expected);
+        let resolve_ids = service_ids
+            .filter(|_| expected_services_complete)
+            .map(|table| ResolveIds {
+                table,
+                expected: &self.expected_services,
+            });
+        let resolution =
+            resolve_actual_ids(&evidence, &names, endpoints, index, expected, resolve_ids);
+        names.remember_in(&evidence, &resolution, &mut self.names);
+        let (actual, actual_service) = (resolution.actual, resolution.service);
+        // With ids on both sides: the actual backend's position among the
+        // expected ones (keys are unique there, so at most one).
+        let actual_expected_at = match (resolve_ids, actual_service) {
+            (Some(_), Some(service)) => {
+                Some(self.expected_services.iter().position(|&s| s == service))
+            }
+            _ => None,
+        };
         let observation = Observation {
             actual_backend: actual.backend.map(|b| (b.namespace, b.name)),
             answer: answer_of(&actual, record.status),
             status: record.status,
-            named_rule_expected: named_rule_expected(&names, &decision),
+            named_rule_expected: named_rule_expected(
+                &names,
+                resolution
+                    .cluster_rule_at
+                    .filter(|at| at.index == index.instance()),
+                &decision,
+                hit_rule,
+            ),
         };
-        let mut judgement = judge(&decision, &observation);
+        let mut judgement = judge_known_allowed(
+            &decision,
+            &observation,
+            actual_expected_at.map(|at| at.is_some()),
+        );
         if trust.in_transition && judgement.verdict.is_alert() {
             judgement = Judgement {
                 verdict: Verdict::InTransition,
@@ -509,17 +597,21 @@ impl<'i> RecordProcessor<'i> {
         // The actual Service is usually an allowed backend: then its key
         // (`namespace/name`, as `actual_key` would spell it) and id come from
         // the index, and no key is built.
-        let allowed_actual = actual.backend.and_then(|b| {
-            self.expected_ids.iter().find_map(|&id| {
-                index
-                    .allowed_backend(id)
-                    .filter(|a| a.namespace == b.namespace && a.name == b.name)
-                    .map(|a| (a, id))
-            })
-        });
+        let allowed_actual = match actual_expected_at {
+            // `expected` holds the allowed backends' keys, one per id.
+            Some(at) => at.and_then(|at| Some((*expected.get(at)?, *self.expected_ids.get(at)?))),
+            None => actual.backend.and_then(|b| {
+                self.expected_ids.iter().find_map(|&id| {
+                    index
+                        .allowed_backend(id)
+                        .filter(|a| a.namespace == b.namespace && a.name == b.name)
+                        .map(|a| (a.key.as_str(), id))
+                })
+            }),
+        };
         self.actual_key.clear();
         let (actual_backend, actual_backend_id) = match (allowed_actual, actual.backend) {
-            (Some((allowed, id)), _) => (Some(allowed.key.as_str()), Some(id)),
+            (Some((allowed_key, id)), _) => (Some(allowed_key), Some(id)),
             (None, Some(b)) => {
                 // push_str, not write!: no formatting machinery per record.
                 self.actual_key.push_str(b.namespace);
@@ -550,9 +642,18 @@ impl<'i> RecordProcessor<'i> {
             actual_source: actual.source,
             expected_backends: decision.gateway.map(|_| StrList::Borrowed(expected)),
             expected_status: decision.status.map(i32::from),
-            route: hit.map(|h| h.route().key.as_str()),
-            route_kind: hit.map(|h| h.route().kind.as_str()),
-            rule: hit.and_then(|h| i32::try_from(h.rule().index).ok()),
+            route: match hit_rule {
+                Some(r) => Some(r.route_key),
+                None => hit.map(|h| h.route().key.as_str()),
+            },
+            route_kind: match hit_rule {
+                Some(r) => Some(r.route_kind.as_str()),
+                None => hit.map(|h| h.route().kind.as_str()),
+            },
+            rule: match hit_rule {
+                Some(r) => i32::try_from(r.rule_index).ok(),
+                None => hit.and_then(|h| i32::try_from(h.rule().index).ok()),
+            },
             verdict: judgement.verdict.as_str(),
             verdict_reason: Some(judgement.reason),
             index_version: Some(index.version),
@@ -591,7 +692,10 @@ impl<'i> RecordProcessor<'i> {
                 route: hit.map(|h| h.route_id()),
                 actual_backend: actual_backend_id,
                 expected_backends: &self.expected_ids,
-                route_kind: hit.map(|h| h.route().kind as u32),
+                route_kind: match hit_rule {
+                    Some(r) => Some(r.route_kind as u32),
+                    None => hit.map(|h| h.route().kind as u32),
+                },
                 verdict: Some(judgement.verdict as u32),
                 input_format: Some(record.format as u32),
             },
@@ -738,8 +842,36 @@ fn listener_scheme(
 
 /// Whether the route rule the log names (Envoy Gateway route and cluster names
 /// carry `kind/ns/name/rule/<i>`) is the decision's winner or an alternative.
-fn named_rule_expected(names: &EvidenceNames<'_>, decision: &Decision<'_>) -> Option<bool> {
+///
+/// `cluster_rule_at` is where the resolver found the cluster's rule in the
+/// decision's index (the caller checks the index): when the named rule is
+/// the cluster's, a hit on that route is known to have the named kind,
+/// namespace and name (the lookup matched them), so only its rule index is
+/// compared; other hits (another route of the same name, should there be
+/// one) compare names. `hit_rule`, when known, is what the table knows of
+/// the decision's winning rule (its position and index): the winner is then
+/// compared without reading its route or rule.
+fn named_rule_expected(
+    names: &EvidenceNames<'_>,
+    cluster_rule_at: Option<RuleAt>,
+    decision: &Decision<'_>,
+    hit_rule: Option<HitRule<'_>>,
+) -> Option<bool> {
     let named = names.named_rule()?;
+    let named_route = match (names.cluster, cluster_rule_at) {
+        (Some(UpstreamName::Rule(cluster_rule)), Some(at))
+            if same_rule_ref(&cluster_rule, &named) =>
+        {
+            Some(at)
+        }
+        _ => None,
+    };
+    if let (Some(h), Some(known), Some(at)) = (decision.hit, hit_rule, named_route) {
+        // The winner is the named rule itself (same route, same position).
+        if at.route == h.route_id() && at.rule == known.rule_pos {
+            return Some(true);
+        }
+    }
     Some(
         decision
             .hit
@@ -749,10 +881,35 @@ fn named_rule_expected(names: &EvidenceNames<'_>, decision: &Decision<'_>) -> Op
                 // Cheap integer compares first: most alternatives differ in
                 // rule index or kind, and the name compare is two memcmps.
                 h.rule().index == named.rule_index
-                    && h.route().kind == named.kind
-                    && named.route.matches(&h.route().namespace, &h.route().name)
+                    && match named_route {
+                        Some(at) if at.route == h.route_id() => true,
+                        _ => {
+                            h.route().kind == named.kind
+                                && named.route.matches(&h.route().namespace, &h.route().name)
+                        }
+                    }
             }),
     )
+}
+
+/// Whether two rule references are the same parse of the same text (equal
+/// kind and indexes, names borrowed from the same bytes): then they name the
+/// same rule without comparing the names' bytes. `false` does not mean they
+/// differ.
+fn same_rule_ref(a: &RuleRef<'_>, b: &RuleRef<'_>) -> bool {
+    let same_str = |x: &str, y: &str| std::ptr::eq(x.as_ptr(), y.as_ptr()) && x.len() == y.len();
+    a.kind == b.kind
+        && a.rule_index == b.rule_index
+        && match (a.route, b.route) {
+            (
+                RouteRef::Exact { namespace, name },
+                RouteRef::Exact {
+                    namespace: namespace_b,
+                    name: name_b,
+                },
+            ) => same_str(namespace, namespace_b) && same_str(name, name_b),
+            _ => false,
+        }
 }
 
 /// Maps what the resolver saw the gateway do to the verdict's vocabulary.

@@ -184,18 +184,41 @@ fn is_invalid_backend(decision: &Decision<'_>, (ns, name): (&str, &str)) -> bool
 
 /// Judges one record.
 pub fn judge(decision: &Decision<'_>, observed: &Observation<'_>) -> Judgement {
+    judge_known_allowed(decision, observed, None)
+}
+
+/// [`judge`], told by the caller whether the observed actual backend is one
+/// of the decision's allowed backends (`actual_allowed`, when the caller
+/// already compared them, e.g. by id); `None`: compared here by name. Given,
+/// it must be what that comparison would say.
+pub fn judge_known_allowed(
+    decision: &Decision<'_>,
+    observed: &Observation<'_>,
+    actual_allowed: Option<bool>,
+) -> Judgement {
     if decision.gateway.is_none() {
         return judged(Verdict::UnknownGateway, "gateway not in the route index");
     }
-    let possible = possible_outcomes(decision);
     let allowed = |(ns, name): (&str, &str)| {
-        decision
-            .allowed_backends()
-            .any(|b| b.namespace == ns && b.name == name)
+        actual_allowed.unwrap_or_else(|| {
+            decision
+                .allowed_backends()
+                .any(|b| b.namespace == ns && b.name == name)
+        })
     };
     match observed.answer {
         GatewayAnswer::Upstream | GatewayAnswer::UpstreamFailure => {
             let failed = observed.answer == GatewayAnswer::UpstreamFailure;
+            // The usual answer first: an allowed backend served (the
+            // possible outcomes are not needed for it).
+            if observed.actual_backend.is_some_and(allowed) {
+                return if failed {
+                    judged(Verdict::Ok, "routed as configured; the upstream failed")
+                } else {
+                    judged(Verdict::Ok, "served by an allowed backend")
+                };
+            }
+            let possible = possible_outcomes(decision);
             let Some(actual) = observed.actual_backend else {
                 if !possible.forward && !possible.error {
                     return if possible.redirect {
@@ -225,13 +248,6 @@ pub fn judge(decision: &Decision<'_>, observed: &Observation<'_>) -> Judgement {
                     ),
                 };
             };
-            if allowed(actual) {
-                return if failed {
-                    judged(Verdict::Ok, "routed as configured; the upstream failed")
-                } else {
-                    judged(Verdict::Ok, "served by an allowed backend")
-                };
-            }
             if is_invalid_backend(decision, actual) {
                 return judged(
                     Verdict::ServedInvalidBackend,
@@ -257,7 +273,7 @@ pub fn judge(decision: &Decision<'_>, observed: &Observation<'_>) -> Judgement {
             )
         }
         GatewayAnswer::NoRoute => {
-            if possible.not_found {
+            if possible_outcomes(decision).not_found {
                 judged(Verdict::Ok, "no route, as configured")
             } else {
                 judged(
@@ -267,7 +283,7 @@ pub fn judge(decision: &Decision<'_>, observed: &Observation<'_>) -> Judgement {
             }
         }
         GatewayAnswer::Redirect => {
-            if !possible.redirect {
+            if !possible_outcomes(decision).redirect {
                 return judged(
                     Verdict::RedirectMismatch,
                     "gateway redirected but the config does not",
@@ -301,6 +317,7 @@ pub fn judge(decision: &Decision<'_>, observed: &Observation<'_>) -> Judgement {
             }
         }
         GatewayAnswer::Error => {
+            let possible = possible_outcomes(decision);
             if possible.error {
                 judged(
                     Verdict::ExpectedError,

@@ -39,6 +39,12 @@ use crate::gateway::model::{ObjectSet, Service, ServicePort};
 /// One Service (and Service port) that an address belongs to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EndpointCandidate {
+    /// Id of the Service `(namespace, name)` in the index that holds this
+    /// candidate ([`EndpointIndex::service_id`]): two candidates of one index
+    /// name the same Service exactly when their ids are equal, so the
+    /// resolver compares ids instead of the (cold) strings. First, so that
+    /// it shares a cache line with the port.
+    pub service: u32,
     /// Service namespace.
     pub namespace: String,
     /// Service name.
@@ -98,11 +104,25 @@ pub struct EndpointIndex {
     /// and the keys come from the cluster's own EndpointSlices, not from
     /// requests (foldhash is still randomly seeded).
     ///
-    /// Keyed by [`AddrKey`]: an IPv4 `ip:port` (every pod address in practice)
-    /// is one `u64`, hashed in one step instead of field by field.
-    by_addr: FastMap<AddrKey, Vec<EndpointCandidate>>,
+    /// An IPv4 `ip:port` (every pod address in practice) is keyed by one
+    /// `u64` ([`AddrKey`]), hashed in one step; the map holds only where the
+    /// address's candidates sit in `candidates` (16-byte entries: the table
+    /// of a few thousand pods stays small enough to stay in cache).
+    by_v4: FastMap<u64, CandidateSpan>,
+    /// IPv6 addresses, likewise.
+    by_v6: FastMap<SocketAddr, CandidateSpan>,
+    /// Every address's candidates, each address's side by side.
+    candidates: Vec<EndpointCandidate>,
     /// Sorted by `(namespace, name)` for allocation-free lookups.
     services: Vec<ServiceEntry>,
+    /// Id of every Service `(namespace, name)` a candidate or a Service
+    /// object names (see [`EndpointCandidate::service`]), numbered in
+    /// `(namespace, name)` order from 0.
+    service_ids: HashMap<(String, String), u32>,
+    /// No namespace or name of a candidate contains `/`, so that a key
+    /// `namespace/name` and the pair tell the same Services apart (ids, which
+    /// stand for pairs, can then stand in for key comparisons).
+    keys_unambiguous: bool,
     skipped_addresses: usize,
 }
 
@@ -135,9 +155,14 @@ impl EndpointIndex {
             .map(|s| ((s.metadata.namespace.as_str(), s.metadata.name.as_str()), s))
             .collect();
 
+        let mut by_addr: FastMap<AddrKey, Vec<EndpointCandidate>> = FastMap::default();
         let mut index = EndpointIndex {
-            by_addr: FastMap::default(),
+            by_v4: FastMap::default(),
+            by_v6: FastMap::default(),
+            candidates: Vec::new(),
             services,
+            service_ids: HashMap::new(),
+            keys_unambiguous: true,
             skipped_addresses: 0,
         };
 
@@ -180,9 +205,11 @@ impl EndpointIndex {
                         let slice_port_name = slice_port.name.as_deref().filter(|n| !n.is_empty());
                         let service_port =
                             service.and_then(|s| map_to_service_port(s, slice_port_name, port));
-                        index.insert(
+                        insert(
+                            &mut by_addr,
                             SocketAddr::new(ip, port),
                             EndpointCandidate {
+                                service: 0,
                                 namespace: namespace.to_string(),
                                 name: service_name.to_string(),
                                 key: format!("{namespace}/{service_name}"),
@@ -211,9 +238,11 @@ impl EndpointIndex {
                 continue;
             };
             for port in &service.spec.ports {
-                index.insert(
+                insert(
+                    &mut by_addr,
                     SocketAddr::new(ip, port.port),
                     EndpointCandidate {
+                        service: 0,
                         namespace: service.metadata.namespace.clone(),
                         name: service.metadata.name.clone(),
                         key: service.metadata.key(),
@@ -227,7 +256,7 @@ impl EndpointIndex {
             }
         }
 
-        for candidates in index.by_addr.values_mut() {
+        for candidates in by_addr.values_mut() {
             candidates.sort_by(|a, b| {
                 (&a.namespace, &a.name, a.service_port).cmp(&(
                     &b.namespace,
@@ -236,32 +265,107 @@ impl EndpointIndex {
                 ))
             });
         }
+        index.flatten(by_addr);
+        index.number_services();
         index
     }
 
-    fn insert(&mut self, addr: SocketAddr, candidate: EndpointCandidate) {
-        let list = self.by_addr.entry(AddrKey::of(addr)).or_default();
-        if let Some(existing) = list
-            .iter_mut()
-            .find(|c| c.key == candidate.key && c.service_port == candidate.service_port)
-        {
-            // The same Service seen through two slices: ready wins.
-            existing.ready |= candidate.ready;
-            if existing.pod.is_none() {
-                existing.pod = candidate.pod;
-            }
-            return;
+    /// Moves the candidates of every address into `candidates` and the
+    /// address maps.
+    fn flatten(&mut self, by_addr: FastMap<AddrKey, Vec<EndpointCandidate>>) {
+        for (key, list) in by_addr {
+            let (Ok(start), Ok(len)) = (
+                u32::try_from(self.candidates.len()),
+                u32::try_from(list.len()),
+            ) else {
+                // Past 4 billion candidates: not indexed.
+                self.skipped_addresses += 1;
+                continue;
+            };
+            self.candidates.extend(list);
+            let span = CandidateSpan { start, len };
+            match key {
+                AddrKey::V4(v4) => self.by_v4.insert(v4, span),
+                AddrKey::V6(addr) => self.by_v6.insert(addr, span),
+            };
         }
-        list.push(candidate);
+        self.candidates.shrink_to_fit();
+    }
+
+    /// Fills `service_ids` and every candidate's `service` (ids in
+    /// `(namespace, name)` order, so that they do not depend on hashing).
+    fn number_services(&mut self) {
+        let mut pairs: Vec<(&str, &str)> = self
+            .services
+            .iter()
+            .map(|s| (s.namespace.as_str(), s.name.as_str()))
+            .chain(
+                self.candidates
+                    .iter()
+                    .map(|c| (c.namespace.as_str(), c.name.as_str())),
+            )
+            .collect();
+        pairs.sort_unstable();
+        pairs.dedup();
+        let keys_unambiguous = pairs
+            .iter()
+            .all(|(ns, name)| !ns.contains('/') && !name.contains('/'));
+        // Each candidate's id by binary search in the sorted pairs (no
+        // owned keys per candidate), then the owned map for `service_id`.
+        let candidate_ids: Vec<u32> = self
+            .candidates
+            .iter()
+            .map(|c| {
+                pairs
+                    .binary_search(&(c.namespace.as_str(), c.name.as_str()))
+                    .map_or(u32::MAX, |id| id as u32)
+            })
+            .collect();
+        let service_ids: HashMap<(String, String), u32> = pairs
+            .iter()
+            .enumerate()
+            .map(|(id, (ns, name))| ((ns.to_string(), name.to_string()), id as u32))
+            .collect();
+        for (candidate, id) in self.candidates.iter_mut().zip(candidate_ids) {
+            // Every candidate's pair is among `pairs`.
+            candidate.service = id;
+        }
+        self.service_ids = service_ids;
+        self.keys_unambiguous = keys_unambiguous;
+    }
+
+    /// The id of the Service `namespace/name` ([`EndpointCandidate::service`])
+    /// when a candidate or a Service object of this index names it. Ids run
+    /// from 0 to [`service_count`](Self::service_count) - 1.
+    pub fn service_id(&self, namespace: &str, name: &str) -> Option<u32> {
+        self.service_ids
+            .get(&(namespace.to_string(), name.to_string()))
+            .copied()
+    }
+
+    /// Number of Service ids ([`service_id`](Self::service_id)).
+    pub fn service_count(&self) -> usize {
+        self.service_ids.len()
+    }
+
+    /// True when no candidate's namespace or name contains `/`: keys
+    /// (`namespace/name`) are then equal exactly when the pairs are.
+    pub fn keys_unambiguous(&self) -> bool {
+        self.keys_unambiguous
     }
 
     /// The candidates for `addr`, sorted by Service key; empty when unknown.
     /// Does not allocate.
     pub fn lookup(&self, addr: SocketAddr) -> &[EndpointCandidate] {
-        self.by_addr
-            .get(&AddrKey::of(addr))
-            .map(Vec::as_slice)
-            .unwrap_or(&[])
+        let span = match AddrKey::of(addr) {
+            AddrKey::V4(key) => self.by_v4.get(&key),
+            AddrKey::V6(addr) => self.by_v6.get(&addr),
+        };
+        span.and_then(|span| {
+            let start = span.start as usize;
+            self.candidates.get(start..start + span.len as usize)
+        })
+        .unwrap_or(&[])
     }
 
     /// Parses `ip:port` (see [`parse_socket_addr`]) and looks it up; empty when
@@ -282,12 +386,12 @@ impl EndpointIndex {
 
     /// Number of distinct indexed addresses.
     pub fn len(&self) -> usize {
-        self.by_addr.len()
+        self.by_v4.len() + self.by_v6.len()
     }
 
     /// True when no address is indexed.
     pub fn is_empty(&self) -> bool {
-        self.by_addr.is_empty()
+        self.by_v4.is_empty() && self.by_v6.is_empty()
     }
 
     /// Endpoint addresses that could not be indexed (FQDN slices, slices without
@@ -297,7 +401,35 @@ impl EndpointIndex {
     }
 }
 
-/// The `by_addr` key of a socket address: IPv4 `ip:port` packed into one
+/// Adds a candidate of `addr` to the map being built.
+fn insert(
+    by_addr: &mut FastMap<AddrKey, Vec<EndpointCandidate>>,
+    addr: SocketAddr,
+    candidate: EndpointCandidate,
+) {
+    let list = by_addr.entry(AddrKey::of(addr)).or_default();
+    if let Some(existing) = list
+        .iter_mut()
+        .find(|c| c.key == candidate.key && c.service_port == candidate.service_port)
+    {
+        // The same Service seen through two slices: ready wins.
+        existing.ready |= candidate.ready;
+        if existing.pod.is_none() {
+            existing.pod = candidate.pod;
+        }
+        return;
+    }
+    list.push(candidate);
+}
+
+/// Where one address's candidates sit in [`EndpointIndex`]'s `candidates`.
+#[derive(Debug, Clone, Copy)]
+struct CandidateSpan {
+    start: u32,
+    len: u32,
+}
+
+/// The address key of a socket address: IPv4 `ip:port` packed into one
 /// integer (address in bits 16..48, port in bits 0..16); IPv6 addresses as
 /// they are (their flow info and scope id take part in equality, as in
 /// `SocketAddr`'s own `Eq`).
@@ -454,20 +586,37 @@ pub fn choose_candidate_where<'c>(
     expected_backend_keys: &[&str],
     keep: impl Fn(&EndpointCandidate) -> bool,
 ) -> CandidateChoice<'c> {
+    choose_candidate_by(
+        candidates,
+        |c| expected_backend_keys.contains(&c.key.as_str()),
+        |a, b| a.key == b.key,
+        keep,
+    )
+}
+
+/// [`choose_candidate_where`] with the comparisons given: `expected` tells
+/// whether a candidate is an expected backend, `same` whether two candidates
+/// name the same Service (by key, or by id within one index).
+pub(crate) fn choose_candidate_by<'c>(
+    candidates: &'c [EndpointCandidate],
+    expected: impl Fn(&EndpointCandidate) -> bool,
+    same: impl Fn(&EndpointCandidate, &EndpointCandidate) -> bool,
+    keep: impl Fn(&EndpointCandidate) -> bool,
+) -> CandidateChoice<'c> {
     let mut first: Option<&EndpointCandidate> = None;
     let mut services = 0usize;
     let mut first_expected: Option<&EndpointCandidate> = None;
     let mut expected_services = 0usize;
-    let mut previous_key: Option<&str> = None;
+    let mut previous: Option<&EndpointCandidate> = None;
     for candidate in candidates.iter().filter(|c| keep(c)) {
         // Candidates are sorted by key, so equal keys are adjacent.
-        if previous_key == Some(candidate.key.as_str()) {
+        if previous.is_some_and(|p| same(p, candidate)) {
             continue;
         }
-        previous_key = Some(candidate.key.as_str());
+        previous = Some(candidate);
         services += 1;
         first.get_or_insert(candidate);
-        if expected_backend_keys.contains(&candidate.key.as_str()) {
+        if expected(candidate) {
             expected_services += 1;
             first_expected.get_or_insert(candidate);
         }

@@ -11,6 +11,12 @@
 //! parsed as before). The memo holds at most [`MEMO_CAPACITY`] names, so
 //! input with ever-new names costs bounded memory (names past it are simply
 //! parsed).
+//!
+//! A route-rule entry also remembers where the resolver found its rule in
+//! one compiled route index ([`RuleAt`], set by
+//! [`NameMemo::remember_rule_at`]): finding a rule is a pure function of the
+//! name and the index, and looking it up by name reads the route's
+//! namespace and name strings, cold cache lines, on every record.
 
 use std::ops::Range;
 
@@ -35,9 +41,25 @@ enum Memoised {
         name: Range<usize>,
         rule_index: usize,
         backend_index: Option<usize>,
+        /// Where the rule was found in one route index, if remembered.
+        found: Option<RuleAt>,
     },
     /// Any other shape: parsed every time.
     Other,
+}
+
+/// Where a named rule sits in one compiled route index: the route's position
+/// in [`RouteIndex::routes`](crate::gateway::RouteIndex) and the rule's in
+/// the route's `rules`, valid for the index whose
+/// [`instance`](crate::gateway::RouteIndex::instance) is `index`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RuleAt {
+    /// [`RouteIndex::instance`](crate::gateway::RouteIndex::instance) of the index.
+    pub index: u64,
+    /// Position of the route.
+    pub route: u32,
+    /// Position of the rule in the route.
+    pub rule: u32,
 }
 
 /// Parsed cluster names by their text (see the module docs).
@@ -67,32 +89,75 @@ impl NameMemo {
     /// `parse_upstream_name_scheme(implementation, raw)`, from the memo when
     /// `raw` was seen before. The memo serves the first implementation hint
     /// it is used with; names under other hints are parsed every time.
+    #[cfg(test)]
     pub(crate) fn parse_upstream_name_scheme<'a>(
         &mut self,
         implementation: Implementation,
         raw: &'a str,
     ) -> Option<(Implementation, UpstreamName<'a>)> {
+        self.parse_upstream_name_scheme_at(implementation, raw).0
+    }
+
+    /// [`parse_upstream_name_scheme`](Self::parse_upstream_name_scheme), with
+    /// where the named rule was found, when remembered
+    /// ([`remember_rule_at`](Self::remember_rule_at)).
+    pub(crate) fn parse_upstream_name_scheme_at<'a>(
+        &mut self,
+        implementation: Implementation,
+        raw: &'a str,
+    ) -> (Option<(Implementation, UpstreamName<'a>)>, Option<RuleAt>) {
         if implementation != self.implementation {
             if !self.entries.is_empty() {
                 // Another hint than the memo's (a stream mixing
                 // implementations): parse without the memo rather than
                 // clearing it, which would cost an allocation per record when
                 // hints alternate.
-                return naming::parse_upstream_name_scheme(implementation, raw);
+                return (
+                    naming::parse_upstream_name_scheme(implementation, raw),
+                    None,
+                );
             }
             self.implementation = implementation;
         }
         if let Some(memoised) = self.entries.get(raw) {
+            let found = match memoised {
+                Memoised::Rule { found, .. } => *found,
+                _ => None,
+            };
             match rebuild(memoised, raw) {
-                Rebuilt::Known(parsed) => return parsed,
-                Rebuilt::Parse => return naming::parse_upstream_name_scheme(implementation, raw),
+                Rebuilt::Known(parsed) => return (parsed, found),
+                Rebuilt::Parse => {
+                    return (
+                        naming::parse_upstream_name_scheme(implementation, raw),
+                        None,
+                    )
+                }
             }
         }
         let parsed = naming::parse_upstream_name_scheme(implementation, raw);
         if self.entries.len() < MEMO_CAPACITY {
             self.entries.insert(raw.into(), memoise(parsed, raw));
         }
-        parsed
+        (parsed, None)
+    }
+
+    /// Remembers that the rule the cluster name `raw` names was found at
+    /// `at` (replacing what was remembered for another index). The caller
+    /// must have found it with the resolver's rule lookup for the name as
+    /// parsed under `implementation`; names the memo does not hold as a
+    /// route rule (or holds for another hint) are left alone.
+    pub(crate) fn remember_rule_at(
+        &mut self,
+        implementation: Implementation,
+        raw: &str,
+        at: RuleAt,
+    ) {
+        if implementation != self.implementation {
+            return;
+        }
+        if let Some(Memoised::Rule { found, .. }) = self.entries.get_mut(raw) {
+            *found = Some(at);
+        }
     }
 }
 
@@ -113,6 +178,7 @@ fn rebuild<'a>(memoised: &Memoised, raw: &'a str) -> Rebuilt<'a> {
             name,
             rule_index,
             backend_index,
+            found: _,
         } => match (raw.get(namespace.clone()), raw.get(name.clone())) {
             (Some(namespace), Some(name)) => Rebuilt::Known(Some((
                 *scheme,
@@ -149,6 +215,7 @@ fn memoise(parsed: Option<(Implementation, UpstreamName<'_>)>, raw: &str) -> Mem
                 name,
                 rule_index,
                 backend_index,
+                found: None,
             },
             _ => Memoised::Other,
         },

@@ -18,6 +18,7 @@
 //! so this module does not depend on the decoder. Resolution does not allocate.
 
 pub mod endpoints;
+pub mod ids;
 pub mod memo;
 pub mod naming;
 
@@ -30,7 +31,8 @@ pub use endpoints::{
     choose_candidate, choose_candidate_where, parse_socket_addr, CandidateChoice,
     EndpointCandidate, EndpointIndex, ServiceEntry,
 };
-pub use memo::NameMemo;
+pub use ids::{BackendServiceIds, HitRule};
+pub use memo::{NameMemo, RuleAt};
 pub use naming::{
     answering_host, classify_gateway_action, parse_route_name, parse_upstream_name,
     DashedServiceRef, GatewayAction, Implementation, PortRef, RouteRef, RuleRef, ServiceRef,
@@ -200,6 +202,11 @@ pub struct EvidenceNames<'a> {
     pub cluster: Option<UpstreamName<'a>>,
     /// `route_name` parsed by [`parse_route_name`].
     pub route_rule: Option<RuleRef<'a>>,
+    /// Where the rule `cluster` names was found in a route index before, as
+    /// a [`NameMemo`] remembered it ([`Resolution::cluster_rule_at`]): the
+    /// resolver then takes the rule from there instead of looking it up by
+    /// name. Only [`parse_memo`](Self::parse_memo) fills it.
+    pub cluster_rule_at: Option<RuleAt>,
 }
 
 impl<'a> EvidenceNames<'a> {
@@ -222,10 +229,35 @@ impl<'a> EvidenceNames<'a> {
     /// to) `memo`: the same result, without parsing a name seen before.
     pub fn parse_memo(evidence: &UpstreamEvidence<'a>, memo: &mut NameMemo) -> Self {
         let implementation = evidence.implementation_hint.unwrap_or_default();
-        let parsed = evidence
-            .upstream_cluster
-            .and_then(|c| memo.parse_upstream_name_scheme(implementation, c));
-        Self::with_cluster(evidence, implementation, parsed)
+        let (parsed, found) = match evidence.upstream_cluster {
+            Some(c) => memo.parse_upstream_name_scheme_at(implementation, c),
+            None => (None, None),
+        };
+        Self {
+            cluster_rule_at: found,
+            ..Self::with_cluster(evidence, implementation, parsed)
+        }
+    }
+
+    /// Remembers in `memo` where the resolver found the rule the cluster
+    /// names (`resolution` must come from resolving these names), so that
+    /// the next record with the same cluster name skips the lookup.
+    pub fn remember_in(
+        &self,
+        evidence: &UpstreamEvidence<'_>,
+        resolution: &Resolution<'_>,
+        memo: &mut NameMemo,
+    ) {
+        if self.cluster_rule_at.is_some() {
+            return;
+        }
+        if let (Some(at), Some(cluster)) = (resolution.cluster_rule_at, evidence.upstream_cluster) {
+            memo.remember_rule_at(
+                evidence.implementation_hint.unwrap_or_default(),
+                cluster,
+                at,
+            );
+        }
     }
 
     /// The rest of [`parse`](Self::parse) once the cluster name is parsed.
@@ -249,6 +281,7 @@ impl<'a> EvidenceNames<'a> {
         Self {
             cluster,
             route_rule,
+            cluster_rule_at: None,
         }
     }
 
@@ -271,6 +304,117 @@ pub fn resolve_actual_named<'i>(
     routes: &'i RouteIndex,
     expected_backend_keys: &[&str],
 ) -> ActualBackend<'i> {
+    resolve_actual_ids(
+        evidence,
+        names,
+        endpoints,
+        routes,
+        expected_backend_keys,
+        None,
+    )
+    .actual
+}
+
+/// What [`resolve_actual_ids`] found.
+#[derive(Debug, Clone, Copy)]
+pub struct Resolution<'i> {
+    /// The answer, as [`resolve_actual_named`] gives it.
+    pub actual: ActualBackend<'i>,
+    /// The Service id ([`BackendServiceIds`]) of `actual.backend`, when ids
+    /// were used and tell it.
+    pub service: Option<u32>,
+    /// Where the rule the cluster name names was found in the route index,
+    /// when the resolver looked for it (see
+    /// [`EvidenceNames::remember_in`]).
+    pub cluster_rule_at: Option<RuleAt>,
+}
+
+/// Service ids for [`resolve_actual_ids`]: a table built from the route and
+/// endpoint indexes being resolved against, and the expected backends' ids
+/// in it ([`BackendServiceIds::allowed`] of each), one per expected key.
+#[derive(Debug, Clone, Copy)]
+pub struct ResolveIds<'t, 'i> {
+    /// Built by [`BackendServiceIds::build`] from the same two indexes.
+    pub table: &'t BackendServiceIds<'i>,
+    /// The Service id of each expected backend key, in the same order.
+    pub expected: &'t [u32],
+}
+
+/// The expected backends as the resolver compares them with candidates.
+#[derive(Debug, Clone, Copy)]
+enum Expected<'e> {
+    /// `namespace/name` keys, compared with candidate keys.
+    Keys(&'e [&'e str]),
+    /// Service ids, compared with candidate ids (see [`ids`]).
+    Ids(&'e [u32]),
+}
+
+impl Expected<'_> {
+    #[inline]
+    fn contains(&self, candidate: &EndpointCandidate) -> bool {
+        match self {
+            Expected::Keys(keys) => keys.contains(&candidate.key.as_str()),
+            Expected::Ids(ids) => ids.contains(&candidate.service),
+        }
+    }
+
+    /// Whether two candidates of one index name the same Service.
+    #[inline]
+    fn same_service(&self, a: &EndpointCandidate, b: &EndpointCandidate) -> bool {
+        match self {
+            Expected::Keys(_) => a.key == b.key,
+            Expected::Ids(_) => a.service == b.service,
+        }
+    }
+}
+
+/// [`resolve_actual_named`], comparing Services by id when `ids` is given
+/// (and was built from `routes` and `endpoints`: otherwise it is ignored),
+/// and taking the cluster's rule from where `names` says it was found
+/// before. The same answer either way.
+pub fn resolve_actual_ids<'i>(
+    evidence: &UpstreamEvidence<'i>,
+    names: &EvidenceNames<'i>,
+    endpoints: &'i EndpointIndex,
+    routes: &'i RouteIndex,
+    expected_backend_keys: &[&str],
+    ids: Option<ResolveIds<'_, 'i>>,
+) -> Resolution<'i> {
+    let mut cluster_rule_at = None;
+    let (actual, service) = resolve_with(
+        evidence,
+        names,
+        endpoints,
+        routes,
+        expected_backend_keys,
+        ids,
+        &mut cluster_rule_at,
+    );
+    Resolution {
+        actual,
+        service,
+        cluster_rule_at,
+    }
+}
+
+/// The body of [`resolve_actual_ids`]; sets `cluster_rule_at` when it looks
+/// for the cluster's rule.
+fn resolve_with<'i>(
+    evidence: &UpstreamEvidence<'i>,
+    names: &EvidenceNames<'i>,
+    endpoints: &'i EndpointIndex,
+    routes: &'i RouteIndex,
+    expected_backend_keys: &[&str],
+    ids: Option<ResolveIds<'_, 'i>>,
+    cluster_rule_at: &mut Option<RuleAt>,
+) -> (ActualBackend<'i>, Option<u32>) {
+    let ids = ids.filter(|i| {
+        i.table.is_for(routes, endpoints) && i.expected.len() == expected_backend_keys.len()
+    });
+    let expected = match ids {
+        Some(i) => Expected::Ids(i.expected),
+        None => Expected::Keys(expected_backend_keys),
+    };
     let implementation = evidence.implementation_hint.unwrap_or_default();
     let host = answering_host(implementation, evidence.upstream_hosts);
     let candidates = match host {
@@ -298,7 +442,10 @@ pub fn resolve_actual_named<'i>(
         ),
     };
     if action.is_gateway_answer() {
-        return ActualBackend::none(action, candidates, "the gateway answered itself");
+        return (
+            ActualBackend::none(action, candidates, "the gateway answered itself"),
+            None,
+        );
     }
 
     // 2. A name that identifies one Service.
@@ -319,16 +466,19 @@ pub fn resolve_actual_named<'i>(
         _ => None,
     };
     if let Some(backend) = named_service {
-        return ActualBackend {
-            backend: Some(backend),
-            source: ActualSource::ClusterName,
-            gateway_action: action,
-            ambiguous: false,
-            tie_broken_by_expected: false,
-            endpoint_consistent: consistency(candidates, &backend),
-            candidates,
-            note: "cluster name names the Service",
-        };
+        return (
+            ActualBackend {
+                backend: Some(backend),
+                source: ActualSource::ClusterName,
+                gateway_action: action,
+                ambiguous: false,
+                tie_broken_by_expected: false,
+                endpoint_consistent: consistency(candidates, &backend),
+                candidates,
+                note: "cluster name names the Service",
+            },
+            None,
+        );
     }
 
     // 3. A name that identifies a route rule.
@@ -342,11 +492,51 @@ pub fn resolve_actual_named<'i>(
         "endpoint lookup"
     };
     if let Some(rule_ref) = rule_ref {
-        match find_rule(routes, &rule_ref) {
-            Some((_, rule)) => {
-                if let Some(result) =
-                    resolve_in_rule(rule, &rule_ref, candidates, expected_backend_keys, action)
-                {
+        let from_cluster = matches!(cluster, Some(UpstreamName::Rule(_)));
+        let remembered = names
+            .cluster_rule_at
+            .filter(|at| from_cluster && at.index == routes.instance());
+        // Positions of the rule: remembered, or looked up by name.
+        let found = match remembered {
+            Some(at) => Some((at.route as usize, at.rule as usize)),
+            None => find_rule(routes, &rule_ref).map(|f| (f.route_pos, f.rule_pos)),
+        };
+        // With ids, the table holds what is needed of the rule's backends;
+        // else the compiled rule (a remembered position is checked).
+        let in_rule = found.and_then(|(route_pos, rule_pos)| {
+            ids.and_then(|i| i.table.rule(route_pos, rule_pos))
+                .map(InRule::Ids)
+                .or_else(|| {
+                    routes
+                        .routes
+                        .get(route_pos)
+                        .and_then(|r| r.rules.get(rule_pos))
+                        .map(InRule::Rule)
+                })
+        });
+        if from_cluster {
+            *cluster_rule_at = found
+                .filter(|_| in_rule.is_some())
+                .and_then(|(route, rule)| {
+                    Some(RuleAt {
+                        index: routes.instance(),
+                        route: u32::try_from(route).ok()?,
+                        rule: u32::try_from(rule).ok()?,
+                    })
+                });
+        }
+        match in_rule {
+            Some(in_rule) => {
+                let resolved = match in_rule {
+                    InRule::Ids(services) => {
+                        resolve_in_rule_ids(&rule_ref, candidates, services, expected, action)
+                    }
+                    InRule::Rule(rule) => {
+                        resolve_in_rule(rule, &rule_ref, candidates, expected, action)
+                            .map(|r| (r, None))
+                    }
+                };
+                if let Some(result) = resolved {
                     return result;
                 }
                 fallback_note = "endpoint outside the logged rule's backends";
@@ -356,27 +546,33 @@ pub fn resolve_actual_named<'i>(
     }
 
     // 4. The endpoint alone.
-    let choice = choose_candidate(candidates, expected_backend_keys);
+    let choice = choose_among(candidates, expected, |_| true);
     match choice.chosen {
-        Some(candidate) => ActualBackend {
-            backend: Some(candidate_backend(candidate)),
-            source: ActualSource::Endpoint,
-            gateway_action: action,
-            ambiguous: choice.ambiguous,
-            tie_broken_by_expected: choice.tie_broken_by_expected,
-            endpoint_consistent: None,
-            candidates,
-            note: fallback_note,
-        },
-        None => ActualBackend::none(
-            action,
-            candidates,
-            match host {
-                UpstreamHost::Addr(_) => "upstream host matches no EndpointSlice",
-                UpstreamHost::Named(_) => "upstream host is not an address",
-                _ if rule_ref.is_some() => "rule has several backends and no upstream host",
-                _ => "no upstream name or host",
+        Some(candidate) => (
+            ActualBackend {
+                backend: Some(candidate_backend(candidate)),
+                source: ActualSource::Endpoint,
+                gateway_action: action,
+                ambiguous: choice.ambiguous,
+                tie_broken_by_expected: choice.tie_broken_by_expected,
+                endpoint_consistent: None,
+                candidates,
+                note: fallback_note,
             },
+            ids.map(|_| candidate.service),
+        ),
+        None => (
+            ActualBackend::none(
+                action,
+                candidates,
+                match host {
+                    UpstreamHost::Addr(_) => "upstream host matches no EndpointSlice",
+                    UpstreamHost::Named(_) => "upstream host is not an address",
+                    _ if rule_ref.is_some() => "rule has several backends and no upstream host",
+                    _ => "no upstream name or host",
+                },
+            ),
+            None,
         ),
     }
 }
@@ -387,7 +583,7 @@ fn resolve_in_rule<'i>(
     rule: &'i CompiledRule,
     rule_ref: &RuleRef<'_>,
     candidates: &'i [EndpointCandidate],
-    expected_backend_keys: &[&str],
+    expected: Expected<'_>,
     action: GatewayAction,
 ) -> Option<ActualBackend<'i>> {
     let is_service = |b: &&crate::gateway::compile::CompiledBackend| b.kind == "Service";
@@ -443,7 +639,7 @@ fn resolve_in_rule<'i>(
             .iter()
             .any(|b| b.kind == "Service" && c.is_service(&b.namespace, &b.name))
     };
-    let choice = choose_candidate_where(candidates, expected_backend_keys, in_rule);
+    let choice = choose_among(candidates, expected, in_rule);
     match choice.chosen {
         Some(candidate) => Some(ActualBackend {
             backend: Some(candidate_backend(candidate)),
@@ -464,30 +660,148 @@ fn resolve_in_rule<'i>(
     }
 }
 
+/// [`resolve_in_rule`] with the rule's backends known by Service id
+/// (`services`, from a [`BackendServiceIds`] table, and `expected` holding
+/// ids): the same answer, comparing integers; also the answer's Service id.
+fn resolve_in_rule_ids<'i>(
+    rule_ref: &RuleRef<'_>,
+    candidates: &'i [EndpointCandidate],
+    services: ids::RuleServices<'_, 'i>,
+    expected: Expected<'_>,
+    action: GatewayAction,
+) -> Option<(ActualBackend<'i>, Option<u32>)> {
+    let service_at = |j: usize| {
+        services
+            .backends
+            .get(j)
+            .map(|b| b.service)
+            .filter(|&id| id != ids::NOT_A_SERVICE)
+    };
+    let consistent_with =
+        |id: u32| (!candidates.is_empty()).then(|| candidates.iter().any(|c| c.service == id));
+    let named = rule_ref
+        .backend_index
+        .and_then(|j| service_at(j).map(|id| (j, id)));
+    // The rule's single live backend (see `resolve_in_rule`), unless the
+    // endpoint lookup says the host belongs to other Services only.
+    let single = services
+        .single
+        .and_then(|j| service_at(j as usize).map(|id| (j as usize, id)))
+        .filter(|&(_, id)| consistent_with(id) != Some(false));
+    if let Some((j, id)) = named.or(single) {
+        let backend = services.backends.get(j)?;
+        let backend_ref = BackendRef {
+            namespace: backend.namespace,
+            name: backend.name,
+            port: backend.port,
+        };
+        return Some((
+            ActualBackend {
+                backend: Some(backend_ref),
+                source: ActualSource::ClusterName,
+                gateway_action: action,
+                ambiguous: false,
+                tie_broken_by_expected: false,
+                endpoint_consistent: consistent_with(id),
+                candidates,
+                note: if named.is_some() {
+                    "cluster name names the rule's backendRef"
+                } else {
+                    "the logged rule has a single backend"
+                },
+            },
+            Some(id),
+        ));
+    }
+    let in_rule = |c: &EndpointCandidate| {
+        services
+            .backends
+            .iter()
+            .any(|b| b.service != ids::NOT_A_SERVICE && b.service == c.service)
+    };
+    let choice = choose_among(candidates, expected, in_rule);
+    match choice.chosen {
+        Some(candidate) => Some((
+            ActualBackend {
+                backend: Some(candidate_backend(candidate)),
+                source: ActualSource::Endpoint,
+                gateway_action: action,
+                ambiguous: choice.ambiguous,
+                tie_broken_by_expected: choice.tie_broken_by_expected,
+                endpoint_consistent: Some(true),
+                candidates,
+                note: "endpoint within the logged rule's backends",
+            },
+            Some(candidate.service),
+        )),
+        None if candidates.is_empty() => Some((
+            ActualBackend::none(
+                action,
+                candidates,
+                "rule has several backends and the upstream host is unknown",
+            ),
+            None,
+        )),
+        None => None,
+    }
+}
+
+/// Where [`find_rule`] found a rule.
+struct FoundRule {
+    /// Position of the route in [`RouteIndex::routes`].
+    route_pos: usize,
+    /// Position of the rule in the route's `rules`.
+    rule_pos: usize,
+}
+
+/// The logged rule as the resolver reads it: from a [`BackendServiceIds`]
+/// table, or the compiled rule itself.
+enum InRule<'t, 'i> {
+    Ids(ids::RuleServices<'t, 'i>),
+    Rule(&'i CompiledRule),
+}
+
 /// Finds the rule a [`RuleRef`] names: an exact `ns/name` through the index's
 /// name map (no scan, no allocation); Traefik's dashed names by a scan.
-fn find_rule<'i>(
-    routes: &'i RouteIndex,
-    rule_ref: &RuleRef<'_>,
-) -> Option<(&'i CompiledRoute, &'i CompiledRule)> {
-    let rule_of = |r: &'i CompiledRoute| {
+fn find_rule(routes: &RouteIndex, rule_ref: &RuleRef<'_>) -> Option<FoundRule> {
+    let rule_of = |(route_pos, r): (usize, &CompiledRoute)| {
         r.rules
             .iter()
-            .find(|rule| rule.index == rule_ref.rule_index)
-            .map(|rule| (r, rule))
+            .position(|rule| rule.index == rule_ref.rule_index)
+            .map(|rule_pos| FoundRule {
+                route_pos,
+                rule_pos,
+            })
     };
     match rule_ref.route {
         RouteRef::Exact { namespace, name } => routes
             .routes_named(namespace, name)
-            .filter_map(|i| routes.routes.get(i))
-            .filter(|r| r.kind == rule_ref.kind)
+            .filter_map(|i| routes.routes.get(i).map(|r| (i, r)))
+            .filter(|(_, r)| r.kind == rule_ref.kind)
             .find_map(rule_of),
         RouteRef::Dashed(_) => routes
             .routes
             .iter()
-            .filter(|r| r.kind == rule_ref.kind && rule_ref.route.matches(&r.namespace, &r.name))
+            .enumerate()
+            .filter(|(_, r)| {
+                r.kind == rule_ref.kind && rule_ref.route.matches(&r.namespace, &r.name)
+            })
             .find_map(rule_of),
     }
+}
+
+/// [`choose_candidate_where`] comparing as `expected` says.
+fn choose_among<'c>(
+    candidates: &'c [EndpointCandidate],
+    expected: Expected<'_>,
+    keep: impl Fn(&EndpointCandidate) -> bool,
+) -> CandidateChoice<'c> {
+    endpoints::choose_candidate_by(
+        candidates,
+        |c| expected.contains(c),
+        |a, b| expected.same_service(a, b),
+        keep,
+    )
 }
 
 /// A name-derived Service, borrowing from the index when the Service is known

@@ -1475,3 +1475,180 @@ proptest! {
         assert_names_agree(Some(&other), Some(&route))?;
     }
 }
+
+// ------------------------------------------------------- Service ids and memo
+
+/// Every cluster name (each rule of each route, with and without a
+/// backendRef index, plus names of other shapes) x every indexed address
+/// (and unknown ones) x expected sets x answers: resolving with Service ids
+/// and with the rule position remembered by a memo gives the same answer as
+/// comparing names, and the id it returns is the answer's Service.
+#[test]
+fn service_ids_and_remembered_rules_answer_as_names_do() {
+    let (endpoints, routes) = fixture();
+    let table = BackendServiceIds::build(&routes, &endpoints).expect("no `/` in names");
+    let eg = Implementation::EnvoyGateway;
+
+    let mut clusters: Vec<String> = vec![
+        "service/shop/web/8080".into(),
+        "httproute/shop/missing/rule/0".into(),
+        "-".into(),
+    ];
+    for route in &routes.routes {
+        for rule in &route.rules {
+            let base = format!(
+                "{}/{}/{}/rule/{}",
+                route.kind.as_str().to_ascii_lowercase(),
+                route.namespace,
+                route.name,
+                rule.index
+            );
+            for j in 0..rule.backends.len() + 1 {
+                clusters.push(format!("{base}/backend/{j}"));
+            }
+            clusters.push(base);
+        }
+    }
+    let mut hosts: Vec<String> = vec!["10.9.9.9:80".into(), "-".into()];
+    for (ns, name) in [("shop", "web"), ("shop", "api-v2"), ("shop", "web-canary")] {
+        assert!(endpoints.service_id(ns, name).is_some(), "{ns}/{name}");
+    }
+    for ip in [
+        "10.244.1.17",
+        "10.244.2.31",
+        "10.244.3.44",
+        "10.244.4.4",
+        "10.244.5.5",
+        "10.244.6.6",
+        "10.96.0.10",
+    ] {
+        for port in [80, 8080, 9000] {
+            hosts.push(format!("{ip}:{port}"));
+        }
+    }
+    let known = hosts.iter().filter(|h| !endpoints.lookup_str(h).is_empty());
+    assert!(known.count() >= 5, "hosts of the fixture are indexed");
+    // Expected sets: nothing, each allowed backend, and pairs of them.
+    let mut allowed: Vec<(String, u32)> = Vec::new();
+    let mut id = 0;
+    while let Some(backend) = routes.allowed_backend(id) {
+        let service = table
+            .allowed(id)
+            .expect("an id per allowed backend")
+            .service;
+        if !allowed.iter().any(|(k, _)| *k == backend.key) {
+            allowed.push((backend.key.clone(), service));
+        }
+        id += 1;
+    }
+    assert!(allowed.len() >= 2, "fixture has allowed backends");
+    let mut expected_sets: Vec<Vec<(String, u32)>> = vec![Vec::new()];
+    for (i, a) in allowed.iter().enumerate() {
+        expected_sets.push(vec![a.clone()]);
+        for b in allowed.iter().skip(i + 1) {
+            expected_sets.push(vec![a.clone(), b.clone()]);
+        }
+    }
+
+    let mut memo = NameMemo::new();
+    let (mut by_id, mut remembered) = (0, 0);
+    for cluster in &clusters {
+        for host in &hosts {
+            let host_list = [host.as_str()];
+            for (flags, status) in [("-", 200), ("UF", 503)] {
+                let ev = evidence(eg, Some(cluster), None, &host_list, Some(flags), status);
+                for set in &expected_sets {
+                    let keys: Vec<&str> = set.iter().map(|(k, _)| k.as_str()).collect();
+                    let ids: Vec<u32> = set.iter().map(|(_, s)| *s).collect();
+                    let names = EvidenceNames::parse(&ev);
+                    let reference = resolve_actual_named(&ev, &names, &endpoints, &routes, &keys);
+                    let resolve_ids = ResolveIds {
+                        table: &table,
+                        expected: &ids,
+                    };
+                    // Twice through the memo: the second time the rule's
+                    // position is remembered.
+                    for _ in 0..2 {
+                        let names = EvidenceNames::parse_memo(&ev, &mut memo);
+                        remembered += usize::from(names.cluster_rule_at.is_some());
+                        let resolution = resolve_actual_ids(
+                            &ev,
+                            &names,
+                            &endpoints,
+                            &routes,
+                            &keys,
+                            Some(resolve_ids),
+                        );
+                        names.remember_in(&ev, &resolution, &mut memo);
+                        assert_eq!(resolution.actual, reference, "{cluster} {host} {keys:?}");
+                        if let Some(service) = resolution.service {
+                            by_id += 1;
+                            let b = reference.backend.expect("an id names a backend");
+                            assert_eq!(endpoints.service_id(b.namespace, b.name), Some(service));
+                        }
+                    }
+                }
+            }
+        }
+    }
+    assert!(by_id > 100, "ids were used ({by_id})");
+    assert!(
+        remembered > 100,
+        "rule positions were remembered ({remembered})"
+    );
+}
+
+/// A name with `/` in it would make keys and pairs disagree: no table.
+#[test]
+fn no_service_ids_when_a_name_holds_a_slash() {
+    let mut set = objects();
+    load_text(
+        &mut set,
+        "odd.yaml",
+        r#"
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata: {name: odd-1, namespace: shop, labels: {kubernetes.io/service-name: "a/b"}}
+addressType: IPv4
+ports: [{port: 80}]
+endpoints: [{addresses: [10.250.0.1]}]
+"#,
+    )
+    .unwrap();
+    let endpoints = EndpointIndex::build(&set);
+    let routes = RouteIndex::compile(&set, CompileOptions::default());
+    assert!(!endpoints.keys_unambiguous());
+    assert!(BackendServiceIds::build(&routes, &endpoints).is_none());
+    let (endpoints, routes) = fixture();
+    assert!(BackendServiceIds::build(&routes, &endpoints).is_some());
+}
+
+/// The rule a hit names is found through its first allowed backend: the
+/// same position, index, route key and kind as reading the route, and
+/// nothing for a backend of another route.
+#[test]
+fn hit_rules_come_from_the_table_as_from_the_index() {
+    let (endpoints, routes) = fixture();
+    let table = BackendServiceIds::build(&routes, &endpoints).expect("no `/` in names");
+    let mut checked = 0;
+    for (r, route) in routes.routes.iter().enumerate() {
+        for (p, rule) in route.rules.iter().enumerate() {
+            let Some(first) = routes.allowed_backends_of(r as u32, p as u32).first() else {
+                continue;
+            };
+            let hit = table
+                .hit_rule(&routes, r as u32, first)
+                .expect("an allowed backend's rule");
+            assert_eq!(hit.rule_pos, p as u32);
+            assert_eq!(hit.rule_index, rule.index);
+            assert_eq!(hit.route_key, route.key);
+            assert_eq!(hit.route_kind, route.kind);
+            let other_route = (r as u32 + 1) % routes.routes.len() as u32;
+            if other_route != r as u32 {
+                assert!(table.hit_rule(&routes, other_route, first).is_none());
+            }
+            checked += 1;
+        }
+    }
+    assert!(checked >= 3, "rules with allowed backends ({checked})");
+}
