@@ -145,15 +145,17 @@ impl RouteIndex {
         }
     }
 
-    /// Prefetches the match objects of the first candidates of `group` that
-    /// are judged from their match object, up to the first candidate that
+    /// Prefetches the compact condition records, or the match objects, of the
+    /// first candidates of `group` that are judged from them, up to the first candidate that
     /// certainly holds once keyed (the decision stops there).
     fn prefetch_entries(&self, group: KeyedGroup<'_>) {
         for c in group.iter().take(4) {
             if c.holds_when_keyed() {
                 return;
             }
-            if PathIndex::needs_entry_when_keyed(c) {
+            if let Some(record) = c.record_for(true) {
+                self.conditions.prefetch(record);
+            } else if PathIndex::needs_entry_when_keyed(c) {
                 if let Some(entry) = self.matches.get(c.id as usize) {
                     prefetch_object(entry);
                 }

@@ -17,7 +17,7 @@ use std::borrow::Cow;
 use super::compile::{
     method_code, same_bytes, Bucket, Candidate, CompiledBackend, CompiledGateway, CompiledListener,
     CompiledRoute, CompiledRule, HostLookup, HostTable, MatchCondition, MatchEntry, PathKeys,
-    RouteIndex, RouteKind, RuleAction,
+    RouteIndex, RouteKind, RuleAction, NO_RECORD,
 };
 use super::hostname;
 use super::matcher::{Truth, ValueCondition};
@@ -641,10 +641,15 @@ impl RouteIndex {
             let Some(entry) = self.matches.get(id as usize) else {
                 continue;
             };
-            let Some(c) = Candidate::new(id, entry, &self.routes) else {
+            let Some(c) = Candidate::new(id, entry, &self.routes, NO_RECORD) else {
                 continue;
             };
-            if let Some(hit) = self.judge(&c, Holds::Unknown, scan, alternatives, unknowns) {
+            // The reference: every match evaluated from its match object (no
+            // compact record, no method-code shortcut).
+            let hit = self.hit_of(&c, scan);
+            if let Some(hit) =
+                self.judge_by_entry(hit, Holds::Unknown, scan, alternatives, unknowns)
+            {
                 return Some((hit, c));
             }
         }
@@ -657,7 +662,8 @@ impl RouteIndex {
     ///
     /// A candidate that certainly holds is judged from its compact record
     /// alone: the match, route and rule objects are not touched (the hit
-    /// resolves them on demand).
+    /// resolves them on demand); one with method, header or query conditions
+    /// from its compact condition record when it has one.
     #[inline(always)]
     fn judge<'i>(
         &'i self,
@@ -667,13 +673,7 @@ impl RouteIndex {
         alternatives: &mut Vec<RuleHit<'i>>,
         unknowns: &mut Unknowns,
     ) -> Option<RuleHit<'i>> {
-        let hit = RuleHit {
-            index: self,
-            match_id: c.id,
-            route_id: c.route,
-            rule_pos: c.rule_pos,
-            listener_id: scan.listener_id,
-        };
+        let hit = self.hit_of(c, scan);
         if holds == Holds::Certainly {
             return Some(hit);
         }
@@ -686,7 +686,50 @@ impl RouteIndex {
                 return (req_code == Some(code)).then_some(hit);
             }
         }
+        if let Some(record) = c.record_for(holds == Holds::PathOnly) {
+            return self.judge_by_record(hit, record, scan, alternatives, unknowns);
+        }
         self.judge_by_entry(hit, holds, scan, alternatives, unknowns)
+    }
+
+    /// The hit a candidate gives on the listener of `scan`.
+    #[inline(always)]
+    fn hit_of<'i>(&'i self, c: &Candidate, scan: &TableScan<'_, '_>) -> RuleHit<'i> {
+        RuleHit {
+            index: self,
+            match_id: c.id,
+            route_id: c.route,
+            rule_pos: c.rule_pos,
+            listener_id: scan.listener_id,
+        }
+    }
+
+    /// [`RouteIndex::judge`] for a candidate judged from its compact
+    /// condition record (its path condition known to hold): as
+    /// [`RouteIndex::judge_by_entry`], without the match object.
+    #[inline(never)]
+    fn judge_by_record<'i>(
+        &'i self,
+        hit: RuleHit<'i>,
+        record: u32,
+        scan: &TableScan<'_, '_>,
+        alternatives: &mut Vec<RuleHit<'i>>,
+        unknowns: &mut Unknowns,
+    ) -> Option<RuleHit<'i>> {
+        let judged = self.conditions.eval(record, scan.req, scan.method_code);
+        match judged.truth {
+            Truth::No => None,
+            Truth::Yes => Some(hit),
+            Truth::Unknown => {
+                unknowns.method |= judged.method_unknown;
+                unknowns.headers |= judged.headers_unknown;
+                unknowns.query |= judged.query_unknown;
+                if !alternatives.iter().any(|a| a.same_rule(&hit)) {
+                    alternatives.push(hit);
+                }
+                None
+            }
+        }
     }
 
     /// [`RouteIndex::judge`] for a candidate that needs its match object
@@ -1125,7 +1168,7 @@ impl RouteKind {
 mod tests {
     use super::*;
     use crate::gateway::load::load_text;
-    use crate::gateway::{CompileOptions, ObjectSet};
+    use crate::gateway::{CompileOptions, Headers, ObjectSet};
     use crate::synth::{self, SynthSpec};
 
     /// Every rule's precomputed serving backends against the filter over its
@@ -1156,6 +1199,79 @@ mod tests {
             .allowed_backends_of(index.routes.len() as u32, 0)
             .is_empty());
         compared
+    }
+
+    /// On the synthetic configuration (header, method and query conditions,
+    /// most judged from compact records), `decide` agrees with the reference
+    /// scan, which evaluates every match object, also when the method, the
+    /// query string or the headers are unknown, as in access logs: same
+    /// winner, alternatives and unknowns.
+    #[test]
+    fn compact_conditions_decide_as_the_match_objects() {
+        let config = synth::generate(&SynthSpec::small());
+        let index = RouteIndex::compile(&config.objects, CompileOptions::default());
+        let specs = synth::requests(&config, 800, 11);
+        let pairs: Vec<Vec<(&str, &str)>> = specs.iter().map(|s| s.header_pairs()).collect();
+        let summary = |d: &Decision<'_>| {
+            (
+                d.outcome,
+                d.status,
+                d.hit.map(|h| h.match_id()),
+                d.alternatives
+                    .iter()
+                    .map(|h| h.match_id())
+                    .collect::<Vec<_>>(),
+                d.unknowns,
+            )
+        };
+        let (mut ambiguous, mut conditional_wins) = (0, 0);
+        for (spec, pairs) in specs.iter().zip(&pairs) {
+            let full = spec
+                .to_request(pairs)
+                .expect("synthetic requests are valid");
+            let first_header = &pairs[..pairs.len().min(1)];
+            let variants = [
+                full,
+                Request {
+                    method: None,
+                    ..full
+                },
+                Request {
+                    query: None,
+                    ..full
+                },
+                Request {
+                    headers: Headers {
+                        known: first_header,
+                        others_unknown: true,
+                    },
+                    ..full
+                },
+                Request {
+                    method: None,
+                    query: None,
+                    headers: Headers {
+                        known: &[],
+                        others_unknown: true,
+                    },
+                    ..full
+                },
+            ];
+            for req in &variants {
+                let d = index.decide(req);
+                assert_eq!(
+                    summary(&d),
+                    summary(&index.decide_by_linear_scan(req)),
+                    "{req:?}"
+                );
+                ambiguous += usize::from(d.is_ambiguous());
+                if let Some(MatchCondition::Http(m)) = d.hit.map(|h| &h.entry().condition) {
+                    conditional_wins += usize::from(!m.headers.is_empty() || !m.query.is_empty());
+                }
+            }
+        }
+        assert!(ambiguous > 100, "{ambiguous} ambiguous decisions");
+        assert!(conditional_wins > 50, "{conditional_wins} conditional wins");
     }
 
     /// The per-rule arrays behind `Decision::allowed_backends` hold exactly

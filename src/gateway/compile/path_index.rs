@@ -28,6 +28,7 @@
 //! confirmed by comparing the bytes, so a hash collision can never produce a
 //! false match.
 
+use super::conditions::NO_RECORD;
 use super::{CompiledRoute, MatchCondition, MatchEntry};
 use crate::gateway::decide::Outcome;
 use crate::gateway::matcher::PathCondition;
@@ -73,10 +74,11 @@ pub fn method_code(method: &str) -> Option<u8> {
 /// more is decided by a plain ordered scan instead (still exact, just slower).
 pub const MAX_PATH_BOUNDARIES: usize = 16;
 
-/// One match as the decision loop needs it: where it lives and, precomputed
-/// from its rule, what the rule does when it wins (16 bytes, contiguous per
-/// bucket, so a candidate is judged without touching the match, route or rule
-/// unless it has method/header/query conditions or a regex).
+/// One match as the decision loop needs it: where it lives, precomputed
+/// from its rule, what the rule does when it wins, and where its compact
+/// condition record is (20 bytes, contiguous per bucket, so a candidate is
+/// judged without touching the match, route or rule unless it has a regex or
+/// conditions too unusual for a record, see [`super::conditions`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Candidate {
     /// Match id (index into [`super::RouteIndex::matches`]).
@@ -91,12 +93,21 @@ pub struct Candidate {
     outcome: Outcome,
     /// `PATH_ONLY` | `ROOT_PREFIX` | method code << `METHOD_SHIFT`.
     flags: u8,
+    /// Offset of the match's record in [`super::CompactConditions`], or
+    /// [`NO_RECORD`].
+    record: u32,
 }
 
 impl Candidate {
-    /// The candidate for match `id`, or `None` when its rule is missing from the
-    /// compiled route (such a match can never produce a hit).
-    pub fn new(id: u32, entry: &MatchEntry, routes: &[CompiledRoute]) -> Option<Candidate> {
+    /// The candidate for match `id` whose compact condition record is at
+    /// `record` ([`NO_RECORD`]: none), or `None` when its rule is missing from
+    /// the compiled route (such a match can never produce a hit).
+    pub fn new(
+        id: u32,
+        entry: &MatchEntry,
+        routes: &[CompiledRoute],
+        record: u32,
+    ) -> Option<Candidate> {
         let route = routes.get(entry.route as usize)?;
         let rule_pos = rule_position(route, entry.rule as usize)?;
         let (outcome, status, _) = crate::gateway::decide::rule_outcome(&route.rules[rule_pos]);
@@ -121,7 +132,18 @@ impl Candidate {
             status: status.unwrap_or(0),
             outcome,
             flags,
+            record,
         })
+    }
+
+    /// The offset of the match's compact condition record, when it has one
+    /// and it applies to a request whose path condition is known to hold
+    /// (`path_holds`, as the path index establishes for keyed candidates) or
+    /// whose path condition is the root prefix (which always holds).
+    #[inline]
+    pub fn record_for(&self, path_holds: bool) -> Option<u32> {
+        (self.record != NO_RECORD && (path_holds || self.flags & ROOT_PREFIX != 0))
+            .then_some(self.record)
     }
 
     /// Whether the match certainly holds once the index has established that its
@@ -223,6 +245,7 @@ impl Default for KeySlot {
                 status: 0,
                 outcome: Outcome::NoRoute,
                 flags: 0,
+                record: NO_RECORD,
             },
         }
     }
@@ -346,12 +369,20 @@ fn order_is_indexable(keyed: &[(Candidate, Option<(u32, &str)>)]) -> bool {
 
 impl PathIndex {
     /// Builds the index of a bucket whose match `ids` are in precedence order.
-    pub fn build(ids: &[u32], matches: &[MatchEntry], routes: &[CompiledRoute]) -> PathIndex {
+    /// `records` gives each match id's compact condition record
+    /// ([`super::CompactConditions::build`]).
+    pub fn build(
+        ids: &[u32],
+        matches: &[MatchEntry],
+        routes: &[CompiledRoute],
+        records: &[u32],
+    ) -> PathIndex {
         let mut keyed: Vec<(Candidate, Option<(u32, &str)>)> = ids
             .iter()
             .filter_map(|&id| {
                 let entry = matches.get(id as usize)?;
-                Some((Candidate::new(id, entry, routes)?, key_of(entry)))
+                let record = records.get(id as usize).copied().unwrap_or(NO_RECORD);
+                Some((Candidate::new(id, entry, routes, record)?, key_of(entry)))
             })
             .collect();
         let (Ok(_), true) = (u32::try_from(keyed.len()), order_is_indexable(&keyed)) else {
@@ -630,12 +661,12 @@ impl PathIndex {
             })
     }
 
-    /// Whether judging the candidate needs its match object (header, query or
-    /// non-standard method conditions, a regex), unless a candidate before it
-    /// wins first.
+    /// Whether judging the candidate needs its match object (conditions
+    /// without a compact record: a regex, a non-standard method), unless a
+    /// candidate before it wins first.
     #[inline]
     pub(crate) fn needs_entry_when_keyed(c: &Candidate) -> bool {
-        !c.holds_when_keyed() && c.lone_method().is_none()
+        !c.holds_when_keyed() && c.lone_method().is_none() && c.record_for(true).is_none()
     }
 
     /// The candidates that are not keyed by path, in bucket order.
@@ -1085,7 +1116,7 @@ mod tests {
                             .filter(|&id| path_holds(id, path))
                             .filter(|&id| {
                                 let entry = &index.matches[id as usize];
-                                Candidate::new(id, entry, &index.routes).is_some()
+                                Candidate::new(id, entry, &index.routes, NO_RECORD).is_some()
                             })
                             .collect();
                         assert_eq!(visited, linear, "bucket order for {path}");
