@@ -285,17 +285,19 @@ impl RouteIndex {
         &'i self,
         req: &Request<'r>,
     ) -> Result<ListenerSelection<'i, 'r>, Decision<'i>> {
-        let gateway = match req.gateway {
+        let gateway = match (req.gateway, self.gateways.as_slice()) {
+            // One Gateway (the common deployment): one comparison.
+            (Some(key), [only]) => same_bytes(only.key.as_bytes(), key.as_bytes()).then_some(only),
             // A few Gateways: comparing keys beats hashing one (the last of equal
             // keys, as in `gateway_by_key`).
-            Some(key) if self.gateways.len() <= 8 => self
+            (Some(key), _) if self.gateways.len() <= 8 => self
                 .gateways
                 .iter()
                 .rev()
                 .find(|g| same_bytes(g.key.as_bytes(), key.as_bytes())),
-            Some(key) => self.gateway_by_key.get(key).map(|&g| &self.gateways[g]),
-            None if self.gateways.len() == 1 => self.gateways.first(),
-            None => None,
+            (Some(key), _) => self.gateway_by_key.get(key).map(|&g| &self.gateways[g]),
+            (None, [only]) => Some(only),
+            (None, _) => None,
         };
         let Some(gateway) = gateway else {
             return Err(Decision::terminal(
@@ -458,7 +460,8 @@ impl RouteIndex {
             }
         }
         match found {
-            Some((hit, c)) => {
+            Some(c) => {
+                let hit = self.hit_of(&c, &scan);
                 let (outcome, status) = c.outcome();
                 Decision {
                     outcome,
@@ -497,7 +500,7 @@ impl RouteIndex {
         scan: &TableScan<'_, '_>,
         alternatives: &mut Vec<RuleHit<'i>>,
         unknowns: &mut Unknowns,
-    ) -> Option<(RuleHit<'i>, Candidate)> {
+    ) -> Option<Candidate> {
         let listener = self.listeners.get(li)?;
         let table = route_table(listener, scan.req.protocol, host);
         if scan.hosts_indexed && scan.mode == BucketScan::Indexed {
@@ -519,7 +522,7 @@ impl RouteIndex {
         scan: &TableScan<'_, '_>,
         alternatives: &mut Vec<RuleHit<'i>>,
         unknowns: &mut Unknowns,
-    ) -> Option<(RuleHit<'i>, Candidate)> {
+    ) -> Option<Candidate> {
         if !host.is_empty() {
             if !table.exact.is_empty() {
                 let bucket = match scan.host_hashes.exact {
@@ -577,7 +580,7 @@ impl RouteIndex {
         scan: &TableScan<'_, '_>,
         alternatives: &mut Vec<RuleHit<'i>>,
         unknowns: &mut Unknowns,
-    ) -> Option<(RuleHit<'i>, Candidate)> {
+    ) -> Option<Candidate> {
         let mut walk = buckets_for(table, host);
         // The reference scan probes every wildcard suffix and finds hostnames by
         // comparing every key, so that comparing it with the indexed scan also
@@ -598,15 +601,15 @@ impl RouteIndex {
         scan: &TableScan<'_, '_>,
         alternatives: &mut Vec<RuleHit<'i>>,
         unknowns: &mut Unknowns,
-    ) -> Option<(RuleHit<'i>, Candidate)> {
+    ) -> Option<Candidate> {
         let mut judge_keyed = |c: &Candidate| {
             let holds = if c.holds_when_keyed() {
                 Holds::Certainly
             } else {
                 Holds::PathOnly
             };
-            let hit = self.judge(c, holds, scan, alternatives, unknowns)?;
-            Some((hit, *c))
+            self.judge(c, holds, scan, alternatives, unknowns)
+                .then_some(*c)
         };
         // The group's first candidate is read from the key's slot; the rest
         // of the group is loaded only when it does not win.
@@ -622,8 +625,8 @@ impl RouteIndex {
             } else {
                 Holds::Unknown
             };
-            if let Some(hit) = self.judge(c, holds, scan, alternatives, unknowns) {
-                return Some((hit, *c));
+            if self.judge(c, holds, scan, alternatives, unknowns) {
+                return Some(*c);
             }
         }
         None
@@ -636,7 +639,7 @@ impl RouteIndex {
         scan: &TableScan<'_, '_>,
         alternatives: &mut Vec<RuleHit<'i>>,
         unknowns: &mut Unknowns,
-    ) -> Option<(RuleHit<'i>, Candidate)> {
+    ) -> Option<Candidate> {
         for &id in &bucket.ids {
             let Some(entry) = self.matches.get(id as usize) else {
                 continue;
@@ -646,19 +649,16 @@ impl RouteIndex {
             };
             // The reference: every match evaluated from its match object (no
             // compact record, no method-code shortcut).
-            let hit = self.hit_of(&c, scan);
-            if let Some(hit) =
-                self.judge_by_entry(hit, Holds::Unknown, scan, alternatives, unknowns)
-            {
-                return Some((hit, c));
+            if self.judge_by_entry(&c, Holds::Unknown, scan, alternatives, unknowns) {
+                return Some(c);
             }
         }
         None
     }
 
-    /// Judges one candidate: the hit when it certainly holds (`holds`, or by
-    /// evaluation); a match that depends on unknown attributes is recorded as
-    /// an alternative.
+    /// Judges one candidate: true when it certainly holds (`holds`, or by
+    /// evaluation), so that it wins; a match that depends on unknown
+    /// attributes is recorded as an alternative.
     ///
     /// A candidate that certainly holds is judged from its compact record
     /// alone: the match, route and rule objects are not touched (the hit
@@ -672,10 +672,9 @@ impl RouteIndex {
         scan: &TableScan<'_, '_>,
         alternatives: &mut Vec<RuleHit<'i>>,
         unknowns: &mut Unknowns,
-    ) -> Option<RuleHit<'i>> {
-        let hit = self.hit_of(c, scan);
+    ) -> bool {
         if holds == Holds::Certainly {
-            return Some(hit);
+            return true;
         }
         // A lone standard-method condition is decided from the codes, without
         // the match object, once the path is known to hold and the request
@@ -683,13 +682,13 @@ impl RouteIndex {
         // that it is recorded as such).
         if let (Some((code, root)), Some(req_code)) = (c.lone_method(), scan.method_code) {
             if holds == Holds::PathOnly || root {
-                return (req_code == Some(code)).then_some(hit);
+                return req_code == Some(code);
             }
         }
         if let Some(record) = c.record_for(holds == Holds::PathOnly) {
-            return self.judge_by_record(hit, record, scan, alternatives, unknowns);
+            return self.judge_by_record(c, record, scan, alternatives, unknowns);
         }
-        self.judge_by_entry(hit, holds, scan, alternatives, unknowns)
+        self.judge_by_entry(c, holds, scan, alternatives, unknowns)
     }
 
     /// The hit a candidate gives on the listener of `scan`.
@@ -710,24 +709,25 @@ impl RouteIndex {
     #[inline(never)]
     fn judge_by_record<'i>(
         &'i self,
-        hit: RuleHit<'i>,
+        c: &Candidate,
         record: u32,
         scan: &TableScan<'_, '_>,
         alternatives: &mut Vec<RuleHit<'i>>,
         unknowns: &mut Unknowns,
-    ) -> Option<RuleHit<'i>> {
+    ) -> bool {
         let judged = self.conditions.eval(record, scan.req, scan.method_code);
         match judged.truth {
-            Truth::No => None,
-            Truth::Yes => Some(hit),
+            Truth::No => false,
+            Truth::Yes => true,
             Truth::Unknown => {
+                let hit = self.hit_of(c, scan);
                 unknowns.method |= judged.method_unknown;
                 unknowns.headers |= judged.headers_unknown;
                 unknowns.query |= judged.query_unknown;
                 if !alternatives.iter().any(|a| a.same_rule(&hit)) {
                     alternatives.push(hit);
                 }
-                None
+                false
             }
         }
     }
@@ -737,27 +737,30 @@ impl RouteIndex {
     #[inline(never)]
     fn judge_by_entry<'i>(
         &'i self,
-        hit: RuleHit<'i>,
+        c: &Candidate,
         holds: Holds,
         scan: &TableScan<'_, '_>,
         alternatives: &mut Vec<RuleHit<'i>>,
         unknowns: &mut Unknowns,
-    ) -> Option<RuleHit<'i>> {
-        let entry = self.matches.get(hit.match_id as usize)?;
+    ) -> bool {
+        let Some(entry) = self.matches.get(c.id as usize) else {
+            return false;
+        };
         let truth = match (holds, &entry.condition) {
             (Holds::PathOnly, MatchCondition::Http(m)) => m.eval_given_path(scan.req),
             (_, MatchCondition::Http(m)) => m.eval(scan.req),
             (_, MatchCondition::Grpc(m)) => m.eval(scan.req),
         };
         match truth {
-            Truth::No => None,
-            Truth::Yes => Some(hit),
+            Truth::No => false,
+            Truth::Yes => true,
             Truth::Unknown => {
                 note_unknowns(entry, scan.req, unknowns);
+                let hit = self.hit_of(c, scan);
                 if !alternatives.iter().any(|a| a.same_rule(&hit)) {
                     alternatives.push(hit);
                 }
-                None
+                false
             }
         }
     }
