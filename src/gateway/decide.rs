@@ -546,7 +546,7 @@ impl RouteIndex {
             };
             while let Some(i) = host
                 .get(next_dot..)
-                .and_then(|rest| memchr::memchr(b'.', rest.as_bytes()))
+                .and_then(|rest| hostname::find_dot(rest.as_bytes()))
             {
                 let at = next_dot + i;
                 next_dot = at + 1;
