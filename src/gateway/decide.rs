@@ -281,6 +281,7 @@ impl RouteIndex {
     /// Steps 1 of the decision: the Gateway and the listener. `Err` is the
     /// final decision when no listener can serve the request (404, or 421 for
     /// a Host that belongs to another listener than the SNI).
+    #[inline(always)]
     pub(super) fn select_listener<'i, 'r>(
         &'i self,
         req: &Request<'r>,
