@@ -21,6 +21,7 @@ use super::compile::{
     Bucket, HostLookup, HostTable, KeyProbes, KeyedGroup, PathIndex, PathKeys, RouteIndex,
 };
 use super::decide::{BucketScan, Decision, HostHashes, ListenerSelection};
+use super::hostname;
 use super::prefetch::{prefetch, prefetch_object};
 use super::request::{Protocol, Request};
 
@@ -145,15 +146,17 @@ impl RouteIndex {
         }
     }
 
-    /// Prefetches the match objects of the first candidates of `group` that
-    /// are judged from their match object, up to the first candidate that
+    /// Prefetches the compact condition records, or the match objects, of the
+    /// first candidates of `group` that are judged from them, up to the first candidate that
     /// certainly holds once keyed (the decision stops there).
     fn prefetch_entries(&self, group: KeyedGroup<'_>) {
         for c in group.iter().take(4) {
             if c.holds_when_keyed() {
                 return;
             }
-            if PathIndex::needs_entry_when_keyed(c) {
+            if let Some(record) = c.record_for(true) {
+                self.conditions.prefetch(record);
+            } else if PathIndex::needs_entry_when_keyed(c) {
                 if let Some(entry) = self.matches.get(c.id as usize) {
                     prefetch_object(entry);
                 }
@@ -162,7 +165,7 @@ impl RouteIndex {
     }
 
     /// Stage 1: selects the listener, finds the path keys, hashes the host
-    /// and prefetches the host's slots in the listener's hostname lookups.
+    /// and prefetches the host's slot in the listener's exact-hostname lookup.
     fn launch<'i, 'r>(&'i self, flight: &mut InFlight<'i, 'r>, req: &Request<'r>) {
         flight.selection = self.select_listener(req).ok();
         flight.keys.fill(req.path);
@@ -192,31 +195,41 @@ impl RouteIndex {
             table.exact.prefetch_home(hash);
             flight.host_hashes.exact = Some(hash);
         }
-        if let Some(suffix) = longest_wildcard_suffix(table, host) {
-            let hash = HostLookup::hash_of(suffix);
-            table.wildcard.prefetch_home(hash);
-            flight.host_hashes.wildcard = Some((suffix.len(), hash));
-        }
+        // The wildcard suffix is looked for in stage 2, only when the host
+        // has no exact bucket (most requests are decided in theirs).
     }
 }
 
 impl InFlight<'_, '_> {
-    /// Stage 2: the buckets the host slots name (by tag, unconfirmed), or the
-    /// table's bucket of routes without hostnames when neither does; starts
-    /// loading them.
+    /// Stage 2: the exact bucket the host's slot names (by tag,
+    /// unconfirmed); when there is none, the bucket of the host's longest
+    /// wildcard suffix the table may hold; when neither, the table's bucket
+    /// of routes without hostnames. Starts loading it.
     fn locate_buckets(&mut self) {
         let Some(table) = self.table else {
             return;
         };
-        let lookups = [&table.exact, &table.wildcard];
-        let hashes = [
-            self.host_hashes.exact,
-            self.host_hashes.wildcard.map(|(_, h)| h),
-        ];
-        for ((bucket, hash), lookup) in self.buckets.iter_mut().zip(hashes).zip(lookups) {
-            *bucket = hash
-                .and_then(|h| lookup.bucket_hint(h))
-                .and_then(|b| table.buckets.get(b as usize));
+        self.buckets[0] = self
+            .host_hashes
+            .exact
+            .and_then(|h| table.exact.bucket_hint(h))
+            .and_then(|b| table.buckets.get(b as usize));
+        if self.buckets[0].is_none() {
+            // No exact bucket: the longest wildcard suffix the table may
+            // hold (its lookup table is small: its slot is likely cached).
+            let host = self
+                .selection
+                .as_ref()
+                .and_then(|s| s.host.as_deref())
+                .unwrap_or("");
+            if let Some(suffix) = longest_wildcard_suffix(table, host) {
+                let hash = HostLookup::hash_of(suffix);
+                self.host_hashes.wildcard = Some((suffix.len(), hash));
+                self.buckets[1] = table
+                    .wildcard
+                    .bucket_hint(hash)
+                    .and_then(|b| table.buckets.get(b as usize));
+            }
         }
         if self.buckets.iter().all(Option::is_none) {
             self.buckets[0] = Some(&table.any);
@@ -235,10 +248,7 @@ fn longest_wildcard_suffix<'h>(table: &HostTable, host: &'h str) -> Option<&'h s
     }
     let bytes = host.as_bytes();
     let mut from = 1;
-    while let Some(i) = bytes
-        .get(from..)
-        .and_then(|rest| memchr::memchr(b'.', rest))
-    {
+    while let Some(i) = bytes.get(from..).and_then(hostname::find_dot) {
         let at = from + i;
         if table.wildcard_lengths & (1u64 << (host.len() - at).min(63)) != 0 {
             return host.get(at..);

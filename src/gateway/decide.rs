@@ -17,7 +17,7 @@ use std::borrow::Cow;
 use super::compile::{
     method_code, same_bytes, Bucket, Candidate, CompiledBackend, CompiledGateway, CompiledListener,
     CompiledRoute, CompiledRule, HostLookup, HostTable, MatchCondition, MatchEntry, PathKeys,
-    RouteIndex, RouteKind, RuleAction,
+    RouteIndex, RouteKind, RuleAction, NO_RECORD,
 };
 use super::hostname;
 use super::matcher::{Truth, ValueCondition};
@@ -281,21 +281,24 @@ impl RouteIndex {
     /// Steps 1 of the decision: the Gateway and the listener. `Err` is the
     /// final decision when no listener can serve the request (404, or 421 for
     /// a Host that belongs to another listener than the SNI).
+    #[inline(always)]
     pub(super) fn select_listener<'i, 'r>(
         &'i self,
         req: &Request<'r>,
     ) -> Result<ListenerSelection<'i, 'r>, Decision<'i>> {
-        let gateway = match req.gateway {
+        let gateway = match (req.gateway, self.gateways.as_slice()) {
+            // One Gateway (the common deployment): one comparison.
+            (Some(key), [only]) => same_bytes(only.key.as_bytes(), key.as_bytes()).then_some(only),
             // A few Gateways: comparing keys beats hashing one (the last of equal
             // keys, as in `gateway_by_key`).
-            Some(key) if self.gateways.len() <= 8 => self
+            (Some(key), _) if self.gateways.len() <= 8 => self
                 .gateways
                 .iter()
                 .rev()
                 .find(|g| same_bytes(g.key.as_bytes(), key.as_bytes())),
-            Some(key) => self.gateway_by_key.get(key).map(|&g| &self.gateways[g]),
-            None if self.gateways.len() == 1 => self.gateways.first(),
-            None => None,
+            (Some(key), _) => self.gateway_by_key.get(key).map(|&g| &self.gateways[g]),
+            (None, [only]) => Some(only),
+            (None, _) => None,
         };
         let Some(gateway) = gateway else {
             return Err(Decision::terminal(
@@ -458,7 +461,8 @@ impl RouteIndex {
             }
         }
         match found {
-            Some((hit, c)) => {
+            Some(c) => {
+                let hit = self.hit_of(&c, &scan);
                 let (outcome, status) = c.outcome();
                 Decision {
                     outcome,
@@ -497,7 +501,7 @@ impl RouteIndex {
         scan: &TableScan<'_, '_>,
         alternatives: &mut Vec<RuleHit<'i>>,
         unknowns: &mut Unknowns,
-    ) -> Option<(RuleHit<'i>, Candidate)> {
+    ) -> Option<Candidate> {
         let listener = self.listeners.get(li)?;
         let table = route_table(listener, scan.req.protocol, host);
         if scan.hosts_indexed && scan.mode == BucketScan::Indexed {
@@ -519,7 +523,7 @@ impl RouteIndex {
         scan: &TableScan<'_, '_>,
         alternatives: &mut Vec<RuleHit<'i>>,
         unknowns: &mut Unknowns,
-    ) -> Option<(RuleHit<'i>, Candidate)> {
+    ) -> Option<Candidate> {
         if !host.is_empty() {
             if !table.exact.is_empty() {
                 let bucket = match scan.host_hashes.exact {
@@ -543,7 +547,7 @@ impl RouteIndex {
             };
             while let Some(i) = host
                 .get(next_dot..)
-                .and_then(|rest| memchr::memchr(b'.', rest.as_bytes()))
+                .and_then(|rest| hostname::find_dot(rest.as_bytes()))
             {
                 let at = next_dot + i;
                 next_dot = at + 1;
@@ -577,7 +581,7 @@ impl RouteIndex {
         scan: &TableScan<'_, '_>,
         alternatives: &mut Vec<RuleHit<'i>>,
         unknowns: &mut Unknowns,
-    ) -> Option<(RuleHit<'i>, Candidate)> {
+    ) -> Option<Candidate> {
         let mut walk = buckets_for(table, host);
         // The reference scan probes every wildcard suffix and finds hostnames by
         // comparing every key, so that comparing it with the indexed scan also
@@ -598,15 +602,15 @@ impl RouteIndex {
         scan: &TableScan<'_, '_>,
         alternatives: &mut Vec<RuleHit<'i>>,
         unknowns: &mut Unknowns,
-    ) -> Option<(RuleHit<'i>, Candidate)> {
+    ) -> Option<Candidate> {
         let mut judge_keyed = |c: &Candidate| {
             let holds = if c.holds_when_keyed() {
                 Holds::Certainly
             } else {
                 Holds::PathOnly
             };
-            let hit = self.judge(c, holds, scan, alternatives, unknowns)?;
-            Some((hit, *c))
+            self.judge(c, holds, scan, alternatives, unknowns)
+                .then_some(*c)
         };
         // The group's first candidate is read from the key's slot; the rest
         // of the group is loaded only when it does not win.
@@ -622,8 +626,8 @@ impl RouteIndex {
             } else {
                 Holds::Unknown
             };
-            if let Some(hit) = self.judge(c, holds, scan, alternatives, unknowns) {
-                return Some((hit, *c));
+            if self.judge(c, holds, scan, alternatives, unknowns) {
+                return Some(*c);
             }
         }
         None
@@ -636,28 +640,31 @@ impl RouteIndex {
         scan: &TableScan<'_, '_>,
         alternatives: &mut Vec<RuleHit<'i>>,
         unknowns: &mut Unknowns,
-    ) -> Option<(RuleHit<'i>, Candidate)> {
+    ) -> Option<Candidate> {
         for &id in &bucket.ids {
             let Some(entry) = self.matches.get(id as usize) else {
                 continue;
             };
-            let Some(c) = Candidate::new(id, entry, &self.routes) else {
+            let Some(c) = Candidate::new(id, entry, &self.routes, NO_RECORD) else {
                 continue;
             };
-            if let Some(hit) = self.judge(&c, Holds::Unknown, scan, alternatives, unknowns) {
-                return Some((hit, c));
+            // The reference: every match evaluated from its match object (no
+            // compact record, no method-code shortcut).
+            if self.judge_by_entry(&c, Holds::Unknown, scan, alternatives, unknowns) {
+                return Some(c);
             }
         }
         None
     }
 
-    /// Judges one candidate: the hit when it certainly holds (`holds`, or by
-    /// evaluation); a match that depends on unknown attributes is recorded as
-    /// an alternative.
+    /// Judges one candidate: true when it certainly holds (`holds`, or by
+    /// evaluation), so that it wins; a match that depends on unknown
+    /// attributes is recorded as an alternative.
     ///
     /// A candidate that certainly holds is judged from its compact record
     /// alone: the match, route and rule objects are not touched (the hit
-    /// resolves them on demand).
+    /// resolves them on demand); one with method, header or query conditions
+    /// from its compact condition record when it has one.
     #[inline(always)]
     fn judge<'i>(
         &'i self,
@@ -666,16 +673,9 @@ impl RouteIndex {
         scan: &TableScan<'_, '_>,
         alternatives: &mut Vec<RuleHit<'i>>,
         unknowns: &mut Unknowns,
-    ) -> Option<RuleHit<'i>> {
-        let hit = RuleHit {
-            index: self,
-            match_id: c.id,
-            route_id: c.route,
-            rule_pos: c.rule_pos,
-            listener_id: scan.listener_id,
-        };
+    ) -> bool {
         if holds == Holds::Certainly {
-            return Some(hit);
+            return true;
         }
         // A lone standard-method condition is decided from the codes, without
         // the match object, once the path is known to hold and the request
@@ -683,10 +683,54 @@ impl RouteIndex {
         // that it is recorded as such).
         if let (Some((code, root)), Some(req_code)) = (c.lone_method(), scan.method_code) {
             if holds == Holds::PathOnly || root {
-                return (req_code == Some(code)).then_some(hit);
+                return req_code == Some(code);
             }
         }
-        self.judge_by_entry(hit, holds, scan, alternatives, unknowns)
+        if let Some(record) = c.record_for(holds == Holds::PathOnly) {
+            return self.judge_by_record(c, record, scan, alternatives, unknowns);
+        }
+        self.judge_by_entry(c, holds, scan, alternatives, unknowns)
+    }
+
+    /// The hit a candidate gives on the listener of `scan`.
+    #[inline(always)]
+    fn hit_of<'i>(&'i self, c: &Candidate, scan: &TableScan<'_, '_>) -> RuleHit<'i> {
+        RuleHit {
+            index: self,
+            match_id: c.id,
+            route_id: c.route,
+            rule_pos: c.rule_pos,
+            listener_id: scan.listener_id,
+        }
+    }
+
+    /// [`RouteIndex::judge`] for a candidate judged from its compact
+    /// condition record (its path condition known to hold): as
+    /// [`RouteIndex::judge_by_entry`], without the match object.
+    #[inline(never)]
+    fn judge_by_record<'i>(
+        &'i self,
+        c: &Candidate,
+        record: u32,
+        scan: &TableScan<'_, '_>,
+        alternatives: &mut Vec<RuleHit<'i>>,
+        unknowns: &mut Unknowns,
+    ) -> bool {
+        let judged = self.conditions.eval(record, scan.req, scan.method_code);
+        match judged.truth {
+            Truth::No => false,
+            Truth::Yes => true,
+            Truth::Unknown => {
+                let hit = self.hit_of(c, scan);
+                unknowns.method |= judged.method_unknown;
+                unknowns.headers |= judged.headers_unknown;
+                unknowns.query |= judged.query_unknown;
+                if !alternatives.iter().any(|a| a.same_rule(&hit)) {
+                    alternatives.push(hit);
+                }
+                false
+            }
+        }
     }
 
     /// [`RouteIndex::judge`] for a candidate that needs its match object
@@ -694,27 +738,30 @@ impl RouteIndex {
     #[inline(never)]
     fn judge_by_entry<'i>(
         &'i self,
-        hit: RuleHit<'i>,
+        c: &Candidate,
         holds: Holds,
         scan: &TableScan<'_, '_>,
         alternatives: &mut Vec<RuleHit<'i>>,
         unknowns: &mut Unknowns,
-    ) -> Option<RuleHit<'i>> {
-        let entry = self.matches.get(hit.match_id as usize)?;
+    ) -> bool {
+        let Some(entry) = self.matches.get(c.id as usize) else {
+            return false;
+        };
         let truth = match (holds, &entry.condition) {
             (Holds::PathOnly, MatchCondition::Http(m)) => m.eval_given_path(scan.req),
             (_, MatchCondition::Http(m)) => m.eval(scan.req),
             (_, MatchCondition::Grpc(m)) => m.eval(scan.req),
         };
         match truth {
-            Truth::No => None,
-            Truth::Yes => Some(hit),
+            Truth::No => false,
+            Truth::Yes => true,
             Truth::Unknown => {
                 note_unknowns(entry, scan.req, unknowns);
+                let hit = self.hit_of(c, scan);
                 if !alternatives.iter().any(|a| a.same_rule(&hit)) {
                     alternatives.push(hit);
                 }
-                None
+                false
             }
         }
     }
@@ -1125,7 +1172,7 @@ impl RouteKind {
 mod tests {
     use super::*;
     use crate::gateway::load::load_text;
-    use crate::gateway::{CompileOptions, ObjectSet};
+    use crate::gateway::{CompileOptions, Headers, ObjectSet};
     use crate::synth::{self, SynthSpec};
 
     /// Every rule's precomputed serving backends against the filter over its
@@ -1156,6 +1203,79 @@ mod tests {
             .allowed_backends_of(index.routes.len() as u32, 0)
             .is_empty());
         compared
+    }
+
+    /// On the synthetic configuration (header, method and query conditions,
+    /// most judged from compact records), `decide` agrees with the reference
+    /// scan, which evaluates every match object, also when the method, the
+    /// query string or the headers are unknown, as in access logs: same
+    /// winner, alternatives and unknowns.
+    #[test]
+    fn compact_conditions_decide_as_the_match_objects() {
+        let config = synth::generate(&SynthSpec::small());
+        let index = RouteIndex::compile(&config.objects, CompileOptions::default());
+        let specs = synth::requests(&config, 800, 11);
+        let pairs: Vec<Vec<(&str, &str)>> = specs.iter().map(|s| s.header_pairs()).collect();
+        let summary = |d: &Decision<'_>| {
+            (
+                d.outcome,
+                d.status,
+                d.hit.map(|h| h.match_id()),
+                d.alternatives
+                    .iter()
+                    .map(|h| h.match_id())
+                    .collect::<Vec<_>>(),
+                d.unknowns,
+            )
+        };
+        let (mut ambiguous, mut conditional_wins) = (0, 0);
+        for (spec, pairs) in specs.iter().zip(&pairs) {
+            let full = spec
+                .to_request(pairs)
+                .expect("synthetic requests are valid");
+            let first_header = &pairs[..pairs.len().min(1)];
+            let variants = [
+                full,
+                Request {
+                    method: None,
+                    ..full
+                },
+                Request {
+                    query: None,
+                    ..full
+                },
+                Request {
+                    headers: Headers {
+                        known: first_header,
+                        others_unknown: true,
+                    },
+                    ..full
+                },
+                Request {
+                    method: None,
+                    query: None,
+                    headers: Headers {
+                        known: &[],
+                        others_unknown: true,
+                    },
+                    ..full
+                },
+            ];
+            for req in &variants {
+                let d = index.decide(req);
+                assert_eq!(
+                    summary(&d),
+                    summary(&index.decide_by_linear_scan(req)),
+                    "{req:?}"
+                );
+                ambiguous += usize::from(d.is_ambiguous());
+                if let Some(MatchCondition::Http(m)) = d.hit.map(|h| &h.entry().condition) {
+                    conditional_wins += usize::from(!m.headers.is_empty() || !m.query.is_empty());
+                }
+            }
+        }
+        assert!(ambiguous > 100, "{ambiguous} ambiguous decisions");
+        assert!(conditional_wins > 50, "{conditional_wins} conditional wins");
     }
 
     /// The per-rule arrays behind `Decision::allowed_backends` hold exactly

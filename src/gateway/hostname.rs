@@ -118,6 +118,13 @@ fn has_colon_or_upper(bytes: &[u8]) -> bool {
     found != 0
 }
 
+/// Position of the first `.` in `bytes`: a plain byte loop, inline (a host's
+/// labels are a few bytes long; a `memchr` call costs more than the scan).
+#[inline]
+pub(crate) fn find_dot(bytes: &[u8]) -> Option<usize> {
+    bytes.iter().position(|&b| b == b'.')
+}
+
 /// The `:port` part of a Host header value, if any.
 pub fn host_port(host: &str) -> Option<u16> {
     let rest = if host.starts_with('[') {

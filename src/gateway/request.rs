@@ -117,6 +117,13 @@ impl<'a> Request<'a> {
     /// (`HTTPQueryParamMatch`); values are compared as written in the request
     /// (no percent-decoding), which is what Envoy does for exact matches.
     pub fn query_param(&self, name: &str) -> Lookup<'a> {
+        self.query_param_bytes(name.as_bytes())
+    }
+
+    /// [`Request::query_param`] for a name given as bytes (the compact
+    /// condition records hold their names as bytes).
+    #[inline]
+    pub(crate) fn query_param_bytes(&self, name: &[u8]) -> Lookup<'a> {
         let Some(query) = self.query else {
             return Lookup::Unknown;
         };
@@ -134,7 +141,7 @@ impl<'a> Request<'a> {
                 Some(i) => (&pair[..i], &pair[i + 1..]),
                 None => (pair, ""),
             };
-            if k == name {
+            if k.as_bytes() == name {
                 return Lookup::Present(v);
             }
             if end == bytes.len() {

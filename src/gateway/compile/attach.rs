@@ -179,7 +179,9 @@ impl RouteIndex {
         )
     }
 
-    pub(super) fn sort_tables(&mut self) {
+    /// Sorts every bucket by precedence and builds its path index; `records`
+    /// are the matches' compact condition records (by match id).
+    pub(super) fn sort_tables(&mut self, records: &[u32]) {
         let matches = &self.matches;
         let routes = &self.routes;
         let key = |id: &u32| precedence_key(&matches[*id as usize]);
@@ -198,7 +200,7 @@ impl RouteIndex {
                 {
                     bucket.ids.sort_by_cached_key(key);
                     bucket.ids.dedup();
-                    bucket.index = PathIndex::build(&bucket.ids, matches, routes);
+                    bucket.index = PathIndex::build(&bucket.ids, matches, routes, records);
                 }
             }
         }

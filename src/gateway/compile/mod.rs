@@ -10,6 +10,7 @@
 
 mod attach;
 mod compiled;
+mod conditions;
 mod host_lookup;
 mod listeners;
 mod path_index;
@@ -20,6 +21,8 @@ use std::collections::{BTreeMap, HashMap};
 
 pub use attach::effective_hostnames;
 pub use compiled::*;
+pub use conditions::CompactConditions;
+pub(crate) use conditions::NO_RECORD;
 pub use host_lookup::HostLookup;
 pub use path_index::{
     method_code, Candidate, KeyedGroup, PathIndex, PathKeys, MAX_PATH_BOUNDARIES,
@@ -113,6 +116,10 @@ pub struct RouteIndex {
     /// pipeline) reads one short array instead of the route, its rules
     /// vector and the rule's backends vector (a dependent miss each).
     pub(crate) allowed: Vec<CompiledBackend>,
+    /// Compact records of the matches' method, header and query conditions,
+    /// which the path index's candidates point to: `decide` judges a
+    /// conditional candidate from its record instead of its [`MatchEntry`].
+    pub(crate) conditions: CompactConditions,
 }
 
 /// The next [`RouteIndex::instance`].
@@ -152,13 +159,16 @@ impl RouteIndex {
             rule_base: Vec::new(),
             rule_allowed: Vec::new(),
             allowed: Vec::new(),
+            conditions: CompactConditions::default(),
         };
         let namespace_labels = namespace_labels(objects);
         let owners = index.compile_listeners(objects, &namespace_labels);
         let refs = RefContext::new(objects, &options);
         index.compile_routes(objects, &refs);
         index.attach_routes(&owners, &namespace_labels);
-        index.sort_tables();
+        let (conditions, records) = CompactConditions::build(&index.matches);
+        index.conditions = conditions;
+        index.sort_tables(&records);
         index.index_allowed_backends();
         for (i, route) in index.routes.iter().enumerate() {
             let key = index.route_name_key(&route.namespace, &route.name);

@@ -28,6 +28,7 @@
 //! confirmed by comparing the bytes, so a hash collision can never produce a
 //! false match.
 
+use super::conditions::NO_RECORD;
 use super::{CompiledRoute, MatchCondition, MatchEntry};
 use crate::gateway::decide::Outcome;
 use crate::gateway::matcher::PathCondition;
@@ -73,10 +74,11 @@ pub fn method_code(method: &str) -> Option<u8> {
 /// more is decided by a plain ordered scan instead (still exact, just slower).
 pub const MAX_PATH_BOUNDARIES: usize = 16;
 
-/// One match as the decision loop needs it: where it lives and, precomputed
-/// from its rule, what the rule does when it wins (16 bytes, contiguous per
-/// bucket, so a candidate is judged without touching the match, route or rule
-/// unless it has method/header/query conditions or a regex).
+/// One match as the decision loop needs it: where it lives, precomputed
+/// from its rule, what the rule does when it wins, and where its compact
+/// condition record is (20 bytes, contiguous per bucket, so a candidate is
+/// judged without touching the match, route or rule unless it has a regex or
+/// conditions too unusual for a record, see [`super::conditions`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Candidate {
     /// Match id (index into [`super::RouteIndex::matches`]).
@@ -91,12 +93,21 @@ pub struct Candidate {
     outcome: Outcome,
     /// `PATH_ONLY` | `ROOT_PREFIX` | method code << `METHOD_SHIFT`.
     flags: u8,
+    /// Offset of the match's record in [`super::CompactConditions`], or
+    /// [`NO_RECORD`].
+    record: u32,
 }
 
 impl Candidate {
-    /// The candidate for match `id`, or `None` when its rule is missing from the
-    /// compiled route (such a match can never produce a hit).
-    pub fn new(id: u32, entry: &MatchEntry, routes: &[CompiledRoute]) -> Option<Candidate> {
+    /// The candidate for match `id` whose compact condition record is at
+    /// `record` ([`NO_RECORD`]: none), or `None` when its rule is missing from
+    /// the compiled route (such a match can never produce a hit).
+    pub fn new(
+        id: u32,
+        entry: &MatchEntry,
+        routes: &[CompiledRoute],
+        record: u32,
+    ) -> Option<Candidate> {
         let route = routes.get(entry.route as usize)?;
         let rule_pos = rule_position(route, entry.rule as usize)?;
         let (outcome, status, _) = crate::gateway::decide::rule_outcome(&route.rules[rule_pos]);
@@ -121,7 +132,18 @@ impl Candidate {
             status: status.unwrap_or(0),
             outcome,
             flags,
+            record,
         })
+    }
+
+    /// The offset of the match's compact condition record, when it has one
+    /// and it applies to a request whose path condition is known to hold
+    /// (`path_holds`, as the path index establishes for keyed candidates) or
+    /// whose path condition is the root prefix (which always holds).
+    #[inline]
+    pub fn record_for(&self, path_holds: bool) -> Option<u32> {
+        (self.record != NO_RECORD && (path_holds || self.flags & ROOT_PREFIX != 0))
+            .then_some(self.record)
     }
 
     /// Whether the match certainly holds once the index has established that its
@@ -223,6 +245,7 @@ impl Default for KeySlot {
                 status: 0,
                 outcome: Outcome::NoRoute,
                 flags: 0,
+                record: NO_RECORD,
             },
         }
     }
@@ -270,8 +293,25 @@ impl KeySlot {
 }
 
 /// The path index of one hostname bucket (see the module documentation).
+///
+/// `repr(C)`, with what every lookup reads first (the filter, the length
+/// masks and the slot table) in its first 64 bytes: [`super::Bucket`] is
+/// cache-line aligned and starts with its index, so a lookup whose first
+/// probed group wins touches one line of the bucket, not two or three.
 #[derive(Debug, Clone, Default)]
+#[repr(C)]
 pub struct PathIndex {
+    /// A 256-bit filter over the keys' hashes: bit [`filter_position`] of
+    /// every key's hash is set, so a probe whose bit is clear is skipped
+    /// without touching the table (a set bit means "maybe", as for the length
+    /// masks).
+    key_filter: [u64; 4],
+    /// Which `Exact` key lengths the table holds ([`length_bit`] of each), so a
+    /// lookup skips the probe for a length no key has.
+    exact_lengths: u64,
+    /// Which `PathPrefix` key lengths the table holds: most ancestor prefixes
+    /// of a request path are skipped without touching the table.
+    prefix_lengths: u64,
     /// Open-addressing table (linear probing, power-of-two length, at most half
     /// full); empty when the bucket has no `Exact`/`PathPrefix` match.
     slots: Box<[KeySlot]>,
@@ -281,17 +321,6 @@ pub struct PathIndex {
     /// candidates (in bucket order) from `always_start` on.
     candidates: Box<[Candidate]>,
     always_start: u32,
-    /// Which `Exact` key lengths the table holds ([`length_bit`] of each), so a
-    /// lookup skips the probe for a length no key has.
-    exact_lengths: u64,
-    /// Which `PathPrefix` key lengths the table holds: most ancestor prefixes
-    /// of a request path are skipped without touching the table.
-    prefix_lengths: u64,
-    /// A 256-bit filter over the keys' hashes: bit [`filter_position`] of
-    /// every key's hash is set, so a probe whose bit is clear is skipped
-    /// without touching the table (a set bit means "maybe", as for the length
-    /// masks).
-    key_filter: [u64; 4],
 }
 
 /// The word and bit of a key hash in [`PathIndex::key_filter`]: from its top
@@ -346,12 +375,20 @@ fn order_is_indexable(keyed: &[(Candidate, Option<(u32, &str)>)]) -> bool {
 
 impl PathIndex {
     /// Builds the index of a bucket whose match `ids` are in precedence order.
-    pub fn build(ids: &[u32], matches: &[MatchEntry], routes: &[CompiledRoute]) -> PathIndex {
+    /// `records` gives each match id's compact condition record
+    /// ([`super::CompactConditions::build`]).
+    pub fn build(
+        ids: &[u32],
+        matches: &[MatchEntry],
+        routes: &[CompiledRoute],
+        records: &[u32],
+    ) -> PathIndex {
         let mut keyed: Vec<(Candidate, Option<(u32, &str)>)> = ids
             .iter()
             .filter_map(|&id| {
                 let entry = matches.get(id as usize)?;
-                Some((Candidate::new(id, entry, routes)?, key_of(entry)))
+                let record = records.get(id as usize).copied().unwrap_or(NO_RECORD);
+                Some((Candidate::new(id, entry, routes, record)?, key_of(entry)))
             })
             .collect();
         let (Ok(_), true) = (u32::try_from(keyed.len()), order_is_indexable(&keyed)) else {
@@ -436,7 +473,7 @@ impl PathIndex {
     }
 
     /// The candidates of key (`kind`, `value`) whose hash is `hash`.
-    #[inline]
+    #[inline(always)]
     fn group(&self, hash: u64, kind: u32, value: &[u8]) -> Option<KeyedGroup<'_>> {
         if self.slots.is_empty() || !filter_may_hold(&self.key_filter, hash) {
             return None;
@@ -489,24 +526,16 @@ impl PathIndex {
         }
         let path = keys.path.as_bytes();
         if self.exact_lengths & length_bit(path.len()) != 0 {
-            let exact = self.group(
-                keys.hash(EXACT_SLOT, KIND_EXACT, path.len()),
-                KIND_EXACT,
-                path,
-            );
+            let exact = self.group(key_hash(path, KIND_EXACT), KIND_EXACT, path);
             if let Some(exact) = exact {
                 if let Some(found) = visit(exact) {
                     return Some(found);
                 }
             }
         }
-        for i in (0..keys.count).rev() {
-            let len = usize::from(keys.lens[i]);
-            if self.prefix_lengths & length_bit(len) == 0 {
-                continue;
-            }
-            let value = &path[..len];
-            let group = self.group(keys.hash(i, KIND_PREFIX, len), KIND_PREFIX, value);
+        for len in keys.prefix_lengths(self.prefix_lengths) {
+            let value = path.get(..len).unwrap_or_default();
+            let group = self.group(key_hash(value, KIND_PREFIX), KIND_PREFIX, value);
             if let Some(group) = group {
                 if let Some(found) = visit(group) {
                     return Some(found);
@@ -527,21 +556,17 @@ impl PathIndex {
         let path = keys.path.as_bytes();
         let mut left = HINT_KEYS;
         if self.exact_lengths & length_bit(path.len()) != 0 {
-            let hash = keys.hash(EXACT_SLOT, KIND_EXACT, path.len());
+            let hash = key_hash(path, KIND_EXACT);
             if filter_may_hold(&self.key_filter, hash) {
                 probe(hash, KIND_EXACT, path.len());
                 left -= 1;
             }
         }
-        for i in (0..keys.count).rev() {
+        for len in keys.prefix_lengths(self.prefix_lengths) {
             if left == 0 {
                 return;
             }
-            let len = usize::from(keys.lens[i]);
-            if self.prefix_lengths & length_bit(len) == 0 {
-                continue;
-            }
-            let hash = keys.hash(i, KIND_PREFIX, len);
+            let hash = key_hash(path.get(..len).unwrap_or_default(), KIND_PREFIX);
             if filter_may_hold(&self.key_filter, hash) {
                 probe(hash, KIND_PREFIX, len);
                 left -= 1;
@@ -630,12 +655,12 @@ impl PathIndex {
             })
     }
 
-    /// Whether judging the candidate needs its match object (header, query or
-    /// non-standard method conditions, a regex), unless a candidate before it
-    /// wins first.
+    /// Whether judging the candidate needs its match object (conditions
+    /// without a compact record: a regex, a non-standard method), unless a
+    /// candidate before it wins first.
     #[inline]
     pub(crate) fn needs_entry_when_keyed(c: &Candidate) -> bool {
-        !c.holds_when_keyed() && c.lone_method().is_none()
+        !c.holds_when_keyed() && c.lone_method().is_none() && c.record_for(true).is_none()
     }
 
     /// The candidates that are not keyed by path, in bucket order.
@@ -742,32 +767,31 @@ pub(super) fn key_hash_visiting(value: &[u8], kind: u32, mut visit: impl FnMut(u
 /// ending in `/` are left out: no stored prefix value ends in `/` except the
 /// root, which is an always candidate.
 ///
-/// One pass over the path's 8-byte words finds the prefix lengths and hashes
-/// every key incrementally: [`key_hash`] absorbs a key's whole words in order,
-/// so the hash state after the words before a cut is shared by every longer
-/// key, and a prefix only adds its partial last word. What is kept per key is
-/// that unfinished state; [`PathKeys::hash`] applies the finaliser (length and
-/// kind) when a bucket may hold a key of that length (see [`PathIndex`]'s
-/// length masks).
+/// One SWAR pass over the path's 8-byte words finds where the prefixes end:
+/// below byte 64 as one bit per length (`short`), so that a bucket's length
+/// mask selects the lengths worth probing with one AND; from byte 64 on in a
+/// short list. The keys' hashes ([`key_hash`]) are computed only for the
+/// lengths a bucket may hold, when it is probed: most prefixes of a path are
+/// never hashed.
 #[derive(Debug, Clone)]
 pub struct PathKeys<'p> {
     path: &'p str,
-    /// Lengths of the ancestor prefixes, shortest first.
-    lens: [u16; MAX_PATH_BOUNDARIES],
-    count: usize,
+    /// Bit `len` set: the prefix of length `len` (below 64) is a key.
+    short: u64,
+    /// Lengths of the prefixes of 64 bytes or more, shortest first.
+    long: [u16; MAX_PATH_BOUNDARIES],
+    long_count: u8,
     complete: bool,
-    /// Unfinished [`key_hash`] states: `states[i]` for prefix `i`, the last
-    /// slot for the whole path (the exact key).
-    states: [u64; MAX_PATH_BOUNDARIES + 1],
 }
-
-/// Slot of the exact key's state in [`PathKeys::states`].
-const EXACT_SLOT: usize = MAX_PATH_BOUNDARIES;
 
 /// `0x2f` (`/`) in every byte.
 const SLASHES: u64 = 0x2f2f_2f2f_2f2f_2f2f;
 const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
 const HIGH: u64 = 0x8080_8080_8080_8080;
+/// Gathers the high bits of a word's eight bytes (`x >> 7`, one bit per
+/// byte at bit `8k`) into the top byte, byte `k` at bit `56 + k`: the
+/// partial products never overlap, so nothing carries.
+const GATHER: u64 = 0x0102_0408_1020_4080;
 
 /// The high bit of every byte of `word` that is `/` (exact: no false
 /// positives, unlike the borrow-based zero-byte trick).
@@ -777,9 +801,16 @@ fn slash_bits(word: u64) -> u64 {
     !(((x & LOW7) + LOW7) | x) & HIGH
 }
 
+/// One bit per byte of a word's high-bit mask (`HIGH`-aligned, as
+/// [`slash_bits`] gives): bit `k` for byte `k`.
+#[inline]
+fn byte_mask(high_bits: u64) -> u64 {
+    ((high_bits >> 7).wrapping_mul(GATHER)) >> 56
+}
+
 impl<'p> PathKeys<'p> {
-    /// Finds and hashes the keys of `path` in one pass over its 8-byte words
-    /// (no allocation).
+    /// Finds the keys of `path` in one pass over its 8-byte words (no
+    /// allocation).
     pub fn new(path: &'p str) -> PathKeys<'p> {
         let mut keys = PathKeys::empty();
         keys.fill(path);
@@ -790,10 +821,10 @@ impl<'p> PathKeys<'p> {
     pub fn empty() -> PathKeys<'p> {
         PathKeys {
             path: "",
-            lens: [0; MAX_PATH_BOUNDARIES],
-            count: 0,
+            short: 0,
+            long: [0; MAX_PATH_BOUNDARIES],
+            long_count: 0,
             complete: true,
-            states: [0; MAX_PATH_BOUNDARIES + 1],
         }
     }
 
@@ -803,82 +834,100 @@ impl<'p> PathKeys<'p> {
         let bytes = path.as_bytes();
         let n = bytes.len();
         self.path = path;
-        self.count = 0;
+        self.short = 0;
+        self.long_count = 0;
         // Lengths are kept as `u16`: a longer path is scanned, not indexed.
         self.complete = u16::try_from(n).is_ok();
         if !self.complete {
             return;
         }
-        // The hash state after the words before `at`.
-        let mut state = HASH_SEED;
         // 0x80 when the byte before the current word is a `/` (a `/` right
         // after it is a doubled slash, not a cut); set at the start so that
         // the leading `/` is not a cut either.
         let mut carry = 0x80;
         let mut at = 0;
-        while at + 8 <= n {
-            carry = self.absorb_word(full_word(bytes, at), at, &mut state, carry);
+        let mut short = 0u64;
+        // The words wholly below byte 64: their cuts are bits of `short`.
+        while at + 8 <= n.min(64) {
+            let slashes = slash_bits(full_word(bytes, at));
+            short |= byte_mask(slashes & !((slashes << 8) | carry)) << at;
+            carry = (slashes >> 63) << 7;
             at += 8;
         }
-        if at < n {
-            // The zero-padded tail `key_hash` ends with (a zero byte is no `/`).
-            self.absorb_word(tail_word(bytes, at), at, &mut state, carry);
+        if at < n.min(64) {
+            // The zero-padded tail (a zero byte is no `/`).
+            let slashes = slash_bits(tail_word(bytes, at));
+            short |= byte_mask(slashes & !((slashes << 8) | carry)) << at;
         }
-        self.states[EXACT_SLOT] = state;
+        self.short = short;
+        if n > 64 {
+            self.fill_long(bytes, carry);
+        }
         // The whole path is a prefix key unless it ends with `/`.
         if n > 0 && bytes[n - 1] != b'/' {
-            self.push_prefix(n, state);
-        }
-    }
-
-    /// Absorbs the path word at byte `at` into `state`, first noting the
-    /// prefixes that end inside it: a `/` at byte i ends a prefix unless the
-    /// byte before it is also a `/` (a doubled slash) or i is 0 (the leading
-    /// `/`). `carry` is 0x80 when the byte before the word is a `/` (or the
-    /// word is the first); returns the next word's `carry`.
-    #[inline(always)]
-    fn absorb_word(&mut self, word: u64, at: usize, state: &mut u64, carry: u64) -> u64 {
-        let slashes = slash_bits(word);
-        let mut cuts = slashes & !((slashes << 8) | carry);
-        while cuts != 0 {
-            let offset = (cuts.trailing_zeros() / 8) as usize;
-            cuts &= cuts - 1;
-            // The prefix's last, partial word: its `offset` low bytes
-            // (little-endian), zero-padded as `key_hash`'s tail is.
-            let prefix_state = if offset == 0 {
-                *state
+            if n < 64 {
+                self.short |= 1 << n;
             } else {
-                absorb(*state, word & ((1u64 << (8 * offset)) - 1))
+                self.push_long(n);
+            }
+        }
+    }
+
+    /// [`PathKeys::fill`] from byte 64 on (`carry` as after the word at
+    /// byte 56): the cuts go to the `long` list.
+    #[cold]
+    fn fill_long(&mut self, bytes: &[u8], mut carry: u64) {
+        let n = bytes.len();
+        let mut at = 64;
+        while at < n {
+            let word = if at + 8 <= n {
+                full_word(bytes, at)
+            } else {
+                tail_word(bytes, at)
             };
-            self.push_prefix(at + offset, prefix_state);
-        }
-        *state = absorb(*state, word);
-        (slashes >> 63) << 7
-    }
-
-    /// Notes a prefix key of length `len` (at most `u16::MAX`, checked by
-    /// [`PathKeys::fill`]); past [`MAX_PATH_BOUNDARIES`] the keys are
-    /// incomplete.
-    #[inline(always)]
-    fn push_prefix(&mut self, len: usize, state: u64) {
-        if self.count < MAX_PATH_BOUNDARIES {
-            self.lens[self.count] = len as u16;
-            self.states[self.count] = state;
-            self.count += 1;
-        } else {
-            self.complete = false;
+            let slashes = slash_bits(word);
+            let mut cuts = slashes & !((slashes << 8) | carry);
+            while cuts != 0 {
+                let offset = (cuts.trailing_zeros() / 8) as usize;
+                cuts &= cuts - 1;
+                self.push_long(at + offset);
+            }
+            carry = (slashes >> 63) << 7;
+            at += 8;
         }
     }
 
-    /// The hash of key `slot` (a prefix index, or [`EXACT_SLOT`]) of length
-    /// `len`, as kind `kind`: equal to [`key_hash`] of the key's bytes.
+    /// Notes a prefix key of length `len` (64 or more, below `u16::MAX`,
+    /// checked by [`PathKeys::fill`]); past [`MAX_PATH_BOUNDARIES`] of them
+    /// the keys are incomplete.
+    fn push_long(&mut self, len: usize) {
+        match self.long.get_mut(usize::from(self.long_count)) {
+            Some(slot) => {
+                *slot = len as u16;
+                self.long_count += 1;
+            }
+            None => self.complete = false,
+        }
+    }
+
+    /// The lengths of the ancestor prefixes whose [`length_bit`] is in
+    /// `lengths` (a bucket's mask), longest first.
     #[inline]
-    fn hash(&self, slot: usize, kind: u32, len: usize) -> u64 {
-        finish(self.states[slot], len, kind)
+    fn prefix_lengths(&self, lengths: u64) -> PrefixLengths<'_> {
+        let long = if lengths & length_bit(64) != 0 {
+            &self.long[..usize::from(self.long_count)]
+        } else {
+            &[]
+        };
+        PrefixLengths {
+            long,
+            short: self.short & lengths,
+        }
     }
 
-    /// False when the path has more `/` boundaries than [`MAX_PATH_BOUNDARIES`]
-    /// (or is 64 KiB or longer): the index cannot be used, scan the bucket.
+    /// False when the path has more than [`MAX_PATH_BOUNDARIES`] `/`
+    /// boundaries from byte 64 on (or is 64 KiB or longer): the index cannot
+    /// be used, scan the bucket.
     pub fn is_complete(&self) -> bool {
         self.complete
     }
@@ -886,16 +935,33 @@ impl<'p> PathKeys<'p> {
     /// `(length, hash)` of the ancestor prefixes, longest first.
     #[cfg(test)]
     fn prefixes(&self) -> impl Iterator<Item = (usize, u64)> + '_ {
-        (0..self.count).rev().map(|i| {
-            let len = usize::from(self.lens[i]);
-            (len, self.hash(i, KIND_PREFIX, len))
-        })
+        self.prefix_lengths(u64::MAX)
+            .map(|len| (len, key_hash(&self.path.as_bytes()[..len], KIND_PREFIX)))
     }
+}
 
-    /// The exact key's hash.
-    #[cfg(test)]
-    fn exact(&self) -> u64 {
-        self.hash(EXACT_SLOT, KIND_EXACT, self.path.len())
+/// Iterator of [`PathKeys::prefix_lengths`]: the long lengths from the
+/// end of their list, then the bits of the short mask from the highest.
+struct PrefixLengths<'k> {
+    long: &'k [u16],
+    short: u64,
+}
+
+impl Iterator for PrefixLengths<'_> {
+    type Item = usize;
+
+    #[inline]
+    fn next(&mut self) -> Option<usize> {
+        if let Some((&last, rest)) = self.long.split_last() {
+            self.long = rest;
+            return Some(usize::from(last));
+        }
+        if self.short == 0 {
+            return None;
+        }
+        let len = 63 - self.short.leading_zeros() as usize;
+        self.short &= !(1u64 << len);
+        Some(len)
     }
 }
 
@@ -908,7 +974,6 @@ mod tests {
         let path = "/api/v1/users/12345678/orders";
         let keys = PathKeys::new(path);
         assert!(keys.is_complete());
-        assert_eq!(keys.exact(), key_hash(path.as_bytes(), KIND_EXACT));
         let got: Vec<(usize, u64)> = keys.prefixes().collect();
         let want: Vec<(usize, u64)> = [29, 22, 13, 7, 4]
             .iter()
@@ -917,11 +982,28 @@ mod tests {
         assert_eq!(got, want);
     }
 
-    /// The incremental hashes equal `key_hash` of the key bytes for cuts at
-    /// every position in a word, at word boundaries and in the tail.
+    /// The prefix lengths byte by byte: before every `/` that is not the
+    /// first byte and does not follow a `/`, and the whole path unless it
+    /// ends with `/`; longest first.
+    fn naive_prefix_lengths(path: &str) -> Vec<usize> {
+        let b = path.as_bytes();
+        let mut lens: Vec<usize> = (1..b.len())
+            .filter(|&i| b[i] == b'/' && b[i - 1] != b'/')
+            .collect();
+        if !b.is_empty() && b[b.len() - 1] != b'/' {
+            lens.push(b.len());
+        }
+        lens.reverse();
+        lens
+    }
+
+    /// The SWAR pass finds the prefixes the byte-by-byte rule finds, for cuts
+    /// at every position in a word, at word boundaries, in the tail and
+    /// around byte 64 (where the bit mask hands over to the list), and a
+    /// bucket's length mask selects exactly the lengths whose bit it holds.
     #[test]
-    fn incremental_hashes_equal_whole_key_hashes() {
-        let paths = [
+    fn prefix_lengths_are_the_cuts_of_the_path() {
+        let mut paths: Vec<String> = [
             "/abcdefg/hijklmn/opq",
             "/abcdef/ghijklmno/pqrstuvw/x",
             "/a/b/c/d/e/f/g/h/i/j",
@@ -931,23 +1013,40 @@ mod tests {
             "abcdefgh/ijklmnop",
             "/é/ü/Straße/x",
             "/a//b///c",
-        ];
-        for path in paths {
-            let keys = PathKeys::new(path);
-            assert_eq!(
-                keys.exact(),
-                key_hash(path.as_bytes(), KIND_EXACT),
-                "{path}"
-            );
-            for (len, hash) in keys.prefixes() {
-                assert_eq!(
-                    hash,
-                    key_hash(&path.as_bytes()[..len], KIND_PREFIX),
-                    "{path} {len}"
-                );
+            "/",
+            "",
+            "//",
+            "/a/",
+        ]
+        .iter()
+        .map(|p| p.to_string())
+        .collect();
+        for n in 56..=72 {
+            for cut in [n - 1, n, n + 1] {
+                let mut p: Vec<u8> = std::iter::once(b'/')
+                    .chain(std::iter::repeat_n(b'x', n))
+                    .collect();
+                if let Some(b) = p.get_mut(cut) {
+                    *b = b'/';
+                }
+                paths.push(String::from_utf8(p).expect("ascii"));
             }
-            let cuts = path.match_indices('/').filter(|(i, _)| *i > 0).count();
-            assert!(keys.prefixes().count() >= cuts.min(1), "{path}");
+            paths.push(format!("/{}/", "y".repeat(n)));
+            paths.push(format!("{}/z", "/a".repeat(n / 2)));
+        }
+        for path in &paths {
+            let keys = PathKeys::new(path);
+            assert!(keys.is_complete(), "{path}");
+            let lens: Vec<usize> = keys.prefixes().map(|(n, _)| n).collect();
+            assert_eq!(lens, naive_prefix_lengths(path), "{path}");
+            for mask in [0, length_bit(3), length_bit(63), 0x5555_5555_5555_5555] {
+                let got: Vec<usize> = keys.prefix_lengths(mask).collect();
+                let want: Vec<usize> = naive_prefix_lengths(path)
+                    .into_iter()
+                    .filter(|&n| mask & length_bit(n) != 0)
+                    .collect();
+                assert_eq!(got, want, "{path} {mask:x}");
+            }
         }
     }
 
@@ -956,12 +1055,8 @@ mod tests {
         let keys = PathKeys::new("/a//b/");
         let lens: Vec<usize> = keys.prefixes().map(|(n, _)| n).collect();
         assert_eq!(lens, vec![5, 2]);
-        assert_eq!(keys.exact(), key_hash(b"/a//b/", KIND_EXACT));
         let root = PathKeys::new("/");
         assert_eq!(root.prefixes().count(), 0);
-        assert_eq!(root.exact(), key_hash(b"/", KIND_EXACT));
-        let empty = PathKeys::new("");
-        assert_eq!(empty.exact(), key_hash(b"", KIND_EXACT));
         let relative = PathKeys::new("abc/d");
         let lens: Vec<usize> = relative.prefixes().map(|(n, _)| n).collect();
         assert_eq!(lens, vec![5, 3]);
@@ -1022,12 +1117,35 @@ mod tests {
         assert!(!slots[2].holds(b"/ac", &key_bytes));
     }
 
+    /// What a lookup reads first sits in the first cache line of a bucket.
+    #[test]
+    fn hot_fields_share_the_first_line() {
+        use super::super::Bucket;
+        assert_eq!(std::mem::align_of::<Bucket>(), 64);
+        assert_eq!(std::mem::size_of::<Bucket>(), 128);
+        assert_eq!(std::mem::offset_of!(Bucket, index), 0);
+        let slots_end =
+            std::mem::offset_of!(PathIndex, slots) + std::mem::size_of::<Box<[KeySlot]>>();
+        assert!(slots_end <= 64, "{slots_end}");
+        assert!(std::mem::offset_of!(PathIndex, key_filter) < 64);
+        assert!(std::mem::offset_of!(PathIndex, prefix_lengths) < 64);
+    }
+
     #[test]
     fn too_many_boundaries_is_incomplete() {
-        let long = "/a".repeat(MAX_PATH_BOUNDARIES + 1);
-        assert!(!PathKeys::new(&long).is_complete());
-        let fits = "/a".repeat(MAX_PATH_BOUNDARIES);
+        // Below byte 64 every cut fits the mask; from byte 64 on, at most
+        // `MAX_PATH_BOUNDARIES` (the whole path counting as one).
+        let head = "/a".repeat(32);
+        assert!(PathKeys::new(&head).is_complete());
+        let fits = format!("{head}{}", "/b".repeat(MAX_PATH_BOUNDARIES - 1));
         assert!(PathKeys::new(&fits).is_complete());
+        // 31 cuts in the head (the leading `/` is none), the rest after it.
+        assert_eq!(
+            PathKeys::new(&fits).prefixes().count(),
+            31 + MAX_PATH_BOUNDARIES
+        );
+        let long = format!("{head}{}", "/b".repeat(MAX_PATH_BOUNDARIES + 1));
+        assert!(!PathKeys::new(&long).is_complete());
     }
 
     /// On every bucket of the synthetic configuration, the index visits exactly
@@ -1085,7 +1203,7 @@ mod tests {
                             .filter(|&id| path_holds(id, path))
                             .filter(|&id| {
                                 let entry = &index.matches[id as usize];
-                                Candidate::new(id, entry, &index.routes).is_some()
+                                Candidate::new(id, entry, &index.routes, NO_RECORD).is_some()
                             })
                             .collect();
                         assert_eq!(visited, linear, "bucket order for {path}");
