@@ -510,7 +510,15 @@ fn flow_node(text: &str, pos: usize, depth: usize) -> Read<(Value, usize)> {
             }
             loop {
                 let (key, end) = match bytes.get(pos) {
-                    Some(b'"' | b'\'') => quoted(text, pos)?,
+                    Some(b'"' | b'\'') => {
+                        // libyaml's limit on a simple key holds for quoted
+                        // flow keys too.
+                        let (key, end) = quoted(text, pos)?;
+                        if end - pos > MAX_KEY_LEN {
+                            return Err(OutsideSubset);
+                        }
+                        (key, end)
+                    }
                     Some(_) if is_plain_start(bytes, pos) => {
                         let end = flow_plain_end(bytes, pos);
                         if end - pos > MAX_KEY_LEN {
@@ -843,6 +851,25 @@ mod tests {
         ];
         for text in others {
             agrees(text);
+        }
+    }
+
+    /// Keys longer than libyaml's simple-key limit are declined in every
+    /// position (block, plain flow, quoted flow), so serde_yaml reports them.
+    #[test]
+    fn overlong_keys_are_declined() {
+        let long = "k".repeat(1100);
+        for text in [
+            format!("{long}: v\n"),
+            format!("a: {{{long}: v}}\n"),
+            format!("a: {{\"{long}\": v}}\n"),
+            format!("a: {{'{long}': v}}\n"),
+        ] {
+            assert!(parse_documents(&text).is_none(), "read: {text:.40}");
+            assert!(
+                through_serde_yaml(&text).is_err(),
+                "serde_yaml reads {text:.40}"
+            );
         }
     }
 
