@@ -475,7 +475,12 @@ fn generator_exercises_the_engine() {
 /// siblings sharing leading bytes (`/a` vs `/ab`), nested paths, the root.
 /// Values longer than 12 bytes share their first 12 bytes, which the path
 /// index keeps in its slots (the rest is compared elsewhere).
-const INDEX_PATHS: [&str; 14] = [
+/// The last seven straddle byte 64, where the request's prefix lengths move
+/// from the bit mask to the list of long cuts and where all longer key lengths
+/// share one bit of a bucket's length masks: values of 62 to 66 bytes (each a
+/// byte prefix of the longer ones, never a `/` cut of them) and values with a
+/// `/` at byte 63 and at byte 64 (whose cut is the 63- or 64-byte value).
+const INDEX_PATHS: [&str; 21] = [
     "/",
     "/a",
     "/a/",
@@ -490,6 +495,13 @@ const INDEX_PATHS: [&str; 14] = [
     "/abcdefghijk/lm",
     "/abcdefghijk",
     "/abcdefghijk/l/n",
+    "/lllllllllllllllllllllllllllllllllllllllllllllllllllllllllllll",
+    "/llllllllllllllllllllllllllllllllllllllllllllllllllllllllllllll",
+    "/lllllllllllllllllllllllllllllllllllllllllllllllllllllllllllllll",
+    "/llllllllllllllllllllllllllllllllllllllllllllllllllllllllllllllll",
+    "/lllllllllllllllllllllllllllllllllllllllllllllllllllllllllllllllll",
+    "/llllllllllllllllllllllllllllllllllllllllllllllllllllllllllllll/m",
+    "/lllllllllllllllllllllllllllllllllllllllllllllllllllllllllllllll/m",
 ];
 /// Regexes overlapping the plain values above.
 const INDEX_REGEXES: [&str; 4] = ["/a/[a-z]+", "/a.*", "/b/?", "/(a|b)/b?c?"];
@@ -620,6 +632,11 @@ fn index_request_path() -> impl Strategy<Value = String> {
         3 => "(/(a|b|ab|bc|c)?){0,5}",
         1 => "[ab/]{0,6}",
         1 => Just("/a".repeat(40)),
+        // Long values with cuts from byte 64 on: as many as the index keeps,
+        // and more (decided by a scan).
+        1 => (17..21usize, 0..2usize).prop_map(|(v, cuts)| {
+            format!("{}{}", INDEX_PATHS[v], "/q".repeat([14, 17][cuts]))
+        }),
     ]
 }
 
@@ -671,10 +688,11 @@ proptest! {
     ) {
         let options = CompileOptions { listener_isolation: isolation, ..Default::default() };
         let idx = RouteIndex::compile(&load(&docs), options);
-        let headers: [Headers<'static>; 3] = [
+        let headers: [Headers<'static>; 4] = [
             Headers { known: &[], others_unknown: false },
             Headers { known: &[("X", "1")], others_unknown: false },
             Headers { known: &[], others_unknown: true },
+            Headers { known: &[("x", "2"), ("X", "1")], others_unknown: false },
         ];
         for (i, path) in paths.iter().enumerate() {
             let hosts = [
@@ -689,8 +707,8 @@ proptest! {
                     host,
                     path,
                     method: [Some("GET"), Some("POST"), None][i % 3],
-                    headers: headers[(i / 3) % 3],
-                    query: [Some(""), Some("q=1"), None][(i + 1) % 3],
+                    headers: headers[(i / 3) % 4],
+                    query: [Some(""), Some("q=1"), None, Some("q=2&q=1")][(i + 1) % 4],
                     ..Default::default()
                 };
                 let indexed = decision_summary(&idx, &req, &idx.decide(&req));
@@ -733,6 +751,14 @@ proptest! {
             Some("b.org"),
             None,
         ];
+        // Known headers too: repeated names in either case, and values that
+        // differ between the repeats (as do the repeated query parameters).
+        let header_sets: [Headers<'static>; 4] = [
+            Headers { known: &[], others_unknown: false },
+            Headers { known: &[("x", "2"), ("X", "1")], others_unknown: false },
+            Headers { known: &[("X", "1"), ("x", "2")], others_unknown: true },
+            Headers { known: &[], others_unknown: true },
+        ];
         let mut reqs = Vec::new();
         for (i, path) in paths.iter().enumerate() {
             for (j, host) in hosts.iter().enumerate() {
@@ -740,8 +766,8 @@ proptest! {
                     host: *host,
                     path,
                     method: [Some("GET"), Some("POST"), None][i % 3],
-                    headers: Headers { known: &[], others_unknown: (i + j) % 2 == 0 },
-                    query: [Some(""), Some("q=1"), None][(i + 1) % 3],
+                    headers: header_sets[(i + j) % 4],
+                    query: [Some(""), Some("q=1"), None, Some("q=2&q=1")][(i + 2 * j + 1) % 4],
                     scheme: if j == 1 { Scheme::Https } else { Scheme::Http },
                     sni: (j == 1).then_some("z.example.com"),
                     protocol: if j == 3 { Protocol::Grpc } else { Protocol::Http },

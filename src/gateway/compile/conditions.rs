@@ -189,11 +189,20 @@ fn encode(m: &HttpMatchCondition, bytes: &mut Vec<u8>) -> u32 {
         return NO_RECORD;
     };
     let mut record = vec![code, headers, queries];
-    for (name, cond) in m.headers.iter().chain(&m.query) {
+    let header_names = m.headers.len();
+    for (i, (name, cond)) in m.headers.iter().chain(&m.query).enumerate() {
         let ValueCondition::Exact(value) = cond else {
             return NO_RECORD;
         };
-        for s in [name, value] {
+        // Header names are stored lower case (compile already lowercases
+        // them; a condition built otherwise is normalised here). Query
+        // parameter names are case-sensitive and stored as given.
+        let name = if i < header_names {
+            name.to_ascii_lowercase()
+        } else {
+            name.clone()
+        };
+        for s in [name.as_str(), value.as_str()] {
             let Ok(len) = u8::try_from(s.len()) else {
                 return NO_RECORD;
             };
@@ -347,5 +356,21 @@ mod tests {
             assert_eq!(encode(&m, &mut bytes), NO_RECORD, "{m:?}");
         }
         assert!(bytes.is_empty());
+    }
+
+    /// Records hold header names lower case, whatever the condition says,
+    /// and query parameter names as given (they are case-sensitive).
+    #[test]
+    fn header_names_are_stored_lower_case() {
+        let mut bytes = Vec::new();
+        let m = HttpMatchCondition {
+            path: PathCondition::prefix("/"),
+            method: None,
+            headers: vec![exact("X-Version", "V2")],
+            query: vec![exact("Debug", "On")],
+        };
+        let at = encode(&m, &mut bytes);
+        assert_eq!(at, 0);
+        assert_eq!(bytes, b"\0\x01\x01\x09x-version\x02V2\x05Debug\x02On");
     }
 }

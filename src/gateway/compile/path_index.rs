@@ -526,16 +526,16 @@ impl PathIndex {
         }
         let path = keys.path.as_bytes();
         if self.exact_lengths & length_bit(path.len()) != 0 {
-            let exact = self.group(key_hash(path, KIND_EXACT), KIND_EXACT, path);
+            let exact = self.group(keys.exact_hash(), KIND_EXACT, path);
             if let Some(exact) = exact {
                 if let Some(found) = visit(exact) {
                     return Some(found);
                 }
             }
         }
-        for len in keys.prefix_lengths(self.prefix_lengths) {
+        for (len, hash) in keys.prefix_lengths(self.prefix_lengths) {
             let value = path.get(..len).unwrap_or_default();
-            let group = self.group(key_hash(value, KIND_PREFIX), KIND_PREFIX, value);
+            let group = self.group(hash, KIND_PREFIX, value);
             if let Some(group) = group {
                 if let Some(found) = visit(group) {
                     return Some(found);
@@ -556,17 +556,16 @@ impl PathIndex {
         let path = keys.path.as_bytes();
         let mut left = HINT_KEYS;
         if self.exact_lengths & length_bit(path.len()) != 0 {
-            let hash = key_hash(path, KIND_EXACT);
+            let hash = keys.exact_hash();
             if filter_may_hold(&self.key_filter, hash) {
                 probe(hash, KIND_EXACT, path.len());
                 left -= 1;
             }
         }
-        for len in keys.prefix_lengths(self.prefix_lengths) {
+        for (len, hash) in keys.prefix_lengths(self.prefix_lengths) {
             if left == 0 {
                 return;
             }
-            let hash = key_hash(path.get(..len).unwrap_or_default(), KIND_PREFIX);
             if filter_may_hold(&self.key_filter, hash) {
                 probe(hash, KIND_PREFIX, len);
                 left -= 1;
@@ -677,7 +676,16 @@ const HASH_MUL: u64 = 0x9e37_79b9_7f4a_7c15;
 
 #[inline]
 fn absorb(h: u64, word: u64) -> u64 {
+    #[cfg(test)]
+    WORDS_HASHED.with(|n| n.set(n.get() + 1));
     (h ^ word).wrapping_mul(HASH_MUL).rotate_left(31)
+}
+
+#[cfg(test)]
+thread_local! {
+    /// Test-only: how many words [`absorb`] has hashed on this thread, so
+    /// that tests can pin how much hashing a lookup costs without timing it.
+    static WORDS_HASHED: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
 }
 
 /// Murmur3's 64-bit finaliser over the state, the length and the kind.
@@ -770,9 +778,16 @@ pub(super) fn key_hash_visiting(value: &[u8], kind: u32, mut visit: impl FnMut(u
 /// One SWAR pass over the path's 8-byte words finds where the prefixes end:
 /// below byte 64 as one bit per length (`short`), so that a bucket's length
 /// mask selects the lengths worth probing with one AND; from byte 64 on in a
-/// short list. The keys' hashes ([`key_hash`]) are computed only for the
-/// lengths a bucket may hold, when it is probed: most prefixes of a path are
-/// never hashed.
+/// short list. The hashes ([`key_hash`]) of keys shorter than 64 bytes are
+/// computed only for the lengths a bucket may hold, when it is probed (most
+/// prefixes of a path are never hashed; each costs at most 8 words). Keys of
+/// 64 bytes or more (the long prefixes and, for a path of 64 bytes or more,
+/// the `Exact` key) are hashed once per request, in one incremental pass over
+/// the path when it is filled, and the probes reuse those hashes: hashing a
+/// request's keys costs O(path length) once, however many buckets it is
+/// looked up in and however many long keys they hold (all long lengths share
+/// one bit of the length masks, so per-probe hashing would hash every long
+/// cut in every bucket with one long key).
 #[derive(Debug, Clone)]
 pub struct PathKeys<'p> {
     path: &'p str,
@@ -780,6 +795,12 @@ pub struct PathKeys<'p> {
     short: u64,
     /// Lengths of the prefixes of 64 bytes or more, shortest first.
     long: [u16; MAX_PATH_BOUNDARIES],
+    /// `key_hash(path[..long[i]], KIND_PREFIX)`, for the first `long_count`
+    /// (when the keys are complete).
+    long_hashes: [u64; MAX_PATH_BOUNDARIES],
+    /// `key_hash(path, KIND_EXACT)` when the path is 64 bytes or longer (and
+    /// the keys are complete); unused for shorter paths.
+    long_exact_hash: u64,
     long_count: u8,
     complete: bool,
 }
@@ -823,6 +844,8 @@ impl<'p> PathKeys<'p> {
             path: "",
             short: 0,
             long: [0; MAX_PATH_BOUNDARIES],
+            long_hashes: [0; MAX_PATH_BOUNDARIES],
+            long_exact_hash: 0,
             long_count: 0,
             complete: true,
         }
@@ -860,21 +883,18 @@ impl<'p> PathKeys<'p> {
             short |= byte_mask(slashes & !((slashes << 8) | carry)) << at;
         }
         self.short = short;
-        if n > 64 {
+        if n >= 64 {
             self.fill_long(bytes, carry);
-        }
-        // The whole path is a prefix key unless it ends with `/`.
-        if n > 0 && bytes[n - 1] != b'/' {
-            if n < 64 {
-                self.short |= 1 << n;
-            } else {
-                self.push_long(n);
-            }
+        } else if n > 0 && bytes[n - 1] != b'/' {
+            // The whole path is a prefix key unless it ends with `/`.
+            self.short |= 1 << n;
         }
     }
 
-    /// [`PathKeys::fill`] from byte 64 on (`carry` as after the word at
-    /// byte 56): the cuts go to the `long` list.
+    /// [`PathKeys::fill`] of a path of 64 bytes or more, from byte 64 on
+    /// (`carry` as after the word at byte 56): the cuts (and the whole path
+    /// unless it ends with `/`) go to the `long` list, then
+    /// [`PathKeys::hash_long_keys`] hashes them.
     #[cold]
     fn fill_long(&mut self, bytes: &[u8], mut carry: u64) {
         let n = bytes.len();
@@ -895,6 +915,59 @@ impl<'p> PathKeys<'p> {
             carry = (slashes >> 63) << 7;
             at += 8;
         }
+        // The whole path is a prefix key unless it ends with `/`.
+        if bytes[n - 1] != b'/' {
+            self.push_long(n);
+        }
+        if self.complete {
+            self.hash_long_keys(bytes);
+        }
+    }
+
+    /// Hashes the long prefix keys and the `Exact` key of `bytes` (the path,
+    /// 64 bytes or more) in one pass: the words are absorbed in order once,
+    /// and at each cut the state so far absorbs the cut's partial word (zero
+    /// padded, as [`key_hash`] pads its tail) and is finished with the cut's
+    /// length; so each hash equals [`key_hash`] of its key.
+    fn hash_long_keys(&mut self, bytes: &[u8]) {
+        let count = usize::from(self.long_count);
+        let mut h = HASH_SEED;
+        let mut at = 0;
+        for (len, hash) in self.long[..count].iter().zip(&mut self.long_hashes) {
+            let len = usize::from(*len);
+            while at + 8 <= len {
+                h = absorb(h, full_word(bytes, at));
+                at += 8;
+            }
+            let state = if at < len {
+                absorb(h, tail_word(&bytes[..len], at))
+            } else {
+                h
+            };
+            *hash = finish(state, len, KIND_PREFIX);
+        }
+        let n = bytes.len();
+        while at + 8 <= n {
+            h = absorb(h, full_word(bytes, at));
+            at += 8;
+        }
+        if at < n {
+            h = absorb(h, tail_word(bytes, at));
+        }
+        self.long_exact_hash = finish(h, n, KIND_EXACT);
+    }
+
+    /// `key_hash(path, KIND_EXACT)`: hashed now for a path shorter than 64
+    /// bytes (at most 8 words), taken from [`PathKeys::fill`]'s pass for a
+    /// longer one.
+    #[inline]
+    fn exact_hash(&self) -> u64 {
+        let path = self.path.as_bytes();
+        if path.len() < 64 {
+            key_hash(path, KIND_EXACT)
+        } else {
+            self.long_exact_hash
+        }
     }
 
     /// Notes a prefix key of length `len` (64 or more, below `u16::MAX`,
@@ -910,17 +983,19 @@ impl<'p> PathKeys<'p> {
         }
     }
 
-    /// The lengths of the ancestor prefixes whose [`length_bit`] is in
-    /// `lengths` (a bucket's mask), longest first.
+    /// The lengths and hashes of the ancestor prefixes whose [`length_bit`]
+    /// is in `lengths` (a bucket's mask), longest first.
     #[inline]
     fn prefix_lengths(&self, lengths: u64) -> PrefixLengths<'_> {
-        let long = if lengths & length_bit(64) != 0 {
-            &self.long[..usize::from(self.long_count)]
+        let count = if lengths & length_bit(64) != 0 {
+            usize::from(self.long_count)
         } else {
-            &[]
+            0
         };
         PrefixLengths {
-            long,
+            path: self.path.as_bytes(),
+            long: &self.long[..count],
+            long_hashes: &self.long_hashes[..count],
             short: self.short & lengths,
         }
     }
@@ -936,32 +1011,39 @@ impl<'p> PathKeys<'p> {
     #[cfg(test)]
     fn prefixes(&self) -> impl Iterator<Item = (usize, u64)> + '_ {
         self.prefix_lengths(u64::MAX)
-            .map(|len| (len, key_hash(&self.path.as_bytes()[..len], KIND_PREFIX)))
     }
 }
 
-/// Iterator of [`PathKeys::prefix_lengths`]: the long lengths from the
-/// end of their list, then the bits of the short mask from the highest.
+/// Iterator of [`PathKeys::prefix_lengths`], `(length, hash)`: the long
+/// lengths from the end of their list with their hashes (computed by
+/// [`PathKeys::fill`]), then the bits of the short mask from the highest,
+/// each hashed now (at most 8 words).
 struct PrefixLengths<'k> {
+    path: &'k [u8],
     long: &'k [u16],
+    long_hashes: &'k [u64],
     short: u64,
 }
 
 impl Iterator for PrefixLengths<'_> {
-    type Item = usize;
+    type Item = (usize, u64);
 
     #[inline]
-    fn next(&mut self) -> Option<usize> {
-        if let Some((&last, rest)) = self.long.split_last() {
+    fn next(&mut self) -> Option<(usize, u64)> {
+        if let (Some((&last, rest)), Some((&hash, hashes))) =
+            (self.long.split_last(), self.long_hashes.split_last())
+        {
             self.long = rest;
-            return Some(usize::from(last));
+            self.long_hashes = hashes;
+            return Some((usize::from(last), hash));
         }
         if self.short == 0 {
             return None;
         }
         let len = 63 - self.short.leading_zeros() as usize;
         self.short &= !(1u64 << len);
-        Some(len)
+        let value = self.path.get(..len).unwrap_or_default();
+        Some((len, key_hash(value, KIND_PREFIX)))
     }
 }
 
@@ -1039,8 +1121,17 @@ mod tests {
             assert!(keys.is_complete(), "{path}");
             let lens: Vec<usize> = keys.prefixes().map(|(n, _)| n).collect();
             assert_eq!(lens, naive_prefix_lengths(path), "{path}");
+            for (n, hash) in keys.prefixes() {
+                let want = key_hash(&path.as_bytes()[..n], KIND_PREFIX);
+                assert_eq!(hash, want, "{path} prefix {n}");
+            }
+            assert_eq!(
+                keys.exact_hash(),
+                key_hash(path.as_bytes(), KIND_EXACT),
+                "{path}"
+            );
             for mask in [0, length_bit(3), length_bit(63), 0x5555_5555_5555_5555] {
-                let got: Vec<usize> = keys.prefix_lengths(mask).collect();
+                let got: Vec<usize> = keys.prefix_lengths(mask).map(|(n, _)| n).collect();
                 let want: Vec<usize> = naive_prefix_lengths(path)
                     .into_iter()
                     .filter(|&n| mask & length_bit(n) != 0)
@@ -1129,6 +1220,67 @@ mod tests {
         assert!(slots_end <= 64, "{slots_end}");
         assert!(std::mem::offset_of!(PathIndex, key_filter) < 64);
         assert!(std::mem::offset_of!(PathIndex, prefix_lengths) < 64);
+    }
+
+    /// A bucket whose groups are `keys` (kind, value), one candidate each
+    /// (candidate id = position in `keys`).
+    fn bucket_of(keys: &[(u32, &str)]) -> PathIndex {
+        let groups = keys
+            .iter()
+            .enumerate()
+            .map(|(id, &key)| {
+                let first = Candidate {
+                    id: id as u32,
+                    ..KeySlot::default().first
+                };
+                (key, vec![first])
+            })
+            .collect();
+        PathIndex::from_groups(groups, &[])
+    }
+
+    /// Hashing a request's keys costs O(path length) once, not once per
+    /// bucket and probed key: a bucket with a long `Exact` key and a long
+    /// `PathPrefix` key (length mask bit 63: every long cut is probed) hashes
+    /// nothing more at lookup, and only short prefixes (at most 8 words each)
+    /// are hashed when probed. Counted in hashed words, not timed.
+    #[test]
+    fn long_keys_are_hashed_once_per_request() {
+        let path = format!("/a/bc{}{}", "p".repeat(60_000), "/q".repeat(15));
+        let n = path.len();
+        let cut = n - 2 * 8;
+        let bucket = bucket_of(&[
+            (KIND_EXACT, &path),
+            (KIND_EXACT, &path[..70]),
+            (KIND_PREFIX, &path[..cut]),
+            (KIND_PREFIX, &path[..70]),
+            (KIND_PREFIX, "/a"),
+        ]);
+        let before = WORDS_HASHED.with(|w| w.get());
+        let keys = PathKeys::new(&path);
+        let filled = WORDS_HASHED.with(|w| w.get()) - before;
+        assert!(keys.is_complete());
+        assert_eq!(keys.long_count as usize, MAX_PATH_BOUNDARIES);
+        // Every word once, plus one partial word per cut and the tail.
+        assert!(filled <= n / 8 + MAX_PATH_BOUNDARIES + 1, "{filled}");
+        for _ in 0..8 {
+            let before = WORDS_HASHED.with(|w| w.get());
+            let mut found = Vec::new();
+            bucket.find_in_keyed_groups(&keys, |group| {
+                found.push(group.first.id);
+                None::<()>
+            });
+            let probed = WORDS_HASHED.with(|w| w.get()) - before;
+            assert_eq!(found, vec![0, 2, 4]);
+            // The short cuts of the path are "/a" (1 word) and "/a/bc..."
+            // (not a key length of the bucket): one short key hashed.
+            assert_eq!(probed, 1);
+            let before = WORDS_HASHED.with(|w| w.get());
+            let mut hinted = 0;
+            bucket.first_probed_keys(&keys, |_, _, _| hinted += 1);
+            assert_eq!(hinted, HINT_KEYS);
+            assert_eq!(WORDS_HASHED.with(|w| w.get()) - before, 0);
+        }
     }
 
     #[test]
