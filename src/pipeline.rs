@@ -1039,4 +1039,161 @@ spec:
         }
         assert!(seen_https_only, "the HTTPS-only port was not exercised");
     }
+
+    /// HTTPRoutes `shop/r1` (host `one.example.com` → Service `a`) and
+    /// `shop/r2` (`two.example.com` → `b`), created at `r1_at` and `r2_at`
+    /// (the older route comes first in the compiled index).
+    fn two_routes(r1_at: &str, r2_at: &str) -> ObjectSet {
+        let mut text = format!(
+            r#"
+apiVersion: gateway.networking.k8s.io/v1
+kind: GatewayClass
+metadata: {{name: eg}}
+spec: {{controllerName: gateway.envoyproxy.io/gatewayclass-controller}}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {{name: gw, namespace: infra}}
+spec:
+  gatewayClassName: eg
+  listeners: [{{name: http, port: 80, protocol: HTTP, allowedRoutes: {{namespaces: {{from: All}}}}}}]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {{name: r1, namespace: shop, creationTimestamp: "{r1_at}"}}
+spec:
+  parentRefs: [{{name: gw, namespace: infra}}]
+  hostnames: [one.example.com]
+  rules: [{{backendRefs: [{{name: a, port: 80}}]}}]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {{name: r2, namespace: shop, creationTimestamp: "{r2_at}"}}
+spec:
+  parentRefs: [{{name: gw, namespace: infra}}]
+  hostnames: [two.example.com]
+  rules: [{{backendRefs: [{{name: b, port: 80}}]}}]
+"#
+        );
+        for (service, ip) in [("a", "10.1.0.1"), ("b", "10.1.0.2")] {
+            text.push_str(&format!(
+                r#"---
+apiVersion: v1
+kind: Service
+metadata: {{name: {service}, namespace: shop}}
+spec: {{ports: [{{port: 80, targetPort: 8080}}]}}
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata: {{name: {service}-1, namespace: shop, labels: {{kubernetes.io/service-name: {service}}}}}
+addressType: IPv4
+ports: [{{port: 8080}}]
+endpoints: [{{addresses: ["{ip}"]}}]
+"#
+            ));
+        }
+        let mut set = ObjectSet::default();
+        load_text(&mut set, "two-routes.yaml", &text).expect("test manifests load");
+        set
+    }
+
+    /// Verdict counts and Parquet rows of `lines` judged by a processor over
+    /// `own` against `judged_by` (a snapshot, as `run` does).
+    fn judged(
+        own: &RouteIndex,
+        judged_by: &RouteIndex,
+        endpoints: &EndpointIndex,
+        lines: &[String],
+    ) -> ([u64; Verdict::ALL.len()], Vec<arrow_array::RecordBatch>) {
+        use crate::sink::alerts::AlertAggregatorConfig;
+        use crate::sink::deadletter::DeadLetterFileSink;
+        use crate::sink::parquet::{ParquetSinkConfig, SequentialFileNamer};
+        use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut parquet = ParquetSink::new(
+            ParquetSinkConfig::new(dir.path().join("parquet")),
+            SequentialFileNamer::new("t"),
+        )
+        .expect("parquet sink");
+        let mut dead = DeadLetterFileSink::open(dir.path().join("dead.jsonl"), 1024).expect("dead");
+        let mut alerts = AlertAggregator::new(AlertAggregatorConfig::default());
+        let mut queue = Vec::new();
+        let options = PipelineOptions {
+            implementation: Some(Implementation::EnvoyGateway),
+            ..PipelineOptions::default()
+        };
+        let mut processor = RecordProcessor::new(own, endpoints, &options);
+        {
+            let mut out = Outputs {
+                parquet: &mut parquet,
+                alerts: &mut alerts,
+                alert_queue: &mut queue,
+                dead_letters: &mut dead,
+            };
+            for (n, line) in lines.iter().enumerate() {
+                let origin = Origin::File {
+                    name: "t",
+                    offset: n as u64,
+                    line: n as u64 + 1,
+                };
+                processor
+                    .for_each_record(line.as_bytes(), origin, &mut out, |this, record, out| {
+                        this.judge_record(
+                            judged_by,
+                            endpoints,
+                            Trust::default(),
+                            record,
+                            origin,
+                            out,
+                        )
+                    })
+                    .expect("sinks");
+            }
+        }
+        assert_eq!(processor.stats().dead_letters, 0, "records decode");
+        let mut rows = Vec::new();
+        for file in parquet.close().expect("parquet closes") {
+            let reader = ParquetRecordBatchReaderBuilder::try_new(
+                std::fs::File::open(&file.path).expect("written file"),
+            )
+            .and_then(|b| b.build())
+            .expect("parquet reads");
+            rows.extend(reader.map(|b| b.expect("batch reads")));
+        }
+        (processor.stats().verdicts, rows)
+    }
+
+    /// A processor's Service-id table belongs to its own index: records
+    /// judged against a snapshot whose routes are in another order get the
+    /// snapshot's own verdicts (here Ok) and rows, not ones read through the
+    /// table's positions (which would take `r1`'s rule for `r2`'s).
+    #[test]
+    fn records_judged_against_another_route_order_ignore_the_own_table() {
+        let own_set = two_routes("2020-01-01T00:00:00Z", "2021-01-01T00:00:00Z");
+        let other_set = two_routes("2021-01-01T00:00:00Z", "2020-01-01T00:00:00Z");
+        let endpoints = EndpointIndex::build(&own_set);
+        let own = RouteIndex::compile(&own_set, CompileOptions::default());
+        let other = RouteIndex::compile(&other_set, CompileOptions::default());
+        assert_eq!(own.routes[0].name, "r1");
+        assert_eq!(other.routes[0].name, "r2");
+        let lines: Vec<String> = [("one", "r1", "10.1.0.1"), ("two", "r2", "10.1.0.2")]
+            .iter()
+            .map(|(host, route, pod)| {
+                format!(
+                    r#"{{"start_time":"2026-01-01T00:00:00.000Z",":authority":"{host}.example.com","method":"GET","x-envoy-origin-path":"/","protocol":"HTTP/1.1","response_code":200,"response_flags":"-","upstream_host":"{pod}:8080","upstream_cluster":"httproute/shop/{route}/rule/0","route_name":"httproute/shop/{route}/rule/0/match/0/{host}_example_com","downstream_local_address":"10.0.0.1:10080","x-request-id":"r","duration":1,"bytes_sent":10}}"#
+                )
+            })
+            .collect();
+        let (verdicts, rows) = judged(&other, &other, &endpoints, &lines);
+        let ok = Verdict::ALL
+            .iter()
+            .position(|v| *v == Verdict::Ok)
+            .expect("Ok is a verdict");
+        assert_eq!(verdicts[ok], 2, "{verdicts:?}");
+        assert_eq!(rows.iter().map(|b| b.num_rows()).sum::<usize>(), 2);
+        let (own_verdicts, own_rows) = judged(&own, &other, &endpoints, &lines);
+        assert_eq!(own_verdicts, verdicts);
+        // Same rows: routes, rules and expected backends of `other`.
+        assert_eq!(own_rows, rows);
+    }
 }

@@ -32,6 +32,7 @@
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::gateway::compile::FastMap;
 use crate::gateway::model::{ObjectSet, Service, ServicePort};
@@ -98,8 +99,11 @@ impl ServiceEntry {
 }
 
 /// `ip:port` → Service candidates, built from one [`ObjectSet`] snapshot.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct EndpointIndex {
+    /// Number of this index, unique in the process (see
+    /// [`EndpointIndex::instance`]).
+    instance: u64,
     /// Hashed with foldhash rather than SipHash: looked up once per record,
     /// and the keys come from the cluster's own EndpointSlices, not from
     /// requests (foldhash is still randomly seeded).
@@ -126,7 +130,40 @@ pub struct EndpointIndex {
     skipped_addresses: usize,
 }
 
+/// The next [`EndpointIndex::instance`].
+static NEXT_INSTANCE: AtomicU64 = AtomicU64::new(0);
+
+/// A fresh [`EndpointIndex::instance`].
+fn next_instance() -> u64 {
+    NEXT_INSTANCE.fetch_add(1, Ordering::Relaxed)
+}
+
+impl Default for EndpointIndex {
+    /// An empty index, with an instance number of its own.
+    fn default() -> Self {
+        EndpointIndex {
+            instance: next_instance(),
+            by_v4: FastMap::default(),
+            by_v6: FastMap::default(),
+            candidates: Vec::new(),
+            services: Vec::new(),
+            service_ids: HashMap::new(),
+            keys_unambiguous: true,
+            skipped_addresses: 0,
+        }
+    }
+}
+
 impl EndpointIndex {
+    /// A number that identifies this index within the process (a clone keeps
+    /// it: same content). Service ids ([`EndpointIndex::service_id`]) and
+    /// tables built from them ([`super::ids::BackendServiceIds`]) belong to
+    /// one instance: two indexes with the same number of Services may still
+    /// number them differently.
+    pub fn instance(&self) -> u64 {
+        self.instance
+    }
+
     /// Builds the index from the Services and EndpointSlices of `objects`.
     /// FQDN slices, unparsable addresses and ports without a number are skipped
     /// and counted ([`EndpointIndex::skipped_addresses`]).
@@ -157,6 +194,7 @@ impl EndpointIndex {
 
         let mut by_addr: FastMap<AddrKey, Vec<EndpointCandidate>> = FastMap::default();
         let mut index = EndpointIndex {
+            instance: next_instance(),
             by_v4: FastMap::default(),
             by_v6: FastMap::default(),
             candidates: Vec::new(),

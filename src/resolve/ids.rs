@@ -98,11 +98,12 @@ struct RuleIds {
 pub struct BackendServiceIds<'i> {
     /// [`RouteIndex::instance`] of the route index.
     route_instance: u64,
-    /// Number of allowed backends and routes of the route index, and of
-    /// Service ids of the endpoint index (checked by `is_for`).
+    /// [`EndpointIndex::instance`] of the endpoint index.
+    endpoint_instance: u64,
+    /// Number of allowed backends and routes of the route index (checked by
+    /// `is_for`).
     allowed_len: usize,
     routes_len: usize,
-    endpoint_services: usize,
     /// Per allowed backend id ([`RouteIndex::allowed_backend_id`]).
     allowed: Vec<AllowedService<'i>>,
     /// Per route, the number of rules of the routes before it (one more
@@ -195,7 +196,7 @@ impl<'i> BackendServiceIds<'i> {
             route_instance: routes.instance(),
             allowed_len: allowed.len(),
             routes_len: routes.routes.len(),
-            endpoint_services: endpoints.service_count(),
+            endpoint_instance: endpoints.instance(),
             allowed,
             rule_base,
             rules,
@@ -240,15 +241,15 @@ impl<'i> BackendServiceIds<'i> {
         })
     }
 
-    /// Whether the table was built from `routes` and an endpoint index like
-    /// `endpoints` (same route index instance, same counts). The caller must
-    /// pass the endpoint index it was built from: its ids are not checked
-    /// one by one.
+    /// Whether the table was built from `routes` and `endpoints` (or clones
+    /// of them): both indexes' instance numbers must match, since two
+    /// endpoint indexes with as many Services may number them differently,
+    /// and two route indexes may order their routes differently.
     #[inline]
     pub fn is_for(&self, routes: &RouteIndex, endpoints: &EndpointIndex) -> bool {
         self.route_instance == routes.instance()
+            && self.endpoint_instance == endpoints.instance()
             && self.routes_len == routes.routes.len()
-            && self.endpoint_services == endpoints.service_count()
             && routes.allowed_backend(self.allowed_len as u32).is_none()
     }
 

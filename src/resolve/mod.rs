@@ -242,13 +242,18 @@ impl<'a> EvidenceNames<'a> {
     /// Remembers in `memo` where the resolver found the rule the cluster
     /// names (`resolution` must come from resolving these names), so that
     /// the next record with the same cluster name skips the lookup.
+    ///
+    /// Only a position the memo already holds is not stored again: a
+    /// position found in another route index than the remembered one (live
+    /// snapshots change the index) replaces it, or the name would lose the
+    /// fast path for good after the first index change.
     pub fn remember_in(
         &self,
         evidence: &UpstreamEvidence<'_>,
         resolution: &Resolution<'_>,
         memo: &mut NameMemo,
     ) {
-        if self.cluster_rule_at.is_some() {
+        if self.cluster_rule_at == resolution.cluster_rule_at {
             return;
         }
         if let (Some(at), Some(cluster)) = (resolution.cluster_rule_at, evidence.upstream_cluster) {

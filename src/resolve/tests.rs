@@ -1652,3 +1652,253 @@ fn hit_rules_come_from_the_table_as_from_the_index() {
     }
     assert!(checked >= 3, "rules with allowed backends ({checked})");
 }
+
+// ------------------------------------------- tables and positions of other indexes
+
+/// A Gateway, and HTTPRoutes `shop/r1` (rule 0 → `a`) and `shop/r2` (rule 0
+/// → `b`) created at `r1_at` and `r2_at` (the older route comes first in the
+/// compiled index), plus `extra`.
+fn two_routes(r1_at: &str, r2_at: &str, extra: &str) -> ObjectSet {
+    let text = format!(
+        r#"
+apiVersion: gateway.networking.k8s.io/v1
+kind: GatewayClass
+metadata: {{name: eg}}
+spec: {{controllerName: gateway.envoyproxy.io/gatewayclass-controller}}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {{name: gw, namespace: infra}}
+spec:
+  gatewayClassName: eg
+  listeners: [{{name: http, port: 80, protocol: HTTP, allowedRoutes: {{namespaces: {{from: All}}}}}}]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {{name: r1, namespace: shop, creationTimestamp: "{r1_at}"}}
+spec:
+  parentRefs: [{{name: gw, namespace: infra}}]
+  rules: [{{backendRefs: [{{name: a, port: 80}}]}}]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {{name: r2, namespace: shop, creationTimestamp: "{r2_at}"}}
+spec:
+  parentRefs: [{{name: gw, namespace: infra}}]
+  rules: [{{backendRefs: [{{name: b, port: 80}}]}}]
+{extra}"#
+    );
+    let mut set = ObjectSet::default();
+    load_text(&mut set, "two-routes.yaml", &text).expect("test manifests load");
+    set
+}
+
+/// Service `shop/<service>` (port 80 → 8080) and an EndpointSlice of it
+/// with one pod address.
+fn slice_of(service: &str, ip: &str) -> String {
+    format!(
+        r#"---
+apiVersion: v1
+kind: Service
+metadata: {{name: {service}, namespace: shop}}
+spec:
+  ports: [{{port: 80, targetPort: 8080}}]
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata: {{name: {service}-1, namespace: shop, labels: {{kubernetes.io/service-name: {service}}}}}
+addressType: IPv4
+ports: [{{port: 8080}}]
+endpoints: [{{addresses: ["{ip}"]}}]
+"#
+    )
+}
+
+/// The Service ids of `expected` keys in `table` (allowed backends only).
+fn expected_ids(routes: &RouteIndex, table: &BackendServiceIds<'_>, keys: &[&str]) -> Vec<u32> {
+    keys.iter()
+        .map(|k| {
+            let mut id = 0;
+            while let Some(b) = routes.allowed_backend(id) {
+                if b.key == *k {
+                    return table.allowed(id).expect("an allowed backend").service;
+                }
+                id += 1;
+            }
+            panic!("{k} is not an allowed backend");
+        })
+        .collect()
+}
+
+/// A table built from (routes, E1) does not serve (routes, E2) even when
+/// both endpoint indexes hold as many Services: E1 numbers `a`=0, `b`=1, E2
+/// `b`=0, `x`=1, so with E1's table the pod of `x` would pass for `b`, a
+/// backend of the logged rule. The id path must answer as the name path.
+#[test]
+fn a_table_serves_only_the_endpoint_index_it_was_built_from() {
+    let e1_set = two_routes(
+        "2020-01-01T00:00:00Z",
+        "2021-01-01T00:00:00Z",
+        &(slice_of("a", "10.1.0.1") + &slice_of("b", "10.1.0.2")),
+    );
+    let e2_set = two_routes(
+        "2020-01-01T00:00:00Z",
+        "2021-01-01T00:00:00Z",
+        &(slice_of("b", "10.1.0.2") + &slice_of("x", "10.1.0.3")),
+    );
+    // One route index: the rule `shop/r` of the scenario is r1 with [a, b].
+    let mut routes_set = e1_set.clone();
+    load_text(
+        &mut routes_set,
+        "r.yaml",
+        r#"
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: r, namespace: shop}
+spec:
+  parentRefs: [{name: gw, namespace: infra}]
+  rules: [{backendRefs: [{name: a, port: 80}, {name: b, port: 80}]}]
+"#,
+    )
+    .expect("route loads");
+    let routes = RouteIndex::compile(&routes_set, CompileOptions::default());
+    let (e1, e2) = (EndpointIndex::build(&e1_set), EndpointIndex::build(&e2_set));
+    assert_eq!(e1.service_count(), e2.service_count());
+    assert_eq!(e1.service_id("shop", "a"), Some(0));
+    assert_eq!(e2.service_id("shop", "x"), Some(1));
+    let table = BackendServiceIds::build(&routes, &e1).expect("no `/` in names");
+    assert!(table.is_for(&routes, &e1));
+    assert!(
+        table.is_for(&routes, &e1.clone()),
+        "a clone is the same index"
+    );
+    assert!(!table.is_for(&routes, &e2));
+
+    let hosts = ["10.1.0.3:8080"];
+    let ev = evidence(
+        Implementation::EnvoyGateway,
+        Some("httproute/shop/r/rule/0"),
+        None,
+        &hosts,
+        Some("-"),
+        200,
+    );
+    let keys = ["shop/a", "shop/b"];
+    let ids = expected_ids(&routes, &table, &keys);
+    let names = EvidenceNames::parse(&ev);
+    let by_name = resolve_actual_named(&ev, &names, &e2, &routes, &keys);
+    let by_id = resolve_actual_ids(
+        &ev,
+        &names,
+        &e2,
+        &routes,
+        &keys,
+        Some(ResolveIds {
+            table: &table,
+            expected: &ids,
+        }),
+    );
+    assert_eq!(by_id.actual, by_name, "E1's ids must not judge E2's pods");
+    assert_eq!(by_name.backend.map(|b| b.name), Some("x"));
+}
+
+/// A name resolved against index A, A, then B, B: the memo holds B's
+/// position at the end (a position of another index is replaced, not kept
+/// for good), and the second record against B is served from it.
+#[test]
+fn the_memo_follows_the_route_index_in_use() {
+    let set = two_routes(
+        "2020-01-01T00:00:00Z",
+        "2021-01-01T00:00:00Z",
+        &slice_of("a", "10.1.0.1"),
+    );
+    let endpoints = EndpointIndex::build(&set);
+    let a = RouteIndex::compile(&set, CompileOptions::default());
+    let b = RouteIndex::compile(&set, CompileOptions::default());
+    assert_ne!(a.instance(), b.instance());
+    let hosts = ["10.1.0.1:8080"];
+    let ev = evidence(
+        Implementation::EnvoyGateway,
+        Some("httproute/shop/r1/rule/0"),
+        None,
+        &hosts,
+        Some("-"),
+        200,
+    );
+    let mut memo = NameMemo::new();
+    let mut seen = Vec::new();
+    for routes in [&a, &a, &b, &b] {
+        let names = EvidenceNames::parse_memo(&ev, &mut memo);
+        seen.push(names.cluster_rule_at.map(|at| at.index));
+        let resolution = resolve_actual_ids(&ev, &names, &endpoints, routes, &["shop/a"], None);
+        assert_eq!(
+            resolution.cluster_rule_at.map(|at| at.index),
+            Some(routes.instance())
+        );
+        names.remember_in(&ev, &resolution, &mut memo);
+    }
+    let (ia, ib) = (Some(a.instance()), Some(b.instance()));
+    assert_eq!(seen, [None, ia, ia, ib], "remembered before each record");
+    let names = EvidenceNames::parse_memo(&ev, &mut memo);
+    assert_eq!(
+        names.cluster_rule_at.map(|at| at.index),
+        ib,
+        "the memo is at B"
+    );
+}
+
+/// Index A orders `r1` before `r2`, index B after: positions remembered
+/// for A and a table built for A, used with B, must answer as B's names
+/// do (the remembered position's instance check and `is_for`'s route
+/// check keep them out).
+#[test]
+fn positions_and_tables_of_another_route_order_are_not_used() {
+    let slices = slice_of("a", "10.1.0.1") + &slice_of("b", "10.1.0.2");
+    let a_set = two_routes("2020-01-01T00:00:00Z", "2021-01-01T00:00:00Z", &slices);
+    let b_set = two_routes("2021-01-01T00:00:00Z", "2020-01-01T00:00:00Z", &slices);
+    let endpoints = EndpointIndex::build(&a_set);
+    let a = RouteIndex::compile(&a_set, CompileOptions::default());
+    let b = RouteIndex::compile(&b_set, CompileOptions::default());
+    let order = |i: &RouteIndex| i.routes.iter().map(|r| r.name.clone()).collect::<Vec<_>>();
+    assert_eq!(order(&a), ["r1", "r2"]);
+    assert_eq!(order(&b), ["r2", "r1"]);
+    let table_a = BackendServiceIds::build(&a, &endpoints).expect("no `/` in names");
+    assert!(!table_a.is_for(&b, &endpoints));
+
+    let eg = Implementation::EnvoyGateway;
+    let mut checked = 0;
+    for cluster in ["httproute/shop/r1/rule/0", "httproute/shop/r2/rule/0"] {
+        for host in ["10.1.0.1:8080", "10.1.0.2:8080"] {
+            let hosts = [host];
+            let ev = evidence(eg, Some(cluster), None, &hosts, Some("-"), 200);
+            // Expected sets by id are A's (same allowed backends in both).
+            for keys in [&[][..], &["shop/a"][..], &["shop/b"][..]] {
+                let ids = expected_ids(&a, &table_a, keys);
+                let reference =
+                    resolve_actual_named(&ev, &EvidenceNames::parse(&ev), &endpoints, &b, keys);
+                // The memo remembers the position in A...
+                let mut memo = NameMemo::new();
+                let names = EvidenceNames::parse_memo(&ev, &mut memo);
+                let in_a = resolve_actual_ids(&ev, &names, &endpoints, &a, keys, None);
+                names.remember_in(&ev, &in_a, &mut memo);
+                let names = EvidenceNames::parse_memo(&ev, &mut memo);
+                assert_eq!(names.cluster_rule_at.map(|at| at.index), Some(a.instance()));
+                // ... and A's table is offered: B answers by its own names.
+                for ids_of_a in [
+                    None,
+                    Some(ResolveIds {
+                        table: &table_a,
+                        expected: &ids,
+                    }),
+                ] {
+                    let in_b = resolve_actual_ids(&ev, &names, &endpoints, &b, keys, ids_of_a);
+                    assert_eq!(in_b.actual, reference, "{cluster} {host} {keys:?}");
+                    let at = in_b.cluster_rule_at.expect("the rule is in B");
+                    assert_eq!(at.index, b.instance());
+                    checked += 1;
+                }
+            }
+        }
+    }
+    assert_eq!(checked, 24);
+}
