@@ -574,9 +574,7 @@ impl<'i> RecordProcessor<'i> {
             status: record.status,
             named_rule_expected: named_rule_expected(
                 &names,
-                resolution
-                    .cluster_rule_at
-                    .filter(|at| at.index == index.instance()),
+                resolution.cluster_rule_at,
                 &decision,
                 hit_rule,
             ),

@@ -704,6 +704,20 @@ impl RouteIndex {
         }
     }
 
+    /// Records a candidate whose match depends on unknown attributes as an
+    /// alternative, once per rule.
+    fn note_alternative<'i>(
+        &'i self,
+        c: &Candidate,
+        scan: &TableScan<'_, '_>,
+        alternatives: &mut Vec<RuleHit<'i>>,
+    ) {
+        let hit = self.hit_of(c, scan);
+        if !alternatives.iter().any(|a| a.same_rule(&hit)) {
+            alternatives.push(hit);
+        }
+    }
+
     /// [`RouteIndex::judge`] for a candidate judged from its compact
     /// condition record (its path condition known to hold): as
     /// [`RouteIndex::judge_by_entry`], without the match object.
@@ -721,13 +735,10 @@ impl RouteIndex {
             Truth::No => false,
             Truth::Yes => true,
             Truth::Unknown => {
-                let hit = self.hit_of(c, scan);
                 unknowns.method |= judged.method_unknown;
                 unknowns.headers |= judged.headers_unknown;
                 unknowns.query |= judged.query_unknown;
-                if !alternatives.iter().any(|a| a.same_rule(&hit)) {
-                    alternatives.push(hit);
-                }
+                self.note_alternative(c, scan, alternatives);
                 false
             }
         }
@@ -757,10 +768,7 @@ impl RouteIndex {
             Truth::Yes => true,
             Truth::Unknown => {
                 note_unknowns(entry, scan.req, unknowns);
-                let hit = self.hit_of(c, scan);
-                if !alternatives.iter().any(|a| a.same_rule(&hit)) {
-                    alternatives.push(hit);
-                }
+                self.note_alternative(c, scan, alternatives);
                 false
             }
         }

@@ -328,9 +328,9 @@ pub struct Resolution<'i> {
     /// The Service id ([`BackendServiceIds`]) of `actual.backend`, when ids
     /// were used and tell it.
     pub service: Option<u32>,
-    /// Where the rule the cluster name names was found in the route index,
-    /// when the resolver looked for it (see
-    /// [`EvidenceNames::remember_in`]).
+    /// Where the rule the cluster name names was found in the route index
+    /// given to the resolver (stamped with its instance), when the resolver
+    /// looked for it (see [`EvidenceNames::remember_in`]).
     pub cluster_rule_at: Option<RuleAt>,
 }
 
@@ -532,15 +532,7 @@ fn resolve_with<'i>(
         }
         match in_rule {
             Some(in_rule) => {
-                let resolved = match in_rule {
-                    InRule::Ids(services) => {
-                        resolve_in_rule_ids(&rule_ref, candidates, services, expected, action)
-                    }
-                    InRule::Rule(rule) => {
-                        resolve_in_rule(rule, &rule_ref, candidates, expected, action)
-                            .map(|r| (r, None))
-                    }
-                };
+                let resolved = resolve_in_rule(&in_rule, &rule_ref, candidates, expected, action);
                 if let Some(result) = resolved {
                     return result;
                 }
@@ -583,131 +575,36 @@ fn resolve_with<'i>(
 }
 
 /// Resolves within the rule the log named; `None` when the endpoint lookup
-/// found candidates but none of them is a backend of the rule.
+/// found candidates but none of them is a backend of the rule. Read from a
+/// [`BackendServiceIds`] table, it compares Service ids and also returns the
+/// answer's id; read from the compiled rule, it compares names.
 fn resolve_in_rule<'i>(
-    rule: &'i CompiledRule,
+    in_rule: &InRule<'_, 'i>,
     rule_ref: &RuleRef<'_>,
     candidates: &'i [EndpointCandidate],
     expected: Expected<'_>,
     action: GatewayAction,
-) -> Option<ActualBackend<'i>> {
-    let is_service = |b: &&crate::gateway::compile::CompiledBackend| b.kind == "Service";
+) -> Option<(ActualBackend<'i>, Option<u32>)> {
     let named = rule_ref
         .backend_index
-        .and_then(|j| rule.backends.get(j))
-        .filter(is_service);
-    // Backends that can receive traffic: valid Services with a weight.
-    let mut live = rule
-        .backends
-        .iter()
-        .filter(|b| is_service(b) && b.is_valid() && b.weight > 0);
-    let single = match live.next() {
-        Some(first) if live.all(|b| b.key == first.key) => Some(first),
-        _ => None,
-    };
+        .and_then(|j| in_rule.service_backend(j));
     // A rule with a single live backend implies that backend, unless the
     // upstream host belongs to other Services only: then the gateway sent the
     // request elsewhere (e.g. it still uses a backend whose weight went to 0),
     // and the endpoint is the better evidence. A backendRef named by the
     // cluster itself is trusted as named.
-    let single = single.filter(|b| {
-        let assumed = BackendRef {
-            namespace: b.namespace.as_str(),
-            name: b.name.as_str(),
-            port: b.port,
-        };
-        consistency(candidates, &assumed) != Some(false)
-    });
-    if let Some(backend) = named.or(single) {
-        let backend_ref = BackendRef {
-            namespace: backend.namespace.as_str(),
-            name: backend.name.as_str(),
-            port: backend.port,
-        };
-        return Some(ActualBackend {
-            backend: Some(backend_ref),
-            source: ActualSource::ClusterName,
-            gateway_action: action,
-            ambiguous: false,
-            tie_broken_by_expected: false,
-            endpoint_consistent: consistency(candidates, &backend_ref),
-            candidates,
-            note: if named.is_some() {
-                "cluster name names the rule's backendRef"
-            } else {
-                "the logged rule has a single backend"
-            },
-        });
-    }
-    let in_rule = |c: &EndpointCandidate| {
-        rule.backends
-            .iter()
-            .any(|b| b.kind == "Service" && c.is_service(&b.namespace, &b.name))
-    };
-    let choice = choose_among(candidates, expected, in_rule);
-    match choice.chosen {
-        Some(candidate) => Some(ActualBackend {
-            backend: Some(candidate_backend(candidate)),
-            source: ActualSource::Endpoint,
-            gateway_action: action,
-            ambiguous: choice.ambiguous,
-            tie_broken_by_expected: choice.tie_broken_by_expected,
-            endpoint_consistent: Some(true),
-            candidates,
-            note: "endpoint within the logged rule's backends",
-        }),
-        None if candidates.is_empty() => Some(ActualBackend::none(
-            action,
-            candidates,
-            "rule has several backends and the upstream host is unknown",
-        )),
-        None => None,
-    }
-}
-
-/// [`resolve_in_rule`] with the rule's backends known by Service id
-/// (`services`, from a [`BackendServiceIds`] table, and `expected` holding
-/// ids): the same answer, comparing integers; also the answer's Service id.
-fn resolve_in_rule_ids<'i>(
-    rule_ref: &RuleRef<'_>,
-    candidates: &'i [EndpointCandidate],
-    services: ids::RuleServices<'_, 'i>,
-    expected: Expected<'_>,
-    action: GatewayAction,
-) -> Option<(ActualBackend<'i>, Option<u32>)> {
-    let service_at = |j: usize| {
-        services
-            .backends
-            .get(j)
-            .map(|b| b.service)
-            .filter(|&id| id != ids::NOT_A_SERVICE)
-    };
-    let consistent_with =
-        |id: u32| (!candidates.is_empty()).then(|| candidates.iter().any(|c| c.service == id));
-    let named = rule_ref
-        .backend_index
-        .and_then(|j| service_at(j).map(|id| (j, id)));
-    // The rule's single live backend (see `resolve_in_rule`), unless the
-    // endpoint lookup says the host belongs to other Services only.
-    let single = services
-        .single
-        .and_then(|j| service_at(j as usize).map(|id| (j as usize, id)))
-        .filter(|&(_, id)| consistent_with(id) != Some(false));
-    if let Some((j, id)) = named.or(single) {
-        let backend = services.backends.get(j)?;
-        let backend_ref = BackendRef {
-            namespace: backend.namespace,
-            name: backend.name,
-            port: backend.port,
-        };
+    let single = in_rule
+        .single()
+        .filter(|b| b.consistency(candidates) != Some(false));
+    if let Some(picked) = named.or(single) {
         return Some((
             ActualBackend {
-                backend: Some(backend_ref),
+                backend: Some(picked.backend),
                 source: ActualSource::ClusterName,
                 gateway_action: action,
                 ambiguous: false,
                 tie_broken_by_expected: false,
-                endpoint_consistent: consistent_with(id),
+                endpoint_consistent: picked.consistency(candidates),
                 candidates,
                 note: if named.is_some() {
                     "cluster name names the rule's backendRef"
@@ -715,16 +612,10 @@ fn resolve_in_rule_ids<'i>(
                     "the logged rule has a single backend"
                 },
             },
-            Some(id),
+            picked.service,
         ));
     }
-    let in_rule = |c: &EndpointCandidate| {
-        services
-            .backends
-            .iter()
-            .any(|b| b.service != ids::NOT_A_SERVICE && b.service == c.service)
-    };
-    let choice = choose_among(candidates, expected, in_rule);
+    let choice = choose_among(candidates, expected, |c| in_rule.contains(c));
     match choice.chosen {
         Some(candidate) => Some((
             ActualBackend {
@@ -737,7 +628,7 @@ fn resolve_in_rule_ids<'i>(
                 candidates,
                 note: "endpoint within the logged rule's backends",
             },
-            Some(candidate.service),
+            in_rule.service_of(candidate),
         )),
         None if candidates.is_empty() => Some((
             ActualBackend::none(
@@ -764,6 +655,90 @@ struct FoundRule {
 enum InRule<'t, 'i> {
     Ids(ids::RuleServices<'t, 'i>),
     Rule(&'i CompiledRule),
+}
+
+impl<'i> InRule<'_, 'i> {
+    /// The rule's `j`-th backend, when it is a Service.
+    fn service_backend(&self, j: usize) -> Option<PickedBackend<'i>> {
+        match self {
+            InRule::Ids(services) => services
+                .backends
+                .get(j)
+                .filter(|b| b.service != ids::NOT_A_SERVICE)
+                .map(|b| PickedBackend {
+                    backend: BackendRef {
+                        namespace: b.namespace,
+                        name: b.name,
+                        port: b.port,
+                    },
+                    service: Some(b.service),
+                }),
+            InRule::Rule(rule) => rule
+                .backends
+                .get(j)
+                .filter(|b| ids::is_service(b))
+                .map(|b| PickedBackend {
+                    backend: BackendRef {
+                        namespace: b.namespace.as_str(),
+                        name: b.name.as_str(),
+                        port: b.port,
+                    },
+                    service: None,
+                }),
+        }
+    }
+
+    /// The rule's single live backend ([`ids::single_live_backend`]).
+    fn single(&self) -> Option<PickedBackend<'i>> {
+        let at = match self {
+            InRule::Ids(services) => services.single,
+            InRule::Rule(rule) => ids::single_live_backend(rule),
+        };
+        self.service_backend(usize::try_from(at?).ok()?)
+    }
+
+    /// Whether an endpoint candidate is one of the rule's Service backends.
+    fn contains(&self, c: &EndpointCandidate) -> bool {
+        match self {
+            InRule::Ids(services) => services
+                .backends
+                .iter()
+                .any(|b| b.service != ids::NOT_A_SERVICE && b.service == c.service),
+            InRule::Rule(rule) => rule
+                .backends
+                .iter()
+                .any(|b| ids::is_service(b) && c.is_service(&b.namespace, &b.name)),
+        }
+    }
+
+    /// The Service id of a chosen candidate, when ids are compared.
+    fn service_of(&self, c: &EndpointCandidate) -> Option<u32> {
+        match self {
+            InRule::Ids(_) => Some(c.service),
+            InRule::Rule(_) => None,
+        }
+    }
+}
+
+/// A Service backend of the logged rule, with its Service id when the rule
+/// was read from a [`BackendServiceIds`] table.
+#[derive(Clone, Copy)]
+struct PickedBackend<'i> {
+    backend: BackendRef<'i>,
+    service: Option<u32>,
+}
+
+impl PickedBackend<'_> {
+    /// Whether the endpoint lookup agrees (`None`: nothing to compare),
+    /// by id when there is one, else by name.
+    fn consistency(&self, candidates: &[EndpointCandidate]) -> Option<bool> {
+        match self.service {
+            Some(id) => {
+                (!candidates.is_empty()).then(|| candidates.iter().any(|c| c.service == id))
+            }
+            None => consistency(candidates, &self.backend),
+        }
+    }
 }
 
 /// Finds the rule a [`RuleRef`] names: an exact `ns/name` through the index's
