@@ -468,12 +468,12 @@ impl<'i> RecordProcessor<'i> {
             },
         };
         let decision = index.decide(&request);
-        // Service ids apply to the processor's own indexes only (the table
-        // was built from them; snapshots compare names).
+        // Service ids apply to the indexes the table was built from (the
+        // processor's own; snapshots compare names).
         let service_ids = self
             .service_ids
             .as_ref()
-            .filter(|_| std::ptr::eq(index, self.index) && std::ptr::eq(endpoints, self.endpoints));
+            .filter(|table| table.is_for(index, endpoints));
         expected.clear();
         self.expected_ids.clear();
         self.expected_services.clear();
