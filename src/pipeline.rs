@@ -27,7 +27,7 @@ use crate::decode::{self, AccessRecord, DecodeError, DecodeOptions, Format};
 use crate::gateway::compile::CompiledGateway;
 use crate::gateway::{Decision, Headers, Protocol, Request, RouteIndex, Scheme};
 use crate::kube::history::now_us;
-use crate::kube::{HistoryView, IndexHistory};
+use crate::kube::{HistoryView, IndexHistory, Snapshot};
 use crate::resolve::{
     resolve_actual_ids, ActualBackend, BackendServiceIds, EndpointIndex, EvidenceNames,
     GatewayAction, HitRule, Implementation, NameMemo, ResolveIds, RouteRef, RuleAt, RuleRef,
@@ -124,6 +124,10 @@ pub struct PipelineStats {
     pub dead_letters: u64,
     /// Alert messages emitted (firing and resolved).
     pub alerts: u64,
+    /// Records judged with a Service-id table that applies to their indexes
+    /// (the processor's own, or the snapshot's in `run`): Services compared
+    /// by id, not by name.
+    pub by_service_id: u64,
 }
 
 impl PipelineStats {
@@ -168,6 +172,16 @@ pub enum LiveOutcome {
     Held,
 }
 
+/// Which Service-id table a record may use (it applies only if
+/// [`BackendServiceIds::is_for`] the record's indexes).
+#[derive(Clone, Copy)]
+enum IdTable<'x> {
+    /// The processor's own (built for its own indexes).
+    Own,
+    /// A snapshot's ([`crate::kube::Snapshot::service_ids`]).
+    Of(Option<&'x BackendServiceIds<'x>>),
+}
+
 /// How far a record's snapshot can be trusted.
 #[derive(Debug, Clone, Copy, Default)]
 struct Trust {
@@ -196,7 +210,8 @@ pub struct RecordProcessor<'i> {
     service_ids: Option<BackendServiceIds<'i>>,
     gateway_key: String,
     actual_key: String,
-    /// The last listener lookup on the processor's own index.
+    /// The last listener lookup (on any index: it is keyed by the index's
+    /// instance).
     last_listener: Option<LastListener>,
     /// Cluster names parsed so far (a pure function of the text, so valid
     /// across index snapshots).
@@ -295,15 +310,27 @@ impl<'i> RecordProcessor<'i> {
                     in_transition: false,
                     stale: true,
                 };
-                return this.judge_record(index, endpoints, stale, record, origin, out);
+                return this.judge_record(
+                    index,
+                    endpoints,
+                    IdTable::Own,
+                    stale,
+                    record,
+                    origin,
+                    out,
+                );
             };
             let trust = Trust {
                 in_transition: at.in_transition,
                 stale: at.stale,
             };
+            // The snapshot's own table: ids are only comparable within the
+            // pair of indexes they were given for.
+            let snapshot: &Snapshot = at.snapshot;
             this.judge_record(
-                &at.snapshot.index,
-                &at.snapshot.endpoints,
+                &snapshot.index,
+                &snapshot.endpoints,
+                IdTable::Of(snapshot.service_ids()),
                 trust,
                 record,
                 origin,
@@ -327,7 +354,15 @@ impl<'i> RecordProcessor<'i> {
     ) -> Result<(), SinkError> {
         self.for_each_record(payload, origin, out, |this, record, out| {
             let (index, endpoints) = (this.index, this.endpoints);
-            this.judge_record(index, endpoints, Trust::default(), record, origin, out)
+            this.judge_record(
+                index,
+                endpoints,
+                IdTable::Own,
+                Trust::default(),
+                record,
+                origin,
+                out,
+            )
         })
     }
 
@@ -372,10 +407,12 @@ impl<'i> RecordProcessor<'i> {
         )
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn judge_record<'x>(
         &mut self,
         index: &'x RouteIndex,
         endpoints: &'x EndpointIndex,
+        table: IdTable<'x>,
         trust: Trust,
         record: &'x AccessRecord<'_>,
         origin: Origin<'_>,
@@ -385,7 +422,16 @@ impl<'i> RecordProcessor<'i> {
         'i: 'x,
     {
         let mut expected: Vec<&'x str> = recycle(std::mem::take(&mut self.expected));
-        let result = self.judge_with(index, endpoints, trust, record, origin, out, &mut expected);
+        let result = self.judge_with(
+            index,
+            endpoints,
+            table,
+            trust,
+            record,
+            origin,
+            out,
+            &mut expected,
+        );
         self.expected = recycle(expected);
         result
     }
@@ -395,6 +441,7 @@ impl<'i> RecordProcessor<'i> {
         &mut self,
         index: &'x RouteIndex,
         endpoints: &'x EndpointIndex,
+        table: IdTable<'x>,
         trust: Trust,
         record: &'x AccessRecord<'_>,
         origin: Origin<'_>,
@@ -415,15 +462,19 @@ impl<'i> RecordProcessor<'i> {
             }
             _ => self.options.default_gateway.as_deref(),
         };
+        // The Gateway and its position in `index.gateways`.
         let compiled_gateway = match gateway {
-            Some(key) => index.gateway_by_key.get(key).map(|&g| &index.gateways[g]),
-            None if index.gateways.len() == 1 => index.gateways.first(),
+            Some(key) => index
+                .gateway_by_key
+                .get(key)
+                .and_then(|&g| Some((g, index.gateways.get(g)?))),
+            None if index.gateways.len() == 1 => index.gateways.first().map(|g| (0, g)),
             None => None,
         };
         let found = match (compiled_gateway, record.listener_port) {
-            (Some(gateway), Some(logged)) => remembered_listener_port(
+            (Some((at, gateway)), Some(logged)) => remembered_listener_port(
                 &mut self.last_listener,
-                std::ptr::eq(index, self.index),
+                (index.instance(), at),
                 gateway,
                 logged,
             ),
@@ -469,11 +520,15 @@ impl<'i> RecordProcessor<'i> {
         };
         let decision = index.decide(&request);
         // Service ids apply to the indexes the table was built from (the
-        // processor's own; snapshots compare names).
-        let service_ids = self
-            .service_ids
-            .as_ref()
-            .filter(|table| table.is_for(index, endpoints));
+        // processor's own, or the snapshot's); otherwise names are compared.
+        let service_ids: Option<&BackendServiceIds<'x>> = match table {
+            IdTable::Own => self.service_ids.as_ref(),
+            IdTable::Of(table) => table,
+        };
+        let service_ids = service_ids.filter(|table| table.is_for(index, endpoints));
+        if service_ids.is_some() {
+            self.stats.by_service_id += 1;
+        }
         expected.clear();
         self.expected_ids.clear();
         self.expected_services.clear();
@@ -758,11 +813,11 @@ struct ListenerPort {
     https: bool,
 }
 
-/// A listener lookup remembered by a processor: the Gateway (by address, in
-/// the processor's own index), the logged port and the answer.
+/// A listener lookup remembered by a processor: the Gateway (see
+/// [`remembered_listener_port`]), the logged port and the answer.
 #[derive(Debug, Clone, Copy)]
 struct LastListener {
-    gateway_at: usize,
+    gateway: (u64, usize),
     logged: u16,
     found: Option<ListenerPort>,
 }
@@ -785,31 +840,30 @@ fn listener_port_of(gateway: &CompiledGateway, logged: u16) -> Option<ListenerPo
     None
 }
 
-/// [`listener_port_of`], remembered in `last` when `own_index` (the gateway
-/// is in the processor's own index): that index is borrowed for the
-/// processor's whole life, so its Gateways stay where they are and a listener
-/// found on one stays valid (one entry: a log usually has one Gateway and
-/// port). Snapshots of a live history are looked up every time.
+/// [`listener_port_of`], remembered in `last` (one entry: a log usually has
+/// one Gateway and port). `gateway_id` names the Gateway by the
+/// [`RouteIndex::instance`] of its index and its position in the index's
+/// `gateways`: an instance number is never reused, and indexes that share one
+/// (clones) have the same content, so an equal id is an equal Gateway, on the
+/// processor's own index and on live snapshots alike (a snapshot published
+/// meanwhile has another instance and is looked up afresh).
 fn remembered_listener_port(
     last: &mut Option<LastListener>,
-    own_index: bool,
+    gateway_id: (u64, usize),
     gateway: &CompiledGateway,
     logged: u16,
 ) -> Option<ListenerPort> {
-    let gateway_at = gateway as *const CompiledGateway as usize;
     if let Some(seen) = *last {
-        if own_index && seen.gateway_at == gateway_at && seen.logged == logged {
+        if seen.gateway == gateway_id && seen.logged == logged {
             return seen.found;
         }
     }
     let found = listener_port_of(gateway, logged);
-    if own_index {
-        *last = Some(LastListener {
-            gateway_at,
-            logged,
-            found,
-        });
-    }
+    *last = Some(LastListener {
+        gateway: gateway_id,
+        logged,
+        found,
+    });
     found
 }
 
@@ -1139,6 +1193,7 @@ endpoints: [{{addresses: ["{ip}"]}}]
                         this.judge_record(
                             judged_by,
                             endpoints,
+                            IdTable::Own,
                             Trust::default(),
                             record,
                             origin,
@@ -1193,5 +1248,146 @@ endpoints: [{{addresses: ["{ip}"]}}]
         assert_eq!(own_verdicts, verdicts);
         // Same rows: routes, rules and expected backends of `other`.
         assert_eq!(own_rows, rows);
+    }
+    /// Rows of `lines` and the processor's stats, each record judged against
+    /// the snapshot of `view` in force at its time: through
+    /// `process_payload_in_view` (`by_snapshot_table`), or by names (each
+    /// snapshot's table withheld), as the reference.
+    fn judged_in_view(
+        view: &HistoryView,
+        lines: &[String],
+        by_snapshot_table: bool,
+    ) -> (PipelineStats, Vec<arrow_array::RecordBatch>) {
+        use crate::sink::alerts::AlertAggregatorConfig;
+        use crate::sink::deadletter::DeadLetterFileSink;
+        use crate::sink::parquet::{ParquetSinkConfig, SequentialFileNamer};
+        use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut parquet = ParquetSink::new(
+            ParquetSinkConfig::new(dir.path().join("parquet")),
+            SequentialFileNamer::new("t"),
+        )
+        .expect("parquet sink");
+        let mut dead = DeadLetterFileSink::open(dir.path().join("dead.jsonl"), 1024).expect("dead");
+        let mut alerts = AlertAggregator::new(AlertAggregatorConfig::default());
+        let mut queue = Vec::new();
+        let options = PipelineOptions {
+            implementation: Some(Implementation::EnvoyGateway),
+            ..PipelineOptions::default()
+        };
+        let mut processor = RecordProcessor::new_live(&options);
+        {
+            let mut out = Outputs {
+                parquet: &mut parquet,
+                alerts: &mut alerts,
+                alert_queue: &mut queue,
+                dead_letters: &mut dead,
+            };
+            for (n, line) in lines.iter().enumerate() {
+                let origin = Origin::File {
+                    name: "t",
+                    offset: n as u64,
+                    line: n as u64 + 1,
+                };
+                if by_snapshot_table {
+                    processor
+                        .process_payload_in_view(line.as_bytes(), origin, &mut out, view)
+                        .expect("sinks");
+                    continue;
+                }
+                processor
+                    .for_each_record(line.as_bytes(), origin, &mut out, |this, record, out| {
+                        let at = view.at(record.time_us.unwrap_or(0)).expect("a snapshot");
+                        let trust = Trust {
+                            in_transition: at.in_transition,
+                            stale: at.stale,
+                        };
+                        this.judge_record(
+                            &at.snapshot.index,
+                            &at.snapshot.endpoints,
+                            IdTable::Of(None),
+                            trust,
+                            record,
+                            origin,
+                            out,
+                        )
+                    })
+                    .expect("sinks");
+            }
+        }
+        assert_eq!(processor.stats().dead_letters, 0, "records decode");
+        let mut rows = Vec::new();
+        for file in parquet.close().expect("parquet closes") {
+            let reader = ParquetRecordBatchReaderBuilder::try_new(
+                std::fs::File::open(&file.path).expect("written file"),
+            )
+            .and_then(|b| b.build())
+            .expect("parquet reads");
+            rows.extend(reader.map(|b| b.expect("batch reads")));
+        }
+        (processor.stats().clone(), rows)
+    }
+
+    /// `run` judges each record against the snapshot in force at its time
+    /// with that snapshot's Service-id table: the two snapshots here order
+    /// their routes differently, so a record read through the other
+    /// snapshot's table would take `r1`'s rule for `r2`'s (other rows than
+    /// the name path's), and one judged without its snapshot's table would
+    /// not count as judged by id.
+    #[test]
+    fn records_judged_against_snapshots_use_each_snapshots_own_table() {
+        use crate::kube::HistoryOptions;
+        let hour = 3_600_000_000_i64;
+        // 2026-01-01T00:00:00Z in µs.
+        let day = 1_767_225_600_000_000_i64;
+        let history = IndexHistory::new(HistoryOptions::default());
+        for (at, (r1_at, r2_at)) in [
+            (day - hour, ("2020-01-01T00:00:00Z", "2021-01-01T00:00:00Z")),
+            (day + hour, ("2021-01-01T00:00:00Z", "2020-01-01T00:00:00Z")),
+        ] {
+            let set = two_routes(r1_at, r2_at);
+            let version = history.next_version();
+            let index = RouteIndex::compile(
+                &set,
+                CompileOptions {
+                    index_version: version,
+                    ..CompileOptions::default()
+                },
+            );
+            let snapshot = history.publish(index, EndpointIndex::build(&set), at, true);
+            let table = snapshot
+                .service_ids()
+                .expect("names without '/' get a table");
+            assert!(table.is_for(&snapshot.index, &snapshot.endpoints));
+        }
+        history.set_ready();
+        let view = history.view().expect("ready");
+        let first = view.at(day).expect("snapshot").snapshot;
+        let second = view.at(day + 2 * hour).expect("snapshot").snapshot;
+        assert_eq!(first.index.routes[0].name, "r1");
+        assert_eq!(second.index.routes[0].name, "r2");
+        let second_table = second.service_ids().expect("table");
+        assert!(!second_table.is_for(&first.index, &first.endpoints));
+        let lines: Vec<String> = ["00", "02"]
+            .iter()
+            .flat_map(|hh| {
+                [("one", "r1", "10.1.0.1"), ("two", "r2", "10.1.0.2")].map(|(host, route, pod)| {
+                    format!(
+                        r#"{{"start_time":"2026-01-01T{hh}:00:00.000Z",":authority":"{host}.example.com","method":"GET","x-envoy-origin-path":"/","protocol":"HTTP/1.1","response_code":200,"response_flags":"-","upstream_host":"{pod}:8080","upstream_cluster":"httproute/shop/{route}/rule/0","route_name":"httproute/shop/{route}/rule/0/match/0/{host}_example_com","downstream_local_address":"10.0.0.1:10080","x-request-id":"r","duration":1,"bytes_sent":10}}"#
+                    )
+                })
+            })
+            .collect();
+        let (by_names, name_rows) = judged_in_view(&view, &lines, false);
+        assert_eq!(by_names.by_service_id, 0);
+        assert_eq!(by_names.verdict(Verdict::Ok), 4, "{:?}", by_names.verdicts);
+        let (by_ids, id_rows) = judged_in_view(&view, &lines, true);
+        assert_eq!(
+            by_ids.by_service_id, 4,
+            "every record used its snapshot's table"
+        );
+        assert_eq!(by_ids.verdicts, by_names.verdicts);
+        assert_eq!(id_rows, name_rows);
+        assert_eq!(id_rows.iter().map(|b| b.num_rows()).sum::<usize>(), 4);
     }
 }

@@ -108,7 +108,6 @@ pub struct RunSummary {
     pub polled_messages: u64,
 }
 
-#[derive(Default)]
 struct Counters {
     resume_gaps: AtomicU64,
     records: AtomicU64,
@@ -117,6 +116,61 @@ struct Counters {
     files: AtomicU64,
     commits: AtomicU64,
     polled_messages: AtomicU64,
+    /// When the service started; the moments below count from it.
+    started: Instant,
+    /// µs from `started` to the first message read (0: none yet).
+    first_message_us: AtomicU64,
+    /// µs from `started` to the end of the last batch processed.
+    last_record_us: AtomicU64,
+    /// µs from `started` to the last file published.
+    last_file_us: AtomicU64,
+}
+
+impl Counters {
+    fn new() -> Self {
+        Self {
+            resume_gaps: AtomicU64::new(0),
+            records: AtomicU64::new(0),
+            dead_letters: AtomicU64::new(0),
+            alerts: AtomicU64::new(0),
+            files: AtomicU64::new(0),
+            commits: AtomicU64::new(0),
+            polled_messages: AtomicU64::new(0),
+            started: Instant::now(),
+            first_message_us: AtomicU64::new(0),
+            last_record_us: AtomicU64::new(0),
+            last_file_us: AtomicU64::new(0),
+        }
+    }
+
+    /// µs from the start of the service to `at` (at least 1, so that 0 can
+    /// mean "not yet").
+    fn since_start_us(&self, at: Instant) -> u64 {
+        let us = at.saturating_duration_since(self.started).as_micros();
+        u64::try_from(us).unwrap_or(u64::MAX).max(1)
+    }
+
+    /// The run's timeline for the stop summary: when the first message was
+    /// read, the last record processed and the last file published. The span
+    /// from the first message to the last record is the processing rate
+    /// without group join and start-up before it, nor the wait for the last
+    /// files' age roll after it.
+    fn timeline(&self) -> String {
+        let secs = |a: &AtomicU64| a.load(Ordering::Relaxed) as f64 / 1e6;
+        let (first, last) = (secs(&self.first_message_us), secs(&self.last_record_us));
+        let records = self.records.load(Ordering::Relaxed);
+        let rate = if last > first && first > 0.0 {
+            format!("{:.0}", records as f64 / (last - first))
+        } else {
+            "-".into()
+        };
+        format!(
+            "timeline since start: first_message_read={first:.3}s last_record_processed={last:.3}s \
+             last_file_published={:.3}s; {records} records from the first message read to the last \
+             record processed = {rate} records/s",
+            secs(&self.last_file_us)
+        )
+    }
 }
 
 type FinishAck = Result<Vec<(TopicPartition, Option<i64>)>, String>;
@@ -755,9 +809,12 @@ impl WorkerSetup<'_> {
     fn roll(&self, w: &mut PartitionWriter) -> Result<Option<i64>, SinkError> {
         let before = w.files_published();
         let offset = w.roll(self.store)?;
-        self.counters
-            .files
-            .fetch_add(w.files_published() - before, Ordering::Relaxed);
+        let published = w.files_published() - before;
+        self.counters.files.fetch_add(published, Ordering::Relaxed);
+        if published > 0 {
+            let at = self.counters.since_start_us(Instant::now());
+            self.counters.last_file_us.fetch_max(at, Ordering::Relaxed);
+        }
         Ok(offset)
     }
 }
@@ -919,8 +976,13 @@ impl<'a> Worker<'a> {
                 .process_payload_in_view(payload, origin, &mut out, &view)?;
             writer.consumed(offset);
         }
-        self.quiet
-            .records_seen(self.aggregator.clock(), Instant::now());
+        let now = Instant::now();
+        self.quiet.records_seen(self.aggregator.clock(), now);
+        let at = self.setup.counters.since_start_us(now);
+        self.setup
+            .counters
+            .last_record_us
+            .fetch_max(at, Ordering::Relaxed);
         self.send_alerts()?;
         let stats = self.processor.stats();
         let c = self.setup.counters;
@@ -1097,7 +1159,7 @@ pub fn run(
         config.pipeline.batch_messages,
         n_workers * (config.pipeline.queue_batches + 2),
     );
-    let counters = Arc::new(Counters::default());
+    let counters = Arc::new(Counters::new());
     let failure = Arc::new(Failure {
         message: Mutex::new(None),
         stop,
@@ -1172,6 +1234,7 @@ pub fn run(
         result
     })?;
 
+    log(format_args!("{}", counters.timeline()));
     Ok(RunSummary {
         messages,
         records: counters.records.load(Ordering::Relaxed),
@@ -1348,6 +1411,11 @@ fn consume_loop(
             }
         }
         drop(polled);
+        if *messages > 0 && counters.first_message_us.load(Ordering::Relaxed) == 0 {
+            // For the stop summary's timeline (this round's clock read).
+            let at = counters.since_start_us(now);
+            counters.first_message_us.store(at, Ordering::Relaxed);
+        }
         if let Some(e) = due
             .drain(..)
             .find_map(|batch| coordinator.offer(batch).err())

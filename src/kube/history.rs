@@ -2,7 +2,9 @@
 //!
 //! Every published [`Snapshot`] holds a compiled [`RouteIndex`] and the
 //! [`EndpointIndex`] built from the same object set, stamped with the time it
-//! took effect (µs since the epoch). [`IndexHistory::at`] finds the snapshot in
+//! took effect (µs since the epoch), and the [`BackendServiceIds`] table of
+//! the one in the other, built once when it is published so that records
+//! judged against it compare Services by id as `replay` does. [`IndexHistory::at`] finds the snapshot in
 //! force at a record's event time without taking a lock: the ring of snapshots
 //! is an immutable `Vec` behind an [`ArcSwap`], replaced whole by the (single)
 //! writer. Snapshots older than the retention are dropped, except the one still
@@ -17,9 +19,14 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use arc_swap::ArcSwap;
+use yoke::Yoke;
 
 use crate::gateway::RouteIndex;
-use crate::resolve::EndpointIndex;
+use crate::resolve::{BackendServiceIds, EndpointIndex};
+
+/// A snapshot's Service-id table, attached to (borrowing from) the route
+/// index it was built from.
+type AttachedServiceIds = Yoke<BackendServiceIds<'static>, Arc<RouteIndex>>;
 
 /// One immutable snapshot of the configuration.
 #[derive(Debug)]
@@ -28,14 +35,30 @@ pub struct Snapshot {
     pub version: u64,
     /// When the snapshot took effect, µs since the epoch (UTC).
     pub effective_us: i64,
-    /// The compiled route index.
-    pub index: RouteIndex,
+    /// The compiled route index (shared with the Service-id table that
+    /// borrows from it).
+    pub index: Arc<RouteIndex>,
     /// The EndpointSlice index built from the same objects.
     pub endpoints: EndpointIndex,
     /// Whether the routing configuration (anything but EndpointSlices) changed
     /// from the previous snapshot; only such changes put records in transition.
     /// False for the first snapshot.
     pub changes_routing: bool,
+    /// Service ids of `index`'s backends in `endpoints` (see
+    /// [`Snapshot::service_ids`]).
+    service_ids: Option<AttachedServiceIds>,
+}
+
+impl Snapshot {
+    /// Service ids of [`index`](Self::index)'s backends in
+    /// [`endpoints`](Self::endpoints), built once when the snapshot was
+    /// published; `None` when a namespace or name contains `/` (see
+    /// [`BackendServiceIds::build`]), and records compare names. This table
+    /// belongs to this snapshot only: a record judged against another
+    /// snapshot must use that one's ([`BackendServiceIds::is_for`] tells).
+    pub fn service_ids(&self) -> Option<&BackendServiceIds<'_>> {
+        self.service_ids.as_ref().map(Yoke::get)
+    }
 }
 
 /// Settings of an [`IndexHistory`].
@@ -192,6 +215,8 @@ impl IndexHistory {
     /// should come from [`IndexHistory::next_version`]). Effective times
     /// are kept monotonic (a time before the latest snapshot is moved up to it).
     /// Snapshots superseded before `effective_us - retention` are dropped.
+    /// The snapshot's Service-id table is built here, before the writer lock
+    /// is taken (about as long as compiling the endpoint index).
     pub fn publish(
         &self,
         index: RouteIndex,
@@ -199,6 +224,12 @@ impl IndexHistory {
         effective_us: i64,
         changes_routing: bool,
     ) -> Arc<Snapshot> {
+        let index = Arc::new(index);
+        let service_ids =
+            AttachedServiceIds::try_attach_to_cart(Arc::clone(&index), |routes: &RouteIndex| {
+                BackendServiceIds::build(routes, &endpoints).ok_or(())
+            })
+            .ok();
         let _guard = self
             .writer
             .lock()
@@ -213,6 +244,7 @@ impl IndexHistory {
             index,
             endpoints,
             changes_routing: changes_routing && !current.is_empty(),
+            service_ids,
         });
         let horizon = effective_us.saturating_sub(micros(self.options.retention));
         // Keep the last snapshot in force at the horizon and everything after.

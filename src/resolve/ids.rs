@@ -93,8 +93,10 @@ struct RuleIds {
 
 /// Service ids of one route index's backends in one endpoint index (see the
 /// module docs). Built for one pair of indexes; [`BackendServiceIds::is_for`]
-/// tells whether it belongs to a pair.
-#[derive(Debug, Clone)]
+/// tells whether it belongs to a pair. `Yokeable`: a live snapshot keeps its
+/// table next to the route index it borrows from (see
+/// [`crate::kube::Snapshot::service_ids`]).
+#[derive(Debug, Clone, yoke::Yokeable)]
 pub struct BackendServiceIds<'i> {
     /// [`RouteIndex::instance`] of the route index.
     route_instance: u64,
