@@ -316,6 +316,39 @@ impl<'a> FlatFields<'a> {
         key: FlatKey,
         value: Scalar<'a>,
     ) -> Result<(), DecodeError> {
+        self.apply_known_inline(key, value)
+    }
+
+    /// [`apply_known`](Self::apply_known) of a borrowed string, for the
+    /// compact-line walk: the same code inlined with the value's kind known,
+    /// so the compiler drops the conversions that cannot apply (the same
+    /// result by construction).
+    #[inline(always)]
+    pub(crate) fn apply_known_str(
+        &mut self,
+        key: FlatKey,
+        text: &'a str,
+    ) -> Result<(), DecodeError> {
+        self.apply_known_inline(key, Scalar::Str(Cow::Borrowed(text)))
+    }
+
+    /// [`apply_known`](Self::apply_known) of an integer (see
+    /// [`apply_known_str`](Self::apply_known_str)).
+    #[inline(always)]
+    pub(crate) fn apply_known_int(&mut self, key: FlatKey, value: i64) -> Result<(), DecodeError> {
+        self.apply_known_inline(key, Scalar::Int(value))
+    }
+
+    /// [`apply_known`](Self::apply_known) of `null` (see
+    /// [`apply_known_str`](Self::apply_known_str)).
+    #[inline(always)]
+    pub(crate) fn apply_known_null(&mut self, key: FlatKey) -> Result<(), DecodeError> {
+        self.apply_known_inline(key, Scalar::Null)
+    }
+
+    /// The body of [`apply_known`](Self::apply_known).
+    #[inline(always)]
+    fn apply_known_inline(&mut self, key: FlatKey, value: Scalar<'a>) -> Result<(), DecodeError> {
         use evidence::*;
         let record = &mut self.record;
         match key {
