@@ -48,23 +48,27 @@ struct QuoteIndex {
 }
 
 impl QuoteIndex {
-    /// The index of `bytes`, or `None` when the line is longer than
-    /// [`MAX_LINE`] or has a backslash or control byte anywhere (then a
-    /// string could hold an escaped quote, or be invalid JSON, and the
-    /// general scanner decides).
+    /// An index of no line (filled in place by
+    /// [`index_plain_line`](Self::index_plain_line): the 264-byte value is
+    /// never moved).
     #[inline(always)]
-    fn of_plain_line(bytes: &[u8]) -> Option<Self> {
+    fn new() -> Self {
+        QuoteIndex {
+            words: [0; MAX_BLOCKS],
+            blocks: 0,
+        }
+    }
+
+    /// Indexes `bytes`; false when the line is longer than [`MAX_LINE`] or
+    /// has a backslash or control byte anywhere (then a string could hold an
+    /// escaped quote, or be invalid JSON, and the general scanner decides).
+    #[inline(always)]
+    fn index_plain_line(&mut self, bytes: &[u8]) -> bool {
         if bytes.len() > MAX_LINE {
-            return None;
+            return false;
         }
-        let mut words = [0u64; MAX_BLOCKS];
-        if line_masks(bytes, &mut words) {
-            return None;
-        }
-        Some(QuoteIndex {
-            words,
-            blocks: bytes.len().div_ceil(BLOCK),
-        })
+        self.blocks = bytes.len().div_ceil(BLOCK);
+        !line_masks(bytes, &mut self.words)
     }
 
     /// The position of the first quote at or after `from`, if any.
@@ -154,10 +158,26 @@ fn line_masks_avx2(bytes: &[u8], words: &mut [u64; MAX_BLOCKS]) -> bool {
     }
     let tail = chunks.remainder();
     if !tail.is_empty() {
-        let mut padded = [b' '; BLOCK];
-        padded[..tail.len()].copy_from_slice(tail);
+        let last_block = bytes
+            .len()
+            .checked_sub(BLOCK)
+            .and_then(|start| bytes.get(start..))
+            .and_then(|last| <&[u8; BLOCK]>::try_from(last).ok());
+        let quotes = match last_block {
+            // The line's last 64 bytes (overlapping the block before): the
+            // tail is their top `tail.len()` bytes, so their quote bits
+            // shifted down; every byte is the line's, so OR-ing their
+            // specials is exact. No copy.
+            Some(last) => block_quotes_avx2(last, &mut specials) >> (BLOCK - tail.len()),
+            // A line shorter than a block: padded with spaces.
+            None => {
+                let mut padded = [b' '; BLOCK];
+                padded[..tail.len()].copy_from_slice(tail);
+                block_quotes_avx2(&padded, &mut specials)
+            }
+        };
         match words.get_mut(bytes.len() / BLOCK) {
-            Some(word) => *word = block_quotes_avx2(&padded, &mut specials),
+            Some(word) => *word = quotes,
             None => return true,
         }
     }
@@ -209,7 +229,10 @@ pub(crate) fn scan_compact<'a>(
     if bytes.first() != Some(&b'{') || bytes.last() != Some(&b'}') || bytes.len() < 3 {
         return None;
     }
-    let quotes = QuoteIndex::of_plain_line(bytes)?;
+    let mut quotes = QuoteIndex::new();
+    if !quotes.index_plain_line(bytes) {
+        return None;
+    }
     let mut summary = FlatScan::default();
     // The opening quote of the current member's key.
     let mut pos = 1usize;

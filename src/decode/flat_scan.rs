@@ -34,6 +34,7 @@ use std::borrow::Cow;
 use super::flat_index::scan_compact;
 use super::flat_keys::FlatKey;
 use super::json_log::{FlatFields, Scalar};
+use super::scan::digit_word_value;
 
 /// What a successful scan saw besides the members.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -460,17 +461,10 @@ fn leading_digits(word: u64) -> usize {
 
 /// The value of the first `digits` (1 to 7) bytes of `word`, all ASCII
 /// digits: shifted up so the number ends at the top byte (the bytes shifted
-/// in count as leading zeros), then pairs, quads and octets combined with
-/// three multiplications (simdjson's `parse_eight_digits_unrolled`).
+/// in count as leading zeros).
 #[inline(always)]
 fn digits_value(word: u64, digits: usize) -> i64 {
-    let aligned = word << (8 * (8 - digits));
-    let ones = aligned & 0x0f0f_0f0f_0f0f_0f0f;
-    let pairs = (ones.wrapping_mul(10 << 8 | 1) >> 8) & 0x00ff_00ff_00ff_00ff;
-    let quads = (pairs.wrapping_mul(100 << 16 | 1) >> 16) & 0x0000_ffff_0000_ffff;
-    let value = quads.wrapping_mul(10_000 << 32 | 1) >> 32;
-    // At most 9,999,999: fits.
-    value as i64
+    i64::from(digit_word_value(word << (8 * (8 - digits))))
 }
 
 /// [`integer_value_at`] one byte at a time (the reference the word version is

@@ -158,7 +158,7 @@ impl<'a> Scalar<'a> {
     }
 
     /// A non-negative integer (typed or as a string).
-    #[inline]
+    #[inline(always)]
     pub(crate) fn into_count(self, field: &'static str) -> Result<Option<u64>, DecodeError> {
         match self {
             Scalar::Null => Ok(None),
@@ -194,7 +194,7 @@ impl<'a> Scalar<'a> {
     }
 
     /// An HTTP status (typed or as a string).
-    #[inline]
+    #[inline(always)]
     pub(crate) fn into_status(self, field: &'static str) -> Result<Option<u16>, DecodeError> {
         match self {
             Scalar::Null => Ok(None),

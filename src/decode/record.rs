@@ -329,6 +329,7 @@ impl AccessRecord<'_> {
 }
 
 /// Splits a request target into path and query (`/a?b` → `/a`, `Some("b")`).
+#[inline]
 pub(crate) fn split_target(target: Text<'_>) -> (Text<'_>, Option<Text<'_>>) {
     match target {
         // One byte search (`?` is ASCII, so both sides stay valid UTF-8)
