@@ -36,6 +36,27 @@ fn envoy_gateway_json(i: usize, next: &mut dyn FnMut() -> u64) -> String {
     )
 }
 
+/// The 12-key compact Envoy Gateway line of the replay bench's
+/// `RP_BENCH_SHAPE=compact` (about 400 bytes: what the decision and the
+/// resolution use).
+fn envoy_gateway_json_compact(i: usize, next: &mut dyn FnMut() -> u64) -> String {
+    let n = next();
+    format!(
+        r#"{{":authority":"svc-{:03}.shop.example.com","bytes_sent":{},"downstream_local_address":"10.244.0.12:10080","duration":{},"method":"GET","response_code":200,"response_flags":"-","start_time":"2026-08-20T10:15:{:02}.{:03}Z","upstream_cluster":"httproute/team-{:02}/app-{:03}/rule/1","upstream_host":"10.64.{}.{}:8080","x-envoy-origin-path":"/r1/static/list?page={}","x-request-id":"9b2f6c1e-4d8a-4b51-9a0e-{:012x}"}}"#,
+        n % 160,
+        n % 100_000,
+        n % 500,
+        i % 60,
+        n % 1000,
+        n % 24,
+        n % 320,
+        n % 16,
+        n % 250,
+        i,
+        n & 0xffff_ffff_ffff
+    )
+}
+
 fn envoy_text(i: usize, next: &mut dyn FnMut() -> u64) -> String {
     let n = next();
     format!(
@@ -167,8 +188,11 @@ fn bench_payloads(c: &mut Criterion, name: &str, payloads: &[String], records_pe
 }
 
 fn parse(c: &mut Criterion) {
-    let generators: [(&str, Generator); 6] = [
+    let generators: [(&str, Generator); 7] = [
         ("envoy-json", |i, next| envoy_gateway_json(i, next)),
+        ("envoy-json-compact", |i, next| {
+            envoy_gateway_json_compact(i, next)
+        }),
         ("envoy-text", |i, next| envoy_text(i, next)),
         ("istio-text", |i, next| istio_text(i, next)),
         ("nginx-combined", |i, next| nginx_combined(i, next)),

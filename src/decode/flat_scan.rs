@@ -31,8 +31,10 @@
 
 use std::borrow::Cow;
 
+use super::flat_index::scan_compact;
 use super::flat_keys::FlatKey;
 use super::json_log::{FlatFields, Scalar};
+use super::scan::digit_word_value;
 
 /// What a successful scan saw besides the members.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -80,7 +82,38 @@ thread_local! {
 }
 
 /// [`scan_flat_object`] with an explicit key-order memo (read and updated).
+///
+/// A compact line (no whitespace, escapes or control bytes; the shape every
+/// gateway writes) takes the quote-index walk of [`super::flat_index`]; any
+/// other line, or one that walk gives up on, the general scanner below from a
+/// fresh [`FlatFields`]. The walk accepts only what the general scanner
+/// accepts, with the same result, so the answer does not depend on which one
+/// ran.
 pub(crate) fn scan_with_key_order<'a>(
+    line: &'a str,
+    keep_headers: &[String],
+    fields: &mut FlatFields<'a>,
+    memo: &mut KeyOrder,
+) -> Option<FlatScan> {
+    #[cfg(test)]
+    let hits_before = memo.hits;
+    if let Some(scan) = scan_compact(line, keep_headers, fields, memo) {
+        return Some(scan);
+    }
+    // Hits count the members of the scan that answers.
+    #[cfg(test)]
+    {
+        memo.hits = hits_before;
+    }
+    *fields = FlatFields::default();
+    scan_general(line, keep_headers, fields, memo)
+}
+
+/// The general scanner: every line the fast path accepts (whitespace between
+/// tokens, `true` / `false`, empty objects, long lines), one 64-byte block of
+/// bit masks at a time. `fields` must be fresh.
+#[inline(never)]
+pub(crate) fn scan_general<'a>(
     line: &'a str,
     keep_headers: &[String],
     fields: &mut FlatFields<'a>,
@@ -193,10 +226,10 @@ const MEMO_KEY_BYTES: usize = 40;
 /// cost, never the result.
 #[derive(Debug, Clone)]
 pub(crate) struct KeyOrder {
-    keys: [RememberedKey; MEMO_MEMBERS],
+    pub(super) keys: [RememberedKey; MEMO_MEMBERS],
     /// Members found through the memo so far (tests check the memo is used).
     #[cfg(test)]
-    hits: usize,
+    pub(super) hits: usize,
 }
 
 impl KeyOrder {
@@ -213,10 +246,10 @@ impl KeyOrder {
 /// One remembered key: its bytes and closing quote as little-endian words,
 /// and what the generic lookup said about it.
 #[derive(Debug, Clone, Copy)]
-struct RememberedKey {
+pub(super) struct RememberedKey {
     /// Bytes compared: the key and its closing quote (at least 1); 0 for an
     /// empty entry, which never matches.
-    len: usize,
+    pub(super) len: usize,
     /// The key and its closing quote as words (word `i` is bytes `8i..8i+8`),
     /// zero past `len`.
     words: [u64; MEMO_WORDS],
@@ -224,9 +257,9 @@ struct RememberedKey {
     /// low bytes for the last partial one, zero past `len`).
     masks: [u64; MEMO_WORDS],
     /// [`FlatKey::of`] of the key.
-    known: Option<FlatKey>,
+    pub(super) known: Option<FlatKey>,
     /// [`is_envelope_word`] of the key, for an unknown key.
-    envelope_word: bool,
+    pub(super) envelope_word: bool,
 }
 
 /// Words per remembered key.
@@ -243,7 +276,7 @@ impl RememberedKey {
 
     /// The entry for the key at `start..key_end` of `bytes` (`key_end` is its
     /// closing quote, which the entry includes); empty when too long.
-    fn learn(
+    pub(super) fn learn(
         bytes: &[u8],
         start: usize,
         key_end: usize,
@@ -273,7 +306,7 @@ impl RememberedKey {
     /// [`MEMO_KEY_BYTES`] bytes there, masked, compared word by word without
     /// a branch or a `memcmp` call.
     #[inline(always)]
-    fn matches(&self, bytes: &[u8], start: usize) -> bool {
+    pub(super) fn matches(&self, bytes: &[u8], start: usize) -> bool {
         match bytes
             .get(start..start + MEMO_KEY_BYTES)
             .and_then(|window| <&[u8; MEMO_KEY_BYTES]>::try_from(window).ok())
@@ -379,6 +412,64 @@ const MAX_DIGITS: usize = 18;
 /// exponent (serde_json's `visit_u64`, which [`Scalar`] turns into `Int`).
 #[inline]
 fn integer_at(bytes: &[u8], pos: usize) -> Option<(Scalar<'static>, usize)> {
+    integer_value_at(bytes, pos).map(|(value, end)| (Scalar::Int(value), end))
+}
+
+/// [`integer_at`]'s value and end. Up to seven digits (every status,
+/// duration, port and most byte counts) are classified and converted as one
+/// little-endian word (SWAR) when eight bytes are left; longer numbers and
+/// the last bytes of a line take [`integer_value_by_byte`], which gives the
+/// same answer for every input.
+#[inline(always)]
+pub(super) fn integer_value_at(bytes: &[u8], pos: usize) -> Option<(i64, usize)> {
+    if let Some(window) = bytes
+        .get(pos..pos.wrapping_add(8))
+        .and_then(|window| <[u8; 8]>::try_from(window).ok())
+    {
+        let word = u64::from_le_bytes(window);
+        let digits = leading_digits(word);
+        if digits < 8 {
+            // No digit, or a leading zero that is not the whole number
+            // ("01" is invalid JSON).
+            if digits == 0 || (digits > 1 && window[0] == b'0') {
+                return None;
+            }
+            let end = pos + digits;
+            if let Some(b'.' | b'e' | b'E') = bytes.get(end) {
+                return None;
+            }
+            return Some((digits_value(word, digits), end));
+        }
+    }
+    integer_value_by_byte(bytes, pos)
+}
+
+/// The number of ASCII digits `word`'s bytes start with (little-endian, so
+/// the first byte is the lowest), 0 to 8. A byte is a digit when its high
+/// nibble is 3 and adding 6 keeps it so; the add can carry out of a byte
+/// only from a non-digit (`0xfa` and up), into a later byte, which never
+/// moves the first non-digit.
+#[inline(always)]
+fn leading_digits(word: u64) -> usize {
+    const HIGH: u64 = 0xf0f0_f0f0_f0f0_f0f0;
+    const THREES: u64 = 0x3030_3030_3030_3030;
+    const SIXES: u64 = 0x0606_0606_0606_0606;
+    let not_three = (word & HIGH) ^ THREES;
+    let over_nine = (word.wrapping_add(SIXES) & HIGH) ^ THREES;
+    ((not_three | over_nine).trailing_zeros() / 8) as usize
+}
+
+/// The value of the first `digits` (1 to 7) bytes of `word`, all ASCII
+/// digits: shifted up so the number ends at the top byte (the bytes shifted
+/// in count as leading zeros).
+#[inline(always)]
+fn digits_value(word: u64, digits: usize) -> i64 {
+    i64::from(digit_word_value(word << (8 * (8 - digits))))
+}
+
+/// [`integer_value_at`] one byte at a time (the reference the word version is
+/// tested against, and the path for long numbers and line ends).
+fn integer_value_by_byte(bytes: &[u8], pos: usize) -> Option<(i64, usize)> {
     let mut end = pos;
     let mut value: i64 = 0;
     while let Some(&digit @ b'0'..=b'9') = bytes.get(end) {
@@ -388,6 +479,9 @@ fn integer_at(bytes: &[u8], pos: usize) -> Option<(Scalar<'static>, usize)> {
         value = value * 10 + i64::from(digit - b'0');
         end += 1;
     }
+    if end == pos {
+        return None;
+    }
     // A leading zero must be the whole number ("01" is invalid JSON).
     if bytes.get(pos) == Some(&b'0') && end - pos > 1 {
         return None;
@@ -395,11 +489,11 @@ fn integer_at(bytes: &[u8], pos: usize) -> Option<(Scalar<'static>, usize)> {
     if let Some(b'.' | b'e' | b'E') = bytes.get(end) {
         return None;
     }
-    Some((Scalar::Int(value), end))
+    Some((value, end))
 }
 
 /// Bytes per block of [`StringEnds`] (one bit per byte in a `u64`).
-const BLOCK: usize = 64;
+pub(super) const BLOCK: usize = 64;
 
 /// Finds string ends from bit masks of the line's quotes and of the bytes a
 /// fast-path string may not contain (`\` and control characters), computed
@@ -485,7 +579,7 @@ impl<'b> StringEnds<'b> {
 /// The quote and special-byte masks of one block (SSE2: 16 bytes per compare).
 #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
 #[inline(always)]
-fn block_masks(block: &[u8; BLOCK]) -> (u64, u64) {
+pub(super) fn block_masks(block: &[u8; BLOCK]) -> (u64, u64) {
     // SAFETY: the only requirement of calling a `#[target_feature]` function
     // is that the CPU has the feature; SSE2 is enabled for the whole build
     // (the `cfg` above; it is part of the x86-64 baseline), so every CPU this
@@ -542,7 +636,7 @@ fn block_masks_portable(block: &[u8; BLOCK]) -> (u64, u64) {
 
 #[cfg(not(all(target_arch = "x86_64", target_feature = "sse2")))]
 #[inline]
-fn block_masks(block: &[u8; BLOCK]) -> (u64, u64) {
+pub(super) fn block_masks(block: &[u8; BLOCK]) -> (u64, u64) {
     block_masks_portable(block)
 }
 
@@ -551,7 +645,7 @@ fn block_masks(block: &[u8; BLOCK]) -> (u64, u64) {
 /// Dispatches on the length first: most strings have none of the four
 /// lengths and cost one compare.
 #[inline]
-fn is_envelope_word(text: &str) -> bool {
+pub(super) fn is_envelope_word(text: &str) -> bool {
     match text.len() {
         3 | 7 | 10 | 12 => super::envelope::ENVELOPE_WORDS.contains(&text),
         _ => false,
@@ -662,6 +756,69 @@ mod tests {
             "method",
         ] {
             assert!(!is_envelope_word(other), "{other}");
+        }
+    }
+
+    #[test]
+    fn integer_words_agree_with_the_byte_loop() {
+        let mut cases: Vec<String> = Vec::new();
+        for digits in 1..=20 {
+            for lead in ["1", "9", "0", "5"] {
+                let number = format!("{lead}{}", "7".repeat(digits - 1));
+                for suffix in [
+                    "", ",", "}", ".5", "e3", "E", "x", "/", ":", "\u{ff}", "        ",
+                ] {
+                    cases.push(format!("{number}{suffix}"));
+                }
+            }
+        }
+        cases.extend(
+            [
+                "0",
+                "00",
+                "01",
+                "10",
+                "100,",
+                "9999999,",
+                "10000000,",
+                "99999999}",
+            ]
+            .map(String::from),
+        );
+        // Bytes next to the digit range ('/' and ':'), and high bytes whose
+        // +6 carries into the next byte.
+        for byte in [b'/', b':', 0xfa, 0xff, 0x80, b' '] {
+            for at in 0..9 {
+                let mut raw = b"123456789".to_vec();
+                raw[at] = byte;
+                cases.push(String::from_utf8_lossy(&raw).into_owned());
+                let mut raw = b"123456789".to_vec();
+                raw.insert(at, byte);
+                raw.insert(0, b'4');
+                cases.push(String::from_utf8_lossy(&raw).into_owned());
+            }
+        }
+        for case in &cases {
+            for lead in ["", "x", "\"abc\":"] {
+                let line = format!("{lead}{case}");
+                let bytes = line.as_bytes();
+                assert_eq!(
+                    integer_value_at(bytes, lead.len()),
+                    integer_value_by_byte(bytes, lead.len()),
+                    "{line:?}"
+                );
+            }
+        }
+        assert_eq!(integer_value_at(b"1234567,xx", 0), Some((1_234_567, 7)));
+        assert_eq!(integer_value_at(b"42}       ", 0), Some((42, 2)));
+        assert_eq!(integer_value_at(b"0,        ", 0), Some((0, 1)));
+        assert_eq!(integer_value_at(b"012       ", 0), None);
+    }
+
+    proptest! {
+        #[test]
+        fn integer_words_agree_on_random_bytes(raw in prop::collection::vec(prop_oneof![4 => 0x30u8..0x3a, 1 => any::<u8>()], 0..24), at in 0usize..4) {
+            prop_assert_eq!(integer_value_at(&raw, at), integer_value_by_byte(&raw, at));
         }
     }
 

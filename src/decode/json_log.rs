@@ -158,6 +158,7 @@ impl<'a> Scalar<'a> {
     }
 
     /// A non-negative integer (typed or as a string).
+    #[inline(always)]
     pub(crate) fn into_count(self, field: &'static str) -> Result<Option<u64>, DecodeError> {
         match self {
             Scalar::Null => Ok(None),
@@ -193,6 +194,7 @@ impl<'a> Scalar<'a> {
     }
 
     /// An HTTP status (typed or as a string).
+    #[inline(always)]
     pub(crate) fn into_status(self, field: &'static str) -> Result<Option<u16>, DecodeError> {
         match self {
             Scalar::Null => Ok(None),
@@ -316,6 +318,39 @@ impl<'a> FlatFields<'a> {
         key: FlatKey,
         value: Scalar<'a>,
     ) -> Result<(), DecodeError> {
+        self.apply_known_inline(key, value)
+    }
+
+    /// [`apply_known`](Self::apply_known) of a borrowed string, for the
+    /// compact-line walk: the same code inlined with the value's kind known,
+    /// so the compiler drops the conversions that cannot apply (the same
+    /// result by construction).
+    #[inline(always)]
+    pub(crate) fn apply_known_str(
+        &mut self,
+        key: FlatKey,
+        text: &'a str,
+    ) -> Result<(), DecodeError> {
+        self.apply_known_inline(key, Scalar::Str(Cow::Borrowed(text)))
+    }
+
+    /// [`apply_known`](Self::apply_known) of an integer (see
+    /// [`apply_known_str`](Self::apply_known_str)).
+    #[inline(always)]
+    pub(crate) fn apply_known_int(&mut self, key: FlatKey, value: i64) -> Result<(), DecodeError> {
+        self.apply_known_inline(key, Scalar::Int(value))
+    }
+
+    /// [`apply_known`](Self::apply_known) of `null` (see
+    /// [`apply_known_str`](Self::apply_known_str)).
+    #[inline(always)]
+    pub(crate) fn apply_known_null(&mut self, key: FlatKey) -> Result<(), DecodeError> {
+        self.apply_known_inline(key, Scalar::Null)
+    }
+
+    /// The body of [`apply_known`](Self::apply_known).
+    #[inline(always)]
+    fn apply_known_inline(&mut self, key: FlatKey, value: Scalar<'a>) -> Result<(), DecodeError> {
         use evidence::*;
         let record = &mut self.record;
         match key {

@@ -32,6 +32,7 @@ mod detect;
 mod envelope;
 mod envoy;
 mod error;
+mod flat_index;
 mod flat_keys;
 mod flat_scan;
 mod haproxy;

@@ -1,0 +1,566 @@
+//! The compact-line walk of the flat JSON fast path: a whole-line quote index
+//! (the first stage of simdjson's structural indexing, reduced to what a flat
+//! object without escapes needs) and a member walk that jumps from quote to
+//! quote with trailing-zero counts.
+//!
+//! Gateways write access-log lines as `{"key":value,"key":value,...}`: no
+//! whitespace, no escapes, scalar values. For such a line the bit masks of one
+//! SSE2 pass over the whole line say everything the walk needs: with no
+//! backslash and no control byte anywhere, every `"` delimits a string, so a
+//! string ends at the next quote bit. Each member then costs the key-order
+//! memo's word compare (or the hashed lookup on a miss), one quote search for
+//! a string value (or a SWAR integer parse), and a typed call into
+//! [`FlatFields`].
+//!
+//! This walk is narrower than the general scanner in `flat_scan.rs`, which
+//! stays the single definition of what the fast path accepts: it gives up
+//! ([`None`]) on anything else (a backslash or a control byte anywhere in the
+//! line, whitespace between tokens, `true` / `false`, an empty object, lines
+//! over [`MAX_LINE`] bytes, any field error, anything malformed), and the
+//! caller then runs the general scanner from a fresh [`FlatFields`]. Whatever
+//! it accepts, the general scanner accepts with the same members in the same
+//! order and the same [`Scalar`] values, so the record is identical (checked
+//! by the differential tests below and in `flat_scan.rs`).
+
+use std::borrow::Cow;
+
+use super::flat_keys::FlatKey;
+use super::flat_scan::{
+    block_masks, integer_value_at, is_envelope_word, FlatScan, KeyOrder, RememberedKey, BLOCK,
+};
+use super::json_log::{FlatFields, Scalar};
+
+/// Blocks of the whole-line index (lines up to 2 KiB; Envoy Gateway's
+/// default-format lines are about 900 bytes). Longer lines take the general
+/// scanner, which classifies one block at a time.
+const MAX_BLOCKS: usize = 32;
+/// The longest line the index covers, in bytes.
+pub(crate) const MAX_LINE: usize = MAX_BLOCKS * BLOCK;
+
+/// Quote positions of a whole line with neither a backslash nor a control
+/// byte (`U+0000`-`U+001F`): bit `i` of word `b` is set when byte
+/// `64 * b + i` is `"`.
+struct QuoteIndex {
+    /// One quote mask per 64-byte block; zero past the line.
+    words: [u64; MAX_BLOCKS],
+    /// Blocks the line spans.
+    blocks: usize,
+}
+
+impl QuoteIndex {
+    /// An index of no line (filled in place by
+    /// [`index_plain_line`](Self::index_plain_line): the 264-byte value is
+    /// never moved).
+    #[inline(always)]
+    fn new() -> Self {
+        QuoteIndex {
+            words: [0; MAX_BLOCKS],
+            blocks: 0,
+        }
+    }
+
+    /// Indexes `bytes`; false when the line is longer than [`MAX_LINE`] or
+    /// has a backslash or control byte anywhere (then a string could hold an
+    /// escaped quote, or be invalid JSON, and the general scanner decides).
+    #[inline(always)]
+    fn index_plain_line(&mut self, bytes: &[u8]) -> bool {
+        if bytes.len() > MAX_LINE {
+            return false;
+        }
+        self.blocks = bytes.len().div_ceil(BLOCK);
+        !line_masks(bytes, &mut self.words)
+    }
+
+    /// The position of the first quote at or after `from`, if any.
+    #[inline(always)]
+    fn next_quote(&self, from: usize) -> Option<usize> {
+        let mut block = from / BLOCK;
+        if block >= self.blocks {
+            return None;
+        }
+        let mut bits = *self.words.get(block)? >> (from % BLOCK);
+        let mut base = from;
+        loop {
+            if bits != 0 {
+                return Some(base + bits.trailing_zeros() as usize);
+            }
+            block += 1;
+            if block >= self.blocks {
+                return None;
+            }
+            bits = *self.words.get(block)?;
+            base = block * BLOCK;
+        }
+    }
+}
+
+/// Fills `words` with the quote masks of the blocks of `bytes` (at most
+/// [`MAX_LINE`] bytes; bytes past the end read as spaces) and returns whether
+/// any byte is a backslash or a control byte. AVX2 (32 bytes per compare)
+/// when the CPU has it, detected at run time (a cached flag); else the SSE2
+/// block masks of the general scanner.
+#[inline(always)]
+fn line_masks(bytes: &[u8], words: &mut [u64; MAX_BLOCKS]) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: calling a `#[target_feature]` function requires only
+            // that the CPU has the feature, which was checked just above.
+            return unsafe { line_masks_avx2(bytes, words) };
+        }
+    }
+    line_masks_by_block(bytes, words)
+}
+
+/// [`line_masks`] one [`block_masks`] call per block (any architecture; the
+/// reference the AVX2 version is tested against).
+fn line_masks_by_block(bytes: &[u8], words: &mut [u64; MAX_BLOCKS]) -> bool {
+    let mut specials = 0u64;
+    let mut chunks = bytes.chunks_exact(BLOCK);
+    for (word, chunk) in words.iter_mut().zip(&mut chunks) {
+        let (quotes, special) = match <&[u8; BLOCK]>::try_from(chunk) {
+            Ok(block) => block_masks(block),
+            // Not reachable: `chunks_exact` yields whole blocks.
+            Err(_) => return true,
+        };
+        *word = quotes;
+        specials |= special;
+    }
+    let tail = chunks.remainder();
+    if !tail.is_empty() {
+        let mut padded = [b' '; BLOCK];
+        padded[..tail.len()].copy_from_slice(tail);
+        let (quotes, special) = block_masks(&padded);
+        match words.get_mut(bytes.len() / BLOCK) {
+            Some(word) => *word = quotes,
+            None => return true,
+        }
+        specials |= special;
+    }
+    specials != 0
+}
+
+/// [`line_masks`] with AVX2: per 64-byte block two loads, the quote compare
+/// and its two movemasks; the backslash and control compares are OR-ed into
+/// one vector for the whole line and tested once at the end.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn line_masks_avx2(bytes: &[u8], words: &mut [u64; MAX_BLOCKS]) -> bool {
+    use std::arch::x86_64::{_mm256_setzero_si256, _mm256_testz_si256};
+    let mut specials = _mm256_setzero_si256();
+    let mut chunks = bytes.chunks_exact(BLOCK);
+    for (word, chunk) in words.iter_mut().zip(&mut chunks) {
+        match <&[u8; BLOCK]>::try_from(chunk) {
+            Ok(block) => *word = block_quotes_avx2(block, &mut specials),
+            // Not reachable: `chunks_exact` yields whole blocks.
+            Err(_) => return true,
+        }
+    }
+    let tail = chunks.remainder();
+    if !tail.is_empty() {
+        let last_block = bytes
+            .len()
+            .checked_sub(BLOCK)
+            .and_then(|start| bytes.get(start..))
+            .and_then(|last| <&[u8; BLOCK]>::try_from(last).ok());
+        let quotes = match last_block {
+            // The line's last 64 bytes (overlapping the block before): the
+            // tail is their top `tail.len()` bytes, so their quote bits
+            // shifted down; every byte is the line's, so OR-ing their
+            // specials is exact. No copy.
+            Some(last) => block_quotes_avx2(last, &mut specials) >> (BLOCK - tail.len()),
+            // A line shorter than a block: padded with spaces.
+            None => {
+                let mut padded = [b' '; BLOCK];
+                padded[..tail.len()].copy_from_slice(tail);
+                block_quotes_avx2(&padded, &mut specials)
+            }
+        };
+        match words.get_mut(bytes.len() / BLOCK) {
+            Some(word) => *word = quotes,
+            None => return true,
+        }
+    }
+    _mm256_testz_si256(specials, specials) == 0
+}
+
+/// The quote mask of one block; its backslashes and control bytes are OR-ed
+/// into `specials` (a byte lane is all ones for each).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+#[inline]
+fn block_quotes_avx2(block: &[u8; BLOCK], specials: &mut std::arch::x86_64::__m256i) -> u64 {
+    use std::arch::x86_64::{
+        __m256i, _mm256_cmpeq_epi8, _mm256_loadu_si256, _mm256_min_epu8, _mm256_movemask_epi8,
+        _mm256_or_si256, _mm256_set1_epi8,
+    };
+    let quote = _mm256_set1_epi8(b'"' as i8);
+    let backslash = _mm256_set1_epi8(b'\\' as i8);
+    let last_control = _mm256_set1_epi8(0x1f);
+    let (low, high) = block.split_at(BLOCK / 2);
+    let mut quotes = 0u64;
+    for (half, shift) in [(low, 0), (high, 32)] {
+        // SAFETY: `half` is 32 bytes of a `[u8; 64]` (`split_at` of the
+        // block at 32), so the unaligned 32-byte load reads only bytes of
+        // `block`; `_mm256_loadu_si256` has no alignment requirement.
+        let chunk = unsafe { _mm256_loadu_si256(half.as_ptr().cast::<__m256i>()) };
+        let is_quote = _mm256_cmpeq_epi8(chunk, quote);
+        quotes |= u64::from(_mm256_movemask_epi8(is_quote) as u32) << shift;
+        let is_backslash = _mm256_cmpeq_epi8(chunk, backslash);
+        // Unsigned `byte <= 0x1f` is `min(byte, 0x1f) == byte`.
+        let is_control = _mm256_cmpeq_epi8(_mm256_min_epu8(chunk, last_control), chunk);
+        *specials = _mm256_or_si256(*specials, _mm256_or_si256(is_backslash, is_control));
+    }
+    quotes
+}
+
+/// Walks a compact flat JSON line (see the module docs) and feeds its members
+/// to `fields`, which must be fresh ([`FlatFields::default`]). `None` when the
+/// line needs the general scanner; `fields` is then in an unspecified state.
+#[inline(always)]
+pub(crate) fn scan_compact<'a>(
+    line: &'a str,
+    keep_headers: &[String],
+    fields: &mut FlatFields<'a>,
+    memo: &mut KeyOrder,
+) -> Option<FlatScan> {
+    let bytes = line.as_bytes();
+    // An empty object (`{}`) is left to the general scanner.
+    if bytes.first() != Some(&b'{') || bytes.last() != Some(&b'}') || bytes.len() < 3 {
+        return None;
+    }
+    let mut quotes = QuoteIndex::new();
+    if !quotes.index_plain_line(bytes) {
+        return None;
+    }
+    let mut summary = FlatScan::default();
+    // The opening quote of the current member's key.
+    let mut pos = 1usize;
+    let mut member = 0usize;
+    loop {
+        if bytes.get(pos) != Some(&b'"') {
+            return None;
+        }
+        let key_start = pos + 1;
+        // As in the general scanner: the key this member index had last
+        // time when the bytes here are that key and its closing quote (with
+        // no backslash in the line, that quote ends the key), else the
+        // quote index and the hashed lookup, remembered for the next line.
+        let (key_end, known, envelope_word) = match memo.keys.get_mut(member) {
+            Some(remembered) if remembered.matches(bytes, key_start) => {
+                #[cfg(test)]
+                {
+                    memo.hits += 1;
+                }
+                (
+                    pos + remembered.len,
+                    remembered.known,
+                    remembered.envelope_word,
+                )
+            }
+            remembered => {
+                let key_end = quotes.next_quote(key_start)?;
+                let key = line.get(key_start..key_end)?;
+                let known = FlatKey::of(key);
+                let envelope_word = known.is_none() && is_envelope_word(key);
+                if let Some(remembered) = remembered {
+                    *remembered =
+                        RememberedKey::learn(bytes, key_start, key_end, known, envelope_word);
+                }
+                (key_end, known, envelope_word)
+            }
+        };
+        member += 1;
+        summary.envelope_word_seen |= envelope_word;
+        if bytes.get(key_end + 1) != Some(&b':') {
+            return None;
+        }
+        let value_at = key_end + 2;
+        let value_end = match bytes.get(value_at) {
+            Some(b'"') => {
+                let end = quotes.next_quote(value_at + 1)?;
+                let text = line.get(value_at + 1..end)?;
+                summary.envelope_word_seen |= is_envelope_word(text);
+                match known {
+                    Some(known) => fields.apply_known_str(known, text).ok()?,
+                    None if keep_headers.is_empty() => {}
+                    None => {
+                        let key = line.get(key_start..key_end)?;
+                        fields.apply_unknown(
+                            Cow::Borrowed(key),
+                            Scalar::Str(Cow::Borrowed(text)),
+                            keep_headers,
+                        );
+                    }
+                }
+                end + 1
+            }
+            Some(b'0'..=b'9') => {
+                let (value, end) = integer_value_at(bytes, value_at)?;
+                match known {
+                    Some(known) => fields.apply_known_int(known, value).ok()?,
+                    None if keep_headers.is_empty() => {}
+                    None => {
+                        let key = line.get(key_start..key_end)?;
+                        fields.apply_unknown(Cow::Borrowed(key), Scalar::Int(value), keep_headers);
+                    }
+                }
+                end
+            }
+            Some(b'n') => {
+                if bytes.get(value_at..value_at + 4) != Some(b"null".as_slice()) {
+                    return None;
+                }
+                match known {
+                    Some(known) => fields.apply_known_null(known).ok()?,
+                    None if keep_headers.is_empty() => {}
+                    None => {
+                        let key = line.get(key_start..key_end)?;
+                        fields.apply_unknown(Cow::Borrowed(key), Scalar::Null, keep_headers);
+                    }
+                }
+                value_at + 4
+            }
+            _ => return None,
+        };
+        match bytes.get(value_end) {
+            Some(b',') => pos = value_end + 1,
+            Some(b'}') if value_end + 1 == bytes.len() => return Some(summary),
+            _ => return None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::super::flat_scan::scan_general;
+    use super::*;
+
+    /// What the compact walk and the general scanner give for `line`, each
+    /// with a fresh memo: the summaries and the finished records.
+    fn both(line: &str, keep_headers: &[String]) -> (Option<String>, Option<String>) {
+        let run = |compact: bool| {
+            let mut fields = FlatFields::default();
+            let mut memo = KeyOrder::new();
+            let scan = if compact {
+                scan_compact(line, keep_headers, &mut fields, &mut memo)
+            } else {
+                scan_general(line, keep_headers, &mut fields, &mut memo)
+            };
+            scan.map(|scan| {
+                let format = fields.inferred_format();
+                let record = format.map(|format| fields.finish(format));
+                format!("{scan:?} {record:?}")
+            })
+        };
+        (run(true), run(false))
+    }
+
+    /// Whenever the compact walk accepts a line, the general scanner accepts
+    /// it with the same summary and record.
+    fn assert_compact_agrees(line: &str) -> Result<(), TestCaseError> {
+        for keep_headers in [Vec::new(), vec!["x-canary".to_owned()]] {
+            let (compact, general) = both(line, &keep_headers);
+            if compact.is_some() {
+                prop_assert_eq!(&compact, &general, "line: {:?}", line);
+            }
+        }
+        Ok(())
+    }
+
+    const COMPACT: &str = r#"{":authority":"svc-145.corp.example.com","bytes_sent":2021,"downstream_local_address":"10.244.0.12:10080","duration":101,"method":"GET","response_code":200,"response_flags":"-","start_time":"2026-08-20T10:00:00.018Z","upstream_cluster":"httproute/team-03/app-291/rule/1","upstream_host":"10.64.11.185:8080","x-envoy-origin-path":"/r1/static/list?page=8","x-request-id":"5e65ab38-dcaf-47dc-8b81-87fc5dcac558"}"#;
+
+    #[test]
+    fn takes_compact_lines() {
+        let (compact, general) = both(COMPACT, &[]);
+        assert!(compact.is_some());
+        assert_eq!(compact, general);
+        let nulls = COMPACT.replace(r#""duration":101"#, r#""duration":null,"x_canary":"a""#);
+        let (compact, general) = both(&nulls, &["x-canary".to_owned()]);
+        assert!(compact.is_some());
+        assert_eq!(compact, general);
+        assert!(compact.unwrap().contains("x_canary"));
+    }
+
+    #[test]
+    fn leaves_everything_else_to_the_general_scanner() {
+        for line in [
+            "{}",
+            "{ \"method\":\"GET\"}",
+            "{\"method\" :\"GET\"}",
+            "{\"method\":\"GET\" }",
+            "{\"method\":\"GET\"}\n",
+            "{\"method\":\"G\\\"ET\"}",
+            "{\"method\":\"GET\",\"x\":\"\\\\\"}",
+            "{\"method\":\"G\tET\"}",
+            "{\"method\":\"GET\",\"x\":true}",
+            "{\"method\":\"GET\",\"x\":false}",
+            "{\"method\":\"GET\",\"duration\":nul}",
+            "{\"method\":\"GET\",\"duration\":nulll}",
+            "{\"method\":\"GET\",\"duration\":-1}",
+            "{\"method\":\"GET\",\"duration\":01}",
+            "{\"method\":\"GET\",\"duration\":1.5}",
+            "{\"method\":\"GET\",\"duration\":1e3}",
+            "{\"method\":\"GET\",\"x\":{}}",
+            "{\"method\":\"GET\",}",
+            "{\"method\":\"GET\"}}",
+            "{\"method\":\"GET\"",
+            "{\"method\":\"GET",
+            "{\"method\"}",
+            "{\"response_code\":99999}",
+        ] {
+            let mut fields = FlatFields::default();
+            let mut memo = KeyOrder::new();
+            assert!(
+                scan_compact(line, &[], &mut fields, &mut memo).is_none(),
+                "{line:?}"
+            );
+        }
+        let long = format!(
+            "{{\"method\":\"GET\",\"x\":\"{}\"}}",
+            "a".repeat(MAX_LINE - 20)
+        );
+        assert!(long.len() > MAX_LINE);
+        let mut memo = KeyOrder::new();
+        assert!(scan_compact(&long, &[], &mut FlatFields::default(), &mut memo).is_none());
+        let fits = format!(
+            "{{\"method\":\"GET\",\"x\":\"{}\"}}",
+            "a".repeat(MAX_LINE - 23)
+        );
+        assert_eq!(fits.len(), MAX_LINE);
+        assert!(scan_compact(&fits, &[], &mut FlatFields::default(), &mut memo).is_some());
+    }
+
+    /// Strings, escapes, control bytes and non-ASCII text placed so that
+    /// they start, end or straddle a 64-byte block edge.
+    #[test]
+    fn block_edges() {
+        for pad in 0..140 {
+            let filler = "a".repeat(pad);
+            for value in [
+                "\"x\"",
+                "\"\"",
+                "\"-\"",
+                "\"é€\"",
+                "\"a\\\"b\"",
+                "\"\\u0041\"",
+                "\"a\u{1}\"",
+                "\"\\\\\"",
+                "12345678",
+                "123456789012",
+                "0",
+                "null",
+            ] {
+                let line = format!(
+                    "{{\"x-request-id\":\"{filler}\",\"method\":{value},\"other\":{value},\"path\":\"/{filler}\"}}"
+                );
+                assert_compact_agrees(&line).unwrap();
+                // Taken exactly when nothing needs the general scanner.
+                let escaped = line.contains('\\') || line.contains('\u{1}');
+                let (compact, _) = both(&line, &[]);
+                assert_eq!(compact.is_some(), !escaped, "{line}");
+            }
+            // A truncated line at every length around the edge.
+            let line = format!("{{\"method\":\"{filler}\",\"duration\":7}}");
+            for cut in 0..line.len() {
+                if line.is_char_boundary(cut) {
+                    assert_compact_agrees(&line[..cut]).unwrap();
+                }
+            }
+        }
+    }
+
+    /// The line masks (AVX2 where the CPU has it) equal the block-by-block
+    /// reference for every length up to [`MAX_LINE`], with quotes,
+    /// backslashes and control bytes at and around the block edges and in
+    /// the last partial block.
+    #[test]
+    fn line_masks_match_the_block_reference() {
+        let mut state = 0x9e37_79b9_u32;
+        for len in (0..=MAX_LINE)
+            .step_by(7)
+            .chain([63, 64, 65, 127, 128, 129, MAX_LINE - 1])
+        {
+            for round in 0..4 {
+                let line: Vec<u8> = (0..len)
+                    .map(|at| {
+                        state ^= state << 13;
+                        state ^= state >> 17;
+                        state ^= state << 5;
+                        let edge = at % BLOCK == 0 || at % BLOCK == BLOCK - 1 || at % 32 == 0;
+                        match (round, state % 16) {
+                            (0, _) => b'a' + (state % 26) as u8,
+                            (_, 0) => b'"',
+                            (1, 1) if edge => b'\\',
+                            (2, 1) if edge => (state >> 8) as u8 & 0x1f,
+                            (3, 1) => 0x80 | (state >> 8) as u8,
+                            (3, 2) => b' ',
+                            _ if edge && state % 3 == 0 => b'"',
+                            _ => b'a' + (state % 26) as u8,
+                        }
+                    })
+                    .collect();
+                let mut fast = [0u64; MAX_BLOCKS];
+                let mut reference = [0u64; MAX_BLOCKS];
+                let fast_special = line_masks(&line, &mut fast);
+                let reference_special = line_masks_by_block(&line, &mut reference);
+                assert_eq!(fast, reference, "{len} {round}");
+                assert_eq!(fast_special, reference_special, "{len} {round}");
+                assert_eq!(
+                    fast_special,
+                    line.iter().any(|&b| b == b'\\' || b < 0x20),
+                    "{len} {round}"
+                );
+                let quotes: u32 = fast.iter().map(|word| word.count_ones()).sum();
+                assert_eq!(quotes as usize, line.iter().filter(|&&b| b == b'"').count());
+            }
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        /// Random members (keys known and unknown, values of every kind),
+        /// with a quote, backslash or control byte sometimes dropped in.
+        #[test]
+        fn random_lines_agree_with_the_general_scanner(
+            members in prop::collection::vec(
+                (
+                    prop::sample::select(vec![
+                        ":authority", "x-request-id", "start_time", "method", "duration",
+                        "response_code", "upstream_host", "x-envoy-origin-path", "status",
+                        "server_port", "log", "x_canary", "other", "time", "bytes_sent",
+                    ]),
+                    prop_oneof![
+                        "[a-zA-Z0-9 /:.?=&é-]{0,90}".prop_map(|s| format!("\"{s}\"")),
+                        any::<u64>().prop_map(|n| n.to_string()),
+                        (0u32..100_000).prop_map(|n| n.to_string()),
+                        Just("null".to_owned()),
+                        Just("\"2026-08-20T10:15:30.123Z\"".to_owned()),
+                        Just("\"message\"".to_owned()),
+                        Just("\"10.0.0.1:0\"".to_owned()),
+                        Just("-3".to_owned()),
+                    ],
+                ),
+                1..16,
+            ),
+            noise in prop::option::of((any::<prop::sample::Index>(), prop::sample::select(vec!["\"", "\\", "\u{1}", " ", ",", "}", "x"]))),
+        ) {
+            let body: Vec<String> = members
+                .iter()
+                .map(|(key, value)| format!("\"{key}\":{value}"))
+                .collect();
+            let mut line = format!("{{{}}}", body.join(","));
+            if let Some((at, piece)) = noise {
+                let mut pos = at.index(line.len() + 1);
+                while !line.is_char_boundary(pos) {
+                    pos -= 1;
+                }
+                line.insert_str(pos, piece);
+            }
+            assert_compact_agrees(&line)?;
+        }
+    }
+}
