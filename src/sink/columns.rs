@@ -901,8 +901,16 @@ impl DeltaIntegers {
 
     fn encode(&self, rows: usize, enc: &mut ChunkEncoder, descr: &ColumnDescPtr) -> Result<Chunk> {
         let nulls = (rows - self.values.len()) as u64;
-        let min = self.values.iter().copied().min();
-        let max = self.values.iter().copied().max();
+        // One pass for both bounds.
+        let (min, max) = match self.values.split_first() {
+            Some((&first, rest)) => {
+                let (lo, hi) = rest
+                    .iter()
+                    .fold((first, first), |(lo, hi), &v| (lo.min(v), hi.max(v)));
+                (Some(lo), Some(hi))
+            }
+            None => (None, None),
+        };
         let statistics = ValueStatistics::new(min, max, None, Some(nulls), false)
             .with_backwards_compatible_min_max(true)
             .into();
