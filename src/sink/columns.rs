@@ -49,7 +49,6 @@ use super::encoding::{
     put_plain_bytes,
 };
 use super::row::{EnrichedRow, StrList, ValueIds};
-use crate::gateway::compile::FastMap;
 
 /// Largest dictionary page kept: above it the chunk is written `PLAIN` (the
 /// parquet crate's default dictionary page limit, 1 MiB).
@@ -62,52 +61,69 @@ const STATISTICS_MAX_LEN: usize = 64;
 /// Definition levels of a nullable flat column (1 = value present, 0 =
 /// null) as runs of equal levels: most columns are present in every row (or
 /// null in every row, like the Kafka columns in a file replay), so a row
-/// costs a compare and an increment instead of a byte pushed per column.
+/// costs one compare and an increment instead of a byte pushed per column.
 /// [`expand`](Self::expand) gives the levels back one per row for encoding.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct DefLevels {
     /// Finished runs: (level, rows).
-    runs: Vec<(u8, u32)>,
-    /// Level of the open run.
+    runs: Vec<(u8, usize)>,
+    /// Level of the open run, or [`NO_RUN`] when none is open (so that a
+    /// push tests one byte: no separate "is a run open" check, and a run
+    /// counted in `usize` cannot overflow).
     level: u8,
-    /// Rows in the open run (0: no run open).
-    open: u32,
-    /// Levels pushed in total.
-    len: usize,
+    /// Rows in the open run.
+    open: usize,
+    /// Rows in the finished runs.
+    finished: usize,
+}
+
+/// [`DefLevels::level`] while no run is open: never a pushed level.
+const NO_RUN: u8 = u8::MAX;
+
+impl Default for DefLevels {
+    fn default() -> Self {
+        Self {
+            runs: Vec::new(),
+            level: NO_RUN,
+            open: 0,
+            finished: 0,
+        }
+    }
 }
 
 impl DefLevels {
     #[inline(always)]
     fn push(&mut self, level: u8) {
-        if level == self.level && self.open != 0 && self.open != u32::MAX {
+        debug_assert!(level != NO_RUN);
+        if level == self.level {
             self.open += 1;
         } else {
             self.start_run(level);
         }
-        self.len += 1;
     }
 
-    /// Closes the open run and opens one of `level` with one row.
+    /// Closes the open run (if any) and opens one of `level` with one row.
     #[cold]
     #[inline(never)]
     fn start_run(&mut self, level: u8) {
-        if self.open != 0 {
+        if self.level != NO_RUN {
             self.runs.push((self.level, self.open));
+            self.finished += self.open;
         }
         self.level = level;
         self.open = 1;
     }
 
-    #[cfg(test)]
+    /// Levels pushed in total.
     fn len(&self) -> usize {
-        self.len
+        self.finished + self.open
     }
 
     /// Bytes held: a byte per level, as the levels used to be kept (so the
     /// row group size bound trips where it did), or the runs' size when
     /// levels alternate so often that the runs take more.
     fn approx_bytes(&self) -> usize {
-        self.len
+        self.len()
             .max(self.runs.len() * std::mem::size_of::<(u8, u32)>())
     }
 
@@ -118,7 +134,10 @@ impl DefLevels {
         if self.runs.is_empty() {
             let at = out.len();
             out.extend_from_slice(&[0; 4]);
-            put_hybrid_repeated(out, self.level, self.open as usize, bit_width(1));
+            // No run open means no rows: an empty level section (the level
+            // value is then never read).
+            let level = if self.level == NO_RUN { 0 } else { self.level };
+            put_hybrid_repeated(out, level, self.open, bit_width(1));
             let len = (out.len() - at - 4) as u32;
             out[at..at + 4].copy_from_slice(&len.to_le_bytes());
         } else {
@@ -130,16 +149,20 @@ impl DefLevels {
     /// Replaces `out` with the levels, one byte per row.
     fn expand(&self, out: &mut Vec<u8>) {
         out.clear();
-        out.reserve(self.len);
-        for &(level, rows) in self.runs.iter().chain([(self.level, self.open)].iter()) {
-            out.resize(out.len() + rows as usize, level);
+        out.reserve(self.len());
+        for &(level, rows) in &self.runs {
+            out.resize(out.len() + rows, level);
+        }
+        if self.level != NO_RUN {
+            out.resize(out.len() + self.open, self.level);
         }
     }
 
     fn clear(&mut self) {
         self.runs.clear();
+        self.level = NO_RUN;
         self.open = 0;
-        self.len = 0;
+        self.finished = 0;
     }
 }
 
@@ -878,8 +901,16 @@ impl DeltaIntegers {
 
     fn encode(&self, rows: usize, enc: &mut ChunkEncoder, descr: &ColumnDescPtr) -> Result<Chunk> {
         let nulls = (rows - self.values.len()) as u64;
-        let min = self.values.iter().copied().min();
-        let max = self.values.iter().copied().max();
+        // One pass for both bounds.
+        let (min, max) = match self.values.split_first() {
+            Some((&first, rest)) => {
+                let (lo, hi) = rest
+                    .iter()
+                    .fold((first, first), |(lo, hi), &v| (lo.min(v), hi.max(v)));
+                (Some(lo), Some(hi))
+            }
+            None => (None, None),
+        };
         let statistics = ValueStatistics::new(min, max, None, Some(nulls), false)
             .with_backwards_compatible_min_max(true)
             .into();
@@ -973,6 +1004,69 @@ impl DictionaryNumber for f64 {
     }
 }
 
+/// The entry number of each distinct value of a [`DictionaryNumbers`]
+/// column, by the value's bits: an open-addressing table of (bits, entry + 1)
+/// pairs, at most half full, so that a lookup is one multiply and usually
+/// one slot read (a general hash map costs several times that, and a
+/// column like `duration_ms` changes value on nearly every row).
+#[derive(Debug, Default)]
+struct NumberIndex {
+    /// (bits, entry + 1); entry 0 marks an empty slot. Length a power of two.
+    slots: Vec<(u64, u32)>,
+    len: usize,
+}
+
+impl NumberIndex {
+    /// The entry of `bits`, or `next` (recorded as its entry) when new.
+    #[inline(always)]
+    fn get_or_insert(&mut self, bits: u64, next: u32) -> u32 {
+        let mask = self.slots.len().wrapping_sub(1);
+        let mut at = (fold_multiply(bits, HASH_MULTIPLIER) as usize) & mask;
+        while let Some(&(slot_bits, entry)) = self.slots.get(at) {
+            if entry == 0 {
+                break;
+            }
+            if slot_bits == bits {
+                return entry - 1;
+            }
+            at = (at + 1) & mask;
+        }
+        self.insert(bits, next);
+        next
+    }
+
+    /// Records `bits` (not present) as entry `entry`.
+    #[cold]
+    #[inline(never)]
+    fn insert(&mut self, bits: u64, entry: u32) {
+        if (self.len + 1) * 2 > self.slots.len() {
+            let old = std::mem::take(&mut self.slots);
+            self.slots = vec![(0, 0); (old.len() * 2).max(16)];
+            for &(b, e) in old.iter().filter(|s| s.1 != 0) {
+                self.place(b, e);
+            }
+        }
+        self.place(bits, entry + 1);
+        self.len += 1;
+    }
+
+    /// Puts (`bits`, `stored`) into the first free slot of its probe sequence.
+    fn place(&mut self, bits: u64, stored: u32) {
+        let mask = self.slots.len() - 1;
+        let mut at = (fold_multiply(bits, HASH_MULTIPLIER) as usize) & mask;
+        while self.slots[at].1 != 0 {
+            at = (at + 1) & mask;
+        }
+        self.slots[at] = (bits, stored);
+    }
+
+    /// Forgets every value, keeping the table's size.
+    fn clear(&mut self) {
+        self.slots.fill((0, 0));
+        self.len = 0;
+    }
+}
+
 /// A nullable number column written with a dictionary (`status`,
 /// `duration_ms`, `rule`, `index_version`, ...).
 #[derive(Debug, Default)]
@@ -980,7 +1074,7 @@ struct DictionaryNumbers<T: DictionaryNumber> {
     defs: DefLevels,
     keys: Vec<u32>,
     entries: Vec<T>,
-    index: FastMap<u64, u32>,
+    index: NumberIndex,
     /// Bits and key of the previous value: most rows repeat it (status 200,
     /// one index version), which then costs no hash lookup.
     last: Option<(u64, u32)>,
@@ -997,7 +1091,7 @@ impl<T: DictionaryNumber> DictionaryNumbers<T> {
                     Some((last, key)) if last == bits => key,
                     _ => {
                         let next = self.entries.len() as u32;
-                        let key = *self.index.entry(bits).or_insert(next);
+                        let key = self.index.get_or_insert(bits, next);
                         if key == next {
                             self.entries.push(v);
                         }
@@ -1481,24 +1575,28 @@ impl EnrichedColumns {
 
     /// Appends one row. Allocates only when a buffer grows.
     pub(crate) fn push(&mut self, row: &EnrichedRow<'_>) {
-        // Index ids are valid with the row's index only.
-        let index_ids = match row.ids.index {
+        // Index ids are valid with the row's index only. Borrowed, not
+        // copied, in the usual case.
+        let closed_set_ids;
+        let ids = match row.ids.index {
             Some(index) => {
                 if self.ids_index != Some(index) {
                     self.forget_index_ids(index);
                 }
-                row.ids
+                &row.ids
             }
-            None => ValueIds {
-                gateway: None,
-                listener: None,
-                route: None,
-                actual_backend: None,
-                expected_backends: &[],
-                ..row.ids
-            },
+            None => {
+                closed_set_ids = ValueIds {
+                    gateway: None,
+                    listener: None,
+                    route: None,
+                    actual_backend: None,
+                    expected_backends: &[],
+                    ..row.ids
+                };
+                &closed_set_ids
+            }
         };
-        let ids = &index_ids;
         self.event_time.push(row.event_time);
         self.gateway.push_id(row.gateway, ids.gateway);
         self.listener.push_id(row.listener, ids.listener);
@@ -2017,6 +2115,51 @@ mod tests {
             assert_eq!(out, pushed);
             levels.clear();
             assert_eq!(levels.len(), 0);
+        }
+    }
+
+    #[test]
+    fn number_index_numbers_values_in_first_seen_order() {
+        let mut index = super::NumberIndex::default();
+        let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+        let mut seen: Vec<u64> = Vec::new();
+        for round in 0..3 {
+            for _ in 0..20_000 {
+                let bits = match rng.below(4) {
+                    0 => rng.below(300),
+                    1 => (-0.0f64).to_bits(),
+                    2 => 0.0f64.to_bits(),
+                    _ => f64::NAN.to_bits() ^ rng.below(3),
+                };
+                let expected = seen.iter().position(|&b| b == bits);
+                let next = seen.len() as u32;
+                let entry = index.get_or_insert(bits, next);
+                match expected {
+                    Some(at) => assert_eq!(entry, at as u32, "round {round} bits {bits:x}"),
+                    None => {
+                        assert_eq!(entry, next);
+                        seen.push(bits);
+                    }
+                }
+            }
+            assert_eq!(index.len, seen.len());
+            index.clear();
+            seen.clear();
+        }
+    }
+
+    #[test]
+    fn definition_levels_of_no_rows_and_of_one_run_encode_as_put_levels() {
+        for (level, rows) in [(0u8, 0usize), (1, 0), (1, 1), (0, 7), (1, 8), (0, 100_000)] {
+            let mut levels = super::DefLevels::default();
+            for _ in 0..rows {
+                levels.push(level);
+            }
+            let (mut out, mut scratch) = (Vec::new(), Vec::new());
+            levels.put(&mut out, &mut scratch);
+            let mut expected = Vec::new();
+            super::put_levels(&mut expected, &vec![level; rows], 1);
+            assert_eq!(out, expected, "level {level} rows {rows}");
         }
     }
 

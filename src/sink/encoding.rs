@@ -92,7 +92,11 @@ const MIN_RLE_RUN: usize = 8;
 /// Runs of at least eight equal values become RLE runs; everything else is
 /// bit-packed in groups of eight. Only the very last group is padded (with
 /// zeros), which readers ignore because they know the value count.
-pub fn put_hybrid<T: Copy + PartialEq + Into<u32>>(out: &mut Vec<u8>, values: &[T], width: u8) {
+pub fn put_hybrid<T: Copy + PartialEq + Into<u32> + Into<u64>>(
+    out: &mut Vec<u8>,
+    values: &[T],
+    width: u8,
+) {
     let width = u32::from(width);
     let value_bytes = width.div_ceil(8) as usize;
     let n = values.len();
@@ -105,8 +109,8 @@ pub fn put_hybrid<T: Copy + PartialEq + Into<u32>>(out: &mut Vec<u8>, values: &[
         let run = run_at(i);
         if run >= MIN_RLE_RUN {
             put_varint(out, (run as u64) << 1);
-            let v = values[i].into().to_le_bytes();
-            out.extend_from_slice(&v[..value_bytes]);
+            let v: u32 = values[i].into();
+            out.extend_from_slice(&v.to_le_bytes()[..value_bytes]);
             i += run;
             continue;
         }
@@ -119,26 +123,97 @@ pub fn put_hybrid<T: Copy + PartialEq + Into<u32>>(out: &mut Vec<u8>, values: &[
             if i >= n {
                 break;
             }
+            // A run of at least MIN_RLE_RUN values starts here.
             let v = values[i];
-            if values[i..]
-                .iter()
-                .take(MIN_RLE_RUN)
-                .take_while(|&&x| x == v)
-                .count()
-                >= MIN_RLE_RUN
+            if values
+                .get(i..i + MIN_RLE_RUN)
+                .is_some_and(|next| next.iter().all(|&x| x == v))
             {
                 break;
             }
         }
         put_varint(out, ((groups as u64) << 1) | 1);
-        let mut packer = BitPacker::new(out);
-        for &v in &values[start..i] {
-            packer.put32(u64::from(v.into()), width);
+        put_bit_packed_groups(out, &values[start..i], groups, width);
+    }
+}
+
+/// Appends `values` bit-packed with `width` bits each, zero padded to
+/// `groups` groups of eight values (`values.len()` is at most
+/// `groups * 8`). Each group of eight takes exactly `width` bytes: widths
+/// up to 16 (every dictionary index and level this writer produces below
+/// 65,536 entries) pack each group into one word with shifts fixed at
+/// compile time ([`pack_groups`]); wider values go through [`BitPacker`].
+/// The bytes are those of packing value by value, least-significant bit
+/// first.
+fn put_bit_packed_groups<T: Copy + Into<u64>>(
+    out: &mut Vec<u8>,
+    values: &[T],
+    groups: usize,
+    width: u32,
+) {
+    debug_assert!(values.len() <= groups * 8);
+    match width {
+        0 => {}
+        1 => pack_groups::<1, T>(out, values, groups),
+        2 => pack_groups::<2, T>(out, values, groups),
+        3 => pack_groups::<3, T>(out, values, groups),
+        4 => pack_groups::<4, T>(out, values, groups),
+        5 => pack_groups::<5, T>(out, values, groups),
+        6 => pack_groups::<6, T>(out, values, groups),
+        7 => pack_groups::<7, T>(out, values, groups),
+        8 => pack_groups::<8, T>(out, values, groups),
+        9 => pack_groups::<9, T>(out, values, groups),
+        10 => pack_groups::<10, T>(out, values, groups),
+        11 => pack_groups::<11, T>(out, values, groups),
+        12 => pack_groups::<12, T>(out, values, groups),
+        13 => pack_groups::<13, T>(out, values, groups),
+        14 => pack_groups::<14, T>(out, values, groups),
+        15 => pack_groups::<15, T>(out, values, groups),
+        16 => pack_groups::<16, T>(out, values, groups),
+        _ => {
+            let mut packer = BitPacker::new(out);
+            for &v in values {
+                packer.put(v.into(), width);
+            }
+            for _ in values.len()..groups * 8 {
+                packer.put(0, width);
+            }
+            packer.finish();
         }
-        for _ in (i - start)..groups * 8 {
-            packer.put32(0, width);
+    }
+}
+
+/// [`put_bit_packed_groups`] for a width `W` of 1..=16 bits: eight values
+/// make one 128-bit word (`W` bytes) whose shifts are constants.
+#[inline(never)]
+fn pack_groups<const W: u32, T: Copy + Into<u64>>(out: &mut Vec<u8>, values: &[T], groups: usize) {
+    let mask = (1u64 << W) - 1;
+    let bytes = W as usize;
+    let pack = |group: [u64; 8]| {
+        let mut word = 0u128;
+        for (k, v) in group.into_iter().enumerate() {
+            word |= u128::from(v & mask) << (k as u32 * W);
         }
-        packer.finish();
+        word
+    };
+    out.reserve(groups * bytes);
+    let mut chunks = values.chunks_exact(8);
+    for group in &mut chunks {
+        let group: [u64; 8] = std::array::from_fn(|k| group[k].into());
+        out.extend_from_slice(&pack(group).to_le_bytes()[..bytes]);
+    }
+    let rest = chunks.remainder();
+    let mut written = values.len() / 8;
+    if !rest.is_empty() {
+        // The last, partial group: zero padded.
+        let group: [u64; 8] = std::array::from_fn(|k| rest.get(k).map_or(0, |&v| v.into()));
+        out.extend_from_slice(&pack(group).to_le_bytes()[..bytes]);
+        written += 1;
+    }
+    // Whole zero groups beyond the values (`put_hybrid` never asks for
+    // them, the contract allows them).
+    for _ in written..groups {
+        out.extend_from_slice(&[0u8; 16][..bytes]);
     }
 }
 
@@ -179,39 +254,40 @@ pub fn put_delta_binary_packed(out: &mut Vec<u8>, values: &[i64]) {
     let mut deltas = [0i64; DELTA_BLOCK];
     let mut previous = values[0];
     for block in values[1..].chunks(DELTA_BLOCK) {
+        let mut min_delta = i64::MAX;
         for (slot, &v) in deltas.iter_mut().zip(block) {
-            *slot = v.wrapping_sub(previous);
+            let delta = v.wrapping_sub(previous);
+            *slot = delta;
+            min_delta = min_delta.min(delta);
             previous = v;
         }
         let deltas = &deltas[..block.len()];
-        let min_delta = deltas.iter().copied().min().unwrap_or(0);
         put_zigzag(out, min_delta);
         let used = block.len().div_ceil(DELTA_MINIBLOCK);
+        // Each miniblock's deltas above the minimum, zero padded to a whole
+        // miniblock; its width is that of the largest, i.e. of their OR
+        // (both have the same highest set bit).
+        let mut adjusted = [[0u64; DELTA_MINIBLOCK]; DELTA_MINIBLOCKS];
         let mut widths = [0u8; DELTA_MINIBLOCKS];
-        for (m, width) in widths.iter_mut().enumerate().take(used) {
-            let chunk = &deltas[m * DELTA_MINIBLOCK..((m + 1) * DELTA_MINIBLOCK).min(deltas.len())];
-            let max = chunk
-                .iter()
-                .map(|&d| d.wrapping_sub(min_delta) as u64)
-                .max()
-                .unwrap_or(0);
-            *width = bit_width(max);
+        for (m, chunk) in deltas.chunks(DELTA_MINIBLOCK).enumerate() {
+            let mut any = 0u64;
+            for (slot, &d) in adjusted[m].iter_mut().zip(chunk) {
+                *slot = d.wrapping_sub(min_delta) as u64;
+                any |= *slot;
+            }
+            widths[m] = bit_width(any);
         }
         out.extend_from_slice(&widths);
-        for (m, &width) in widths.iter().enumerate().take(used) {
-            let chunk = &deltas[m * DELTA_MINIBLOCK..((m + 1) * DELTA_MINIBLOCK).min(deltas.len())];
-            let width = u32::from(width);
-            let mut packer = BitPacker::new(out);
-            for &d in chunk {
-                packer.put(d.wrapping_sub(min_delta) as u64, width);
-            }
-            // A miniblock always holds DELTA_MINIBLOCK values' worth of bits.
-            for _ in chunk.len()..DELTA_MINIBLOCK {
-                packer.put(0, width);
-            }
-            packer.finish();
+        for (miniblock, &width) in adjusted.iter().zip(&widths).take(used) {
+            put_miniblock(out, miniblock, u32::from(width));
         }
     }
+}
+
+/// Appends one `DELTA_BINARY_PACKED` miniblock, `width` bits per value
+/// (four groups of eight, [`put_bit_packed_groups`]).
+fn put_miniblock(out: &mut Vec<u8>, values: &[u64; DELTA_MINIBLOCK], width: u32) {
+    put_bit_packed_groups(out, values, DELTA_MINIBLOCK / 8, width);
 }
 
 /// Appends one `PLAIN` byte array: 4-byte little-endian length, then the bytes.
@@ -331,6 +407,132 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// The reference: every value through [`BitPacker`], one at a time.
+    fn packed_value_by_value(values: &[u64], groups: usize, width: u32) -> Vec<u8> {
+        let mut out = Vec::new();
+        let mut packer = BitPacker::new(&mut out);
+        for &v in values {
+            packer.put(v & ((1u128 << width) - 1) as u64, width);
+        }
+        for _ in values.len()..groups * 8 {
+            packer.put(0, width);
+        }
+        packer.finish();
+        out
+    }
+
+    #[test]
+    fn group_packing_writes_the_bytes_of_value_by_value_packing() {
+        let mut rng = 0x9E37_79B9_7F4A_7C15u64;
+        let mut next = move || {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            rng
+        };
+        for width in 0..=64u32 {
+            for len in [0usize, 1, 7, 8, 9, 16, 23, 24, 32] {
+                let max = if width == 64 {
+                    u64::MAX
+                } else {
+                    (1u64 << width) - 1
+                };
+                let values: Vec<u64> = (0..len).map(|_| next() & max).collect();
+                for groups in [len.div_ceil(8), len.div_ceil(8) + 2] {
+                    if groups == 0 && len == 0 {
+                        continue;
+                    }
+                    let mut fast = Vec::new();
+                    put_bit_packed_groups(&mut fast, &values, groups, width);
+                    assert_eq!(
+                        fast,
+                        packed_value_by_value(&values, groups, width),
+                        "width {width} len {len} groups {groups}"
+                    );
+                    assert_eq!(fast.len(), groups * width as usize);
+                }
+            }
+        }
+    }
+
+    /// `DELTA_BINARY_PACKED` as written before the grouped packing: min and
+    /// max per miniblock, every value through [`BitPacker::put`].
+    fn delta_reference(values: &[i64]) -> Vec<u8> {
+        let mut out = Vec::new();
+        put_varint(&mut out, DELTA_BLOCK as u64);
+        put_varint(&mut out, DELTA_MINIBLOCKS as u64);
+        put_varint(&mut out, values.len() as u64);
+        put_zigzag(&mut out, values.first().copied().unwrap_or(0));
+        if values.len() <= 1 {
+            return out;
+        }
+        let deltas: Vec<i64> = values.windows(2).map(|w| w[1].wrapping_sub(w[0])).collect();
+        for block in deltas.chunks(DELTA_BLOCK) {
+            let min_delta = block.iter().copied().min().unwrap_or(0);
+            put_zigzag(&mut out, min_delta);
+            let minis: Vec<&[i64]> = block.chunks(DELTA_MINIBLOCK).collect();
+            let mut widths = [0u8; DELTA_MINIBLOCKS];
+            for (m, chunk) in minis.iter().enumerate() {
+                let max = chunk
+                    .iter()
+                    .map(|&d| d.wrapping_sub(min_delta) as u64)
+                    .max();
+                widths[m] = bit_width(max.unwrap_or(0));
+            }
+            out.extend_from_slice(&widths);
+            for (m, chunk) in minis.iter().enumerate() {
+                let width = u32::from(widths[m]);
+                let mut packer = BitPacker::new(&mut out);
+                for &d in *chunk {
+                    packer.put(d.wrapping_sub(min_delta) as u64, width);
+                }
+                for _ in chunk.len()..DELTA_MINIBLOCK {
+                    packer.put(0, width);
+                }
+                packer.finish();
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn delta_binary_packed_matches_the_value_by_value_reference() {
+        let mut rng = 0x2545_F491_4F6C_DD1Du64;
+        let mut next = move || {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            rng
+        };
+        for spread_bits in [0u32, 1, 5, 12, 16, 17, 31, 40, 63, 64] {
+            for len in [0usize, 1, 2, 33, 128, 129, 130, 300, 1000] {
+                let mut t = 1_714_546_800_000_000i64;
+                let values: Vec<i64> = (0..len)
+                    .map(|_| {
+                        let step = if spread_bits == 64 {
+                            next() as i64
+                        } else {
+                            (next() & ((1u64 << spread_bits) - 1)) as i64
+                        };
+                        t = t.wrapping_add(step);
+                        t
+                    })
+                    .collect();
+                let mut out = Vec::new();
+                put_delta_binary_packed(&mut out, &values);
+                assert_eq!(
+                    out,
+                    delta_reference(&values),
+                    "bits {spread_bits} len {len}"
+                );
+            }
+        }
+        let extremes = [i64::MIN, i64::MAX, 0, -1, i64::MAX, i64::MIN];
+        let mut out = Vec::new();
+        put_delta_binary_packed(&mut out, &extremes);
+        assert_eq!(out, delta_reference(&extremes));
     }
 
     #[test]

@@ -86,6 +86,17 @@ impl<'a> StrList<'a> {
         }
     }
 
+    /// Bytes of all elements together (one pass over the variant's slice;
+    /// [`ParquetSink::append`](super::ParquetSink::append) asks it per row).
+    pub fn total_len(&self) -> usize {
+        match *self {
+            StrList::Empty => 0,
+            StrList::Borrowed(s) => s.iter().map(|v| v.len()).sum(),
+            StrList::Owned(s) => s.iter().map(String::len).sum(),
+            StrList::Shared(s) => s.iter().map(|v| v.len()).sum(),
+        }
+    }
+
     /// Iterates over the elements in order.
     pub fn iter(&self) -> impl Iterator<Item = &'a str> + '_ {
         (0..self.len()).filter_map(move |i| self.get(i))
@@ -268,7 +279,7 @@ impl EnrichedRow<'_> {
             + len(self.response_flags)
             + len(self.request_id)
             + len(self.actual_upstream)
-            + self.upstream_attempts.iter().map(str::len).sum::<usize>()
+            + self.upstream_attempts.total_len()
     }
 }
 
@@ -566,6 +577,22 @@ mod tests {
 
     /// `schemas/enriched-v1.json`, the published description of schema v1.
     const ENRICHED_V1_JSON: &str = include_str!("../../schemas/enriched-v1.json");
+
+    #[test]
+    fn total_len_adds_up_every_variant() {
+        let borrowed = ["10.0.0.1:8080", "", "10.0.0.2:80"];
+        let owned: Vec<String> = borrowed.iter().map(|s| s.to_string()).collect();
+        let shared: Vec<Arc<str>> = borrowed.iter().map(|&s| Arc::from(s)).collect();
+        for list in [
+            StrList::Borrowed(&borrowed),
+            StrList::Owned(&owned),
+            StrList::Shared(&shared),
+        ] {
+            assert_eq!(list.total_len(), 24);
+            assert_eq!(list.total_len(), list.iter().map(str::len).sum::<usize>());
+        }
+        assert_eq!(StrList::Empty.total_len(), 0);
+    }
 
     #[test]
     fn enriched_schema_equals_published_v1_description() {
