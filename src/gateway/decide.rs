@@ -404,6 +404,12 @@ impl RouteIndex {
     /// Steps 2-4 of the decision, for a request whose listener is selected,
     /// with the index keys of its path and whatever hashes of its host are
     /// already known.
+    ///
+    /// Inlined into both callers ([`RouteIndex::decide`] and the batch's last
+    /// stage) with the chosen listener's scan: one frame from the request to
+    /// its decision in the common case (the fall-through to less specific
+    /// listeners is out of line).
+    #[inline(always)]
     pub(super) fn decide_selected<'i>(
         &'i self,
         req: &Request<'_>,
@@ -445,20 +451,13 @@ impl RouteIndex {
         // Listener isolation: only the chosen listener's routes. Without it, fall
         // through to the less specific listeners that also accept the host.
         if found.is_none() && !self.options.listener_isolation {
-            for &li in &candidates[pos + 1..] {
-                let accepts = match host_str {
-                    Some(h) => hostname::matches(self.listeners[li].hostname.as_deref(), h),
-                    None => self.listeners[li].hostname.is_none(),
-                };
-                if !accepts {
-                    continue;
-                }
-                scan.listener_id = li as u32;
-                found = self.scan_listener(li, host_str, &scan, &mut alternatives, &mut unknowns);
-                if found.is_some() {
-                    break;
-                }
-            }
+            found = self.scan_less_specific_listeners(
+                &candidates[pos + 1..],
+                host_str,
+                &mut scan,
+                &mut alternatives,
+                &mut unknowns,
+            );
         }
         match found {
             Some(c) => {
@@ -492,8 +491,38 @@ impl RouteIndex {
         }
     }
 
+    /// Without listener isolation, when the chosen listener has no matching
+    /// route: the less specific listeners of the port (`rest`, in order) that
+    /// also accept the host, until one has a match. Out of line: isolation is
+    /// the default.
+    #[inline(never)]
+    fn scan_less_specific_listeners<'i>(
+        &'i self,
+        rest: &[usize],
+        host_str: Option<&str>,
+        scan: &mut TableScan<'_, '_>,
+        alternatives: &mut Vec<RuleHit<'i>>,
+        unknowns: &mut Unknowns,
+    ) -> Option<Candidate> {
+        for &li in rest {
+            let accepts = match host_str {
+                Some(h) => hostname::matches(self.listeners[li].hostname.as_deref(), h),
+                None => self.listeners[li].hostname.is_none(),
+            };
+            if !accepts {
+                continue;
+            }
+            scan.listener_id = li as u32;
+            let found = self.scan_listener(li, host_str, scan, alternatives, unknowns);
+            if found.is_some() {
+                return found;
+            }
+        }
+        None
+    }
+
     /// Scans the route table of listener `li` that serves the request.
-    #[inline]
+    #[inline(always)]
     fn scan_listener<'i>(
         &'i self,
         li: usize,
