@@ -439,7 +439,6 @@ impl RouteIndex {
         };
         let mut scan = TableScan {
             listener_id: chosen as u32,
-            method_code: req.method.map(method_code),
             req,
             keys,
             mode,
@@ -710,9 +709,11 @@ impl RouteIndex {
         // the match object, once the path is known to hold and the request
         // carries a method (an absent method is unknown: evaluated below, so
         // that it is recorded as such).
-        if let (Some((code, root)), Some(req_code)) = (c.lone_method(), scan.method_code) {
-            if holds == Holds::PathOnly || root {
-                return req_code == Some(code);
+        if let Some((code, root)) = c.lone_method() {
+            if let Some(req_code) = scan.method_code() {
+                if holds == Holds::PathOnly || root {
+                    return req_code == Some(code);
+                }
             }
         }
         if let Some(record) = c.record_for(holds == Holds::PathOnly) {
@@ -759,7 +760,7 @@ impl RouteIndex {
         alternatives: &mut Vec<RuleHit<'i>>,
         unknowns: &mut Unknowns,
     ) -> bool {
-        let judged = self.conditions.eval(record, scan.req, scan.method_code);
+        let judged = self.conditions.eval(record, scan.req, scan.method_code());
         match judged.truth {
             Truth::No => false,
             Truth::Yes => true,
@@ -852,9 +853,6 @@ enum Holds {
 struct TableScan<'r, 'k> {
     /// Index of the listener in [`RouteIndex::listeners`].
     listener_id: u32,
-    /// The request method's [`method_code`]: `None` when the method is
-    /// unknown, `Some(None)` for a method without a code.
-    method_code: Option<Option<u8>>,
     req: &'r Request<'r>,
     keys: &'k PathKeys<'r>,
     /// How each bucket is searched.
@@ -864,6 +862,17 @@ struct TableScan<'r, 'k> {
     hosts_indexed: bool,
     /// Host hashes computed before the scan.
     host_hashes: HostHashes,
+}
+
+impl TableScan<'_, '_> {
+    /// The request method's [`method_code`]: `None` when the method is
+    /// unknown, `Some(None)` for a method without a code. Computed when a
+    /// candidate needs it (a method condition), not per request: most
+    /// decisions are won by a candidate without one.
+    #[inline]
+    fn method_code(&self) -> Option<Option<u8>> {
+        self.req.method.map(method_code)
+    }
 }
 
 /// Hashes ([`super::compile::HostLookup::hash_of`]) of the normalised host
