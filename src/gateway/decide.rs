@@ -404,6 +404,12 @@ impl RouteIndex {
     /// Steps 2-4 of the decision, for a request whose listener is selected,
     /// with the index keys of its path and whatever hashes of its host are
     /// already known.
+    ///
+    /// Inlined into both callers ([`RouteIndex::decide`] and the batch's last
+    /// stage) with the chosen listener's scan: one frame from the request to
+    /// its decision in the common case (the fall-through to less specific
+    /// listeners is out of line).
+    #[inline(always)]
     pub(super) fn decide_selected<'i>(
         &'i self,
         req: &Request<'_>,
@@ -433,7 +439,6 @@ impl RouteIndex {
         };
         let mut scan = TableScan {
             listener_id: chosen as u32,
-            method_code: req.method.map(method_code),
             req,
             keys,
             mode,
@@ -445,20 +450,13 @@ impl RouteIndex {
         // Listener isolation: only the chosen listener's routes. Without it, fall
         // through to the less specific listeners that also accept the host.
         if found.is_none() && !self.options.listener_isolation {
-            for &li in &candidates[pos + 1..] {
-                let accepts = match host_str {
-                    Some(h) => hostname::matches(self.listeners[li].hostname.as_deref(), h),
-                    None => self.listeners[li].hostname.is_none(),
-                };
-                if !accepts {
-                    continue;
-                }
-                scan.listener_id = li as u32;
-                found = self.scan_listener(li, host_str, &scan, &mut alternatives, &mut unknowns);
-                if found.is_some() {
-                    break;
-                }
-            }
+            found = self.scan_less_specific_listeners(
+                &candidates[pos + 1..],
+                host_str,
+                &mut scan,
+                &mut alternatives,
+                &mut unknowns,
+            );
         }
         match found {
             Some(c) => {
@@ -492,8 +490,38 @@ impl RouteIndex {
         }
     }
 
+    /// Without listener isolation, when the chosen listener has no matching
+    /// route: the less specific listeners of the port (`rest`, in order) that
+    /// also accept the host, until one has a match. Out of line: isolation is
+    /// the default.
+    #[inline(never)]
+    fn scan_less_specific_listeners<'i>(
+        &'i self,
+        rest: &[usize],
+        host_str: Option<&str>,
+        scan: &mut TableScan<'_, '_>,
+        alternatives: &mut Vec<RuleHit<'i>>,
+        unknowns: &mut Unknowns,
+    ) -> Option<Candidate> {
+        for &li in rest {
+            let accepts = match host_str {
+                Some(h) => hostname::matches(self.listeners[li].hostname.as_deref(), h),
+                None => self.listeners[li].hostname.is_none(),
+            };
+            if !accepts {
+                continue;
+            }
+            scan.listener_id = li as u32;
+            let found = self.scan_listener(li, host_str, scan, alternatives, unknowns);
+            if found.is_some() {
+                return found;
+            }
+        }
+        None
+    }
+
     /// Scans the route table of listener `li` that serves the request.
-    #[inline]
+    #[inline(always)]
     fn scan_listener<'i>(
         &'i self,
         li: usize,
@@ -681,9 +709,11 @@ impl RouteIndex {
         // the match object, once the path is known to hold and the request
         // carries a method (an absent method is unknown: evaluated below, so
         // that it is recorded as such).
-        if let (Some((code, root)), Some(req_code)) = (c.lone_method(), scan.method_code) {
-            if holds == Holds::PathOnly || root {
-                return req_code == Some(code);
+        if let Some((code, root)) = c.lone_method() {
+            if let Some(req_code) = scan.method_code() {
+                if holds == Holds::PathOnly || root {
+                    return req_code == Some(code);
+                }
             }
         }
         if let Some(record) = c.record_for(holds == Holds::PathOnly) {
@@ -730,7 +760,7 @@ impl RouteIndex {
         alternatives: &mut Vec<RuleHit<'i>>,
         unknowns: &mut Unknowns,
     ) -> bool {
-        let judged = self.conditions.eval(record, scan.req, scan.method_code);
+        let judged = self.conditions.eval(record, scan.req, scan.method_code());
         match judged.truth {
             Truth::No => false,
             Truth::Yes => true,
@@ -823,9 +853,6 @@ enum Holds {
 struct TableScan<'r, 'k> {
     /// Index of the listener in [`RouteIndex::listeners`].
     listener_id: u32,
-    /// The request method's [`method_code`]: `None` when the method is
-    /// unknown, `Some(None)` for a method without a code.
-    method_code: Option<Option<u8>>,
     req: &'r Request<'r>,
     keys: &'k PathKeys<'r>,
     /// How each bucket is searched.
@@ -835,6 +862,17 @@ struct TableScan<'r, 'k> {
     hosts_indexed: bool,
     /// Host hashes computed before the scan.
     host_hashes: HostHashes,
+}
+
+impl TableScan<'_, '_> {
+    /// The request method's [`method_code`]: `None` when the method is
+    /// unknown, `Some(None)` for a method without a code. Computed when a
+    /// candidate needs it (a method condition), not per request: most
+    /// decisions are won by a candidate without one.
+    #[inline]
+    fn method_code(&self) -> Option<Option<u8>> {
+        self.req.method.map(method_code)
+    }
 }
 
 /// Hashes ([`super::compile::HostLookup::hash_of`]) of the normalised host

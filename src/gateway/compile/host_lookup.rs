@@ -88,7 +88,10 @@ impl HostLookup {
     /// [`HostLookup::hash_of`] of a request Host that
     /// [`hostname::normalize_host`] would return unchanged (no `:port`,
     /// upper-case letter, trailing dot or bracket), found in the one pass
-    /// that checks it; `None` for a Host that needs normalising.
+    /// that checks it; `None` for a Host that may need normalising (the
+    /// check, [`hostname::may_be_colon_or_upper`], also flags a few bytes
+    /// that never need it, such as `_`: such a Host is normalised and
+    /// hashed on the slower path, with the same result).
     #[inline]
     pub(crate) fn hash_if_normalized(host: &str) -> Option<u64> {
         let bytes = host.as_bytes();
@@ -97,9 +100,9 @@ impl HostLookup {
         }
         let mut flagged = 0;
         let hash = key_hash_visiting(bytes, KIND_HOST, |word| {
-            flagged |= hostname::colon_or_upper_bits(word);
+            flagged |= hostname::may_be_colon_or_upper(word);
         });
-        (flagged == 0).then_some(hash)
+        (flagged & hostname::MAY_NEED_NORMALIZING == 0).then_some(hash)
     }
 
     /// Prefetch hint: starts loading the slot a probe for `hash` begins at.
@@ -227,6 +230,43 @@ fn home(hash: u64, mask: usize) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `hash_if_normalized` hashes exactly the Hosts that normalising
+    /// leaves unchanged (and only some of those it declines), with the
+    /// lookup's hash.
+    #[test]
+    fn hash_if_normalized_only_for_normalized_hosts() {
+        let hosts = [
+            "",
+            "a",
+            "example.com",
+            "Example.com",
+            "example.coM",
+            "a:80",
+            "abcdefgh:",
+            "abcdefghijklmnoZ",
+            "svc-12.example.com",
+            "x.y.",
+            "[::1]:80",
+            "under_score.io",
+            "h0123456789.example.com:8443",
+            "ABCDEFGHIJKLMNOPQRSTUVWXYZ",
+            "z.example.com:",
+        ];
+        let mut hashed = 0;
+        for host in hosts {
+            let normalized = hostname::normalize_host(host);
+            match HostLookup::hash_if_normalized(host) {
+                Some(hash) => {
+                    assert_eq!(normalized, host, "{host:?}");
+                    assert_eq!(hash, HostLookup::hash_of(host), "{host:?}");
+                    hashed += 1;
+                }
+                None => assert!(normalized != host || host.contains('_'), "{host:?}"),
+            }
+        }
+        assert_eq!(hashed, 4);
+    }
 
     #[test]
     fn finds_every_key_and_nothing_else() {
