@@ -1149,6 +1149,21 @@ endpoints: [{{addresses: ["{ip}"]}}]
         set
     }
 
+    /// Closes `parquet` and reads every row it wrote back.
+    fn rows_written(parquet: ParquetSink) -> Vec<arrow_array::RecordBatch> {
+        use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+        let mut rows = Vec::new();
+        for file in parquet.close().expect("parquet closes") {
+            let reader = ParquetRecordBatchReaderBuilder::try_new(
+                std::fs::File::open(&file.path).expect("written file"),
+            )
+            .and_then(|b| b.build())
+            .expect("parquet reads");
+            rows.extend(reader.map(|b| b.expect("batch reads")));
+        }
+        rows
+    }
+
     /// Verdict counts and Parquet rows of `lines` judged by a processor over
     /// `own` against `judged_by` (a snapshot, as `run` does).
     fn judged(
@@ -1160,7 +1175,6 @@ endpoints: [{{addresses: ["{ip}"]}}]
         use crate::sink::alerts::AlertAggregatorConfig;
         use crate::sink::deadletter::DeadLetterFileSink;
         use crate::sink::parquet::{ParquetSinkConfig, SequentialFileNamer};
-        use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
         let dir = tempfile::tempdir().expect("tempdir");
         let mut parquet = ParquetSink::new(
             ParquetSinkConfig::new(dir.path().join("parquet")),
@@ -1204,15 +1218,7 @@ endpoints: [{{addresses: ["{ip}"]}}]
             }
         }
         assert_eq!(processor.stats().dead_letters, 0, "records decode");
-        let mut rows = Vec::new();
-        for file in parquet.close().expect("parquet closes") {
-            let reader = ParquetRecordBatchReaderBuilder::try_new(
-                std::fs::File::open(&file.path).expect("written file"),
-            )
-            .and_then(|b| b.build())
-            .expect("parquet reads");
-            rows.extend(reader.map(|b| b.expect("batch reads")));
-        }
+        let rows = rows_written(parquet);
         (processor.stats().verdicts, rows)
     }
 
@@ -1261,7 +1267,6 @@ endpoints: [{{addresses: ["{ip}"]}}]
         use crate::sink::alerts::AlertAggregatorConfig;
         use crate::sink::deadletter::DeadLetterFileSink;
         use crate::sink::parquet::{ParquetSinkConfig, SequentialFileNamer};
-        use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
         let dir = tempfile::tempdir().expect("tempdir");
         let mut parquet = ParquetSink::new(
             ParquetSinkConfig::new(dir.path().join("parquet")),
@@ -1316,15 +1321,7 @@ endpoints: [{{addresses: ["{ip}"]}}]
             }
         }
         assert_eq!(processor.stats().dead_letters, 0, "records decode");
-        let mut rows = Vec::new();
-        for file in parquet.close().expect("parquet closes") {
-            let reader = ParquetRecordBatchReaderBuilder::try_new(
-                std::fs::File::open(&file.path).expect("written file"),
-            )
-            .and_then(|b| b.build())
-            .expect("parquet reads");
-            rows.extend(reader.map(|b| b.expect("batch reads")));
-        }
+        let rows = rows_written(parquet);
         (processor.stats().clone(), rows)
     }
 

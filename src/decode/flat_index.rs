@@ -24,9 +24,8 @@
 
 use std::borrow::Cow;
 
-use super::flat_keys::FlatKey;
 use super::flat_scan::{
-    block_masks, integer_value_at, is_envelope_word, FlatScan, KeyOrder, RememberedKey, BLOCK,
+    block_masks, integer_value_at, is_envelope_word, FlatScan, KeyOrder, BLOCK,
 };
 use super::json_log::{FlatFields, Scalar};
 
@@ -242,34 +241,10 @@ pub(crate) fn scan_compact<'a>(
             return None;
         }
         let key_start = pos + 1;
-        // As in the general scanner: the key this member index had last
-        // time when the bytes here are that key and its closing quote (with
-        // no backslash in the line, that quote ends the key), else the
-        // quote index and the hashed lookup, remembered for the next line.
-        let (key_end, known, envelope_word) = match memo.keys.get_mut(member) {
-            Some(remembered) if remembered.matches(bytes, key_start) => {
-                #[cfg(test)]
-                {
-                    memo.hits += 1;
-                }
-                (
-                    pos + remembered.len,
-                    remembered.known,
-                    remembered.envelope_word,
-                )
-            }
-            remembered => {
-                let key_end = quotes.next_quote(key_start)?;
-                let key = line.get(key_start..key_end)?;
-                let known = FlatKey::of(key);
-                let envelope_word = known.is_none() && is_envelope_word(key);
-                if let Some(remembered) = remembered {
-                    *remembered =
-                        RememberedKey::learn(bytes, key_start, key_end, known, envelope_word);
-                }
-                (key_end, known, envelope_word)
-            }
-        };
+        // As in the general scanner, through the key-order memo (with no
+        // backslash in the line, the next quote ends the key).
+        let (key_end, known, envelope_word) =
+            memo.key_at(member, line, key_start, |from| quotes.next_quote(from))?;
         member += 1;
         summary.envelope_word_seen |= envelope_word;
         if bytes.get(key_end + 1) != Some(&b':') {

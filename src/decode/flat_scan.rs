@@ -135,35 +135,9 @@ pub(crate) fn scan_general<'a>(
             if bytes.get(pos) != Some(&b'"') {
                 return None;
             }
-            // The key this member index had last time, when the bytes here
-            // are that key and its closing quote; else the generic lookup,
-            // remembered for the next line.
-            let (key_end, known, envelope_word) = match memo.keys.get_mut(member) {
-                Some(remembered) if remembered.matches(bytes, pos + 1) => {
-                    #[cfg(test)]
-                    {
-                        memo.hits += 1;
-                    }
-                    (
-                        pos + remembered.len,
-                        remembered.known,
-                        remembered.envelope_word,
-                    )
-                }
-                remembered => {
-                    let key_end = strings.string_end(pos + 1)?;
-                    let key = line.get(pos + 1..key_end)?;
-                    let known = FlatKey::of(key);
-                    // A known key is never an envelope word (a test checks),
-                    // so only unknown keys are compared with them.
-                    let envelope_word = known.is_none() && is_envelope_word(key);
-                    if let Some(remembered) = remembered {
-                        *remembered =
-                            RememberedKey::learn(bytes, pos + 1, key_end, known, envelope_word);
-                    }
-                    (key_end, known, envelope_word)
-                }
-            };
+            // The key, through the key-order memo.
+            let (key_end, known, envelope_word) =
+                memo.key_at(member, line, pos + 1, |from| strings.string_end(from))?;
             member += 1;
             summary.envelope_word_seen |= envelope_word;
             let key_start = pos + 1;
@@ -239,6 +213,50 @@ impl KeyOrder {
             keys: [RememberedKey::EMPTY; MEMO_MEMBERS],
             #[cfg(test)]
             hits: 0,
+        }
+    }
+
+    /// The key of member `member` starting at `key_start` (just after its
+    /// opening quote): its closing quote's position, the known field it is and
+    /// whether it is an envelope word. First the key this member index had on
+    /// the previous line, when the bytes there are that key and its closing
+    /// quote; else `key_end` finds the closing quote and the generic lookup
+    /// answers, remembered for the next line. `None` when `key_end` finds no
+    /// end (or the key is not on a character boundary).
+    #[inline(always)]
+    pub(super) fn key_at(
+        &mut self,
+        member: usize,
+        line: &str,
+        key_start: usize,
+        key_end: impl FnOnce(usize) -> Option<usize>,
+    ) -> Option<(usize, Option<FlatKey>, bool)> {
+        let bytes = line.as_bytes();
+        match self.keys.get_mut(member) {
+            Some(remembered) if remembered.matches(bytes, key_start) => {
+                #[cfg(test)]
+                {
+                    self.hits += 1;
+                }
+                Some((
+                    key_start - 1 + remembered.len,
+                    remembered.known,
+                    remembered.envelope_word,
+                ))
+            }
+            remembered => {
+                let key_end = key_end(key_start)?;
+                let key = line.get(key_start..key_end)?;
+                let known = FlatKey::of(key);
+                // A known key is never an envelope word (a test checks),
+                // so only unknown keys are compared with them.
+                let envelope_word = known.is_none() && is_envelope_word(key);
+                if let Some(remembered) = remembered {
+                    *remembered =
+                        RememberedKey::learn(bytes, key_start, key_end, known, envelope_word);
+                }
+                Some((key_end, known, envelope_word))
+            }
         }
     }
 }
