@@ -947,9 +947,6 @@ impl<'a> Worker<'a> {
                 PartitionWriter::open(self.setup.staging, tp.0.clone(), tp.1, self.setup.template)?;
             self.writers.insert(tp.clone(), w);
         }
-        let Some(writer) = self.writers.get_mut(&tp) else {
-            return Ok(());
-        };
         // Held only before the history is ready, which `run`'s caller waits
         // for (readiness is never withdrawn); waiting keeps the records rather
         // than judging them against an empty index. One view per batch: the
@@ -960,21 +957,49 @@ impl<'a> Worker<'a> {
                 None => std::thread::sleep(Duration::from_millis(50)),
             }
         };
-        for (offset, payload) in batch.iter() {
-            let mut out = Outputs {
-                parquet: writer.sink(),
-                alerts: &mut self.aggregator,
-                alert_queue: &mut self.alert_queue,
-                dead_letters: self.dead.as_mut(),
+        // A group that reaches `max_rows` is rolled right there, between two
+        // records, so the row limit is exact: a partition's last group is
+        // not left waiting for its age when its row count is reached with
+        // the batch's last record. When that roll has to wait (dead letters
+        // not delivered yet), the rest of the batch goes on into the group
+        // and `serve` retries the roll after the batch.
+        let mut records = batch.iter().peekable();
+        let mut roll_when_full = true;
+        while records.peek().is_some() {
+            let Some(writer) = self.writers.get_mut(&tp) else {
+                return Ok(());
             };
-            let origin = Origin::Kafka {
-                topic: &batch.topic,
-                partition: batch.partition,
-                offset,
-            };
-            self.processor
-                .process_payload_in_view(payload, origin, &mut out, &view)?;
-            writer.consumed(offset);
+            for (offset, payload) in records.by_ref() {
+                let mut out = Outputs {
+                    parquet: writer.sink(),
+                    alerts: &mut self.aggregator,
+                    alert_queue: &mut self.alert_queue,
+                    dead_letters: self.dead.as_mut(),
+                };
+                let origin = Origin::Kafka {
+                    topic: &batch.topic,
+                    partition: batch.partition,
+                    offset,
+                };
+                self.processor
+                    .process_payload_in_view(payload, origin, &mut out, &view)?;
+                writer.consumed(offset);
+                if roll_when_full && writer.is_full(&self.setup.limits) {
+                    break;
+                }
+            }
+            if roll_when_full
+                && self
+                    .writers
+                    .get(&tp)
+                    .is_some_and(|w| w.is_full(&self.setup.limits))
+            {
+                self.roll_due()?;
+                roll_when_full = !self
+                    .writers
+                    .get(&tp)
+                    .is_some_and(|w| w.is_full(&self.setup.limits));
+            }
         }
         let now = Instant::now();
         self.quiet.records_seen(self.aggregator.clock(), now);

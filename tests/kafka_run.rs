@@ -38,6 +38,7 @@ use parquet::file::reader::{FileReader, SerializedFileReader};
 use rdkafka::config::ClientConfig;
 use rdkafka::message::Message;
 use rdkafka::producer::{Producer, ThreadedProducer};
+use routeproof::sink::kafka_files::GroupFileName;
 
 use broker::{brokers, consume_all, create_topics, parquet_files, send_queued, unique};
 
@@ -324,6 +325,12 @@ fn set_group(setup: &Setup, group: &str) {
 }
 
 fn spawn_run(setup: &Setup, name: &str) -> Running {
+    spawn_run_with(setup, name, &[])
+}
+
+/// [`spawn_run`] with extra environment (`ROUTEPROOF_<SECTION>__<KEY>`
+/// overrides of the config).
+fn spawn_run_with(setup: &Setup, name: &str, env: &[(&str, &str)]) -> Running {
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -334,6 +341,7 @@ fn spawn_run(setup: &Setup, name: &str) -> Running {
             .arg("run")
             .arg("--config")
             .arg(&setup.config)
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
@@ -375,6 +383,25 @@ fn row_count(dir: &Path) -> u64 {
             Some(r.metadata().file_metadata().num_rows() as u64)
         })
         .sum()
+}
+
+/// Rows per published offset group `(partition, first, last)`, from the
+/// file names and footers.
+fn group_rows(dir: &Path) -> BTreeMap<(i32, i64, i64), u64> {
+    let mut groups = BTreeMap::new();
+    for p in parquet_files(dir) {
+        let name = p.to_string_lossy().to_string();
+        let group = GroupFileName::parse(&name).unwrap_or_else(|| panic!("group name: {name}"));
+        let rows = SerializedFileReader::new(std::fs::File::open(&p).unwrap())
+            .unwrap()
+            .metadata()
+            .file_metadata()
+            .num_rows() as u64;
+        *groups
+            .entry((group.partition, group.first, group.last))
+            .or_insert(0) += rows;
+    }
+    groups
 }
 
 /// `(kafka_partition, kafka_offset, verdict)` of every row.
@@ -845,6 +872,46 @@ fn crash_safety_sigkill_at_random_points() {
         let name = p.file_name().unwrap().to_string_lossy().to_string();
         assert!(name.starts_with(&topic), "{name}");
     }
+}
+
+/// `parquet.max_file_rows` is exact: a group is rolled as soon as it holds
+/// that many rows, between two records of a batch, and the rest of the batch
+/// starts the next group. With 7,000 rows and batches of 2,000 messages,
+/// rolling only after the batch that crossed the limit made groups of 8,000,
+/// and the last 4,000 of these 28,000 records then waited for the age roll
+/// (10 minutes here) instead of being published with the fourth full group.
+#[test]
+fn row_limit_rolls_groups_at_exactly_max_file_rows() {
+    let _guard = serial();
+    let total = 28_000;
+    let Some((brokers, topic)) = broker_and_topic("rows", 1) else {
+        return;
+    };
+    let mut produced = Produced::default();
+    produce(&brokers, &topic, 1, records(total), &mut produced);
+    assert_eq!(produced.total(), total as i64);
+    let s = setup(&brokers, &topic, &unique("g"), 300);
+    // No age roll during the test: every group is rolled by count.
+    let mut child = spawn_run_with(
+        &s,
+        "run",
+        &[
+            ("ROUTEPROOF_PARQUET__MAX_FILE_ROWS", "7000"),
+            ("ROUTEPROOF_PARQUET__MAX_FILE_AGE_SECONDS", "600"),
+        ],
+    );
+    wait_for_rows(
+        &s,
+        &mut [("run", &mut child)],
+        total as u64,
+        Duration::from_secs(120),
+        "four full groups",
+    );
+    let status = terminate(&mut child);
+    assert!(status.success(), "exit {status:?}: {}", log_of(&s, "run"));
+    let sizes: Vec<u64> = group_rows(&s.out).into_values().collect();
+    assert_eq!(sizes, [7_000; 4], "{}", log_of(&s, "run"));
+    assert_exactly_once(&read_rows(&s.out), &produced.end_offsets);
 }
 
 struct Tansu {

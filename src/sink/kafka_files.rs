@@ -256,6 +256,13 @@ impl PartitionWriter {
                 || self.sink.open_partitions() >= limits.max_open_files)
     }
 
+    /// Whether the current group holds `limits.max_rows` rows or more: the
+    /// worker checks it after every record, so a group rolled for its row
+    /// count holds exactly `max_rows` rows (unless its roll had to wait).
+    pub fn is_full(&self, limits: &RollLimits) -> bool {
+        self.rows_in_group() >= limits.max_rows
+    }
+
     fn rows_in_group(&self) -> u64 {
         self.sink.rows_appended() - self.rows_published
     }
