@@ -407,6 +407,35 @@ mod tests {
         }
     }
 
+    /// Every value (valid or not) of each field of the exact shape, the
+    /// other fields valid, against the general parser: random digits alone
+    /// rarely make a real date, so this covers the in-range values.
+    #[test]
+    fn millis_utc_agrees_on_every_field_value() {
+        let base = "2026-08-20T10:15:30.123Z";
+        // (byte offset, digits) of every field.
+        let fields = [(0, 4), (5, 2), (8, 2), (11, 2), (14, 2), (17, 2), (20, 3)];
+        let mut checked = 0;
+        for (at, digits) in fields {
+            let values = 10u32.pow(digits as u32).min(10_000);
+            for v in 0..values {
+                let mut raw = base.to_string();
+                raw.replace_range(at..at + digits, &format!("{v:0digits$}"));
+                assert_eq!(
+                    parse_rfc3339("t", &raw),
+                    parse_rfc3339_general("t", &raw),
+                    "{raw}"
+                );
+                checked += 1;
+            }
+        }
+        // 2029-02-29 (not a leap year) and 2028-02-29 (one).
+        for raw in ["2029-02-29T00:00:00.000Z", "2028-02-29T23:59:59.999Z"] {
+            assert_eq!(parse_rfc3339("t", raw), parse_rfc3339_general("t", raw));
+        }
+        assert_eq!(checked, 10_000 + 5 * 100 + 1_000);
+    }
+
     #[test]
     fn clf_variants() {
         assert_eq!(

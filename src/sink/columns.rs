@@ -124,7 +124,7 @@ impl DefLevels {
     /// levels alternate so often that the runs take more.
     fn approx_bytes(&self) -> usize {
         self.len()
-            .max(self.runs.len() * std::mem::size_of::<(u8, u32)>())
+            .max(self.runs.len() * std::mem::size_of::<(u8, usize)>())
     }
 
     /// Appends the levels as a v1 data page level section ([`put_levels`]
