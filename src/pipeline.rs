@@ -1096,6 +1096,11 @@ spec:
     /// `shop/r2` (`two.example.com` → `b`), created at `r1_at` and `r2_at`
     /// (the older route comes first in the compiled index).
     fn two_routes(r1_at: &str, r2_at: &str) -> ObjectSet {
+        two_routes_on(80, r1_at, r2_at)
+    }
+
+    /// [`two_routes`] with the Gateway's one listener on `port`.
+    fn two_routes_on(port: u16, r1_at: &str, r2_at: &str) -> ObjectSet {
         let mut text = format!(
             r#"
 apiVersion: gateway.networking.k8s.io/v1
@@ -1108,7 +1113,7 @@ kind: Gateway
 metadata: {{name: gw, namespace: infra}}
 spec:
   gatewayClassName: eg
-  listeners: [{{name: http, port: 80, protocol: HTTP, allowedRoutes: {{namespaces: {{from: All}}}}}}]
+  listeners: [{{name: http, port: {port}, protocol: HTTP, allowedRoutes: {{namespaces: {{from: All}}}}}}]
 ---
 apiVersion: gateway.networking.k8s.io/v1
 kind: HTTPRoute
@@ -1386,5 +1391,45 @@ endpoints: [{{addresses: ["{ip}"]}}]
         assert_eq!(by_ids.verdicts, by_names.verdicts);
         assert_eq!(id_rows, name_rows);
         assert_eq!(id_rows.iter().map(|b| b.num_rows()).sum::<usize>(), 4);
+    }
+
+    /// The listener memo answers only for the index it was filled from:
+    /// two snapshots with the Gateway at the same position but its listener
+    /// on port 80 in the first and 2080 in the second. Envoy Gateway logs
+    /// both as 10080 (the listener port shifted by 10000 or by 8000), so a
+    /// memo carried over from the first snapshot would look for port 80 in
+    /// the second, find no listener, and misjudge its records.
+    #[test]
+    fn listener_memo_answers_only_for_its_own_snapshot() {
+        use crate::kube::HistoryOptions;
+        let hour = 3_600_000_000_i64;
+        // 2026-01-01T00:00:00Z in µs.
+        let day = 1_767_225_600_000_000_i64;
+        let history = IndexHistory::new(HistoryOptions::default());
+        for (at, port) in [(day - hour, 80), (day + hour, 2080)] {
+            let set = two_routes_on(port, "2020-01-01T00:00:00Z", "2021-01-01T00:00:00Z");
+            let version = history.next_version();
+            let index = RouteIndex::compile(
+                &set,
+                CompileOptions {
+                    index_version: version,
+                    ..CompileOptions::default()
+                },
+            );
+            history.publish(index, EndpointIndex::build(&set), at, true);
+        }
+        history.set_ready();
+        let view = history.view().expect("ready");
+        // Alternating snapshots, so each record meets the other's memo.
+        let lines: Vec<String> = ["00", "02", "00", "02"]
+            .iter()
+            .map(|hh| {
+                format!(
+                    r#"{{"start_time":"2026-01-01T{hh}:00:00.000Z",":authority":"one.example.com","method":"GET","x-envoy-origin-path":"/","protocol":"HTTP/1.1","response_code":200,"response_flags":"-","upstream_host":"10.1.0.1:8080","upstream_cluster":"httproute/shop/r1/rule/0","route_name":"httproute/shop/r1/rule/0/match/0/one_example_com","downstream_local_address":"10.0.0.1:10080","x-request-id":"r","duration":1,"bytes_sent":10}}"#
+                )
+            })
+            .collect();
+        let (stats, _) = judged_in_view(&view, &lines, true);
+        assert_eq!(stats.verdict(Verdict::Ok), 4, "{:?}", stats.verdicts);
     }
 }

@@ -130,6 +130,9 @@ impl RouteIndex {
     /// clone keeps it: same content). Unlike [`RouteIndex::version`], which
     /// the caller chooses and which two indexes may share, it tells which
     /// index the ids of [`RouteIndex::gateway_id`] and friends belong to.
+    /// Caches keyed by it (Parquet ids, Service-id tables, the pipeline's
+    /// listener memo) rely on the index being immutable: a clone must never
+    /// be modified through its public fields.
     pub fn instance(&self) -> u64 {
         self.instance
     }
