@@ -1154,19 +1154,71 @@ endpoints: [{{addresses: ["{ip}"]}}]
         set
     }
 
-    /// Closes `parquet` and reads every row it wrote back.
-    fn rows_written(parquet: ParquetSink) -> Vec<arrow_array::RecordBatch> {
-        use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
-        let mut rows = Vec::new();
-        for file in parquet.close().expect("parquet closes") {
-            let reader = ParquetRecordBatchReaderBuilder::try_new(
-                std::fs::File::open(&file.path).expect("written file"),
-            )
-            .and_then(|b| b.build())
-            .expect("parquet reads");
-            rows.extend(reader.map(|b| b.expect("batch reads")));
+    /// The sinks a test processor writes to, in a temporary directory, and
+    /// the options it runs with (Envoy Gateway naming).
+    struct TestSinks {
+        parquet: ParquetSink,
+        dead: crate::sink::deadletter::DeadLetterFileSink,
+        alerts: AlertAggregator,
+        queue: Vec<Alert>,
+        /// Last: removed after the sinks are closed.
+        dir: tempfile::TempDir,
+    }
+
+    impl TestSinks {
+        fn new() -> Self {
+            use crate::sink::alerts::AlertAggregatorConfig;
+            use crate::sink::parquet::{ParquetSinkConfig, SequentialFileNamer};
+            let dir = tempfile::tempdir().expect("tempdir");
+            TestSinks {
+                parquet: ParquetSink::new(
+                    ParquetSinkConfig::new(dir.path().join("parquet")),
+                    SequentialFileNamer::new("t"),
+                )
+                .expect("parquet sink"),
+                dead: crate::sink::deadletter::DeadLetterFileSink::open(
+                    dir.path().join("dead.jsonl"),
+                    1024,
+                )
+                .expect("dead"),
+                alerts: AlertAggregator::new(AlertAggregatorConfig::default()),
+                queue: Vec::new(),
+                dir,
+            }
         }
-        rows
+
+        fn options() -> PipelineOptions {
+            PipelineOptions {
+                implementation: Some(Implementation::EnvoyGateway),
+                ..PipelineOptions::default()
+            }
+        }
+
+        fn outputs(&mut self) -> Outputs<'_> {
+            Outputs {
+                parquet: &mut self.parquet,
+                alerts: &mut self.alerts,
+                alert_queue: &mut self.queue,
+                dead_letters: &mut self.dead,
+            }
+        }
+
+        /// Closes the Parquet sink and reads every row it wrote back.
+        fn rows(self) -> Vec<arrow_array::RecordBatch> {
+            use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+            let TestSinks { parquet, dir, .. } = self;
+            let mut rows = Vec::new();
+            for file in parquet.close().expect("parquet closes") {
+                let reader = ParquetRecordBatchReaderBuilder::try_new(
+                    std::fs::File::open(&file.path).expect("written file"),
+                )
+                .and_then(|b| b.build())
+                .expect("parquet reads");
+                rows.extend(reader.map(|b| b.expect("batch reads")));
+            }
+            drop(dir);
+            rows
+        }
     }
 
     /// Verdict counts and Parquet rows of `lines` judged by a processor over
@@ -1177,30 +1229,11 @@ endpoints: [{{addresses: ["{ip}"]}}]
         endpoints: &EndpointIndex,
         lines: &[String],
     ) -> ([u64; Verdict::ALL.len()], Vec<arrow_array::RecordBatch>) {
-        use crate::sink::alerts::AlertAggregatorConfig;
-        use crate::sink::deadletter::DeadLetterFileSink;
-        use crate::sink::parquet::{ParquetSinkConfig, SequentialFileNamer};
-        let dir = tempfile::tempdir().expect("tempdir");
-        let mut parquet = ParquetSink::new(
-            ParquetSinkConfig::new(dir.path().join("parquet")),
-            SequentialFileNamer::new("t"),
-        )
-        .expect("parquet sink");
-        let mut dead = DeadLetterFileSink::open(dir.path().join("dead.jsonl"), 1024).expect("dead");
-        let mut alerts = AlertAggregator::new(AlertAggregatorConfig::default());
-        let mut queue = Vec::new();
-        let options = PipelineOptions {
-            implementation: Some(Implementation::EnvoyGateway),
-            ..PipelineOptions::default()
-        };
+        let mut sinks = TestSinks::new();
+        let options = TestSinks::options();
         let mut processor = RecordProcessor::new(own, endpoints, &options);
         {
-            let mut out = Outputs {
-                parquet: &mut parquet,
-                alerts: &mut alerts,
-                alert_queue: &mut queue,
-                dead_letters: &mut dead,
-            };
+            let mut out = sinks.outputs();
             for (n, line) in lines.iter().enumerate() {
                 let origin = Origin::File {
                     name: "t",
@@ -1223,7 +1256,7 @@ endpoints: [{{addresses: ["{ip}"]}}]
             }
         }
         assert_eq!(processor.stats().dead_letters, 0, "records decode");
-        let rows = rows_written(parquet);
+        let rows = sinks.rows();
         (processor.stats().verdicts, rows)
     }
 
@@ -1269,30 +1302,11 @@ endpoints: [{{addresses: ["{ip}"]}}]
         lines: &[String],
         by_snapshot_table: bool,
     ) -> (PipelineStats, Vec<arrow_array::RecordBatch>) {
-        use crate::sink::alerts::AlertAggregatorConfig;
-        use crate::sink::deadletter::DeadLetterFileSink;
-        use crate::sink::parquet::{ParquetSinkConfig, SequentialFileNamer};
-        let dir = tempfile::tempdir().expect("tempdir");
-        let mut parquet = ParquetSink::new(
-            ParquetSinkConfig::new(dir.path().join("parquet")),
-            SequentialFileNamer::new("t"),
-        )
-        .expect("parquet sink");
-        let mut dead = DeadLetterFileSink::open(dir.path().join("dead.jsonl"), 1024).expect("dead");
-        let mut alerts = AlertAggregator::new(AlertAggregatorConfig::default());
-        let mut queue = Vec::new();
-        let options = PipelineOptions {
-            implementation: Some(Implementation::EnvoyGateway),
-            ..PipelineOptions::default()
-        };
+        let mut sinks = TestSinks::new();
+        let options = TestSinks::options();
         let mut processor = RecordProcessor::new_live(&options);
         {
-            let mut out = Outputs {
-                parquet: &mut parquet,
-                alerts: &mut alerts,
-                alert_queue: &mut queue,
-                dead_letters: &mut dead,
-            };
+            let mut out = sinks.outputs();
             for (n, line) in lines.iter().enumerate() {
                 let origin = Origin::File {
                     name: "t",
@@ -1326,7 +1340,7 @@ endpoints: [{{addresses: ["{ip}"]}}]
             }
         }
         assert_eq!(processor.stats().dead_letters, 0, "records decode");
-        let rows = rows_written(parquet);
+        let rows = sinks.rows();
         (processor.stats().clone(), rows)
     }
 
