@@ -18,4 +18,6 @@ pub mod service;
 pub mod sink;
 pub mod source;
 pub mod synth;
+#[cfg(test)]
+mod test_manifests;
 pub mod verdict;

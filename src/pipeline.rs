@@ -1099,59 +1099,12 @@ spec:
         two_routes_on(80, r1_at, r2_at)
     }
 
-    /// [`two_routes`] with the Gateway's one listener on `port`.
+    /// [`two_routes`] with the Gateway's one listener on `port`, and the
+    /// Services `a` (pod 10.1.0.1) and `b` (pod 10.1.0.2).
     fn two_routes_on(port: u16, r1_at: &str, r2_at: &str) -> ObjectSet {
-        let mut text = format!(
-            r#"
-apiVersion: gateway.networking.k8s.io/v1
-kind: GatewayClass
-metadata: {{name: eg}}
-spec: {{controllerName: gateway.envoyproxy.io/gatewayclass-controller}}
----
-apiVersion: gateway.networking.k8s.io/v1
-kind: Gateway
-metadata: {{name: gw, namespace: infra}}
-spec:
-  gatewayClassName: eg
-  listeners: [{{name: http, port: {port}, protocol: HTTP, allowedRoutes: {{namespaces: {{from: All}}}}}}]
----
-apiVersion: gateway.networking.k8s.io/v1
-kind: HTTPRoute
-metadata: {{name: r1, namespace: shop, creationTimestamp: "{r1_at}"}}
-spec:
-  parentRefs: [{{name: gw, namespace: infra}}]
-  hostnames: [one.example.com]
-  rules: [{{backendRefs: [{{name: a, port: 80}}]}}]
----
-apiVersion: gateway.networking.k8s.io/v1
-kind: HTTPRoute
-metadata: {{name: r2, namespace: shop, creationTimestamp: "{r2_at}"}}
-spec:
-  parentRefs: [{{name: gw, namespace: infra}}]
-  hostnames: [two.example.com]
-  rules: [{{backendRefs: [{{name: b, port: 80}}]}}]
-"#
-        );
-        for (service, ip) in [("a", "10.1.0.1"), ("b", "10.1.0.2")] {
-            text.push_str(&format!(
-                r#"---
-apiVersion: v1
-kind: Service
-metadata: {{name: {service}, namespace: shop}}
-spec: {{ports: [{{port: 80, targetPort: 8080}}]}}
----
-apiVersion: discovery.k8s.io/v1
-kind: EndpointSlice
-metadata: {{name: {service}-1, namespace: shop, labels: {{kubernetes.io/service-name: {service}}}}}
-addressType: IPv4
-ports: [{{port: 8080}}]
-endpoints: [{{addresses: ["{ip}"]}}]
-"#
-            ));
-        }
-        let mut set = ObjectSet::default();
-        load_text(&mut set, "two-routes.yaml", &text).expect("test manifests load");
-        set
+        use crate::test_manifests::{service_with_pod, two_routes};
+        let services = service_with_pod("a", "10.1.0.1") + &service_with_pod("b", "10.1.0.2");
+        two_routes(port, r1_at, r2_at, &services)
     }
 
     /// The sinks a test processor writes to, in a temporary directory, and

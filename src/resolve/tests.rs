@@ -10,6 +10,7 @@ use proptest::prelude::*;
 use super::*;
 use crate::gateway::load::load_text;
 use crate::gateway::{CompileOptions, ObjectSet, RouteKind};
+use crate::test_manifests::service_with_pod;
 
 const MANIFESTS: &str = r#"
 apiVersion: gateway.networking.k8s.io/v1
@@ -1659,59 +1660,7 @@ fn hit_rules_come_from_the_table_as_from_the_index() {
 /// → `b`) created at `r1_at` and `r2_at` (the older route comes first in the
 /// compiled index), plus `extra`.
 fn two_routes(r1_at: &str, r2_at: &str, extra: &str) -> ObjectSet {
-    let text = format!(
-        r#"
-apiVersion: gateway.networking.k8s.io/v1
-kind: GatewayClass
-metadata: {{name: eg}}
-spec: {{controllerName: gateway.envoyproxy.io/gatewayclass-controller}}
----
-apiVersion: gateway.networking.k8s.io/v1
-kind: Gateway
-metadata: {{name: gw, namespace: infra}}
-spec:
-  gatewayClassName: eg
-  listeners: [{{name: http, port: 80, protocol: HTTP, allowedRoutes: {{namespaces: {{from: All}}}}}}]
----
-apiVersion: gateway.networking.k8s.io/v1
-kind: HTTPRoute
-metadata: {{name: r1, namespace: shop, creationTimestamp: "{r1_at}"}}
-spec:
-  parentRefs: [{{name: gw, namespace: infra}}]
-  rules: [{{backendRefs: [{{name: a, port: 80}}]}}]
----
-apiVersion: gateway.networking.k8s.io/v1
-kind: HTTPRoute
-metadata: {{name: r2, namespace: shop, creationTimestamp: "{r2_at}"}}
-spec:
-  parentRefs: [{{name: gw, namespace: infra}}]
-  rules: [{{backendRefs: [{{name: b, port: 80}}]}}]
-{extra}"#
-    );
-    let mut set = ObjectSet::default();
-    load_text(&mut set, "two-routes.yaml", &text).expect("test manifests load");
-    set
-}
-
-/// Service `shop/<service>` (port 80 → 8080) and an EndpointSlice of it
-/// with one pod address.
-fn slice_of(service: &str, ip: &str) -> String {
-    format!(
-        r#"---
-apiVersion: v1
-kind: Service
-metadata: {{name: {service}, namespace: shop}}
-spec:
-  ports: [{{port: 80, targetPort: 8080}}]
----
-apiVersion: discovery.k8s.io/v1
-kind: EndpointSlice
-metadata: {{name: {service}-1, namespace: shop, labels: {{kubernetes.io/service-name: {service}}}}}
-addressType: IPv4
-ports: [{{port: 8080}}]
-endpoints: [{{addresses: ["{ip}"]}}]
-"#
-    )
+    crate::test_manifests::two_routes(80, r1_at, r2_at, extra)
 }
 
 /// The Service ids of `expected` keys in `table` (allowed backends only).
@@ -1739,12 +1688,12 @@ fn a_table_serves_only_the_endpoint_index_it_was_built_from() {
     let e1_set = two_routes(
         "2020-01-01T00:00:00Z",
         "2021-01-01T00:00:00Z",
-        &(slice_of("a", "10.1.0.1") + &slice_of("b", "10.1.0.2")),
+        &(service_with_pod("a", "10.1.0.1") + &service_with_pod("b", "10.1.0.2")),
     );
     let e2_set = two_routes(
         "2020-01-01T00:00:00Z",
         "2021-01-01T00:00:00Z",
-        &(slice_of("b", "10.1.0.2") + &slice_of("x", "10.1.0.3")),
+        &(service_with_pod("b", "10.1.0.2") + &service_with_pod("x", "10.1.0.3")),
     );
     // One route index: the rule `shop/r` of the scenario is r1 with [a, b].
     let mut routes_set = e1_set.clone();
@@ -1810,7 +1759,7 @@ fn the_memo_follows_the_route_index_in_use() {
     let set = two_routes(
         "2020-01-01T00:00:00Z",
         "2021-01-01T00:00:00Z",
-        &slice_of("a", "10.1.0.1"),
+        &service_with_pod("a", "10.1.0.1"),
     );
     let endpoints = EndpointIndex::build(&set);
     let a = RouteIndex::compile(&set, CompileOptions::default());
@@ -1853,7 +1802,7 @@ fn the_memo_follows_the_route_index_in_use() {
 /// check keep them out).
 #[test]
 fn positions_and_tables_of_another_route_order_are_not_used() {
-    let slices = slice_of("a", "10.1.0.1") + &slice_of("b", "10.1.0.2");
+    let slices = service_with_pod("a", "10.1.0.1") + &service_with_pod("b", "10.1.0.2");
     let a_set = two_routes("2020-01-01T00:00:00Z", "2021-01-01T00:00:00Z", &slices);
     let b_set = two_routes("2021-01-01T00:00:00Z", "2020-01-01T00:00:00Z", &slices);
     let endpoints = EndpointIndex::build(&a_set);
