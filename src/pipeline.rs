@@ -29,9 +29,9 @@ use crate::gateway::{Decision, Headers, Protocol, Request, RouteIndex, Scheme};
 use crate::kube::history::now_us;
 use crate::kube::{HistoryView, IndexHistory, Snapshot};
 use crate::resolve::{
-    resolve_actual_ids, ActualBackend, BackendServiceIds, EndpointIndex, EvidenceNames,
-    GatewayAction, HitRule, Implementation, NameMemo, ResolveIds, RouteRef, RuleAt, RuleRef,
-    UpstreamEvidence, UpstreamName,
+    resolve_actual_answered, ActualBackend, AnsweredBy, BackendServiceIds, EndpointIndex,
+    EvidenceNames, GatewayAction, HitRule, Implementation, NameMemo, ResolveIds, RouteRef, RuleAt,
+    RuleRef, UpstreamEvidence, UpstreamName,
 };
 use crate::sink::alerts::{Alert, AlertAggregator, AlertOccurrence, AlertType};
 use crate::sink::deadletter::{DeadLetterSink, DeadLetterSource};
@@ -586,7 +586,18 @@ impl<'i> RecordProcessor<'i> {
 
         let mut attempts: [&str; MAX_ATTEMPTS] = [""; MAX_ATTEMPTS];
         let mut n_attempts = 0;
-        if let Some(single) = record.upstream_addrs.single() {
+        // The usual upstream host: one known pod's `a.b.c.d:port`, spelled
+        // canonically. Found by its text in the endpoint index, it is a single
+        // attempt (no `,`, space or padding), and the resolver is handed its
+        // address and candidates instead of parsing and looking it up again.
+        let answered = record.upstream_addrs.raw().and_then(|raw| {
+            let (addr, candidates) = endpoints.lookup_canonical_v4(raw)?;
+            Some((raw, AnsweredBy { addr, candidates }))
+        });
+        if let Some((raw, _)) = answered {
+            attempts[0] = raw;
+            n_attempts = 1;
+        } else if let Some(single) = record.upstream_addrs.single() {
             // The usual single `ip:port`: no split.
             attempts[0] = single;
             n_attempts = 1;
@@ -611,8 +622,15 @@ impl<'i> RecordProcessor<'i> {
                 table,
                 expected: &self.expected_services,
             });
-        let resolution =
-            resolve_actual_ids(&evidence, &names, endpoints, index, expected, resolve_ids);
+        let resolution = resolve_actual_answered(
+            &evidence,
+            &names,
+            endpoints,
+            index,
+            expected,
+            resolve_ids,
+            answered.map(|(_, at)| at),
+        );
         names.remember_in(&evidence, &resolution, &mut self.names);
         let (actual, actual_service) = (resolution.actual, resolution.service);
         // With ids on both sides: the actual backend's position among the

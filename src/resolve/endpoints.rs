@@ -31,7 +31,7 @@
 //! picked changes.
 
 use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::gateway::compile::FastMap;
@@ -115,6 +115,9 @@ pub struct EndpointIndex {
     by_v4: FastMap<u64, CandidateSpan>,
     /// IPv6 addresses, likewise.
     by_v6: FastMap<SocketAddr, CandidateSpan>,
+    /// Every IPv4 address of `by_v4` by its canonical text (`a.b.c.d:port`,
+    /// as `SocketAddr` displays it), for [`EndpointIndex::lookup_canonical_v4`].
+    by_v4_text: FastMap<V4Text, (u64, CandidateSpan)>,
     /// Every address's candidates, each address's side by side.
     candidates: Vec<EndpointCandidate>,
     /// Sorted by `(namespace, name)` for allocation-free lookups.
@@ -145,6 +148,7 @@ impl Default for EndpointIndex {
             instance: next_instance(),
             by_v4: FastMap::default(),
             by_v6: FastMap::default(),
+            by_v4_text: FastMap::default(),
             candidates: Vec::new(),
             services: Vec::new(),
             service_ids: HashMap::new(),
@@ -197,6 +201,7 @@ impl EndpointIndex {
             instance: next_instance(),
             by_v4: FastMap::default(),
             by_v6: FastMap::default(),
+            by_v4_text: FastMap::default(),
             candidates: Vec::new(),
             services,
             service_ids: HashMap::new(),
@@ -323,9 +328,17 @@ impl EndpointIndex {
             self.candidates.extend(list);
             let span = CandidateSpan { start, len };
             match key {
-                AddrKey::V4(v4) => self.by_v4.insert(v4, span),
-                AddrKey::V6(addr) => self.by_v6.insert(addr, span),
-            };
+                AddrKey::V4(v4) => {
+                    let text = v4_socket_of(v4).to_string();
+                    if let Some(text) = V4Text::of(text.as_bytes()) {
+                        self.by_v4_text.insert(text, (v4, span));
+                    }
+                    self.by_v4.insert(v4, span);
+                }
+                AddrKey::V6(addr) => {
+                    self.by_v6.insert(addr, span);
+                }
+            }
         }
         self.candidates.shrink_to_fit();
     }
@@ -404,6 +417,31 @@ impl EndpointIndex {
             self.candidates.get(start..start + span.len as usize)
         })
         .unwrap_or(&[])
+    }
+
+    /// The address and candidates of `text` when it is the canonical
+    /// spelling of an indexed IPv4 address (`a.b.c.d:port` as `SocketAddr`
+    /// displays it: decimal, no leading zeros, nothing around it), found
+    /// without parsing the text: one hash of three words of it. `None`
+    /// otherwise (another spelling, an address not indexed, not an address);
+    /// [`parse_socket_addr`] + [`lookup`](Self::lookup) then give the answer.
+    /// A text found here parses to the address returned.
+    #[inline]
+    pub fn lookup_canonical_v4(&self, text: &str) -> Option<(SocketAddr, &[EndpointCandidate])> {
+        let (key, span) = self.by_v4_text.get(&V4Text::of(text.as_bytes())?)?;
+        let start = span.start as usize;
+        let candidates = self.candidates.get(start..start + span.len as usize)?;
+        Some((SocketAddr::V4(v4_socket_of(*key)), candidates))
+    }
+
+    /// Whether `candidates` is a non-empty run of this index's candidates
+    /// (as [`lookup`](Self::lookup) and
+    /// [`lookup_canonical_v4`](Self::lookup_canonical_v4) return them).
+    #[inline]
+    pub fn holds(&self, candidates: &[EndpointCandidate]) -> bool {
+        let own = self.candidates.as_ptr_range();
+        let run = candidates.as_ptr_range();
+        !candidates.is_empty() && own.start <= run.start && run.end <= own.end
     }
 
     /// Parses `ip:port` (see [`parse_socket_addr`]) and looks it up; empty when
@@ -486,6 +524,44 @@ impl AddrKey {
             }
             SocketAddr::V6(_) => AddrKey::V6(addr),
         }
+    }
+}
+
+/// The IPv4 socket address of an [`AddrKey::V4`] key.
+fn v4_socket_of(key: u64) -> SocketAddrV4 {
+    // Bits 16..48 and 0..16 (see `AddrKey`): the casts keep exactly those.
+    SocketAddrV4::new(Ipv4Addr::from_bits((key >> 16) as u32), key as u16)
+}
+
+/// The text of a canonical IPv4 socket address (9 to 21 bytes) as a hash
+/// key of fixed size: its first 16 bytes (8 when shorter than 16) and its
+/// last 8, which overlap and together cover every byte, with its length.
+/// Two texts have equal keys exactly when they are equal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct V4Text {
+    head: u128,
+    tail: u64,
+    len: u8,
+}
+
+impl V4Text {
+    /// The key of `text`; `None` outside 9 to 21 bytes (no canonical IPv4
+    /// socket address is shorter or longer).
+    #[inline]
+    fn of(text: &[u8]) -> Option<V4Text> {
+        if !(9..=21).contains(&text.len()) {
+            return None;
+        }
+        let tail = u64::from_le_bytes(*text.last_chunk::<8>()?);
+        let head = match text.first_chunk::<16>() {
+            Some(head) => u128::from_le_bytes(*head),
+            None => u128::from(u64::from_le_bytes(*text.first_chunk::<8>()?)),
+        };
+        Some(V4Text {
+            head,
+            tail,
+            len: text.len() as u8,
+        })
     }
 }
 

@@ -23,6 +23,7 @@ pub mod memo;
 pub mod naming;
 
 use std::fmt;
+use std::net::SocketAddr;
 
 use crate::gateway::compile::{CompiledRoute, CompiledRule};
 use crate::gateway::RouteIndex;
@@ -233,10 +234,9 @@ impl<'a> EvidenceNames<'a> {
             Some(c) => memo.parse_upstream_name_scheme_at(implementation, c),
             None => (None, None),
         };
-        Self {
-            cluster_rule_at: found,
-            ..Self::with_cluster(evidence, implementation, parsed)
-        }
+        let mut names = Self::with_cluster(evidence, implementation, parsed);
+        names.cluster_rule_at = found;
+        names
     }
 
     /// Remembers in `memo` where the resolver found the rule the cluster
@@ -354,25 +354,6 @@ enum Expected<'e> {
     Ids(&'e [u32]),
 }
 
-impl Expected<'_> {
-    #[inline]
-    fn contains(&self, candidate: &EndpointCandidate) -> bool {
-        match self {
-            Expected::Keys(keys) => keys.contains(&candidate.key.as_str()),
-            Expected::Ids(ids) => ids.contains(&candidate.service),
-        }
-    }
-
-    /// Whether two candidates of one index name the same Service.
-    #[inline]
-    fn same_service(&self, a: &EndpointCandidate, b: &EndpointCandidate) -> bool {
-        match self {
-            Expected::Keys(_) => a.key == b.key,
-            Expected::Ids(_) => a.service == b.service,
-        }
-    }
-}
-
 /// [`resolve_actual_named`], comparing Services by id when `ids` is given
 /// (and was built from `routes` and `endpoints`: otherwise it is ignored),
 /// and taking the cluster's rule from where `names` says it was found
@@ -385,6 +366,44 @@ pub fn resolve_actual_ids<'i>(
     expected_backend_keys: &[&str],
     ids: Option<ResolveIds<'_, 'i>>,
 ) -> Resolution<'i> {
+    resolve_actual_answered(
+        evidence,
+        names,
+        endpoints,
+        routes,
+        expected_backend_keys,
+        ids,
+        None,
+    )
+}
+
+/// The answering upstream of a record as the caller already found it in the
+/// endpoint index ([`EndpointIndex::lookup_canonical_v4`] of the last
+/// attempt, when that is a single canonical `a.b.c.d:port`).
+#[derive(Debug, Clone, Copy)]
+pub struct AnsweredBy<'i> {
+    /// The address, as [`answering_host`] parses the last attempt.
+    pub addr: SocketAddr,
+    /// Its candidates in the endpoint index resolved against.
+    pub candidates: &'i [EndpointCandidate],
+}
+
+/// [`resolve_actual_ids`], with the answering upstream already looked up
+/// (`answered`): the last attempt is then neither classified nor parsed
+/// again. It must be what [`answering_host`] and
+/// [`EndpointIndex::lookup`] give for `evidence` in `endpoints` (candidates
+/// that are not `endpoints`' own are ignored and looked up). The same
+/// answer as without it.
+#[allow(clippy::too_many_arguments)]
+pub fn resolve_actual_answered<'i>(
+    evidence: &UpstreamEvidence<'i>,
+    names: &EvidenceNames<'i>,
+    endpoints: &'i EndpointIndex,
+    routes: &'i RouteIndex,
+    expected_backend_keys: &[&str],
+    ids: Option<ResolveIds<'_, 'i>>,
+    answered: Option<AnsweredBy<'i>>,
+) -> Resolution<'i> {
     let mut cluster_rule_at = None;
     let (actual, service) = resolve_with(
         evidence,
@@ -393,6 +412,7 @@ pub fn resolve_actual_ids<'i>(
         routes,
         expected_backend_keys,
         ids,
+        answered,
         &mut cluster_rule_at,
     );
     Resolution {
@@ -402,8 +422,9 @@ pub fn resolve_actual_ids<'i>(
     }
 }
 
-/// The body of [`resolve_actual_ids`]; sets `cluster_rule_at` when it looks
-/// for the cluster's rule.
+/// The body of [`resolve_actual_answered`]; sets `cluster_rule_at` when it
+/// looks for the cluster's rule.
+#[allow(clippy::too_many_arguments)]
 fn resolve_with<'i>(
     evidence: &UpstreamEvidence<'i>,
     names: &EvidenceNames<'i>,
@@ -411,6 +432,7 @@ fn resolve_with<'i>(
     routes: &'i RouteIndex,
     expected_backend_keys: &[&str],
     ids: Option<ResolveIds<'_, 'i>>,
+    answered: Option<AnsweredBy<'i>>,
     cluster_rule_at: &mut Option<RuleAt>,
 ) -> (ActualBackend<'i>, Option<u32>) {
     let ids = ids.filter(|i| {
@@ -421,13 +443,19 @@ fn resolve_with<'i>(
         None => Expected::Keys(expected_backend_keys),
     };
     let implementation = evidence.implementation_hint.unwrap_or_default();
-    let host = answering_host(implementation, evidence.upstream_hosts);
-    let candidates = match host {
-        UpstreamHost::Addr(addr) => endpoints.lookup(addr),
-        _ => &[],
+    let (host, candidates) = match answered.filter(|a| endpoints.holds(a.candidates)) {
+        Some(a) => (UpstreamHost::Addr(a.addr), a.candidates),
+        None => {
+            let host = answering_host(implementation, evidence.upstream_hosts);
+            let candidates = match host {
+                UpstreamHost::Addr(addr) => endpoints.lookup(addr),
+                _ => &[],
+            };
+            (host, candidates)
+        }
     };
-    let cluster = names.cluster;
-    let route_rule = names.route_rule;
+    // Borrowed, not copied: the parsed names are large.
+    let cluster = &names.cluster;
     let named_upstream = evidence
         .upstream_cluster
         .and_then(naming::present)
@@ -435,7 +463,7 @@ fn resolve_with<'i>(
     let named_route = evidence.route_name.and_then(naming::present).is_some();
 
     let action = match (cluster, host) {
-        (Some(UpstreamName::Gateway(action)), _) => action,
+        (Some(UpstreamName::Gateway(action)), _) => *action,
         (_, UpstreamHost::Sentinel(action)) => action,
         _ => classify_gateway_action(
             implementation,
@@ -455,7 +483,7 @@ fn resolve_with<'i>(
 
     // 2. A name that identifies one Service.
     let named_service = match cluster {
-        Some(UpstreamName::Service(service)) => Some(service_backend(endpoints, service)),
+        Some(UpstreamName::Service(service)) => Some(service_backend(endpoints, *service)),
         Some(UpstreamName::DashedService(dashed)) => dashed
             .splits()
             .find_map(|(ns, name)| endpoints.service(ns, name))
@@ -489,7 +517,7 @@ fn resolve_with<'i>(
     // 3. A name that identifies a route rule.
     let rule_ref = match cluster {
         Some(UpstreamName::Rule(rule)) => Some(rule),
-        _ => route_rule,
+        _ => names.route_rule.as_ref(),
     };
     let mut fallback_note = if matches!(cluster, Some(UpstreamName::DashedService(_))) {
         "service name matched no known Service; endpoint lookup"
@@ -504,7 +532,7 @@ fn resolve_with<'i>(
         // Positions of the rule: remembered, or looked up by name.
         let found = match remembered {
             Some(at) => Some((at.route as usize, at.rule as usize)),
-            None => find_rule(routes, &rule_ref).map(|f| (f.route_pos, f.rule_pos)),
+            None => find_rule(routes, rule_ref).map(|f| (f.route_pos, f.rule_pos)),
         };
         // With ids, the table holds what is needed of the rule's backends;
         // else the compiled rule (a remembered position is checked).
@@ -532,7 +560,7 @@ fn resolve_with<'i>(
         }
         match in_rule {
             Some(in_rule) => {
-                let resolved = resolve_in_rule(&in_rule, &rule_ref, candidates, expected, action);
+                let resolved = resolve_in_rule(&in_rule, rule_ref, candidates, expected, action);
                 if let Some(result) = resolved {
                     return result;
                 }
@@ -698,6 +726,7 @@ impl<'i> InRule<'_, 'i> {
     }
 
     /// Whether an endpoint candidate is one of the rule's Service backends.
+    #[inline]
     fn contains(&self, c: &EndpointCandidate) -> bool {
         match self {
             InRule::Ids(services) => services
@@ -770,18 +799,28 @@ fn find_rule(routes: &RouteIndex, rule_ref: &RuleRef<'_>) -> Option<FoundRule> {
     }
 }
 
-/// [`choose_candidate_where`] comparing as `expected` says.
+/// [`choose_candidate_where`] comparing as `expected` says: Service ids
+/// (one integer compare a candidate) or keys. The comparison is chosen once
+/// per call, not per candidate.
 fn choose_among<'c>(
     candidates: &'c [EndpointCandidate],
     expected: Expected<'_>,
     keep: impl Fn(&EndpointCandidate) -> bool,
 ) -> CandidateChoice<'c> {
-    endpoints::choose_candidate_by(
-        candidates,
-        |c| expected.contains(c),
-        |a, b| expected.same_service(a, b),
-        keep,
-    )
+    match expected {
+        Expected::Ids(ids) => endpoints::choose_candidate_by(
+            candidates,
+            |c| ids.contains(&c.service),
+            |a, b| a.service == b.service,
+            keep,
+        ),
+        Expected::Keys(keys) => endpoints::choose_candidate_by(
+            candidates,
+            |c| keys.contains(&c.key.as_str()),
+            |a, b| a.key == b.key,
+            keep,
+        ),
+    }
 }
 
 /// A name-derived Service, borrowing from the index when the Service is known

@@ -1348,6 +1348,52 @@ fn socket_address_fast_path_agrees_with_std() {
     }
 }
 
+/// The canonical text of every indexed IPv4 address finds it and its
+/// candidates; other spellings, unknown addresses and other text do not.
+#[test]
+fn indexed_ipv4_addresses_are_found_by_their_canonical_text() {
+    let (endpoints, _) = fixture();
+    let mut found = 0;
+    for ip in ["10.244.1.17", "10.244.2.31", "10.244.3.44", "10.96.0.10"] {
+        for port in [80, 8080, 9000] {
+            let text = format!("{ip}:{port}");
+            let candidates = endpoints.lookup(addr(&text));
+            match endpoints.lookup_canonical_v4(&text) {
+                Some((at, by_text)) => {
+                    assert_eq!(at, addr(&text));
+                    assert_eq!(by_text, candidates, "{text}");
+                    assert!(endpoints.holds(by_text));
+                    found += 1;
+                }
+                None => assert!(candidates.is_empty(), "{text} is indexed"),
+            }
+        }
+    }
+    assert!(found >= 4, "indexed addresses found ({found})");
+    assert!(!endpoints
+        .lookup("10.244.1.17:8080".parse().unwrap())
+        .is_empty());
+    for other in [
+        "010.244.1.17:8080",
+        "10.244.1.17:08080",
+        " 10.244.1.17:8080",
+        "10.244.1.17:8080 ",
+        "10.244.1.17:8080/",
+        "http://10.244.1.17:8080",
+        "10.244.1.17",
+        "10.244.1.18:8080",
+        "",
+        "-",
+    ] {
+        assert_eq!(endpoints.lookup_canonical_v4(other), None, "{other}");
+    }
+    // A run of another index's candidates is not this index's.
+    let (other, _) = fixture();
+    let theirs = other.lookup("10.244.1.17:8080".parse().unwrap());
+    assert!(!endpoints.holds(theirs));
+    assert!(!endpoints.holds(&[]));
+}
+
 proptest! {
     #[test]
     fn socket_address_fast_path_matches_std(text in "[0-9.:]{0,24}") {
@@ -1552,7 +1598,7 @@ fn service_ids_and_remembered_rules_answer_as_names_do() {
     }
 
     let mut memo = NameMemo::new();
-    let (mut by_id, mut remembered) = (0, 0);
+    let (mut by_id, mut remembered, mut answered_by_text) = (0, 0, 0);
     for cluster in &clusters {
         for host in &hosts {
             let host_list = [host.as_str()];
@@ -1567,6 +1613,21 @@ fn service_ids_and_remembered_rules_answer_as_names_do() {
                         table: &table,
                         expected: &ids,
                     };
+                    // With the answering upstream found by its text, as the
+                    // pipeline hands it over: the same answer.
+                    if let Some((addr, candidates)) = endpoints.lookup_canonical_v4(host) {
+                        let answered = resolve_actual_answered(
+                            &ev,
+                            &names,
+                            &endpoints,
+                            &routes,
+                            &keys,
+                            Some(resolve_ids),
+                            Some(AnsweredBy { addr, candidates }),
+                        );
+                        assert_eq!(answered.actual, reference, "{cluster} {host} {keys:?}");
+                        answered_by_text += 1;
+                    }
                     // Twice through the memo: the second time the rule's
                     // position is remembered.
                     for _ in 0..2 {
@@ -1593,6 +1654,10 @@ fn service_ids_and_remembered_rules_answer_as_names_do() {
         }
     }
     assert!(by_id > 100, "ids were used ({by_id})");
+    assert!(
+        answered_by_text > 100,
+        "hosts found by text ({answered_by_text})"
+    );
     assert!(
         remembered > 100,
         "rule positions were remembered ({remembered})"
