@@ -31,6 +31,7 @@
 //! picked changes.
 
 use std::collections::HashMap;
+use std::fmt::Write as _;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -316,6 +317,8 @@ impl EndpointIndex {
     /// Moves the candidates of every address into `candidates` and the
     /// address maps.
     fn flatten(&mut self, by_addr: FastMap<AddrKey, Vec<EndpointCandidate>>) {
+        // One buffer for every address's text.
+        let mut text = String::with_capacity(32);
         for (key, list) in by_addr {
             let (Ok(start), Ok(len)) = (
                 u32::try_from(self.candidates.len()),
@@ -329,7 +332,9 @@ impl EndpointIndex {
             let span = CandidateSpan { start, len };
             match key {
                 AddrKey::V4(v4) => {
-                    let text = v4_socket_of(v4).to_string();
+                    text.clear();
+                    // Writing to a String cannot fail.
+                    let _ = write!(text, "{}", v4_socket_of(v4));
                     if let Some(text) = V4Text::of(text.as_bytes()) {
                         self.by_v4_text.insert(text, (v4, span));
                     }
