@@ -1456,8 +1456,6 @@ fn consume_loop(
     let mut fetched = FetchedMessages::new(FETCH_BATCH_MESSAGES);
     let mut due: Vec<MessageBatch> = Vec::new();
     let mut idle_sleep = IDLE_SLEEP_MIN;
-    // Messages wait in partial batches (as of this round's batching).
-    let mut messages_pending = false;
     let mut last_renewal = Instant::now();
     // Waiting (nothing to read, or every worker with something to read is
     // full) and committing are timed; reading and batching are the rest.
@@ -1484,6 +1482,8 @@ fn consume_loop(
         };
         // One clock read per round for every time-based check below.
         let now = Instant::now();
+        // Messages wait in partial batches (as of this round's batching).
+        let messages_pending: bool;
         // One batcher lock per round: add the messages, take what is due
         // (full batches, or every partial one once the oldest message waited
         // 50 ms).
