@@ -14,6 +14,10 @@
 //! worker's queue is full the loop stops reading that worker's message queue,
 //! and librdkafka stops fetching its partitions until
 //! `kafka.fetch_queue_backoff_ms` after the queue is below the bound.
+//! Batches hold librdkafka's messages, and so the fetch buffers they sit in,
+//! until their worker is done with them: about `pipeline.queue_batches` + 2
+//! batches of `pipeline.batch_messages` messages per worker beyond the
+//! pre-fetch bound.
 
 use std::collections::HashMap;
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
