@@ -8,9 +8,9 @@
 //!   from one [`MessageQueue`] per worker, which each assigned partition is
 //!   routed to (so a full worker leaves its messages in librdkafka, bounded
 //!   by its pre-fetch limit, while the others keep being fed), polls the
-//!   consumer for events, gathers the messages (librdkafka's own, not copies)
-//!   into per-partition [`MessageBatch`]es and hands each to the worker that
-//!   owns the partition over a bounded queue. A batch for a full queue waits (and that worker's
+//!   consumer for events, copies messages into per-partition
+//!   [`MessageBatch`]es and hands each to the worker that owns the partition
+//!   over a bounded queue. A batch for a full queue waits (and that worker's
 //!   message queue is not read) until there is room: backpressure that does
 //!   not starve the other workers. It also runs the rebalance callbacks,
 //!   commits offsets and logs lag.
@@ -18,10 +18,7 @@
 //!   [`AlertAggregator`] and the [`PartitionWriter`]s of their partitions
 //!   (a partition always goes to the same worker), so the hot path takes no lock.
 //!   When a writer rolls, its files are published and the worker reports the
-//!   offset to commit. A worker reads each payload where librdkafka received
-//!   it and hands the batch's messages back to librdkafka when it is done
-//!   with the batch; so the consumer is created before the workers and
-//!   dropped after them ([`KafkaInput`]).
+//!   offset to commit.
 //!
 //! # Rebalances and shutdown
 //!
@@ -45,9 +42,9 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, SyncSender, TrySendError};
-use std::sync::{Arc, Mutex, PoisonError, Weak};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, RebalanceProtocol};
@@ -206,44 +203,9 @@ enum WorkerMsg {
     },
 }
 
-/// The sending end of a worker's bounded queue, with the count of messages
-/// in it (sent and not yet taken by the worker), so the consumer loop can
-/// see an idle worker without a lock.
-struct WorkerQueue {
-    sender: SyncSender<WorkerMsg>,
-    queued: Arc<AtomicUsize>,
-}
-
-impl WorkerQueue {
-    /// Sends `msg`, blocking while the queue is full.
-    fn send(&self, msg: WorkerMsg) -> Result<(), String> {
-        // Counted before the send, so the worker's count down never goes
-        // below zero.
-        self.queued.fetch_add(1, Ordering::Relaxed);
-        self.sender.send(msg).map_err(|_| {
-            self.queued.fetch_sub(1, Ordering::Relaxed);
-            "worker stopped".to_string()
-        })
-    }
-
-    /// Sends `msg` if the queue has room.
-    fn try_send(&self, msg: WorkerMsg) -> Result<(), TrySendError<WorkerMsg>> {
-        self.queued.fetch_add(1, Ordering::Relaxed);
-        self.sender.try_send(msg).inspect_err(|_| {
-            self.queued.fetch_sub(1, Ordering::Relaxed);
-        })
-    }
-
-    /// Whether the worker has taken every message sent to it (it may still
-    /// be processing the last one).
-    fn is_empty(&self) -> bool {
-        self.queued.load(Ordering::Relaxed) == 0
-    }
-}
-
 /// State shared by the consumer loop and the rebalance callbacks.
 struct Coordinator {
-    workers: Vec<WorkerQueue>,
+    workers: Vec<SyncSender<WorkerMsg>>,
     /// Per worker, batches that were due while its queue was full, in order;
     /// they go before anything else sent to that worker.
     stalled: Mutex<Vec<VecDeque<MessageBatch>>>,
@@ -375,7 +337,9 @@ impl Coordinator {
         };
         let worker = self.workers.get(w).ok_or("no such worker")?;
         for batch in stalled {
-            worker.send(WorkerMsg::Batch(batch))?;
+            worker
+                .send(WorkerMsg::Batch(batch))
+                .map_err(|_| "worker stopped".to_string())?;
         }
         Ok(())
     }
@@ -385,7 +349,7 @@ impl Coordinator {
     fn send_to(&self, w: usize, msg: WorkerMsg) -> Result<(), String> {
         self.drain_stalled(w)?;
         let worker = self.workers.get(w).ok_or("no such worker")?;
-        worker.send(msg)
+        worker.send(msg).map_err(|_| "worker stopped".to_string())
     }
 
     /// Hands every stalled batch over, blocking while queues are full.
@@ -688,8 +652,7 @@ fn describe(tps: &[TopicPartition]) -> String {
 const FETCH_BATCH_MESSAGES: usize = 1024;
 /// The consumer loop's first sleep when a round found nothing to do; it
 /// doubles while that lasts, up to [`IDLE_SLEEP_MAX`], or
-/// [`IDLE_SLEEP_STALLED_MAX`] while a worker's queue is full or messages
-/// wait in partial batches.
+/// [`IDLE_SLEEP_STALLED_MAX`] while a worker's queue is full.
 const IDLE_SLEEP_MIN: Duration = Duration::from_micros(100);
 /// See [`IDLE_SLEEP_MIN`].
 const IDLE_SLEEP_MAX: Duration = Duration::from_millis(10);
@@ -701,15 +664,8 @@ const ROUTE_RENEWAL: Duration = Duration::from_millis(100);
 
 /// The consumer context: runs the rebalance protocol with the coordinator,
 /// and routes newly assigned partitions to the message queue.
-///
-/// It holds the coordinator weakly: the consumer outlives the worker threads
-/// (the batches they hold keep librdkafka messages, which must go before the
-/// client), and the workers end when the coordinator, which holds their
-/// queues' senders, is dropped. Once it is gone (the consumer is being
-/// closed after the run), a revocation only unassigns: the run has already
-/// published and committed what it could.
 struct RunContext {
-    coordinator: Weak<Coordinator>,
+    coordinator: Arc<Coordinator>,
     /// One per worker, set by [`RoutingGuard`] for the consumer loop's life.
     messages: Mutex<Vec<Arc<MessageQueue>>>,
 }
@@ -719,18 +675,13 @@ impl RunContext {
     /// that owns it; must run before they are assigned (see
     /// [`MessageQueue::route`]). A partition that cannot be routed is read
     /// through `poll`, as without queues.
-    fn route(
-        &self,
-        coordinator: &Coordinator,
-        consumer: &BaseConsumer<Self>,
-        tpl: &TopicPartitionList,
-    ) {
+    fn route(&self, consumer: &BaseConsumer<Self>, tpl: &TopicPartitionList) {
         let queues = self.messages.lock().map(|m| m.clone()).unwrap_or_default();
         if queues.is_empty() {
             return;
         }
-        for (topic, partition) in coordinator.partitions_of(tpl) {
-            let Some(queue) = queues.get(coordinator.worker_of(&topic, partition)) else {
+        for (topic, partition) in self.coordinator.partitions_of(tpl) {
+            let Some(queue) = queues.get(self.coordinator.worker_of(&topic, partition)) else {
                 continue;
             };
             if let Err(e) = queue.route(consumer, &topic, partition) {
@@ -770,10 +721,8 @@ impl Drop for RoutingGuard {
 
 impl ClientContext for RunContext {
     fn stats(&self, statistics: rdkafka::statistics::Statistics) {
-        if let Some(coordinator) = self.coordinator.upgrade() {
-            if let Ok(mut lag) = coordinator.lag.lock() {
-                lag.update(&statistics);
-            }
+        if let Ok(mut lag) = self.coordinator.lag.lock() {
+            lag.update(&statistics);
         }
     }
 }
@@ -801,30 +750,25 @@ impl ConsumerContext for RunContext {
             consumer.rebalance_protocol(),
             RebalanceProtocol::Cooperative
         );
-        let coordinator = self.coordinator.upgrade();
-        let result = match (err, &coordinator) {
-            (RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS, Some(coordinator)) => {
-                coordinator.on_assign(consumer, tpl);
-                self.route(coordinator, consumer, tpl);
+        let result = match err {
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
+                self.coordinator.on_assign(consumer, tpl);
+                self.route(consumer, tpl);
                 if cooperative {
                     consumer.incremental_assign(tpl)
                 } else {
                     consumer.assign(tpl)
                 }
             }
-            // The run is over: take no new partitions.
-            (RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS, None) => Ok(()),
-            (RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS, _) => {
-                if let Some(coordinator) = &coordinator {
-                    coordinator.on_revoke(consumer, tpl);
-                }
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
+                self.coordinator.on_revoke(consumer, tpl);
                 if cooperative {
                     consumer.incremental_unassign(tpl)
                 } else {
                     consumer.unassign()
                 }
             }
-            (other, _) => {
+            other => {
                 log(format_args!("rebalance error: {other:?}"));
                 if cooperative {
                     Ok(())
@@ -833,8 +777,9 @@ impl ConsumerContext for RunContext {
                 }
             }
         };
-        if let (Err(e), Some(coordinator)) = (result, coordinator) {
-            coordinator.fail(format!("applying the assignment: {e}"));
+        if let Err(e) = result {
+            self.coordinator
+                .fail(format!("applying the assignment: {e}"));
         }
     }
 }
@@ -856,8 +801,6 @@ struct WorkerSetup<'a> {
     alerts: &'a AlertAggregator,
     /// Processed batches go back to the consumer loop for reuse.
     batch_return: BatchReturn,
-    /// Messages in this worker's queue: counted down as they are taken.
-    queued: Arc<AtomicUsize>,
 }
 
 impl WorkerSetup<'_> {
@@ -969,9 +912,6 @@ impl<'a> Worker<'a> {
         let mut t = Instant::now();
         loop {
             let msg = rx.recv_timeout(Duration::from_millis(200));
-            if msg.is_ok() {
-                self.setup.queued.fetch_sub(1, Ordering::Relaxed);
-            }
             t = times.add(WAITING, t);
             match msg {
                 Ok(WorkerMsg::Batch(batch)) => {
@@ -1235,10 +1175,9 @@ pub fn run(
     let mut senders = Vec::with_capacity(n_workers);
     let mut receivers = Vec::with_capacity(n_workers);
     for _ in 0..n_workers {
-        let (sender, rx) = mpsc::sync_channel(config.pipeline.queue_batches);
-        let queued = Arc::new(AtomicUsize::new(0));
-        receivers.push((rx, queued.clone()));
-        senders.push(WorkerQueue { sender, queued });
+        let (tx, rx) = mpsc::sync_channel(config.pipeline.queue_batches);
+        senders.push(tx);
+        receivers.push(rx);
     }
     // Enough batches in circulation to refill every worker queue.
     let (batcher, batch_return) = Batcher::recycling(
@@ -1265,17 +1204,14 @@ pub fn run(
     });
     let (commit_tx, commit_rx) = mpsc::channel::<(TopicPartition, i64)>();
 
-    // Before the worker threads, dropped after them (see `KafkaInput`).
-    let input = KafkaInput::open(config, &coordinator)?;
     let mut messages = 0u64;
     let forwarding_done = AtomicBool::new(false);
     // One aggregation for all workers: a burst spread over partitions is one alert.
     let alerts = AlertAggregator::new(config.alerts.aggregation());
-    let result = std::thread::scope(|scope| -> Result<(), ServiceError> {
+    std::thread::scope(|scope| -> Result<(), ServiceError> {
         let mut handles = Vec::new();
-        for (id, (rx, queued)) in receivers.into_iter().enumerate() {
+        for (id, rx) in receivers.into_iter().enumerate() {
             let setup = WorkerSetup {
-                queued,
                 id,
                 history,
                 options,
@@ -1312,27 +1248,16 @@ pub fn run(
             }));
         }
 
-        let result = consume_loop(
-            config,
-            &input,
-            &coordinator,
-            &commit_rx,
-            &mut messages,
-            &counters,
-        );
+        let result = consume_loop(config, &coordinator, &commit_rx, &mut messages, &counters);
         forwarding_done.store(true, Ordering::SeqCst);
-        // Workers end when their queues close: the coordinator holds the
-        // senders (the consumer's context only a weak reference), and with it
-        // go the batches still pending or stalled.
+        // Workers end when their queues close: the coordinator holds the senders
+        // and the consumer (with its context) is gone by now.
         drop(coordinator);
         for h in handles {
             let _ = h.join();
         }
         result
-    });
-    // Every batch is gone with the workers: now the queues and the client.
-    input.close();
-    result?;
+    })?;
 
     log(format_args!("{}", counters.timeline()));
     Ok(RunSummary {
@@ -1374,70 +1299,37 @@ fn forward_config_alerts(
     }
 }
 
-/// The consumer (with one message queue per worker, routed to by its
-/// context) and the guard that lends the queues to its rebalance callback.
-/// Created before the worker threads and dropped after them, queues first:
-/// the batches the workers hold keep librdkafka messages, and messages and
-/// queue handles must go before the client (else `rd_kafka_destroy` waits
-/// for ever).
-struct KafkaInput {
-    routing: RoutingGuard,
-    queues: Vec<Arc<MessageQueue>>,
-    consumer: BaseConsumer<RunContext>,
-}
-
-impl KafkaInput {
-    fn open(config: &Config, coordinator: &Arc<Coordinator>) -> Result<Self, ServiceError> {
-        let consumer: BaseConsumer<RunContext> = consumer_config(
-            &config.kafka,
-            config.telemetry.log_interval_seconds.saturating_mul(1000),
-        )
-        .create_with_context(RunContext {
-            coordinator: Arc::downgrade(coordinator),
-            messages: Mutex::new(Vec::new()),
-        })?;
-        // Without queues, messages come through `poll`, one per call.
-        let queues: Vec<Arc<MessageQueue>> = (0..coordinator.workers.len())
-            .map_while(|_| MessageQueue::new(&consumer).map(Arc::new))
-            .collect();
-        let queues = if queues.len() == coordinator.workers.len() {
-            queues
-        } else {
-            log(format_args!(
-                "warning: no message queue; reading messages one per poll"
-            ));
-            Vec::new()
-        };
-        let routing = RoutingGuard::install(consumer.context(), queues.clone());
-        Ok(Self {
-            routing,
-            queues,
-            consumer,
-        })
-    }
-
-    /// Drops the queue handles, then the client.
-    fn close(self) {
-        let Self {
-            routing,
-            queues,
-            consumer,
-        } = self;
-        drop(routing);
-        drop(queues);
-        drop(consumer);
-    }
-}
-
 fn consume_loop(
     config: &Config,
-    input: &KafkaInput,
     coordinator: &Arc<Coordinator>,
     commit_rx: &Receiver<(TopicPartition, i64)>,
     messages: &mut u64,
     counters: &Counters,
 ) -> Result<(), ServiceError> {
-    let (consumer, queues) = (&input.consumer, &input.queues);
+    let consumer: BaseConsumer<RunContext> = consumer_config(
+        &config.kafka,
+        config.telemetry.log_interval_seconds.saturating_mul(1000),
+    )
+    .create_with_context(RunContext {
+        coordinator: coordinator.clone(),
+        messages: Mutex::new(Vec::new()),
+    })?;
+    // One message queue per worker, declared after the consumer, so dropped
+    // before it, as librdkafka requires of queue handles; the guard takes
+    // them back from the context first. Without them, messages come through
+    // `poll`, one per call.
+    let queues: Vec<Arc<MessageQueue>> = (0..coordinator.workers.len())
+        .map_while(|_| MessageQueue::new(&consumer).map(Arc::new))
+        .collect();
+    let queues = if queues.len() == coordinator.workers.len() {
+        queues
+    } else {
+        log(format_args!(
+            "warning: no message queue; reading messages one per poll"
+        ));
+        Vec::new()
+    };
+    let routing = RoutingGuard::install(consumer.context(), queues.clone());
     let topics: Vec<&str> = config.kafka.topics.iter().map(String::as_str).collect();
     consumer.subscribe(&topics)?;
     log(format_args!(
@@ -1482,8 +1374,6 @@ fn consume_loop(
         };
         // One clock read per round for every time-based check below.
         let now = Instant::now();
-        // Messages wait in partial batches (as of this round's batching).
-        let messages_pending: bool;
         // One batcher lock per round: add the messages, take what is due
         // (full batches, or every partial one once the oldest message waited
         // 50 ms).
@@ -1492,20 +1382,24 @@ fn consume_loop(
                 result = Err("batcher lock poisoned".into());
                 break;
             };
-            let mut note = |topic: &str, partition: i32, offset: i64| {
+            let mut accept = |topic: &str, partition: i32, offset: i64, payload: &[u8]| {
                 *messages += 1;
                 since_log += 1;
                 if let Some(gap) = coordinator.resume.check(topic, partition, offset) {
                     log(format_args!("warning: {gap}"));
                     counters.resume_gaps.fetch_add(1, Ordering::Relaxed);
                 }
+                due.extend(b.push(topic, partition, offset, payload));
             };
             match &polled {
                 Some(Ok(msg)) => {
                     counters.polled_messages.fetch_add(1, Ordering::Relaxed);
-                    let (topic, partition, offset) = (msg.topic(), msg.partition(), msg.offset());
-                    note(topic, partition, offset);
-                    due.extend(b.push(topic, partition, offset, msg.payload().unwrap_or_default()));
+                    accept(
+                        msg.topic(),
+                        msg.partition(),
+                        msg.offset(),
+                        msg.payload().unwrap_or_default(),
+                    )
                 }
                 Some(Err(e)) => log(format_args!("consumer: {e}")),
                 None => {}
@@ -1521,41 +1415,25 @@ fn consume_loop(
                 if queue.consume(Duration::ZERO, &mut fetched) > 0 {
                     progress = true;
                 }
-                // The messages themselves go into the batches (no copy); the
-                // workers hand them back to librdkafka.
-                fetched.drain(|m| match m {
+                fetched.for_each(|m| match m {
                     Fetched::Message {
                         topic,
                         partition,
-                        message,
-                    } => {
-                        note(topic, partition, message.offset());
-                        due.extend(b.push_fetched(topic, partition, message));
-                    }
+                        offset,
+                        payload,
+                    } => accept(topic, partition, offset, payload),
                     Fetched::Error { code, detail } => {
                         log(format_args!("consumer: {code} ({detail})"))
                     }
                 });
+                // Copied: hand the messages back to librdkafka.
+                fetched.clear();
             }
             if b.pending_age(now)
                 .is_some_and(|age| age >= Duration::from_millis(50))
             {
                 due.extend(b.take_all());
-            } else {
-                // A worker that has taken everything sent to it gets its
-                // partitions' partial batches now rather than when they
-                // fill or age: it would otherwise wait idle while messages
-                // for it sit here (tansu sends one partition at a time, so
-                // a partition's batch can stay partial for a whole run of
-                // the other partition's messages).
-                b.take_where(&mut due, |batch| {
-                    coordinator
-                        .workers
-                        .get(coordinator.worker_of(&batch.topic, batch.partition))
-                        .is_some_and(WorkerQueue::is_empty)
-                });
             }
-            messages_pending = b.pending_age(now).is_some();
         }
         drop(polled);
         if *messages > 0 && counters.first_message_us.load(Ordering::Relaxed) == 0 {
@@ -1577,10 +1455,7 @@ fn consume_loop(
             // (short while a worker is full, so it is refilled promptly).
             let t = Instant::now();
             std::thread::sleep(idle_sleep);
-            // Short too while messages wait in partial batches: their worker
-            // gets them as soon as it is idle (see `Batcher::take_where`
-            // above), which only a round of this loop notices.
-            let cap = if messages_pending || (0..queues.len()).any(|w| coordinator.is_stalled(w)) {
+            let cap = if (0..queues.len()).any(|w| coordinator.is_stalled(w)) {
                 IDLE_SLEEP_STALLED_MAX
             } else {
                 IDLE_SLEEP_MAX
@@ -1609,7 +1484,7 @@ fn consume_loop(
             // answers (a synchronous commit to tansu took 40-80 ms). A failure
             // is logged by the context; the next commit, or storage on a
             // restart, covers these offsets.
-            match coordinator.commit(consumer, &offsets, CommitMode::Async) {
+            match coordinator.commit(&consumer, &offsets, CommitMode::Async) {
                 Ok(()) => {}
                 Err(CommitError::Retry(e)) => {
                     log(format_args!("{e}"));
@@ -1629,7 +1504,7 @@ fn consume_loop(
             // See `MessageQueue::renew`: heals a forward that a late fetch
             // stop cleared after a quick re-assignment.
             if let Ok(assigned) = coordinator.assigned.lock() {
-                for queue in queues {
+                for queue in &queues {
                     queue.renew(|topic, partition| assigned.contains(&(topic.clone(), partition)));
                 }
             }
@@ -1704,7 +1579,7 @@ fn consume_loop(
         let merged: Vec<_> = merged.into_iter().collect();
         let mut attempt = 0;
         loop {
-            match coordinator.commit(consumer, &merged, CommitMode::Sync) {
+            match coordinator.commit(&consumer, &merged, CommitMode::Sync) {
                 Ok(()) => break,
                 Err(CommitError::Retry(e)) if attempt < 3 => {
                     log(format_args!("{e}"));
@@ -1724,6 +1599,11 @@ fn consume_loop(
         }
         consumer.unsubscribe();
     }
+    // Queue handles go before the client (a handle left over keeps
+    // `rd_kafka_destroy` waiting for ever).
+    drop(routing);
+    drop(queues);
+    drop(consumer);
     if let Some(f) = coordinator.failure() {
         return Err(ServiceError::Failed(f));
     }

@@ -14,10 +14,6 @@
 //! worker's queue is full the loop stops reading that worker's message queue,
 //! and librdkafka stops fetching its partitions until
 //! `kafka.fetch_queue_backoff_ms` after the queue is below the bound.
-//! Batches hold librdkafka's messages, and so the fetch buffers they sit in,
-//! until their worker is done with them: about `pipeline.queue_batches` + 2
-//! batches of `pipeline.batch_messages` messages per worker beyond the
-//! pre-fetch bound.
 
 use std::collections::HashMap;
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
@@ -27,7 +23,6 @@ use std::time::{Duration, Instant};
 use rdkafka::config::ClientConfig;
 
 use crate::config::KafkaConfig;
-use crate::source::message_queue::FetchedMessage;
 
 /// A topic-partition.
 pub type TopicPartition = (Arc<str>, i32);
@@ -89,41 +84,15 @@ pub fn consumer_config(k: &KafkaConfig, stats_interval_ms: u64) -> ClientConfig 
     c
 }
 
-/// Messages of one topic-partition, in consumption order.
-///
-/// Messages read from a [`MessageQueue`](super::message_queue::MessageQueue)
-/// are held as librdkafka delivered them ([`FetchedMessage`]): the worker
-/// reads each payload in place and the messages go back to librdkafka when
-/// the batch is [`release`](Self::release)d or dropped. Copying every payload
-/// into a batch buffer on the consumer loop cost about 450 instructions per
-/// record there, and handing the messages back another 310 (callgrind, round
-/// 8); both now happen on the workers or not at all. Messages read one per
-/// `poll` (a partition that could not be routed) are copied.
+/// Messages of one topic-partition, copied into one buffer.
 #[derive(Debug)]
 pub struct MessageBatch {
     /// Topic.
     pub topic: Arc<str>,
     /// Partition.
     pub partition: i32,
-    entries: Vec<BatchEntry>,
-}
-
-/// One message of a [`MessageBatch`].
-#[derive(Debug)]
-enum BatchEntry {
-    /// Held as librdkafka delivered it.
-    Fetched(FetchedMessage),
-    /// Copied (read through `poll`, or made by a test).
-    Copied { offset: i64, payload: Box<[u8]> },
-}
-
-impl BatchEntry {
-    fn get(&self) -> (i64, &[u8]) {
-        match self {
-            BatchEntry::Fetched(m) => (m.offset(), m.payload()),
-            BatchEntry::Copied { offset, payload } => (*offset, payload),
-        }
-    }
+    data: Vec<u8>,
+    entries: Vec<(i64, u32, u32)>,
 }
 
 impl MessageBatch {
@@ -131,22 +100,20 @@ impl MessageBatch {
         Self {
             topic,
             partition,
+            data: Vec::with_capacity(capacity * 512),
             entries: Vec::with_capacity(capacity),
         }
     }
 
     /// Empties a returned batch for reuse by another partition, keeping its
-    /// buffer.
+    /// buffers: fresh multi-MiB buffers for every batch cost page faults and
+    /// page clearing on the consumer thread.
     fn reuse(mut self, topic: Arc<str>, partition: i32) -> Self {
         self.topic = topic;
         self.partition = partition;
+        self.data.clear();
         self.entries.clear();
         self
-    }
-
-    /// Hands every message back to librdkafka, keeping the (empty) buffer.
-    pub fn release(&mut self) {
-        self.entries.clear();
     }
 
     /// Number of messages.
@@ -159,22 +126,28 @@ impl MessageBatch {
         self.entries.is_empty()
     }
 
-    /// Adds a copy of a message (an absent payload counts as empty).
+    /// Adds a message (an absent payload counts as empty).
     pub fn push(&mut self, offset: i64, payload: &[u8]) {
-        self.entries.push(BatchEntry::Copied {
+        let start = self.data.len();
+        self.data.extend_from_slice(payload);
+        let end = self.data.len();
+        self.entries.push((
             offset,
-            payload: payload.into(),
-        });
-    }
-
-    /// Adds a fetched message, without copying it.
-    pub fn push_fetched(&mut self, message: FetchedMessage) {
-        self.entries.push(BatchEntry::Fetched(message));
+            u32::try_from(start).unwrap_or(u32::MAX),
+            u32::try_from(end).unwrap_or(u32::MAX),
+        ));
     }
 
     /// The messages as `(offset, payload)`, in consumption order.
     pub fn iter(&self) -> impl Iterator<Item = (i64, &[u8])> + '_ {
-        self.entries.iter().map(BatchEntry::get)
+        self.entries.iter().map(|&(offset, start, end)| {
+            (
+                offset,
+                self.data
+                    .get(start as usize..end as usize)
+                    .unwrap_or_default(),
+            )
+        })
     }
 }
 
@@ -184,10 +157,8 @@ impl MessageBatch {
 pub struct BatchReturn(SyncSender<MessageBatch>);
 
 impl BatchReturn {
-    /// Hands a processed batch back, its messages released first (a batch
-    /// waiting for reuse holds none); dropped when enough are waiting.
-    pub fn give_back(&self, mut batch: MessageBatch) {
-        batch.release();
+    /// Hands a processed batch back; dropped when enough are waiting.
+    pub fn give_back(&self, batch: MessageBatch) {
         let _ = self.0.try_send(batch);
     }
 }
@@ -205,7 +176,7 @@ pub struct Batcher {
 }
 
 impl Batcher {
-    /// Batches of at most `batch_messages` messages.
+    /// Batches of at most `batch_messages` messages (and at most 16 MiB).
     pub fn new(batch_messages: usize) -> Self {
         Self {
             batch_messages: batch_messages.max(1),
@@ -233,8 +204,7 @@ impl Batcher {
         }
     }
 
-    /// Adds a copy of a message; returns the partition's batch when it is
-    /// full.
+    /// Adds a message; returns the partition's batch when it is full.
     pub fn push(
         &mut self,
         topic: &str,
@@ -242,30 +212,11 @@ impl Batcher {
         offset: i64,
         payload: &[u8],
     ) -> Option<MessageBatch> {
-        let index = self.pending_index(topic, partition);
-        self.pending[index].push(offset, payload);
-        self.take_if_full(index)
-    }
-
-    /// Adds a fetched message (not copied); returns the partition's batch
-    /// when it is full.
-    pub fn push_fetched(
-        &mut self,
-        topic: &str,
-        partition: i32,
-        message: FetchedMessage,
-    ) -> Option<MessageBatch> {
-        let index = self.pending_index(topic, partition);
-        self.pending[index].push_fetched(message);
-        self.take_if_full(index)
-    }
-
-    /// The index of `topic`/`partition`'s pending batch, opened if needed.
-    fn pending_index(&mut self, topic: &str, partition: i32) -> usize {
         if self.oldest.is_none() {
             self.oldest = Some(Instant::now());
         }
-        match self
+        let cap = self.batch_messages;
+        let index = match self
             .pending
             .iter()
             .position(|b| b.partition == partition && &*b.topic == topic)
@@ -277,12 +228,10 @@ impl Batcher {
                 self.pending.push(batch);
                 self.pending.len() - 1
             }
-        }
-    }
-
-    /// Takes the pending batch at `index` if it is full.
-    fn take_if_full(&mut self, index: usize) -> Option<MessageBatch> {
-        if self.pending[index].len() >= self.batch_messages {
+        };
+        let batch = &mut self.pending[index];
+        batch.push(offset, payload);
+        if batch.len() >= cap || batch.data.len() >= 16 << 20 {
             return Some(self.pending.swap_remove(index));
         }
         None
@@ -297,25 +246,6 @@ impl Batcher {
     pub fn take_all(&mut self) -> Vec<MessageBatch> {
         self.oldest = None;
         std::mem::take(&mut self.pending)
-    }
-
-    /// Moves the pending batches for which `wanted` holds into `out`.
-    pub fn take_where(
-        &mut self,
-        out: &mut Vec<MessageBatch>,
-        mut wanted: impl FnMut(&MessageBatch) -> bool,
-    ) {
-        let mut i = 0;
-        while i < self.pending.len() {
-            if wanted(&self.pending[i]) {
-                out.push(self.pending.swap_remove(i));
-            } else {
-                i += 1;
-            }
-        }
-        if self.pending.is_empty() {
-            self.oldest = None;
-        }
     }
 
     /// Takes the pending batches of `partitions`.
@@ -412,7 +342,7 @@ mod tests {
         let (mut batcher, back) = Batcher::recycling(2, 4);
         assert!(batcher.push("t", 0, 10, b"aaaa").is_none());
         let full = batcher.push("t", 0, 11, b"bb").expect("full at 2 messages");
-        let ptr = full.entries.as_ptr();
+        let ptr = full.data.as_ptr();
         assert_eq!(
             full.iter().collect::<Vec<_>>(),
             vec![(10, &b"aaaa"[..]), (11, &b"bb"[..])]
@@ -420,11 +350,7 @@ mod tests {
         back.give_back(full);
         assert!(batcher.push("u", 3, 7, b"c").is_none());
         let reused = batcher.take_all().pop().expect("pending batch");
-        assert_eq!(
-            reused.entries.as_ptr(),
-            ptr,
-            "the returned buffer is reused"
-        );
+        assert_eq!(reused.data.as_ptr(), ptr, "the returned buffer is reused");
         assert_eq!((&*reused.topic, reused.partition), ("u", 3));
         assert_eq!(reused.iter().collect::<Vec<_>>(), vec![(7, &b"c"[..])]);
     }
@@ -441,27 +367,6 @@ mod tests {
             .is_some_and(|a| a >= Duration::from_millis(60)));
         batcher.take_all();
         assert_eq!(batcher.pending_age(later), None);
-    }
-
-    #[test]
-    fn take_where_moves_only_the_wanted_batches() {
-        let mut batcher = Batcher::new(10);
-        assert!(batcher.push("t", 0, 1, b"a").is_none());
-        assert!(batcher.push("t", 1, 2, b"b").is_none());
-        let mut out = Vec::new();
-        batcher.take_where(&mut out, |b| b.partition == 1);
-        assert_eq!(out.len(), 1);
-        assert_eq!(out[0].partition, 1);
-        assert_eq!(out[0].iter().collect::<Vec<_>>(), vec![(2, &b"b"[..])]);
-        let now = Instant::now();
-        assert!(
-            batcher.pending_age(now).is_some(),
-            "partition 0 still pending"
-        );
-        batcher.take_where(&mut out, |_| true);
-        assert_eq!(out.len(), 2);
-        assert_eq!(out[1].partition, 0);
-        assert_eq!(batcher.pending_age(now), None, "nothing pending");
     }
 
     #[test]

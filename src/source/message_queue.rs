@@ -35,12 +35,10 @@
 //!
 //! This module holds the crate's only FFI calls. The safety argument is
 //! local: every pointer comes from librdkafka and is used only while its
-//! owner (this queue, a [`FetchedMessages`] buffer or a [`FetchedMessage`])
-//! is alive; a [`MessageQueue`] and every [`FetchedMessage`] must be dropped
-//! before the consumer they came from (librdkafka requires queue handles and
-//! messages to be destroyed before the client), which the service guarantees
-//! by creating the consumer before the queues and the worker threads and
-//! dropping it after them.
+//! owner (this queue, or a [`FetchedMessages`] buffer) is alive; a
+//! [`MessageQueue`] must be dropped before the consumer it was made from
+//! (librdkafka requires queue handles to be destroyed before the client),
+//! which the service guarantees by declaring it after the consumer.
 //!
 //! librdkafka bounds its pre-fetch (`queued.max.messages.kbytes`) per
 //! destination queue: when a partition's fetch queue is forwarded, the size
@@ -227,13 +225,15 @@ impl Drop for MessageQueue {
 }
 
 /// A reused buffer of messages read by [`MessageQueue::consume`]; the
-/// messages still held are handed back to librdkafka when the buffer is
-/// cleared or dropped, the others leave it as [`FetchedMessage`]s
-/// ([`drain`](Self::drain)).
+/// messages are handed back to librdkafka when the buffer is cleared or
+/// dropped.
 #[derive(Debug)]
 pub struct FetchedMessages {
     messages: Vec<*mut rd::rd_kafka_message_t>,
     capacity: usize,
+    /// The last topic handle seen and its name: messages of one topic share
+    /// one handle, so the name is read once per topic, not per message.
+    topic: Option<(*const rd::rd_kafka_topic_t, Arc<str>)>,
 }
 
 /// One fetched message, or the error librdkafka delivered in its place.
@@ -245,9 +245,10 @@ pub enum Fetched<'a> {
         topic: &'a Arc<str>,
         /// Partition.
         partition: i32,
-        /// The message itself, owned: its payload is read in place (no copy)
-        /// wherever it goes, and it is handed back to librdkafka when dropped.
-        message: FetchedMessage,
+        /// Offset.
+        offset: i64,
+        /// Payload (empty when absent).
+        payload: &'a [u8],
     },
     /// An error for a partition or the consumer (e.g. offset out of range).
     Error {
@@ -265,54 +266,49 @@ impl FetchedMessages {
         Self {
             messages: Vec::with_capacity(capacity),
             capacity,
+            topic: None,
         }
     }
 
     /// Hands every held message back to librdkafka.
     pub fn clear(&mut self) {
+        // A topic handle may go with the last message that held it.
+        self.topic = None;
         for m in self.messages.drain(..) {
             // SAFETY: each pointer came from `consume` and is destroyed once.
             unsafe { rd::rd_kafka_message_destroy(m) };
         }
     }
 
-    /// Calls `f` with each held message, in the order fetched, handing the
-    /// messages over (errors are handed back to librdkafka here).
-    ///
-    /// The topic name is read once per topic handle within one call (messages
-    /// of a topic share its handle); it is not kept across calls, since a
-    /// handle may go with the last message that held it and its address be
-    /// reused by another topic.
-    pub fn drain(&mut self, mut f: impl FnMut(Fetched<'_>)) {
-        let mut topic: Option<(*const rd::rd_kafka_topic_t, Arc<str>)> = None;
-        for m in self.messages.drain(..) {
-            // `m` is a live message, now owned by `message` (which destroys
-            // it once, when dropped); librdkafka writes no null pointers.
-            let Some(m) = NonNull::new(m) else { continue };
-            let message = FetchedMessage(m);
-            let raw = message.raw();
-            if raw.err != rd::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR {
+    /// Calls `f` with each held message, in the order fetched.
+    pub fn for_each(&mut self, mut f: impl FnMut(Fetched<'_>)) {
+        for &m in &self.messages {
+            // SAFETY: `m` is a live message owned by this buffer.
+            let m = unsafe { &*m };
+            if m.err != rd::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR {
                 f(Fetched::Error {
-                    code: raw.err.into(),
-                    // For an error, the payload is librdkafka's error text.
-                    detail: String::from_utf8_lossy(message.payload()).into_owned(),
+                    code: m.err.into(),
+                    // SAFETY: for an error, the payload is librdkafka's error text.
+                    detail: String::from_utf8_lossy(unsafe { bytes(m.payload, m.len) })
+                        .into_owned(),
                 });
                 continue;
             }
-            let partition = raw.partition;
-            let name = match &topic {
-                Some((rkt, name)) if std::ptr::eq(*rkt, raw.rkt) => name,
+            let topic = match &self.topic {
+                Some((rkt, name)) if std::ptr::eq(*rkt, m.rkt) => name,
                 _ => {
                     // SAFETY: a message's topic handle is valid while the message lives.
-                    let name = unsafe { CStr::from_ptr(rd::rd_kafka_topic_name(raw.rkt)) };
+                    let name = unsafe { CStr::from_ptr(rd::rd_kafka_topic_name(m.rkt)) };
                     let name: Arc<str> = Arc::from(name.to_string_lossy().as_ref());
-                    &topic.insert((raw.rkt as *const _, name)).1
+                    &self.topic.insert((m.rkt as *const _, name)).1
                 }
             };
             f(Fetched::Message {
-                topic: name,
-                partition,
-                message,
+                topic,
+                partition: m.partition,
+                offset: m.offset,
+                // SAFETY: the payload lives as long as the message.
+                payload: unsafe { bytes(m.payload, m.len) },
             });
         }
     }
@@ -321,51 +317,6 @@ impl FetchedMessages {
 impl Drop for FetchedMessages {
     fn drop(&mut self) {
         self.clear();
-    }
-}
-
-/// One message read from a [`MessageQueue`], owned: handed back to
-/// librdkafka (`rd_kafka_message_destroy`) when dropped.
-///
-/// It may be read and dropped on any thread (librdkafka's message and
-/// buffer reference counts are atomic; the rdkafka crate's `BorrowedMessage`
-/// is `Send` and `Sync` on the same grounds), so workers read payloads where
-/// librdkafka received them instead of the consumer loop copying each one.
-/// Like a [`MessageQueue`], it must be dropped before the consumer whose
-/// queue it came from (librdkafka's `rd_kafka_destroy` waits for every
-/// message of the client): `routeproof run` creates the consumer before its
-/// worker threads and drops it after they have ended, with every batch.
-#[derive(Debug)]
-pub struct FetchedMessage(NonNull<rd::rd_kafka_message_t>);
-
-// SAFETY: the message is owned by this value alone (no other copy of the
-// pointer is kept), and librdkafka allows a message to be read and destroyed
-// on any thread (see the type's doc).
-unsafe impl Send for FetchedMessage {}
-
-impl FetchedMessage {
-    fn raw(&self) -> &rd::rd_kafka_message_t {
-        // SAFETY: the message lives until `self` is dropped.
-        unsafe { self.0.as_ref() }
-    }
-
-    /// The offset.
-    pub fn offset(&self) -> i64 {
-        self.raw().offset
-    }
-
-    /// The payload (empty when absent), read in place.
-    pub fn payload(&self) -> &[u8] {
-        let raw = self.raw();
-        // SAFETY: the payload lives as long as the message, which `self` owns.
-        unsafe { bytes(raw.payload, raw.len) }
-    }
-}
-
-impl Drop for FetchedMessage {
-    fn drop(&mut self) {
-        // SAFETY: the pointer came from `consume` and is destroyed once, here.
-        unsafe { rd::rd_kafka_message_destroy(self.0.as_ptr()) }
     }
 }
 
