@@ -29,9 +29,9 @@ use crate::gateway::{Decision, Headers, Protocol, Request, RouteIndex, Scheme};
 use crate::kube::history::now_us;
 use crate::kube::{HistoryView, IndexHistory, Snapshot};
 use crate::resolve::{
-    resolve_actual_answered, ActualBackend, AnsweredBy, BackendServiceIds, EndpointIndex,
-    EvidenceNames, GatewayAction, HitRule, Implementation, NameMemo, ResolveIds, RouteRef, RuleAt,
-    RuleRef, UpstreamEvidence, UpstreamName,
+    resolve_actual_answered, ActualBackend, BackendServiceIds, EndpointIndex, EvidenceNames,
+    GatewayAction, HitRule, Implementation, NameMemo, ResolveIds, RouteRef, RuleAt, RuleRef,
+    UpstreamEvidence, UpstreamName,
 };
 use crate::sink::alerts::{Alert, AlertAggregator, AlertOccurrence, AlertType};
 use crate::sink::deadletter::{DeadLetterSink, DeadLetterSource};
@@ -590,10 +590,10 @@ impl<'i> RecordProcessor<'i> {
         // canonically. Found by its text in the endpoint index, it is a single
         // attempt (no `,`, space or padding), and the resolver is handed its
         // address and candidates instead of parsing and looking it up again.
-        let answered = record.upstream_addrs.raw().and_then(|raw| {
-            let (addr, candidates) = endpoints.lookup_canonical_v4(raw)?;
-            Some((raw, AnsweredBy { addr, candidates }))
-        });
+        let answered = record
+            .upstream_addrs
+            .raw()
+            .and_then(|raw| Some((raw, endpoints.lookup_canonical_v4(raw)?)));
         if let Some((raw, _)) = answered {
             attempts[0] = raw;
             n_attempts = 1;

@@ -35,6 +35,7 @@ use std::fmt::Write as _;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use super::AnsweredBy;
 use crate::gateway::compile::FastMap;
 use crate::gateway::model::{ObjectSet, Service, ServicePort};
 
@@ -432,11 +433,14 @@ impl EndpointIndex {
     /// [`parse_socket_addr`] + [`lookup`](Self::lookup) then give the answer.
     /// A text found here parses to the address returned.
     #[inline]
-    pub fn lookup_canonical_v4(&self, text: &str) -> Option<(SocketAddr, &[EndpointCandidate])> {
+    pub fn lookup_canonical_v4(&self, text: &str) -> Option<AnsweredBy<'_>> {
         let (key, span) = self.by_v4_text.get(&V4Text::of(text.as_bytes())?)?;
         let start = span.start as usize;
         let candidates = self.candidates.get(start..start + span.len as usize)?;
-        Some((SocketAddr::V4(v4_socket_of(*key)), candidates))
+        Some(AnsweredBy {
+            addr: SocketAddr::V4(v4_socket_of(*key)),
+            candidates,
+        })
     }
 
     /// Whether `candidates` is a non-empty run of this index's candidates

@@ -380,12 +380,28 @@ pub fn resolve_actual_ids<'i>(
 /// The answering upstream of a record as the caller already found it in the
 /// endpoint index ([`EndpointIndex::lookup_canonical_v4`] of the last
 /// attempt, when that is a single canonical `a.b.c.d:port`).
-#[derive(Debug, Clone, Copy)]
+///
+/// Only that lookup makes one, so the address and its candidates always
+/// belong together; the resolver still checks that the candidates are the
+/// index's it resolves against ([`EndpointIndex::holds`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct AnsweredBy<'i> {
     /// The address, as [`answering_host`] parses the last attempt.
-    pub addr: SocketAddr,
-    /// Its candidates in the endpoint index resolved against.
-    pub candidates: &'i [EndpointCandidate],
+    addr: SocketAddr,
+    /// Its candidates in the endpoint index it was found in.
+    candidates: &'i [EndpointCandidate],
+}
+
+impl<'i> AnsweredBy<'i> {
+    /// The address found.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Its candidates in the endpoint index it was found in.
+    pub fn candidates(&self) -> &'i [EndpointCandidate] {
+        self.candidates
+    }
 }
 
 /// [`resolve_actual_ids`], with the answering upstream already looked up

@@ -1359,8 +1359,9 @@ fn indexed_ipv4_addresses_are_found_by_their_canonical_text() {
             let text = format!("{ip}:{port}");
             let candidates = endpoints.lookup(addr(&text));
             match endpoints.lookup_canonical_v4(&text) {
-                Some((at, by_text)) => {
-                    assert_eq!(at, addr(&text));
+                Some(hit) => {
+                    let by_text = hit.candidates();
+                    assert_eq!(hit.addr(), addr(&text));
                     assert_eq!(by_text, candidates, "{text}");
                     assert!(endpoints.holds(by_text));
                     found += 1;
@@ -1597,6 +1598,8 @@ fn service_ids_and_remembered_rules_answer_as_names_do() {
         }
     }
 
+    // A second index of the same objects: its candidates are not this one's.
+    let (other_endpoints, _) = fixture();
     let mut memo = NameMemo::new();
     let (mut by_id, mut remembered, mut answered_by_text) = (0, 0, 0);
     for cluster in &clusters {
@@ -1615,17 +1618,35 @@ fn service_ids_and_remembered_rules_answer_as_names_do() {
                     };
                     // With the answering upstream found by its text, as the
                     // pipeline hands it over: the same answer.
-                    if let Some((addr, candidates)) = endpoints.lookup_canonical_v4(host) {
-                        let answered = resolve_actual_answered(
+                    if let Some(found) = endpoints.lookup_canonical_v4(host) {
+                        let plain = resolve_actual_ids(
                             &ev,
                             &names,
                             &endpoints,
                             &routes,
                             &keys,
                             Some(resolve_ids),
-                            Some(AnsweredBy { addr, candidates }),
                         );
-                        assert_eq!(answered.actual, reference, "{cluster} {host} {keys:?}");
+                        // Found in this index, and (ignored, looked up
+                        // again) in another one: the whole resolution is
+                        // the same as without it.
+                        let theirs = other_endpoints.lookup_canonical_v4(host);
+                        assert!(theirs.is_some(), "{host} is in both fixtures");
+                        for answered_by in [Some(found), theirs] {
+                            let answered = resolve_actual_answered(
+                                &ev,
+                                &names,
+                                &endpoints,
+                                &routes,
+                                &keys,
+                                Some(resolve_ids),
+                                answered_by,
+                            );
+                            assert_eq!(answered.actual, reference, "{cluster} {host} {keys:?}");
+                            assert_eq!(answered.actual, plain.actual);
+                            assert_eq!(answered.service, plain.service);
+                            assert_eq!(answered.cluster_rule_at, plain.cluster_rule_at);
+                        }
                         answered_by_text += 1;
                     }
                     // Twice through the memo: the second time the rule's
