@@ -100,6 +100,13 @@ pub fn put_hybrid<T: Copy + PartialEq + Into<u32> + Into<u64>>(
     let width = u32::from(width);
     let value_bytes = width.div_ceil(8) as usize;
     let n = values.len();
+    if width == 0 && n >= MIN_RLE_RUN {
+        // Every value is 0 (a one-entry dictionary's indices): one RLE run,
+        // the bytes the scan below would write, without comparing each value.
+        debug_assert!(values.iter().all(|&v| Into::<u64>::into(v) == 0));
+        put_varint(out, (n as u64) << 1);
+        return;
+    }
     let run_at = |i: usize| {
         let v = values[i];
         values[i..].iter().take_while(|&&x| x == v).count()
