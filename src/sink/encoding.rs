@@ -101,9 +101,9 @@ pub fn put_hybrid<T: Copy + PartialEq + Into<u32> + Into<u64>>(
     let value_bytes = width.div_ceil(8) as usize;
     let n = values.len();
     if width == 0 && n >= MIN_RLE_RUN {
-        // Every value is 0 (a one-entry dictionary's indices): one RLE run,
-        // the bytes the scan below would write, without comparing each value.
-        debug_assert!(values.iter().all(|&v| Into::<u64>::into(v) == 0));
+        // A value of width 0 has no bits (a one-entry dictionary's indices,
+        // all 0): one RLE run of `n`, the bytes the scan below writes for
+        // `n` equal values, without comparing each value.
         put_varint(out, (n as u64) << 1);
         return;
     }
