@@ -1523,7 +1523,16 @@ impl EnrichedColumns {
     /// partition's first rows do not regrow every buffer from zero).
     pub(crate) fn with_capacity(rows: usize) -> Self {
         let mut columns = Self::default();
-        let c = &mut columns;
+        columns.reserve(rows);
+        columns
+    }
+
+    /// Room for `rows` more rows in every buffer (value strings at a typical
+    /// length), so that a row group that outgrows the first allocation is
+    /// sized once instead of doubling (and copying) each buffer several
+    /// times on the per-row path.
+    pub(crate) fn reserve(&mut self, rows: usize) {
+        let c = self;
         c.event_time.reserve(rows);
         c.bytes_sent.reserve(rows);
         c.source_offset.reserve(rows);
@@ -1560,7 +1569,6 @@ impl EnrichedColumns {
         c.index_version.reserve(rows);
         c.decision_ambiguous.values.reserve(rows);
         c.index_stale.values.reserve(rows);
-        columns
     }
 
     /// Rows buffered since the last [`write_row_group`](Self::write_row_group).

@@ -100,6 +100,13 @@ pub fn put_hybrid<T: Copy + PartialEq + Into<u32> + Into<u64>>(
     let width = u32::from(width);
     let value_bytes = width.div_ceil(8) as usize;
     let n = values.len();
+    if width == 0 && n >= MIN_RLE_RUN {
+        // A value of width 0 has no bits (a one-entry dictionary's indices,
+        // all 0): one RLE run of `n`, the bytes the scan below writes for
+        // `n` equal values, without comparing each value.
+        put_varint(out, (n as u64) << 1);
+        return;
+    }
     let run_at = |i: usize| {
         let v = values[i];
         values[i..].iter().take_while(|&&x| x == v).count()
@@ -140,9 +147,10 @@ pub fn put_hybrid<T: Copy + PartialEq + Into<u32> + Into<u64>>(
 /// Appends `values` bit-packed with `width` bits each, zero padded to
 /// `groups` groups of eight values (`values.len()` is at most
 /// `groups * 8`). Each group of eight takes exactly `width` bytes: widths
-/// up to 16 (every dictionary index and level this writer produces below
-/// 65,536 entries) pack each group into one word with shifts fixed at
-/// compile time ([`pack_groups`]); wider values go through [`BitPacker`].
+/// up to 32 (every dictionary index and level this writer produces, and the
+/// deltas of event times and byte counts, 15-17 bits) pack each group into
+/// two 128-bit words with shifts fixed at compile time ([`pack_groups`]);
+/// wider values go through [`BitPacker`].
 /// The bytes are those of packing value by value, least-significant bit
 /// first.
 fn put_bit_packed_groups<T: Copy + Into<u64>>(
@@ -170,6 +178,22 @@ fn put_bit_packed_groups<T: Copy + Into<u64>>(
         14 => pack_groups::<14, T>(out, values, groups),
         15 => pack_groups::<15, T>(out, values, groups),
         16 => pack_groups::<16, T>(out, values, groups),
+        17 => pack_groups::<17, T>(out, values, groups),
+        18 => pack_groups::<18, T>(out, values, groups),
+        19 => pack_groups::<19, T>(out, values, groups),
+        20 => pack_groups::<20, T>(out, values, groups),
+        21 => pack_groups::<21, T>(out, values, groups),
+        22 => pack_groups::<22, T>(out, values, groups),
+        23 => pack_groups::<23, T>(out, values, groups),
+        24 => pack_groups::<24, T>(out, values, groups),
+        25 => pack_groups::<25, T>(out, values, groups),
+        26 => pack_groups::<26, T>(out, values, groups),
+        27 => pack_groups::<27, T>(out, values, groups),
+        28 => pack_groups::<28, T>(out, values, groups),
+        29 => pack_groups::<29, T>(out, values, groups),
+        30 => pack_groups::<30, T>(out, values, groups),
+        31 => pack_groups::<31, T>(out, values, groups),
+        32 => pack_groups::<32, T>(out, values, groups),
         _ => {
             let mut packer = BitPacker::new(out);
             for &v in values {
@@ -183,37 +207,52 @@ fn put_bit_packed_groups<T: Copy + Into<u64>>(
     }
 }
 
-/// [`put_bit_packed_groups`] for a width `W` of 1..=16 bits: eight values
-/// make one 128-bit word (`W` bytes) whose shifts are constants.
+/// [`put_bit_packed_groups`] for a width `W` of 1..=32 bits: eight values
+/// make one 256-bit group (`W` bytes) held as two 128-bit words, value `k`
+/// at bit `k * W`; the shifts, and which word a value goes to (both when it
+/// straddles bit 128), are constants.
 #[inline(never)]
 fn pack_groups<const W: u32, T: Copy + Into<u64>>(out: &mut Vec<u8>, values: &[T], groups: usize) {
+    const { assert!(W >= 1 && W <= 32) };
     let mask = (1u64 << W) - 1;
     let bytes = W as usize;
     let pack = |group: [u64; 8]| {
-        let mut word = 0u128;
+        let (mut low, mut high) = (0u128, 0u128);
         for (k, v) in group.into_iter().enumerate() {
-            word |= u128::from(v & mask) << (k as u32 * W);
+            let v = u128::from(v & mask);
+            let at = k as u32 * W;
+            if at < 128 {
+                low |= v << at;
+                if at + W > 128 {
+                    high |= v >> (128 - at);
+                }
+            } else {
+                high |= v << (at - 128);
+            }
         }
+        let mut word = [0u8; 32];
+        word[..16].copy_from_slice(&low.to_le_bytes());
+        word[16..].copy_from_slice(&high.to_le_bytes());
         word
     };
     out.reserve(groups * bytes);
     let mut chunks = values.chunks_exact(8);
     for group in &mut chunks {
         let group: [u64; 8] = std::array::from_fn(|k| group[k].into());
-        out.extend_from_slice(&pack(group).to_le_bytes()[..bytes]);
+        out.extend_from_slice(&pack(group)[..bytes]);
     }
     let rest = chunks.remainder();
     let mut written = values.len() / 8;
     if !rest.is_empty() {
         // The last, partial group: zero padded.
         let group: [u64; 8] = std::array::from_fn(|k| rest.get(k).map_or(0, |&v| v.into()));
-        out.extend_from_slice(&pack(group).to_le_bytes()[..bytes]);
+        out.extend_from_slice(&pack(group)[..bytes]);
         written += 1;
     }
     // Whole zero groups beyond the values (`put_hybrid` never asks for
     // them, the contract allows them).
     for _ in written..groups {
-        out.extend_from_slice(&[0u8; 16][..bytes]);
+        out.extend_from_slice(&[0u8; 32][..bytes]);
     }
 }
 

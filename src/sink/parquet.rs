@@ -475,6 +475,14 @@ impl ParquetSink {
         partition.unchecked_bytes += row.input_bytes();
 
         let buffered = partition.columns.len();
+        if buffered == self.config.batch_rows && buffered < self.config.row_group_rows {
+            // The buffers started with room for `batch_rows` rows: size them
+            // for the whole row group now, once (a no-op when an earlier row
+            // group of this partition grew them already).
+            partition
+                .columns
+                .reserve(self.config.row_group_rows - buffered);
+        }
         let file_full = partition.span.rows >= max_file_rows;
         let check_size =
             buffered % BUFFER_CHECK_ROWS == 0 || partition.unchecked_bytes >= BUFFER_CHECK_BYTES;
