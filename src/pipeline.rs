@@ -1125,6 +1125,54 @@ spec:
         two_routes(port, r1_at, r2_at, &services)
     }
 
+    /// An Envoy Gateway access-log line for `host`.example.com at
+    /// 2026-01-01T`hh`:00 UTC, served by `pod` through `shop/route`'s rule 0.
+    fn envoy_line(hh: &str, host: &str, route: &str, pod: &str) -> String {
+        format!(
+            r#"{{"start_time":"2026-01-01T{hh}:00:00.000Z",":authority":"{host}.example.com","method":"GET","x-envoy-origin-path":"/","protocol":"HTTP/1.1","response_code":200,"response_flags":"-","upstream_host":"{pod}:8080","upstream_cluster":"httproute/shop/{route}/rule/0","route_name":"httproute/shop/{route}/rule/0/match/0/{host}_example_com","downstream_local_address":"10.0.0.1:10080","x-request-id":"r","duration":1,"bytes_sent":10}}"#
+        )
+    }
+
+    /// 2026-01-01T00:00:00Z in µs, and an hour.
+    const DAY_US: i64 = 1_767_225_600_000_000;
+    const HOUR_US: i64 = 3_600_000_000;
+
+    /// A ready history with one snapshot of each `(since, objects)`, in
+    /// order, each with the next index version.
+    fn history_of(snapshots: impl IntoIterator<Item = (i64, ObjectSet)>) -> IndexHistory {
+        let history = IndexHistory::new(crate::kube::HistoryOptions::default());
+        for (at, set) in snapshots {
+            let index = RouteIndex::compile(
+                &set,
+                CompileOptions {
+                    index_version: history.next_version(),
+                    ..CompileOptions::default()
+                },
+            );
+            history.publish(index, EndpointIndex::build(&set), at, true);
+        }
+        history.set_ready();
+        history
+    }
+
+    /// Hands each of `lines` (with its origin: file `t`, line number from
+    /// 1) and `sinks`' outputs to `each`.
+    fn feed_lines(
+        sinks: &mut TestSinks,
+        lines: &[String],
+        mut each: impl FnMut(&[u8], Origin<'_>, &mut Outputs<'_>),
+    ) {
+        let mut out = sinks.outputs();
+        for (n, line) in lines.iter().enumerate() {
+            let origin = Origin::File {
+                name: "t",
+                offset: n as u64,
+                line: n as u64 + 1,
+            };
+            each(line.as_bytes(), origin, &mut out);
+        }
+    }
+
     /// The sinks a test processor writes to, in a temporary directory, and
     /// the options it runs with (Envoy Gateway naming).
     struct TestSinks {
@@ -1203,29 +1251,21 @@ spec:
         let mut sinks = TestSinks::new();
         let options = TestSinks::options();
         let mut processor = RecordProcessor::new(own, endpoints, &options);
-        {
-            let mut out = sinks.outputs();
-            for (n, line) in lines.iter().enumerate() {
-                let origin = Origin::File {
-                    name: "t",
-                    offset: n as u64,
-                    line: n as u64 + 1,
-                };
-                processor
-                    .for_each_record(line.as_bytes(), origin, &mut out, |this, record, out| {
-                        this.judge_record(
-                            judged_by,
-                            endpoints,
-                            IdTable::Own,
-                            Trust::default(),
-                            record,
-                            origin,
-                            out,
-                        )
-                    })
-                    .expect("sinks");
-            }
-        }
+        feed_lines(&mut sinks, lines, |line, origin, out| {
+            processor
+                .for_each_record(line, origin, out, |this, record, out| {
+                    this.judge_record(
+                        judged_by,
+                        endpoints,
+                        IdTable::Own,
+                        Trust::default(),
+                        record,
+                        origin,
+                        out,
+                    )
+                })
+                .expect("sinks");
+        });
         assert_eq!(processor.stats().dead_letters, 0, "records decode");
         let rows = sinks.rows();
         (processor.stats().verdicts, rows)
@@ -1246,11 +1286,7 @@ spec:
         assert_eq!(other.routes[0].name, "r2");
         let lines: Vec<String> = [("one", "r1", "10.1.0.1"), ("two", "r2", "10.1.0.2")]
             .iter()
-            .map(|(host, route, pod)| {
-                format!(
-                    r#"{{"start_time":"2026-01-01T00:00:00.000Z",":authority":"{host}.example.com","method":"GET","x-envoy-origin-path":"/","protocol":"HTTP/1.1","response_code":200,"response_flags":"-","upstream_host":"{pod}:8080","upstream_cluster":"httproute/shop/{route}/rule/0","route_name":"httproute/shop/{route}/rule/0/match/0/{host}_example_com","downstream_local_address":"10.0.0.1:10080","x-request-id":"r","duration":1,"bytes_sent":10}}"#
-                )
-            })
+            .map(|(host, route, pod)| envoy_line("00", host, route, pod))
             .collect();
         let (verdicts, rows) = judged(&other, &other, &endpoints, &lines);
         let ok = Verdict::ALL
@@ -1276,40 +1312,32 @@ spec:
         let mut sinks = TestSinks::new();
         let options = TestSinks::options();
         let mut processor = RecordProcessor::new_live(&options);
-        {
-            let mut out = sinks.outputs();
-            for (n, line) in lines.iter().enumerate() {
-                let origin = Origin::File {
-                    name: "t",
-                    offset: n as u64,
-                    line: n as u64 + 1,
-                };
-                if by_snapshot_table {
-                    processor
-                        .process_payload_in_view(line.as_bytes(), origin, &mut out, view)
-                        .expect("sinks");
-                    continue;
-                }
+        feed_lines(&mut sinks, lines, |line, origin, out| {
+            if by_snapshot_table {
                 processor
-                    .for_each_record(line.as_bytes(), origin, &mut out, |this, record, out| {
-                        let at = view.at(record.time_us.unwrap_or(0)).expect("a snapshot");
-                        let trust = Trust {
-                            in_transition: at.in_transition,
-                            stale: at.stale,
-                        };
-                        this.judge_record(
-                            &at.snapshot.index,
-                            &at.snapshot.endpoints,
-                            IdTable::Of(None),
-                            trust,
-                            record,
-                            origin,
-                            out,
-                        )
-                    })
+                    .process_payload_in_view(line, origin, out, view)
                     .expect("sinks");
+                return;
             }
-        }
+            processor
+                .for_each_record(line, origin, out, |this, record, out| {
+                    let at = view.at(record.time_us.unwrap_or(0)).expect("a snapshot");
+                    let trust = Trust {
+                        in_transition: at.in_transition,
+                        stale: at.stale,
+                    };
+                    this.judge_record(
+                        &at.snapshot.index,
+                        &at.snapshot.endpoints,
+                        IdTable::Of(None),
+                        trust,
+                        record,
+                        origin,
+                        out,
+                    )
+                })
+                .expect("sinks");
+        });
         assert_eq!(processor.stats().dead_letters, 0, "records decode");
         let rows = sinks.rows();
         (processor.stats().clone(), rows)
@@ -1323,34 +1351,26 @@ spec:
     /// not count as judged by id.
     #[test]
     fn records_judged_against_snapshots_use_each_snapshots_own_table() {
-        use crate::kube::HistoryOptions;
-        let hour = 3_600_000_000_i64;
-        // 2026-01-01T00:00:00Z in µs.
-        let day = 1_767_225_600_000_000_i64;
-        let history = IndexHistory::new(HistoryOptions::default());
-        for (at, (r1_at, r2_at)) in [
-            (day - hour, ("2020-01-01T00:00:00Z", "2021-01-01T00:00:00Z")),
-            (day + hour, ("2021-01-01T00:00:00Z", "2020-01-01T00:00:00Z")),
-        ] {
-            let set = two_routes(r1_at, r2_at);
-            let version = history.next_version();
-            let index = RouteIndex::compile(
-                &set,
-                CompileOptions {
-                    index_version: version,
-                    ..CompileOptions::default()
-                },
-            );
-            let snapshot = history.publish(index, EndpointIndex::build(&set), at, true);
+        let (day, hour) = (DAY_US, HOUR_US);
+        let history = history_of([
+            (
+                day - hour,
+                two_routes("2020-01-01T00:00:00Z", "2021-01-01T00:00:00Z"),
+            ),
+            (
+                day + hour,
+                two_routes("2021-01-01T00:00:00Z", "2020-01-01T00:00:00Z"),
+            ),
+        ]);
+        let view = history.view().expect("ready");
+        let first = view.at(day).expect("snapshot").snapshot;
+        let second = view.at(day + 2 * hour).expect("snapshot").snapshot;
+        for snapshot in [first, second] {
             let table = snapshot
                 .service_ids()
                 .expect("names without '/' get a table");
             assert!(table.is_for(&snapshot.index, &snapshot.endpoints));
         }
-        history.set_ready();
-        let view = history.view().expect("ready");
-        let first = view.at(day).expect("snapshot").snapshot;
-        let second = view.at(day + 2 * hour).expect("snapshot").snapshot;
         assert_eq!(first.index.routes[0].name, "r1");
         assert_eq!(second.index.routes[0].name, "r2");
         let second_table = second.service_ids().expect("table");
@@ -1358,11 +1378,8 @@ spec:
         let lines: Vec<String> = ["00", "02"]
             .iter()
             .flat_map(|hh| {
-                [("one", "r1", "10.1.0.1"), ("two", "r2", "10.1.0.2")].map(|(host, route, pod)| {
-                    format!(
-                        r#"{{"start_time":"2026-01-01T{hh}:00:00.000Z",":authority":"{host}.example.com","method":"GET","x-envoy-origin-path":"/","protocol":"HTTP/1.1","response_code":200,"response_flags":"-","upstream_host":"{pod}:8080","upstream_cluster":"httproute/shop/{route}/rule/0","route_name":"httproute/shop/{route}/rule/0/match/0/{host}_example_com","downstream_local_address":"10.0.0.1:10080","x-request-id":"r","duration":1,"bytes_sent":10}}"#
-                    )
-                })
+                [("one", "r1", "10.1.0.1"), ("two", "r2", "10.1.0.2")]
+                    .map(|(host, route, pod)| envoy_line(hh, host, route, pod))
             })
             .collect();
         let (by_names, name_rows) = judged_in_view(&view, &lines, false);
@@ -1386,33 +1403,19 @@ spec:
     /// the second, find no listener, and misjudge its records.
     #[test]
     fn listener_memo_answers_only_for_its_own_snapshot() {
-        use crate::kube::HistoryOptions;
-        let hour = 3_600_000_000_i64;
-        // 2026-01-01T00:00:00Z in µs.
-        let day = 1_767_225_600_000_000_i64;
-        let history = IndexHistory::new(HistoryOptions::default());
-        for (at, port) in [(day - hour, 80), (day + hour, 2080)] {
-            let set = two_routes_on(port, "2020-01-01T00:00:00Z", "2021-01-01T00:00:00Z");
-            let version = history.next_version();
-            let index = RouteIndex::compile(
-                &set,
-                CompileOptions {
-                    index_version: version,
-                    ..CompileOptions::default()
-                },
-            );
-            history.publish(index, EndpointIndex::build(&set), at, true);
-        }
-        history.set_ready();
+        let history = history_of([(DAY_US - HOUR_US, 80), (DAY_US + HOUR_US, 2080)].map(
+            |(at, port)| {
+                (
+                    at,
+                    two_routes_on(port, "2020-01-01T00:00:00Z", "2021-01-01T00:00:00Z"),
+                )
+            },
+        ));
         let view = history.view().expect("ready");
         // Alternating snapshots, so each record meets the other's memo.
         let lines: Vec<String> = ["00", "02", "00", "02"]
             .iter()
-            .map(|hh| {
-                format!(
-                    r#"{{"start_time":"2026-01-01T{hh}:00:00.000Z",":authority":"one.example.com","method":"GET","x-envoy-origin-path":"/","protocol":"HTTP/1.1","response_code":200,"response_flags":"-","upstream_host":"10.1.0.1:8080","upstream_cluster":"httproute/shop/r1/rule/0","route_name":"httproute/shop/r1/rule/0/match/0/one_example_com","downstream_local_address":"10.0.0.1:10080","x-request-id":"r","duration":1,"bytes_sent":10}}"#
-                )
-            })
+            .map(|hh| envoy_line(hh, "one", "r1", "10.1.0.1"))
             .collect();
         let (stats, _) = judged_in_view(&view, &lines, true);
         assert_eq!(stats.verdict(Verdict::Ok), 4, "{:?}", stats.verdicts);
