@@ -969,6 +969,7 @@ impl<'a> Worker<'a> {
             let Some(writer) = self.writers.get_mut(&tp) else {
                 return Ok(());
             };
+            let mut full = false;
             for (offset, payload) in records.by_ref() {
                 let mut out = Outputs {
                     parquet: writer.sink(),
@@ -985,16 +986,14 @@ impl<'a> Worker<'a> {
                     .process_payload_in_view(payload, origin, &mut out, &view)?;
                 writer.consumed(offset);
                 if roll_when_full && writer.is_full(&self.setup.limits) {
+                    full = true;
                     break;
                 }
             }
-            if roll_when_full
-                && self
-                    .writers
-                    .get(&tp)
-                    .is_some_and(|w| w.is_full(&self.setup.limits))
-            {
+            if full {
                 self.roll_due()?;
+                // Still full: the roll has to wait, and the rest of the
+                // batch goes into the group.
                 roll_when_full = !self
                     .writers
                     .get(&tp)
