@@ -71,7 +71,7 @@ fn normalize_host_slow(host: &str) -> Cow<'_, str> {
 /// in `A..=Z` (exact: no carries cross bytes, since every addend stays below
 /// 0x80 per byte).
 #[inline(always)]
-pub(crate) fn colon_or_upper_bits(x: u64) -> u64 {
+fn colon_or_upper_bits(x: u64) -> u64 {
     const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
     const HIGH: u64 = 0x8080_8080_8080_8080;
     const fn splat(b: u8) -> u64 {

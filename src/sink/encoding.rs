@@ -400,13 +400,7 @@ mod tests {
 
     #[test]
     fn hybrid_round_trips_runs_literals_and_padding() {
-        let mut rng = 0x1234_5678u64;
-        let mut next = move || {
-            rng ^= rng << 13;
-            rng ^= rng >> 7;
-            rng ^= rng << 17;
-            rng
-        };
+        let mut next = xorshift(0x1234_5678);
         for width in [0u8, 1, 2, 3, 7, 8, 9, 13, 16, 17, 24, 31, 32] {
             for len in [0usize, 1, 7, 8, 9, 15, 16, 17, 100, 1000] {
                 let max = if width == 0 { 0 } else { (1u64 << width) - 1 };
@@ -448,6 +442,17 @@ mod tests {
         }
     }
 
+    /// A xorshift64 generator from `seed` (non-zero): test values without
+    /// a dependency.
+    fn xorshift(mut rng: u64) -> impl FnMut() -> u64 {
+        move || {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            rng
+        }
+    }
+
     /// The reference: every value through [`BitPacker`], one at a time.
     fn packed_value_by_value(values: &[u64], groups: usize, width: u32) -> Vec<u8> {
         let mut out = Vec::new();
@@ -464,13 +469,7 @@ mod tests {
 
     #[test]
     fn group_packing_writes_the_bytes_of_value_by_value_packing() {
-        let mut rng = 0x9E37_79B9_7F4A_7C15u64;
-        let mut next = move || {
-            rng ^= rng << 13;
-            rng ^= rng >> 7;
-            rng ^= rng << 17;
-            rng
-        };
+        let mut next = xorshift(0x9E37_79B9_7F4A_7C15u64);
         for width in 0..=64u32 {
             for len in [0usize, 1, 7, 8, 9, 16, 23, 24, 32] {
                 let max = if width == 64 {
@@ -538,13 +537,7 @@ mod tests {
 
     #[test]
     fn delta_binary_packed_matches_the_value_by_value_reference() {
-        let mut rng = 0x2545_F491_4F6C_DD1Du64;
-        let mut next = move || {
-            rng ^= rng << 13;
-            rng ^= rng >> 7;
-            rng ^= rng << 17;
-            rng
-        };
+        let mut next = xorshift(0x2545_F491_4F6C_DD1Du64);
         for spread_bits in [0u32, 1, 5, 12, 16, 17, 31, 40, 63, 64] {
             for len in [0usize, 1, 2, 33, 128, 129, 130, 300, 1000] {
                 let mut t = 1_714_546_800_000_000i64;
