@@ -59,7 +59,7 @@ use crate::kube::IndexHistory;
 use crate::pipeline::{Origin, Outputs, PipelineOptions, RecordProcessor};
 use crate::sink::alerts::{Alert, AlertAggregator, AlertSink, QuietClock};
 use crate::sink::deadletter::{DeadLetterFileSink, DeadLetterSink};
-use crate::sink::kafka::{KafkaAlertSink, KafkaDeadLetterSink, SharedProducer};
+use crate::sink::kafka::{DeliveryMark, KafkaAlertSink, KafkaDeadLetterSink, SharedProducer};
 use crate::sink::kafka_files::{recover_partition, PartitionWriter, RollLimits};
 use crate::sink::object_store::OutputStore;
 use crate::sink::parquet::ParquetSinkConfig;
@@ -68,6 +68,7 @@ use crate::source::kafka::{
     client_config, consumer_config, BatchReturn, Batcher, LagTracker, MessageBatch, TopicPartition,
 };
 use crate::source::message_queue::{Fetched, FetchedMessages, MessageQueue};
+use crate::source::pending_commits::PendingCommits;
 use crate::source::resume_check::ResumeCheck;
 
 /// Errors of the service.
@@ -184,6 +185,12 @@ enum CommitError {
     Fatal(String),
 }
 
+/// A delivery that can no longer succeed: the alert or dead letter would be
+/// lost, so the service stops.
+fn delivery_failed(e: SinkError) -> CommitError {
+    CommitError::Fatal(format!("alert/dead-letter delivery: {e}"))
+}
+
 impl std::fmt::Display for CommitError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
@@ -192,6 +199,10 @@ impl std::fmt::Display for CommitError {
         }
     }
 }
+
+/// How long reported offsets wait for deliveries before the consumer loop
+/// says so (once; e.g. the broker is away).
+const DELIVERY_WAIT_WARN: Duration = Duration::from_secs(10);
 
 enum WorkerMsg {
     Batch(MessageBatch),
@@ -411,6 +422,25 @@ impl Coordinator {
 
     /// Whether worker `w` has batches waiting for room (then its messages are
     /// left in its message queue, where they bound librdkafka's pre-fetch).
+    /// The producer's mark after everything produced so far (nothing to
+    /// wait for without a producer).
+    fn sent_mark(&self) -> Result<DeliveryMark, SinkError> {
+        match &self.producer {
+            Some(p) => p.sent_mark(),
+            None => Ok(DeliveryMark::default()),
+        }
+    }
+
+    /// Produces again the failed deliveries that are due, without waiting,
+    /// and says how far delivery has come.
+    fn retry_deliveries(&self) -> Result<DeliveryMark, CommitError> {
+        let Some(p) = &self.producer else {
+            return Ok(DeliveryMark::MAX);
+        };
+        p.retry_failed().map_err(delivery_failed)?;
+        p.delivered_mark().map_err(delivery_failed)
+    }
+
     fn is_stalled(&self, w: usize) -> bool {
         self.stalled
             .lock()
@@ -460,7 +490,9 @@ impl Coordinator {
         Ok(out)
     }
 
-    /// Commits `offsets` synchronously after the producer delivered everything.
+    /// Commits `offsets` after the producer delivered everything, waiting for
+    /// it (on a revocation and at the stop; the consumer loop's own commits
+    /// wait for nothing, see [`PendingCommits`]).
     ///
     /// A permanently failed delivery of an alert or dead letter is fatal (it
     /// would be lost); a delivery still pending or a failed commit (e.g. the
@@ -477,19 +509,28 @@ impl Coordinator {
             return Ok(());
         }
         if let Some(p) = &self.producer {
-            // Short: this blocks the consumer loop; a broker that is away is
-            // retried at the next commit.
+            // Short: a broker that is away is retried at the next commit.
             match p.deliver_all(Duration::from_secs(2)) {
                 Ok(()) => {}
                 Err(e @ SinkError::DeliveryPending(_)) => {
                     return Err(CommitError::Retry(e.to_string()))
                 }
-                Err(e) => {
-                    return Err(CommitError::Fatal(format!(
-                        "alert/dead-letter delivery: {e}"
-                    )))
-                }
+                Err(e) => return Err(delivery_failed(e)),
             }
+        }
+        self.commit_delivered(consumer, offsets, mode)
+    }
+
+    /// Commits `offsets` whose alerts and dead letters are known to be
+    /// delivered.
+    fn commit_delivered<C: ConsumerContext>(
+        &self,
+        consumer: &BaseConsumer<C>,
+        offsets: &[(TopicPartition, i64)],
+        mode: CommitMode,
+    ) -> Result<(), CommitError> {
+        if offsets.is_empty() {
+            return Ok(());
         }
         let mut tpl = TopicPartitionList::new();
         for ((topic, partition), offset) in offsets {
@@ -1087,6 +1128,9 @@ impl<'a> Worker<'a> {
         if due.is_empty() {
             return Ok(());
         }
+        // The alerts of the group's records are produced before its offset is
+        // reported (the commit waits for what was produced until then).
+        self.send_alerts()?;
         // The group's dead letters must be on their topic before its files
         // make the records count as done (a restart does not re-read them).
         if !self.deliver_dead_letters()? {
@@ -1111,6 +1155,7 @@ impl<'a> Worker<'a> {
         // Dead letters not delivered: publishing would make their records
         // count as done; drop the unpublished groups instead, and the next
         // owner of the partitions reads them again from storage's resume point.
+        self.send_alerts()?;
         let discard = discard || !self.deliver_dead_letters()?;
         let mut out = Vec::new();
         for tp in partitions {
@@ -1341,7 +1386,11 @@ fn consume_loop(
     let log_every = Duration::from_secs(config.telemetry.log_interval_seconds);
     let mut last_log = Instant::now();
     let mut last_commit = Instant::now();
-    let mut pending_commits: HashMap<TopicPartition, i64> = HashMap::new();
+    let mut pending_commits = PendingCommits::default();
+    // Since when the queued offsets have waited for deliveries (logged once
+    // past `DELIVERY_WAIT_WARN`).
+    let mut commits_stuck_since: Option<Instant> = None;
+    let mut stuck_logged = false;
     let mut since_log = 0u64;
     let mut result: Result<(), String> = Ok(());
     let mut fetched = FetchedMessages::new(FETCH_BATCH_MESSAGES);
@@ -1462,35 +1511,67 @@ fn consume_loop(
             idle_sleep = (idle_sleep * 2).min(cap);
             times.add(WAITING, t);
         }
-        while let Ok((tp, offset)) = commit_rx.try_recv() {
-            let e = pending_commits.entry(tp).or_insert(offset);
-            *e = (*e).max(offset);
+        // The mark is taken when the offset arrives: the worker produced the
+        // group's alerts before reporting it.
+        if let Ok((tp, offset)) = commit_rx.try_recv() {
+            let mark = match coordinator.sent_mark() {
+                Ok(mark) => mark,
+                Err(e) => {
+                    result = Err(e.to_string());
+                    break;
+                }
+            };
+            pending_commits.push(tp, offset, mark);
+            while let Ok((tp, offset)) = commit_rx.try_recv() {
+                pending_commits.push(tp, offset, mark);
+            }
         }
         if !pending_commits.is_empty()
             && now.saturating_duration_since(last_commit) >= Duration::from_millis(200)
         {
             let commit_started = Instant::now();
+            // Without waiting: failed deliveries are produced again, and only
+            // the offsets whose alerts are delivered are committed.
+            let delivered = match coordinator.retry_deliveries() {
+                Ok(delivered) => delivered,
+                Err(e) => {
+                    result = Err(e.to_string());
+                    break;
+                }
+            };
             let assigned = coordinator
                 .assigned
                 .lock()
                 .map(|a| a.clone())
                 .unwrap_or_default();
             let offsets: Vec<_> = pending_commits
-                .drain()
+                .take_ready(delivered)
+                .into_iter()
                 .filter(|(tp, _)| assigned.contains(tp))
                 .collect();
+            if pending_commits.is_empty() || !offsets.is_empty() {
+                commits_stuck_since = None;
+                stuck_logged = false;
+            } else {
+                let since = *commits_stuck_since.get_or_insert(now);
+                if !stuck_logged && now.saturating_duration_since(since) >= DELIVERY_WAIT_WARN {
+                    log(format_args!(
+                        "{} reported offset(s) wait for alert/dead-letter deliveries (for {:?})",
+                        pending_commits.len(),
+                        now.saturating_duration_since(since)
+                    ));
+                    stuck_logged = true;
+                }
+            }
             // Asynchronous: the loop keeps feeding the workers while the broker
             // answers (a synchronous commit to tansu took 40-80 ms). A failure
             // is logged by the context; the next commit, or storage on a
             // restart, covers these offsets.
-            match coordinator.commit(&consumer, &offsets, CommitMode::Async) {
+            match coordinator.commit_delivered(&consumer, &offsets, CommitMode::Async) {
                 Ok(()) => {}
                 Err(CommitError::Retry(e)) => {
                     log(format_args!("{e}"));
-                    for (tp, o) in offsets {
-                        let e = pending_commits.entry(tp).or_insert(o);
-                        *e = (*e).max(o);
-                    }
+                    pending_commits.put_back(offsets);
                 }
                 Err(CommitError::Fatal(e)) => {
                     result = Err(e);
@@ -1569,9 +1650,10 @@ fn consume_loop(
             .map_err(ServiceError::Failed)?;
         let mut merged: HashMap<TopicPartition, i64> = HashMap::new();
         while let Ok((tp, offset)) = commit_rx.try_recv() {
-            pending_commits.insert(tp, offset);
+            pending_commits.push(tp, offset, DeliveryMark::MAX);
         }
-        for (tp, o) in pending_commits.drain().chain(offsets) {
+        // `commit` waits for every delivery first.
+        for (tp, o) in pending_commits.take_all().into_iter().chain(offsets) {
             let e = merged.entry(tp).or_insert(o);
             *e = (*e).max(o);
         }
