@@ -23,17 +23,22 @@
 //! no file.
 //!
 //! **Dead letters first.** A group is published only after every dead letter
-//! produced so far is delivered to its topic (transient delivery failures are
-//! produced again, see [`crate::sink::kafka`]); while they are pending (e.g.
+//! its worker produced so far is delivered to its topic (transient delivery
+//! failures are produced again, see [`crate::sink::kafka`]; a worker that
+//! produced none since its last roll does not wait); while they are pending (e.g.
 //! the broker restarts) the group stays open, and a revoked or stopping
 //! partition whose dead letters cannot be delivered is dropped unpublished, to
 //! be read again by its next owner. So a record never counts as done before
 //! its dead letter is on the topic.
 //!
-//! **Commits.** Only after the last file of a group is published does the writer
-//! hand `last + 1` to the consumer loop, which flushes the alert/dead-letter
-//! producer and then commits it synchronously. The broker's committed offset is
-//! thus never ahead of what is durable on storage.
+//! **Commits.** Only after the last file of a group is published (and the
+//! group's alerts are produced) does the worker hand `last + 1` to the consumer
+//! loop, which commits it once every alert and dead letter produced before
+//! that is delivered: it checks a delivery mark each commit round, without
+//! waiting (see [`crate::source::pending_commits`]); revocations and the stop
+//! wait for every delivery, then commit synchronously. The broker's committed
+//! offset is thus never ahead of what is durable on storage, nor of the alerts
+//! and dead letters of the records it covers.
 //!
 //! **Recovery** (on every assignment, so also after a crash, a restart or a
 //! rebalance): the output is listed and, for each assigned partition, files are
