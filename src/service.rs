@@ -17,8 +17,9 @@
 //! - **Workers** (`pipeline.workers`) each own a [`RecordProcessor`], an
 //!   [`AlertAggregator`] and the [`PartitionWriter`]s of their partitions
 //!   (a partition always goes to the same worker), so the hot path takes no lock.
-//!   When a writer rolls, its files are published and the worker reports the
-//!   offset to commit.
+//!   When a writer rolls, its group is sealed; once the group's alerts and
+//!   dead letters are delivered its files are published and the worker
+//!   reports the offset to commit.
 //!
 //! # Rebalances and shutdown
 //!
@@ -59,7 +60,9 @@ use crate::kube::IndexHistory;
 use crate::pipeline::{Origin, Outputs, PipelineOptions, RecordProcessor};
 use crate::sink::alerts::{Alert, AlertAggregator, AlertSink, QuietClock};
 use crate::sink::deadletter::{DeadLetterFileSink, DeadLetterSink};
-use crate::sink::kafka::{DeliveryMark, KafkaAlertSink, KafkaDeadLetterSink, SharedProducer};
+use crate::sink::kafka::{
+    DeliveryMark, KafkaAlertSink, KafkaDeadLetterSink, SharedProducer, FLUSH_TIMEOUT,
+};
 use crate::sink::kafka_files::{recover_partition, PartitionWriter, RollLimits};
 use crate::sink::object_store::OutputStore;
 use crate::sink::parquet::ParquetSinkConfig;
@@ -68,7 +71,6 @@ use crate::source::kafka::{
     client_config, consumer_config, BatchReturn, Batcher, LagTracker, MessageBatch, TopicPartition,
 };
 use crate::source::message_queue::{Fetched, FetchedMessages, MessageQueue};
-use crate::source::pending_commits::PendingCommits;
 use crate::source::resume_check::ResumeCheck;
 
 /// Errors of the service.
@@ -185,12 +187,6 @@ enum CommitError {
     Fatal(String),
 }
 
-/// A delivery that can no longer succeed: the alert or dead letter would be
-/// lost, so the service stops.
-fn delivery_failed(e: SinkError) -> CommitError {
-    CommitError::Fatal(format!("alert/dead-letter delivery: {e}"))
-}
-
 impl std::fmt::Display for CommitError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
@@ -200,8 +196,8 @@ impl std::fmt::Display for CommitError {
     }
 }
 
-/// How long reported offsets wait for deliveries before the consumer loop
-/// says so (once; e.g. the broker is away).
+/// How long sealed groups wait for deliveries before their worker says so
+/// (once; e.g. the broker is away).
 const DELIVERY_WAIT_WARN: Duration = Duration::from_secs(10);
 
 enum WorkerMsg {
@@ -223,7 +219,6 @@ struct Coordinator {
     batcher: Mutex<Batcher>,
     assigned: Mutex<HashSet<TopicPartition>>,
     store: Arc<OutputStore>,
-    producer: Option<SharedProducer>,
     failure: Arc<Failure>,
     counters: Arc<Counters>,
     lag: Mutex<LagTracker>,
@@ -422,25 +417,6 @@ impl Coordinator {
 
     /// Whether worker `w` has batches waiting for room (then its messages are
     /// left in its message queue, where they bound librdkafka's pre-fetch).
-    /// The producer's mark after everything produced so far (nothing to
-    /// wait for without a producer).
-    fn sent_mark(&self) -> Result<DeliveryMark, SinkError> {
-        match &self.producer {
-            Some(p) => p.sent_mark(),
-            None => Ok(DeliveryMark::default()),
-        }
-    }
-
-    /// Produces again the failed deliveries that are due, without waiting,
-    /// and says how far delivery has come.
-    fn retry_deliveries(&self) -> Result<DeliveryMark, CommitError> {
-        let Some(p) = &self.producer else {
-            return Ok(DeliveryMark::MAX);
-        };
-        p.retry_failed().map_err(delivery_failed)?;
-        p.delivered_mark().map_err(delivery_failed)
-    }
-
     fn is_stalled(&self, w: usize) -> bool {
         self.stalled
             .lock()
@@ -490,40 +466,14 @@ impl Coordinator {
         Ok(out)
     }
 
-    /// Commits `offsets` after the producer delivered everything, waiting for
-    /// it (on a revocation and at the stop; the consumer loop's own commits
-    /// wait for nothing, see [`PendingCommits`]).
+    /// Commits `offsets`, which workers reported after publishing the files
+    /// of the records below them (and so after delivering those records'
+    /// alerts and dead letters).
     ///
-    /// A permanently failed delivery of an alert or dead letter is fatal (it
-    /// would be lost); a delivery still pending or a failed commit (e.g. the
-    /// broker is restarting) is
+    /// A failed commit (e.g. the broker is restarting) is
     /// [`CommitError::Retry`]: files on storage stay the source of truth, so a
     /// late or missing commit never loses or duplicates a row.
     fn commit<C: ConsumerContext>(
-        &self,
-        consumer: &BaseConsumer<C>,
-        offsets: &[(TopicPartition, i64)],
-        mode: CommitMode,
-    ) -> Result<(), CommitError> {
-        if offsets.is_empty() {
-            return Ok(());
-        }
-        if let Some(p) = &self.producer {
-            // Short: a broker that is away is retried at the next commit.
-            match p.deliver_all(Duration::from_secs(2)) {
-                Ok(()) => {}
-                Err(e @ SinkError::DeliveryPending(_)) => {
-                    return Err(CommitError::Retry(e.to_string()))
-                }
-                Err(e) => return Err(delivery_failed(e)),
-            }
-        }
-        self.commit_delivered(consumer, offsets, mode)
-    }
-
-    /// Commits `offsets` whose alerts and dead letters are known to be
-    /// delivered.
-    fn commit_delivered<C: ConsumerContext>(
         &self,
         consumer: &BaseConsumer<C>,
         offsets: &[(TopicPartition, i64)],
@@ -845,11 +795,15 @@ struct WorkerSetup<'a> {
 }
 
 impl WorkerSetup<'_> {
-    /// Rolls `w` (publishes its group) and counts the files published;
-    /// returns the offset to commit.
-    fn roll(&self, w: &mut PartitionWriter) -> Result<Option<i64>, SinkError> {
+    /// Publishes the sealed groups of `w` that `delivered` covers and counts
+    /// the files published; returns the offset to commit.
+    fn publish(
+        &self,
+        w: &mut PartitionWriter,
+        delivered: DeliveryMark,
+    ) -> Result<Option<i64>, SinkError> {
         let before = w.files_published();
-        let offset = w.roll(self.store)?;
+        let offset = w.publish_delivered(delivered, self.store)?;
         let published = w.files_published() - before;
         self.counters.files.fetch_add(published, Ordering::Relaxed);
         if published > 0 {
@@ -873,10 +827,15 @@ struct Worker<'a> {
     alert_queue: Vec<Alert>,
     alert_sink: Option<KafkaAlertSink>,
     dead: Box<dyn DeadLetterSink>,
+    /// Dead letters go to a file (flushed before a group is sealed), not to
+    /// the producer (whose delivery marks cover them).
+    dead_to_file: bool,
     records_seen: u64,
     dead_seen: u64,
-    /// Dead letters were not delivered at the last attempt (logged once).
-    delivery_pending: bool,
+    /// Since when sealed groups have waited for deliveries (logged once past
+    /// [`DELIVERY_WAIT_WARN`]).
+    waiting_since: Option<Instant>,
+    waiting_logged: bool,
     /// Moves the alert clock on while this worker's partitions are quiet.
     quiet: QuietClock,
 }
@@ -916,6 +875,7 @@ impl<'a> Worker<'a> {
             }
             _ => return Err(SinkError::Config("dead_letters: no destination".into())),
         };
+        let dead_to_file = !(c.dead_letters.topic.is_some() && setup.producer.is_some());
         let alert_sink = match (&setup.producer, c.alerts.topic.is_empty()) {
             (Some(p), false) => Some(KafkaAlertSink::new(p.clone(), c.alerts.topic.clone())),
             _ => None,
@@ -927,10 +887,12 @@ impl<'a> Worker<'a> {
             alert_queue: Vec::new(),
             alert_sink,
             dead,
+            dead_to_file,
             setup,
             records_seen: 0,
             dead_seen: 0,
-            delivery_pending: false,
+            waiting_since: None,
+            waiting_logged: false,
             quiet: QuietClock::new(Instant::now()),
         })
     }
@@ -952,7 +914,13 @@ impl<'a> Worker<'a> {
     ) -> Result<(), SinkError> {
         let mut t = Instant::now();
         loop {
-            let msg = rx.recv_timeout(Duration::from_millis(200));
+            // Sealed groups are published soon after their deliveries.
+            let timeout = if self.writers.values().any(|w| w.sealed_mark().is_some()) {
+                Duration::from_millis(5)
+            } else {
+                Duration::from_millis(200)
+            };
+            let msg = rx.recv_timeout(timeout);
             t = times.add(WAITING, t);
             match msg {
                 Ok(WorkerMsg::Batch(batch)) => {
@@ -998,14 +966,11 @@ impl<'a> Worker<'a> {
                 None => std::thread::sleep(Duration::from_millis(50)),
             }
         };
-        // A group that reaches `max_rows` is rolled right there, between two
+        // A group that reaches `max_rows` is sealed right there, between two
         // records, so the row limit is exact: a partition's last group is
         // not left waiting for its age when its row count is reached with
-        // the batch's last record. When that roll has to wait (dead letters
-        // not delivered yet), the rest of the batch goes on into the group
-        // and `serve` retries the roll after the batch.
+        // the batch's last record.
         let mut records = batch.iter().peekable();
-        let mut roll_when_full = true;
         while records.peek().is_some() {
             let Some(writer) = self.writers.get_mut(&tp) else {
                 return Ok(());
@@ -1026,19 +991,13 @@ impl<'a> Worker<'a> {
                 self.processor
                     .process_payload_in_view(payload, origin, &mut out, &view)?;
                 writer.consumed(offset);
-                if roll_when_full && writer.is_full(&self.setup.limits) {
+                if writer.is_full(&self.setup.limits) {
                     full = true;
                     break;
                 }
             }
             if full {
-                self.roll_due()?;
-                // Still full: the roll has to wait, and the rest of the
-                // batch goes into the group.
-                roll_when_full = !self
-                    .writers
-                    .get(&tp)
-                    .is_some_and(|w| w.is_full(&self.setup.limits));
+                self.seal(std::slice::from_ref(&tp))?;
             }
         }
         let now = Instant::now();
@@ -1091,32 +1050,8 @@ impl<'a> Worker<'a> {
         Ok(())
     }
 
-    /// Flushes the dead-letter sink: `Ok(false)` while deliveries are pending
-    /// (the broker is away; they are kept and retried).
-    fn deliver_dead_letters(&mut self) -> Result<bool, SinkError> {
-        match self.dead.flush() {
-            Ok(()) => {
-                if self.delivery_pending {
-                    log(format_args!("worker {}: deliveries resumed", self.setup.id));
-                    self.delivery_pending = false;
-                }
-                Ok(true)
-            }
-            Err(SinkError::DeliveryPending(why)) => {
-                if !self.delivery_pending {
-                    log(format_args!(
-                        "worker {}: {why}; holding back files until dead letters are delivered",
-                        self.setup.id
-                    ));
-                    self.delivery_pending = true;
-                }
-                Ok(false)
-            }
-            Err(e) => Err(e),
-        }
-    }
-
-    /// Rolls the writers that reached a limit and reports their offsets.
+    /// Seals the groups of the writers that reached a limit, and publishes
+    /// the sealed groups whose deliveries are done.
     fn roll_due(&mut self) -> Result<(), SinkError> {
         let now = Instant::now();
         let due: Vec<TopicPartition> = self
@@ -1125,38 +1060,110 @@ impl<'a> Worker<'a> {
             .filter(|(_, w)| w.should_roll(&self.setup.limits, now))
             .map(|(tp, _)| tp.clone())
             .collect();
-        if due.is_empty() {
-            return Ok(());
+        if !due.is_empty() {
+            self.seal(&due)?;
         }
-        // The alerts of the group's records are produced before its offset is
-        // reported (the commit waits for what was produced until then).
+        self.publish_delivered(now)
+    }
+
+    /// The producer's mark after everything produced so far (nothing to wait
+    /// for without a producer).
+    fn sent_mark(&self) -> Result<DeliveryMark, SinkError> {
+        match &self.setup.producer {
+            Some(p) => p.sent_mark(),
+            None => Ok(DeliveryMark::default()),
+        }
+    }
+
+    /// Seals the current groups of `partitions`, to be published once the
+    /// alerts and dead letters of their records are delivered. Never waits
+    /// for the broker: the worker goes on with the next records.
+    fn seal(&mut self, partitions: &[TopicPartition]) -> Result<(), SinkError> {
+        // The alerts of the group's records are produced first, so the mark
+        // covers them; dead letters written to a file are flushed instead.
         self.send_alerts()?;
-        // The group's dead letters must be on their topic before its files
-        // make the records count as done (a restart does not re-read them).
-        if !self.deliver_dead_letters()? {
-            return Ok(()); // not yet: the rolls are retried on the next tick
+        if self.dead_to_file {
+            self.dead.flush()?;
         }
-        for tp in due {
-            if let Some(w) = self.writers.get_mut(&tp) {
-                if let Some(offset) = self.setup.roll(w)? {
-                    let _ = self.setup.commits.send((tp, offset));
-                }
+        let mark = self.sent_mark()?;
+        for tp in partitions {
+            if let Some(w) = self.writers.get_mut(tp) {
+                w.seal(mark)?;
             }
         }
         Ok(())
     }
 
-    /// Rolls (unless `discard`) and drops the writers of `partitions`.
+    /// Publishes the sealed groups whose deliveries are done, reporting each
+    /// partition's offset to commit; produces failed deliveries again when
+    /// their pause is over. Does not wait.
+    fn publish_delivered(&mut self, now: Instant) -> Result<(), SinkError> {
+        if !self.writers.values().any(|w| w.sealed_mark().is_some()) {
+            return Ok(());
+        }
+        let delivered = match &self.setup.producer {
+            Some(p) => {
+                p.retry_failed()?;
+                p.delivered_mark()?
+            }
+            None => DeliveryMark::MAX,
+        };
+        for (tp, w) in &mut self.writers {
+            if let Some(offset) = self.setup.publish(w, delivered)? {
+                let _ = self.setup.commits.send((tp.clone(), offset));
+            }
+        }
+        if !self.writers.values().any(|w| w.sealed_mark().is_some()) {
+            if self.waiting_logged {
+                log(format_args!("worker {}: deliveries resumed", self.setup.id));
+            }
+            self.waiting_since = None;
+            self.waiting_logged = false;
+            return Ok(());
+        }
+        let since = *self.waiting_since.get_or_insert(now);
+        if !self.waiting_logged && now.saturating_duration_since(since) >= DELIVERY_WAIT_WARN {
+            log(format_args!(
+                "worker {}: holding back files until alerts and dead letters are delivered",
+                self.setup.id
+            ));
+            self.waiting_logged = true;
+        }
+        Ok(())
+    }
+
+    /// Seals (unless `discard`) the groups of `partitions`, publishes every
+    /// sealed group once its deliveries are done, and drops the writers.
     fn finish(
         &mut self,
         partitions: &[TopicPartition],
         discard: bool,
     ) -> Result<Vec<(TopicPartition, Option<i64>)>, SinkError> {
-        // Dead letters not delivered: publishing would make their records
-        // count as done; drop the unpublished groups instead, and the next
-        // owner of the partitions reads them again from storage's resume point.
-        self.send_alerts()?;
-        let discard = discard || !self.deliver_dead_letters()?;
+        let mut delivered = DeliveryMark::MAX;
+        if !discard {
+            self.seal(partitions)?;
+            let newest = partitions
+                .iter()
+                .filter_map(|tp| self.writers.get(tp)?.sealed_mark())
+                .max();
+            if let (Some(p), Some(mark)) = (&self.setup.producer, newest) {
+                match p.deliver_through(mark, FLUSH_TIMEOUT) {
+                    Ok(()) => {}
+                    // Not delivered: publishing would make their records count
+                    // as done; the groups not published are dropped instead,
+                    // and the next owner of the partitions reads them again
+                    // from storage's resume point.
+                    Err(SinkError::DeliveryPending(why)) => {
+                        log(format_args!(
+                            "worker {}: {why}; dropping groups not published",
+                            self.setup.id
+                        ));
+                        delivered = p.delivered_mark()?;
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+        }
         let mut out = Vec::new();
         for tp in partitions {
             if let Some(mut w) = self.writers.remove(tp) {
@@ -1164,7 +1171,7 @@ impl<'a> Worker<'a> {
                     w.discard();
                     continue;
                 }
-                let offset = self.setup.roll(&mut w)?;
+                let offset = self.setup.publish(&mut w, delivered)?;
                 w.discard();
                 out.push((tp.clone(), offset));
             }
@@ -1239,7 +1246,6 @@ pub fn run(
         batcher: Mutex::new(batcher),
         assigned: Mutex::new(HashSet::new()),
         store: store.clone(),
-        producer: producer.clone(),
         failure: failure.clone(),
         counters: counters.clone(),
         lag: Mutex::new(LagTracker::default()),
@@ -1386,11 +1392,7 @@ fn consume_loop(
     let log_every = Duration::from_secs(config.telemetry.log_interval_seconds);
     let mut last_log = Instant::now();
     let mut last_commit = Instant::now();
-    let mut pending_commits = PendingCommits::default();
-    // Since when the queued offsets have waited for deliveries (logged once
-    // past `DELIVERY_WAIT_WARN`).
-    let mut commits_stuck_since: Option<Instant> = None;
-    let mut stuck_logged = false;
+    let mut pending_commits: HashMap<TopicPartition, i64> = HashMap::new();
     let mut since_log = 0u64;
     let mut result: Result<(), String> = Ok(());
     let mut fetched = FetchedMessages::new(FETCH_BATCH_MESSAGES);
@@ -1511,67 +1513,35 @@ fn consume_loop(
             idle_sleep = (idle_sleep * 2).min(cap);
             times.add(WAITING, t);
         }
-        // The mark is taken when the offset arrives: the worker produced the
-        // group's alerts before reporting it.
-        if let Ok((tp, offset)) = commit_rx.try_recv() {
-            let mark = match coordinator.sent_mark() {
-                Ok(mark) => mark,
-                Err(e) => {
-                    result = Err(e.to_string());
-                    break;
-                }
-            };
-            pending_commits.push(tp, offset, mark);
-            while let Ok((tp, offset)) = commit_rx.try_recv() {
-                pending_commits.push(tp, offset, mark);
-            }
+        while let Ok((tp, offset)) = commit_rx.try_recv() {
+            let e = pending_commits.entry(tp).or_insert(offset);
+            *e = (*e).max(offset);
         }
         if !pending_commits.is_empty()
             && now.saturating_duration_since(last_commit) >= Duration::from_millis(200)
         {
             let commit_started = Instant::now();
-            // Without waiting: failed deliveries are produced again, and only
-            // the offsets whose alerts are delivered are committed.
-            let delivered = match coordinator.retry_deliveries() {
-                Ok(delivered) => delivered,
-                Err(e) => {
-                    result = Err(e.to_string());
-                    break;
-                }
-            };
             let assigned = coordinator
                 .assigned
                 .lock()
                 .map(|a| a.clone())
                 .unwrap_or_default();
             let offsets: Vec<_> = pending_commits
-                .take_ready(delivered)
-                .into_iter()
+                .drain()
                 .filter(|(tp, _)| assigned.contains(tp))
                 .collect();
-            if pending_commits.is_empty() || !offsets.is_empty() {
-                commits_stuck_since = None;
-                stuck_logged = false;
-            } else {
-                let since = *commits_stuck_since.get_or_insert(now);
-                if !stuck_logged && now.saturating_duration_since(since) >= DELIVERY_WAIT_WARN {
-                    log(format_args!(
-                        "{} reported offset(s) wait for alert/dead-letter deliveries (for {:?})",
-                        pending_commits.len(),
-                        now.saturating_duration_since(since)
-                    ));
-                    stuck_logged = true;
-                }
-            }
             // Asynchronous: the loop keeps feeding the workers while the broker
             // answers (a synchronous commit to tansu took 40-80 ms). A failure
             // is logged by the context; the next commit, or storage on a
             // restart, covers these offsets.
-            match coordinator.commit_delivered(&consumer, &offsets, CommitMode::Async) {
+            match coordinator.commit(&consumer, &offsets, CommitMode::Async) {
                 Ok(()) => {}
                 Err(CommitError::Retry(e)) => {
                     log(format_args!("{e}"));
-                    pending_commits.put_back(offsets);
+                    for (tp, o) in offsets {
+                        let e = pending_commits.entry(tp).or_insert(o);
+                        *e = (*e).max(o);
+                    }
                 }
                 Err(CommitError::Fatal(e)) => {
                     result = Err(e);
@@ -1650,10 +1620,9 @@ fn consume_loop(
             .map_err(ServiceError::Failed)?;
         let mut merged: HashMap<TopicPartition, i64> = HashMap::new();
         while let Ok((tp, offset)) = commit_rx.try_recv() {
-            pending_commits.push(tp, offset, DeliveryMark::MAX);
+            pending_commits.insert(tp, offset);
         }
-        // `commit` waits for every delivery first.
-        for (tp, o) in pending_commits.take_all().into_iter().chain(offsets) {
+        for (tp, o) in pending_commits.drain().chain(offsets) {
             let e = merged.entry(tp).or_insert(o);
             *e = (*e).max(o);
         }

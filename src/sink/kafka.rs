@@ -5,7 +5,8 @@
 //! Both share one [`ThreadedProducer`]. Delivery is at least once: a message
 //! whose delivery fails with a transient error (the broker is restarting or
 //! unreachable, an unknown server error, a timeout) is kept and produced again
-//! after a pause that grows with its attempts. Only a permanent error (message
+//! ([`SharedProducer::retry_failed`]) after a pause that grows with its
+//! attempts. Only a permanent error (message
 //! too large, not authorised, invalid record) or a message failing
 //! [`MAX_DELIVERY_ATTEMPTS`] times is reported as a failure.
 //!
@@ -15,18 +16,14 @@
 //! a [`DeliveryLedger`] keeps the numbers not delivered yet. A
 //! [`DeliveryMark`] taken with [`SharedProducer::sent_mark`] stands for every
 //! message produced until then; [`SharedProducer::delivered_mark`] says how far
-//! delivery has come (every message below it is on its topic). So the callers
-//! wait for exactly what they depend on, and only when they must:
-//! - a worker publishes a group's Parquet files only once the dead letters it
-//!   produced are delivered ([`KafkaDeadLetterSink::flush`] waits for its own
-//!   mark, and returns at once when it produced nothing since the last flush);
-//! - the consumer loop commits a group's offsets only once the mark taken when
-//!   the group was published is delivered, checked without waiting (see
-//!   [`crate::source::pending_commits`]), so a slow acknowledgement never
-//!   stalls the loop that feeds the workers.
-//!
-//! Failed messages keep their number until they are delivered, so a mark is
-//! never passed while one of its messages is being produced again.
+//! delivery has come (every message below it is on its topic). A worker that
+//! ends a group of Parquet files seals them with the mark of that moment and
+//! publishes them once delivery has passed it, checking without waiting (see
+//! [`crate::sink::kafka_files`]): so the group's alerts and dead letters are
+//! on their topics before its records count as done, and a slow
+//! acknowledgement from the broker never stalls the worker or the consumer
+//! loop. Failed messages keep their number until they are delivered, so a
+//! mark is never passed while one of its messages is being produced again.
 
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -238,8 +235,12 @@ const WAIT_SLICE: Duration = Duration::from_millis(50);
 impl SharedProducer {
     /// Creates the producer from a client configuration (brokers, TLS, SASL).
     pub fn new(mut config: ClientConfig) -> Result<Self, SinkError> {
+        // A group of Parquet files is published once its alerts are
+        // delivered, so the linger adds to every publication's latency;
+        // alerts are a small fraction of the records, so batching them longer
+        // would gain little.
         config
-            .set("linger.ms", "20")
+            .set("linger.ms", "5")
             .set("enable.idempotence", "false")
             .set("compression.type", "none");
         let producer: ThreadedProducer<DeliveryTracker> = config

@@ -12,7 +12,8 @@
 //! Kafka partition, and it ends (the writer *rolls*) only as a whole, when the
 //! group's rows, estimated bytes or age reach the configured limits, on
 //! revocation and on shutdown. Rolling finishes every open file of the group
-//! (fsynced by the sink) and publishes each one, in order, under its final name
+//! (fsynced by the sink) and publishes each one (see "Deliveries first"
+//! below), in order, under its final name
 //!
 //! ```text
 //! dt=YYYY-MM-DD/hour=HH/<topic>+<partition>+<first:020>+<last:020>+<i>of<n>.parquet
@@ -22,23 +23,25 @@
 //! number of files of the group. A group whose records were all dead letters has
 //! no file.
 //!
-//! **Dead letters first.** A group is published only after every dead letter
-//! its worker produced so far is delivered to its topic (transient delivery
-//! failures are produced again, see [`crate::sink::kafka`]; a worker that
-//! produced none since its last roll does not wait); while they are pending (e.g.
-//! the broker restarts) the group stays open, and a revoked or stopping
-//! partition whose dead letters cannot be delivered is dropped unpublished, to
-//! be read again by its next owner. So a record never counts as done before
-//! its dead letter is on the topic.
+//! **Deliveries first.** Rolling a group happens in two steps. The worker
+//! first *seals* it: the group's alerts are produced, dead letters written to
+//! a file are flushed, every open file of the group is finished (fsynced) in
+//! staging, and the group is queued with the producer's delivery mark of that
+//! moment (see [`crate::sink::kafka`]); the next record starts a new group.
+//! The group is *published* once every alert and dead letter produced before
+//! the mark is delivered: the worker checks after every batch and every few
+//! milliseconds while groups wait, without blocking on the broker. Transient
+//! delivery failures are produced again meanwhile; while they are pending
+//! (e.g. the broker restarts) the sealed groups wait in staging, and a
+//! revoked or stopping partition whose deliveries do not complete in time
+//! drops the groups not published, to be read again by its next owner. So a
+//! record never counts as done before its alerts and dead letters are on
+//! their topics.
 //!
-//! **Commits.** Only after the last file of a group is published (and the
-//! group's alerts are produced) does the worker hand `last + 1` to the consumer
-//! loop, which commits it once every alert and dead letter produced before
-//! that is delivered: it checks a delivery mark each commit round, without
-//! waiting (see [`crate::source::pending_commits`]); revocations and the stop
-//! wait for every delivery, then commit synchronously. The broker's committed
-//! offset is thus never ahead of what is durable on storage, nor of the alerts
-//! and dead letters of the records it covers.
+//! **Commits.** Only after the last file of a group is published does the
+//! worker hand `last + 1` to the consumer loop, which commits it (asynchronously
+//! while running, synchronously on a revocation and at the stop). The broker's
+//! committed offset is thus never ahead of what is durable on storage.
 //!
 //! **Recovery** (on every assignment, so also after a crash, a restart or a
 //! rebalance): the output is listed and, for each assigned partition, files are
@@ -70,10 +73,12 @@
 //! files of a group whose publication a crash interrupted, until the restart
 //! deletes them and writes the range again.
 
+use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::kafka::DeliveryMark;
 use super::object_store::OutputStore;
 use super::parquet::{ParquetSink, ParquetSinkConfig, SequentialFileNamer};
 use super::SinkError;
@@ -193,7 +198,20 @@ pub struct PartitionWriter {
     last: Option<i64>,
     opened_at: Instant,
     files_published: u64,
-    rows_published: u64,
+    /// Rows of the groups sealed so far.
+    rows_sealed: u64,
+    /// Groups finished in staging and not published yet, oldest first, each
+    /// with the delivery mark it waits for.
+    sealed: VecDeque<(DeliveryMark, SealedGroup)>,
+}
+
+/// A group whose files are finished in staging (fsynced) and not published.
+#[derive(Debug)]
+pub struct SealedGroup {
+    /// Each staged file and the name it is published under.
+    files: Vec<(PathBuf, String)>,
+    /// The offset to commit once the group is published (`last + 1`).
+    next_offset: i64,
 }
 
 impl PartitionWriter {
@@ -229,7 +247,8 @@ impl PartitionWriter {
             last: None,
             opened_at: Instant::now(),
             files_published: 0,
-            rows_published: 0,
+            rows_sealed: 0,
+            sealed: VecDeque::new(),
         })
     }
 
@@ -269,7 +288,7 @@ impl PartitionWriter {
     }
 
     fn rows_in_group(&self) -> u64 {
-        self.sink.rows_appended() - self.rows_published
+        self.sink.rows_appended() - self.rows_sealed
     }
 
     /// Files published by this writer.
@@ -277,40 +296,92 @@ impl PartitionWriter {
         self.files_published
     }
 
-    /// Finishes and publishes the current group; returns the offset to commit
-    /// (`last + 1`), or `None` when no message was consumed since the last roll.
-    pub fn roll(&mut self, store: &OutputStore) -> Result<Option<i64>, SinkError> {
+    /// Finishes the current group's files in staging and queues the group for
+    /// publication once delivery passes `mark` (the alerts and dead letters of
+    /// its records); a new group starts with the next record. Nothing to do
+    /// when no message was consumed since the last seal.
+    pub fn seal(&mut self, mark: DeliveryMark) -> Result<(), SinkError> {
         let (Some(first), Some(last)) = (self.first, self.last) else {
-            return Ok(None);
+            return Ok(());
         };
         self.sink.roll_all()?;
-        let files = self.sink.take_finished_files();
-        let count = u32::try_from(files.len()).unwrap_or(u32::MAX);
-        for (i, file) in files.iter().enumerate() {
-            let name = GroupFileName {
-                topic: self.topic.to_string(),
-                partition: self.partition,
-                first,
-                last,
-                index: u32::try_from(i + 1).unwrap_or(u32::MAX),
-                count,
-            };
-            let rel = format!(
-                "{}/{}",
-                file.span.partition.relative_dir().to_string_lossy(),
-                name.format()
-            );
-            store.publish(&file.path, &rel)?;
-            self.files_published += 1;
-        }
-        self.rows_published = self.sink.rows_appended();
+        let staged = self.sink.take_finished_files();
+        let count = u32::try_from(staged.len()).unwrap_or(u32::MAX);
+        let files = staged
+            .into_iter()
+            .enumerate()
+            .map(|(i, file)| {
+                let name = GroupFileName {
+                    topic: self.topic.to_string(),
+                    partition: self.partition,
+                    first,
+                    last,
+                    index: u32::try_from(i + 1).unwrap_or(u32::MAX),
+                    count,
+                };
+                let rel = format!(
+                    "{}/{}",
+                    file.span.partition.relative_dir().to_string_lossy(),
+                    name.format()
+                );
+                (file.path, rel)
+            })
+            .collect();
+        self.sealed.push_back((
+            mark,
+            SealedGroup {
+                files,
+                next_offset: last + 1,
+            },
+        ));
+        self.rows_sealed = self.sink.rows_appended();
         self.first = None;
         self.last = None;
-        Ok(Some(last + 1))
+        Ok(())
     }
 
-    /// Drops the writer and its staging directory; rows not yet published are
-    /// dropped (call [`roll`](Self::roll) first to keep them).
+    /// Publishes, oldest first, the sealed groups whose mark `delivered` has
+    /// reached; returns the offset to commit after the last one published.
+    /// Groups are published in order, so one still waiting holds back the
+    /// ones after it (recovery relies on that, see the module docs).
+    pub fn publish_delivered(
+        &mut self,
+        delivered: DeliveryMark,
+        store: &OutputStore,
+    ) -> Result<Option<i64>, SinkError> {
+        let mut committable = None;
+        while self
+            .sealed
+            .front()
+            .is_some_and(|(mark, _)| *mark <= delivered)
+        {
+            let Some((_, group)) = self.sealed.pop_front() else {
+                break;
+            };
+            for (path, rel) in &group.files {
+                store.publish(path, rel)?;
+                self.files_published += 1;
+            }
+            committable = Some(group.next_offset);
+        }
+        Ok(committable)
+    }
+
+    /// The mark the newest sealed group waits for, if any group waits.
+    pub fn sealed_mark(&self) -> Option<DeliveryMark> {
+        self.sealed.back().map(|(mark, _)| *mark)
+    }
+
+    /// Seals the current group and publishes every sealed one, without
+    /// waiting for deliveries (the caller has waited for them, or produces
+    /// nothing to Kafka); returns the offset to commit.
+    pub fn roll(&mut self, store: &OutputStore) -> Result<Option<i64>, SinkError> {
+        self.seal(DeliveryMark::default())?;
+        self.publish_delivered(DeliveryMark::MAX, store)
+    }
+
+    /// Drops the writer and its staging directory; rows and sealed groups not
+    /// yet published are dropped (call [`roll`](Self::roll) first to keep them).
     pub fn discard(self) {
         drop(self.sink);
         let _ = std::fs::remove_dir_all(&self.staging);
@@ -373,5 +444,116 @@ mod tests {
         assert!(!dir.path().join(&listing[3]).exists());
         let r = recover_partition(&store, &listing, "t", 1).expect("recover");
         assert_eq!(r.next_offset, None);
+    }
+
+    /// A row of the hour `2024-05-01T07` for staging tests.
+    fn append_row(w: &mut PartitionWriter, offset: i64) {
+        let row = crate::sink::row::EnrichedRow {
+            event_time: Some(1_714_546_800_000_000 + offset),
+            verdict: "ok",
+            input_format: "envoy_json",
+            ..Default::default()
+        };
+        w.sink().append(&row).expect("append");
+        w.consumed(offset);
+    }
+
+    /// Published group names under `dir`, sorted.
+    fn published(dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> = walk(dir)
+            .into_iter()
+            .filter_map(|p| GroupFileName::parse(&p.to_string_lossy()))
+            .map(|n| format!("{}-{}", n.first, n.last))
+            .collect();
+        names.sort();
+        names
+    }
+
+    fn walk(dir: &Path) -> Vec<PathBuf> {
+        let mut out = Vec::new();
+        for entry in std::fs::read_dir(dir).expect("read_dir").flatten() {
+            let p = entry.path();
+            if p.is_dir() {
+                out.extend(walk(&p));
+            } else {
+                out.push(p);
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn sealed_groups_are_published_in_order_once_delivered() {
+        let out = tempfile::tempdir().expect("tempdir");
+        let staging = tempfile::tempdir().expect("tempdir");
+        let store =
+            OutputStore::open(&out.path().to_string_lossy(), &Default::default()).expect("store");
+        let template = ParquetSinkConfig::new(staging.path());
+        let mut w = PartitionWriter::open(staging.path(), "t".into(), 0, &template).expect("open");
+        let mut ledger = crate::sink::kafka::DeliveryLedger::default();
+
+        // Group 0-9 waits for one alert, group 10-19 for another.
+        let first_alert = ledger.assign();
+        for o in 0..10 {
+            append_row(&mut w, o);
+        }
+        w.seal(ledger.sent_mark()).expect("seal");
+        // The sealed rows no longer count towards the group's row limit.
+        assert!(!w.is_full(&RollLimits {
+            max_rows: 1,
+            max_bytes: u64::MAX,
+            max_age: Duration::MAX,
+            max_open_files: usize::MAX,
+        }));
+        let second_alert = ledger.assign();
+        for o in 10..20 {
+            append_row(&mut w, o);
+        }
+        w.seal(ledger.sent_mark()).expect("seal");
+        // The new group starts empty: nothing more to seal.
+        w.seal(ledger.sent_mark()).expect("seal");
+
+        // The second alert is delivered first: nothing is published, since
+        // the older group still waits and groups are published in order.
+        ledger.delivered(second_alert);
+        let none = w
+            .publish_delivered(ledger.delivered_mark(), &store)
+            .expect("publish");
+        assert_eq!(none, None);
+        assert!(published(out.path()).is_empty());
+        assert!(w.sealed_mark().is_some());
+
+        ledger.delivered(first_alert);
+        let next = w
+            .publish_delivered(ledger.delivered_mark(), &store)
+            .expect("publish");
+        assert_eq!(next, Some(20));
+        assert_eq!(published(out.path()), ["0-9", "10-19"]);
+        assert_eq!(w.files_published(), 2);
+        assert_eq!(w.sealed_mark(), None);
+    }
+
+    #[test]
+    fn discarding_drops_sealed_groups_not_published() {
+        let out = tempfile::tempdir().expect("tempdir");
+        let staging = tempfile::tempdir().expect("tempdir");
+        let store =
+            OutputStore::open(&out.path().to_string_lossy(), &Default::default()).expect("store");
+        let template = ParquetSinkConfig::new(staging.path());
+        let mut w = PartitionWriter::open(staging.path(), "t".into(), 3, &template).expect("open");
+        let mut ledger = crate::sink::kafka::DeliveryLedger::default();
+        let _never = ledger.assign();
+        for o in 0..5 {
+            append_row(&mut w, o);
+        }
+        w.seal(ledger.sent_mark()).expect("seal");
+        assert_eq!(
+            w.publish_delivered(ledger.delivered_mark(), &store)
+                .expect("publish"),
+            None
+        );
+        w.discard();
+        assert!(published(out.path()).is_empty());
+        assert!(!staging.path().join("t+3").exists());
     }
 }
