@@ -1308,6 +1308,17 @@ pub fn run(
         }
         result
     })?;
+    // Config alerts, and alerts produced after the last group was sealed, are
+    // delivered before the process ends (the producer drops what it holds).
+    if let Some(p) = &producer {
+        match p.deliver_all(FLUSH_TIMEOUT) {
+            Ok(()) => {}
+            Err(e @ SinkError::DeliveryPending(_)) => {
+                log(format_args!("alerts not delivered at the stop: {e}"))
+            }
+            Err(e) => return Err(ServiceError::Failed(format!("alert delivery: {e}"))),
+        }
+    }
 
     log(format_args!("{}", counters.timeline()));
     Ok(RunSummary {
