@@ -482,14 +482,39 @@ mod tests {
         out
     }
 
-    #[test]
-    fn sealed_groups_are_published_in_order_once_delivered() {
+    /// A writer of partition `partition` of topic `t`, staging under its own
+    /// directory and publishing to `out`.
+    struct Staged {
+        out: tempfile::TempDir,
+        staging: tempfile::TempDir,
+        store: OutputStore,
+        writer: PartitionWriter,
+    }
+
+    fn staged(partition: i32) -> Staged {
         let out = tempfile::tempdir().expect("tempdir");
         let staging = tempfile::tempdir().expect("tempdir");
         let store =
             OutputStore::open(&out.path().to_string_lossy(), &Default::default()).expect("store");
         let template = ParquetSinkConfig::new(staging.path());
-        let mut w = PartitionWriter::open(staging.path(), "t".into(), 0, &template).expect("open");
+        let writer =
+            PartitionWriter::open(staging.path(), "t".into(), partition, &template).expect("open");
+        Staged {
+            out,
+            staging,
+            store,
+            writer,
+        }
+    }
+
+    #[test]
+    fn sealed_groups_are_published_in_order_once_delivered() {
+        let Staged {
+            out,
+            staging: _staging,
+            store,
+            writer: mut w,
+        } = staged(0);
         let mut ledger = crate::sink::kafka::DeliveryLedger::default();
 
         // Group 0-9 waits for one alert, group 10-19 for another.
@@ -535,12 +560,12 @@ mod tests {
 
     #[test]
     fn discarding_drops_sealed_groups_not_published() {
-        let out = tempfile::tempdir().expect("tempdir");
-        let staging = tempfile::tempdir().expect("tempdir");
-        let store =
-            OutputStore::open(&out.path().to_string_lossy(), &Default::default()).expect("store");
-        let template = ParquetSinkConfig::new(staging.path());
-        let mut w = PartitionWriter::open(staging.path(), "t".into(), 3, &template).expect("open");
+        let Staged {
+            out,
+            staging,
+            store,
+            writer: mut w,
+        } = staged(3);
         let mut ledger = crate::sink::kafka::DeliveryLedger::default();
         let _never = ledger.assign();
         for o in 0..5 {
