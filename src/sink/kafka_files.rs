@@ -446,16 +446,20 @@ mod tests {
         assert_eq!(r.next_offset, None);
     }
 
-    /// A row of the hour `2024-05-01T07` for staging tests.
-    fn append_row(w: &mut PartitionWriter, offset: i64) {
-        let row = crate::sink::row::EnrichedRow {
-            event_time: Some(1_714_546_800_000_000 + offset),
-            verdict: "ok",
-            input_format: "envoy_json",
-            ..Default::default()
-        };
-        w.sink().append(&row).expect("append");
-        w.consumed(offset);
+    /// Appends a row (in the hour `2024-05-01T07`) for each of `offsets`,
+    /// then seals the group with `mark`.
+    fn seal_group(w: &mut PartitionWriter, offsets: std::ops::Range<i64>, mark: DeliveryMark) {
+        for offset in offsets {
+            let row = crate::sink::row::EnrichedRow {
+                event_time: Some(1_714_546_800_000_000 + offset),
+                verdict: "ok",
+                input_format: "envoy_json",
+                ..Default::default()
+            };
+            w.sink().append(&row).expect("append");
+            w.consumed(offset);
+        }
+        w.seal(mark).expect("seal");
     }
 
     /// Published group names under `dir`, sorted.
@@ -519,10 +523,7 @@ mod tests {
 
         // Group 0-9 waits for one alert, group 10-19 for another.
         let first_alert = ledger.assign();
-        for o in 0..10 {
-            append_row(&mut w, o);
-        }
-        w.seal(ledger.sent_mark()).expect("seal");
+        seal_group(&mut w, 0..10, ledger.sent_mark());
         // The sealed rows no longer count towards the group's row limit.
         assert!(!w.is_full(&RollLimits {
             max_rows: 1,
@@ -531,10 +532,7 @@ mod tests {
             max_open_files: usize::MAX,
         }));
         let second_alert = ledger.assign();
-        for o in 10..20 {
-            append_row(&mut w, o);
-        }
-        w.seal(ledger.sent_mark()).expect("seal");
+        seal_group(&mut w, 10..20, ledger.sent_mark());
         // The new group starts empty: nothing more to seal.
         w.seal(ledger.sent_mark()).expect("seal");
 
@@ -568,10 +566,7 @@ mod tests {
         } = staged(3);
         let mut ledger = crate::sink::kafka::DeliveryLedger::default();
         let _never = ledger.assign();
-        for o in 0..5 {
-            append_row(&mut w, o);
-        }
-        w.seal(ledger.sent_mark()).expect("seal");
+        seal_group(&mut w, 0..5, ledger.sent_mark());
         assert_eq!(
             w.publish_delivered(ledger.delivered_mark(), &store)
                 .expect("publish"),
