@@ -25,12 +25,12 @@ use std::sync::OnceLock;
 
 use crate::decode::{self, AccessRecord, DecodeError, DecodeOptions, Format};
 use crate::gateway::compile::CompiledGateway;
-use crate::gateway::{Decision, Headers, Protocol, Request, RouteIndex, Scheme};
+use crate::gateway::{Decision, Headers, Outcome, Protocol, Request, RouteIndex, Scheme};
 use crate::kube::history::now_us;
 use crate::kube::{HistoryView, IndexHistory, Snapshot};
 use crate::resolve::{
-    resolve_actual_answered, ActualBackend, BackendServiceIds, EndpointIndex, EvidenceNames,
-    GatewayAction, HitRule, Implementation, NameMemo, ResolveIds, RouteRef, RuleAt, RuleRef,
+    ActualBackend, BackendServiceIds, EndpointIndex, EvidenceNames, GatewayAction, HitRule,
+    Implementation, NameMemo, ResolveIds, ResolveInput, RouteRef, RuleAt, RuleRef,
     UpstreamEvidence, UpstreamName,
 };
 use crate::sink::alerts::{Alert, AlertAggregator, AlertOccurrence, AlertType};
@@ -529,60 +529,61 @@ impl<'i> RecordProcessor<'i> {
         if service_ids.is_some() {
             self.stats.by_service_id += 1;
         }
-        expected.clear();
-        self.expected_ids.clear();
-        self.expected_services.clear();
-        let mut expected_ids_complete = true;
-        let mut expected_services_complete = service_ids.is_some();
-        for backend in decision.allowed_backends() {
-            let id = index.allowed_backend_id(backend);
-            // With the table, the backend's Service id and key come from it
-            // (the backend itself is not read).
-            let allowed = match (service_ids, id) {
-                (Some(table), Some(id)) => table.allowed(id),
-                _ => None,
-            };
-            let service = allowed.map(|a| a.service);
-            let key = match allowed {
-                Some(a) => a.key,
-                None => backend.key.as_str(),
-            };
-            // Equal Service ids are equal keys (see `BackendServiceIds`);
-            // without ids, the keys are compared.
-            let duplicate = match service {
-                Some(service) if expected_services_complete => {
-                    self.expected_services.contains(&service)
-                }
-                _ => expected.contains(&key),
-            };
-            if !duplicate {
-                expected.push(key);
-                match id {
-                    Some(id) => self.expected_ids.push(id),
-                    None => expected_ids_complete = false,
-                }
-                match service {
-                    Some(service) => self.expected_services.push(service),
-                    None => expected_services_complete = false,
-                }
+        // The expected set and the winning rule: from the table when one
+        // rule won alone (the usual decision), else collected from the
+        // decision's allowed backends.
+        let sole = match (service_ids, decision.hit) {
+            (Some(table), Some(h)) if decision.alternatives.is_empty() => {
+                table.sole_winner(h.route_id(), h.rule_pos())
             }
-        }
-        if !expected_ids_complete {
-            // Ids go one per item or not at all (see `ValueIds`).
-            self.expected_ids.clear();
-        }
-        if !expected_services_complete {
-            self.expected_services.clear();
-        }
-        // What the row and the named-rule check need of the winning rule,
-        // from the table (the route and the rule objects are not read).
-        let hit_rule = match (service_ids, decision.hit) {
-            (Some(table), Some(h)) => h
-                .allowed_backends()
-                .first()
-                .and_then(|first| table.hit_rule(index, h.route_id(), first)),
             _ => None,
         };
+        let set = match sole {
+            Some(sole) if decision.outcome == Outcome::Forward => ExpectedSet {
+                keys: sole.keys,
+                ids: sole.allowed_ids,
+                services: Some(sole.services),
+                hit_rule: Some(sole.rule),
+            },
+            Some(sole) => ExpectedSet {
+                keys: &[],
+                ids: &[],
+                services: Some(&[]),
+                hit_rule: Some(sole.rule),
+            },
+            None => {
+                let complete = collect_expected(
+                    index,
+                    service_ids,
+                    &decision,
+                    expected,
+                    &mut self.expected_ids,
+                    &mut self.expected_services,
+                );
+                // What the row and the named-rule check need of the winning
+                // rule, from the table (the route and the rule objects are
+                // not read).
+                let hit_rule = match (service_ids, decision.hit) {
+                    (Some(table), Some(h)) => h
+                        .allowed_backends()
+                        .first()
+                        .and_then(|first| table.hit_rule(index, h.route_id(), first)),
+                    _ => None,
+                };
+                ExpectedSet {
+                    keys: expected.as_slice(),
+                    ids: self.expected_ids.as_slice(),
+                    services: complete.then_some(self.expected_services.as_slice()),
+                    hit_rule,
+                }
+            }
+        };
+        let ExpectedSet {
+            keys: expected_keys,
+            ids: expected_ids,
+            services: expected_services,
+            hit_rule,
+        } = set;
 
         let mut attempts: [&str; MAX_ATTEMPTS] = [""; MAX_ATTEMPTS];
         let mut n_attempts = 0;
@@ -617,28 +618,24 @@ impl<'i> RecordProcessor<'i> {
         };
         let names = EvidenceNames::parse_memo(&evidence, &mut self.names);
         let resolve_ids = service_ids
-            .filter(|_| expected_services_complete)
-            .map(|table| ResolveIds {
-                table,
-                expected: &self.expected_services,
-            });
-        let resolution = resolve_actual_answered(
-            &evidence,
-            &names,
+            .zip(expected_services)
+            .map(|(table, expected)| ResolveIds { table, expected });
+        let resolution = ResolveInput {
+            evidence: &evidence,
+            names: &names,
             endpoints,
-            index,
-            expected,
-            resolve_ids,
-            answered.map(|(_, at)| at),
-        );
+            routes: index,
+            expected_backend_keys: expected_keys,
+            ids: resolve_ids,
+            answered: answered.map(|(_, at)| at),
+        }
+        .resolve();
         names.remember_in(&evidence, &resolution, &mut self.names);
         let (actual, actual_service) = (resolution.actual, resolution.service);
         // With ids on both sides: the actual backend's position among the
         // expected ones (keys are unique there, so at most one).
         let actual_expected_at = match (resolve_ids, actual_service) {
-            (Some(_), Some(service)) => {
-                Some(self.expected_services.iter().position(|&s| s == service))
-            }
+            (Some(ids), Some(service)) => Some(ids.expected.iter().position(|&s| s == service)),
             _ => None,
         };
         let observation = Observation {
@@ -670,9 +667,9 @@ impl<'i> RecordProcessor<'i> {
         // the index, and no key is built.
         let allowed_actual = match actual_expected_at {
             // `expected` holds the allowed backends' keys, one per id.
-            Some(at) => at.and_then(|at| Some((*expected.get(at)?, *self.expected_ids.get(at)?))),
+            Some(at) => at.and_then(|at| Some((*expected_keys.get(at)?, *expected_ids.get(at)?))),
             None => actual.backend.and_then(|b| {
-                self.expected_ids.iter().find_map(|&id| {
+                expected_ids.iter().find_map(|&id| {
                     index
                         .allowed_backend(id)
                         .filter(|a| a.namespace == b.namespace && a.name == b.name)
@@ -711,7 +708,7 @@ impl<'i> RecordProcessor<'i> {
                 .copied()
                 .or(record.upstream_cluster.as_deref()),
             actual_source: actual.source,
-            expected_backends: decision.gateway.map(|_| StrList::Borrowed(expected)),
+            expected_backends: decision.gateway.map(|_| StrList::Borrowed(expected_keys)),
             expected_status: decision.status.map(i32::from),
             route: match hit_rule {
                 Some(r) => Some(r.route_key),
@@ -762,7 +759,7 @@ impl<'i> RecordProcessor<'i> {
                 listener: decision.listener.and_then(|l| index.listener_id(l)),
                 route: hit.map(|h| h.route_id()),
                 actual_backend: actual_backend_id,
-                expected_backends: &self.expected_ids,
+                expected_backends: expected_ids,
                 route_kind: match hit_rule {
                     Some(r) => Some(r.route_kind as u32),
                     None => hit.map(|h| h.route().kind as u32),
@@ -782,7 +779,7 @@ impl<'i> RecordProcessor<'i> {
                     route: row.route,
                     route_kind: row.route_kind,
                     rule: row.rule,
-                    expected_backends: StrList::Borrowed(expected),
+                    expected_backends: StrList::Borrowed(expected_keys),
                     actual_backend,
                     reason: judgement.reason,
                     event_time: record.time_us.unwrap_or(0),
@@ -798,6 +795,80 @@ impl<'i> RecordProcessor<'i> {
         }
         Ok(())
     }
+}
+
+/// The expected backends of a record's decision as the resolver, the verdict
+/// and the row read them, with what the Service-id table knows of the
+/// winning rule.
+#[derive(Clone, Copy)]
+struct ExpectedSet<'e> {
+    /// `namespace/name` keys, each once, in the decision's order.
+    keys: &'e [&'e str],
+    /// Allowed backend ids ([`RouteIndex::allowed_backend_id`]): one per key,
+    /// or none.
+    ids: &'e [u32],
+    /// Service ids ([`BackendServiceIds::allowed`]), one per key, when the
+    /// table applies to the record's indexes.
+    services: Option<&'e [u32]>,
+    /// The winning rule, read from the table.
+    hit_rule: Option<HitRule<'e>>,
+}
+
+/// Collects the expected set of `decision` (its allowed backends, each key
+/// once) into `keys`, with their allowed backend ids into `ids` (all or
+/// none, see [`ValueIds`]) and, when `service_ids` applies to `index`, their
+/// Service ids into `services`. Returns whether `services` holds one id per
+/// key. Equal Service ids are equal keys (see [`BackendServiceIds`]); without
+/// ids, the keys are compared.
+fn collect_expected<'x>(
+    index: &'x RouteIndex,
+    service_ids: Option<&BackendServiceIds<'x>>,
+    decision: &Decision<'x>,
+    keys: &mut Vec<&'x str>,
+    ids: &mut Vec<u32>,
+    services: &mut Vec<u32>,
+) -> bool {
+    keys.clear();
+    ids.clear();
+    services.clear();
+    let mut ids_complete = true;
+    let mut services_complete = service_ids.is_some();
+    for backend in decision.allowed_backends() {
+        let id = index.allowed_backend_id(backend);
+        // With the table, the backend's Service id and key come from it
+        // (the backend itself is not read).
+        let allowed = match (service_ids, id) {
+            (Some(table), Some(id)) => table.allowed(id),
+            _ => None,
+        };
+        let service = allowed.map(|a| a.service);
+        let key = match allowed {
+            Some(a) => a.key,
+            None => backend.key.as_str(),
+        };
+        let duplicate = match service {
+            Some(service) if services_complete => services.contains(&service),
+            _ => keys.contains(&key),
+        };
+        if !duplicate {
+            keys.push(key);
+            match id {
+                Some(id) => ids.push(id),
+                None => ids_complete = false,
+            }
+            match service {
+                Some(service) => services.push(service),
+                None => services_complete = false,
+            }
+        }
+    }
+    if !ids_complete {
+        ids.clear();
+    }
+    if !services_complete {
+        services.clear();
+    }
+    services_complete
 }
 
 /// Reason of [`Verdict::InTransition`] verdicts given by the live path.
@@ -927,10 +998,16 @@ fn named_rule_expected(
     decision: &Decision<'_>,
     hit_rule: Option<HitRule<'_>>,
 ) -> Option<bool> {
-    let named = names.named_rule()?;
-    let named_route = match (names.cluster, cluster_rule_at) {
-        (Some(UpstreamName::Rule(cluster_rule)), Some(at))
-            if same_rule_ref(&cluster_rule, &named) =>
+    // `names.named_rule()`, borrowed (the parsed names are large).
+    let cluster_rule = match &names.cluster {
+        Some(UpstreamName::Rule(rule)) => Some(rule),
+        _ => None,
+    };
+    let named = names.route_rule.as_ref().or(cluster_rule)?;
+    let named_route = match (cluster_rule, cluster_rule_at) {
+        // Without a route name the named rule is the cluster's own.
+        (Some(cluster_rule), Some(at))
+            if names.route_rule.is_none() || same_rule_ref(cluster_rule, named) =>
         {
             Some(at)
         }

@@ -59,6 +59,23 @@ pub struct HitRule<'i> {
     pub route_kind: RouteKind,
 }
 
+/// What a record takes from the table when one rule won its decision alone
+/// (no alternatives; see [`BackendServiceIds::sole_winner`]): the rule's
+/// allowed backends as the expected set, and the rule itself.
+#[derive(Debug, Clone, Copy)]
+pub struct SoleWinner<'t, 'i> {
+    /// Keys of the rule's allowed backends ([`RouteIndex::allowed_backends_of`]),
+    /// in order, each Service once (its first backend): the expected set of a
+    /// forwarding decision.
+    pub keys: &'t [&'i str],
+    /// The allowed backend id ([`RouteIndex::allowed_backend_id`]) of each key.
+    pub allowed_ids: &'t [u32],
+    /// The Service id ([`BackendServiceIds::allowed`]) of each key.
+    pub services: &'t [u32],
+    /// The rule, as [`BackendServiceIds::hit_rule`] tells it.
+    pub rule: HitRule<'i>,
+}
+
 /// A route as a record uses it.
 #[derive(Debug, Clone, Copy)]
 struct RouteInfo<'i> {
@@ -89,6 +106,10 @@ struct RuleIds {
     single: Option<u32>,
     /// The rule's index (`CompiledRule::index`).
     index: usize,
+    /// Range of the rule's expected set in [`BackendServiceIds::expected_keys`]
+    /// (and the two arrays beside it).
+    expected_start: u32,
+    expected_end: u32,
 }
 
 /// Service ids of one route index's backends in one endpoint index (see the
@@ -117,6 +138,12 @@ pub struct BackendServiceIds<'i> {
     rule_backends: Vec<RuleBackend<'i>>,
     /// Per route.
     routes: Vec<RouteInfo<'i>>,
+    /// Per rule, in `rules` ranges: the keys of the rule's allowed backends,
+    /// each Service once (see [`SoleWinner`]), with their allowed backend
+    /// ids and Service ids side by side.
+    expected_keys: Vec<&'i str>,
+    expected_allowed: Vec<u32>,
+    expected_services: Vec<u32>,
 }
 
 impl<'i> BackendServiceIds<'i> {
@@ -167,9 +194,24 @@ impl<'i> BackendServiceIds<'i> {
         let mut rule_base = Vec::with_capacity(routes.routes.len() + 1);
         let mut rules = Vec::new();
         let mut rule_backends = Vec::new();
-        for route in &routes.routes {
+        let (mut expected_keys, mut expected_allowed, mut expected_services) =
+            (Vec::new(), Vec::new(), Vec::new());
+        for (r, route) in routes.routes.iter().enumerate() {
             rule_base.push(u32::try_from(rules.len()).ok()?);
-            for rule in &route.rules {
+            for (p, rule) in route.rules.iter().enumerate() {
+                // The expected set as a record builds it from the decision's
+                // allowed backends: keys in order, a Service's first only.
+                let expected_start = expected_keys.len();
+                let (route_at, rule_pos) = (u32::try_from(r).ok()?, u32::try_from(p).ok()?);
+                for backend in routes.allowed_backends_of(route_at, rule_pos) {
+                    let id = routes.allowed_backend_id(backend)?;
+                    let entry = allowed.get(id as usize)?;
+                    if !expected_services[expected_start..].contains(&entry.service) {
+                        expected_keys.push(entry.key);
+                        expected_allowed.push(id);
+                        expected_services.push(entry.service);
+                    }
+                }
                 let start = u32::try_from(rule_backends.len()).ok()?;
                 for backend in &rule.backends {
                     let id = id_of(backend)?;
@@ -190,6 +232,8 @@ impl<'i> BackendServiceIds<'i> {
                     end,
                     single: single_live_backend(rule),
                     index: rule.index,
+                    expected_start: u32::try_from(expected_start).ok()?,
+                    expected_end: u32::try_from(expected_keys.len()).ok()?,
                 });
             }
         }
@@ -211,6 +255,40 @@ impl<'i> BackendServiceIds<'i> {
                     kind: r.kind,
                 })
                 .collect(),
+            expected_keys,
+            expected_allowed,
+            expected_services,
+        })
+    }
+
+    /// The rule at position `rule_pos` of route `route_id` as the sole
+    /// winner of a decision (no alternatives): its expected set, read from
+    /// the table instead of collected from the decision's allowed backends
+    /// per record, and what the row writes of the rule. The same values as
+    /// collecting them: a forwarding decision's expected backends are its
+    /// winner's allowed backends (a Service once), and other outcomes expect
+    /// none (the caller drops the set). `None` for a rule not in the index.
+    #[inline]
+    pub fn sole_winner(&self, route_id: u32, rule_pos: u32) -> Option<SoleWinner<'_, 'i>> {
+        let route = self.routes.get(route_id as usize)?;
+        let base = *self.rule_base.get(route_id as usize)? as usize;
+        let next = *self.rule_base.get(route_id as usize + 1)? as usize;
+        let at = base + rule_pos as usize;
+        if at >= next {
+            return None;
+        }
+        let rule = self.rules.get(at)?;
+        let range = rule.expected_start as usize..rule.expected_end as usize;
+        Some(SoleWinner {
+            keys: self.expected_keys.get(range.clone())?,
+            allowed_ids: self.expected_allowed.get(range.clone())?,
+            services: self.expected_services.get(range)?,
+            rule: HitRule {
+                rule_pos,
+                rule_index: rule.index,
+                route_key: route.key,
+                route_kind: route.kind,
+            },
         })
     }
 

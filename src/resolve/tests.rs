@@ -1619,29 +1619,22 @@ fn service_ids_and_remembered_rules_answer_as_names_do() {
                     // With the answering upstream found by its text, as the
                     // pipeline hands it over: the same answer.
                     if let Some(found) = endpoints.lookup_canonical_v4(host) {
-                        let plain = resolve_actual_ids(
-                            &ev,
-                            &names,
-                            &endpoints,
-                            &routes,
-                            &keys,
-                            Some(resolve_ids),
-                        );
+                        let with_ids = ResolveInput {
+                            ids: Some(resolve_ids),
+                            ..ResolveInput::new(&ev, &names, &endpoints, &routes, &keys)
+                        };
+                        let plain = with_ids.resolve();
                         // Found in this index, and (ignored, looked up
                         // again) in another one: the whole resolution is
                         // the same as without it.
                         let theirs = other_endpoints.lookup_canonical_v4(host);
                         assert!(theirs.is_some(), "{host} is in both fixtures");
                         for answered_by in [Some(found), theirs] {
-                            let answered = resolve_actual_answered(
-                                &ev,
-                                &names,
-                                &endpoints,
-                                &routes,
-                                &keys,
-                                Some(resolve_ids),
-                                answered_by,
-                            );
+                            let answered = ResolveInput {
+                                answered: answered_by,
+                                ..with_ids
+                            }
+                            .resolve();
                             assert_eq!(answered.actual, reference, "{cluster} {host} {keys:?}");
                             assert_eq!(answered.actual, plain.actual);
                             assert_eq!(answered.service, plain.service);
@@ -1654,14 +1647,11 @@ fn service_ids_and_remembered_rules_answer_as_names_do() {
                     for _ in 0..2 {
                         let names = EvidenceNames::parse_memo(&ev, &mut memo);
                         remembered += usize::from(names.cluster_rule_at.is_some());
-                        let resolution = resolve_actual_ids(
-                            &ev,
-                            &names,
-                            &endpoints,
-                            &routes,
-                            &keys,
-                            Some(resolve_ids),
-                        );
+                        let resolution = ResolveInput {
+                            ids: Some(resolve_ids),
+                            ..ResolveInput::new(&ev, &names, &endpoints, &routes, &keys)
+                        }
+                        .resolve();
                         names.remember_in(&ev, &resolution, &mut memo);
                         assert_eq!(resolution.actual, reference, "{cluster} {host} {keys:?}");
                         if let Some(service) = resolution.service {
@@ -1822,17 +1812,14 @@ spec:
     let ids = expected_ids(&routes, &table, &keys);
     let names = EvidenceNames::parse(&ev);
     let by_name = resolve_actual_named(&ev, &names, &e2, &routes, &keys);
-    let by_id = resolve_actual_ids(
-        &ev,
-        &names,
-        &e2,
-        &routes,
-        &keys,
-        Some(ResolveIds {
+    let by_id = ResolveInput {
+        ids: Some(ResolveIds {
             table: &table,
             expected: &ids,
         }),
-    );
+        ..ResolveInput::new(&ev, &names, &e2, &routes, &keys)
+    }
+    .resolve();
     assert_eq!(by_id.actual, by_name, "E1's ids must not judge E2's pods");
     assert_eq!(by_name.backend.map(|b| b.name), Some("x"));
 }
@@ -1865,7 +1852,7 @@ fn the_memo_follows_the_route_index_in_use() {
     for routes in [&a, &a, &b, &b] {
         let names = EvidenceNames::parse_memo(&ev, &mut memo);
         seen.push(names.cluster_rule_at.map(|at| at.index));
-        let resolution = resolve_actual_ids(&ev, &names, &endpoints, routes, &["shop/a"], None);
+        let resolution = ResolveInput::new(&ev, &names, &endpoints, routes, &["shop/a"]).resolve();
         assert_eq!(
             resolution.cluster_rule_at.map(|at| at.index),
             Some(routes.instance())
@@ -1914,7 +1901,7 @@ fn positions_and_tables_of_another_route_order_are_not_used() {
                 // The memo remembers the position in A...
                 let mut memo = NameMemo::new();
                 let names = EvidenceNames::parse_memo(&ev, &mut memo);
-                let in_a = resolve_actual_ids(&ev, &names, &endpoints, &a, keys, None);
+                let in_a = ResolveInput::new(&ev, &names, &endpoints, &a, keys).resolve();
                 names.remember_in(&ev, &in_a, &mut memo);
                 let names = EvidenceNames::parse_memo(&ev, &mut memo);
                 assert_eq!(names.cluster_rule_at.map(|at| at.index), Some(a.instance()));
@@ -1926,7 +1913,11 @@ fn positions_and_tables_of_another_route_order_are_not_used() {
                         expected: &ids,
                     }),
                 ] {
-                    let in_b = resolve_actual_ids(&ev, &names, &endpoints, &b, keys, ids_of_a);
+                    let in_b = ResolveInput {
+                        ids: ids_of_a,
+                        ..ResolveInput::new(&ev, &names, &endpoints, &b, keys)
+                    }
+                    .resolve();
                     assert_eq!(in_b.actual, reference, "{cluster} {host} {keys:?}");
                     let at = in_b.cluster_rule_at.expect("the rule is in B");
                     assert_eq!(at.index, b.instance());
