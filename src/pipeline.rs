@@ -30,7 +30,7 @@ use crate::kube::history::now_us;
 use crate::kube::{HistoryView, IndexHistory, Snapshot};
 use crate::resolve::{
     ActualBackend, BackendServiceIds, EndpointIndex, EvidenceNames, GatewayAction, HitRule,
-    Implementation, NameMemo, ResolveIds, ResolveInput, RouteRef, RuleAt, RuleRef,
+    Implementation, NameMemo, ResolveIds, ResolveInput, RouteRef, RuleAt, RuleCluster, RuleRef,
     UpstreamEvidence, UpstreamName,
 };
 use crate::sink::alerts::{Alert, AlertAggregator, AlertOccurrence, AlertType};
@@ -540,16 +540,16 @@ impl<'i> RecordProcessor<'i> {
         };
         let set = match sole {
             Some(sole) if decision.outcome == Outcome::Forward => ExpectedSet {
-                keys: sole.keys,
-                ids: sole.allowed_ids,
-                services: Some(sole.services),
-                hit_rule: Some(sole.rule),
+                keys: sole.keys(),
+                ids: sole.allowed_ids(),
+                services: Some(sole.services()),
+                hit_rule: Some(sole.rule()),
             },
             Some(sole) => ExpectedSet {
                 keys: &[],
                 ids: &[],
                 services: Some(&[]),
-                hit_rule: Some(sole.rule),
+                hit_rule: Some(sole.rule()),
             },
             None => {
                 let complete = collect_expected(
@@ -616,7 +616,21 @@ impl<'i> RecordProcessor<'i> {
             response_flags: record.response_flags.as_deref(),
             status: record.status,
         };
-        let names = EvidenceNames::parse_memo(&evidence, &mut self.names);
+        // The usual record names the rule the decision chose: its cluster
+        // name is then the table's text for that rule (one compare instead
+        // of the memo's hash lookup).
+        let known_cluster = match (sole.and_then(|s| s.cluster()), evidence.upstream_cluster) {
+            (Some(cluster), Some(raw))
+                if RuleCluster::applies_to(evidence.implementation_hint.unwrap_or_default()) =>
+            {
+                cluster.parse(raw).map(|rule| (rule, cluster.at()))
+            }
+            _ => None,
+        };
+        let names = match known_cluster {
+            Some((rule, at)) => EvidenceNames::of_rule_cluster(&evidence, rule, at),
+            None => EvidenceNames::parse_memo(&evidence, &mut self.names),
+        };
         let resolve_ids = service_ids
             .zip(expected_services)
             .map(|(table, expected)| ResolveIds { table, expected });

@@ -28,6 +28,8 @@ use crate::gateway::compile::{CompiledBackend, CompiledRule};
 use crate::gateway::{RouteIndex, RouteKind};
 
 use super::endpoints::EndpointIndex;
+use super::memo::RuleAt;
+use super::naming::{self, Implementation, RouteRef, RuleRef, UpstreamName};
 
 /// Id of a backend that is not a `Service` (never equal to a candidate's).
 pub const NOT_A_SERVICE: u32 = u32::MAX;
@@ -61,19 +63,159 @@ pub struct HitRule<'i> {
 
 /// What a record takes from the table when one rule won its decision alone
 /// (no alternatives; see [`BackendServiceIds::sole_winner`]): the rule's
-/// allowed backends as the expected set, and the rule itself.
+/// allowed backends as the expected set, and the rule itself. It borrows the
+/// table's entry for the rule; the accessors read what the record needs.
 #[derive(Debug, Clone, Copy)]
 pub struct SoleWinner<'t, 'i> {
+    table: &'t BackendServiceIds<'i>,
+    rule: &'t RuleIds,
+    route: &'t RouteInfo<'i>,
+    route_id: u32,
+    rule_pos: u32,
+}
+
+impl<'t, 'i> SoleWinner<'t, 'i> {
     /// Keys of the rule's allowed backends ([`RouteIndex::allowed_backends_of`]),
     /// in order, each Service once (its first backend): the expected set of a
     /// forwarding decision.
-    pub keys: &'t [&'i str],
+    #[inline]
+    pub fn keys(&self) -> &'t [&'i str] {
+        self.table
+            .expected_keys
+            .get(self.expected_range())
+            .unwrap_or(&[])
+    }
+
     /// The allowed backend id ([`RouteIndex::allowed_backend_id`]) of each key.
-    pub allowed_ids: &'t [u32],
+    #[inline]
+    pub fn allowed_ids(&self) -> &'t [u32] {
+        self.table
+            .expected_allowed
+            .get(self.expected_range())
+            .unwrap_or(&[])
+    }
+
     /// The Service id ([`BackendServiceIds::allowed`]) of each key.
-    pub services: &'t [u32],
+    #[inline]
+    pub fn services(&self) -> &'t [u32] {
+        self.table
+            .expected_services
+            .get(self.expected_range())
+            .unwrap_or(&[])
+    }
+
     /// The rule, as [`BackendServiceIds::hit_rule`] tells it.
-    pub rule: HitRule<'i>,
+    #[inline]
+    pub fn rule(&self) -> HitRule<'i> {
+        HitRule {
+            rule_pos: self.rule_pos,
+            rule_index: self.rule.index,
+            route_key: self.route.key,
+            route_kind: self.route.kind,
+        }
+    }
+
+    /// The Envoy Gateway cluster name of the rule, when the table has one.
+    #[inline]
+    pub fn cluster(&self) -> Option<RuleCluster<'t>> {
+        let span = self.rule.cluster?;
+        Some(RuleCluster {
+            text: self
+                .table
+                .cluster_names
+                .get(span.text.0 as usize..span.text.1 as usize)?,
+            namespace: span.namespace,
+            name: span.name,
+            kind: self.route.kind,
+            rule_index: self.rule.index,
+            route: self.route_id,
+            rule_pos: self.rule_pos,
+            index: self.table.route_instance,
+        })
+    }
+
+    fn expected_range(&self) -> std::ops::Range<usize> {
+        self.rule.expected_start as usize..self.rule.expected_end as usize
+    }
+}
+
+/// The Envoy Gateway cluster name of one rule (`httproute/<ns>/<name>/rule/<i>`),
+/// checked when the table was built: the naming parser reads it (under the
+/// Envoy Gateway and the `Auto` hint) as exactly this rule, and the
+/// resolver's lookup of that rule by name finds this rule's position.
+///
+/// A record whose upstream cluster is this text (the usual record: the
+/// gateway used the rule the decision chose) then needs neither the parser
+/// nor the [`NameMemo`](super::NameMemo)'s hash lookup: [`parse`](Self::parse)
+/// gives the parser's answer and [`at`](Self::at) where the rule is.
+#[derive(Debug, Clone, Copy)]
+pub struct RuleCluster<'t> {
+    /// The cluster name.
+    text: &'t str,
+    /// Where the namespace and the name sit in `text`.
+    namespace: (u16, u16),
+    name: (u16, u16),
+    kind: RouteKind,
+    rule_index: usize,
+    /// Position of the route and of the rule, in the table's route index.
+    route: u32,
+    rule_pos: u32,
+    /// [`RouteIndex::instance`] of that index.
+    index: u64,
+}
+
+impl<'t> RuleCluster<'t> {
+    /// Whether the parser gives [`parse`](Self::parse)'s answer under the
+    /// implementation hint `implementation` (the Envoy Gateway scheme, or
+    /// `Auto`, which tries it first).
+    #[inline]
+    pub fn applies_to(implementation: Implementation) -> bool {
+        matches!(
+            implementation,
+            Implementation::EnvoyGateway | Implementation::Auto
+        )
+    }
+
+    /// `raw`'s parse ([`naming::parse_upstream_name_scheme`] under a hint
+    /// [`applies_to`](Self::applies_to) accepts), borrowing from `raw`, when
+    /// `raw` is this rule's cluster name; `None` otherwise (then nothing is
+    /// known: parse it).
+    #[inline]
+    pub fn parse<'a>(&self, raw: &'a str) -> Option<RuleRef<'a>> {
+        if raw != self.text {
+            return None;
+        }
+        let part = |(start, end): (u16, u16)| raw.get(usize::from(start)..usize::from(end));
+        Some(RuleRef {
+            kind: self.kind,
+            route: RouteRef::Exact {
+                namespace: part(self.namespace)?,
+                name: part(self.name)?,
+            },
+            rule_index: self.rule_index,
+            backend_index: None,
+        })
+    }
+
+    /// Where the rule sits in the table's route index (what the resolver's
+    /// lookup by name finds).
+    #[inline]
+    pub fn at(&self) -> RuleAt {
+        RuleAt {
+            index: self.index,
+            route: self.route,
+            rule: self.rule_pos,
+        }
+    }
+}
+
+/// Where a rule's cluster name sits in [`BackendServiceIds::cluster_names`]
+/// (`text`), and its namespace and name within it (see [`RuleCluster`]).
+#[derive(Debug, Clone, Copy)]
+struct ClusterSpan {
+    text: (u32, u32),
+    namespace: (u16, u16),
+    name: (u16, u16),
 }
 
 /// A route as a record uses it.
@@ -110,6 +252,9 @@ struct RuleIds {
     /// (and the two arrays beside it).
     expected_start: u32,
     expected_end: u32,
+    /// The rule's checked cluster name in [`BackendServiceIds::cluster_names`]
+    /// and where its namespace and name sit in it (see [`RuleCluster`]).
+    cluster: Option<ClusterSpan>,
 }
 
 /// Service ids of one route index's backends in one endpoint index (see the
@@ -144,6 +289,9 @@ pub struct BackendServiceIds<'i> {
     expected_keys: Vec<&'i str>,
     expected_allowed: Vec<u32>,
     expected_services: Vec<u32>,
+    /// The rules' Envoy Gateway cluster names, one after the other (in
+    /// [`RuleIds::cluster`] ranges).
+    cluster_names: String,
 }
 
 impl<'i> BackendServiceIds<'i> {
@@ -196,6 +344,7 @@ impl<'i> BackendServiceIds<'i> {
         let mut rule_backends = Vec::new();
         let (mut expected_keys, mut expected_allowed, mut expected_services) =
             (Vec::new(), Vec::new(), Vec::new());
+        let mut cluster_names = String::new();
         for (r, route) in routes.routes.iter().enumerate() {
             rule_base.push(u32::try_from(rules.len()).ok()?);
             for (p, rule) in route.rules.iter().enumerate() {
@@ -234,6 +383,7 @@ impl<'i> BackendServiceIds<'i> {
                     index: rule.index,
                     expected_start: u32::try_from(expected_start).ok()?,
                     expected_end: u32::try_from(expected_keys.len()).ok()?,
+                    cluster: rule_cluster_name(routes, r, p, &mut cluster_names),
                 });
             }
         }
@@ -258,6 +408,7 @@ impl<'i> BackendServiceIds<'i> {
             expected_keys,
             expected_allowed,
             expected_services,
+            cluster_names,
         })
     }
 
@@ -277,18 +428,12 @@ impl<'i> BackendServiceIds<'i> {
         if at >= next {
             return None;
         }
-        let rule = self.rules.get(at)?;
-        let range = rule.expected_start as usize..rule.expected_end as usize;
         Some(SoleWinner {
-            keys: self.expected_keys.get(range.clone())?,
-            allowed_ids: self.expected_allowed.get(range.clone())?,
-            services: self.expected_services.get(range)?,
-            rule: HitRule {
-                rule_pos,
-                rule_index: rule.index,
-                route_key: route.key,
-                route_kind: route.kind,
-            },
+            table: self,
+            rule: self.rules.get(at)?,
+            route,
+            route_id,
+            rule_pos,
         })
     }
 
@@ -367,6 +512,69 @@ pub(crate) struct RuleServices<'t, 'i> {
     pub backends: &'t [RuleBackend<'i>],
     /// Position of the rule's single live backend, if any.
     pub single: Option<u32>,
+}
+
+/// Appends the Envoy Gateway cluster name of the rule at position `rule_pos`
+/// of route `route_pos` (`<kind>/<namespace>/<name>/rule/<index>`) to
+/// `names` and returns where it and its namespace and name sit, when the
+/// checks of [`RuleCluster`] hold: the parser reads the text as this rule
+/// under both hints that [`RuleCluster::applies_to`] accepts, and the
+/// resolver's lookup by name finds this rule (not another route of the same
+/// name). Otherwise nothing is kept.
+fn rule_cluster_name(
+    routes: &RouteIndex,
+    route_pos: usize,
+    rule_pos: usize,
+    names: &mut String,
+) -> Option<ClusterSpan> {
+    let route = routes.routes.get(route_pos)?;
+    let rule = route.rules.get(rule_pos)?;
+    let kind = match route.kind {
+        RouteKind::Http => "httproute",
+        RouteKind::Grpc => "grpcroute",
+    };
+    let text = format!(
+        "{kind}/{}/{}/rule/{}",
+        route.namespace, route.name, rule.index
+    );
+    let ns_start = kind.len() + 1;
+    let ns_end = ns_start + route.namespace.len();
+    let name_end = ns_end + 1 + route.name.len();
+    let namespace = (u16::try_from(ns_start).ok()?, u16::try_from(ns_end).ok()?);
+    let name = (
+        u16::try_from(ns_end + 1).ok()?,
+        u16::try_from(name_end).ok()?,
+    );
+    let expected = RuleRef {
+        kind: route.kind,
+        route: RouteRef::Exact {
+            namespace: text.get(ns_start..ns_end)?,
+            name: text.get(ns_end + 1..name_end)?,
+        },
+        rule_index: rule.index,
+        backend_index: None,
+    };
+    let parsed_as_expected = |hint| {
+        naming::parse_upstream_name_scheme(hint, &text)
+            == Some((Implementation::EnvoyGateway, UpstreamName::Rule(expected)))
+    };
+    if !parsed_as_expected(Implementation::EnvoyGateway)
+        || !parsed_as_expected(Implementation::Auto)
+    {
+        return None;
+    }
+    let found = super::find_rule(routes, &expected)?;
+    if (found.route_pos, found.rule_pos) != (route_pos, rule_pos) {
+        return None;
+    }
+    let start = u32::try_from(names.len()).ok()?;
+    names.push_str(&text);
+    let end = u32::try_from(names.len()).ok()?;
+    Some(ClusterSpan {
+        text: (start, end),
+        namespace,
+        name,
+    })
 }
 
 /// Whether a backend is a core `Service`.

@@ -32,7 +32,7 @@ pub use endpoints::{
     choose_candidate, choose_candidate_where, parse_socket_addr, CandidateChoice,
     EndpointCandidate, EndpointIndex, ServiceEntry,
 };
-pub use ids::{BackendServiceIds, HitRule, SoleWinner};
+pub use ids::{BackendServiceIds, HitRule, RuleCluster, SoleWinner};
 pub use memo::{NameMemo, RuleAt};
 pub use naming::{
     answering_host, classify_gateway_action, parse_route_name, parse_upstream_name,
@@ -236,6 +236,27 @@ impl<'a> EvidenceNames<'a> {
         };
         let mut names = Self::with_cluster(evidence, implementation, parsed);
         names.cluster_rule_at = found;
+        names
+    }
+
+    /// [`parse`](Self::parse) of `evidence` whose cluster name is known to
+    /// parse, under its implementation hint, to the Envoy Gateway route rule
+    /// `rule` (borrowing from the cluster name), found at `at` in a route
+    /// index (see [`RuleCluster`]): the same names, with the rule's position
+    /// as [`parse_memo`](Self::parse_memo) gives a remembered one.
+    pub fn of_rule_cluster(evidence: &UpstreamEvidence<'a>, rule: RuleRef<'a>, at: RuleAt) -> Self {
+        if evidence.route_name.is_none() {
+            // `with_cluster` without a route name to recognise or parse.
+            return Self {
+                cluster: Some(UpstreamName::Rule(rule)),
+                route_rule: None,
+                cluster_rule_at: Some(at),
+            };
+        }
+        let implementation = evidence.implementation_hint.unwrap_or_default();
+        let parsed = Some((Implementation::EnvoyGateway, UpstreamName::Rule(rule)));
+        let mut names = Self::with_cluster(evidence, implementation, parsed);
+        names.cluster_rule_at = Some(at);
         names
     }
 
