@@ -656,12 +656,14 @@ impl<'i> RecordProcessor<'i> {
             actual_backend: actual.backend.map(|b| (b.namespace, b.name)),
             answer: answer_of(&actual, record.status),
             status: record.status,
-            named_rule_expected: named_rule_expected(
-                &names,
-                resolution.cluster_rule_at,
-                &decision,
-                hit_rule,
-            ),
+            named_rule_expected: match known_cluster {
+                // The log names only the cluster, and the cluster is the
+                // decision's sole winner: the named rule is the winner
+                // (what `named_rule_expected` finds, through the position
+                // or, after an early answer of the resolver, by name).
+                Some(_) if evidence.route_name.is_none() => Some(true),
+                _ => named_rule_expected(&names, resolution.cluster_rule_at, &decision, hit_rule),
+            },
         };
         let mut judgement = judge_known_allowed(
             &decision,
@@ -1484,6 +1486,66 @@ spec:
         assert_eq!(by_ids.verdicts, by_names.verdicts);
         assert_eq!(id_rows, name_rows);
         assert_eq!(id_rows.iter().map(|b| b.num_rows()).sum::<usize>(), 4);
+    }
+
+    /// Records that name only their cluster (no route name), the gateway's
+    /// own answers among them, judged through the snapshot's table (where a
+    /// cluster that names the sole winning rule is read from the table and
+    /// the named rule is known to be the winner) and by names: the same
+    /// verdicts and rows.
+    #[test]
+    fn cluster_only_records_judge_the_same_through_the_table() {
+        use crate::test_manifests::service_with_pod;
+        // Beside `r1` and `r2`: `r3`, whose one rule splits between `a` and
+        // `b`, so a pod of neither leaves the backend unknown.
+        let extra = service_with_pod("a", "10.1.0.1")
+            + &service_with_pod("b", "10.1.0.2")
+            + r#"---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: r3, namespace: shop}
+spec:
+  parentRefs: [{name: gw, namespace: infra}]
+  hostnames: [three.example.com]
+  rules: [{backendRefs: [{name: a, port: 80, weight: 50}, {name: b, port: 80, weight: 50}]}]
+"#;
+        let objects = crate::test_manifests::two_routes(
+            80,
+            "2020-01-01T00:00:00Z",
+            "2021-01-01T00:00:00Z",
+            &extra,
+        );
+        let history = history_of([(DAY_US - HOUR_US, objects)]);
+        let view = history.view().expect("ready");
+        let mut lines = Vec::new();
+        // Host, the route its cluster names, the answering pod.
+        let served = [
+            ("one", "r1", "10.1.0.1"),
+            ("two", "r2", "10.1.0.2"),
+            ("one", "r2", "10.1.0.2"),
+            ("one", "r1", "10.1.0.2"),
+            // A pod of no Service on a split rule: only the named rule tells.
+            ("three", "r3", "10.9.9.9"),
+            ("one", "r3", "10.9.9.9"),
+        ];
+        for (host, route, pod) in served {
+            for (flags, status) in [("-", 200), ("UH", 503), ("NR", 404), ("UF", 503)] {
+                lines.push(format!(
+                    r#"{{"start_time":"2026-01-01T00:00:00.000Z",":authority":"{host}.example.com","method":"GET","x-envoy-origin-path":"/","response_code":{status},"response_flags":"{flags}","upstream_host":"{pod}:8080","upstream_cluster":"httproute/shop/{route}/rule/0","downstream_local_address":"10.0.0.1:10080","x-request-id":"r","duration":1,"bytes_sent":10}}"#
+                ));
+            }
+        }
+        let (by_names, name_rows) = judged_in_view(&view, &lines, false);
+        let (by_ids, id_rows) = judged_in_view(&view, &lines, true);
+        assert_eq!(by_ids.by_service_id, lines.len() as u64);
+        assert_eq!(by_ids.verdicts, by_names.verdicts);
+        assert_eq!(id_rows, name_rows);
+        assert!(by_names.verdict(Verdict::Ok) > 0, "{:?}", by_names.verdicts);
+        assert!(
+            by_names.verdict(Verdict::Misrouted) > 0,
+            "{:?}",
+            by_names.verdicts
+        );
     }
 
     /// The listener memo answers only for the index it was filled from:
