@@ -195,8 +195,9 @@ pub struct RecordProcessor<'i> {
     endpoints: &'i EndpointIndex,
     options: &'i PipelineOptions,
     stats: PipelineStats,
-    /// Reused buffer for expected backend keys; its borrows never outlive a
-    /// record (see [`recycle`]).
+    /// Reused buffer for expected backend keys, taken by the records that
+    /// collect their expected set; its borrows never outlive a record (see
+    /// [`recycle`]).
     expected: Vec<&'static str>,
     /// Backend ids ([`RouteIndex::allowed_backend_id`]) of `expected`, one
     /// per key; reused across records.
@@ -421,7 +422,9 @@ impl<'i> RecordProcessor<'i> {
     where
         'i: 'x,
     {
-        let mut expected: Vec<&'x str> = recycle(std::mem::take(&mut self.expected));
+        // Empty, without an allocation: the buffer is only taken (and handed
+        // back) for records whose expected set is collected.
+        let mut expected: Vec<&'x str> = Vec::new();
         let result = self.judge_with(
             index,
             endpoints,
@@ -432,7 +435,9 @@ impl<'i> RecordProcessor<'i> {
             out,
             &mut expected,
         );
-        self.expected = recycle(expected);
+        if expected.capacity() > 0 {
+            self.expected = recycle(expected);
+        }
         result
     }
 
@@ -552,6 +557,9 @@ impl<'i> RecordProcessor<'i> {
                 hit_rule: Some(sole.rule()),
             },
             None => {
+                if expected.capacity() == 0 {
+                    *expected = recycle(std::mem::take(&mut self.expected));
+                }
                 let complete = collect_expected(
                     index,
                     service_ids,
