@@ -117,15 +117,11 @@ impl<'t, 'i> SoleWinner<'t, 'i> {
 
     /// The Envoy Gateway cluster name of the rule, when the table has one.
     #[inline]
-    pub fn cluster(&self) -> Option<RuleCluster<'t>> {
-        let span = self.rule.cluster?;
+    pub fn cluster(&self) -> Option<RuleCluster<'t, 'i>> {
         Some(RuleCluster {
-            text: self
-                .table
-                .cluster_names
-                .get(span.text.0 as usize..span.text.1 as usize)?,
-            namespace: span.namespace,
-            name: span.name,
+            text: self.rule.cluster.as_deref()?,
+            namespace: self.route.namespace,
+            name: self.route.name,
             kind: self.route.kind,
             rule_index: self.rule.index,
             route: self.route_id,
@@ -149,12 +145,12 @@ impl<'t, 'i> SoleWinner<'t, 'i> {
 /// nor the [`NameMemo`](super::NameMemo)'s hash lookup: [`parse`](Self::parse)
 /// gives the parser's answer and [`at`](Self::at) where the rule is.
 #[derive(Debug, Clone, Copy)]
-pub struct RuleCluster<'t> {
+pub struct RuleCluster<'t, 'i> {
     /// The cluster name.
     text: &'t str,
-    /// Where the namespace and the name sit in `text`.
-    namespace: (u16, u16),
-    name: (u16, u16),
+    /// The route's namespace and name, borrowed from the route index.
+    namespace: &'i str,
+    name: &'i str,
     kind: RouteKind,
     rule_index: usize,
     /// Position of the route and of the rule, in the table's route index.
@@ -164,7 +160,7 @@ pub struct RuleCluster<'t> {
     index: u64,
 }
 
-impl<'t> RuleCluster<'t> {
+impl<'i> RuleCluster<'_, 'i> {
     /// Whether the parser gives [`parse`](Self::parse)'s answer under the
     /// implementation hint `implementation` (the Envoy Gateway scheme, or
     /// `Auto`, which tries it first).
@@ -177,20 +173,17 @@ impl<'t> RuleCluster<'t> {
     }
 
     /// `raw`'s parse ([`naming::parse_upstream_name_scheme`] under a hint
-    /// [`applies_to`](Self::applies_to) accepts), borrowing from `raw`, when
-    /// `raw` is this rule's cluster name; `None` otherwise (then nothing is
-    /// known: parse it).
+    /// [`applies_to`](Self::applies_to) accepts) when `raw` is this rule's
+    /// cluster name; `None` otherwise (then nothing is known: parse it). The
+    /// namespace and name are the route's, borrowed from the route index:
+    /// equal to the parser's, which borrows them from `raw`.
     #[inline]
-    pub fn parse<'a>(&self, raw: &'a str) -> Option<RuleRef<'a>> {
-        if raw != self.text {
-            return None;
-        }
-        let part = |(start, end): (u16, u16)| raw.get(usize::from(start)..usize::from(end));
-        Some(RuleRef {
+    pub fn parse(&self, raw: &str) -> Option<RuleRef<'i>> {
+        (raw == self.text).then_some(RuleRef {
             kind: self.kind,
             route: RouteRef::Exact {
-                namespace: part(self.namespace)?,
-                name: part(self.name)?,
+                namespace: self.namespace,
+                name: self.name,
             },
             rule_index: self.rule_index,
             backend_index: None,
@@ -209,20 +202,13 @@ impl<'t> RuleCluster<'t> {
     }
 }
 
-/// Where a rule's cluster name sits in [`BackendServiceIds::cluster_names`]
-/// (`text`), and its namespace and name within it (see [`RuleCluster`]).
-#[derive(Debug, Clone, Copy)]
-struct ClusterSpan {
-    text: (u32, u32),
-    namespace: (u16, u16),
-    name: (u16, u16),
-}
-
 /// A route as a record uses it.
 #[derive(Debug, Clone, Copy)]
 struct RouteInfo<'i> {
     key: &'i str,
     kind: RouteKind,
+    namespace: &'i str,
+    name: &'i str,
 }
 
 /// A backend of a rule as the resolver uses it.
@@ -238,7 +224,7 @@ pub(crate) struct RuleBackend<'i> {
 }
 
 /// What the resolver needs of one rule, precomputed.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct RuleIds {
     /// Range of the rule's backends in [`BackendServiceIds::rule_backends`].
     start: u32,
@@ -252,9 +238,8 @@ struct RuleIds {
     /// (and the two arrays beside it).
     expected_start: u32,
     expected_end: u32,
-    /// The rule's checked cluster name in [`BackendServiceIds::cluster_names`]
-    /// and where its namespace and name sit in it (see [`RuleCluster`]).
-    cluster: Option<ClusterSpan>,
+    /// The rule's checked Envoy Gateway cluster name (see [`RuleCluster`]).
+    cluster: Option<Box<str>>,
 }
 
 /// Service ids of one route index's backends in one endpoint index (see the
@@ -289,9 +274,6 @@ pub struct BackendServiceIds<'i> {
     expected_keys: Vec<&'i str>,
     expected_allowed: Vec<u32>,
     expected_services: Vec<u32>,
-    /// The rules' Envoy Gateway cluster names, one after the other (in
-    /// [`RuleIds::cluster`] ranges).
-    cluster_names: String,
 }
 
 impl<'i> BackendServiceIds<'i> {
@@ -344,7 +326,6 @@ impl<'i> BackendServiceIds<'i> {
         let mut rule_backends = Vec::new();
         let (mut expected_keys, mut expected_allowed, mut expected_services) =
             (Vec::new(), Vec::new(), Vec::new());
-        let mut cluster_names = String::new();
         for (r, route) in routes.routes.iter().enumerate() {
             rule_base.push(u32::try_from(rules.len()).ok()?);
             for (p, rule) in route.rules.iter().enumerate() {
@@ -383,7 +364,7 @@ impl<'i> BackendServiceIds<'i> {
                     index: rule.index,
                     expected_start: u32::try_from(expected_start).ok()?,
                     expected_end: u32::try_from(expected_keys.len()).ok()?,
-                    cluster: rule_cluster_name(routes, r, p, &mut cluster_names),
+                    cluster: rule_cluster_name(routes, r, p),
                 });
             }
         }
@@ -403,12 +384,13 @@ impl<'i> BackendServiceIds<'i> {
                 .map(|r| RouteInfo {
                     key: r.key.as_str(),
                     kind: r.kind,
+                    namespace: r.namespace.as_str(),
+                    name: r.name.as_str(),
                 })
                 .collect(),
             expected_keys,
             expected_allowed,
             expected_services,
-            cluster_names,
         })
     }
 
@@ -514,19 +496,13 @@ pub(crate) struct RuleServices<'t, 'i> {
     pub single: Option<u32>,
 }
 
-/// Appends the Envoy Gateway cluster name of the rule at position `rule_pos`
-/// of route `route_pos` (`<kind>/<namespace>/<name>/rule/<index>`) to
-/// `names` and returns where it and its namespace and name sit, when the
+/// The Envoy Gateway cluster name of the rule at position `rule_pos` of
+/// route `route_pos` (`<kind>/<namespace>/<name>/rule/<index>`), when the
 /// checks of [`RuleCluster`] hold: the parser reads the text as this rule
 /// under both hints that [`RuleCluster::applies_to`] accepts, and the
 /// resolver's lookup by name finds this rule (not another route of the same
-/// name). Otherwise nothing is kept.
-fn rule_cluster_name(
-    routes: &RouteIndex,
-    route_pos: usize,
-    rule_pos: usize,
-    names: &mut String,
-) -> Option<ClusterSpan> {
+/// name). Otherwise `None`.
+fn rule_cluster_name(routes: &RouteIndex, route_pos: usize, rule_pos: usize) -> Option<Box<str>> {
     let route = routes.routes.get(route_pos)?;
     let rule = route.rules.get(rule_pos)?;
     let kind = match route.kind {
@@ -537,19 +513,11 @@ fn rule_cluster_name(
         "{kind}/{}/{}/rule/{}",
         route.namespace, route.name, rule.index
     );
-    let ns_start = kind.len() + 1;
-    let ns_end = ns_start + route.namespace.len();
-    let name_end = ns_end + 1 + route.name.len();
-    let namespace = (u16::try_from(ns_start).ok()?, u16::try_from(ns_end).ok()?);
-    let name = (
-        u16::try_from(ns_end + 1).ok()?,
-        u16::try_from(name_end).ok()?,
-    );
     let expected = RuleRef {
         kind: route.kind,
         route: RouteRef::Exact {
-            namespace: text.get(ns_start..ns_end)?,
-            name: text.get(ns_end + 1..name_end)?,
+            namespace: &route.namespace,
+            name: &route.name,
         },
         rule_index: rule.index,
         backend_index: None,
@@ -567,14 +535,7 @@ fn rule_cluster_name(
     if (found.route_pos, found.rule_pos) != (route_pos, rule_pos) {
         return None;
     }
-    let start = u32::try_from(names.len()).ok()?;
-    names.push_str(&text);
-    let end = u32::try_from(names.len()).ok()?;
-    Some(ClusterSpan {
-        text: (start, end),
-        namespace,
-        name,
-    })
+    Some(text.into_boxed_str())
 }
 
 /// Whether a backend is a core `Service`.
