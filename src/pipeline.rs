@@ -779,7 +779,12 @@ impl<'i> RecordProcessor<'i> {
             // entries without hashing the strings.
             ids: ValueIds {
                 index: Some(index.instance()),
-                gateway: decision.gateway.and_then(|g| index.gateway_id(g)),
+                // The record's Gateway, when the decision is on it, has
+                // the position it was found at.
+                gateway: decision.gateway.and_then(|g| match compiled_gateway {
+                    Some((at, known)) if std::ptr::eq(g, known) => u32::try_from(at).ok(),
+                    _ => index.gateway_id(g),
+                }),
                 listener: decision.listener.and_then(|l| index.listener_id(l)),
                 route: hit.map(|h| h.route_id()),
                 actual_backend: actual_backend_id,
