@@ -25,12 +25,12 @@ use std::sync::OnceLock;
 
 use crate::decode::{self, AccessRecord, DecodeError, DecodeOptions, Format};
 use crate::gateway::compile::CompiledGateway;
-use crate::gateway::{Decision, Headers, Protocol, Request, RouteIndex, Scheme};
+use crate::gateway::{Decision, Headers, Outcome, Protocol, Request, RouteIndex, Scheme};
 use crate::kube::history::now_us;
 use crate::kube::{HistoryView, IndexHistory, Snapshot};
 use crate::resolve::{
-    resolve_actual_answered, ActualBackend, BackendServiceIds, EndpointIndex, EvidenceNames,
-    GatewayAction, HitRule, Implementation, NameMemo, ResolveIds, RouteRef, RuleAt, RuleRef,
+    ActualBackend, BackendServiceIds, EndpointIndex, EvidenceNames, GatewayAction, HitRule,
+    Implementation, NameMemo, ResolveIds, ResolveInput, RouteRef, RuleAt, RuleCluster, RuleRef,
     UpstreamEvidence, UpstreamName,
 };
 use crate::sink::alerts::{Alert, AlertAggregator, AlertOccurrence, AlertType};
@@ -195,8 +195,9 @@ pub struct RecordProcessor<'i> {
     endpoints: &'i EndpointIndex,
     options: &'i PipelineOptions,
     stats: PipelineStats,
-    /// Reused buffer for expected backend keys; its borrows never outlive a
-    /// record (see [`recycle`]).
+    /// Reused buffer for expected backend keys, taken by the records that
+    /// collect their expected set; its borrows never outlive a record (see
+    /// [`recycle`]).
     expected: Vec<&'static str>,
     /// Backend ids ([`RouteIndex::allowed_backend_id`]) of `expected`, one
     /// per key; reused across records.
@@ -421,7 +422,9 @@ impl<'i> RecordProcessor<'i> {
     where
         'i: 'x,
     {
-        let mut expected: Vec<&'x str> = recycle(std::mem::take(&mut self.expected));
+        // Empty, without an allocation: the buffer is only taken (and handed
+        // back) for records whose expected set is collected.
+        let mut expected: Vec<&'x str> = Vec::new();
         let result = self.judge_with(
             index,
             endpoints,
@@ -432,7 +435,9 @@ impl<'i> RecordProcessor<'i> {
             out,
             &mut expected,
         );
-        self.expected = recycle(expected);
+        if expected.capacity() > 0 {
+            self.expected = recycle(expected);
+        }
         result
     }
 
@@ -529,60 +534,64 @@ impl<'i> RecordProcessor<'i> {
         if service_ids.is_some() {
             self.stats.by_service_id += 1;
         }
-        expected.clear();
-        self.expected_ids.clear();
-        self.expected_services.clear();
-        let mut expected_ids_complete = true;
-        let mut expected_services_complete = service_ids.is_some();
-        for backend in decision.allowed_backends() {
-            let id = index.allowed_backend_id(backend);
-            // With the table, the backend's Service id and key come from it
-            // (the backend itself is not read).
-            let allowed = match (service_ids, id) {
-                (Some(table), Some(id)) => table.allowed(id),
-                _ => None,
-            };
-            let service = allowed.map(|a| a.service);
-            let key = match allowed {
-                Some(a) => a.key,
-                None => backend.key.as_str(),
-            };
-            // Equal Service ids are equal keys (see `BackendServiceIds`);
-            // without ids, the keys are compared.
-            let duplicate = match service {
-                Some(service) if expected_services_complete => {
-                    self.expected_services.contains(&service)
-                }
-                _ => expected.contains(&key),
-            };
-            if !duplicate {
-                expected.push(key);
-                match id {
-                    Some(id) => self.expected_ids.push(id),
-                    None => expected_ids_complete = false,
-                }
-                match service {
-                    Some(service) => self.expected_services.push(service),
-                    None => expected_services_complete = false,
-                }
+        // The expected set and the winning rule: from the table when one
+        // rule won alone (the usual decision), else collected from the
+        // decision's allowed backends.
+        let sole = match (service_ids, decision.hit) {
+            (Some(table), Some(h)) if decision.alternatives.is_empty() => {
+                table.sole_winner(h.route_id(), h.rule_pos())
             }
-        }
-        if !expected_ids_complete {
-            // Ids go one per item or not at all (see `ValueIds`).
-            self.expected_ids.clear();
-        }
-        if !expected_services_complete {
-            self.expected_services.clear();
-        }
-        // What the row and the named-rule check need of the winning rule,
-        // from the table (the route and the rule objects are not read).
-        let hit_rule = match (service_ids, decision.hit) {
-            (Some(table), Some(h)) => h
-                .allowed_backends()
-                .first()
-                .and_then(|first| table.hit_rule(index, h.route_id(), first)),
             _ => None,
         };
+        let set = match sole {
+            Some(sole) if decision.outcome == Outcome::Forward => ExpectedSet {
+                keys: sole.keys(),
+                ids: sole.allowed_ids(),
+                services: Some(sole.services()),
+                hit_rule: Some(sole.rule()),
+            },
+            Some(sole) => ExpectedSet {
+                keys: &[],
+                ids: &[],
+                services: Some(&[]),
+                hit_rule: Some(sole.rule()),
+            },
+            None => {
+                if expected.capacity() == 0 {
+                    *expected = recycle(std::mem::take(&mut self.expected));
+                }
+                let complete = collect_expected(
+                    index,
+                    service_ids,
+                    &decision,
+                    expected,
+                    &mut self.expected_ids,
+                    &mut self.expected_services,
+                );
+                // What the row and the named-rule check need of the winning
+                // rule, from the table (the route and the rule objects are
+                // not read).
+                let hit_rule = match (service_ids, decision.hit) {
+                    (Some(table), Some(h)) => h
+                        .allowed_backends()
+                        .first()
+                        .and_then(|first| table.hit_rule(index, h.route_id(), first)),
+                    _ => None,
+                };
+                ExpectedSet {
+                    keys: expected.as_slice(),
+                    ids: self.expected_ids.as_slice(),
+                    services: complete.then_some(self.expected_services.as_slice()),
+                    hit_rule,
+                }
+            }
+        };
+        let ExpectedSet {
+            keys: expected_keys,
+            ids: expected_ids,
+            services: expected_services,
+            hit_rule,
+        } = set;
 
         let mut attempts: [&str; MAX_ATTEMPTS] = [""; MAX_ATTEMPTS];
         let mut n_attempts = 0;
@@ -615,42 +624,54 @@ impl<'i> RecordProcessor<'i> {
             response_flags: record.response_flags.as_deref(),
             status: record.status,
         };
-        let names = EvidenceNames::parse_memo(&evidence, &mut self.names);
+        // The usual record names the rule the decision chose: its cluster
+        // name is then the table's text for that rule (one compare instead
+        // of the memo's hash lookup).
+        let known_cluster = match (sole.and_then(|s| s.cluster()), evidence.upstream_cluster) {
+            (Some(cluster), Some(raw))
+                if RuleCluster::applies_to(evidence.implementation_hint.unwrap_or_default()) =>
+            {
+                cluster.parse(raw).map(|rule| (rule, cluster.at()))
+            }
+            _ => None,
+        };
+        let names = match known_cluster {
+            Some((rule, at)) => EvidenceNames::of_rule_cluster(&evidence, rule, at),
+            None => EvidenceNames::parse_memo(&evidence, &mut self.names),
+        };
         let resolve_ids = service_ids
-            .filter(|_| expected_services_complete)
-            .map(|table| ResolveIds {
-                table,
-                expected: &self.expected_services,
-            });
-        let resolution = resolve_actual_answered(
-            &evidence,
-            &names,
+            .zip(expected_services)
+            .map(|(table, expected)| ResolveIds { table, expected });
+        let resolution = ResolveInput {
+            evidence: &evidence,
+            names: &names,
             endpoints,
-            index,
-            expected,
-            resolve_ids,
-            answered.map(|(_, at)| at),
-        );
+            routes: index,
+            expected_backend_keys: expected_keys,
+            ids: resolve_ids,
+            answered: answered.map(|(_, at)| at),
+        }
+        .resolve();
         names.remember_in(&evidence, &resolution, &mut self.names);
         let (actual, actual_service) = (resolution.actual, resolution.service);
         // With ids on both sides: the actual backend's position among the
         // expected ones (keys are unique there, so at most one).
         let actual_expected_at = match (resolve_ids, actual_service) {
-            (Some(_), Some(service)) => {
-                Some(self.expected_services.iter().position(|&s| s == service))
-            }
+            (Some(ids), Some(service)) => Some(ids.expected.iter().position(|&s| s == service)),
             _ => None,
         };
         let observation = Observation {
             actual_backend: actual.backend.map(|b| (b.namespace, b.name)),
             answer: answer_of(&actual, record.status),
             status: record.status,
-            named_rule_expected: named_rule_expected(
-                &names,
-                resolution.cluster_rule_at,
-                &decision,
-                hit_rule,
-            ),
+            named_rule_expected: match known_cluster {
+                // The log names only the cluster, and the cluster is the
+                // decision's sole winner: the named rule is the winner
+                // (what `named_rule_expected` finds, through the position
+                // or, after an early answer of the resolver, by name).
+                Some(_) if evidence.route_name.is_none() => Some(true),
+                _ => named_rule_expected(&names, resolution.cluster_rule_at, &decision, hit_rule),
+            },
         };
         let mut judgement = judge_known_allowed(
             &decision,
@@ -670,9 +691,9 @@ impl<'i> RecordProcessor<'i> {
         // the index, and no key is built.
         let allowed_actual = match actual_expected_at {
             // `expected` holds the allowed backends' keys, one per id.
-            Some(at) => at.and_then(|at| Some((*expected.get(at)?, *self.expected_ids.get(at)?))),
+            Some(at) => at.and_then(|at| Some((*expected_keys.get(at)?, *expected_ids.get(at)?))),
             None => actual.backend.and_then(|b| {
-                self.expected_ids.iter().find_map(|&id| {
+                expected_ids.iter().find_map(|&id| {
                     index
                         .allowed_backend(id)
                         .filter(|a| a.namespace == b.namespace && a.name == b.name)
@@ -711,7 +732,7 @@ impl<'i> RecordProcessor<'i> {
                 .copied()
                 .or(record.upstream_cluster.as_deref()),
             actual_source: actual.source,
-            expected_backends: decision.gateway.map(|_| StrList::Borrowed(expected)),
+            expected_backends: decision.gateway.map(|_| StrList::Borrowed(expected_keys)),
             expected_status: decision.status.map(i32::from),
             route: match hit_rule {
                 Some(r) => Some(r.route_key),
@@ -758,11 +779,16 @@ impl<'i> RecordProcessor<'i> {
             // entries without hashing the strings.
             ids: ValueIds {
                 index: Some(index.instance()),
-                gateway: decision.gateway.and_then(|g| index.gateway_id(g)),
+                // The record's Gateway, when the decision is on it, has
+                // the position it was found at.
+                gateway: decision.gateway.and_then(|g| match compiled_gateway {
+                    Some((at, known)) if std::ptr::eq(g, known) => u32::try_from(at).ok(),
+                    _ => index.gateway_id(g),
+                }),
                 listener: decision.listener.and_then(|l| index.listener_id(l)),
                 route: hit.map(|h| h.route_id()),
                 actual_backend: actual_backend_id,
-                expected_backends: &self.expected_ids,
+                expected_backends: expected_ids,
                 route_kind: match hit_rule {
                     Some(r) => Some(r.route_kind as u32),
                     None => hit.map(|h| h.route().kind as u32),
@@ -782,7 +808,7 @@ impl<'i> RecordProcessor<'i> {
                     route: row.route,
                     route_kind: row.route_kind,
                     rule: row.rule,
-                    expected_backends: StrList::Borrowed(expected),
+                    expected_backends: StrList::Borrowed(expected_keys),
                     actual_backend,
                     reason: judgement.reason,
                     event_time: record.time_us.unwrap_or(0),
@@ -798,6 +824,80 @@ impl<'i> RecordProcessor<'i> {
         }
         Ok(())
     }
+}
+
+/// The expected backends of a record's decision as the resolver, the verdict
+/// and the row read them, with what the Service-id table knows of the
+/// winning rule.
+#[derive(Clone, Copy)]
+struct ExpectedSet<'e> {
+    /// `namespace/name` keys, each once, in the decision's order.
+    keys: &'e [&'e str],
+    /// Allowed backend ids ([`RouteIndex::allowed_backend_id`]): one per key,
+    /// or none.
+    ids: &'e [u32],
+    /// Service ids ([`BackendServiceIds::allowed`]), one per key, when the
+    /// table applies to the record's indexes.
+    services: Option<&'e [u32]>,
+    /// The winning rule, read from the table.
+    hit_rule: Option<HitRule<'e>>,
+}
+
+/// Collects the expected set of `decision` (its allowed backends, each key
+/// once) into `keys`, with their allowed backend ids into `ids` (all or
+/// none, see [`ValueIds`]) and, when `service_ids` applies to `index`, their
+/// Service ids into `services`. Returns whether `services` holds one id per
+/// key. Equal Service ids are equal keys (see [`BackendServiceIds`]); without
+/// ids, the keys are compared.
+fn collect_expected<'x>(
+    index: &'x RouteIndex,
+    service_ids: Option<&BackendServiceIds<'x>>,
+    decision: &Decision<'x>,
+    keys: &mut Vec<&'x str>,
+    ids: &mut Vec<u32>,
+    services: &mut Vec<u32>,
+) -> bool {
+    keys.clear();
+    ids.clear();
+    services.clear();
+    let mut ids_complete = true;
+    let mut services_complete = service_ids.is_some();
+    for backend in decision.allowed_backends() {
+        let id = index.allowed_backend_id(backend);
+        // With the table, the backend's Service id and key come from it
+        // (the backend itself is not read).
+        let allowed = match (service_ids, id) {
+            (Some(table), Some(id)) => table.allowed(id),
+            _ => None,
+        };
+        let service = allowed.map(|a| a.service);
+        let key = match allowed {
+            Some(a) => a.key,
+            None => backend.key.as_str(),
+        };
+        let duplicate = match service {
+            Some(service) if services_complete => services.contains(&service),
+            _ => keys.contains(&key),
+        };
+        if !duplicate {
+            keys.push(key);
+            match id {
+                Some(id) => ids.push(id),
+                None => ids_complete = false,
+            }
+            match service {
+                Some(service) => services.push(service),
+                None => services_complete = false,
+            }
+        }
+    }
+    if !ids_complete {
+        ids.clear();
+    }
+    if !services_complete {
+        services.clear();
+    }
+    services_complete
 }
 
 /// Reason of [`Verdict::InTransition`] verdicts given by the live path.
@@ -927,10 +1027,16 @@ fn named_rule_expected(
     decision: &Decision<'_>,
     hit_rule: Option<HitRule<'_>>,
 ) -> Option<bool> {
-    let named = names.named_rule()?;
-    let named_route = match (names.cluster, cluster_rule_at) {
-        (Some(UpstreamName::Rule(cluster_rule)), Some(at))
-            if same_rule_ref(&cluster_rule, &named) =>
+    // `names.named_rule()`, borrowed (the parsed names are large).
+    let cluster_rule = match &names.cluster {
+        Some(UpstreamName::Rule(rule)) => Some(rule),
+        _ => None,
+    };
+    let named = names.route_rule.as_ref().or(cluster_rule)?;
+    let named_route = match (cluster_rule, cluster_rule_at) {
+        // Without a route name the named rule is the cluster's own.
+        (Some(cluster_rule), Some(at))
+            if names.route_rule.is_none() || same_rule_ref(cluster_rule, named) =>
         {
             Some(at)
         }
@@ -1393,6 +1499,66 @@ spec:
         assert_eq!(by_ids.verdicts, by_names.verdicts);
         assert_eq!(id_rows, name_rows);
         assert_eq!(id_rows.iter().map(|b| b.num_rows()).sum::<usize>(), 4);
+    }
+
+    /// Records that name only their cluster (no route name), the gateway's
+    /// own answers among them, judged through the snapshot's table (where a
+    /// cluster that names the sole winning rule is read from the table and
+    /// the named rule is known to be the winner) and by names: the same
+    /// verdicts and rows.
+    #[test]
+    fn cluster_only_records_judge_the_same_through_the_table() {
+        use crate::test_manifests::service_with_pod;
+        // Beside `r1` and `r2`: `r3`, whose one rule splits between `a` and
+        // `b`, so a pod of neither leaves the backend unknown.
+        let extra = service_with_pod("a", "10.1.0.1")
+            + &service_with_pod("b", "10.1.0.2")
+            + r#"---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: r3, namespace: shop}
+spec:
+  parentRefs: [{name: gw, namespace: infra}]
+  hostnames: [three.example.com]
+  rules: [{backendRefs: [{name: a, port: 80, weight: 50}, {name: b, port: 80, weight: 50}]}]
+"#;
+        let objects = crate::test_manifests::two_routes(
+            80,
+            "2020-01-01T00:00:00Z",
+            "2021-01-01T00:00:00Z",
+            &extra,
+        );
+        let history = history_of([(DAY_US - HOUR_US, objects)]);
+        let view = history.view().expect("ready");
+        let mut lines = Vec::new();
+        // Host, the route its cluster names, the answering pod.
+        let served = [
+            ("one", "r1", "10.1.0.1"),
+            ("two", "r2", "10.1.0.2"),
+            ("one", "r2", "10.1.0.2"),
+            ("one", "r1", "10.1.0.2"),
+            // A pod of no Service on a split rule: only the named rule tells.
+            ("three", "r3", "10.9.9.9"),
+            ("one", "r3", "10.9.9.9"),
+        ];
+        for (host, route, pod) in served {
+            for (flags, status) in [("-", 200), ("UH", 503), ("NR", 404), ("UF", 503)] {
+                lines.push(format!(
+                    r#"{{"start_time":"2026-01-01T00:00:00.000Z",":authority":"{host}.example.com","method":"GET","x-envoy-origin-path":"/","response_code":{status},"response_flags":"{flags}","upstream_host":"{pod}:8080","upstream_cluster":"httproute/shop/{route}/rule/0","downstream_local_address":"10.0.0.1:10080","x-request-id":"r","duration":1,"bytes_sent":10}}"#
+                ));
+            }
+        }
+        let (by_names, name_rows) = judged_in_view(&view, &lines, false);
+        let (by_ids, id_rows) = judged_in_view(&view, &lines, true);
+        assert_eq!(by_ids.by_service_id, lines.len() as u64);
+        assert_eq!(by_ids.verdicts, by_names.verdicts);
+        assert_eq!(id_rows, name_rows);
+        assert!(by_names.verdict(Verdict::Ok) > 0, "{:?}", by_names.verdicts);
+        assert!(
+            by_names.verdict(Verdict::Misrouted) > 0,
+            "{:?}",
+            by_names.verdicts
+        );
     }
 
     /// The listener memo answers only for the index it was filled from:

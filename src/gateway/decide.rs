@@ -106,6 +106,11 @@ impl<'i> RuleHit<'i> {
         self.route_id
     }
 
+    /// Position of the rule in its route's `rules`.
+    pub fn rule_pos(&self) -> u32 {
+        self.rule_pos
+    }
+
     /// The rule's backends that may serve the request (valid, weight > 0, no
     /// backend-level redirect), in spec order:
     /// [`CompiledBackend::may_serve`] of `rule().backends`, precomputed.

@@ -726,6 +726,15 @@ pub(crate) fn choose_candidate_by<'c>(
     same: impl Fn(&EndpointCandidate, &EndpointCandidate) -> bool,
     keep: impl Fn(&EndpointCandidate) -> bool,
 ) -> CandidateChoice<'c> {
+    // The usual address: one pod of one Service. Kept, it is the only
+    // Service (neither ambiguous nor a tie); else there is none.
+    if let [only] = candidates {
+        return CandidateChoice {
+            chosen: keep(only).then_some(only),
+            ambiguous: false,
+            tie_broken_by_expected: false,
+        };
+    }
     let mut first: Option<&EndpointCandidate> = None;
     let mut services = 0usize;
     let mut first_expected: Option<&EndpointCandidate> = None;

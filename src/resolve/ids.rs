@@ -28,6 +28,8 @@ use crate::gateway::compile::{CompiledBackend, CompiledRule};
 use crate::gateway::{RouteIndex, RouteKind};
 
 use super::endpoints::EndpointIndex;
+use super::memo::RuleAt;
+use super::naming::{self, Implementation, RouteRef, RuleRef, UpstreamName};
 
 /// Id of a backend that is not a `Service` (never equal to a candidate's).
 pub const NOT_A_SERVICE: u32 = u32::MAX;
@@ -59,11 +61,154 @@ pub struct HitRule<'i> {
     pub route_kind: RouteKind,
 }
 
+/// What a record takes from the table when one rule won its decision alone
+/// (no alternatives; see [`BackendServiceIds::sole_winner`]): the rule's
+/// allowed backends as the expected set, and the rule itself. It borrows the
+/// table's entry for the rule; the accessors read what the record needs.
+#[derive(Debug, Clone, Copy)]
+pub struct SoleWinner<'t, 'i> {
+    table: &'t BackendServiceIds<'i>,
+    rule: &'t RuleIds,
+    route: &'t RouteInfo<'i>,
+    route_id: u32,
+    rule_pos: u32,
+}
+
+impl<'t, 'i> SoleWinner<'t, 'i> {
+    /// Keys of the rule's allowed backends ([`RouteIndex::allowed_backends_of`]),
+    /// in order, each Service once (its first backend): the expected set of a
+    /// forwarding decision.
+    #[inline]
+    pub fn keys(&self) -> &'t [&'i str] {
+        self.table
+            .expected_keys
+            .get(self.expected_range())
+            .unwrap_or(&[])
+    }
+
+    /// The allowed backend id ([`RouteIndex::allowed_backend_id`]) of each key.
+    #[inline]
+    pub fn allowed_ids(&self) -> &'t [u32] {
+        self.table
+            .expected_allowed
+            .get(self.expected_range())
+            .unwrap_or(&[])
+    }
+
+    /// The Service id ([`BackendServiceIds::allowed`]) of each key.
+    #[inline]
+    pub fn services(&self) -> &'t [u32] {
+        self.table
+            .expected_services
+            .get(self.expected_range())
+            .unwrap_or(&[])
+    }
+
+    /// The rule, as [`BackendServiceIds::hit_rule`] tells it.
+    #[inline]
+    pub fn rule(&self) -> HitRule<'i> {
+        HitRule {
+            rule_pos: self.rule_pos,
+            rule_index: self.rule.index,
+            route_key: self.route.key,
+            route_kind: self.route.kind,
+        }
+    }
+
+    /// The Envoy Gateway cluster name of the rule, when the table has one.
+    #[inline]
+    pub fn cluster(&self) -> Option<RuleCluster<'t, 'i>> {
+        Some(RuleCluster {
+            text: self.rule.cluster.as_deref()?,
+            namespace: self.route.namespace,
+            name: self.route.name,
+            kind: self.route.kind,
+            rule_index: self.rule.index,
+            route: self.route_id,
+            rule_pos: self.rule_pos,
+            index: self.table.route_instance,
+        })
+    }
+
+    fn expected_range(&self) -> std::ops::Range<usize> {
+        self.rule.expected_start as usize..self.rule.expected_end as usize
+    }
+}
+
+/// The Envoy Gateway cluster name of one rule (`httproute/<ns>/<name>/rule/<i>`),
+/// checked when the table was built: the naming parser reads it (under the
+/// Envoy Gateway and the `Auto` hint) as exactly this rule, and the
+/// resolver's lookup of that rule by name finds this rule's position.
+///
+/// A record whose upstream cluster is this text (the usual record: the
+/// gateway used the rule the decision chose) then needs neither the parser
+/// nor the [`NameMemo`](super::NameMemo)'s hash lookup: [`parse`](Self::parse)
+/// gives the parser's answer and [`at`](Self::at) where the rule is.
+#[derive(Debug, Clone, Copy)]
+pub struct RuleCluster<'t, 'i> {
+    /// The cluster name.
+    text: &'t str,
+    /// The route's namespace and name, borrowed from the route index.
+    namespace: &'i str,
+    name: &'i str,
+    kind: RouteKind,
+    rule_index: usize,
+    /// Position of the route and of the rule, in the table's route index.
+    route: u32,
+    rule_pos: u32,
+    /// [`RouteIndex::instance`] of that index.
+    index: u64,
+}
+
+impl<'i> RuleCluster<'_, 'i> {
+    /// Whether the parser gives [`parse`](Self::parse)'s answer under the
+    /// implementation hint `implementation` (the Envoy Gateway scheme, or
+    /// `Auto`, which tries it first).
+    #[inline]
+    pub fn applies_to(implementation: Implementation) -> bool {
+        matches!(
+            implementation,
+            Implementation::EnvoyGateway | Implementation::Auto
+        )
+    }
+
+    /// `raw`'s parse ([`naming::parse_upstream_name_scheme`] under a hint
+    /// [`applies_to`](Self::applies_to) accepts) when `raw` is this rule's
+    /// cluster name; `None` otherwise (then nothing is known: parse it). The
+    /// namespace and name are the route's, borrowed from the route index:
+    /// equal to the parser's, which borrows them from `raw`.
+    #[inline]
+    pub fn parse(&self, raw: &str) -> Option<RuleRef<'i>> {
+        (raw == self.text).then_some(RuleRef {
+            kind: self.kind,
+            route: RouteRef::Exact {
+                namespace: self.namespace,
+                name: self.name,
+            },
+            rule_index: self.rule_index,
+            backend_index: None,
+        })
+    }
+
+    /// Where the rule sits in the table's route index (what the resolver's
+    /// lookup by name finds).
+    #[inline]
+    pub fn at(&self) -> RuleAt {
+        RuleAt {
+            index: self.index,
+            route: self.route,
+            rule: self.rule_pos,
+        }
+    }
+}
+
 /// A route as a record uses it.
 #[derive(Debug, Clone, Copy)]
 struct RouteInfo<'i> {
     key: &'i str,
     kind: RouteKind,
+    namespace: &'i str,
+    name: &'i str,
 }
 
 /// A backend of a rule as the resolver uses it.
@@ -79,7 +224,7 @@ pub(crate) struct RuleBackend<'i> {
 }
 
 /// What the resolver needs of one rule, precomputed.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct RuleIds {
     /// Range of the rule's backends in [`BackendServiceIds::rule_backends`].
     start: u32,
@@ -89,6 +234,12 @@ struct RuleIds {
     single: Option<u32>,
     /// The rule's index (`CompiledRule::index`).
     index: usize,
+    /// Range of the rule's expected set in [`BackendServiceIds::expected_keys`]
+    /// (and the two arrays beside it).
+    expected_start: u32,
+    expected_end: u32,
+    /// The rule's checked Envoy Gateway cluster name (see [`RuleCluster`]).
+    cluster: Option<Box<str>>,
 }
 
 /// Service ids of one route index's backends in one endpoint index (see the
@@ -117,6 +268,12 @@ pub struct BackendServiceIds<'i> {
     rule_backends: Vec<RuleBackend<'i>>,
     /// Per route.
     routes: Vec<RouteInfo<'i>>,
+    /// Per rule, in `rules` ranges: the keys of the rule's allowed backends,
+    /// each Service once (see [`SoleWinner`]), with their allowed backend
+    /// ids and Service ids side by side.
+    expected_keys: Vec<&'i str>,
+    expected_allowed: Vec<u32>,
+    expected_services: Vec<u32>,
 }
 
 impl<'i> BackendServiceIds<'i> {
@@ -167,9 +324,24 @@ impl<'i> BackendServiceIds<'i> {
         let mut rule_base = Vec::with_capacity(routes.routes.len() + 1);
         let mut rules = Vec::new();
         let mut rule_backends = Vec::new();
-        for route in &routes.routes {
+        let (mut expected_keys, mut expected_allowed, mut expected_services) =
+            (Vec::new(), Vec::new(), Vec::new());
+        for (r, route) in routes.routes.iter().enumerate() {
             rule_base.push(u32::try_from(rules.len()).ok()?);
-            for rule in &route.rules {
+            for (p, rule) in route.rules.iter().enumerate() {
+                // The expected set as a record builds it from the decision's
+                // allowed backends: keys in order, a Service's first only.
+                let expected_start = expected_keys.len();
+                let (route_at, rule_pos) = (u32::try_from(r).ok()?, u32::try_from(p).ok()?);
+                for backend in routes.allowed_backends_of(route_at, rule_pos) {
+                    let id = routes.allowed_backend_id(backend)?;
+                    let entry = allowed.get(id as usize)?;
+                    if !expected_services[expected_start..].contains(&entry.service) {
+                        expected_keys.push(entry.key);
+                        expected_allowed.push(id);
+                        expected_services.push(entry.service);
+                    }
+                }
                 let start = u32::try_from(rule_backends.len()).ok()?;
                 for backend in &rule.backends {
                     let id = id_of(backend)?;
@@ -190,6 +362,9 @@ impl<'i> BackendServiceIds<'i> {
                     end,
                     single: single_live_backend(rule),
                     index: rule.index,
+                    expected_start: u32::try_from(expected_start).ok()?,
+                    expected_end: u32::try_from(expected_keys.len()).ok()?,
+                    cluster: rule_cluster_name(routes, r, p),
                 });
             }
         }
@@ -209,8 +384,38 @@ impl<'i> BackendServiceIds<'i> {
                 .map(|r| RouteInfo {
                     key: r.key.as_str(),
                     kind: r.kind,
+                    namespace: r.namespace.as_str(),
+                    name: r.name.as_str(),
                 })
                 .collect(),
+            expected_keys,
+            expected_allowed,
+            expected_services,
+        })
+    }
+
+    /// The rule at position `rule_pos` of route `route_id` as the sole
+    /// winner of a decision (no alternatives): its expected set, read from
+    /// the table instead of collected from the decision's allowed backends
+    /// per record, and what the row writes of the rule. The same values as
+    /// collecting them: a forwarding decision's expected backends are its
+    /// winner's allowed backends (a Service once), and other outcomes expect
+    /// none (the caller drops the set). `None` for a rule not in the index.
+    #[inline]
+    pub fn sole_winner(&self, route_id: u32, rule_pos: u32) -> Option<SoleWinner<'_, 'i>> {
+        let route = self.routes.get(route_id as usize)?;
+        let base = *self.rule_base.get(route_id as usize)? as usize;
+        let next = *self.rule_base.get(route_id as usize + 1)? as usize;
+        let at = base + rule_pos as usize;
+        if at >= next {
+            return None;
+        }
+        Some(SoleWinner {
+            table: self,
+            rule: self.rules.get(at)?,
+            route,
+            route_id,
+            rule_pos,
         })
     }
 
@@ -289,6 +494,48 @@ pub(crate) struct RuleServices<'t, 'i> {
     pub backends: &'t [RuleBackend<'i>],
     /// Position of the rule's single live backend, if any.
     pub single: Option<u32>,
+}
+
+/// The Envoy Gateway cluster name of the rule at position `rule_pos` of
+/// route `route_pos` (`<kind>/<namespace>/<name>/rule/<index>`), when the
+/// checks of [`RuleCluster`] hold: the parser reads the text as this rule
+/// under both hints that [`RuleCluster::applies_to`] accepts, and the
+/// resolver's lookup by name finds this rule (not another route of the same
+/// name). Otherwise `None`.
+fn rule_cluster_name(routes: &RouteIndex, route_pos: usize, rule_pos: usize) -> Option<Box<str>> {
+    let route = routes.routes.get(route_pos)?;
+    let rule = route.rules.get(rule_pos)?;
+    let kind = match route.kind {
+        RouteKind::Http => "httproute",
+        RouteKind::Grpc => "grpcroute",
+    };
+    let text = format!(
+        "{kind}/{}/{}/rule/{}",
+        route.namespace, route.name, rule.index
+    );
+    let expected = RuleRef {
+        kind: route.kind,
+        route: RouteRef::Exact {
+            namespace: &route.namespace,
+            name: &route.name,
+        },
+        rule_index: rule.index,
+        backend_index: None,
+    };
+    let parsed_as_expected = |hint| {
+        naming::parse_upstream_name_scheme(hint, &text)
+            == Some((Implementation::EnvoyGateway, UpstreamName::Rule(expected)))
+    };
+    if !parsed_as_expected(Implementation::EnvoyGateway)
+        || !parsed_as_expected(Implementation::Auto)
+    {
+        return None;
+    }
+    let found = super::find_rule(routes, &expected)?;
+    if (found.route_pos, found.rule_pos) != (route_pos, rule_pos) {
+        return None;
+    }
+    Some(text.into_boxed_str())
 }
 
 /// Whether a backend is a core `Service`.

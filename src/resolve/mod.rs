@@ -32,7 +32,7 @@ pub use endpoints::{
     choose_candidate, choose_candidate_where, parse_socket_addr, CandidateChoice,
     EndpointCandidate, EndpointIndex, ServiceEntry,
 };
-pub use ids::{BackendServiceIds, HitRule};
+pub use ids::{BackendServiceIds, HitRule, RuleCluster, SoleWinner};
 pub use memo::{NameMemo, RuleAt};
 pub use naming::{
     answering_host, classify_gateway_action, parse_route_name, parse_upstream_name,
@@ -239,6 +239,27 @@ impl<'a> EvidenceNames<'a> {
         names
     }
 
+    /// [`parse`](Self::parse) of `evidence` whose cluster name is known to
+    /// parse, under its implementation hint, to the Envoy Gateway route rule
+    /// `rule` (borrowing from the cluster name), found at `at` in a route
+    /// index (see [`RuleCluster`]): the same names, with the rule's position
+    /// as [`parse_memo`](Self::parse_memo) gives a remembered one.
+    pub fn of_rule_cluster(evidence: &UpstreamEvidence<'a>, rule: RuleRef<'a>, at: RuleAt) -> Self {
+        if evidence.route_name.is_none() {
+            // `with_cluster` without a route name to recognise or parse.
+            return Self {
+                cluster: Some(UpstreamName::Rule(rule)),
+                route_rule: None,
+                cluster_rule_at: Some(at),
+            };
+        }
+        let implementation = evidence.implementation_hint.unwrap_or_default();
+        let parsed = Some((Implementation::EnvoyGateway, UpstreamName::Rule(rule)));
+        let mut names = Self::with_cluster(evidence, implementation, parsed);
+        names.cluster_rule_at = Some(at);
+        names
+    }
+
     /// Remembers in `memo` where the resolver found the rule the cluster
     /// names (`resolution` must come from resolving these names), so that
     /// the next record with the same cluster name skips the lookup.
@@ -309,18 +330,12 @@ pub fn resolve_actual_named<'i>(
     routes: &'i RouteIndex,
     expected_backend_keys: &[&str],
 ) -> ActualBackend<'i> {
-    resolve_actual_ids(
-        evidence,
-        names,
-        endpoints,
-        routes,
-        expected_backend_keys,
-        None,
-    )
-    .actual
+    ResolveInput::new(evidence, names, endpoints, routes, expected_backend_keys)
+        .resolve()
+        .actual
 }
 
-/// What [`resolve_actual_ids`] found.
+/// What [`ResolveInput::resolve`] found.
 #[derive(Debug, Clone, Copy)]
 pub struct Resolution<'i> {
     /// The answer, as [`resolve_actual_named`] gives it.
@@ -334,7 +349,18 @@ pub struct Resolution<'i> {
     pub cluster_rule_at: Option<RuleAt>,
 }
 
-/// Service ids for [`resolve_actual_ids`]: a table built from the route and
+impl<'i> Resolution<'i> {
+    /// An answer that did not look for the cluster's rule.
+    fn of(actual: ActualBackend<'i>, service: Option<u32>) -> Self {
+        Resolution {
+            actual,
+            service,
+            cluster_rule_at: None,
+        }
+    }
+}
+
+/// Service ids for [`ResolveInput::ids`]: a table built from the route and
 /// endpoint indexes being resolved against, and the expected backends' ids
 /// in it ([`BackendServiceIds::allowed`] of each), one per expected key.
 #[derive(Debug, Clone, Copy)]
@@ -352,29 +378,6 @@ enum Expected<'e> {
     Keys(&'e [&'e str]),
     /// Service ids, compared with candidate ids (see [`ids`]).
     Ids(&'e [u32]),
-}
-
-/// [`resolve_actual_named`], comparing Services by id when `ids` is given
-/// (and was built from `routes` and `endpoints`: otherwise it is ignored),
-/// and taking the cluster's rule from where `names` says it was found
-/// before. The same answer either way.
-pub fn resolve_actual_ids<'i>(
-    evidence: &UpstreamEvidence<'i>,
-    names: &EvidenceNames<'i>,
-    endpoints: &'i EndpointIndex,
-    routes: &'i RouteIndex,
-    expected_backend_keys: &[&str],
-    ids: Option<ResolveIds<'_, 'i>>,
-) -> Resolution<'i> {
-    resolve_actual_answered(
-        evidence,
-        names,
-        endpoints,
-        routes,
-        expected_backend_keys,
-        ids,
-        None,
-    )
 }
 
 /// The answering upstream of a record as the caller already found it in the
@@ -404,217 +407,250 @@ impl<'i> AnsweredBy<'i> {
     }
 }
 
-/// [`resolve_actual_ids`], with the answering upstream already looked up
-/// (`answered`): the last attempt is then neither classified nor parsed
-/// again. It must be what [`answering_host`] and
-/// [`EndpointIndex::lookup`] give for `evidence` in `endpoints` (candidates
-/// that are not `endpoints`' own are ignored and looked up). The same
-/// answer as without it.
-#[allow(clippy::too_many_arguments)]
-pub fn resolve_actual_answered<'i>(
-    evidence: &UpstreamEvidence<'i>,
-    names: &EvidenceNames<'i>,
-    endpoints: &'i EndpointIndex,
-    routes: &'i RouteIndex,
-    expected_backend_keys: &[&str],
-    ids: Option<ResolveIds<'_, 'i>>,
-    answered: Option<AnsweredBy<'i>>,
-) -> Resolution<'i> {
-    let mut cluster_rule_at = None;
-    let (actual, service) = resolve_with(
-        evidence,
-        names,
-        endpoints,
-        routes,
-        expected_backend_keys,
-        ids,
-        answered,
-        &mut cluster_rule_at,
-    );
-    Resolution {
-        actual,
-        service,
-        cluster_rule_at,
-    }
+/// Everything the resolver reads for one record, borrowed: the evidence and
+/// its parsed names, the two indexes, the expected backends, and what the
+/// caller already knows (Service ids, the answering upstream). The optional
+/// parts only save work: [`resolve`](Self::resolve) gives the same
+/// [`ActualBackend`] with or without them.
+#[derive(Debug, Clone, Copy)]
+pub struct ResolveInput<'a, 'i> {
+    /// What the log says about the upstream.
+    pub evidence: &'a UpstreamEvidence<'i>,
+    /// The names of `evidence`, from [`EvidenceNames::parse`] or
+    /// [`EvidenceNames::parse_memo`] (then the cluster's rule is taken from
+    /// where the memo says it was found before, when that was in `routes`).
+    pub names: &'a EvidenceNames<'i>,
+    /// Endpoint index of the answering address.
+    pub endpoints: &'i EndpointIndex,
+    /// Route index the logged rule is looked up in.
+    pub routes: &'i RouteIndex,
+    /// The `namespace/name` keys the route decision allows; they only break
+    /// ties between Services selecting the same pod.
+    pub expected_backend_keys: &'a [&'a str],
+    /// Service ids to compare Services by, one per expected key; ignored
+    /// unless built from `routes` and `endpoints` with as many ids as keys.
+    pub ids: Option<ResolveIds<'a, 'i>>,
+    /// The answering upstream as the caller found it
+    /// ([`EndpointIndex::lookup_canonical_v4`] of the last attempt): the last
+    /// attempt is then neither classified nor parsed again. Candidates that
+    /// are not `endpoints`' own are ignored and looked up.
+    pub answered: Option<AnsweredBy<'i>>,
 }
 
-/// The body of [`resolve_actual_answered`]; sets `cluster_rule_at` when it
-/// looks for the cluster's rule.
-#[allow(clippy::too_many_arguments)]
-fn resolve_with<'i>(
-    evidence: &UpstreamEvidence<'i>,
-    names: &EvidenceNames<'i>,
-    endpoints: &'i EndpointIndex,
-    routes: &'i RouteIndex,
-    expected_backend_keys: &[&str],
-    ids: Option<ResolveIds<'_, 'i>>,
-    answered: Option<AnsweredBy<'i>>,
-    cluster_rule_at: &mut Option<RuleAt>,
-) -> (ActualBackend<'i>, Option<u32>) {
-    let ids = ids.filter(|i| {
-        i.table.is_for(routes, endpoints) && i.expected.len() == expected_backend_keys.len()
-    });
-    let expected = match ids {
-        Some(i) => Expected::Ids(i.expected),
-        None => Expected::Keys(expected_backend_keys),
-    };
-    let implementation = evidence.implementation_hint.unwrap_or_default();
-    let (host, candidates) = match answered.filter(|a| endpoints.holds(a.candidates)) {
-        Some(a) => (UpstreamHost::Addr(a.addr), a.candidates),
-        None => {
-            let host = answering_host(implementation, evidence.upstream_hosts);
-            let candidates = match host {
-                UpstreamHost::Addr(addr) => endpoints.lookup(addr),
-                _ => &[],
-            };
-            (host, candidates)
+impl<'a, 'i> ResolveInput<'a, 'i> {
+    /// The input without ids or a known answering upstream.
+    pub fn new(
+        evidence: &'a UpstreamEvidence<'i>,
+        names: &'a EvidenceNames<'i>,
+        endpoints: &'i EndpointIndex,
+        routes: &'i RouteIndex,
+        expected_backend_keys: &'a [&'a str],
+    ) -> Self {
+        ResolveInput {
+            evidence,
+            names,
+            endpoints,
+            routes,
+            expected_backend_keys,
+            ids: None,
+            answered: None,
         }
-    };
-    // Borrowed, not copied: the parsed names are large.
-    let cluster = &names.cluster;
-    let named_upstream = evidence
-        .upstream_cluster
-        .and_then(naming::present)
-        .is_some();
-    let named_route = evidence.route_name.and_then(naming::present).is_some();
-
-    let action = match (cluster, host) {
-        (Some(UpstreamName::Gateway(action)), _) => *action,
-        (_, UpstreamHost::Sentinel(action)) => action,
-        _ => classify_gateway_action(
-            implementation,
-            evidence.response_flags,
-            evidence.status,
-            &host,
-            named_upstream,
-            named_route,
-        ),
-    };
-    if action.is_gateway_answer() {
-        return (
-            ActualBackend::none(action, candidates, "the gateway answered itself"),
-            None,
-        );
     }
 
-    // 2. A name that identifies one Service.
-    let named_service = match cluster {
-        Some(UpstreamName::Service(service)) => Some(service_backend(endpoints, *service)),
-        Some(UpstreamName::DashedService(dashed)) => dashed
-            .splits()
-            .find_map(|(ns, name)| endpoints.service(ns, name))
-            .map(|entry| BackendRef {
-                namespace: entry.namespace.as_str(),
-                name: entry.name.as_str(),
-                port: match dashed.port {
-                    Some(PortRef::Number(n)) => Some(n),
-                    Some(PortRef::Name(n)) => entry.port_by_name(n),
-                    None => None,
-                },
-            }),
-        _ => None,
-    };
-    if let Some(backend) = named_service {
-        return (
-            ActualBackend {
-                backend: Some(backend),
-                source: ActualSource::ClusterName,
-                gateway_action: action,
-                ambiguous: false,
-                tie_broken_by_expected: false,
-                endpoint_consistent: consistency(candidates, &backend),
-                candidates,
-                note: "cluster name names the Service",
-            },
-            None,
-        );
-    }
-
-    // 3. A name that identifies a route rule.
-    let rule_ref = match cluster {
-        Some(UpstreamName::Rule(rule)) => Some(rule),
-        _ => names.route_rule.as_ref(),
-    };
-    let mut fallback_note = if matches!(cluster, Some(UpstreamName::DashedService(_))) {
-        "service name matched no known Service; endpoint lookup"
-    } else {
-        "endpoint lookup"
-    };
-    if let Some(rule_ref) = rule_ref {
-        let from_cluster = matches!(cluster, Some(UpstreamName::Rule(_)));
-        let remembered = names
-            .cluster_rule_at
-            .filter(|at| from_cluster && at.index == routes.instance());
-        // Positions of the rule: remembered, or looked up by name.
-        let found = match remembered {
-            Some(at) => Some((at.route as usize, at.rule as usize)),
-            None => find_rule(routes, rule_ref).map(|f| (f.route_pos, f.rule_pos)),
-        };
-        // With ids, the table holds what is needed of the rule's backends;
-        // else the compiled rule (a remembered position is checked).
-        let in_rule = found.and_then(|(route_pos, rule_pos)| {
-            ids.and_then(|i| i.table.rule(route_pos, rule_pos))
-                .map(InRule::Ids)
-                .or_else(|| {
-                    routes
-                        .routes
-                        .get(route_pos)
-                        .and_then(|r| r.rules.get(rule_pos))
-                        .map(InRule::Rule)
-                })
+    /// Resolves the Service that served the request, in the order of
+    /// [`resolve_actual`], comparing Services by id when [`Self::ids`]
+    /// applies, and says where the cluster's rule was found.
+    pub fn resolve(&self) -> Resolution<'i> {
+        let ResolveInput {
+            evidence,
+            names,
+            endpoints,
+            routes,
+            expected_backend_keys,
+            ids,
+            answered,
+        } = *self;
+        let ids = ids.filter(|i| {
+            i.table.is_for(routes, endpoints) && i.expected.len() == expected_backend_keys.len()
         });
-        if from_cluster {
-            *cluster_rule_at = found
-                .filter(|_| in_rule.is_some())
-                .and_then(|(route, rule)| {
-                    Some(RuleAt {
-                        index: routes.instance(),
-                        route: u32::try_from(route).ok()?,
-                        rule: u32::try_from(rule).ok()?,
-                    })
-                });
-        }
-        match in_rule {
-            Some(in_rule) => {
-                let resolved = resolve_in_rule(&in_rule, rule_ref, candidates, expected, action);
-                if let Some(result) = resolved {
-                    return result;
-                }
-                fallback_note = "endpoint outside the logged rule's backends";
+        let expected = match ids {
+            Some(i) => Expected::Ids(i.expected),
+            None => Expected::Keys(expected_backend_keys),
+        };
+        let implementation = evidence.implementation_hint.unwrap_or_default();
+        let (host, candidates) = match answered.filter(|a| endpoints.holds(a.candidates)) {
+            Some(a) => (UpstreamHost::Addr(a.addr), a.candidates),
+            None => {
+                let host = answering_host(implementation, evidence.upstream_hosts);
+                let candidates = match host {
+                    UpstreamHost::Addr(addr) => endpoints.lookup(addr),
+                    _ => &[],
+                };
+                (host, candidates)
             }
-            None => fallback_note = "logged rule not in the route index; endpoint lookup",
-        }
-    }
+        };
+        // Borrowed, not copied: the parsed names are large.
+        let cluster = &names.cluster;
+        let selected = host.is_selected();
+        // Whether a name was logged matters only when no upstream host was
+        // selected (see `classify_gateway_action`): the trims are skipped
+        // for the usual record.
+        let named_upstream = !selected
+            && evidence
+                .upstream_cluster
+                .and_then(naming::present)
+                .is_some();
+        let named_route = !selected && evidence.route_name.and_then(naming::present).is_some();
 
-    // 4. The endpoint alone.
-    let choice = choose_among(candidates, expected, |_| true);
-    match choice.chosen {
-        Some(candidate) => (
-            ActualBackend {
-                backend: Some(candidate_backend(candidate)),
-                source: ActualSource::Endpoint,
-                gateway_action: action,
-                ambiguous: choice.ambiguous,
-                tie_broken_by_expected: choice.tie_broken_by_expected,
-                endpoint_consistent: None,
-                candidates,
-                note: fallback_note,
-            },
-            ids.map(|_| candidate.service),
-        ),
-        None => (
-            ActualBackend::none(
-                action,
-                candidates,
-                match host {
-                    UpstreamHost::Addr(_) => "upstream host matches no EndpointSlice",
-                    UpstreamHost::Named(_) => "upstream host is not an address",
-                    _ if rule_ref.is_some() => "rule has several backends and no upstream host",
-                    _ => "no upstream name or host",
-                },
+        let action = match (cluster, host) {
+            (Some(UpstreamName::Gateway(action)), _) => *action,
+            (_, UpstreamHost::Sentinel(action)) => action,
+            _ => classify_gateway_action(
+                implementation,
+                evidence.response_flags,
+                evidence.status,
+                &host,
+                named_upstream,
+                named_route,
             ),
-            None,
-        ),
+        };
+        if action.is_gateway_answer() {
+            return Resolution::of(
+                ActualBackend::none(action, candidates, "the gateway answered itself"),
+                None,
+            );
+        }
+
+        // 2. A name that identifies one Service.
+        let named_service = match cluster {
+            Some(UpstreamName::Service(service)) => Some(service_backend(endpoints, *service)),
+            Some(UpstreamName::DashedService(dashed)) => dashed
+                .splits()
+                .find_map(|(ns, name)| endpoints.service(ns, name))
+                .map(|entry| BackendRef {
+                    namespace: entry.namespace.as_str(),
+                    name: entry.name.as_str(),
+                    port: match dashed.port {
+                        Some(PortRef::Number(n)) => Some(n),
+                        Some(PortRef::Name(n)) => entry.port_by_name(n),
+                        None => None,
+                    },
+                }),
+            _ => None,
+        };
+        if let Some(backend) = named_service {
+            return Resolution::of(
+                ActualBackend {
+                    backend: Some(backend),
+                    source: ActualSource::ClusterName,
+                    gateway_action: action,
+                    ambiguous: false,
+                    tie_broken_by_expected: false,
+                    endpoint_consistent: consistency(candidates, &backend),
+                    candidates,
+                    note: "cluster name names the Service",
+                },
+                None,
+            );
+        }
+
+        // 3. A name that identifies a route rule.
+        let rule_ref = match cluster {
+            Some(UpstreamName::Rule(rule)) => Some(rule),
+            _ => names.route_rule.as_ref(),
+        };
+        let mut fallback_note = if matches!(cluster, Some(UpstreamName::DashedService(_))) {
+            "service name matched no known Service; endpoint lookup"
+        } else {
+            "endpoint lookup"
+        };
+        let mut cluster_rule_at = None;
+        if let Some(rule_ref) = rule_ref {
+            let from_cluster = matches!(cluster, Some(UpstreamName::Rule(_)));
+            let remembered = names
+                .cluster_rule_at
+                .filter(|at| from_cluster && at.index == routes.instance());
+            // Positions of the rule: remembered, or looked up by name.
+            let found = match remembered {
+                Some(at) => Some((at.route as usize, at.rule as usize)),
+                None => find_rule(routes, rule_ref).map(|f| (f.route_pos, f.rule_pos)),
+            };
+            // With ids, the table holds what is needed of the rule's backends;
+            // else the compiled rule (a remembered position is checked).
+            let in_rule = found.and_then(|(route_pos, rule_pos)| {
+                ids.and_then(|i| i.table.rule(route_pos, rule_pos))
+                    .map(InRule::Ids)
+                    .or_else(|| {
+                        routes
+                            .routes
+                            .get(route_pos)
+                            .and_then(|r| r.rules.get(rule_pos))
+                            .map(InRule::Rule)
+                    })
+            });
+            if from_cluster {
+                cluster_rule_at = found
+                    .filter(|_| in_rule.is_some())
+                    .and_then(|(route, rule)| {
+                        Some(RuleAt {
+                            index: routes.instance(),
+                            route: u32::try_from(route).ok()?,
+                            rule: u32::try_from(rule).ok()?,
+                        })
+                    });
+            }
+            match in_rule {
+                Some(in_rule) => {
+                    let resolved =
+                        resolve_in_rule(&in_rule, rule_ref, candidates, expected, action);
+                    if let Some((actual, service)) = resolved {
+                        return Resolution {
+                            actual,
+                            service,
+                            cluster_rule_at,
+                        };
+                    }
+                    fallback_note = "endpoint outside the logged rule's backends";
+                }
+                None => fallback_note = "logged rule not in the route index; endpoint lookup",
+            }
+        }
+
+        // 4. The endpoint alone.
+        let choice = choose_among(candidates, expected, |_| true);
+        let (actual, service) = match choice.chosen {
+            Some(candidate) => (
+                ActualBackend {
+                    backend: Some(candidate_backend(candidate)),
+                    source: ActualSource::Endpoint,
+                    gateway_action: action,
+                    ambiguous: choice.ambiguous,
+                    tie_broken_by_expected: choice.tie_broken_by_expected,
+                    endpoint_consistent: None,
+                    candidates,
+                    note: fallback_note,
+                },
+                ids.map(|_| candidate.service),
+            ),
+            None => (
+                ActualBackend::none(
+                    action,
+                    candidates,
+                    match host {
+                        UpstreamHost::Addr(_) => "upstream host matches no EndpointSlice",
+                        UpstreamHost::Named(_) => "upstream host is not an address",
+                        _ if rule_ref.is_some() => "rule has several backends and no upstream host",
+                        _ => "no upstream name or host",
+                    },
+                ),
+                None,
+            ),
+        };
+        Resolution {
+            actual,
+            service,
+            cluster_rule_at,
+        }
     }
 }
 

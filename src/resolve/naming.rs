@@ -936,6 +936,8 @@ fn service_ref<'a>(namespace: &'a str, name: &'a str, port: PortRef<'a>) -> Upst
 ///   `%tsc`, anything else as Envoy flags.
 /// * `named_upstream` / `named_route`: the log carried a cluster/upstream name
 ///   or route name (used for implementations without flags: Kong, Traefik, NGF).
+///   Only read when `host` was not selected ([`UpstreamHost::is_selected`]):
+///   a caller may pass `false` for a selected host without changing the answer.
 ///
 /// Sentinel names and hosts (NGF sockets, `backend_not_found`, ...) are
 /// classified by [`parse_upstream_name`] and [`answering_host`]; the caller
@@ -948,6 +950,12 @@ pub fn classify_gateway_action(
     named_upstream: bool,
     named_route: bool,
 ) -> GatewayAction {
+    // The usual record: Envoy's "no flags" and a selected upstream host. `-`
+    // is no HAProxy `%tsc` (under `Auto` it reads as Envoy flags), and Envoy
+    // flags `-` decide nothing, so the host decides, as below.
+    if response_flags == Some("-") && host.is_selected() && !implementation.is_haproxy() {
+        return GatewayAction::Proxied;
+    }
     let flags = response_flags
         .map(str::trim)
         .filter(|f| !f.is_empty() && *f != "null");

@@ -1619,29 +1619,22 @@ fn service_ids_and_remembered_rules_answer_as_names_do() {
                     // With the answering upstream found by its text, as the
                     // pipeline hands it over: the same answer.
                     if let Some(found) = endpoints.lookup_canonical_v4(host) {
-                        let plain = resolve_actual_ids(
-                            &ev,
-                            &names,
-                            &endpoints,
-                            &routes,
-                            &keys,
-                            Some(resolve_ids),
-                        );
+                        let with_ids = ResolveInput {
+                            ids: Some(resolve_ids),
+                            ..ResolveInput::new(&ev, &names, &endpoints, &routes, &keys)
+                        };
+                        let plain = with_ids.resolve();
                         // Found in this index, and (ignored, looked up
                         // again) in another one: the whole resolution is
                         // the same as without it.
                         let theirs = other_endpoints.lookup_canonical_v4(host);
                         assert!(theirs.is_some(), "{host} is in both fixtures");
                         for answered_by in [Some(found), theirs] {
-                            let answered = resolve_actual_answered(
-                                &ev,
-                                &names,
-                                &endpoints,
-                                &routes,
-                                &keys,
-                                Some(resolve_ids),
-                                answered_by,
-                            );
+                            let answered = ResolveInput {
+                                answered: answered_by,
+                                ..with_ids
+                            }
+                            .resolve();
                             assert_eq!(answered.actual, reference, "{cluster} {host} {keys:?}");
                             assert_eq!(answered.actual, plain.actual);
                             assert_eq!(answered.service, plain.service);
@@ -1654,14 +1647,11 @@ fn service_ids_and_remembered_rules_answer_as_names_do() {
                     for _ in 0..2 {
                         let names = EvidenceNames::parse_memo(&ev, &mut memo);
                         remembered += usize::from(names.cluster_rule_at.is_some());
-                        let resolution = resolve_actual_ids(
-                            &ev,
-                            &names,
-                            &endpoints,
-                            &routes,
-                            &keys,
-                            Some(resolve_ids),
-                        );
+                        let resolution = ResolveInput {
+                            ids: Some(resolve_ids),
+                            ..ResolveInput::new(&ev, &names, &endpoints, &routes, &keys)
+                        }
+                        .resolve();
                         names.remember_in(&ev, &resolution, &mut memo);
                         assert_eq!(resolution.actual, reference, "{cluster} {host} {keys:?}");
                         if let Some(service) = resolution.service {
@@ -1822,17 +1812,14 @@ spec:
     let ids = expected_ids(&routes, &table, &keys);
     let names = EvidenceNames::parse(&ev);
     let by_name = resolve_actual_named(&ev, &names, &e2, &routes, &keys);
-    let by_id = resolve_actual_ids(
-        &ev,
-        &names,
-        &e2,
-        &routes,
-        &keys,
-        Some(ResolveIds {
+    let by_id = ResolveInput {
+        ids: Some(ResolveIds {
             table: &table,
             expected: &ids,
         }),
-    );
+        ..ResolveInput::new(&ev, &names, &e2, &routes, &keys)
+    }
+    .resolve();
     assert_eq!(by_id.actual, by_name, "E1's ids must not judge E2's pods");
     assert_eq!(by_name.backend.map(|b| b.name), Some("x"));
 }
@@ -1865,7 +1852,7 @@ fn the_memo_follows_the_route_index_in_use() {
     for routes in [&a, &a, &b, &b] {
         let names = EvidenceNames::parse_memo(&ev, &mut memo);
         seen.push(names.cluster_rule_at.map(|at| at.index));
-        let resolution = resolve_actual_ids(&ev, &names, &endpoints, routes, &["shop/a"], None);
+        let resolution = ResolveInput::new(&ev, &names, &endpoints, routes, &["shop/a"]).resolve();
         assert_eq!(
             resolution.cluster_rule_at.map(|at| at.index),
             Some(routes.instance())
@@ -1914,7 +1901,7 @@ fn positions_and_tables_of_another_route_order_are_not_used() {
                 // The memo remembers the position in A...
                 let mut memo = NameMemo::new();
                 let names = EvidenceNames::parse_memo(&ev, &mut memo);
-                let in_a = resolve_actual_ids(&ev, &names, &endpoints, &a, keys, None);
+                let in_a = ResolveInput::new(&ev, &names, &endpoints, &a, keys).resolve();
                 names.remember_in(&ev, &in_a, &mut memo);
                 let names = EvidenceNames::parse_memo(&ev, &mut memo);
                 assert_eq!(names.cluster_rule_at.map(|at| at.index), Some(a.instance()));
@@ -1926,7 +1913,11 @@ fn positions_and_tables_of_another_route_order_are_not_used() {
                         expected: &ids,
                     }),
                 ] {
-                    let in_b = resolve_actual_ids(&ev, &names, &endpoints, &b, keys, ids_of_a);
+                    let in_b = ResolveInput {
+                        ids: ids_of_a,
+                        ..ResolveInput::new(&ev, &names, &endpoints, &b, keys)
+                    }
+                    .resolve();
                     assert_eq!(in_b.actual, reference, "{cluster} {host} {keys:?}");
                     let at = in_b.cluster_rule_at.expect("the rule is in B");
                     assert_eq!(at.index, b.instance());
@@ -1936,4 +1927,125 @@ fn positions_and_tables_of_another_route_order_are_not_used() {
         }
     }
     assert_eq!(checked, 24);
+}
+
+/// Routes beside [`MANIFESTS`]': a rule that lists Service `web` twice, and a route whose name the Envoy Gateway scheme does not accept
+/// (not a DNS subdomain), so its rules get no cluster name in the table.
+const SOLE_WINNER_ROUTES: &str = r#"
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: dupes, namespace: shop}
+spec:
+  parentRefs: [{name: public-gw, namespace: infra}]
+  hostnames: [dupes.example.com]
+  rules:
+  - backendRefs:
+    - {name: web, port: 80, weight: 50}
+    - {name: web-canary, port: 80, weight: 10}
+    - {name: web, port: 80, weight: 40}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: Odd_Name, namespace: shop}
+spec:
+  parentRefs: [{name: public-gw, namespace: infra}]
+  hostnames: [odd.example.com]
+  rules:
+  - backendRefs: [{name: web, port: 80}]
+"#;
+
+/// A rule read from the table as a decision's sole winner: its expected set
+/// is its allowed backends with each key once (compared here by key, the
+/// table goes by Service id), with their ids; its rule is the route's; and
+/// its cluster name, when it has one, parses as the parser reads that text
+/// under both hints it applies to, at the position the name lookup finds.
+#[test]
+fn sole_winners_match_the_collected_set_and_the_parsed_cluster_name() {
+    let mut set = objects();
+    load_text(&mut set, "sole.yaml", SOLE_WINNER_ROUTES).expect("manifests load");
+    let endpoints = EndpointIndex::build(&set);
+    let routes = RouteIndex::compile(&set, CompileOptions::default());
+    let table = BackendServiceIds::build(&routes, &endpoints).expect("no `/` in names");
+    let (mut deduplicated, mut named, mut unnamed) = (0, 0, 0);
+    for (r, route) in routes.routes.iter().enumerate() {
+        for (p, rule) in route.rules.iter().enumerate() {
+            let (r32, p32) = (r as u32, p as u32);
+            let sole = table
+                .sole_winner(r32, p32)
+                .expect("every rule has an entry");
+            let allowed = routes.allowed_backends_of(r32, p32);
+            let mut keys: Vec<&str> = Vec::new();
+            let mut ids: Vec<u32> = Vec::new();
+            for backend in allowed {
+                if !keys.contains(&backend.key.as_str()) {
+                    keys.push(backend.key.as_str());
+                    ids.push(routes.allowed_backend_id(backend).expect("an allowed id"));
+                }
+            }
+            deduplicated += usize::from(allowed.len() > keys.len());
+            assert_eq!(sole.keys(), keys.as_slice(), "{} rule {p}", route.key);
+            assert_eq!(sole.allowed_ids(), ids.as_slice());
+            let services: Vec<u32> = ids
+                .iter()
+                .map(|&id| {
+                    table
+                        .allowed(id)
+                        .expect("an id per allowed backend")
+                        .service
+                })
+                .collect();
+            assert_eq!(sole.services(), services.as_slice());
+            let hit = sole.rule();
+            assert_eq!(
+                (hit.rule_pos, hit.rule_index, hit.route_key, hit.route_kind),
+                (p32, rule.index, route.key.as_str(), route.kind)
+            );
+            let text = format!(
+                "httproute/{}/{}/rule/{}",
+                route.namespace, route.name, rule.index
+            );
+            let Some(cluster) = sole.cluster() else {
+                assert!(
+                    naming::parse_upstream_name_scheme(Implementation::EnvoyGateway, &text)
+                        .is_none(),
+                    "{text} parses, so the table should hold it"
+                );
+                unnamed += 1;
+                continue;
+            };
+            named += 1;
+            for hint in [Implementation::EnvoyGateway, Implementation::Auto] {
+                assert!(RuleCluster::applies_to(hint));
+                let parsed = cluster
+                    .parse(&text)
+                    .map(|rule| (Implementation::EnvoyGateway, UpstreamName::Rule(rule)));
+                assert_eq!(parsed, naming::parse_upstream_name_scheme(hint, &text));
+            }
+            assert!(!RuleCluster::applies_to(Implementation::Istio));
+            let rule_ref = cluster.parse(&text).expect("its own text");
+            let found = find_rule(&routes, &rule_ref).expect("the rule is found by name");
+            assert_eq!((found.route_pos, found.rule_pos), (r, p));
+            assert_eq!(
+                cluster.at(),
+                RuleAt {
+                    index: routes.instance(),
+                    route: r32,
+                    rule: p32
+                }
+            );
+            // Any other text is not known: a backendRef suffix, another rule.
+            assert!(cluster.parse(&format!("{text}/backend/0")).is_none());
+            assert!(cluster
+                .parse(&format!(
+                    "httproute/{}/{}/rule/{}",
+                    route.namespace,
+                    route.name,
+                    rule.index + 1
+                ))
+                .is_none());
+        }
+    }
+    assert_eq!(deduplicated, 1, "the rule listing `web` twice");
+    assert!(named >= 5, "rules with cluster names ({named})");
+    assert_eq!(unnamed, 1, "the route whose name does not parse");
 }
