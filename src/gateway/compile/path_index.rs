@@ -203,8 +203,8 @@ pub(crate) struct KeyProbes {
 
 /// How many leading key bytes a [`KeySlot`] holds itself: what is left of
 /// its 64 bytes after the other fields (20 bytes of offsets and 20 of
-/// candidate), so that confirming a key of up to 24 bytes (nearly every path
-/// prefix) touches neither [`PathIndex::key_bytes`] nor the second line of
+/// candidate), so that confirming a key of up to 24 bytes (most path
+/// keys) touches neither [`PathIndex::key_bytes`] nor the second line of
 /// the bucket that holds its address.
 const HEAD: usize = 24;
 
