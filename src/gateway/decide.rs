@@ -271,6 +271,7 @@ impl RouteIndex {
     fn decide_with<'i>(&'i self, req: &Request<'_>, mode: BucketScan) -> Decision<'i> {
         match self.select_listener(req) {
             Ok(selection) => {
+                self.prefetch_host_slot(req, &selection);
                 let mut keys = PathKeys::empty();
                 keys.fill(req.path);
                 let hashes = HostHashes {
@@ -280,6 +281,23 @@ impl RouteIndex {
                 self.decide_selected(req, &selection, &keys, hashes, mode)
             }
             Err(terminal) => terminal,
+        }
+    }
+
+    /// Starts loading the slot where the lookup of the request's Host in the
+    /// chosen listener's HTTPRoute table begins, so that the load (usually a
+    /// cache miss: the index is far larger than the caches) overlaps finding
+    /// the path keys instead of following it. A hint only: the scan does the
+    /// lookup (in whichever table serves the request) as before.
+    #[inline(always)]
+    fn prefetch_host_slot(&self, req: &Request<'_>, selection: &ListenerSelection<'_, '_>) {
+        if req.protocol != Protocol::Http {
+            return;
+        }
+        if let (Some(hash), Some(listener)) =
+            (selection.host_hash, self.listeners.get(selection.chosen()))
+        {
+            listener.http.exact.prefetch_home(hash);
         }
     }
 
@@ -648,7 +666,7 @@ impl RouteIndex {
         // The group's first candidate is read from the key's slot; the rest
         // of the group is loaded only when it does not win.
         let keyed = bucket.index.find_in_keyed_groups(scan.keys, |group| {
-            judge_keyed(group.first).or_else(|| group.rest.iter().find_map(&mut judge_keyed))
+            judge_keyed(group.first).or_else(|| group.rest().iter().find_map(&mut judge_keyed))
         });
         if keyed.is_some() {
             return keyed;

@@ -201,13 +201,17 @@ pub(crate) struct KeyProbes {
     found: u8,
 }
 
-/// How many leading key bytes a [`KeySlot`] holds itself.
-const HEAD: usize = 12;
+/// How many leading key bytes a [`KeySlot`] holds itself: what is left of
+/// its 64 bytes after the other fields (20 bytes of offsets and 20 of
+/// candidate), so that confirming a key of up to 24 bytes (most path
+/// keys) touches neither [`PathIndex::key_bytes`] nor the second line of
+/// the bucket that holds its address.
+const HEAD: usize = 24;
 
 /// One slot of a bucket's key table (one 64-byte cache line; `end == 0`
 /// marks an empty slot). The slot holds the first [`HEAD`] bytes of its key,
-/// so confirming a key of up to 12 bytes (most path prefixes) touches no other
-/// memory (longer keys compare their rest in [`PathIndex::key_bytes`]), and a
+/// so confirming a key of up to 24 bytes touches no other memory (longer
+/// keys compare their rest in [`PathIndex::key_bytes`]), and a
 /// copy of the key's first candidate, so that a group whose first candidate
 /// wins (most: a plain path match) is decided without loading
 /// [`PathIndex::candidates`].
@@ -252,42 +256,76 @@ impl Default for KeySlot {
 }
 
 /// One keyed group as a lookup finds it: its first candidate (the copy in
-/// the key's slot) and the others (`rest` is not loaded until it is read).
+/// the key's slot) and where the others are. [`KeyedGroup::rest`] finds
+/// them only when asked: their address is in the bucket's second cache line,
+/// which a decision won by the first candidate (most) never loads.
 #[derive(Debug, Clone, Copy)]
 pub struct KeyedGroup<'a> {
     /// The group's first candidate.
     pub first: &'a Candidate,
-    /// The group's other candidates, in bucket order.
-    pub rest: &'a [Candidate],
+    /// The index the group belongs to.
+    index: &'a PathIndex,
+    /// The group is `index.candidates[start..end]`.
+    start: u32,
+    end: u32,
 }
 
 impl<'a> KeyedGroup<'a> {
+    /// The group's other candidates, in bucket order.
+    #[inline]
+    pub fn rest(&self) -> &'a [Candidate] {
+        if self.end - self.start <= 1 {
+            return &[];
+        }
+        self.index
+            .candidates
+            .get(self.start as usize + 1..self.end as usize)
+            .unwrap_or(&[])
+    }
+
     /// Every candidate of the group, in bucket order.
     pub fn iter(&self) -> impl Iterator<Item = &'a Candidate> + 'a {
-        std::iter::once(self.first).chain(self.rest)
+        std::iter::once(self.first).chain(self.rest())
     }
 }
 
+// A slot is exactly one cache line: `HEAD` fills the rest of it.
+const _: () = assert!(std::mem::size_of::<KeySlot>() == 64);
+
 impl KeySlot {
     /// Whether the slot's key is `value` (whose length and tag already match).
+    /// `index` (the slot's) is read only for a key longer than [`HEAD`], out
+    /// of line, so that the bucket's line holding the address of its
+    /// [`PathIndex::key_bytes`] is not loaded for the others (inline, the
+    /// load was hoisted out of the probe loop).
     #[inline]
-    fn holds(&self, value: &[u8], key_bytes: &[u8]) -> bool {
+    fn holds(&self, value: &[u8], index: &PathIndex) -> bool {
         if value.len() < HEAD {
             return same_bytes(&self.head[..value.len()], value);
         }
-        // The whole head: one 8-byte and one 4-byte comparison.
-        let mut tail = [0u8; 4];
-        tail.copy_from_slice(&self.head[8..HEAD]);
-        let mut value_tail = [0u8; 4];
-        value_tail.copy_from_slice(&value[8..HEAD]);
-        if full_word(&self.head, 0) != full_word(value, 0) || tail != value_tail {
+        // The whole head: three 8-byte comparisons.
+        if full_word(&self.head, 0) != full_word(value, 0)
+            || full_word(&self.head, 8) != full_word(value, 8)
+            || full_word(&self.head, 16) != full_word(value, 16)
+        {
             return false;
         }
         if value.len() == HEAD {
             return true;
         }
+        self.holds_rest(value, index)
+    }
+
+    /// The part of [`KeySlot::holds`] past the head (out of line: keys longer
+    /// than [`HEAD`] bytes are rare).
+    #[cold]
+    #[inline(never)]
+    fn holds_rest(&self, value: &[u8], index: &PathIndex) -> bool {
         let at = self.key_offset as usize;
-        let rest = key_bytes.get(at + HEAD..at + value.len()).unwrap_or(&[]);
+        let rest = index
+            .key_bytes
+            .get(at + HEAD..at + value.len())
+            .unwrap_or(&[]);
         same_bytes(rest, &value[HEAD..])
     }
 }
@@ -487,7 +525,7 @@ impl PathIndex {
             if slot.end == 0 {
                 return None;
             }
-            if slot.tag == tag && slot.len_kind == len_kind && slot.holds(value, &self.key_bytes) {
+            if slot.tag == tag && slot.len_kind == len_kind && slot.holds(value, self) {
                 return Some(self.keyed_group(&slot.first, slot.start, slot.end));
             }
             i = (i + 1) & mask;
@@ -499,10 +537,9 @@ impl PathIndex {
     fn keyed_group<'a>(&'a self, first: &'a Candidate, start: u32, end: u32) -> KeyedGroup<'a> {
         KeyedGroup {
             first,
-            rest: self
-                .candidates
-                .get(start as usize + 1..end as usize)
-                .unwrap_or(&[]),
+            index: self,
+            start,
+            end: end.max(start),
         }
     }
 
@@ -688,15 +725,17 @@ thread_local! {
     static WORDS_HASHED: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
 }
 
-/// Murmur3's 64-bit finaliser over the state, the length and the kind.
+/// The state with the length and the kind mixed in: one multiply, whose
+/// high half is well mixed (every word was already multiplied in by
+/// [`absorb`]), folded onto the low half so that both halves are (the path
+/// index takes a slot from the low bits and its tag and filter bit from the
+/// high ones; [`super::HostLookup`] the other way round). Cheaper than
+/// Murmur3's finaliser (two multiplies, three shifts), which a request pays
+/// for its Host and each path key it probes.
 #[inline]
 fn finish(h: u64, len: usize, kind: u32) -> u64 {
-    let mut x = h ^ ((len as u64) << 1 | u64::from(kind));
-    x ^= x >> 33;
-    x = x.wrapping_mul(0xff51_afd7_ed55_8ccd);
-    x ^= x >> 33;
-    x = x.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
-    x ^ (x >> 33)
+    let x = (h ^ ((len as u64) << 1 | u64::from(kind))).wrapping_mul(0xff51_afd7_ed55_8ccd);
+    x ^ (x >> 32)
 }
 
 /// The bytes of `bytes` from `at` to the end (fewer than 8), little-endian,
@@ -1179,7 +1218,16 @@ mod tests {
     /// `key_bytes`: keys equal in length and head but not in their rest differ.
     #[test]
     fn slots_compare_head_and_rest() {
-        let keys = ["/abcdefghijk/l", "/abcdefghijk/c", "/ab", "/abcdefghijk"];
+        let keys = [
+            "/abcdefghijklmnopqrstuvw/l",
+            "/abcdefghijklmnopqrstuvw/c",
+            "/ab",
+            "/abcdefghijklmnopqrstuvw",
+            "/abcdefghijklmnopqrstuvwx",
+            "/abcdefghijklmnopqrstuvwy",
+            "/abcdefghijk/l",
+            "/abcdefghijk/c",
+        ];
         let mut key_bytes = Vec::new();
         let slots: Vec<KeySlot> = keys
             .iter()
@@ -1196,16 +1244,20 @@ mod tests {
                 slot
             })
             .collect();
+        let index = PathIndex {
+            key_bytes: key_bytes.into_boxed_slice(),
+            ..PathIndex::default()
+        };
         for (slot, key) in slots.iter().zip(keys) {
             for other in keys.iter().filter(|o| o.len() == key.len()) {
                 assert_eq!(
-                    slot.holds(other.as_bytes(), &key_bytes),
+                    slot.holds(other.as_bytes(), &index),
                     *other == key,
                     "{key} vs {other}"
                 );
             }
         }
-        assert!(!slots[2].holds(b"/ac", &key_bytes));
+        assert!(!slots[2].holds(b"/ac", &index));
     }
 
     /// What a lookup reads first sits in the first cache line of a bucket.
