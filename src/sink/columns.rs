@@ -551,21 +551,27 @@ impl BytesDictionary {
     }
 }
 
-/// A nullable or required string column written with a dictionary.
+/// A nullable (`NULLABLE`) or required string column written with a
+/// dictionary. Nullability is a type parameter so that a push tests it at
+/// compile time, not per row.
 #[derive(Debug, Default)]
-struct DictionaryStrings {
+struct DictionaryStrings<const NULLABLE: bool> {
     /// Definition levels (nullable columns only).
     defs: DefLevels,
-    nullable: bool,
     statistics: bool,
     keys: Vec<u32>,
     dictionary: BytesDictionary,
 }
 
-impl DictionaryStrings {
-    fn new(nullable: bool, statistics: bool) -> Self {
+/// A nullable [`DictionaryStrings`] column.
+type NullableStrings = DictionaryStrings<true>;
+
+/// A required [`DictionaryStrings`] column (never null).
+type RequiredStrings = DictionaryStrings<false>;
+
+impl<const NULLABLE: bool> DictionaryStrings<NULLABLE> {
+    fn new(statistics: bool) -> Self {
         Self {
-            nullable,
             statistics,
             ..Self::default()
         }
@@ -585,7 +591,7 @@ impl DictionaryStrings {
             (Some(v), Some(id)) => {
                 let index = self.dictionary.intern_id(id, v.as_bytes());
                 self.keys.push(index);
-                if self.nullable {
+                if NULLABLE {
                     self.defs.push(1);
                 }
             }
@@ -607,7 +613,7 @@ impl DictionaryStrings {
                 let key = ValueKey::of(v.as_bytes());
                 let index = self.dictionary.intern_keyed(key, v.as_bytes());
                 self.keys.push(index);
-                if self.nullable {
+                if NULLABLE {
                     self.defs.push(1);
                 }
                 Some(SameValue {
@@ -618,7 +624,7 @@ impl DictionaryStrings {
             }
             None => {
                 // Required columns are pushed `Some` by `EnrichedColumns::push`.
-                debug_assert!(self.nullable, "null in a required column");
+                debug_assert!(NULLABLE, "null in a required column");
                 self.defs.push(0);
                 None
             }
@@ -632,7 +638,7 @@ impl DictionaryStrings {
             None
         };
         enc.body.clear();
-        if self.nullable {
+        if NULLABLE {
             self.defs.put(&mut enc.body, &mut enc.levels);
         }
         write_dictionary_chunk(
@@ -1438,35 +1444,35 @@ pub(crate) struct EnrichedColumns {
     /// columns belong to; `None` before the first row with one.
     ids_index: Option<u64>,
     event_time: DeltaIntegers,
-    gateway: DictionaryStrings,
-    listener: DictionaryStrings,
-    host: DictionaryStrings,
-    method: DictionaryStrings,
+    gateway: NullableStrings,
+    listener: NullableStrings,
+    host: NullableStrings,
+    method: NullableStrings,
     path: UniqueStrings,
     status: DictionaryNumbers<i32>,
-    response_flags: DictionaryStrings,
+    response_flags: NullableStrings,
     duration_ms: DictionaryNumbers<f64>,
     bytes_sent: DeltaIntegers,
     request_id: UniqueStrings,
-    actual_backend: DictionaryStrings,
-    actual_upstream: DictionaryStrings,
-    actual_source: DictionaryStrings,
+    actual_backend: NullableStrings,
+    actual_upstream: NullableStrings,
+    actual_source: RequiredStrings,
     expected_backends: DictionaryStringLists,
     expected_status: DictionaryNumbers<i32>,
-    route: DictionaryStrings,
-    route_kind: DictionaryStrings,
+    route: NullableStrings,
+    route_kind: NullableStrings,
     rule: DictionaryNumbers<i32>,
-    verdict: DictionaryStrings,
-    verdict_reason: DictionaryStrings,
+    verdict: RequiredStrings,
+    verdict_reason: NullableStrings,
     index_version: DictionaryNumbers<i64>,
-    input_format: DictionaryStrings,
-    source_file: DictionaryStrings,
+    input_format: RequiredStrings,
+    source_file: NullableStrings,
     source_offset: DeltaIntegers,
-    kafka_topic: DictionaryStrings,
+    kafka_topic: NullableStrings,
     kafka_partition: DictionaryNumbers<i32>,
     kafka_offset: DeltaIntegers,
     decision_ambiguous: Booleans,
-    ambiguity_reason: DictionaryStrings,
+    ambiguity_reason: NullableStrings,
     upstream_attempts: DictionaryStringLists,
     index_stale: Booleans,
 }
@@ -1476,42 +1482,43 @@ pub(crate) const ENRICHED_LEAF_COLUMNS: usize = 32;
 
 impl Default for EnrichedColumns {
     fn default() -> Self {
-        // (nullable, statistics) per string column: statistics as documented
-        // in `super::parquet` (NO_STATISTICS_COLUMNS).
-        let strings = DictionaryStrings::new;
+        // Statistics (or not) per string column as documented in
+        // `super::parquet` (NO_STATISTICS_COLUMNS).
+        let strings = NullableStrings::new;
+        let required = RequiredStrings::new;
         Self {
             rows: 0,
             ids_index: None,
             event_time: DeltaIntegers::default(),
-            gateway: strings(true, true),
-            listener: strings(true, true),
-            host: strings(true, false),
-            method: strings(true, true),
+            gateway: strings(true),
+            listener: strings(true),
+            host: strings(false),
+            method: strings(true),
             path: UniqueStrings::new(false),
             status: DictionaryNumbers::default(),
-            response_flags: strings(true, true),
+            response_flags: strings(true),
             duration_ms: DictionaryNumbers::default(),
             bytes_sent: DeltaIntegers::default(),
             request_id: UniqueStrings::new(true),
-            actual_backend: strings(true, false),
-            actual_upstream: strings(true, false),
-            actual_source: strings(false, true),
+            actual_backend: strings(false),
+            actual_upstream: strings(false),
+            actual_source: required(true),
             expected_backends: DictionaryStringLists::new(true),
             expected_status: DictionaryNumbers::default(),
-            route: strings(true, false),
-            route_kind: strings(true, true),
+            route: strings(false),
+            route_kind: strings(true),
             rule: DictionaryNumbers::default(),
-            verdict: strings(false, true),
-            verdict_reason: strings(true, false),
+            verdict: required(true),
+            verdict_reason: strings(false),
             index_version: DictionaryNumbers::default(),
-            input_format: strings(false, true),
-            source_file: strings(true, true),
+            input_format: required(true),
+            source_file: strings(true),
             source_offset: DeltaIntegers::default(),
-            kafka_topic: strings(true, true),
+            kafka_topic: strings(true),
             kafka_partition: DictionaryNumbers::default(),
             kafka_offset: DeltaIntegers::default(),
             decision_ambiguous: Booleans::default(),
-            ambiguity_reason: strings(true, true),
+            ambiguity_reason: strings(true),
             upstream_attempts: DictionaryStringLists::new(false),
             index_stale: Booleans::default(),
         }
@@ -1545,16 +1552,16 @@ impl EnrichedColumns {
             &mut c.response_flags,
             &mut c.actual_backend,
             &mut c.actual_upstream,
-            &mut c.actual_source,
             &mut c.route,
             &mut c.route_kind,
-            &mut c.verdict,
             &mut c.verdict_reason,
-            &mut c.input_format,
             &mut c.source_file,
             &mut c.kafka_topic,
             &mut c.ambiguity_reason,
         ] {
+            strings.reserve(rows);
+        }
+        for strings in [&mut c.actual_source, &mut c.verdict, &mut c.input_format] {
             strings.reserve(rows);
         }
         c.path.reserve(rows, 48);
@@ -1683,17 +1690,16 @@ impl EnrichedColumns {
             &self.response_flags,
             &self.actual_backend,
             &self.actual_upstream,
-            &self.actual_source,
             &self.route,
             &self.route_kind,
-            &self.verdict,
             &self.verdict_reason,
-            &self.input_format,
             &self.source_file,
             &self.kafka_topic,
             &self.ambiguity_reason,
         ];
+        let required = [&self.actual_source, &self.verdict, &self.input_format];
         strings.iter().map(|c| c.approx_bytes()).sum::<usize>()
+            + required.iter().map(|c| c.approx_bytes()).sum::<usize>()
             + [
                 &self.event_time,
                 &self.bytes_sent,

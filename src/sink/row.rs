@@ -88,6 +88,7 @@ impl<'a> StrList<'a> {
 
     /// Bytes of all elements together (one pass over the variant's slice;
     /// [`ParquetSink::append`](super::ParquetSink::append) asks it per row).
+    #[inline]
     pub fn total_len(&self) -> usize {
         match *self {
             StrList::Empty => 0,
@@ -271,6 +272,7 @@ impl EnrichedRow<'_> {
     /// Bytes of the strings taken from the input line (host, method, path,
     /// response flags, request id, upstream and its attempts): the part of a
     /// row whose size the input decides; the rest comes from the route index.
+    #[inline]
     pub fn input_bytes(&self) -> usize {
         let len = |s: Option<&str>| s.map_or(0, str::len);
         len(self.host)
