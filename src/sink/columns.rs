@@ -226,6 +226,13 @@ fn hash_value(bytes: &[u8]) -> u64 {
     )
 }
 
+/// The slot of a static string at `addr` in a [`BytesDictionary`]'s table
+/// of static strings: the top bits of a multiplicative hash.
+#[inline(always)]
+fn static_slot(addr: usize) -> usize {
+    ((addr as u64).wrapping_mul(HASH_MULTIPLIER) >> (64 - STATIC_SLOTS.trailing_zeros())) as usize
+}
+
 /// Byte-string equality without a `memcmp` call for the short values
 /// dictionaries hold: whole 8-byte words, the last one overlapping.
 #[inline(always)]
@@ -344,6 +351,20 @@ struct DictionarySlot {
     entry: u32,
 }
 
+/// Slots of a [`BytesDictionary`]'s table of static strings (see
+/// [`BytesDictionary::intern_static`]); a power of two.
+const STATIC_SLOTS: usize = 16;
+
+/// One slot of a [`BytesDictionary`]'s table of static strings: the
+/// string's address and length, and its entry.
+#[derive(Debug, Clone, Copy, Default)]
+struct StaticSlot {
+    addr: usize,
+    len: usize,
+    /// Entry number + 1; 0 marks an empty slot.
+    entry: u32,
+}
+
 /// The entry a [`BytesDictionary`] returned last, kept so that a column
 /// repeating its previous value (a verdict, a gateway, a source file) is
 /// answered by comparing keys, whatever address the value arrives at.
@@ -377,6 +398,10 @@ struct BytesDictionary {
     /// Entry + 1 per value id seen (0: not seen), see
     /// [`intern_id`](Self::intern_id).
     by_id: Vec<u32>,
+    /// Direct-mapped table of the static strings seen, by address (see
+    /// [`intern_static`](Self::intern_static)); [`STATIC_SLOTS`] long once
+    /// used, empty before.
+    by_static: Vec<StaticSlot>,
 }
 
 /// Ids at or above this are not remembered (their values go by their bytes),
@@ -476,6 +501,41 @@ impl BytesDictionary {
         index
     }
 
+    /// The index of the static string `value`: read from the slot of its
+    /// address when the slot holds that address and length (a `&'static
+    /// str`'s bytes never change, so they are the slot's entry's), else
+    /// interned by its bytes and put into the slot.
+    #[inline(always)]
+    fn intern_static(&mut self, value: &'static str) -> u32 {
+        let addr = value.as_ptr() as usize;
+        let at = static_slot(addr);
+        if let Some(slot) = self.by_static.get(at) {
+            if slot.entry != 0 && slot.addr == addr && slot.len == value.len() {
+                debug_assert_eq!(self.entry(slot.entry - 1), value.as_bytes());
+                return slot.entry - 1;
+            }
+        }
+        self.learn_static(value, at)
+    }
+
+    /// [`intern_static`](Self::intern_static) of a string not in slot `at`.
+    #[cold]
+    #[inline(never)]
+    fn learn_static(&mut self, value: &'static str, at: usize) -> u32 {
+        let index = self.intern_keyed(ValueKey::of(value.as_bytes()), value.as_bytes());
+        if self.by_static.is_empty() {
+            self.by_static = vec![StaticSlot::default(); STATIC_SLOTS];
+        }
+        if let Some(slot) = self.by_static.get_mut(at) {
+            *slot = StaticSlot {
+                addr: value.as_ptr() as usize,
+                len: value.len(),
+                entry: index + 1,
+            };
+        }
+        index
+    }
+
     /// Forgets every id (their values stay in the dictionary).
     fn forget_ids(&mut self) {
         self.by_id.clear();
@@ -541,6 +601,7 @@ impl BytesDictionary {
         self.slots.fill(DictionarySlot::default());
         self.last = LastEntry::default();
         self.by_id.clear();
+        self.by_static.fill(StaticSlot::default());
     }
 
     /// Smallest and largest entry (byte order), if any.
@@ -596,6 +657,24 @@ impl<const NULLABLE: bool> DictionaryStrings<NULLABLE> {
                 }
             }
             _ => self.push(value),
+        }
+    }
+
+    /// [`push`](Self::push) of a value that is also given as a static
+    /// string (`value` is `Some(stat)` then; see
+    /// [`BytesDictionary::intern_static`]); without one, by its bytes.
+    #[inline(always)]
+    fn push_static(&mut self, value: Option<&str>, stat: Option<&'static str>) {
+        match stat {
+            Some(s) => {
+                debug_assert_eq!(value, Some(s), "static string differs from the value");
+                let index = self.dictionary.intern_static(s);
+                self.keys.push(index);
+                if NULLABLE {
+                    self.defs.push(1);
+                }
+            }
+            None => self.push(value),
         }
     }
 
@@ -1645,7 +1724,8 @@ impl EnrichedColumns {
         self.route_kind.push_id(row.route_kind, ids.route_kind);
         self.rule.push(row.rule);
         self.verdict.push_id(Some(row.verdict), ids.verdict);
-        self.verdict_reason.push(row.verdict_reason);
+        self.verdict_reason
+            .push_static(row.verdict_reason, ids.verdict_reason);
         // Versions above i64::MAX are clamped (see `super::row`).
         self.index_version.push(
             row.index_version
@@ -2267,7 +2347,18 @@ mod tests {
         let mut spaces = IdSpaces::default();
         let mut id_lists: Vec<Vec<u32>> = Vec::with_capacity(n);
         let mut ids: Vec<ValueIds<'static>> = Vec::with_capacity(n);
-        for r in &plain {
+        // Each reason as five static strings at five addresses (more
+        // addresses than static slots, so slots are shared and overwritten).
+        let mut statics: HashMap<String, Vec<&'static str>> = HashMap::new();
+        for (i, r) in plain.iter().enumerate() {
+            let verdict_reason = r.verdict_reason.map(|reason| {
+                let copies = statics.entry(reason.to_string()).or_insert_with(|| {
+                    (0..5)
+                        .map(|_| &*Box::leak(reason.to_string().into_boxed_str()))
+                        .collect()
+                });
+                copies[i % copies.len()]
+            });
             // Without a version: version 7's ids shifted by one (wrong).
             let (scope, shift) = match r.index_version {
                 Some(v) => (v, 0),
@@ -2301,6 +2392,7 @@ mod tests {
                 route_kind: r.route_kind.map(|_| 3),
                 verdict,
                 input_format: Some(1),
+                verdict_reason,
             });
         }
         let with_ids: Vec<EnrichedRow<'_>> = plain

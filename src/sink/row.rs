@@ -266,6 +266,12 @@ pub struct ValueIds<'a> {
     pub verdict: Option<u32>,
     /// [`Format`](crate::decode::Format) discriminant of `input_format`.
     pub input_format: Option<u32>,
+    /// `verdict_reason` again when it is a `&'static str` (the judge's
+    /// reasons are): the same string as the row's field. The writer then
+    /// recognises a reason it has seen by the string's address and length,
+    /// without reading or hashing its bytes: a static string's bytes never
+    /// change, so an address stands for one value for the whole process.
+    pub verdict_reason: Option<&'static str>,
 }
 
 impl EnrichedRow<'_> {
