@@ -811,25 +811,55 @@ impl DictionaryStringLists {
                 self.defs.push(n);
             }
             Some(list) if ids.len() == list.len() => {
-                for (i, (item, &id)) in list.iter().zip(ids).enumerate() {
-                    self.reps.push(u8::from(i > 0));
-                    self.defs.push(n + 1);
-                    let index = self.dictionary.intern_id(id, item.as_bytes());
-                    self.keys.push(index);
+                // The pipeline's lists are borrowed slices: walked directly,
+                // not through `StrList::get`'s match per item.
+                match list {
+                    StrList::Borrowed(items) => {
+                        self.push_items_by_id(items.iter().copied(), ids, n)
+                    }
+                    _ => self.push_items_by_id(list.iter(), ids, n),
                 }
             }
-            Some(list) => {
-                for (i, item) in list.iter().enumerate() {
-                    self.reps.push(u8::from(i > 0));
-                    self.defs.push(n + 1);
-                    let key = ValueKey::of(item.as_bytes());
-                    let index = match same {
-                        Some(same) if same.equals(item, &key) => self.translate(same, key),
-                        _ => self.dictionary.intern_keyed(key, item.as_bytes()),
-                    };
-                    self.keys.push(index);
-                }
-            }
+            Some(list) => match list {
+                StrList::Borrowed(items) => self.push_items(items.iter().copied(), same, n),
+                _ => self.push_items(list.iter(), same, n),
+            },
+        }
+    }
+
+    /// The items of a non-empty list, with one id each.
+    #[inline(always)]
+    fn push_items_by_id<'i>(&mut self, items: impl Iterator<Item = &'i str>, ids: &[u32], n: u8) {
+        let mut rep = 0;
+        for (item, &id) in items.zip(ids) {
+            self.reps.push(rep);
+            rep = 1;
+            self.defs.push(n + 1);
+            let index = self.dictionary.intern_id(id, item.as_bytes());
+            self.keys.push(index);
+        }
+    }
+
+    /// The items of a non-empty list, by their bytes or translated from
+    /// `same`.
+    #[inline(always)]
+    fn push_items<'i>(
+        &mut self,
+        items: impl Iterator<Item = &'i str>,
+        same: Option<SameValue<'_>>,
+        n: u8,
+    ) {
+        let mut rep = 0;
+        for item in items {
+            self.reps.push(rep);
+            rep = 1;
+            self.defs.push(n + 1);
+            let key = ValueKey::of(item.as_bytes());
+            let index = match same {
+                Some(same) if same.equals(item, &key) => self.translate(same, key),
+                _ => self.dictionary.intern_keyed(key, item.as_bytes()),
+            };
+            self.keys.push(index);
         }
     }
 
