@@ -795,6 +795,7 @@ impl<'i> RecordProcessor<'i> {
                 },
                 verdict: Some(judgement.verdict as u32),
                 input_format: Some(record.format as u32),
+                verdict_reason: Some(judgement.reason),
             },
         };
         out.parquet.append(&row)?;

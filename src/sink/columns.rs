@@ -226,6 +226,13 @@ fn hash_value(bytes: &[u8]) -> u64 {
     )
 }
 
+/// The slot of a static string at `addr` in a [`BytesDictionary`]'s table
+/// of static strings: the top bits of a multiplicative hash.
+#[inline(always)]
+fn static_slot(addr: usize) -> usize {
+    ((addr as u64).wrapping_mul(HASH_MULTIPLIER) >> (64 - STATIC_SLOTS.trailing_zeros())) as usize
+}
+
 /// Byte-string equality without a `memcmp` call for the short values
 /// dictionaries hold: whole 8-byte words, the last one overlapping.
 #[inline(always)]
@@ -344,6 +351,20 @@ struct DictionarySlot {
     entry: u32,
 }
 
+/// Slots of a [`BytesDictionary`]'s table of static strings (see
+/// [`BytesDictionary::intern_static`]); a power of two.
+const STATIC_SLOTS: usize = 16;
+
+/// One slot of a [`BytesDictionary`]'s table of static strings: the
+/// string's address and length, and its entry.
+#[derive(Debug, Clone, Copy, Default)]
+struct StaticSlot {
+    addr: usize,
+    len: usize,
+    /// Entry number + 1; 0 marks an empty slot.
+    entry: u32,
+}
+
 /// The entry a [`BytesDictionary`] returned last, kept so that a column
 /// repeating its previous value (a verdict, a gateway, a source file) is
 /// answered by comparing keys, whatever address the value arrives at.
@@ -377,6 +398,10 @@ struct BytesDictionary {
     /// Entry + 1 per value id seen (0: not seen), see
     /// [`intern_id`](Self::intern_id).
     by_id: Vec<u32>,
+    /// Direct-mapped table of the static strings seen, by address (see
+    /// [`intern_static`](Self::intern_static)); [`STATIC_SLOTS`] long once
+    /// used, empty before.
+    by_static: Vec<StaticSlot>,
 }
 
 /// Ids at or above this are not remembered (their values go by their bytes),
@@ -476,6 +501,41 @@ impl BytesDictionary {
         index
     }
 
+    /// The index of the static string `value`: read from the slot of its
+    /// address when the slot holds that address and length (a `&'static
+    /// str`'s bytes never change, so they are the slot's entry's), else
+    /// interned by its bytes and put into the slot.
+    #[inline(always)]
+    fn intern_static(&mut self, value: &'static str) -> u32 {
+        let addr = value.as_ptr() as usize;
+        let at = static_slot(addr);
+        if let Some(slot) = self.by_static.get(at) {
+            if slot.entry != 0 && slot.addr == addr && slot.len == value.len() {
+                debug_assert_eq!(self.entry(slot.entry - 1), value.as_bytes());
+                return slot.entry - 1;
+            }
+        }
+        self.learn_static(value, at)
+    }
+
+    /// [`intern_static`](Self::intern_static) of a string not in slot `at`.
+    #[cold]
+    #[inline(never)]
+    fn learn_static(&mut self, value: &'static str, at: usize) -> u32 {
+        let index = self.intern_keyed(ValueKey::of(value.as_bytes()), value.as_bytes());
+        if self.by_static.is_empty() {
+            self.by_static = vec![StaticSlot::default(); STATIC_SLOTS];
+        }
+        if let Some(slot) = self.by_static.get_mut(at) {
+            *slot = StaticSlot {
+                addr: value.as_ptr() as usize,
+                len: value.len(),
+                entry: index + 1,
+            };
+        }
+        index
+    }
+
     /// Forgets every id (their values stay in the dictionary).
     fn forget_ids(&mut self) {
         self.by_id.clear();
@@ -541,6 +601,7 @@ impl BytesDictionary {
         self.slots.fill(DictionarySlot::default());
         self.last = LastEntry::default();
         self.by_id.clear();
+        self.by_static.fill(StaticSlot::default());
     }
 
     /// Smallest and largest entry (byte order), if any.
@@ -551,21 +612,27 @@ impl BytesDictionary {
     }
 }
 
-/// A nullable or required string column written with a dictionary.
+/// A nullable (`NULLABLE`) or required string column written with a
+/// dictionary. Nullability is a type parameter so that a push tests it at
+/// compile time, not per row.
 #[derive(Debug, Default)]
-struct DictionaryStrings {
+struct DictionaryStrings<const NULLABLE: bool> {
     /// Definition levels (nullable columns only).
     defs: DefLevels,
-    nullable: bool,
     statistics: bool,
     keys: Vec<u32>,
     dictionary: BytesDictionary,
 }
 
-impl DictionaryStrings {
-    fn new(nullable: bool, statistics: bool) -> Self {
+/// A nullable [`DictionaryStrings`] column.
+type NullableStrings = DictionaryStrings<true>;
+
+/// A required [`DictionaryStrings`] column (never null).
+type RequiredStrings = DictionaryStrings<false>;
+
+impl<const NULLABLE: bool> DictionaryStrings<NULLABLE> {
+    fn new(statistics: bool) -> Self {
         Self {
-            nullable,
             statistics,
             ..Self::default()
         }
@@ -585,11 +652,29 @@ impl DictionaryStrings {
             (Some(v), Some(id)) => {
                 let index = self.dictionary.intern_id(id, v.as_bytes());
                 self.keys.push(index);
-                if self.nullable {
+                if NULLABLE {
                     self.defs.push(1);
                 }
             }
             _ => self.push(value),
+        }
+    }
+
+    /// [`push`](Self::push) of a value that is also given as a static
+    /// string (`value` is `Some(stat)` then; see
+    /// [`BytesDictionary::intern_static`]); without one, by its bytes.
+    #[inline(always)]
+    fn push_static(&mut self, value: Option<&str>, stat: Option<&'static str>) {
+        match stat {
+            Some(s) => {
+                debug_assert_eq!(value, Some(s), "static string differs from the value");
+                let index = self.dictionary.intern_static(s);
+                self.keys.push(index);
+                if NULLABLE {
+                    self.defs.push(1);
+                }
+            }
+            None => self.push(value),
         }
     }
 
@@ -607,7 +692,7 @@ impl DictionaryStrings {
                 let key = ValueKey::of(v.as_bytes());
                 let index = self.dictionary.intern_keyed(key, v.as_bytes());
                 self.keys.push(index);
-                if self.nullable {
+                if NULLABLE {
                     self.defs.push(1);
                 }
                 Some(SameValue {
@@ -618,7 +703,7 @@ impl DictionaryStrings {
             }
             None => {
                 // Required columns are pushed `Some` by `EnrichedColumns::push`.
-                debug_assert!(self.nullable, "null in a required column");
+                debug_assert!(NULLABLE, "null in a required column");
                 self.defs.push(0);
                 None
             }
@@ -632,7 +717,7 @@ impl DictionaryStrings {
             None
         };
         enc.body.clear();
-        if self.nullable {
+        if NULLABLE {
             self.defs.put(&mut enc.body, &mut enc.levels);
         }
         write_dictionary_chunk(
@@ -726,25 +811,55 @@ impl DictionaryStringLists {
                 self.defs.push(n);
             }
             Some(list) if ids.len() == list.len() => {
-                for (i, (item, &id)) in list.iter().zip(ids).enumerate() {
-                    self.reps.push(u8::from(i > 0));
-                    self.defs.push(n + 1);
-                    let index = self.dictionary.intern_id(id, item.as_bytes());
-                    self.keys.push(index);
+                // The pipeline's lists are borrowed slices: walked directly,
+                // not through `StrList::get`'s match per item.
+                match list {
+                    StrList::Borrowed(items) => {
+                        self.push_items_by_id(items.iter().copied(), ids, n)
+                    }
+                    _ => self.push_items_by_id(list.iter(), ids, n),
                 }
             }
-            Some(list) => {
-                for (i, item) in list.iter().enumerate() {
-                    self.reps.push(u8::from(i > 0));
-                    self.defs.push(n + 1);
-                    let key = ValueKey::of(item.as_bytes());
-                    let index = match same {
-                        Some(same) if same.equals(item, &key) => self.translate(same, key),
-                        _ => self.dictionary.intern_keyed(key, item.as_bytes()),
-                    };
-                    self.keys.push(index);
-                }
-            }
+            Some(list) => match list {
+                StrList::Borrowed(items) => self.push_items(items.iter().copied(), same, n),
+                _ => self.push_items(list.iter(), same, n),
+            },
+        }
+    }
+
+    /// The items of a non-empty list, with one id each.
+    #[inline(always)]
+    fn push_items_by_id<'i>(&mut self, items: impl Iterator<Item = &'i str>, ids: &[u32], n: u8) {
+        let mut rep = 0;
+        for (item, &id) in items.zip(ids) {
+            self.reps.push(rep);
+            rep = 1;
+            self.defs.push(n + 1);
+            let index = self.dictionary.intern_id(id, item.as_bytes());
+            self.keys.push(index);
+        }
+    }
+
+    /// The items of a non-empty list, by their bytes or translated from
+    /// `same`.
+    #[inline(always)]
+    fn push_items<'i>(
+        &mut self,
+        items: impl Iterator<Item = &'i str>,
+        same: Option<SameValue<'_>>,
+        n: u8,
+    ) {
+        let mut rep = 0;
+        for item in items {
+            self.reps.push(rep);
+            rep = 1;
+            self.defs.push(n + 1);
+            let key = ValueKey::of(item.as_bytes());
+            let index = match same {
+                Some(same) if same.equals(item, &key) => self.translate(same, key),
+                _ => self.dictionary.intern_keyed(key, item.as_bytes()),
+            };
+            self.keys.push(index);
         }
     }
 
@@ -1438,35 +1553,35 @@ pub(crate) struct EnrichedColumns {
     /// columns belong to; `None` before the first row with one.
     ids_index: Option<u64>,
     event_time: DeltaIntegers,
-    gateway: DictionaryStrings,
-    listener: DictionaryStrings,
-    host: DictionaryStrings,
-    method: DictionaryStrings,
+    gateway: NullableStrings,
+    listener: NullableStrings,
+    host: NullableStrings,
+    method: NullableStrings,
     path: UniqueStrings,
     status: DictionaryNumbers<i32>,
-    response_flags: DictionaryStrings,
+    response_flags: NullableStrings,
     duration_ms: DictionaryNumbers<f64>,
     bytes_sent: DeltaIntegers,
     request_id: UniqueStrings,
-    actual_backend: DictionaryStrings,
-    actual_upstream: DictionaryStrings,
-    actual_source: DictionaryStrings,
+    actual_backend: NullableStrings,
+    actual_upstream: NullableStrings,
+    actual_source: RequiredStrings,
     expected_backends: DictionaryStringLists,
     expected_status: DictionaryNumbers<i32>,
-    route: DictionaryStrings,
-    route_kind: DictionaryStrings,
+    route: NullableStrings,
+    route_kind: NullableStrings,
     rule: DictionaryNumbers<i32>,
-    verdict: DictionaryStrings,
-    verdict_reason: DictionaryStrings,
+    verdict: RequiredStrings,
+    verdict_reason: NullableStrings,
     index_version: DictionaryNumbers<i64>,
-    input_format: DictionaryStrings,
-    source_file: DictionaryStrings,
+    input_format: RequiredStrings,
+    source_file: NullableStrings,
     source_offset: DeltaIntegers,
-    kafka_topic: DictionaryStrings,
+    kafka_topic: NullableStrings,
     kafka_partition: DictionaryNumbers<i32>,
     kafka_offset: DeltaIntegers,
     decision_ambiguous: Booleans,
-    ambiguity_reason: DictionaryStrings,
+    ambiguity_reason: NullableStrings,
     upstream_attempts: DictionaryStringLists,
     index_stale: Booleans,
 }
@@ -1476,42 +1591,43 @@ pub(crate) const ENRICHED_LEAF_COLUMNS: usize = 32;
 
 impl Default for EnrichedColumns {
     fn default() -> Self {
-        // (nullable, statistics) per string column: statistics as documented
-        // in `super::parquet` (NO_STATISTICS_COLUMNS).
-        let strings = DictionaryStrings::new;
+        // Statistics (or not) per string column as documented in
+        // `super::parquet` (NO_STATISTICS_COLUMNS).
+        let strings = NullableStrings::new;
+        let required = RequiredStrings::new;
         Self {
             rows: 0,
             ids_index: None,
             event_time: DeltaIntegers::default(),
-            gateway: strings(true, true),
-            listener: strings(true, true),
-            host: strings(true, false),
-            method: strings(true, true),
+            gateway: strings(true),
+            listener: strings(true),
+            host: strings(false),
+            method: strings(true),
             path: UniqueStrings::new(false),
             status: DictionaryNumbers::default(),
-            response_flags: strings(true, true),
+            response_flags: strings(true),
             duration_ms: DictionaryNumbers::default(),
             bytes_sent: DeltaIntegers::default(),
             request_id: UniqueStrings::new(true),
-            actual_backend: strings(true, false),
-            actual_upstream: strings(true, false),
-            actual_source: strings(false, true),
+            actual_backend: strings(false),
+            actual_upstream: strings(false),
+            actual_source: required(true),
             expected_backends: DictionaryStringLists::new(true),
             expected_status: DictionaryNumbers::default(),
-            route: strings(true, false),
-            route_kind: strings(true, true),
+            route: strings(false),
+            route_kind: strings(true),
             rule: DictionaryNumbers::default(),
-            verdict: strings(false, true),
-            verdict_reason: strings(true, false),
+            verdict: required(true),
+            verdict_reason: strings(false),
             index_version: DictionaryNumbers::default(),
-            input_format: strings(false, true),
-            source_file: strings(true, true),
+            input_format: required(true),
+            source_file: strings(true),
             source_offset: DeltaIntegers::default(),
-            kafka_topic: strings(true, true),
+            kafka_topic: strings(true),
             kafka_partition: DictionaryNumbers::default(),
             kafka_offset: DeltaIntegers::default(),
             decision_ambiguous: Booleans::default(),
-            ambiguity_reason: strings(true, true),
+            ambiguity_reason: strings(true),
             upstream_attempts: DictionaryStringLists::new(false),
             index_stale: Booleans::default(),
         }
@@ -1545,16 +1661,16 @@ impl EnrichedColumns {
             &mut c.response_flags,
             &mut c.actual_backend,
             &mut c.actual_upstream,
-            &mut c.actual_source,
             &mut c.route,
             &mut c.route_kind,
-            &mut c.verdict,
             &mut c.verdict_reason,
-            &mut c.input_format,
             &mut c.source_file,
             &mut c.kafka_topic,
             &mut c.ambiguity_reason,
         ] {
+            strings.reserve(rows);
+        }
+        for strings in [&mut c.actual_source, &mut c.verdict, &mut c.input_format] {
             strings.reserve(rows);
         }
         c.path.reserve(rows, 48);
@@ -1638,7 +1754,8 @@ impl EnrichedColumns {
         self.route_kind.push_id(row.route_kind, ids.route_kind);
         self.rule.push(row.rule);
         self.verdict.push_id(Some(row.verdict), ids.verdict);
-        self.verdict_reason.push(row.verdict_reason);
+        self.verdict_reason
+            .push_static(row.verdict_reason, ids.verdict_reason);
         // Versions above i64::MAX are clamped (see `super::row`).
         self.index_version.push(
             row.index_version
@@ -1683,17 +1800,16 @@ impl EnrichedColumns {
             &self.response_flags,
             &self.actual_backend,
             &self.actual_upstream,
-            &self.actual_source,
             &self.route,
             &self.route_kind,
-            &self.verdict,
             &self.verdict_reason,
-            &self.input_format,
             &self.source_file,
             &self.kafka_topic,
             &self.ambiguity_reason,
         ];
+        let required = [&self.actual_source, &self.verdict, &self.input_format];
         strings.iter().map(|c| c.approx_bytes()).sum::<usize>()
+            + required.iter().map(|c| c.approx_bytes()).sum::<usize>()
             + [
                 &self.event_time,
                 &self.bytes_sent,
@@ -2261,7 +2377,18 @@ mod tests {
         let mut spaces = IdSpaces::default();
         let mut id_lists: Vec<Vec<u32>> = Vec::with_capacity(n);
         let mut ids: Vec<ValueIds<'static>> = Vec::with_capacity(n);
-        for r in &plain {
+        // Each reason as five static strings at five addresses (more
+        // addresses than static slots, so slots are shared and overwritten).
+        let mut statics: HashMap<String, Vec<&'static str>> = HashMap::new();
+        for (i, r) in plain.iter().enumerate() {
+            let verdict_reason = r.verdict_reason.map(|reason| {
+                let copies = statics.entry(reason.to_string()).or_insert_with(|| {
+                    (0..5)
+                        .map(|_| &*Box::leak(reason.to_string().into_boxed_str()))
+                        .collect()
+                });
+                copies[i % copies.len()]
+            });
             // Without a version: version 7's ids shifted by one (wrong).
             let (scope, shift) = match r.index_version {
                 Some(v) => (v, 0),
@@ -2295,6 +2422,7 @@ mod tests {
                 route_kind: r.route_kind.map(|_| 3),
                 verdict,
                 input_format: Some(1),
+                verdict_reason,
             });
         }
         let with_ids: Vec<EnrichedRow<'_>> = plain

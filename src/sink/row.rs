@@ -88,6 +88,7 @@ impl<'a> StrList<'a> {
 
     /// Bytes of all elements together (one pass over the variant's slice;
     /// [`ParquetSink::append`](super::ParquetSink::append) asks it per row).
+    #[inline]
     pub fn total_len(&self) -> usize {
         match *self {
             StrList::Empty => 0,
@@ -265,12 +266,19 @@ pub struct ValueIds<'a> {
     pub verdict: Option<u32>,
     /// [`Format`](crate::decode::Format) discriminant of `input_format`.
     pub input_format: Option<u32>,
+    /// `verdict_reason` again when it is a `&'static str` (the judge's
+    /// reasons are): the same string as the row's field. The writer then
+    /// recognises a reason it has seen by the string's address and length,
+    /// without reading or hashing its bytes: a static string's bytes never
+    /// change, so an address stands for one value for the whole process.
+    pub verdict_reason: Option<&'static str>,
 }
 
 impl EnrichedRow<'_> {
     /// Bytes of the strings taken from the input line (host, method, path,
     /// response flags, request id, upstream and its attempts): the part of a
     /// row whose size the input decides; the rest comes from the route index.
+    #[inline]
     pub fn input_bytes(&self) -> usize {
         let len = |s: Option<&str>| s.map_or(0, str::len);
         len(self.host)
