@@ -149,6 +149,28 @@ pub struct ActualBackend<'i> {
 }
 
 impl<'i> ActualBackend<'i> {
+    /// The Service of `candidate`, which `choice` chose among `candidates`
+    /// for the answering address.
+    fn endpoint(
+        candidate: &'i EndpointCandidate,
+        choice: &CandidateChoice<'i>,
+        gateway_action: GatewayAction,
+        candidates: &'i [EndpointCandidate],
+        endpoint_consistent: Option<bool>,
+        note: &'static str,
+    ) -> Self {
+        ActualBackend {
+            backend: Some(candidate_backend(candidate)),
+            source: ActualSource::Endpoint,
+            gateway_action,
+            ambiguous: choice.ambiguous,
+            tie_broken_by_expected: choice.tie_broken_by_expected,
+            endpoint_consistent,
+            candidates,
+            note,
+        }
+    }
+
     fn none(
         gateway_action: GatewayAction,
         candidates: &'i [EndpointCandidate],
@@ -620,16 +642,14 @@ impl<'a, 'i> ResolveInput<'a, 'i> {
         let choice = choose_among(candidates, expected, |_| true);
         let (actual, service) = match choice.chosen {
             Some(candidate) => (
-                ActualBackend {
-                    backend: Some(candidate_backend(candidate)),
-                    source: ActualSource::Endpoint,
-                    gateway_action: action,
-                    ambiguous: choice.ambiguous,
-                    tie_broken_by_expected: choice.tie_broken_by_expected,
-                    endpoint_consistent: None,
+                ActualBackend::endpoint(
+                    candidate,
+                    &choice,
+                    action,
                     candidates,
-                    note: fallback_note,
-                },
+                    None,
+                    fallback_note,
+                ),
                 ids.map(|_| candidate.service),
             ),
             None => (
@@ -698,16 +718,14 @@ fn resolve_in_rule<'i>(
     let choice = choose_among(candidates, expected, |c| in_rule.contains(c));
     match choice.chosen {
         Some(candidate) => Some((
-            ActualBackend {
-                backend: Some(candidate_backend(candidate)),
-                source: ActualSource::Endpoint,
-                gateway_action: action,
-                ambiguous: choice.ambiguous,
-                tie_broken_by_expected: choice.tie_broken_by_expected,
-                endpoint_consistent: Some(true),
+            ActualBackend::endpoint(
+                candidate,
+                &choice,
+                action,
                 candidates,
-                note: "endpoint within the logged rule's backends",
-            },
+                Some(true),
+                "endpoint within the logged rule's backends",
+            ),
             in_rule.service_of(candidate),
         )),
         None if candidates.is_empty() => Some((
