@@ -182,6 +182,16 @@ enum IdTable<'x> {
     Of(Option<&'x BackendServiceIds<'x>>),
 }
 
+/// What a record is judged against: a route index, its endpoint index, the
+/// Service-id table that may apply to them, and how far they can be trusted.
+#[derive(Clone, Copy)]
+struct JudgedBy<'x> {
+    index: &'x RouteIndex,
+    endpoints: &'x EndpointIndex,
+    table: IdTable<'x>,
+    trust: Trust,
+}
+
 /// How far a record's snapshot can be trusted.
 #[derive(Debug, Clone, Copy, Default)]
 struct Trust {
@@ -306,37 +316,25 @@ impl<'i> RecordProcessor<'i> {
             // judged against the processor's own (empty) index and marked
             // stale rather than dropped.
             let Some(at) = view.at(time) else {
-                let (index, endpoints) = (this.index, this.endpoints);
                 let stale = Trust {
                     in_transition: false,
                     stale: true,
                 };
-                return this.judge_record(
-                    index,
-                    endpoints,
-                    IdTable::Own,
-                    stale,
-                    record,
-                    origin,
-                    out,
-                );
-            };
-            let trust = Trust {
-                in_transition: at.in_transition,
-                stale: at.stale,
+                return this.judge_record(this.own(stale), record, origin, out);
             };
             // The snapshot's own table: ids are only comparable within the
             // pair of indexes they were given for.
             let snapshot: &Snapshot = at.snapshot;
-            this.judge_record(
-                &snapshot.index,
-                &snapshot.endpoints,
-                IdTable::Of(snapshot.service_ids()),
-                trust,
-                record,
-                origin,
-                out,
-            )
+            let by = JudgedBy {
+                index: &snapshot.index,
+                endpoints: &snapshot.endpoints,
+                table: IdTable::Of(snapshot.service_ids()),
+                trust: Trust {
+                    in_transition: at.in_transition,
+                    stale: at.stale,
+                },
+            };
+            this.judge_record(by, record, origin, out)
         })
     }
 
@@ -353,17 +351,30 @@ impl<'i> RecordProcessor<'i> {
         origin: Origin<'_>,
         out: &mut Outputs<'_>,
     ) -> Result<(), SinkError> {
+        let by = self.own(Trust::default());
+        self.judge_payload(payload, origin, out, by)
+    }
+
+    /// The processor's own indexes and table, trusted as `trust` says.
+    fn own(&self, trust: Trust) -> JudgedBy<'i> {
+        JudgedBy {
+            index: self.index,
+            endpoints: self.endpoints,
+            table: IdTable::Own,
+            trust,
+        }
+    }
+
+    /// Processes one payload, judging every record against `by`.
+    fn judge_payload(
+        &mut self,
+        payload: &[u8],
+        origin: Origin<'_>,
+        out: &mut Outputs<'_>,
+        by: JudgedBy<'i>,
+    ) -> Result<(), SinkError> {
         self.for_each_record(payload, origin, out, |this, record, out| {
-            let (index, endpoints) = (this.index, this.endpoints);
-            this.judge_record(
-                index,
-                endpoints,
-                IdTable::Own,
-                Trust::default(),
-                record,
-                origin,
-                out,
-            )
+            this.judge_record(by, record, origin, out)
         })
     }
 
@@ -408,13 +419,9 @@ impl<'i> RecordProcessor<'i> {
         )
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn judge_record<'x>(
         &mut self,
-        index: &'x RouteIndex,
-        endpoints: &'x EndpointIndex,
-        table: IdTable<'x>,
-        trust: Trust,
+        by: JudgedBy<'x>,
         record: &'x AccessRecord<'_>,
         origin: Origin<'_>,
         out: &mut Outputs<'_>,
@@ -425,29 +432,16 @@ impl<'i> RecordProcessor<'i> {
         // Empty, without an allocation: the buffer is only taken (and handed
         // back) for records whose expected set is collected.
         let mut expected: Vec<&'x str> = Vec::new();
-        let result = self.judge_with(
-            index,
-            endpoints,
-            table,
-            trust,
-            record,
-            origin,
-            out,
-            &mut expected,
-        );
+        let result = self.judge_with(by, record, origin, out, &mut expected);
         if expected.capacity() > 0 {
             self.expected = recycle(expected);
         }
         result
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn judge_with<'x>(
         &mut self,
-        index: &'x RouteIndex,
-        endpoints: &'x EndpointIndex,
-        table: IdTable<'x>,
-        trust: Trust,
+        by: JudgedBy<'x>,
         record: &'x AccessRecord<'_>,
         origin: Origin<'_>,
         out: &mut Outputs<'_>,
@@ -456,6 +450,12 @@ impl<'i> RecordProcessor<'i> {
     where
         'i: 'x,
     {
+        let JudgedBy {
+            index,
+            endpoints,
+            table,
+            trust,
+        } = by;
         // Gateway identity: the envelope's pod labels, else the configured default.
         self.gateway_key.clear();
         let gateway = match (&record.gateway_namespace, &record.gateway_name) {
@@ -1359,18 +1359,14 @@ spec:
         let options = TestSinks::options();
         let mut processor = RecordProcessor::new(own, endpoints, &options);
         feed_lines(&mut sinks, lines, |line, origin, out| {
+            let by = JudgedBy {
+                index: judged_by,
+                endpoints,
+                table: IdTable::Own,
+                trust: Trust::default(),
+            };
             processor
-                .for_each_record(line, origin, out, |this, record, out| {
-                    this.judge_record(
-                        judged_by,
-                        endpoints,
-                        IdTable::Own,
-                        Trust::default(),
-                        record,
-                        origin,
-                        out,
-                    )
-                })
+                .judge_payload(line, origin, out, by)
                 .expect("sinks");
         });
         assert_eq!(processor.stats().dead_letters, 0, "records decode");
@@ -1429,19 +1425,16 @@ spec:
             processor
                 .for_each_record(line, origin, out, |this, record, out| {
                     let at = view.at(record.time_us.unwrap_or(0)).expect("a snapshot");
-                    let trust = Trust {
-                        in_transition: at.in_transition,
-                        stale: at.stale,
+                    let by = JudgedBy {
+                        index: &at.snapshot.index,
+                        endpoints: &at.snapshot.endpoints,
+                        table: IdTable::Of(None),
+                        trust: Trust {
+                            in_transition: at.in_transition,
+                            stale: at.stale,
+                        },
                     };
-                    this.judge_record(
-                        &at.snapshot.index,
-                        &at.snapshot.endpoints,
-                        IdTable::Of(None),
-                        trust,
-                        record,
-                        origin,
-                        out,
-                    )
+                    this.judge_record(by, record, origin, out)
                 })
                 .expect("sinks");
         });
