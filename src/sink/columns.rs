@@ -23,8 +23,10 @@
 //! amortised growth.
 //!
 //! At the end of a row group every column becomes one column chunk: an
-//! optional dictionary page and one v1 data page, each compressed with zstd,
-//! spliced into the file with `SerializedRowGroupWriter::append_column`. The
+//! optional dictionary page and one v1 data page, each compressed with zstd
+//! (a data page of bit-packed numbers at a faster level than the strings:
+//! see [`packed_values_level`]), spliced into the file with
+//! `SerializedRowGroupWriter::append_column`. The
 //! per-column choices (which columns use a dictionary, `DELTA_BINARY_PACKED`,
 //! `DELTA_LENGTH_BYTE_ARRAY`, which carry min/max statistics) are the ones
 //! documented in [`super::parquet`]; the Parquet schema is derived from
@@ -34,7 +36,7 @@
 use std::io::Write;
 
 use bytes::Bytes;
-use parquet::basic::{Compression, Encoding, EncodingMask, ZstdLevel};
+use parquet::basic::{Compression, Encoding, EncodingMask, Type as PhysicalType, ZstdLevel};
 use parquet::column::page::{CompressedPage, Page, PageWriter};
 use parquet::column::writer::ColumnCloseResult;
 use parquet::data_type::ByteArray;
@@ -1418,10 +1420,38 @@ fn utf8_upper_bound(value: &[u8], len: usize) -> Option<Vec<u8>> {
 /// One encoded column chunk: its bytes and what the row group writer needs to know.
 type Chunk = (Bytes, ColumnCloseResult);
 
+/// Data pages of bit-packed numbers are compressed this many zstd levels
+/// below the configured level (see [`packed_values_level`]).
+const PACKED_VALUES_LEVEL_STEP: i32 = 8;
+
+/// True when a data page of `encoding` holds bit-packed numbers:
+/// dictionary indices (`RLE_DICTIONARY`), `DELTA_BINARY_PACKED` integers,
+/// or booleans (bit-packed `PLAIN`). Byte-array values (`PLAIN`,
+/// `DELTA_LENGTH_BYTE_ARRAY`) and dictionary pages are not.
+fn holds_packed_values(encoding: Encoding, physical_type: PhysicalType) -> bool {
+    matches!(
+        encoding,
+        Encoding::RLE_DICTIONARY | Encoding::DELTA_BINARY_PACKED
+    ) || (encoding == Encoding::PLAIN && physical_type == PhysicalType::BOOLEAN)
+}
+
+/// The zstd level of data pages of bit-packed numbers when `level` is
+/// configured: [`PACKED_VALUES_LEVEL_STEP`] lower, so the default level 1
+/// gives -7, one of zstd's fast levels. A fast level skips the Huffman
+/// coding of literals, which is most of what zstd spends on these pages
+/// and gains them 0-6 % (their bytes are near random); the strings
+/// (values and dictionaries) keep `level`.
+fn packed_values_level(level: i32) -> i32 {
+    level - PACKED_VALUES_LEVEL_STEP
+}
+
 /// Compresses pages and assembles column chunks; its buffers are reused
 /// across columns and row groups.
 pub(crate) struct ChunkEncoder {
+    /// Dictionary pages and data pages of byte arrays, at `level`.
     compressor: zstd::bulk::Compressor<'static>,
+    /// Data pages of bit-packed numbers, at [`packed_values_level`].
+    packed: zstd::bulk::Compressor<'static>,
     level: ZstdLevel,
     /// The data page body being assembled (levels, then values).
     body: Vec<u8>,
@@ -1444,8 +1474,11 @@ impl ChunkEncoder {
     pub(crate) fn new(level: ZstdLevel) -> Result<Self> {
         let compressor = zstd::bulk::Compressor::new(level.compression_level())
             .map_err(|e| ParquetError::External(Box::new(e)))?;
+        let packed = zstd::bulk::Compressor::new(packed_values_level(level.compression_level()))
+            .map_err(|e| ParquetError::External(Box::new(e)))?;
         Ok(Self {
             compressor,
+            packed,
             level,
             body: Vec::new(),
             levels: Vec::new(),
@@ -1453,8 +1486,15 @@ impl ChunkEncoder {
         })
     }
 
-    fn compress(&mut self, data: &[u8]) -> Result<Bytes> {
-        self.compressor
+    /// `data` compressed; `packed`: it holds bit-packed numbers
+    /// ([`holds_packed_values`]).
+    fn compress(&mut self, data: &[u8], packed: bool) -> Result<Bytes> {
+        let compressor = if packed {
+            &mut self.packed
+        } else {
+            &mut self.compressor
+        };
+        compressor
             .compress(data)
             .map(Bytes::from)
             .map_err(|e| ParquetError::External(Box::new(e)))
@@ -1480,7 +1520,7 @@ impl ChunkEncoder {
         {
             let mut pages = SerializedPageWriter::new(&mut sink);
             if let Some((page, entries)) = dictionary {
-                let buf = self.compress(page)?;
+                let buf = self.compress(page, false)?;
                 let spec = pages.write_page(CompressedPage::new(
                     Page::DictionaryPage {
                         buf,
@@ -1496,7 +1536,8 @@ impl ChunkEncoder {
                 encodings.push(Encoding::PLAIN);
             }
             let body = std::mem::take(&mut self.body);
-            let compressed = self.compress(&body);
+            let packed = holds_packed_values(encoding, descr.physical_type());
+            let compressed = self.compress(&body, packed);
             let uncompressed_len = body.len();
             self.body = body;
             let spec = pages.write_page(CompressedPage::new(
@@ -1945,8 +1986,24 @@ mod tests {
     use crate::sink::row::{ActualSource, EnrichedBatchBuilder, EnrichedRow, StrList, ValueIds};
 
     use super::{
-        byte_array_statistics, utf8_prefix, utf8_upper_bound, Statistics, STATISTICS_MAX_LEN,
+        byte_array_statistics, holds_packed_values, packed_values_level, utf8_prefix,
+        utf8_upper_bound, Encoding, PhysicalType, Statistics, STATISTICS_MAX_LEN,
     };
+
+    #[test]
+    fn only_pages_of_packed_numbers_take_the_fast_level() {
+        use Encoding::{DELTA_BINARY_PACKED, DELTA_LENGTH_BYTE_ARRAY, PLAIN, RLE_DICTIONARY};
+        use PhysicalType::{BOOLEAN, BYTE_ARRAY, INT64};
+        assert!(holds_packed_values(RLE_DICTIONARY, BYTE_ARRAY));
+        assert!(holds_packed_values(DELTA_BINARY_PACKED, INT64));
+        assert!(holds_packed_values(PLAIN, BOOLEAN));
+        assert!(!holds_packed_values(PLAIN, BYTE_ARRAY));
+        assert!(!holds_packed_values(PLAIN, INT64));
+        assert!(!holds_packed_values(DELTA_LENGTH_BYTE_ARRAY, BYTE_ARRAY));
+        // The default level 1 gives one of zstd's fast (negative) levels.
+        assert_eq!(packed_values_level(1), -7);
+        assert_eq!(packed_values_level(22), 14);
+    }
 
     /// Owned strings of one generated row.
     struct Owned {

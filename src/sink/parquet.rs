@@ -102,6 +102,9 @@ pub struct ParquetSinkConfig {
     /// zstd compression level, 1..=22 (default 1: on enriched rows it is
     /// about 10 % cheaper in CPU than 3 and the files come out no bigger,
     /// since most columns are dictionary- or run-length-encoded already).
+    /// It applies to the strings (dictionaries, `path`, `request_id`); data
+    /// pages of bit-packed numbers (dictionary indices, delta-packed
+    /// integers, booleans) are compressed 8 levels lower, -7 by default.
     pub zstd_level: i32,
     /// At most this many partitions keep an open file; the least recently used is
     /// finished when another one is needed (default 24).
