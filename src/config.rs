@@ -340,7 +340,7 @@ pub struct ParquetConfig {
     /// Roll when a partition's open files are this old.
     #[serde(default = "default_max_file_age_seconds")]
     pub max_file_age_seconds: f64,
-    /// zstd level, 1..=22.
+    /// zstd level, 1..=22 (default 1; see `ParquetSinkConfig::zstd_level`).
     #[serde(default = "default_zstd_level")]
     pub zstd_level: i32,
     /// Rows per row group.
@@ -627,7 +627,7 @@ pub struct ReplayConfig {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ReplayParquetConfig {
-    /// zstd level, 1..=22.
+    /// zstd level, 1..=22 (default 1; see `ParquetSinkConfig::zstd_level`).
     #[serde(default)]
     pub zstd_level: Option<i32>,
     /// Rows per file before rolling.

@@ -104,7 +104,8 @@ pub struct ParquetSinkConfig {
     /// since most columns are dictionary- or run-length-encoded already).
     /// It applies to the strings (dictionaries, `path`, `request_id`); data
     /// pages of bit-packed numbers (dictionary indices, delta-packed
-    /// integers, booleans) are compressed 8 levels lower, -7 by default.
+    /// integers, booleans) are compressed at zstd's fast level -7 when the
+    /// level is 1, and at the level itself otherwise.
     pub zstd_level: i32,
     /// At most this many partitions keep an open file; the least recently used is
     /// finished when another one is needed (default 24).
