@@ -31,7 +31,7 @@
 
 use std::borrow::Cow;
 
-use super::flat_index::scan_compact;
+use super::flat_index::{scan_ascii_payload, scan_compact};
 use super::flat_keys::FlatKey;
 use super::json_log::{FlatFields, Scalar};
 use super::scan::digit_word_value;
@@ -59,16 +59,36 @@ pub(crate) fn scan_flat_object<'a>(
     keep_headers: &[String],
     fields: &mut FlatFields<'a>,
 ) -> Option<FlatScan> {
+    with_key_order(|memo| scan_with_key_order(line, keep_headers, fields, memo))
+}
+
+/// [`scan_flat_object`] of a payload not yet validated as UTF-8, through
+/// the compact walk only ([`scan_ascii_payload`]): `None` unless the payload
+/// is an ASCII object that walk accepts (the caller then takes the general
+/// path); whenever it answers, [`scan_flat_object`] of the payload as text
+/// answers the same.
+pub(crate) fn scan_ascii_object<'a>(
+    payload: &'a [u8],
+    keep_headers: &[String],
+    fields: &mut FlatFields<'a>,
+) -> Option<FlatScan> {
+    with_key_order(|memo| scan_ascii_payload(payload, keep_headers, fields, memo))
+}
+
+/// Runs `scan` with this thread's key-order memo (a fresh one when it cannot
+/// be had: the answer is the same, only slower).
+#[inline(always)]
+fn with_key_order<T>(mut scan: impl FnMut(&mut KeyOrder) -> T) -> T {
     let scanned = KEY_ORDER.try_with(|memo| match memo.try_borrow_mut() {
-        Ok(mut memo) => scan_with_key_order(line, keep_headers, fields, &mut memo),
+        Ok(mut memo) => scan(&mut memo),
         // Not reachable (the scan never re-enters itself); a fresh memo
         // gives the same answer.
-        Err(_) => scan_with_key_order(line, keep_headers, fields, &mut KeyOrder::new()),
+        Err(_) => scan(&mut KeyOrder::new()),
     });
     match scanned {
-        Ok(scan) => scan,
+        Ok(result) => result,
         // The thread is being torn down: scan without the memo.
-        Err(_) => scan_with_key_order(line, keep_headers, fields, &mut KeyOrder::new()),
+        Err(_) => scan(&mut KeyOrder::new()),
     }
 }
 
