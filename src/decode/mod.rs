@@ -408,7 +408,16 @@ fn decode_line<'a>(
 
 /// Adds the configured headers that every format logs as named fields
 /// (`user-agent`, `x-forwarded-for`, `x-request-id`, `referer`, `host`).
+#[inline]
 fn attach_known_headers<'a>(record: &mut AccessRecord<'a>, keep_headers: &[String]) {
+    if keep_headers.is_empty() {
+        return;
+    }
+    attach_wanted_headers(record, keep_headers);
+}
+
+/// [`attach_known_headers`] when some header is wanted.
+fn attach_wanted_headers<'a>(record: &mut AccessRecord<'a>, keep_headers: &[String]) {
     for wanted in keep_headers {
         let (name, value): (&'static str, Option<&Text<'a>>) = if wanted
             .eq_ignore_ascii_case("user-agent")
