@@ -10,7 +10,9 @@
 //! string ends at the next quote bit. Each member then costs the key-order
 //! memo's word compare (or the hashed lookup on a miss), one quote search for
 //! a string value (or a SWAR integer parse), and a typed call into
-//! [`FlatFields`].
+//! [`FlatFields`]. The same pass ORs the bytes together, so a payload that
+//! is all ASCII needs no separate UTF-8 validation
+//! ([`scan_ascii_payload`]).
 //!
 //! This walk is narrower than the general scanner in `flat_scan.rs`, which
 //! stays the single definition of what the fast path accepts: it gives up
