@@ -162,14 +162,9 @@ fn parse_millis_utc(bytes: &[u8]) -> Option<i64> {
         u64::from_le_bytes(eight)
     };
     let words = [word(0), word(1), word(2)];
-    let mut shape_ok = true;
-    for (word_index, word) in words.iter().enumerate() {
-        shape_ok &= word & MILLIS_UTC_KEEP[word_index] == MILLIS_UTC_EXPECT[word_index];
-        shape_ok &= word.wrapping_add(MILLIS_UTC_SIX[word_index])
-            & MILLIS_UTC_DIGIT_HIGH[word_index]
-            == MILLIS_UTC_EXPECT[word_index] & MILLIS_UTC_DIGIT_HIGH[word_index];
-    }
-    if !shape_ok {
+    // The minute's words are shape-checked by `minute_micros` (a remembered
+    // minute was checked when it was stored).
+    if !word_has_shape(words[2], 2) {
         return None;
     }
     let minute = minute_micros(words[0], words[1])?;
@@ -182,6 +177,19 @@ fn parse_millis_utc(bytes: &[u8]) -> Option<i64> {
     }
     let millis = byte_at(ones, 4) * 100 + byte_at(pairs, 5);
     Some(minute + i64::from(second) * 1_000_000 + i64::from(millis) * 1000)
+}
+
+/// Whether `word` is word `word_index` of [`MILLIS_UTC_SHAPE`]: the
+/// separators equal, the digits `0`-`9`.
+#[inline(always)]
+fn word_has_shape(word: u64, word_index: usize) -> bool {
+    let (keep, expect, six, high) = (
+        MILLIS_UTC_KEEP[word_index],
+        MILLIS_UTC_EXPECT[word_index],
+        MILLIS_UTC_SIX[word_index],
+        MILLIS_UTC_DIGIT_HIGH[word_index],
+    );
+    word & keep == expect && word.wrapping_add(six) & high == expect & high
 }
 
 /// Every two-digit field of a word from one multiplication: with the digits'
@@ -218,8 +226,9 @@ thread_local! {
     };
 }
 
-/// [`minute_of`], remembered for the thread's last minute (the same value
-/// with or without the memo; only valid minutes are remembered).
+/// [`checked_minute_of`], remembered for the thread's last minute (the same
+/// value with or without the memo; only checked, valid minutes are
+/// remembered, so a hit needs no shape check).
 #[inline]
 fn minute_micros(word0: u64, word1: u64) -> Option<i64> {
     let words = [word0, word1];
@@ -229,12 +238,21 @@ fn minute_micros(word0: u64, word1: u64) -> Option<i64> {
             if last.words == words {
                 return Some(last.micros);
             }
-            let micros = minute_of(word0, word1)?;
+            let micros = checked_minute_of(word0, word1)?;
             memo.set(MinuteMemo { words, micros });
             Some(micros)
         })
         // The thread is being torn down: no memo.
-        .unwrap_or_else(|_| minute_of(word0, word1))
+        .unwrap_or_else(|_| checked_minute_of(word0, word1))
+}
+
+/// [`minute_of`] after checking the two words' shape (`YYYY-MM-`,
+/// `DDTHH:MM`); `None` when either is off.
+fn checked_minute_of(word0: u64, word1: u64) -> Option<i64> {
+    if !(word_has_shape(word0, 0) && word_has_shape(word1, 1)) {
+        return None;
+    }
+    minute_of(word0, word1)
 }
 
 /// Microseconds at the start of the minute `YYYY-MM-DDTHH:MM` given as two
