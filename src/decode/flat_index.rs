@@ -10,7 +10,9 @@
 //! string ends at the next quote bit. Each member then costs the key-order
 //! memo's word compare (or the hashed lookup on a miss), one quote search for
 //! a string value (or a SWAR integer parse), and a typed call into
-//! [`FlatFields`].
+//! [`FlatFields`]. The same pass ORs the bytes together, so a payload that
+//! is all ASCII needs no separate UTF-8 validation
+//! ([`scan_ascii_payload`]).
 //!
 //! This walk is narrower than the general scanner in `flat_scan.rs`, which
 //! stays the single definition of what the fast path accepts: it gives up
@@ -67,7 +69,31 @@ impl QuoteIndex {
             return false;
         }
         self.blocks = bytes.len().div_ceil(BLOCK);
-        !line_masks(bytes, &mut self.words)
+        !line_masks(bytes, &mut self.words).special
+    }
+
+    /// Indexes `payload` when it is a compact-walk candidate that needs no
+    /// UTF-8 validation: it starts with `{` and ends with `}` (so trimming
+    /// would remove nothing), is at most [`MAX_LINE`] bytes and has no
+    /// backslash, control or non-ASCII byte. Returns the payload as text,
+    /// validated by the same SIMD pass that indexes its quotes; `None` (the
+    /// index then unspecified) for anything else.
+    #[inline(always)]
+    fn index_ascii_object<'p>(&mut self, payload: &'p [u8]) -> Option<&'p str> {
+        if payload.first() != Some(&b'{') || payload.last() != Some(&b'}') {
+            return None;
+        }
+        if payload.len() > MAX_LINE {
+            return None;
+        }
+        self.blocks = payload.len().div_ceil(BLOCK);
+        let found = line_masks(payload, &mut self.words);
+        if found.special || !found.ascii {
+            return None;
+        }
+        // SAFETY: every byte of `payload` is below 0x80 (checked just
+        // above), and a sequence of ASCII bytes is valid UTF-8.
+        Some(unsafe { std::str::from_utf8_unchecked(payload) })
     }
 
     /// The position of the first quote at or after `from`, if any.
@@ -93,13 +119,22 @@ impl QuoteIndex {
     }
 }
 
+/// What [`line_masks`] found in a line besides its quotes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct LineBytes {
+    /// Some byte is a backslash or a control byte (`U+0000`-`U+001F`).
+    special: bool,
+    /// Every byte is ASCII (below 0x80).
+    ascii: bool,
+}
+
 /// Fills `words` with the quote masks of the blocks of `bytes` (at most
-/// [`MAX_LINE`] bytes; bytes past the end read as spaces) and returns whether
-/// any byte is a backslash or a control byte. AVX2 (32 bytes per compare)
-/// when the CPU has it, detected at run time (a cached flag); else the SSE2
-/// block masks of the general scanner.
+/// [`MAX_LINE`] bytes; bytes past the end read as spaces) and says whether
+/// any byte is a backslash or a control byte and whether all are ASCII. AVX2
+/// (32 bytes per compare) when the CPU has it, detected at run time (a cached
+/// flag); else the SSE2 block masks of the general scanner.
 #[inline(always)]
-fn line_masks(bytes: &[u8], words: &mut [u64; MAX_BLOCKS]) -> bool {
+fn line_masks(bytes: &[u8], words: &mut [u64; MAX_BLOCKS]) -> LineBytes {
     #[cfg(target_arch = "x86_64")]
     {
         if std::arch::is_x86_feature_detected!("avx2") {
@@ -113,7 +148,15 @@ fn line_masks(bytes: &[u8], words: &mut [u64; MAX_BLOCKS]) -> bool {
 
 /// [`line_masks`] one [`block_masks`] call per block (any architecture; the
 /// reference the AVX2 version is tested against).
-fn line_masks_by_block(bytes: &[u8], words: &mut [u64; MAX_BLOCKS]) -> bool {
+fn line_masks_by_block(bytes: &[u8], words: &mut [u64; MAX_BLOCKS]) -> LineBytes {
+    LineBytes {
+        special: quote_masks_by_block(bytes, words),
+        ascii: bytes.is_ascii(),
+    }
+}
+
+/// The quote masks of [`line_masks_by_block`]; whether any byte is special.
+fn quote_masks_by_block(bytes: &[u8], words: &mut [u64; MAX_BLOCKS]) -> bool {
     let mut specials = 0u64;
     let mut chunks = bytes.chunks_exact(BLOCK);
     for (word, chunk) in words.iter_mut().zip(&mut chunks) {
@@ -140,19 +183,26 @@ fn line_masks_by_block(bytes: &[u8], words: &mut [u64; MAX_BLOCKS]) -> bool {
 }
 
 /// [`line_masks`] with AVX2: per 64-byte block two loads, the quote compare
-/// and its two movemasks; the backslash and control compares are OR-ed into
-/// one vector for the whole line and tested once at the end.
+/// and its two movemasks; the backslash and control compares, and the bytes
+/// themselves (for their high bits), are OR-ed into two vectors for the whole
+/// line and tested once at the end.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-fn line_masks_avx2(bytes: &[u8], words: &mut [u64; MAX_BLOCKS]) -> bool {
-    use std::arch::x86_64::{_mm256_setzero_si256, _mm256_testz_si256};
+fn line_masks_avx2(bytes: &[u8], words: &mut [u64; MAX_BLOCKS]) -> LineBytes {
+    use std::arch::x86_64::{_mm256_movemask_epi8, _mm256_setzero_si256, _mm256_testz_si256};
     let mut specials = _mm256_setzero_si256();
+    let mut high = _mm256_setzero_si256();
     let mut chunks = bytes.chunks_exact(BLOCK);
     for (word, chunk) in words.iter_mut().zip(&mut chunks) {
         match <&[u8; BLOCK]>::try_from(chunk) {
-            Ok(block) => *word = block_quotes_avx2(block, &mut specials),
+            Ok(block) => *word = block_quotes_avx2(block, &mut specials, &mut high),
             // Not reachable: `chunks_exact` yields whole blocks.
-            Err(_) => return true,
+            Err(_) => {
+                return LineBytes {
+                    special: true,
+                    ascii: false,
+                }
+            }
         }
     }
     let tail = chunks.remainder();
@@ -167,28 +217,41 @@ fn line_masks_avx2(bytes: &[u8], words: &mut [u64; MAX_BLOCKS]) -> bool {
             // tail is their top `tail.len()` bytes, so their quote bits
             // shifted down; every byte is the line's, so OR-ing their
             // specials is exact. No copy.
-            Some(last) => block_quotes_avx2(last, &mut specials) >> (BLOCK - tail.len()),
+            Some(last) => block_quotes_avx2(last, &mut specials, &mut high) >> (BLOCK - tail.len()),
             // A line shorter than a block: padded with spaces.
             None => {
                 let mut padded = [b' '; BLOCK];
                 padded[..tail.len()].copy_from_slice(tail);
-                block_quotes_avx2(&padded, &mut specials)
+                block_quotes_avx2(&padded, &mut specials, &mut high)
             }
         };
         match words.get_mut(bytes.len() / BLOCK) {
             Some(word) => *word = quotes,
-            None => return true,
+            None => {
+                return LineBytes {
+                    special: true,
+                    ascii: false,
+                }
+            }
         }
     }
-    _mm256_testz_si256(specials, specials) == 0
+    LineBytes {
+        special: _mm256_testz_si256(specials, specials) == 0,
+        ascii: _mm256_movemask_epi8(high) == 0,
+    }
 }
 
 /// The quote mask of one block; its backslashes and control bytes are OR-ed
-/// into `specials` (a byte lane is all ones for each).
+/// into `specials` (a byte lane is all ones for each), its bytes into
+/// `high_bits` (a lane's high bit is set once any byte in it was not ASCII).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
 #[inline]
-fn block_quotes_avx2(block: &[u8; BLOCK], specials: &mut std::arch::x86_64::__m256i) -> u64 {
+fn block_quotes_avx2(
+    block: &[u8; BLOCK],
+    specials: &mut std::arch::x86_64::__m256i,
+    high_bits: &mut std::arch::x86_64::__m256i,
+) -> u64 {
     use std::arch::x86_64::{
         __m256i, _mm256_cmpeq_epi8, _mm256_loadu_si256, _mm256_min_epu8, _mm256_movemask_epi8,
         _mm256_or_si256, _mm256_set1_epi8,
@@ -209,6 +272,7 @@ fn block_quotes_avx2(block: &[u8; BLOCK], specials: &mut std::arch::x86_64::__m2
         // Unsigned `byte <= 0x1f` is `min(byte, 0x1f) == byte`.
         let is_control = _mm256_cmpeq_epi8(_mm256_min_epu8(chunk, last_control), chunk);
         *specials = _mm256_or_si256(*specials, _mm256_or_si256(is_backslash, is_control));
+        *high_bits = _mm256_or_si256(*high_bits, chunk);
     }
     quotes
 }
@@ -230,6 +294,44 @@ pub(crate) fn scan_compact<'a>(
     }
     let mut quotes = QuoteIndex::new();
     if !quotes.index_plain_line(bytes) {
+        return None;
+    }
+    walk_indexed(line, &quotes, keep_headers, fields, memo)
+}
+
+/// [`scan_compact`] of a payload not yet validated as UTF-8: taken only when
+/// [`QuoteIndex::index_ascii_object`] accepts it (an ASCII object, validated
+/// by the pass that indexes its quotes), else `None`, as when the walk gives
+/// up. Whenever it answers, [`scan_compact`] of the payload as text answers
+/// the same.
+#[inline(always)]
+pub(crate) fn scan_ascii_payload<'a>(
+    payload: &'a [u8],
+    keep_headers: &[String],
+    fields: &mut FlatFields<'a>,
+    memo: &mut KeyOrder,
+) -> Option<FlatScan> {
+    let mut quotes = QuoteIndex::new();
+    let line = quotes.index_ascii_object(payload)?;
+    walk_indexed(line, &quotes, keep_headers, fields, memo)
+}
+
+/// The member walk of [`scan_compact`] over a line already indexed into
+/// `quotes` (by [`QuoteIndex::index_plain_line`] or
+/// [`QuoteIndex::index_ascii_object`]: a line of at most [`MAX_LINE`] bytes
+/// without backslash or control bytes). Gives up on the same lines, with the
+/// same result.
+#[inline(always)]
+fn walk_indexed<'a>(
+    line: &'a str,
+    quotes: &QuoteIndex,
+    keep_headers: &[String],
+    fields: &mut FlatFields<'a>,
+    memo: &mut KeyOrder,
+) -> Option<FlatScan> {
+    let bytes = line.as_bytes();
+    // An empty object (`{}`) is left to the general scanner.
+    if bytes.first() != Some(&b'{') || bytes.last() != Some(&b'}') || bytes.len() < 3 {
         return None;
     }
     let mut summary = FlatScan::default();
@@ -479,17 +581,35 @@ mod tests {
                     .collect();
                 let mut fast = [0u64; MAX_BLOCKS];
                 let mut reference = [0u64; MAX_BLOCKS];
-                let fast_special = line_masks(&line, &mut fast);
-                let reference_special = line_masks_by_block(&line, &mut reference);
+                let fast_found = line_masks(&line, &mut fast);
+                let reference_found = line_masks_by_block(&line, &mut reference);
                 assert_eq!(fast, reference, "{len} {round}");
-                assert_eq!(fast_special, reference_special, "{len} {round}");
+                assert_eq!(fast_found, reference_found, "{len} {round}");
                 assert_eq!(
-                    fast_special,
+                    fast_found.special,
                     line.iter().any(|&b| b == b'\\' || b < 0x20),
                     "{len} {round}"
                 );
+                assert_eq!(fast_found.ascii, line.is_ascii(), "{len} {round}");
                 let quotes: u32 = fast.iter().map(|word| word.count_ones()).sum();
                 assert_eq!(quotes as usize, line.iter().filter(|&&b| b == b'"').count());
+            }
+        }
+    }
+
+    /// One non-ASCII byte anywhere in a line (first byte, block edges, the
+    /// overlapping last block, the padded short line) clears the ASCII flag.
+    #[test]
+    fn line_masks_see_a_single_non_ascii_byte_anywhere() {
+        for len in [1, 2, 31, 32, 33, 63, 64, 65, 127, 129, 200, MAX_LINE] {
+            let mut line = vec![b'a'; len];
+            let mut words = [0u64; MAX_BLOCKS];
+            assert!(line_masks(&line, &mut words).ascii, "{len}");
+            for at in 0..len {
+                line[at] = 0xc3;
+                let found = line_masks(&line, &mut words);
+                assert!(!found.ascii && !found.special, "{len} {at}");
+                line[at] = b'a';
             }
         }
     }

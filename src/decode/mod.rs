@@ -119,6 +119,15 @@ where
         }));
         return;
     }
+    if options.envelope == Envelope::Auto {
+        // The usual line: an ASCII flat JSON object, validated as UTF-8 by
+        // the pass that indexes its quotes.
+        let mut fields = json_log::FlatFields::default();
+        if let Some(result) = decode_plain_ascii_json(payload, options, &mut fields) {
+            out(result.map(|()| &mut fields.record));
+            return;
+        }
+    }
     // SIMD validation first (about a tenth of the standard validator's
     // instructions on an 870-byte line); the standard one only runs on
     // invalid input, to report where it stops being valid.
@@ -259,21 +268,57 @@ fn decode_plain_flat_json<'a>(
     if !text.starts_with('{') {
         return None;
     }
-    let forced = match options.format {
+    let forced = plain_json_format(options.format)?;
+    let keep_headers = &options.keep_headers;
+    let scan = flat_scan::scan_flat_object(text, keep_headers, fields)?;
+    finish_plain_flat_json(scan, forced, keep_headers, fields)
+}
+
+/// [`decode_plain_flat_json`] of a payload not yet validated as UTF-8,
+/// through the compact walk alone ([`flat_scan::scan_ascii_object`]: an
+/// ASCII object, validated by the pass that indexes its quotes; starting
+/// with `{` and ending with `}`, it is its own trimmed text). `None`, having
+/// done nothing observable, whenever [`decode_plain_flat_json`] would return
+/// `None` or the payload is not such an object; otherwise the same result.
+fn decode_plain_ascii_json<'a>(
+    payload: &'a [u8],
+    options: &DecodeOptions,
+    fields: &mut json_log::FlatFields<'a>,
+) -> Option<Result<(), DecodeError>> {
+    let forced = plain_json_format(options.format)?;
+    let keep_headers = &options.keep_headers;
+    let scan = flat_scan::scan_ascii_object(payload, keep_headers, fields)?;
+    finish_plain_flat_json(scan, forced, keep_headers, fields)
+}
+
+/// The configured format when it is a JSON one (or `auto`): the formats
+/// [`decode_plain_flat_json`] decodes.
+#[inline]
+fn plain_json_format(format: Format) -> Option<Format> {
+    match format {
         format @ (Format::Auto
         | Format::EnvoyJson
         | Format::IstioJson
         | Format::Contour
         | Format::NginxJson
-        | Format::NginxGatewayFabric) => format,
+        | Format::NginxGatewayFabric) => Some(format),
         Format::EnvoyText
         | Format::IstioText
         | Format::NginxCombined
         | Format::HaproxyHttplog
-        | Format::HaproxyIngress => return None,
-    };
-    let keep_headers = &options.keep_headers;
-    let scan = flat_scan::scan_flat_object(text, keep_headers, fields)?;
+        | Format::HaproxyIngress => None,
+    }
+}
+
+/// The end of [`decode_plain_flat_json`] after a successful scan: `None`
+/// when a string was an envelope word, else the finished record.
+#[inline]
+fn finish_plain_flat_json(
+    scan: flat_scan::FlatScan,
+    forced: Format,
+    keep_headers: &[String],
+    fields: &mut json_log::FlatFields<'_>,
+) -> Option<Result<(), DecodeError>> {
     if scan.envelope_word_seen {
         return None;
     }
@@ -363,7 +408,16 @@ fn decode_line<'a>(
 
 /// Adds the configured headers that every format logs as named fields
 /// (`user-agent`, `x-forwarded-for`, `x-request-id`, `referer`, `host`).
+#[inline]
 fn attach_known_headers<'a>(record: &mut AccessRecord<'a>, keep_headers: &[String]) {
+    if keep_headers.is_empty() {
+        return;
+    }
+    attach_wanted_headers(record, keep_headers);
+}
+
+/// [`attach_known_headers`] when some header is wanted.
+fn attach_wanted_headers<'a>(record: &mut AccessRecord<'a>, keep_headers: &[String]) {
     for wanted in keep_headers {
         let (name, value): (&'static str, Option<&Text<'a>>) = if wanted
             .eq_ignore_ascii_case("user-agent")

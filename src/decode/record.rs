@@ -403,24 +403,19 @@ impl AccessRecord<'_> {
     /// decoder once the record is complete.
     pub(crate) fn finish_protocol(&mut self, grpc_hint: bool) {
         let base = self.protocol_raw.as_deref().map(Protocol::from_version);
-        let content_type_grpc = self
-            .header("content-type")
-            .is_some_and(|value| value.starts_with("application/grpc"));
-        let route_grpc = self
-            .upstream_cluster
-            .as_deref()
-            .is_some_and(|name| name.starts_with("grpcroute/"))
-            || self
-                .route_name
-                .as_deref()
-                .is_some_and(|name| name.starts_with("grpcroute/"));
-        let path_grpc =
-            base == Some(Protocol::Http2) && self.path.as_deref().is_some_and(looks_like_grpc_path);
-        self.protocol = if grpc_hint || content_type_grpc || route_grpc || path_grpc {
-            Some(Protocol::Grpc)
-        } else {
-            base
-        };
+        let route_grpc = |name: &str| name.starts_with("grpcroute/");
+        // Cheapest hints first; the header list is searched only when
+        // headers were kept (it is empty otherwise).
+        let grpc = grpc_hint
+            || self.upstream_cluster.as_deref().is_some_and(route_grpc)
+            || self.route_name.as_deref().is_some_and(route_grpc)
+            || (base == Some(Protocol::Http2)
+                && self.path.as_deref().is_some_and(looks_like_grpc_path))
+            || (!self.headers.is_empty()
+                && self
+                    .header("content-type")
+                    .is_some_and(|value| value.starts_with("application/grpc")));
+        self.protocol = if grpc { Some(Protocol::Grpc) } else { base };
     }
 }
 

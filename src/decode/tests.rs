@@ -669,9 +669,12 @@ proptest! {
 }
 
 /// The one-pass path for plain flat JSON lines gives what the general path
-/// (envelope sniffing, raw line, format dispatch) gives, whenever it answers.
-fn assert_plain_path_agrees(text: &str) -> Result<(), TestCaseError> {
-    let text = text.trim();
+/// (envelope sniffing, raw line, format dispatch) gives, whenever it answers;
+/// so does the ASCII path (the line indexed and validated in one pass) and
+/// [`decode_payload`] as a whole, on the untrimmed payload.
+fn assert_plain_path_agrees(payload: &str) -> Result<(), TestCaseError> {
+    assert_ascii_path_agrees(payload)?;
+    let text = payload.trim();
     for format in Format::ALL {
         let options = DecodeOptions {
             format,
@@ -750,6 +753,70 @@ proptest! {
             line.insert_str(pos, piece);
         }
         assert_plain_path_agrees(&line)?;
+    }
+}
+
+/// [`decode_payload`] of `payload` (every format, envelope auto) equals
+/// the general path alone (UTF-8 check, trim, envelope sniffing, format
+/// dispatch); and whenever the ASCII path answers, it answers the same.
+fn assert_ascii_path_agrees(payload: &str) -> Result<(), TestCaseError> {
+    for format in Format::ALL {
+        let options = DecodeOptions {
+            format,
+            keep_headers: vec!["x-canary".to_owned(), "user-agent".to_owned()],
+            ..DecodeOptions::default()
+        };
+        let mut general = Vec::new();
+        let text = payload.trim();
+        if text.is_empty() {
+            continue;
+        }
+        super::decode_trimmed(text, &options, &mut |r| {
+            general.push(r.map(AccessRecord::into_owned))
+        });
+        let whole = decode_to_vec(payload.as_bytes(), &options);
+        prop_assert_eq!(&whole, &general, "{:?} {}", format, payload);
+        let mut fields = super::json_log::FlatFields::default();
+        if let Some(result) =
+            super::decode_plain_ascii_json(payload.as_bytes(), &options, &mut fields)
+        {
+            prop_assert!(payload.is_ascii() && payload == text);
+            let fast = result.map(|()| fields.record.into_owned());
+            prop_assert_eq!(general.len(), 1);
+            prop_assert_eq!(&general[0], &fast, "{:?} {}", format, payload);
+        }
+    }
+    Ok(())
+}
+
+/// The ASCII path takes gateway lines as they are written, and leaves to the
+/// general path every payload it cannot validate or index in one pass.
+#[test]
+fn ascii_path_takes_compact_ascii_objects_only() {
+    let options = DecodeOptions::default();
+    let takes = |payload: &str| {
+        let mut fields = super::json_log::FlatFields::default();
+        super::decode_plain_ascii_json(payload.as_bytes(), &options, &mut fields).is_some()
+    };
+    for line in [EG_200, EG_UH, EG_NR, ISTIO_JSON, CONTOUR_JSON] {
+        assert!(takes(line), "{line}");
+        assert_plain_path_agrees(line).unwrap();
+    }
+    let sample = EG_200;
+    for payload in [
+        format!(" {sample}"),
+        format!("{sample}\n"),
+        format!("{sample} "),
+        sample.replace("GET", "GÉT"),
+        sample.replace("GET", "G\\u0045T"),
+        sample.replace("GET", "G\u{1}T"),
+        sample.replace("\"GET\"", "true"),
+        "{}".to_owned(),
+        "{\"method\":\"GET\"".to_owned(),
+        format!("{{\"x\":\"{}\",{}", "a".repeat(2100), &sample[1..]),
+    ] {
+        assert!(!takes(&payload), "{payload}");
+        assert_plain_path_agrees(&payload).unwrap();
     }
 }
 

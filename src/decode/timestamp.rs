@@ -151,48 +151,125 @@ const fn shape_words(digit: u8, separator: Option<u8>) -> [u64; 3] {
 /// `YYYY-MM-DDTHH:MM:SS.mmmZ` exactly, in microseconds (not range-checked),
 /// or `None` for any other shape or a field out of range. The shape is
 /// checked on three words (separators equal, digits `0`-`9`) before any digit
-/// is read.
+/// is read; the minute (`YYYY-MM-DDTHH:MM`, the first two words) comes from
+/// [`minute_micros`].
 #[inline]
 fn parse_millis_utc(bytes: &[u8]) -> Option<i64> {
     let text = <&[u8; 24]>::try_from(bytes).ok()?;
-    let mut shape_ok = true;
-    for word_index in 0..3 {
+    let word = |word_index: usize| {
         let mut eight = [0u8; 8];
         eight.copy_from_slice(&text[8 * word_index..8 * word_index + 8]);
-        let word = u64::from_le_bytes(eight);
-        shape_ok &= word & MILLIS_UTC_KEEP[word_index] == MILLIS_UTC_EXPECT[word_index];
-        shape_ok &= word.wrapping_add(MILLIS_UTC_SIX[word_index])
-            & MILLIS_UTC_DIGIT_HIGH[word_index]
-            == MILLIS_UTC_EXPECT[word_index] & MILLIS_UTC_DIGIT_HIGH[word_index];
-    }
-    if !shape_ok {
+        u64::from_le_bytes(eight)
+    };
+    let words = [word(0), word(1), word(2)];
+    // The minute's words are shape-checked by `minute_micros` (a remembered
+    // minute was checked when it was stored).
+    if !word_has_shape(words[2], 2) {
         return None;
     }
-    // Every two-digit field from one multiplication per word: with the
-    // digits' values in the bytes (`& 0x0f`), `(v * (10 << 8 | 1)) >> 8`
-    // holds `10 * byte[i] + byte[i + 1]` in byte `i` (at most 165, so no
-    // byte carries into the next).
-    let ones = |word_index: usize| {
-        let mut eight = [0u8; 8];
-        eight.copy_from_slice(&text[8 * word_index..8 * word_index + 8]);
-        u64::from_le_bytes(eight) & 0x0f0f_0f0f_0f0f_0f0f
+    let minute = minute_micros(words[0], words[1])?;
+    // Bytes 16-23 `:SS.mmmZ`.
+    let ones = words[2] & 0x0f0f_0f0f_0f0f_0f0f;
+    let pairs = digit_pairs(ones);
+    let second = byte_at(pairs, 1);
+    if second > 60 {
+        return None;
+    }
+    let millis = byte_at(ones, 4) * 100 + byte_at(pairs, 5);
+    Some(minute + i64::from(second) * 1_000_000 + i64::from(millis) * 1000)
+}
+
+/// Whether `word` is word `word_index` of [`MILLIS_UTC_SHAPE`]: the
+/// separators equal, the digits `0`-`9`.
+#[inline(always)]
+fn word_has_shape(word: u64, word_index: usize) -> bool {
+    let (keep, expect, six, high) = (
+        MILLIS_UTC_KEEP[word_index],
+        MILLIS_UTC_EXPECT[word_index],
+        MILLIS_UTC_SIX[word_index],
+        MILLIS_UTC_DIGIT_HIGH[word_index],
+    );
+    word & keep == expect && word.wrapping_add(six) & high == expect & high
+}
+
+/// Every two-digit field of a word from one multiplication: with the digits'
+/// values in the bytes (`ones`, each `& 0x0f`), `(ones * (10 << 8 | 1)) >> 8`
+/// holds `10 * byte[i] + byte[i + 1]` in byte `i` (at most 165, so no byte
+/// carries into the next).
+#[inline(always)]
+fn digit_pairs(ones: u64) -> u64 {
+    ones.wrapping_mul(10 << 8 | 1) >> 8
+}
+
+/// Byte `at` of a little-endian word.
+#[inline(always)]
+fn byte_at(word: u64, at: usize) -> u32 {
+    ((word >> (8 * at)) & 0xff) as u32
+}
+
+/// The last minute [`minute_micros`] converted on this thread.
+#[derive(Debug, Clone, Copy)]
+struct MinuteMemo {
+    /// The first two words of the timestamp (`YYYY-MM-` and `DDTHH:MM`);
+    /// zero when empty, which no checked shape has (byte 4 is `-`).
+    words: [u64; 2],
+    /// [`minute_of`] of `words`.
+    micros: i64,
+}
+
+thread_local! {
+    /// Access-log lines come in time order, so most lines repeat the previous
+    /// line's minute. Constant-initialised, no destructor: an access is a TLS
+    /// address, no lazy initialisation.
+    static LAST_MINUTE: std::cell::Cell<MinuteMemo> = const {
+        std::cell::Cell::new(MinuteMemo { words: [0; 2], micros: 0 })
     };
-    let (ones0, ones1, ones2) = (ones(0), ones(1), ones(2));
-    let pairs = |ones: u64| ones.wrapping_mul(10 << 8 | 1) >> 8;
-    let (pairs0, pairs1, pairs2) = (pairs(ones0), pairs(ones1), pairs(ones2));
-    let byte = |word: u64, at: usize| ((word >> (8 * at)) & 0xff) as u32;
-    // Bytes 0-7 `YYYY-MM-`, 8-15 `DDTHH:MM`, 16-23 `:SS.mmmZ`.
-    let year = byte(pairs0, 0) * 100 + byte(pairs0, 2);
-    let millis = byte(ones2, 4) * 100 + byte(pairs2, 5);
-    let whole = to_micros(
+}
+
+/// [`checked_minute_of`], remembered for the thread's last minute (the same
+/// value with or without the memo; only checked, valid minutes are
+/// remembered, so a hit needs no shape check).
+#[inline]
+fn minute_micros(word0: u64, word1: u64) -> Option<i64> {
+    let words = [word0, word1];
+    LAST_MINUTE
+        .try_with(|memo| {
+            let last = memo.get();
+            if last.words == words {
+                return Some(last.micros);
+            }
+            let micros = checked_minute_of(word0, word1)?;
+            memo.set(MinuteMemo { words, micros });
+            Some(micros)
+        })
+        // The thread is being torn down: no memo.
+        .unwrap_or_else(|_| checked_minute_of(word0, word1))
+}
+
+/// [`minute_of`] after checking the two words' shape (`YYYY-MM-`,
+/// `DDTHH:MM`); `None` when either is off.
+fn checked_minute_of(word0: u64, word1: u64) -> Option<i64> {
+    if !(word_has_shape(word0, 0) && word_has_shape(word1, 1)) {
+        return None;
+    }
+    minute_of(word0, word1)
+}
+
+/// Microseconds at the start of the minute `YYYY-MM-DDTHH:MM` given as two
+/// shape-checked words (bytes 0-7 `YYYY-MM-`, 8-15 `DDTHH:MM`), or `None`
+/// when a field is out of range.
+fn minute_of(word0: u64, word1: u64) -> Option<i64> {
+    let pairs0 = digit_pairs(word0 & 0x0f0f_0f0f_0f0f_0f0f);
+    let pairs1 = digit_pairs(word1 & 0x0f0f_0f0f_0f0f_0f0f);
+    let year = byte_at(pairs0, 0) * 100 + byte_at(pairs0, 2);
+    to_micros(
         year,
-        byte(pairs0, 5),
-        byte(pairs1, 0),
-        byte(pairs1, 3),
-        byte(pairs1, 6),
-        byte(pairs2, 1),
-    )?;
-    Some(whole + i64::from(millis) * 1000)
+        byte_at(pairs0, 5),
+        byte_at(pairs1, 0),
+        byte_at(pairs1, 3),
+        byte_at(pairs1, 6),
+        0,
+    )
 }
 
 /// [`parse_rfc3339`] for every shape (the reference of [`parse_millis_utc`]).
@@ -387,6 +464,70 @@ mod tests {
         ] {
             same(raw);
         }
+    }
+
+    /// Forgets the thread's remembered minute.
+    fn forget_minute() {
+        LAST_MINUTE.with(|memo| {
+            memo.set(MinuteMemo {
+                words: [0; 2],
+                micros: 0,
+            })
+        });
+    }
+
+    /// The minute memo changes the cost, never the answer: a run of
+    /// timestamps (same minute, next minute, bad seconds and bad minutes
+    /// after a remembered one, a minute whose words differ only in one digit)
+    /// parses as the general parser and as a parse with the memo emptied
+    /// before every line; a bad minute is never remembered.
+    #[test]
+    fn minute_memo_gives_the_same_answers() {
+        let run = [
+            "2026-08-20T10:15:30.123Z",
+            "2026-08-20T10:15:59.999Z",
+            "2026-08-20T10:15:60.000Z",
+            "2026-08-20T10:15:61.000Z",
+            "2026-08-20T10:15:00.000Z",
+            "2026-08-20T10:16:00.000Z",
+            "2026-08-20T10:15:30.123Z",
+            "2026-08-20T10:60:00.000Z",
+            "2026-08-20T10:60:00.000Z",
+            "2026-08-20T24:15:30.123Z",
+            "2026-13-20T10:15:30.123Z",
+            "2026-08-20T10:15:30.123Z",
+            "2026-08-21T10:15:30.123Z",
+            "2027-08-21T10:15:30.123Z",
+            "2026-02-29T10:15:30.123Z",
+            "2028-02-29T10:15:30.123Z",
+            "2028-02-29T10:15:30.123+",
+            "1969-12-31T23:59:59.999Z",
+            "2026-08-20T10:15:30.123Z",
+        ];
+        forget_minute();
+        for raw in run {
+            let remembered = parse_rfc3339("t", raw);
+            let memo_after = LAST_MINUTE.with(|memo| memo.get());
+            forget_minute();
+            assert_eq!(remembered, parse_rfc3339("t", raw), "{raw}");
+            assert_eq!(remembered, parse_rfc3339_general("t", raw), "{raw}");
+            LAST_MINUTE.with(|memo| memo.set(memo_after));
+            // Only a valid minute is ever remembered, with its value.
+            if memo_after.words != [0; 2] {
+                assert_eq!(
+                    minute_of(memo_after.words[0], memo_after.words[1]),
+                    Some(memo_after.micros)
+                );
+            }
+        }
+        // A hit reads the minute from the memo: a planted wrong value shows.
+        forget_minute();
+        let raw = "2026-08-20T10:15:30.123Z";
+        assert_eq!(parse_rfc3339("t", raw), Ok(T_2026_08_20_101530 + 123_000));
+        let words = LAST_MINUTE.with(|memo| memo.get().words);
+        LAST_MINUTE.with(|memo| memo.set(MinuteMemo { words, micros: 0 }));
+        assert_eq!(parse_millis_utc(raw.as_bytes()), Some(30_123_000));
+        forget_minute();
     }
 
     proptest::proptest! {
