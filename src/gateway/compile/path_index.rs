@@ -647,13 +647,19 @@ impl PathIndex {
         probes.count = 0;
         probes.found = 0;
         let mask = self.slots.len().wrapping_sub(1);
-        let path = keys.path.as_bytes();
+        // Every probed key is a prefix of the path (or the path): its first
+        // word is the path's, cut to its length.
+        let path_word = key_first_word(keys.path.as_bytes());
         self.first_probed_keys(keys, |hash, kind, len| {
             if let Some(slot) = self.slots.get(hash as usize & mask) {
                 prefetch(slot);
             }
             if let Some(key) = probes.keys.get_mut(usize::from(probes.count)) {
-                let first = key_first_word(path.get(..len).unwrap_or_default());
+                let first = if len >= 8 {
+                    path_word
+                } else {
+                    path_word & ((1u64 << (8 * len)) - 1)
+                };
                 *key = (hash, (len as u32) << 1 | kind, first);
                 probes.count += 1;
             }
@@ -1367,6 +1373,41 @@ mod tests {
             bucket.first_probed_keys(&keys, |_, _, _| hinted += 1);
             assert_eq!(hinted, HINT_KEYS);
             assert_eq!(WORDS_HASHED.with(|w| w.get()) - before, 0);
+        }
+    }
+
+    /// The prefetch hints find the groups the lookup visits first (the
+    /// exact key, then the longest prefixes), for keys shorter and longer
+    /// than a word, and none for a key the bucket does not hold.
+    #[test]
+    fn hints_find_the_first_visited_groups() {
+        let bucket = bucket_of(&[
+            (KIND_PREFIX, "/a"),
+            (KIND_PREFIX, "/a/bcdefgh"),
+            (KIND_EXACT, "/a/bcdefgh/ij"),
+            (KIND_PREFIX, "/a/bcdefgh/ij"),
+            (KIND_PREFIX, "/b"),
+        ]);
+        let cases: [(&str, &[u32]); 5] = [
+            ("/a/bcdefgh/ij", &[2, 3]),
+            ("/a/bcdefgh/ij/k", &[3, 1]),
+            ("/a/bcdefgh/x", &[1, 0]),
+            ("/a/x", &[0]),
+            ("/c/d", &[]),
+        ];
+        for (path, want) in cases {
+            let keys = PathKeys::new(path);
+            let mut visited = Vec::new();
+            bucket.find_in_keyed_groups(&keys, |group| {
+                visited.push(group.first.id);
+                None::<()>
+            });
+            assert_eq!(&visited[..want.len()], want, "{path}");
+            let mut probes = KeyProbes::default();
+            bucket.prefetch_slots(&keys, &mut probes);
+            bucket.prefetch_candidates(&mut probes);
+            let hinted: Vec<u32> = bucket.hinted_groups(&probes).map(|g| g.first.id).collect();
+            assert_eq!(hinted, want, "{path}");
         }
     }
 
