@@ -301,7 +301,18 @@ impl KeySlot {
     #[inline]
     fn holds(&self, value: &[u8], index: &PathIndex, at: usize) -> bool {
         if value.len() < HEAD {
-            return same_bytes(&self.head[..value.len()], value);
+            // The stored key has `value`'s length, and the head is
+            // zero-padded past it: its words compare with the value's
+            // words, the last one zero-padded.
+            let full = value.len() / 8 * 8;
+            let mut word = 0;
+            while word < full {
+                if full_word(&self.head, word) != full_word(value, word) {
+                    return false;
+                }
+                word += 8;
+            }
+            return full == value.len() || full_word(&self.head, full) == tail_word(value, full);
         }
         // The whole head: four 8-byte comparisons.
         if full_word(&self.head, 0) != full_word(value, 0)
@@ -1262,6 +1273,12 @@ mod tests {
             format!("{head}y"),
             "/abcdefghijk/l".to_string(),
             "/abcdefghijk/c".to_string(),
+            "/abcdefghijklm/l".to_string(),
+            "/abcdefghijklm/c".to_string(),
+            "/abcdefghijklmnopqrstu/l".to_string(),
+            "/abcdefghijklmnopqrstu/c".to_string(),
+            "/a".to_string(),
+            "/b".to_string(),
         ];
         let mut key_rests = Vec::new();
         let slots: Vec<KeySlot> = keys
