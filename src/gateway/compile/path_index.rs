@@ -190,10 +190,11 @@ pub fn rule_position(route: &CompiledRoute, index: usize) -> Option<usize> {
 const HINT_KEYS: usize = 2;
 
 /// What the prefetch hints of one bucket found so far, between stages: the
-/// keys probed (hash, `len << 1 | kind`), then the groups found.
+/// keys probed (hash, `len << 1 | kind`, first word as [`KeySlot::first_word`]
+/// holds it), then the groups found.
 #[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct KeyProbes {
-    keys: [(u64, u32); HINT_KEYS],
+    keys: [(u64, u32, u64); HINT_KEYS],
     count: u8,
     groups: [(u32, u32); HINT_KEYS],
     /// The first candidate of each group found, copied from its slot.
@@ -202,28 +203,28 @@ pub(crate) struct KeyProbes {
 }
 
 /// How many leading key bytes a [`KeySlot`] holds itself: what is left of
-/// its 64 bytes after the other fields (20 bytes of offsets and 20 of
-/// candidate), so that confirming a key of up to 24 bytes (most path
-/// keys) touches neither [`PathIndex::key_bytes`] nor the second line of
-/// the bucket that holds its address.
-const HEAD: usize = 24;
+/// its 64 bytes after the other fields (12 bytes of length and group, 20 of
+/// candidate), so that confirming a key of up to 32 bytes (nearly all path
+/// keys) touches neither [`PathIndex::key_rests`] nor the second line of the
+/// bucket that holds its address.
+const HEAD: usize = 32;
 
 /// One slot of a bucket's key table (one 64-byte cache line; `end == 0`
 /// marks an empty slot). The slot holds the first [`HEAD`] bytes of its key,
-/// so confirming a key of up to 24 bytes touches no other memory (longer
-/// keys compare their rest in [`PathIndex::key_bytes`]), and a
+/// so confirming a key of up to 32 bytes touches no other memory (longer
+/// keys compare their rest in [`PathIndex::key_rests`]), and a
 /// copy of the key's first candidate, so that a group whose first candidate
 /// wins (most: a plain path match) is decided without loading
 /// [`PathIndex::candidates`].
+///
+/// No hash tag: a probe compares the length and kind, then the head's bytes
+/// (the first word differs for nearly every other key of the same length),
+/// which leaves the tag's four bytes to the head.
 #[derive(Debug, Clone, Copy)]
 #[repr(C, align(64))]
 struct KeySlot {
-    /// High 32 bits of the key hash.
-    tag: u32,
     /// `len << 1 | kind`.
     len_kind: u32,
-    /// Offset of the whole key in [`PathIndex::key_bytes`].
-    key_offset: u32,
     /// The key's candidates: `candidates[start..end]`.
     start: u32,
     end: u32,
@@ -236,9 +237,7 @@ struct KeySlot {
 impl Default for KeySlot {
     fn default() -> Self {
         KeySlot {
-            tag: 0,
             len_kind: 0,
-            key_offset: 0,
             start: 0,
             end: 0,
             head: [0; HEAD],
@@ -293,41 +292,66 @@ impl<'a> KeyedGroup<'a> {
 const _: () = assert!(std::mem::size_of::<KeySlot>() == 64);
 
 impl KeySlot {
-    /// Whether the slot's key is `value` (whose length and tag already match).
-    /// `index` (the slot's) is read only for a key longer than [`HEAD`], out
-    /// of line, so that the bucket's line holding the address of its
-    /// [`PathIndex::key_bytes`] is not loaded for the others (inline, the
-    /// load was hoisted out of the probe loop).
+    /// Whether the slot's key is `value` (whose length and kind already
+    /// match); the slot is at position `at` of `index`'s table. `index` is
+    /// read only for a key longer than [`HEAD`], out of line, so that the
+    /// bucket's line holding the address of its [`PathIndex::key_rests`] is
+    /// not loaded for the others (inline, the load was hoisted out of the
+    /// probe loop).
     #[inline]
-    fn holds(&self, value: &[u8], index: &PathIndex) -> bool {
+    fn holds(&self, value: &[u8], index: &PathIndex, at: usize) -> bool {
         if value.len() < HEAD {
-            return same_bytes(&self.head[..value.len()], value);
+            // The stored key has `value`'s length, and the head is
+            // zero-padded past it: its words compare with the value's
+            // words, the last one zero-padded.
+            let full = value.len() / 8 * 8;
+            let mut word = 0;
+            while word < full {
+                if full_word(&self.head, word) != full_word(value, word) {
+                    return false;
+                }
+                word += 8;
+            }
+            return full == value.len() || full_word(&self.head, full) == tail_word(value, full);
         }
-        // The whole head: three 8-byte comparisons.
+        // The whole head: four 8-byte comparisons.
         if full_word(&self.head, 0) != full_word(value, 0)
             || full_word(&self.head, 8) != full_word(value, 8)
             || full_word(&self.head, 16) != full_word(value, 16)
+            || full_word(&self.head, 24) != full_word(value, 24)
         {
             return false;
         }
         if value.len() == HEAD {
             return true;
         }
-        self.holds_rest(value, index)
+        index.holds_rest(at, &value[HEAD..])
     }
 
-    /// The part of [`KeySlot::holds`] past the head (out of line: keys longer
-    /// than [`HEAD`] bytes are rare).
-    #[cold]
-    #[inline(never)]
-    fn holds_rest(&self, value: &[u8], index: &PathIndex) -> bool {
-        let at = self.key_offset as usize;
-        let rest = index
-            .key_bytes
-            .get(at + HEAD..at + value.len())
-            .unwrap_or(&[]);
-        same_bytes(rest, &value[HEAD..])
+    /// The key's first 8 bytes (zero-padded), as [`key_first_word`] gives
+    /// them for a value: what a prefetch hint compares.
+    #[inline]
+    fn first_word(&self) -> u64 {
+        full_word(&self.head, 0)
     }
+}
+
+/// The first 8 bytes of `value`, little-endian, zero-padded.
+#[inline]
+fn key_first_word(value: &[u8]) -> u64 {
+    if value.len() >= 8 {
+        full_word(value, 0)
+    } else {
+        tail_word(value, 0)
+    }
+}
+
+/// The bytes past [`HEAD`] of the key in slot `slot` of a table, for a key
+/// longer than that.
+#[derive(Debug, Clone)]
+struct KeyRest {
+    slot: u32,
+    bytes: Box<[u8]>,
 }
 
 /// The path index of one hostname bucket (see the module documentation).
@@ -353,8 +377,9 @@ pub struct PathIndex {
     /// Open-addressing table (linear probing, power-of-two length, at most half
     /// full); empty when the bucket has no `Exact`/`PathPrefix` match.
     slots: Box<[KeySlot]>,
-    /// Key values, concatenated.
-    key_bytes: Box<[u8]>,
+    /// The bytes past [`HEAD`] of the keys longer than that, by slot
+    /// position (ascending).
+    key_rests: Box<[KeyRest]>,
     /// Candidates: one group per key (each in bucket order), then the always
     /// candidates (in bucket order) from `always_start` on.
     candidates: Box<[Candidate]>,
@@ -464,7 +489,7 @@ impl PathIndex {
         };
         let mask = table_len.wrapping_sub(1);
         let mut slots = vec![KeySlot::default(); table_len];
-        let mut key_bytes = Vec::new();
+        let mut key_rests = Vec::new();
         let mut candidates = Vec::with_capacity(keyed.len());
         let (mut exact_lengths, mut prefix_lengths) = (0u64, 0u64);
         let mut key_filter = [0u64; 4];
@@ -481,27 +506,31 @@ impl PathIndex {
             let head_len = value.len().min(HEAD);
             head[..head_len].copy_from_slice(&value.as_bytes()[..head_len]);
             let slot = KeySlot {
-                tag: (hash >> 32) as u32,
                 len_kind: (value.len() as u32) << 1 | kind,
-                key_offset: key_bytes.len() as u32,
                 start: candidates.len() as u32,
                 end: (candidates.len() + group.len()) as u32,
                 head,
                 first: group[0],
             };
-            key_bytes.extend_from_slice(value.as_bytes());
             candidates.extend(group);
             let mut i = hash as usize & mask;
             while slots[i].end != 0 {
                 i = (i + 1) & mask;
             }
             slots[i] = slot;
+            if let Some(rest) = value.as_bytes().get(HEAD..).filter(|r| !r.is_empty()) {
+                key_rests.push(KeyRest {
+                    slot: i as u32,
+                    bytes: rest.into(),
+                });
+            }
         }
+        key_rests.sort_unstable_by_key(|r| r.slot);
         let always_start = candidates.len() as u32;
         candidates.extend(keyed.iter().filter(|(_, k)| k.is_none()).map(|(c, _)| *c));
         PathIndex {
             slots: slots.into_boxed_slice(),
-            key_bytes: key_bytes.into_boxed_slice(),
+            key_rests: key_rests.into_boxed_slice(),
             candidates: candidates.into_boxed_slice(),
             always_start,
             exact_lengths,
@@ -517,7 +546,6 @@ impl PathIndex {
             return None;
         }
         let mask = self.slots.len() - 1;
-        let tag = (hash >> 32) as u32;
         let len_kind = (value.len() as u32) << 1 | kind;
         let mut i = hash as usize & mask;
         loop {
@@ -525,11 +553,23 @@ impl PathIndex {
             if slot.end == 0 {
                 return None;
             }
-            if slot.tag == tag && slot.len_kind == len_kind && slot.holds(value, self) {
+            if slot.len_kind == len_kind && slot.holds(value, self, i) {
                 return Some(self.keyed_group(&slot.first, slot.start, slot.end));
             }
             i = (i + 1) & mask;
         }
+    }
+
+    /// Whether the key in slot `at` continues past [`HEAD`] with `rest`
+    /// (out of line: keys longer than [`HEAD`] bytes are rare).
+    #[cold]
+    #[inline(never)]
+    fn holds_rest(&self, at: usize, rest: &[u8]) -> bool {
+        self.key_rests
+            .binary_search_by_key(&(at as u32), |r| r.slot)
+            .ok()
+            .and_then(|found| self.key_rests.get(found))
+            .is_some_and(|stored| same_bytes(&stored.bytes, rest))
     }
 
     /// The group `candidates[start..end]` whose first candidate is `first`.
@@ -618,27 +658,33 @@ impl PathIndex {
         probes.count = 0;
         probes.found = 0;
         let mask = self.slots.len().wrapping_sub(1);
+        // Every probed key is a prefix of the path (or the path): its first
+        // word is the path's, cut to its length.
+        let path_word = key_first_word(keys.path.as_bytes());
         self.first_probed_keys(keys, |hash, kind, len| {
             if let Some(slot) = self.slots.get(hash as usize & mask) {
                 prefetch(slot);
             }
             if let Some(key) = probes.keys.get_mut(usize::from(probes.count)) {
-                *key = (hash, (len as u32) << 1 | kind);
+                let first = if len >= 8 {
+                    path_word
+                } else {
+                    path_word & ((1u64 << (8 * len)) - 1)
+                };
+                *key = (hash, (len as u32) << 1 | kind, first);
                 probes.count += 1;
             }
         });
     }
 
     /// Prefetch hint, second stage (once the slots are loaded): finds the
-    /// groups of the keys noted in `probes` (by tag and length only, so
-    /// possibly another key's group: for hints only), notes them, and starts
-    /// loading their first candidates and the stored bytes of keys longer
-    /// than a slot holds.
+    /// groups of the keys noted in `probes` (by length, kind and first word
+    /// only, so possibly another key's group: for hints only), notes them,
+    /// and starts loading their other candidates.
     #[inline]
     pub(crate) fn prefetch_candidates(&self, probes: &mut KeyProbes) {
         let mask = self.slots.len().wrapping_sub(1);
-        for &(hash, len_kind) in probes.keys.iter().take(usize::from(probes.count)) {
-            let tag = (hash >> 32) as u32;
+        for &(hash, len_kind, first_word) in probes.keys.iter().take(usize::from(probes.count)) {
             let mut i = hash as usize & mask;
             // A short probe: a hint gives up rather than walk a long chain.
             for _ in 0..4 {
@@ -648,16 +694,11 @@ impl PathIndex {
                 if slot.end == 0 {
                     break;
                 }
-                if slot.tag == tag && slot.len_kind == len_kind {
+                if slot.len_kind == len_kind && slot.first_word() == first_word {
                     // The first candidate is in the slot: the others, if any.
                     if slot.end - slot.start > 1 {
                         if let Some(c) = self.candidates.get(slot.start as usize + 1) {
                             prefetch(c);
-                        }
-                    }
-                    if (len_kind >> 1) as usize > HEAD {
-                        if let Some(b) = self.key_bytes.get(slot.key_offset as usize + HEAD) {
-                            prefetch(b);
                         }
                     }
                     let found = usize::from(probes.found);
@@ -728,8 +769,8 @@ thread_local! {
 /// The state with the length and the kind mixed in: one multiply, whose
 /// high half is well mixed (every word was already multiplied in by
 /// [`absorb`]), folded onto the low half so that both halves are (the path
-/// index takes a slot from the low bits and its tag and filter bit from the
-/// high ones; [`super::HostLookup`] the other way round). Cheaper than
+/// index takes a slot from the low bits and its filter bit from the high
+/// ones; [`super::HostLookup`] the other way round). Cheaper than
 /// Murmur3's finaliser (two multiplies, three shifts), which a request pays
 /// for its Host and each path key it probes.
 #[inline]
@@ -1215,49 +1256,66 @@ mod tests {
     }
 
     /// A slot confirms its key by the bytes it holds and, past [`HEAD`], by
-    /// `key_bytes`: keys equal in length and head but not in their rest differ.
+    /// its rest in `key_rests`: keys equal in length and head but not in
+    /// their rest differ, around the head's length.
     #[test]
     fn slots_compare_head_and_rest() {
+        let head = "/abcdefghijklmnopqrstuvwxyz0123"; // HEAD - 1 bytes
+        assert_eq!(head.len(), HEAD - 1);
         let keys = [
-            "/abcdefghijklmnopqrstuvw/l",
-            "/abcdefghijklmnopqrstuvw/c",
-            "/ab",
-            "/abcdefghijklmnopqrstuvw",
-            "/abcdefghijklmnopqrstuvwx",
-            "/abcdefghijklmnopqrstuvwy",
-            "/abcdefghijk/l",
-            "/abcdefghijk/c",
+            format!("{head}/l"),
+            format!("{head}/c"),
+            format!("{head}/lmnopqrstu"),
+            format!("{head}/lmnopqrstv"),
+            "/ab".to_string(),
+            head.to_string(),
+            format!("{head}x"),
+            format!("{head}y"),
+            "/abcdefghijk/l".to_string(),
+            "/abcdefghijk/c".to_string(),
+            "/abcdefghijklm/l".to_string(),
+            "/abcdefghijklm/c".to_string(),
+            "/abcdefghijklmnopqrstu/l".to_string(),
+            "/abcdefghijklmnopqrstu/c".to_string(),
+            "/a".to_string(),
+            "/b".to_string(),
         ];
-        let mut key_bytes = Vec::new();
+        let mut key_rests = Vec::new();
         let slots: Vec<KeySlot> = keys
             .iter()
-            .map(|k| {
+            .enumerate()
+            .map(|(at, k)| {
                 let mut head = [0u8; HEAD];
                 let n = k.len().min(HEAD);
                 head[..n].copy_from_slice(&k.as_bytes()[..n]);
-                let slot = KeySlot {
-                    key_offset: key_bytes.len() as u32,
+                if k.len() > HEAD {
+                    key_rests.push(KeyRest {
+                        slot: at as u32,
+                        bytes: k.as_bytes()[HEAD..].into(),
+                    });
+                }
+                KeySlot {
                     head,
                     ..KeySlot::default()
-                };
-                key_bytes.extend_from_slice(k.as_bytes());
-                slot
+                }
             })
             .collect();
         let index = PathIndex {
-            key_bytes: key_bytes.into_boxed_slice(),
+            key_rests: key_rests.into_boxed_slice(),
             ..PathIndex::default()
         };
-        for (slot, key) in slots.iter().zip(keys) {
+        for (at, (slot, key)) in slots.iter().zip(&keys).enumerate() {
             for other in keys.iter().filter(|o| o.len() == key.len()) {
                 assert_eq!(
-                    slot.holds(other.as_bytes(), &index),
-                    *other == key,
+                    slot.holds(other.as_bytes(), &index, at),
+                    other == key,
                     "{key} vs {other}"
                 );
             }
         }
-        assert!(!slots[2].holds(b"/ac", &index));
+        assert!(!slots[4].holds(b"/ac", &index, 4));
+        // A rest is found by its slot's position only.
+        assert!(!slots[0].holds(keys[0].as_bytes(), &index, 1));
     }
 
     /// What a lookup reads first sits in the first cache line of a bucket.
@@ -1332,6 +1390,41 @@ mod tests {
             bucket.first_probed_keys(&keys, |_, _, _| hinted += 1);
             assert_eq!(hinted, HINT_KEYS);
             assert_eq!(WORDS_HASHED.with(|w| w.get()) - before, 0);
+        }
+    }
+
+    /// The prefetch hints find the groups the lookup visits first (the
+    /// exact key, then the longest prefixes), for keys shorter and longer
+    /// than a word, and none for a key the bucket does not hold.
+    #[test]
+    fn hints_find_the_first_visited_groups() {
+        let bucket = bucket_of(&[
+            (KIND_PREFIX, "/a"),
+            (KIND_PREFIX, "/a/bcdefgh"),
+            (KIND_EXACT, "/a/bcdefgh/ij"),
+            (KIND_PREFIX, "/a/bcdefgh/ij"),
+            (KIND_PREFIX, "/b"),
+        ]);
+        let cases: [(&str, &[u32]); 5] = [
+            ("/a/bcdefgh/ij", &[2, 3]),
+            ("/a/bcdefgh/ij/k", &[3, 1]),
+            ("/a/bcdefgh/x", &[1, 0]),
+            ("/a/x", &[0]),
+            ("/c/d", &[]),
+        ];
+        for (path, want) in cases {
+            let keys = PathKeys::new(path);
+            let mut visited = Vec::new();
+            bucket.find_in_keyed_groups(&keys, |group| {
+                visited.push(group.first.id);
+                None::<()>
+            });
+            assert_eq!(&visited[..want.len()], want, "{path}");
+            let mut probes = KeyProbes::default();
+            bucket.prefetch_slots(&keys, &mut probes);
+            bucket.prefetch_candidates(&mut probes);
+            let hinted: Vec<u32> = bucket.hinted_groups(&probes).map(|g| g.first.id).collect();
+            assert_eq!(hinted, want, "{path}");
         }
     }
 
