@@ -24,7 +24,10 @@
 //!   end unless `RP_BENCH_KEEP` is set);
 //! * `RP_BENCH_ZSTD_LEVELS`: comma-separated zstd levels for routeproof
 //!   (default `1,3`; the first, the default level, is the headline figure);
-//! * `RP_BENCH_RUNS`: runs per measurement, the best is reported (default 1);
+//! * `RP_BENCH_RUNS`: runs, each of routeproof (every level) then DuckDB;
+//!   the best of each is reported (default 1), and the CPU-time ratio of each
+//!   run's pair, whose median is the figure to quote on a VM whose speed
+//!   drifts (the two sides of a pair run back to back);
 //! * `RP_BENCH_SKIP_DUCKDB`: skip the DuckDB side;
 //! * `RP_BENCH_ONLY_GENERATE`: write the manifests and the log and stop;
 //! * `RP_BENCH_SHAPE`: `default` (all 24 keys of Envoy Gateway's default JSON
@@ -700,75 +703,46 @@ fn main() {
         "{} not found: run `cargo build --release` first",
         binary.display()
     );
-    let mut rows = Vec::new();
-    for &level in &levels {
-        let mut best: Option<Measured> = None;
-        let mut out_bytes = 0;
-        for run in 0..runs {
-            let out = work.join(format!("out-rp-zstd{level}-{run}"));
-            let _ = fs::remove_dir_all(&out);
-            let args: Vec<String> = vec![
-                "replay".into(),
-                "--manifests".into(),
-                manifests.display().to_string(),
-                "--input".into(),
-                log.display().to_string(),
-                "--format".into(),
-                "envoy-json".into(),
-                "--implementation".into(),
-                "envoy-gateway".into(),
-                "--no-progress".into(),
-                "--zstd-level".into(),
-                level.to_string(),
-                "--out".into(),
-                out.display().to_string(),
-            ];
-            let m = run_measured(&binary, &args);
-            out_bytes = dir_size(&out.join("parquet"));
-            if run == 0 && level == levels[0] {
+    let skip_duckdb = std::env::var_os("RP_BENCH_SKIP_DUCKDB").is_some();
+    // Best run per routeproof level, with its output size.
+    let mut best_rp: Vec<Option<(Measured, u64)>> = levels.iter().map(|_| None).collect();
+    let mut duckdb: Option<DuckdbRun> = None;
+    // CPU-time ratio of each run's DuckDB copy to the same run's headline
+    // routeproof replay: the runs alternate, so a pair shares the VM's speed.
+    let mut paired_ratios = Vec::new();
+    for run in 0..runs {
+        let mut headline_cpu = None;
+        for (i, &level) in levels.iter().enumerate() {
+            let (m, out_bytes) = run_routeproof(&binary, &work, &manifests, &log, level, run);
+            if run == 0 && i == 0 {
                 print!("{}", m.stdout);
             }
-            let _ = fs::remove_dir_all(&out);
+            if i == 0 {
+                headline_cpu = m.cpu;
+            }
             let key = |m: &Measured| m.cpu.unwrap_or(m.wall);
-            if best.as_ref().is_none_or(|b| key(&m) < key(b)) {
-                best = Some(m);
+            if best_rp[i].as_ref().is_none_or(|(b, _)| key(&m) < key(b)) {
+                best_rp[i] = Some((m, out_bytes));
             }
         }
-        let best = best.expect("one run");
-        rows.push((format!("routeproof replay (zstd {level})"), best, out_bytes));
-    }
-
-    let mut duckdb: Option<(Duration, Duration, u64, Option<u64>, Duration)> = None;
-    if std::env::var_os("RP_BENCH_SKIP_DUCKDB").is_none() {
-        for run in 0..runs {
-            let out = work.join(format!("duckdb-{run}.parquet"));
-            let script = format!(
-                "import time, duckdb\ncon = duckdb.connect()\ncon.execute(\"SET threads=1\")\nt = time.perf_counter()\nc = time.process_time()\ncon.execute(\"COPY (SELECT * FROM read_json('{}')) TO '{}' (FORMAT parquet, COMPRESSION zstd)\")\nprint('copy_seconds', time.perf_counter() - t)\nprint('copy_cpu_seconds', time.process_time() - c)\n",
-                log.display(),
-                out.display()
-            );
-            let m = run_measured(Path::new("python3"), &["-c".to_string(), script]);
-            let copy = m
-                .stdout
-                .lines()
-                .find_map(|l| l.strip_prefix("copy_seconds "))
-                .and_then(|v| v.trim().parse::<f64>().ok())
-                .map(Duration::from_secs_f64)
-                .unwrap_or(m.wall);
-            let copy_cpu = m
-                .stdout
-                .lines()
-                .find_map(|l| l.strip_prefix("copy_cpu_seconds "))
-                .and_then(|v| v.trim().parse::<f64>().ok())
-                .map(Duration::from_secs_f64)
-                .unwrap_or(copy);
-            let size = fs::metadata(&out).map(|m| m.len()).unwrap_or(0);
-            let _ = fs::remove_file(&out);
-            if duckdb.as_ref().is_none_or(|d| copy_cpu < d.4) {
-                duckdb = Some((copy, m.wall, size, m.peak_rss_kib, copy_cpu));
-            }
+        if skip_duckdb {
+            continue;
+        }
+        let d = run_duckdb(&work, &log, run);
+        if let Some(rp) = headline_cpu {
+            paired_ratios.push(d.copy_cpu.as_secs_f64() / rp.as_secs_f64().max(1e-9));
+        }
+        if duckdb.as_ref().is_none_or(|b| d.copy_cpu < b.copy_cpu) {
+            duckdb = Some(d);
         }
     }
+    let rows: Vec<(String, Measured, u64)> = levels
+        .iter()
+        .zip(best_rp)
+        .filter_map(|(level, best)| {
+            best.map(|(m, size)| (format!("routeproof replay (zstd {level})"), m, size))
+        })
+        .collect();
 
     let rate = |d: Duration| lines as f64 / d.as_secs_f64().max(1e-9);
     let secs =
@@ -792,7 +766,14 @@ fn main() {
             *size as f64 / 1048576.0
         );
     }
-    if let Some((copy, wall, size, rss, copy_cpu)) = duckdb {
+    if let Some(DuckdbRun {
+        copy,
+        wall,
+        size,
+        peak_rss_kib: rss,
+        copy_cpu,
+    }) = duckdb
+    {
         println!(
             "{:<30} {:>9.3} {:>12.0} {:>9} {:>14} {:>13} {:>11.1}",
             "duckdb COPY (threads=1)",
@@ -819,11 +800,97 @@ fn main() {
                 copy_cpu.as_secs_f64() / c.as_secs_f64()
             ))
         );
+        if !paired_ratios.is_empty() {
+            paired_ratios.sort_by(f64::total_cmp);
+            let list: Vec<String> = paired_ratios.iter().map(|r| format!("{r:.2}")).collect();
+            println!(
+                "ratio by CPU time per alternated run (routeproof then DuckDB): median {:.2}x over {} run(s) [{}]",
+                paired_ratios[paired_ratios.len() / 2],
+                paired_ratios.len(),
+                list.join(", ")
+            );
+        }
         println!(
             "routeproof {:.0} records/s wall, {} records/CPU-s (target >= 1,000,000); peak RSS {} MiB (target < 256)",
             rate(first.wall),
             per_cpu(first.cpu),
             mib(first.peak_rss_kib)
         );
+    }
+}
+
+/// One `routeproof replay` run at zstd `level` into a fresh output directory
+/// (removed afterwards); returns the measurement and the Parquet bytes.
+fn run_routeproof(
+    binary: &Path,
+    work: &Path,
+    manifests: &Path,
+    log: &Path,
+    level: i32,
+    run: u64,
+) -> (Measured, u64) {
+    let out = work.join(format!("out-rp-zstd{level}-{run}"));
+    let _ = fs::remove_dir_all(&out);
+    let args: Vec<String> = vec![
+        "replay".into(),
+        "--manifests".into(),
+        manifests.display().to_string(),
+        "--input".into(),
+        log.display().to_string(),
+        "--format".into(),
+        "envoy-json".into(),
+        "--implementation".into(),
+        "envoy-gateway".into(),
+        "--no-progress".into(),
+        "--zstd-level".into(),
+        level.to_string(),
+        "--out".into(),
+        out.display().to_string(),
+    ];
+    let m = run_measured(binary, &args);
+    let out_bytes = dir_size(&out.join("parquet"));
+    let _ = fs::remove_dir_all(&out);
+    (m, out_bytes)
+}
+
+/// One DuckDB conversion of the log to zstd Parquet.
+struct DuckdbRun {
+    /// Wall time of the `COPY` alone.
+    copy: Duration,
+    /// Wall time of the whole `python3` process (interpreter and import too).
+    wall: Duration,
+    /// Size of the Parquet file.
+    size: u64,
+    peak_rss_kib: Option<u64>,
+    /// CPU time of the `COPY` alone (`time.process_time`).
+    copy_cpu: Duration,
+}
+
+/// Converts `log` with DuckDB (`SET threads=1`), as the issue specifies.
+fn run_duckdb(work: &Path, log: &Path, run: u64) -> DuckdbRun {
+    let out = work.join(format!("duckdb-{run}.parquet"));
+    let script = format!(
+        "import time, duckdb\ncon = duckdb.connect()\ncon.execute(\"SET threads=1\")\nt = time.perf_counter()\nc = time.process_time()\ncon.execute(\"COPY (SELECT * FROM read_json('{}')) TO '{}' (FORMAT parquet, COMPRESSION zstd)\")\nprint('copy_seconds', time.perf_counter() - t)\nprint('copy_cpu_seconds', time.process_time() - c)\n",
+        log.display(),
+        out.display()
+    );
+    let m = run_measured(Path::new("python3"), &["-c".to_string(), script]);
+    let seconds = |prefix: &str| {
+        m.stdout
+            .lines()
+            .find_map(|l| l.strip_prefix(prefix))
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .map(Duration::from_secs_f64)
+    };
+    let copy = seconds("copy_seconds ").unwrap_or(m.wall);
+    let copy_cpu = seconds("copy_cpu_seconds ").unwrap_or(copy);
+    let size = fs::metadata(&out).map(|m| m.len()).unwrap_or(0);
+    let _ = fs::remove_file(&out);
+    DuckdbRun {
+        copy,
+        wall: m.wall,
+        size,
+        peak_rss_kib: m.peak_rss_kib,
+        copy_cpu,
     }
 }
