@@ -378,6 +378,42 @@ fn listener_https_sni_vs_host_421() {
     assert_eq!(at(&idx, &tls("a.example.org", "a.example.org")), "r#0");
 }
 
+/// The only listener of a port, without a hostname, takes every request on
+/// that port: any Host, no Host, and on HTTPS any SNI (no 421 with one
+/// listener); a listener with a hostname as the port's only one does not.
+#[test]
+fn listener_alone_on_port_without_hostname_takes_all() {
+    let idx = index(&format!(
+        "{}{}",
+        gw("[{name: http, port: 80, protocol: HTTP}, {name: tls, port: 443, protocol: HTTPS}, {name: named, port: 8080, protocol: HTTP, hostname: a.example.org}]"),
+        hr("r", &rules(&[rule(&prefix("/"), "a")])),
+    ));
+    assert_eq!(at(&idx, &get("anything.example.com", "/x")), "r#0");
+    let no_host = Request {
+        host: None,
+        ..get("x.com", "/")
+    };
+    assert_eq!(at(&idx, &no_host), "r#0");
+    let tls = Request {
+        scheme: Scheme::Https,
+        sni: Some("sni.example.org"),
+        ..get("host.example.org", "/")
+    };
+    assert_eq!(at(&idx, &tls), "r#0");
+    let named = |host: &'static str| Request {
+        port: Some(8080),
+        ..get(host, "/")
+    };
+    assert_eq!(at(&idx, &named("a.example.org")), "r#0");
+    let d = idx.decide(&named("b.example.org"));
+    assert_eq!((d.outcome, d.status), (Outcome::NoListener, Some(404)));
+    let d = idx.decide(&Request {
+        host: None,
+        ..named("a.example.org")
+    });
+    assert_eq!(d.outcome, Outcome::NoListener);
+}
+
 // ---------------------------------------------------------------------------
 // 2. Attachment (§2)
 // ---------------------------------------------------------------------------

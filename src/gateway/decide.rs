@@ -376,10 +376,24 @@ impl RouteIndex {
         } else {
             host_str
         };
-        let Some(pos) = candidates
-            .iter()
-            .position(|&li| listener_matches(li, selector))
-        else {
+        // A listener without a hostname accepts every request, Host or not; when
+        // it is the port's only listener (the common deployment) it is chosen
+        // without the search.
+        let only_listener_takes_all = match candidates {
+            [only] => self
+                .listeners
+                .get(*only)
+                .is_some_and(|l| l.hostname.is_none()),
+            _ => false,
+        };
+        let found = if only_listener_takes_all {
+            Some(0)
+        } else {
+            candidates
+                .iter()
+                .position(|&li| listener_matches(li, selector))
+        };
+        let Some(pos) = found else {
             return Err(with_gateway(Decision::terminal(
                 Outcome::NoListener,
                 404,
