@@ -42,10 +42,9 @@ pub(crate) const MAX_LINE: usize = MAX_BLOCKS * BLOCK;
 /// byte (`U+0000`-`U+001F`): bit `i` of word `b` is set when byte
 /// `64 * b + i` is `"`.
 struct QuoteIndex {
-    /// One quote mask per 64-byte block; zero past the line.
+    /// One quote mask per 64-byte block; zero past the line (so a search
+    /// needs no line length: it runs off the end of `words` instead).
     words: [u64; MAX_BLOCKS],
-    /// Blocks the line spans.
-    blocks: usize,
 }
 
 impl QuoteIndex {
@@ -56,7 +55,6 @@ impl QuoteIndex {
     fn new() -> Self {
         QuoteIndex {
             words: [0; MAX_BLOCKS],
-            blocks: 0,
         }
     }
 
@@ -68,7 +66,6 @@ impl QuoteIndex {
         if bytes.len() > MAX_LINE {
             return false;
         }
-        self.blocks = bytes.len().div_ceil(BLOCK);
         !line_masks(bytes, &mut self.words).special
     }
 
@@ -86,7 +83,6 @@ impl QuoteIndex {
         if payload.len() > MAX_LINE {
             return None;
         }
-        self.blocks = payload.len().div_ceil(BLOCK);
         let found = line_masks(payload, &mut self.words);
         if found.special || !found.ascii {
             return None;
@@ -96,26 +92,20 @@ impl QuoteIndex {
         Some(unsafe { std::str::from_utf8_unchecked(payload) })
     }
 
-    /// The position of the first quote at or after `from`, if any.
+    /// The position of the first quote at or after `from`, if any. The words
+    /// past the line are zero, so a search that finds no quote in the line
+    /// runs on to the end of `words` and answers `None`.
     #[inline(always)]
     fn next_quote(&self, from: usize) -> Option<usize> {
         let mut block = from / BLOCK;
-        if block >= self.blocks {
-            return None;
-        }
         let mut bits = *self.words.get(block)? >> (from % BLOCK);
         let mut base = from;
-        loop {
-            if bits != 0 {
-                return Some(base + bits.trailing_zeros() as usize);
-            }
+        while bits == 0 {
             block += 1;
-            if block >= self.blocks {
-                return None;
-            }
             bits = *self.words.get(block)?;
             base = block * BLOCK;
         }
+        Some(base + bits.trailing_zeros() as usize)
     }
 }
 
@@ -319,8 +309,10 @@ pub(crate) fn scan_ascii_payload<'a>(
 /// The member walk of [`scan_compact`] over a line already indexed into
 /// `quotes` (by [`QuoteIndex::index_plain_line`] or
 /// [`QuoteIndex::index_ascii_object`]: a line of at most [`MAX_LINE`] bytes
-/// without backslash or control bytes). Gives up on the same lines, with the
-/// same result.
+/// without backslash or control bytes). Both callers have checked that the
+/// line starts with `{` and ends with `}`; an empty object (`{}`) fails the
+/// first member's quote check below and is left to the general scanner.
+/// Gives up on the same lines, with the same result.
 #[inline(always)]
 fn walk_indexed<'a>(
     line: &'a str,
@@ -330,10 +322,6 @@ fn walk_indexed<'a>(
     memo: &mut KeyOrder,
 ) -> Option<FlatScan> {
     let bytes = line.as_bytes();
-    // An empty object (`{}`) is left to the general scanner.
-    if bytes.first() != Some(&b'{') || bytes.last() != Some(&b'}') || bytes.len() < 3 {
-        return None;
-    }
     let mut summary = FlatScan::default();
     // The opening quote of the current member's key.
     let mut pos = 1usize;

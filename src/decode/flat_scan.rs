@@ -266,20 +266,33 @@ impl KeyOrder {
                     remembered.envelope_word,
                 ))
             }
-            remembered => {
-                let key_end = key_end(key_start)?;
-                let key = line.get(key_start..key_end)?;
-                let known = FlatKey::of(key);
-                // A known key is never an envelope word (a test checks),
-                // so only unknown keys are compared with them.
-                let envelope_word = known.is_none() && is_envelope_word(key);
-                if let Some(remembered) = remembered {
-                    *remembered =
-                        RememberedKey::learn(bytes, key_start, key_end, known, envelope_word);
-                }
-                Some((key_end, known, envelope_word))
-            }
+            remembered => Self::look_up(remembered, line, key_start, key_end),
         }
+    }
+
+    /// The miss path of [`key_at`](Self::key_at): `key_end` finds the
+    /// closing quote, the generic lookup answers, and `remembered` (the
+    /// member's entry, if it has one) learns the key. Out of line, so the
+    /// hit path stays small.
+    #[cold]
+    #[inline(never)]
+    fn look_up(
+        remembered: Option<&mut RememberedKey>,
+        line: &str,
+        key_start: usize,
+        key_end: impl FnOnce(usize) -> Option<usize>,
+    ) -> Option<(usize, Option<FlatKey>, bool)> {
+        let key_end = key_end(key_start)?;
+        let key = line.get(key_start..key_end)?;
+        let known = FlatKey::of(key);
+        // A known key is never an envelope word (a test checks),
+        // so only unknown keys are compared with them.
+        let envelope_word = known.is_none() && is_envelope_word(key);
+        if let Some(remembered) = remembered {
+            *remembered =
+                RememberedKey::learn(line.as_bytes(), key_start, key_end, known, envelope_word);
+        }
+        Some((key_end, known, envelope_word))
     }
 }
 
