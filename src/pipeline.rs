@@ -486,6 +486,14 @@ impl<'i> RecordProcessor<'i> {
             _ => None,
         };
         let (port, scheme) = listener_scheme(record, found);
+        // The record's texts as `&str`, each read out of its `Cow` once: the
+        // request, the evidence and the row share them.
+        let host = record.authority.as_deref();
+        let method = record.method.as_deref();
+        let path = record.path.as_deref();
+        let response_flags = record.response_flags.as_deref();
+        let request_id = record.request_id.as_deref();
+        let upstream_cluster = record.upstream_cluster.as_deref();
 
         // Only records with kept headers pay for the 512-byte pair array.
         let mut header_pairs: [(&str, &str); MAX_HEADERS];
@@ -504,9 +512,9 @@ impl<'i> RecordProcessor<'i> {
             port,
             scheme,
             sni: record.requested_server_name.as_deref(),
-            host: record.authority.as_deref(),
-            method: record.method.as_deref(),
-            path: record.path.as_deref().unwrap_or("/"),
+            host,
+            method,
+            path: path.unwrap_or("/"),
             // Formats that log the request target carry the query when there is
             // one; HAProxy ingress logs only host+path, so its query is unknown.
             query: if record.format == Format::HaproxyIngress {
@@ -593,8 +601,6 @@ impl<'i> RecordProcessor<'i> {
             hit_rule,
         } = set;
 
-        let mut attempts: [&str; MAX_ATTEMPTS] = [""; MAX_ATTEMPTS];
-        let mut n_attempts = 0;
         // The usual upstream host: one known pod's `a.b.c.d:port`, spelled
         // canonically. Found by its text in the endpoint index, it is a single
         // attempt (no `,`, space or padding), and the resolver is handed its
@@ -603,25 +609,31 @@ impl<'i> RecordProcessor<'i> {
             .upstream_addrs
             .raw()
             .and_then(|raw| Some((raw, endpoints.lookup_canonical_v4(raw)?)));
-        if let Some((raw, _)) = answered {
-            attempts[0] = raw;
-            n_attempts = 1;
+        // Only records with several attempts pay for the 128-byte array.
+        let one_attempt: [&str; 1];
+        let mut attempts: [&str; MAX_ATTEMPTS];
+        let upstream_hosts: &[&str] = if let Some((raw, _)) = answered {
+            one_attempt = [raw];
+            &one_attempt
         } else if let Some(single) = record.upstream_addrs.single() {
             // The usual single `ip:port`: no split.
-            attempts[0] = single;
-            n_attempts = 1;
+            one_attempt = [single];
+            &one_attempt
         } else {
+            attempts = [""; MAX_ATTEMPTS];
+            let mut n_attempts = 0;
             for (slot, host) in attempts.iter_mut().zip(record.upstream_addrs.iter()) {
                 *slot = host;
                 n_attempts += 1;
             }
-        }
+            &attempts[..n_attempts]
+        };
         let evidence = UpstreamEvidence {
             implementation_hint: self.options.implementation,
             route_name: record.route_name.as_deref(),
-            upstream_cluster: record.upstream_cluster.as_deref(),
-            upstream_hosts: &attempts[..n_attempts],
-            response_flags: record.response_flags.as_deref(),
+            upstream_cluster,
+            upstream_hosts,
+            response_flags,
             status: record.status,
         };
         // The usual record names the rule the decision chose: its cluster
@@ -718,19 +730,16 @@ impl<'i> RecordProcessor<'i> {
             event_time: record.time_us,
             gateway: decision.gateway.map(|g| g.key.as_str()).or(gateway),
             listener: decision.listener.map(|l| l.key.as_str()),
-            host: record.authority.as_deref(),
-            method: record.method.as_deref(),
-            path: record.path.as_deref(),
+            host,
+            method,
+            path,
             status: record.status.map(i32::from),
-            response_flags: record.response_flags.as_deref(),
+            response_flags,
             duration_ms: record.duration_ms.map(|d| d as f64),
             bytes_sent: record.bytes_sent.and_then(|b| i64::try_from(b).ok()),
-            request_id: record.request_id.as_deref(),
+            request_id,
             actual_backend,
-            actual_upstream: attempts[..n_attempts]
-                .last()
-                .copied()
-                .or(record.upstream_cluster.as_deref()),
+            actual_upstream: upstream_hosts.last().copied().or(upstream_cluster),
             actual_source: actual.source,
             expected_backends: decision.gateway.map(|_| StrList::Borrowed(expected_keys)),
             expected_status: decision.status.map(i32::from),
@@ -772,7 +781,7 @@ impl<'i> RecordProcessor<'i> {
             },
             decision_ambiguous: decision.is_ambiguous(),
             ambiguity_reason: decision.is_ambiguous().then(|| decision.unknowns.reason()),
-            upstream_attempts: StrList::Borrowed(&attempts[..n_attempts]),
+            upstream_attempts: StrList::Borrowed(upstream_hosts),
             index_stale: trust.stale,
             // Ids of what came from `index` (valid with `index.instance()`) and
             // of closed sets: the Parquet writer maps them to dictionary
@@ -813,7 +822,7 @@ impl<'i> RecordProcessor<'i> {
                     actual_backend,
                     reason: judgement.reason,
                     event_time: record.time_us.unwrap_or(0),
-                    request_id: record.request_id.as_deref(),
+                    request_id,
                 },
                 out.alert_queue,
             );

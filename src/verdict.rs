@@ -191,6 +191,7 @@ pub fn judge(decision: &Decision<'_>, observed: &Observation<'_>) -> Judgement {
 /// of the decision's allowed backends (`actual_allowed`, when the caller
 /// already compared them, e.g. by id); `None`: compared here by name. Given,
 /// it must be what that comparison would say.
+#[inline(always)]
 pub fn judge_known_allowed(
     decision: &Decision<'_>,
     observed: &Observation<'_>,

@@ -720,6 +720,7 @@ pub fn choose_candidate_where<'c>(
 /// [`choose_candidate_where`] with the comparisons given: `expected` tells
 /// whether a candidate is an expected backend, `same` whether two candidates
 /// name the same Service (by key, or by id within one index).
+#[inline]
 pub(crate) fn choose_candidate_by<'c>(
     candidates: &'c [EndpointCandidate],
     expected: impl Fn(&EndpointCandidate) -> bool,

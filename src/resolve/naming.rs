@@ -942,6 +942,7 @@ fn service_ref<'a>(namespace: &'a str, name: &'a str, port: PortRef<'a>) -> Upst
 /// Sentinel names and hosts (NGF sockets, `backend_not_found`, ...) are
 /// classified by [`parse_upstream_name`] and [`answering_host`]; the caller
 /// gives those precedence.
+#[inline]
 pub fn classify_gateway_action(
     implementation: Implementation,
     response_flags: Option<&str>,
