@@ -92,6 +92,25 @@ impl QuoteIndex {
         Some(unsafe { std::str::from_utf8_unchecked(payload) })
     }
 
+    /// The text of `line` strictly between its quotes at `open` and `close`
+    /// (`None` unless `open < close <= line.len()`). `line` must be the line
+    /// this index was built from, `open` a position the caller saw holding
+    /// `"` and `close` a position [`next_quote`](Self::next_quote) returned.
+    /// Without the two char-boundary checks of `str` slicing: both ends sit
+    /// next to an ASCII byte.
+    #[inline(always)]
+    fn text_between<'l>(&self, line: &'l str, open: usize, close: usize) -> Option<&'l str> {
+        debug_assert_eq!(line.as_bytes().get(open), Some(&b'"'));
+        debug_assert_eq!(line.as_bytes().get(close), Some(&b'"'));
+        let inner = line.as_bytes().get(open + 1..close)?;
+        // SAFETY: `line` is valid UTF-8, and `inner` starts just after the
+        // `"` at `open` and ends just before the `"` at `close` (a quote-index
+        // bit: `line_masks` sets a bit only for a byte equal to `"`, a test
+        // checks). A `"` is a one-byte character, so both ends of `inner` are
+        // char boundaries of `line` and `inner` is valid UTF-8.
+        Some(unsafe { std::str::from_utf8_unchecked(inner) })
+    }
+
     /// The position of the first quote at or after `from`, if any. The words
     /// past the line are zero, so a search that finds no quote in the line
     /// runs on to the end of `words` and answers `None`.
@@ -173,19 +192,25 @@ fn quote_masks_by_block(bytes: &[u8], words: &mut [u64; MAX_BLOCKS]) -> bool {
 }
 
 /// [`line_masks`] with AVX2: per 64-byte block two loads, the quote compare
-/// and its two movemasks; the backslash and control compares, and the bytes
-/// themselves (for their high bits), are OR-ed into two vectors for the whole
-/// line and tested once at the end.
+/// and its two movemasks; the backslash compares, the bytes' running minimum
+/// (for control bytes) and the bytes themselves (for their high bits) are
+/// kept in three vectors for the whole line and tested once at the end.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
 fn line_masks_avx2(bytes: &[u8], words: &mut [u64; MAX_BLOCKS]) -> LineBytes {
-    use std::arch::x86_64::{_mm256_movemask_epi8, _mm256_setzero_si256, _mm256_testz_si256};
-    let mut specials = _mm256_setzero_si256();
-    let mut high = _mm256_setzero_si256();
+    use std::arch::x86_64::{
+        _mm256_cmpeq_epi8, _mm256_min_epu8, _mm256_movemask_epi8, _mm256_set1_epi8,
+        _mm256_setzero_si256, _mm256_testz_si256,
+    };
+    let mut seen = SeenBytes {
+        backslashes: _mm256_setzero_si256(),
+        lowest: _mm256_set1_epi8(-1),
+        high_bits: _mm256_setzero_si256(),
+    };
     let mut chunks = bytes.chunks_exact(BLOCK);
     for (word, chunk) in words.iter_mut().zip(&mut chunks) {
         match <&[u8; BLOCK]>::try_from(chunk) {
-            Ok(block) => *word = block_quotes_avx2(block, &mut specials, &mut high),
+            Ok(block) => *word = block_quotes_avx2(block, &mut seen),
             // Not reachable: `chunks_exact` yields whole blocks.
             Err(_) => {
                 return LineBytes {
@@ -205,14 +230,14 @@ fn line_masks_avx2(bytes: &[u8], words: &mut [u64; MAX_BLOCKS]) -> LineBytes {
         let quotes = match last_block {
             // The line's last 64 bytes (overlapping the block before): the
             // tail is their top `tail.len()` bytes, so their quote bits
-            // shifted down; every byte is the line's, so OR-ing their
-            // specials is exact. No copy.
-            Some(last) => block_quotes_avx2(last, &mut specials, &mut high) >> (BLOCK - tail.len()),
+            // shifted down; every byte is the line's, so folding them into
+            // `seen` is exact. No copy.
+            Some(last) => block_quotes_avx2(last, &mut seen) >> (BLOCK - tail.len()),
             // A line shorter than a block: padded with spaces.
             None => {
                 let mut padded = [b' '; BLOCK];
                 padded[..tail.len()].copy_from_slice(tail);
-                block_quotes_avx2(&padded, &mut specials, &mut high)
+                block_quotes_avx2(&padded, &mut seen)
             }
         };
         match words.get_mut(bytes.len() / BLOCK) {
@@ -225,30 +250,39 @@ fn line_masks_avx2(bytes: &[u8], words: &mut [u64; MAX_BLOCKS]) -> LineBytes {
             }
         }
     }
+    // Unsigned `lowest <= 0x1f` in some lane is `min(lowest, 0x1f) == lowest`.
+    let lowest = seen.lowest;
+    let control = _mm256_cmpeq_epi8(_mm256_min_epu8(lowest, _mm256_set1_epi8(0x1f)), lowest);
     LineBytes {
-        special: _mm256_testz_si256(specials, specials) == 0,
-        ascii: _mm256_movemask_epi8(high) == 0,
+        special: _mm256_testz_si256(seen.backslashes, seen.backslashes) == 0
+            || _mm256_testz_si256(control, control) == 0,
+        ascii: _mm256_movemask_epi8(seen.high_bits) == 0,
     }
 }
 
-/// The quote mask of one block; its backslashes and control bytes are OR-ed
-/// into `specials` (a byte lane is all ones for each), its bytes into
-/// `high_bits` (a lane's high bit is set once any byte in it was not ASCII).
+/// What [`block_quotes_avx2`] folds in from every block, per byte lane.
+#[cfg(target_arch = "x86_64")]
+struct SeenBytes {
+    /// All ones in a lane once a backslash was in it.
+    backslashes: std::arch::x86_64::__m256i,
+    /// The smallest byte (unsigned) seen in the lane.
+    lowest: std::arch::x86_64::__m256i,
+    /// The OR of the lane's bytes: its high bit is set once a byte was not
+    /// ASCII.
+    high_bits: std::arch::x86_64::__m256i,
+}
+
+/// The quote mask of one block; its bytes are folded into `seen`.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
 #[inline]
-fn block_quotes_avx2(
-    block: &[u8; BLOCK],
-    specials: &mut std::arch::x86_64::__m256i,
-    high_bits: &mut std::arch::x86_64::__m256i,
-) -> u64 {
+fn block_quotes_avx2(block: &[u8; BLOCK], seen: &mut SeenBytes) -> u64 {
     use std::arch::x86_64::{
         __m256i, _mm256_cmpeq_epi8, _mm256_loadu_si256, _mm256_min_epu8, _mm256_movemask_epi8,
         _mm256_or_si256, _mm256_set1_epi8,
     };
     let quote = _mm256_set1_epi8(b'"' as i8);
     let backslash = _mm256_set1_epi8(b'\\' as i8);
-    let last_control = _mm256_set1_epi8(0x1f);
     let (low, high) = block.split_at(BLOCK / 2);
     let mut quotes = 0u64;
     for (half, shift) in [(low, 0), (high, 32)] {
@@ -259,10 +293,9 @@ fn block_quotes_avx2(
         let is_quote = _mm256_cmpeq_epi8(chunk, quote);
         quotes |= u64::from(_mm256_movemask_epi8(is_quote) as u32) << shift;
         let is_backslash = _mm256_cmpeq_epi8(chunk, backslash);
-        // Unsigned `byte <= 0x1f` is `min(byte, 0x1f) == byte`.
-        let is_control = _mm256_cmpeq_epi8(_mm256_min_epu8(chunk, last_control), chunk);
-        *specials = _mm256_or_si256(*specials, _mm256_or_si256(is_backslash, is_control));
-        *high_bits = _mm256_or_si256(*high_bits, chunk);
+        seen.backslashes = _mm256_or_si256(seen.backslashes, is_backslash);
+        seen.lowest = _mm256_min_epu8(seen.lowest, chunk);
+        seen.high_bits = _mm256_or_si256(seen.high_bits, chunk);
     }
     quotes
 }
@@ -344,7 +377,7 @@ fn walk_indexed<'a>(
         let value_end = match bytes.get(value_at) {
             Some(b'"') => {
                 let end = quotes.next_quote(value_at + 1)?;
-                let text = line.get(value_at + 1..end)?;
+                let text = quotes.text_between(line, value_at, end)?;
                 summary.envelope_word_seen |= is_envelope_word(text);
                 match known {
                     Some(known) => fields.apply_known_str(known, text).ok()?,

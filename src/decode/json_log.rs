@@ -19,7 +19,7 @@ use super::detect::Format;
 use super::error::DecodeError;
 use super::flat_keys::FlatKey;
 use super::flat_scan::scan_flat_object;
-use super::record::{split_target, AccessRecord, Text, UpstreamAddrs};
+use super::record::{split_borrowed_target, split_target, AccessRecord, Text, UpstreamAddrs};
 use super::scan::{
     check_status, non_dash, parse_count, parse_port, parse_status, port_of_address, seconds_to_ms,
 };
@@ -541,7 +541,26 @@ impl<'a> FlatFields<'a> {
         Ok(())
     }
 
+    /// Sets the path and query from a request target. A borrowed string
+    /// (nearly every line) is split inline; other values out of line.
+    #[inline(always)]
     fn set_target(&mut self, value: Scalar<'a>) {
+        match value {
+            Scalar::Str(Cow::Borrowed(text)) => {
+                if let Some(target) = non_dash(text) {
+                    let (path, query) = split_borrowed_target(target);
+                    self.record.path = Some(Cow::Borrowed(path));
+                    self.record.query = query.map(Cow::Borrowed);
+                }
+            }
+            Scalar::Null => {}
+            other => self.set_target_rare(other),
+        }
+    }
+
+    /// [`set_target`](Self::set_target) of any other value.
+    #[inline(never)]
+    fn set_target_rare(&mut self, value: Scalar<'a>) {
         if let Some(target) = value.into_text() {
             let (path, query) = split_target(target);
             self.record.path = Some(path);
