@@ -356,13 +356,14 @@ fn walk_indexed<'a>(
 ) -> Option<FlatScan> {
     let bytes = line.as_bytes();
     let mut summary = FlatScan::default();
-    // The opening quote of the current member's key.
+    // The opening quote of the current member's key (a later member's is
+    // checked together with the comma before it).
     let mut pos = 1usize;
+    if bytes.get(pos) != Some(&b'"') {
+        return None;
+    }
     let mut member = 0usize;
     loop {
-        if bytes.get(pos) != Some(&b'"') {
-            return None;
-        }
         let key_start = pos + 1;
         // As in the general scanner, through the key-order memo (with no
         // backslash in the line, the next quote ends the key).
@@ -370,12 +371,14 @@ fn walk_indexed<'a>(
             memo.key_at(member, line, key_start, |from| quotes.next_quote(from))?;
         member += 1;
         summary.envelope_word_seen |= envelope_word;
-        if bytes.get(key_end + 1) != Some(&b':') {
-            return None;
-        }
+        // The colon and the value's first byte, with one bounds check.
+        let value_first = match bytes.get(key_end + 1..key_end + 3) {
+            Some(&[b':', first]) => first,
+            _ => return None,
+        };
         let value_at = key_end + 2;
-        let value_end = match bytes.get(value_at) {
-            Some(b'"') => {
+        let value_end = match value_first {
+            b'"' => {
                 let end = quotes.next_quote(value_at + 1)?;
                 let text = quotes.text_between(line, value_at, end)?;
                 summary.envelope_word_seen |= is_envelope_word(text);
@@ -393,7 +396,7 @@ fn walk_indexed<'a>(
                 }
                 end + 1
             }
-            Some(b'0'..=b'9') => {
+            b'0'..=b'9' => {
                 let (value, end) = integer_value_at(bytes, value_at)?;
                 match known {
                     Some(known) => fields.apply_known_int(known, value).ok()?,
@@ -405,7 +408,7 @@ fn walk_indexed<'a>(
                 }
                 end
             }
-            Some(b'n') => {
+            b'n' => {
                 if bytes.get(value_at..value_at + 4) != Some(b"null".as_slice()) {
                     return None;
                 }
@@ -421,10 +424,14 @@ fn walk_indexed<'a>(
             }
             _ => return None,
         };
-        match bytes.get(value_end) {
-            Some(b',') => pos = value_end + 1,
-            Some(b'}') if value_end + 1 == bytes.len() => return Some(summary),
-            _ => return None,
+        // A comma and the next key's opening quote, or the closing brace as
+        // the line's last byte.
+        match bytes.get(value_end..value_end + 2) {
+            Some(b",\"") => pos = value_end + 1,
+            _ => {
+                return (bytes.get(value_end) == Some(&b'}') && value_end + 1 == bytes.len())
+                    .then_some(summary)
+            }
         }
     }
 }

@@ -21,9 +21,10 @@ use super::flat_keys::FlatKey;
 use super::flat_scan::scan_flat_object;
 use super::record::{split_borrowed_target, split_target, AccessRecord, Text, UpstreamAddrs};
 use super::scan::{
-    check_status, non_dash, parse_count, parse_port, parse_status, port_of_address, seconds_to_ms,
+    check_status, non_dash, parse_count, parse_port, parse_status, port_of_address_inline,
+    seconds_to_ms,
 };
-use super::timestamp::{from_epoch_seconds, parse_rfc3339};
+use super::timestamp::{from_epoch_seconds, parse_rfc3339, parse_rfc3339_inline};
 
 /// A JSON string that borrows from the input when it has no escapes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -384,7 +385,7 @@ impl<'a> FlatFields<'a> {
             FlatKey::StartTime => {
                 self.evidence |= START_TIME;
                 if let Some(text) = value.into_text() {
-                    self.primary_time_us = Some(parse_rfc3339("start_time", &text)?);
+                    self.primary_time_us = Some(parse_rfc3339_inline("start_time", &text)?);
                 }
             }
             FlatKey::AtTimestamp => match value {
@@ -445,7 +446,8 @@ impl<'a> FlatFields<'a> {
             FlatKey::DownstreamLocalAddress => {
                 self.evidence |= ENVOY;
                 if let Some(text) = value.into_text() {
-                    record.listener_port = port_of_address("downstream_local_address", &text)?;
+                    record.listener_port =
+                        port_of_address_inline("downstream_local_address", &text)?;
                 }
             }
             FlatKey::DownstreamRemoteAddress => {

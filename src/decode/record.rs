@@ -69,6 +69,7 @@ pub struct UpstreamAddrs<'a> {
 
 impl<'a> UpstreamAddrs<'a> {
     /// Wraps a raw address list; `-`, empty, and whitespace are treated as none.
+    #[inline]
     pub fn new(raw: Text<'a>) -> Self {
         // The usual `ip:port`: ASCII above ' ' at both ends, so `trim` would
         // remove nothing (it only removes whitespace, never such a byte);
