@@ -27,7 +27,7 @@
 use std::borrow::Cow;
 
 use super::flat_scan::{
-    block_masks, integer_value_at, is_envelope_word, FlatScan, KeyOrder, BLOCK,
+    block_masks, integer_digits_at, is_envelope_word, FlatScan, KeyOrder, BLOCK,
 };
 use super::json_log::{FlatFields, Scalar};
 
@@ -222,19 +222,20 @@ fn line_masks_avx2(bytes: &[u8], words: &mut [u64; MAX_BLOCKS]) -> LineBytes {
     }
     let tail = chunks.remainder();
     if !tail.is_empty() {
-        let last_block = bytes
-            .len()
-            .checked_sub(BLOCK)
-            .and_then(|start| bytes.get(start..))
-            .and_then(|last| <&[u8; BLOCK]>::try_from(last).ok());
-        let quotes = match last_block {
+        // A plain `if let` rather than an `Option` chain: closures are not
+        // inlined into this `target_feature` function.
+        let last_block = match bytes.len() >= BLOCK {
+            true => bytes.get(bytes.len() - BLOCK..),
+            false => None,
+        };
+        let quotes = match last_block.map(<&[u8; BLOCK]>::try_from) {
             // The line's last 64 bytes (overlapping the block before): the
             // tail is their top `tail.len()` bytes, so their quote bits
             // shifted down; every byte is the line's, so folding them into
             // `seen` is exact. No copy.
-            Some(last) => block_quotes_avx2(last, &mut seen) >> (BLOCK - tail.len()),
+            Some(Ok(last)) => block_quotes_avx2(last, &mut seen) >> (BLOCK - tail.len()),
             // A line shorter than a block: padded with spaces.
-            None => {
+            _ => {
                 let mut padded = [b' '; BLOCK];
                 padded[..tail.len()].copy_from_slice(tail);
                 block_quotes_avx2(&padded, &mut seen)
@@ -397,7 +398,9 @@ fn walk_indexed<'a>(
                 end + 1
             }
             b'0'..=b'9' => {
-                let (value, end) = integer_value_at(bytes, value_at)?;
+                // A fraction or exponent after the digits fails the
+                // separator check below.
+                let (value, end) = integer_digits_at(bytes, value_at)?;
                 match known {
                     Some(known) => fields.apply_known_int(known, value).ok()?,
                     None if keep_headers.is_empty() => {}

@@ -468,13 +468,27 @@ fn integer_at(bytes: &[u8], pos: usize) -> Option<(Scalar<'static>, usize)> {
     integer_value_at(bytes, pos).map(|(value, end)| (Scalar::Int(value), end))
 }
 
-/// [`integer_at`]'s value and end. Up to seven digits (every status,
-/// duration, port and most byte counts) are classified and converted as one
-/// little-endian word (SWAR) when eight bytes are left; longer numbers and
-/// the last bytes of a line take [`integer_value_by_byte`], which gives the
-/// same answer for every input.
+/// [`integer_at`]'s value and end: [`integer_digits_at`], then no `.`,
+/// `e` or `E` after the digits.
 #[inline(always)]
 pub(super) fn integer_value_at(bytes: &[u8], pos: usize) -> Option<(i64, usize)> {
+    let (value, end) = integer_digits_at(bytes, pos)?;
+    if let Some(b'.' | b'e' | b'E') = bytes.get(end) {
+        return None;
+    }
+    Some((value, end))
+}
+
+/// The non-negative integer without leading zeros whose digits start at
+/// `pos` (at most [`MAX_DIGITS`]), and the end of its digits, without looking
+/// at the byte after them: a caller must itself reject a fraction or an
+/// exponent there. Up to seven digits (every status, duration, port and most
+/// byte counts) are classified and converted as one little-endian word
+/// (SWAR) when eight bytes are left; longer numbers and the last bytes of a
+/// line take [`integer_value_by_byte`], which gives the same answer for
+/// every input it accepts.
+#[inline(always)]
+pub(super) fn integer_digits_at(bytes: &[u8], pos: usize) -> Option<(i64, usize)> {
     if let Some(window) = bytes
         .get(pos..pos.wrapping_add(8))
         .and_then(|window| <[u8; 8]>::try_from(window).ok())
@@ -487,11 +501,7 @@ pub(super) fn integer_value_at(bytes: &[u8], pos: usize) -> Option<(i64, usize)>
             if digits == 0 || (digits > 1 && window[0] == b'0') {
                 return None;
             }
-            let end = pos + digits;
-            if let Some(b'.' | b'e' | b'E') = bytes.get(end) {
-                return None;
-            }
-            return Some((digits_value(word, digits), end));
+            return Some((digits_value(word, digits), pos + digits));
         }
     }
     integer_value_by_byte(bytes, pos)

@@ -172,25 +172,22 @@ impl<'a> Scalar<'a> {
                 Ok(Some(value as u64))
             }
             Scalar::Str(text) => parse_count(field, &text),
-            other => Err(DecodeError::invalid(field, &other.describe())),
+            other => Err(other.invalid(field)),
         }
     }
 
-    /// A float (typed or as a string), e.g. NGINX `$request_time`.
+    /// A float (typed or as a string), e.g. NGINX `$request_time`. Inlined
+    /// (the text case out of line), so the callers never need the value in
+    /// memory.
+    #[inline(always)]
     fn into_float(self, field: &'static str) -> Result<Option<f64>, DecodeError> {
         match self {
             Scalar::Null => Ok(None),
             Scalar::Int(value) => Ok(Some(value as f64)),
             Scalar::UInt(value) => Ok(Some(value as f64)),
             Scalar::Float(value) => Ok(Some(value)),
-            Scalar::Str(text) => match non_dash(&text) {
-                None => Ok(None),
-                Some(value) => value
-                    .parse::<f64>()
-                    .map(Some)
-                    .map_err(|_| DecodeError::invalid(field, value)),
-            },
-            other => Err(DecodeError::invalid(field, &other.describe())),
+            Scalar::Str(text) => float_of_text(field, &text),
+            other => Err(other.invalid(field)),
         }
     }
 
@@ -201,8 +198,16 @@ impl<'a> Scalar<'a> {
             Scalar::Null => Ok(None),
             Scalar::Int(value) => check_status(field, value),
             Scalar::Str(text) => parse_status(field, &text),
-            other => Err(DecodeError::invalid(field, &other.describe())),
+            other => Err(other.invalid(field)),
         }
+    }
+
+    /// The `invalid_value` error for this value in `field`. Out of line and
+    /// by value, so the callers' hot paths never need the value in memory.
+    #[cold]
+    #[inline(never)]
+    fn invalid(self, field: &'static str) -> DecodeError {
+        DecodeError::invalid(field, &self.describe())
     }
 
     /// A short description for error messages.
@@ -216,6 +221,18 @@ impl<'a> Scalar<'a> {
             Scalar::Bool(value) => value.to_string(),
             Scalar::Nested => "an object or array".to_owned(),
         }
+    }
+}
+
+/// [`Scalar::into_float`] of a string: `-` and empty are unset.
+#[inline(never)]
+fn float_of_text(field: &'static str, text: &str) -> Result<Option<f64>, DecodeError> {
+    match non_dash(text) {
+        None => Ok(None),
+        Some(value) => value
+            .parse::<f64>()
+            .map(Some)
+            .map_err(|_| DecodeError::invalid(field, value)),
     }
 }
 
