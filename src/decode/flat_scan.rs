@@ -301,7 +301,7 @@ impl KeyOrder {
 #[derive(Debug, Clone, Copy)]
 pub(super) struct RememberedKey {
     /// Bytes compared: the key and its closing quote (at least 1); 0 for an
-    /// empty entry, which never matches.
+    /// empty entry.
     pub(super) len: usize,
     /// The key and its closing quote as words (word `i` is bytes `8i..8i+8`),
     /// zero past `len`.
@@ -319,10 +319,14 @@ pub(super) struct RememberedKey {
 const MEMO_WORDS: usize = MEMO_KEY_BYTES / 8;
 
 impl RememberedKey {
+    /// The empty entry: it asks for [`MEMO_KEY_BYTES`] bytes `0xff`, a byte
+    /// that UTF-8 text never holds (and the zero padding of
+    /// [`matches_near_the_end`](Self::matches_near_the_end) neither), so it
+    /// never matches and the compare needs no separate emptiness check.
     const EMPTY: RememberedKey = RememberedKey {
         len: 0,
-        words: [0; MEMO_WORDS],
-        masks: [0; MEMO_WORDS],
+        words: [u64::MAX; MEMO_WORDS],
+        masks: [u64::MAX; MEMO_WORDS],
         known: None,
         envelope_word: false,
     };
@@ -357,7 +361,8 @@ impl RememberedKey {
 
     /// True when `bytes` at `start` are this key and its closing quote: the
     /// [`MEMO_KEY_BYTES`] bytes there, masked, compared word by word without
-    /// a branch or a `memcmp` call.
+    /// a branch or a `memcmp` call. `bytes` must be UTF-8 text (every caller
+    /// passes a `str`'s bytes), which the empty entry relies on.
     #[inline(always)]
     pub(super) fn matches(&self, bytes: &[u8], start: usize) -> bool {
         match bytes
@@ -394,7 +399,7 @@ impl RememberedKey {
             .fold(0, |difference, ((found, word), mask)| {
                 difference | ((found ^ word) & mask)
             });
-        difference == 0 && self.len != 0
+        difference == 0
     }
 }
 
@@ -1103,6 +1108,18 @@ mod tests {
             assert!(!entry.matches(bytes, start));
         }
         assert!(!RememberedKey::EMPTY.matches(bytes, 1));
+        // The empty entry matches no window of UTF-8 text, near the end
+        // (zero padding) included.
+        for text in [
+            "\u{0}".repeat(40),
+            "\u{7f}".repeat(40),
+            "\u{10ffff}".repeat(10),
+            "é".repeat(20),
+        ] {
+            for start in 0..=text.len() {
+                assert!(!RememberedKey::EMPTY.matches(text.as_bytes(), start));
+            }
+        }
     }
 
     /// Pieces that make JSON interesting at a byte position.

@@ -429,6 +429,7 @@ impl AccessRecord<'_> {
     /// Fills [`AccessRecord::protocol`] from `protocol_raw` and the gRPC hints
     /// (content-type header, route/cluster prefix, path shape). Called by every
     /// decoder once the record is complete.
+    #[inline]
     pub(crate) fn finish_protocol(&mut self, grpc_hint: bool) {
         let base = self.protocol_raw.as_deref().map(Protocol::from_version);
         let route_grpc = |name: &str| name.starts_with("grpcroute/");
