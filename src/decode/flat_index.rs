@@ -77,13 +77,24 @@ impl QuoteIndex {
     /// index then unspecified) for anything else.
     #[inline(always)]
     fn index_ascii_object<'p>(&mut self, payload: &'p [u8]) -> Option<&'p str> {
+        self.index_ascii_object_with(payload, line_masks)
+    }
+
+    /// [`index_ascii_object`](Self::index_ascii_object) with `masks` as the
+    /// line pass (one of the [`line_masks`] versions).
+    #[inline(always)]
+    fn index_ascii_object_with<'p>(
+        &mut self,
+        payload: &'p [u8],
+        masks: impl FnOnce(&[u8], &mut [u64; MAX_BLOCKS]) -> LineBytes,
+    ) -> Option<&'p str> {
         if payload.first() != Some(&b'{') || payload.last() != Some(&b'}') {
             return None;
         }
         if payload.len() > MAX_LINE {
             return None;
         }
-        let found = line_masks(payload, &mut self.words);
+        let found = masks(payload, &mut self.words);
         if found.special || !found.ascii {
             return None;
         }
@@ -328,6 +339,10 @@ pub(crate) fn scan_compact<'a>(
 /// by the pass that indexes its quotes), else `None`, as when the walk gives
 /// up. Whenever it answers, [`scan_compact`] of the payload as text answers
 /// the same.
+///
+/// On a CPU with AVX2 the whole scan is one function compiled for it
+/// ([`scan_ascii_payload_avx2`]: the line pass inlined, no second feature
+/// check); elsewhere the same code with the portable line pass.
 #[inline(always)]
 pub(crate) fn scan_ascii_payload<'a>(
     payload: &'a [u8],
@@ -335,8 +350,45 @@ pub(crate) fn scan_ascii_payload<'a>(
     fields: &mut FlatFields<'a>,
     memo: &mut KeyOrder,
 ) -> Option<FlatScan> {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: calling a `#[target_feature]` function requires only
+            // that the CPU has the feature, which was checked just above.
+            return unsafe { scan_ascii_payload_avx2(payload, keep_headers, fields, memo) };
+        }
+    }
+    scan_ascii_payload_portable(payload, keep_headers, fields, memo)
+}
+
+/// [`scan_ascii_payload`] with the line pass [`line_masks`] picks (any CPU;
+/// tests check it answers as the AVX2 version).
+#[inline(always)]
+fn scan_ascii_payload_portable<'a>(
+    payload: &'a [u8],
+    keep_headers: &[String],
+    fields: &mut FlatFields<'a>,
+    memo: &mut KeyOrder,
+) -> Option<FlatScan> {
     let mut quotes = QuoteIndex::new();
     let line = quotes.index_ascii_object(payload)?;
+    walk_indexed(line, &quotes, keep_headers, fields, memo)
+}
+
+/// [`scan_ascii_payload`] compiled for AVX2, with [`line_masks_avx2`] as
+/// the line pass.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn scan_ascii_payload_avx2<'a>(
+    payload: &'a [u8],
+    keep_headers: &[String],
+    fields: &mut FlatFields<'a>,
+    memo: &mut KeyOrder,
+) -> Option<FlatScan> {
+    let mut quotes = QuoteIndex::new();
+    // A safe call: this function has the AVX2 feature `line_masks_avx2` needs.
+    let line =
+        quotes.index_ascii_object_with(payload, |bytes, words| line_masks_avx2(bytes, words))?;
     walk_indexed(line, &quotes, keep_headers, fields, memo)
 }
 
@@ -467,12 +519,34 @@ mod tests {
     }
 
     /// Whenever the compact walk accepts a line, the general scanner accepts
-    /// it with the same summary and record.
+    /// it with the same summary and record; the payload scan (AVX2 where the
+    /// CPU has it) answers as its portable version, and as the compact walk
+    /// whenever it accepts.
     fn assert_compact_agrees(line: &str) -> Result<(), TestCaseError> {
         for keep_headers in [Vec::new(), vec!["x-canary".to_owned()]] {
             let (compact, general) = both(line, &keep_headers);
             if compact.is_some() {
                 prop_assert_eq!(&compact, &general, "line: {:?}", line);
+            }
+            let payload = |portable: bool| {
+                let mut fields = FlatFields::default();
+                let mut memo = KeyOrder::new();
+                let bytes = line.as_bytes();
+                let scan = if portable {
+                    scan_ascii_payload_portable(bytes, &keep_headers, &mut fields, &mut memo)
+                } else {
+                    scan_ascii_payload(bytes, &keep_headers, &mut fields, &mut memo)
+                };
+                scan.map(|scan| {
+                    let format = fields.inferred_format();
+                    let record = format.map(|format| fields.finish(format));
+                    format!("{scan:?} {record:?}")
+                })
+            };
+            let fast = payload(false);
+            prop_assert_eq!(&fast, &payload(true), "line: {:?}", line);
+            if fast.is_some() {
+                prop_assert_eq!(&fast, &compact, "line: {:?}", line);
             }
         }
         Ok(())
