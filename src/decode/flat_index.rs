@@ -423,7 +423,9 @@ fn walk_indexed<'a>(
         let (key_end, known, envelope_word) =
             memo.key_at(member, line, key_start, |from| quotes.next_quote(from))?;
         member += 1;
-        summary.envelope_word_seen |= envelope_word;
+        if envelope_word {
+            summary.see_envelope_word();
+        }
         // The colon and the value's first byte, with one bounds check.
         let value_first = match bytes.get(key_end + 1..key_end + 3) {
             Some(&[b':', first]) => first,
@@ -434,7 +436,9 @@ fn walk_indexed<'a>(
             b'"' => {
                 let end = quotes.next_quote(value_at + 1)?;
                 let text = quotes.text_between(line, value_at, end)?;
-                summary.envelope_word_seen |= is_envelope_word(text);
+                if is_envelope_word(text) {
+                    summary.see_envelope_word();
+                }
                 match known {
                     Some(known) => fields.apply_known_str(known, text).ok()?,
                     None if keep_headers.is_empty() => {}

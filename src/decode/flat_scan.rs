@@ -47,6 +47,16 @@ pub(crate) struct FlatScan {
     pub(crate) envelope_word_seen: bool,
 }
 
+impl FlatScan {
+    /// Records that a string was an envelope word: out of line and rare, so
+    /// a scan's loop keeps no flag to update per string.
+    #[cold]
+    #[inline(never)]
+    pub(super) fn see_envelope_word(&mut self) {
+        self.envelope_word_seen = true;
+    }
+}
+
 /// Feeds every member of the flat JSON object `line` to `fields`. Returns
 /// `None` (with `fields` in an unspecified state) when the line needs the
 /// serde path; see the module docs for when.
