@@ -447,6 +447,25 @@ mod tests {
                 port_of_address_reference(raw),
                 "{raw}"
             );
+            assert_eq!(
+                port_of_address_inline("f", raw),
+                port_of_address_reference(raw),
+                "{raw}"
+            );
+        }
+    }
+
+    proptest::proptest! {
+        /// The inline word case answers as the general parse on addresses
+        /// of every length, digits and colons dense.
+        #[test]
+        fn port_of_address_inline_agrees_with_the_general_parse(
+            raw in "[0-9:.a\\-]{0,14}",
+        ) {
+            proptest::prop_assert_eq!(
+                port_of_address_inline("f", &raw),
+                port_of_address_reference(&raw)
+            );
         }
     }
 
