@@ -121,8 +121,7 @@ pub(crate) fn parse_rfc3339_inline(field: &'static str, raw: &str) -> Result<i64
 }
 
 /// [`parse_rfc3339`] of everything [`parse_rfc3339_inline`] does not answer
-/// itself.
-#[cold]
+/// itself (every other shape, such as NGINX's `+00:00` offsets).
 #[inline(never)]
 fn parse_rfc3339_rest(field: &'static str, raw: &str) -> Result<i64, DecodeError> {
     match parse_millis_utc(raw.as_bytes()) {
