@@ -233,8 +233,8 @@ fn line_masks_avx2(bytes: &[u8], words: &mut [u64; MAX_BLOCKS]) -> LineBytes {
     }
     let tail = chunks.remainder();
     if !tail.is_empty() {
-        // A plain `if let` rather than an `Option` chain: closures are not
-        // inlined into this `target_feature` function.
+        // A plain `match` rather than an `Option` chain, whose closures were
+        // left out of line here (a call per line).
         let last_block = match bytes.len() >= BLOCK {
             true => bytes.get(bytes.len() - BLOCK..),
             false => None,
