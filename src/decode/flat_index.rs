@@ -27,7 +27,7 @@
 use std::borrow::Cow;
 
 use super::flat_scan::{
-    block_masks, integer_value_at, is_envelope_word, FlatScan, KeyOrder, BLOCK,
+    block_masks, integer_digits_at, is_envelope_word, FlatScan, KeyOrder, BLOCK,
 };
 use super::json_log::{FlatFields, Scalar};
 
@@ -77,19 +77,49 @@ impl QuoteIndex {
     /// index then unspecified) for anything else.
     #[inline(always)]
     fn index_ascii_object<'p>(&mut self, payload: &'p [u8]) -> Option<&'p str> {
+        self.index_ascii_object_with(payload, line_masks)
+    }
+
+    /// [`index_ascii_object`](Self::index_ascii_object) with `masks` as the
+    /// line pass (one of the [`line_masks`] versions).
+    #[inline(always)]
+    fn index_ascii_object_with<'p>(
+        &mut self,
+        payload: &'p [u8],
+        masks: impl FnOnce(&[u8], &mut [u64; MAX_BLOCKS]) -> LineBytes,
+    ) -> Option<&'p str> {
         if payload.first() != Some(&b'{') || payload.last() != Some(&b'}') {
             return None;
         }
         if payload.len() > MAX_LINE {
             return None;
         }
-        let found = line_masks(payload, &mut self.words);
+        let found = masks(payload, &mut self.words);
         if found.special || !found.ascii {
             return None;
         }
         // SAFETY: every byte of `payload` is below 0x80 (checked just
         // above), and a sequence of ASCII bytes is valid UTF-8.
         Some(unsafe { std::str::from_utf8_unchecked(payload) })
+    }
+
+    /// The text of `line` strictly between its quotes at `open` and `close`
+    /// (`None` unless `open < close <= line.len()`). `line` must be the line
+    /// this index was built from, `open` a position the caller saw holding
+    /// `"` and `close` a position [`next_quote`](Self::next_quote) returned.
+    /// Without the two char-boundary checks of `str` slicing: both ends sit
+    /// next to an ASCII byte.
+    #[inline(always)]
+    fn text_between<'l>(&self, line: &'l str, open: usize, close: usize) -> Option<&'l str> {
+        debug_assert_eq!(line.as_bytes().get(open), Some(&b'"'));
+        debug_assert_eq!(line.as_bytes().get(close), Some(&b'"'));
+        let inner = line.as_bytes().get(open + 1..close)?;
+        // SAFETY: `line` is valid UTF-8, and `inner` starts just after the
+        // `"` at `open` and ends just before the `"` at `close` (a quote-index
+        // bit: `line_masks` sets a bit only for a byte equal to `"`, a test
+        // checks). A `"` is a one-byte character, so both ends of `inner` are
+        // char boundaries of `line` and `inner` is valid UTF-8.
+        Some(unsafe { std::str::from_utf8_unchecked(inner) })
     }
 
     /// The position of the first quote at or after `from`, if any. The words
@@ -173,19 +203,44 @@ fn quote_masks_by_block(bytes: &[u8], words: &mut [u64; MAX_BLOCKS]) -> bool {
 }
 
 /// [`line_masks`] with AVX2: per 64-byte block two loads, the quote compare
-/// and its two movemasks; the backslash and control compares, and the bytes
-/// themselves (for their high bits), are OR-ed into two vectors for the whole
-/// line and tested once at the end.
+/// and its two movemasks; the backslash compares, the bytes' running minimum
+/// (for control bytes) and the bytes themselves (for their high bits) are
+/// kept in three vectors for the whole line and tested once at the end.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
 fn line_masks_avx2(bytes: &[u8], words: &mut [u64; MAX_BLOCKS]) -> LineBytes {
-    use std::arch::x86_64::{_mm256_movemask_epi8, _mm256_setzero_si256, _mm256_testz_si256};
-    let mut specials = _mm256_setzero_si256();
-    let mut high = _mm256_setzero_si256();
+    masks_avx2::<false>(bytes, words)
+}
+
+/// [`line_masks_avx2`] for a caller that takes only plain ASCII lines: one
+/// running signed minimum finds control and non-ASCII bytes together (as
+/// `i8`, a byte above 0x7f is negative, a control byte below 0x20), one
+/// vector operation per half block fewer. `ascii` is exact; `special` is
+/// exact when `ascii` is true.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn ascii_line_masks_avx2(bytes: &[u8], words: &mut [u64; MAX_BLOCKS]) -> LineBytes {
+    masks_avx2::<true>(bytes, words)
+}
+
+/// The body of [`line_masks_avx2`] (`ASCII_ONLY` false) and
+/// [`ascii_line_masks_avx2`] (true).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn masks_avx2<const ASCII_ONLY: bool>(bytes: &[u8], words: &mut [u64; MAX_BLOCKS]) -> LineBytes {
+    use std::arch::x86_64::{
+        _mm256_cmpeq_epi8, _mm256_cmpgt_epi8, _mm256_min_epu8, _mm256_movemask_epi8,
+        _mm256_set1_epi8, _mm256_setzero_si256, _mm256_testz_si256,
+    };
+    let mut seen = SeenBytes {
+        backslashes: _mm256_setzero_si256(),
+        lowest: _mm256_set1_epi8(if ASCII_ONLY { i8::MAX } else { -1 }),
+        high_bits: _mm256_setzero_si256(),
+    };
     let mut chunks = bytes.chunks_exact(BLOCK);
     for (word, chunk) in words.iter_mut().zip(&mut chunks) {
         match <&[u8; BLOCK]>::try_from(chunk) {
-            Ok(block) => *word = block_quotes_avx2(block, &mut specials, &mut high),
+            Ok(block) => *word = block_quotes_avx2::<ASCII_ONLY>(block, &mut seen),
             // Not reachable: `chunks_exact` yields whole blocks.
             Err(_) => {
                 return LineBytes {
@@ -197,22 +252,25 @@ fn line_masks_avx2(bytes: &[u8], words: &mut [u64; MAX_BLOCKS]) -> LineBytes {
     }
     let tail = chunks.remainder();
     if !tail.is_empty() {
-        let last_block = bytes
-            .len()
-            .checked_sub(BLOCK)
-            .and_then(|start| bytes.get(start..))
-            .and_then(|last| <&[u8; BLOCK]>::try_from(last).ok());
-        let quotes = match last_block {
+        // A plain `match` rather than an `Option` chain, whose closures were
+        // left out of line here (a call per line).
+        let last_block = match bytes.len() >= BLOCK {
+            true => bytes.get(bytes.len() - BLOCK..),
+            false => None,
+        };
+        let quotes = match last_block.map(<&[u8; BLOCK]>::try_from) {
             // The line's last 64 bytes (overlapping the block before): the
             // tail is their top `tail.len()` bytes, so their quote bits
-            // shifted down; every byte is the line's, so OR-ing their
-            // specials is exact. No copy.
-            Some(last) => block_quotes_avx2(last, &mut specials, &mut high) >> (BLOCK - tail.len()),
+            // shifted down; every byte is the line's, so folding them into
+            // `seen` is exact. No copy.
+            Some(Ok(last)) => {
+                block_quotes_avx2::<ASCII_ONLY>(last, &mut seen) >> (BLOCK - tail.len())
+            }
             // A line shorter than a block: padded with spaces.
-            None => {
+            _ => {
                 let mut padded = [b' '; BLOCK];
                 padded[..tail.len()].copy_from_slice(tail);
-                block_quotes_avx2(&padded, &mut specials, &mut high)
+                block_quotes_avx2::<ASCII_ONLY>(&padded, &mut seen)
             }
         };
         match words.get_mut(bytes.len() / BLOCK) {
@@ -225,30 +283,53 @@ fn line_masks_avx2(bytes: &[u8], words: &mut [u64; MAX_BLOCKS]) -> LineBytes {
             }
         }
     }
+    let lowest = seen.lowest;
+    let (control, ascii) = if ASCII_ONLY {
+        // Signed `lowest < 0x20`: a control byte, or (then `ascii` is
+        // false) a non-ASCII one; a negative lane is a non-ASCII byte.
+        (
+            _mm256_cmpgt_epi8(_mm256_set1_epi8(0x20), lowest),
+            _mm256_movemask_epi8(lowest) == 0,
+        )
+    } else {
+        // Unsigned `lowest <= 0x1f` is `min(lowest, 0x1f) == lowest`.
+        (
+            _mm256_cmpeq_epi8(_mm256_min_epu8(lowest, _mm256_set1_epi8(0x1f)), lowest),
+            _mm256_movemask_epi8(seen.high_bits) == 0,
+        )
+    };
     LineBytes {
-        special: _mm256_testz_si256(specials, specials) == 0,
-        ascii: _mm256_movemask_epi8(high) == 0,
+        special: _mm256_testz_si256(seen.backslashes, seen.backslashes) == 0
+            || _mm256_testz_si256(control, control) == 0,
+        ascii,
     }
 }
 
-/// The quote mask of one block; its backslashes and control bytes are OR-ed
-/// into `specials` (a byte lane is all ones for each), its bytes into
-/// `high_bits` (a lane's high bit is set once any byte in it was not ASCII).
+/// What [`block_quotes_avx2`] folds in from every block, per byte lane.
+#[cfg(target_arch = "x86_64")]
+struct SeenBytes {
+    /// All ones in a lane once a backslash was in it.
+    backslashes: std::arch::x86_64::__m256i,
+    /// The smallest byte seen in the lane: unsigned, or signed for
+    /// [`ascii_line_masks_avx2`].
+    lowest: std::arch::x86_64::__m256i,
+    /// The OR of the lane's bytes: its high bit is set once a byte was not
+    /// ASCII (not kept for [`ascii_line_masks_avx2`]).
+    high_bits: std::arch::x86_64::__m256i,
+}
+
+/// The quote mask of one block; its bytes are folded into `seen` (see
+/// [`masks_avx2`] for `ASCII_ONLY`).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
 #[inline]
-fn block_quotes_avx2(
-    block: &[u8; BLOCK],
-    specials: &mut std::arch::x86_64::__m256i,
-    high_bits: &mut std::arch::x86_64::__m256i,
-) -> u64 {
+fn block_quotes_avx2<const ASCII_ONLY: bool>(block: &[u8; BLOCK], seen: &mut SeenBytes) -> u64 {
     use std::arch::x86_64::{
-        __m256i, _mm256_cmpeq_epi8, _mm256_loadu_si256, _mm256_min_epu8, _mm256_movemask_epi8,
-        _mm256_or_si256, _mm256_set1_epi8,
+        __m256i, _mm256_cmpeq_epi8, _mm256_loadu_si256, _mm256_min_epi8, _mm256_min_epu8,
+        _mm256_movemask_epi8, _mm256_or_si256, _mm256_set1_epi8,
     };
     let quote = _mm256_set1_epi8(b'"' as i8);
     let backslash = _mm256_set1_epi8(b'\\' as i8);
-    let last_control = _mm256_set1_epi8(0x1f);
     let (low, high) = block.split_at(BLOCK / 2);
     let mut quotes = 0u64;
     for (half, shift) in [(low, 0), (high, 32)] {
@@ -259,10 +340,13 @@ fn block_quotes_avx2(
         let is_quote = _mm256_cmpeq_epi8(chunk, quote);
         quotes |= u64::from(_mm256_movemask_epi8(is_quote) as u32) << shift;
         let is_backslash = _mm256_cmpeq_epi8(chunk, backslash);
-        // Unsigned `byte <= 0x1f` is `min(byte, 0x1f) == byte`.
-        let is_control = _mm256_cmpeq_epi8(_mm256_min_epu8(chunk, last_control), chunk);
-        *specials = _mm256_or_si256(*specials, _mm256_or_si256(is_backslash, is_control));
-        *high_bits = _mm256_or_si256(*high_bits, chunk);
+        seen.backslashes = _mm256_or_si256(seen.backslashes, is_backslash);
+        if ASCII_ONLY {
+            seen.lowest = _mm256_min_epi8(seen.lowest, chunk);
+        } else {
+            seen.lowest = _mm256_min_epu8(seen.lowest, chunk);
+            seen.high_bits = _mm256_or_si256(seen.high_bits, chunk);
+        }
     }
     quotes
 }
@@ -294,6 +378,10 @@ pub(crate) fn scan_compact<'a>(
 /// by the pass that indexes its quotes), else `None`, as when the walk gives
 /// up. Whenever it answers, [`scan_compact`] of the payload as text answers
 /// the same.
+///
+/// On a CPU with AVX2 the whole scan is one function compiled for it
+/// ([`scan_ascii_payload_avx2`]: the line pass inlined, no second feature
+/// check); elsewhere the same code with the portable line pass.
 #[inline(always)]
 pub(crate) fn scan_ascii_payload<'a>(
     payload: &'a [u8],
@@ -301,8 +389,47 @@ pub(crate) fn scan_ascii_payload<'a>(
     fields: &mut FlatFields<'a>,
     memo: &mut KeyOrder,
 ) -> Option<FlatScan> {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: calling a `#[target_feature]` function requires only
+            // that the CPU has the feature, which was checked just above.
+            return unsafe { scan_ascii_payload_avx2(payload, keep_headers, fields, memo) };
+        }
+    }
+    scan_ascii_payload_portable(payload, keep_headers, fields, memo)
+}
+
+/// [`scan_ascii_payload`] with the line pass [`line_masks`] picks (any CPU;
+/// tests check it answers as the AVX2 version).
+#[inline(always)]
+fn scan_ascii_payload_portable<'a>(
+    payload: &'a [u8],
+    keep_headers: &[String],
+    fields: &mut FlatFields<'a>,
+    memo: &mut KeyOrder,
+) -> Option<FlatScan> {
     let mut quotes = QuoteIndex::new();
     let line = quotes.index_ascii_object(payload)?;
+    walk_indexed(line, &quotes, keep_headers, fields, memo)
+}
+
+/// [`scan_ascii_payload`] compiled for AVX2, with [`ascii_line_masks_avx2`]
+/// as the line pass.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn scan_ascii_payload_avx2<'a>(
+    payload: &'a [u8],
+    keep_headers: &[String],
+    fields: &mut FlatFields<'a>,
+    memo: &mut KeyOrder,
+) -> Option<FlatScan> {
+    let mut quotes = QuoteIndex::new();
+    // A safe call: this function has the AVX2 feature the line pass needs.
+    // Its `special` may be off only when `ascii` is false, which rejects the
+    // payload all the same.
+    let line = quotes
+        .index_ascii_object_with(payload, |bytes, words| ascii_line_masks_avx2(bytes, words))?;
     walk_indexed(line, &quotes, keep_headers, fields, memo)
 }
 
@@ -323,29 +450,36 @@ fn walk_indexed<'a>(
 ) -> Option<FlatScan> {
     let bytes = line.as_bytes();
     let mut summary = FlatScan::default();
-    // The opening quote of the current member's key.
+    // The opening quote of the current member's key (a later member's is
+    // checked together with the comma before it).
     let mut pos = 1usize;
+    if bytes.get(pos) != Some(&b'"') {
+        return None;
+    }
     let mut member = 0usize;
     loop {
-        if bytes.get(pos) != Some(&b'"') {
-            return None;
-        }
         let key_start = pos + 1;
         // As in the general scanner, through the key-order memo (with no
         // backslash in the line, the next quote ends the key).
         let (key_end, known, envelope_word) =
             memo.key_at(member, line, key_start, |from| quotes.next_quote(from))?;
         member += 1;
-        summary.envelope_word_seen |= envelope_word;
-        if bytes.get(key_end + 1) != Some(&b':') {
-            return None;
+        if envelope_word {
+            summary.see_envelope_word();
         }
+        // The colon and the value's first byte, with one bounds check.
+        let value_first = match bytes.get(key_end + 1..key_end + 3) {
+            Some(&[b':', first]) => first,
+            _ => return None,
+        };
         let value_at = key_end + 2;
-        let value_end = match bytes.get(value_at) {
-            Some(b'"') => {
+        let value_end = match value_first {
+            b'"' => {
                 let end = quotes.next_quote(value_at + 1)?;
-                let text = line.get(value_at + 1..end)?;
-                summary.envelope_word_seen |= is_envelope_word(text);
+                let text = quotes.text_between(line, value_at, end)?;
+                if is_envelope_word(text) {
+                    summary.see_envelope_word();
+                }
                 match known {
                     Some(known) => fields.apply_known_str(known, text).ok()?,
                     None if keep_headers.is_empty() => {}
@@ -360,8 +494,10 @@ fn walk_indexed<'a>(
                 }
                 end + 1
             }
-            Some(b'0'..=b'9') => {
-                let (value, end) = integer_value_at(bytes, value_at)?;
+            b'0'..=b'9' => {
+                // A fraction or exponent after the digits fails the
+                // separator check below.
+                let (value, end) = integer_digits_at(bytes, value_at)?;
                 match known {
                     Some(known) => fields.apply_known_int(known, value).ok()?,
                     None if keep_headers.is_empty() => {}
@@ -372,7 +508,7 @@ fn walk_indexed<'a>(
                 }
                 end
             }
-            Some(b'n') => {
+            b'n' => {
                 if bytes.get(value_at..value_at + 4) != Some(b"null".as_slice()) {
                     return None;
                 }
@@ -388,10 +524,14 @@ fn walk_indexed<'a>(
             }
             _ => return None,
         };
-        match bytes.get(value_end) {
-            Some(b',') => pos = value_end + 1,
-            Some(b'}') if value_end + 1 == bytes.len() => return Some(summary),
-            _ => return None,
+        // A comma and the next key's opening quote, or the closing brace as
+        // the line's last byte.
+        match bytes.get(value_end..value_end + 2) {
+            Some(b",\"") => pos = value_end + 1,
+            _ => {
+                return (bytes.get(value_end) == Some(&b'}') && value_end + 1 == bytes.len())
+                    .then_some(summary)
+            }
         }
     }
 }
@@ -424,12 +564,34 @@ mod tests {
     }
 
     /// Whenever the compact walk accepts a line, the general scanner accepts
-    /// it with the same summary and record.
+    /// it with the same summary and record; the payload scan (AVX2 where the
+    /// CPU has it) answers as its portable version, and as the compact walk
+    /// whenever it accepts.
     fn assert_compact_agrees(line: &str) -> Result<(), TestCaseError> {
         for keep_headers in [Vec::new(), vec!["x-canary".to_owned()]] {
             let (compact, general) = both(line, &keep_headers);
             if compact.is_some() {
                 prop_assert_eq!(&compact, &general, "line: {:?}", line);
+            }
+            let payload = |portable: bool| {
+                let mut fields = FlatFields::default();
+                let mut memo = KeyOrder::new();
+                let bytes = line.as_bytes();
+                let scan = if portable {
+                    scan_ascii_payload_portable(bytes, &keep_headers, &mut fields, &mut memo)
+                } else {
+                    scan_ascii_payload(bytes, &keep_headers, &mut fields, &mut memo)
+                };
+                scan.map(|scan| {
+                    let format = fields.inferred_format();
+                    let record = format.map(|format| fields.finish(format));
+                    format!("{scan:?} {record:?}")
+                })
+            };
+            let fast = payload(false);
+            prop_assert_eq!(&fast, &payload(true), "line: {:?}", line);
+            if fast.is_some() {
+                prop_assert_eq!(&fast, &compact, "line: {:?}", line);
             }
         }
         Ok(())
@@ -571,6 +733,7 @@ mod tests {
                 let mut reference = [0u64; MAX_BLOCKS];
                 let fast_found = line_masks(&line, &mut fast);
                 let reference_found = line_masks_by_block(&line, &mut reference);
+                assert_ascii_masks_agree(&line, &reference, reference_found);
                 assert_eq!(fast, reference, "{len} {round}");
                 assert_eq!(fast_found, reference_found, "{len} {round}");
                 assert_eq!(
@@ -581,6 +744,24 @@ mod tests {
                 assert_eq!(fast_found.ascii, line.is_ascii(), "{len} {round}");
                 let quotes: u32 = fast.iter().map(|word| word.count_ones()).sum();
                 assert_eq!(quotes as usize, line.iter().filter(|&&b| b == b'"').count());
+            }
+        }
+    }
+
+    /// The ASCII-only AVX2 pass (where the CPU has AVX2) gives the reference
+    /// quote words and `ascii`, and the reference `special` when `ascii`.
+    fn assert_ascii_masks_agree(line: &[u8], reference: &[u64; MAX_BLOCKS], found: LineBytes) {
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::arch::is_x86_feature_detected!("avx2") {
+                let mut words = [0u64; MAX_BLOCKS];
+                // SAFETY: the CPU has AVX2 (checked just above).
+                let ascii_found = unsafe { ascii_line_masks_avx2(line, &mut words) };
+                assert_eq!(&words, reference, "{line:?}");
+                assert_eq!(ascii_found.ascii, found.ascii, "{line:?}");
+                if found.ascii {
+                    assert_eq!(ascii_found.special, found.special, "{line:?}");
+                }
             }
         }
     }
@@ -597,6 +778,9 @@ mod tests {
                 line[at] = 0xc3;
                 let found = line_masks(&line, &mut words);
                 assert!(!found.ascii && !found.special, "{len} {at}");
+                let mut reference = [0u64; MAX_BLOCKS];
+                let reference_found = line_masks_by_block(&line, &mut reference);
+                assert_ascii_masks_agree(&line, &reference, reference_found);
                 line[at] = b'a';
             }
         }

@@ -47,6 +47,16 @@ pub(crate) struct FlatScan {
     pub(crate) envelope_word_seen: bool,
 }
 
+impl FlatScan {
+    /// Records that a string was an envelope word: out of line and rare, so
+    /// a scan's loop keeps no flag to update per string.
+    #[cold]
+    #[inline(never)]
+    pub(super) fn see_envelope_word(&mut self) {
+        self.envelope_word_seen = true;
+    }
+}
+
 /// Feeds every member of the flat JSON object `line` to `fields`. Returns
 /// `None` (with `fields` in an unspecified state) when the line needs the
 /// serde path; see the module docs for when.
@@ -301,7 +311,7 @@ impl KeyOrder {
 #[derive(Debug, Clone, Copy)]
 pub(super) struct RememberedKey {
     /// Bytes compared: the key and its closing quote (at least 1); 0 for an
-    /// empty entry, which never matches.
+    /// empty entry.
     pub(super) len: usize,
     /// The key and its closing quote as words (word `i` is bytes `8i..8i+8`),
     /// zero past `len`.
@@ -319,10 +329,14 @@ pub(super) struct RememberedKey {
 const MEMO_WORDS: usize = MEMO_KEY_BYTES / 8;
 
 impl RememberedKey {
+    /// The empty entry: it asks for [`MEMO_KEY_BYTES`] bytes `0xff`, a byte
+    /// that UTF-8 text never holds (and the zero padding of
+    /// [`matches_near_the_end`](Self::matches_near_the_end) neither), so it
+    /// never matches and the compare needs no separate emptiness check.
     const EMPTY: RememberedKey = RememberedKey {
         len: 0,
-        words: [0; MEMO_WORDS],
-        masks: [0; MEMO_WORDS],
+        words: [u64::MAX; MEMO_WORDS],
+        masks: [u64::MAX; MEMO_WORDS],
         known: None,
         envelope_word: false,
     };
@@ -357,7 +371,8 @@ impl RememberedKey {
 
     /// True when `bytes` at `start` are this key and its closing quote: the
     /// [`MEMO_KEY_BYTES`] bytes there, masked, compared word by word without
-    /// a branch or a `memcmp` call.
+    /// a branch or a `memcmp` call. `bytes` must be UTF-8 text (every caller
+    /// passes a `str`'s bytes), which the empty entry relies on.
     #[inline(always)]
     pub(super) fn matches(&self, bytes: &[u8], start: usize) -> bool {
         match bytes
@@ -394,7 +409,7 @@ impl RememberedKey {
             .fold(0, |difference, ((found, word), mask)| {
                 difference | ((found ^ word) & mask)
             });
-        difference == 0 && self.len != 0
+        difference == 0
     }
 }
 
@@ -468,13 +483,27 @@ fn integer_at(bytes: &[u8], pos: usize) -> Option<(Scalar<'static>, usize)> {
     integer_value_at(bytes, pos).map(|(value, end)| (Scalar::Int(value), end))
 }
 
-/// [`integer_at`]'s value and end. Up to seven digits (every status,
-/// duration, port and most byte counts) are classified and converted as one
-/// little-endian word (SWAR) when eight bytes are left; longer numbers and
-/// the last bytes of a line take [`integer_value_by_byte`], which gives the
-/// same answer for every input.
+/// [`integer_at`]'s value and end: [`integer_digits_at`], then no `.`,
+/// `e` or `E` after the digits.
 #[inline(always)]
 pub(super) fn integer_value_at(bytes: &[u8], pos: usize) -> Option<(i64, usize)> {
+    let (value, end) = integer_digits_at(bytes, pos)?;
+    if let Some(b'.' | b'e' | b'E') = bytes.get(end) {
+        return None;
+    }
+    Some((value, end))
+}
+
+/// The non-negative integer without leading zeros whose digits start at
+/// `pos` (at most [`MAX_DIGITS`]), and the end of its digits, without looking
+/// at the byte after them: a caller must itself reject a fraction or an
+/// exponent there. Up to seven digits (every status, duration, port and most
+/// byte counts) are classified and converted as one little-endian word
+/// (SWAR) when eight bytes are left; longer numbers and the last bytes of a
+/// line take [`integer_value_by_byte`], which gives the same answer for
+/// every input it accepts.
+#[inline(always)]
+pub(super) fn integer_digits_at(bytes: &[u8], pos: usize) -> Option<(i64, usize)> {
     if let Some(window) = bytes
         .get(pos..pos.wrapping_add(8))
         .and_then(|window| <[u8; 8]>::try_from(window).ok())
@@ -487,11 +516,7 @@ pub(super) fn integer_value_at(bytes: &[u8], pos: usize) -> Option<(i64, usize)>
             if digits == 0 || (digits > 1 && window[0] == b'0') {
                 return None;
             }
-            let end = pos + digits;
-            if let Some(b'.' | b'e' | b'E') = bytes.get(end) {
-                return None;
-            }
-            return Some((digits_value(word, digits), end));
+            return Some((digits_value(word, digits), pos + digits));
         }
     }
     integer_value_by_byte(bytes, pos)
@@ -1093,6 +1118,18 @@ mod tests {
             assert!(!entry.matches(bytes, start));
         }
         assert!(!RememberedKey::EMPTY.matches(bytes, 1));
+        // The empty entry matches no window of UTF-8 text, near the end
+        // (zero padding) included.
+        for text in [
+            "\u{0}".repeat(40),
+            "\u{7f}".repeat(40),
+            "\u{10ffff}".repeat(10),
+            "é".repeat(20),
+        ] {
+            for start in 0..=text.len() {
+                assert!(!RememberedKey::EMPTY.matches(text.as_bytes(), start));
+            }
+        }
     }
 
     /// Pieces that make JSON interesting at a byte position.

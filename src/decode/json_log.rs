@@ -19,11 +19,12 @@ use super::detect::Format;
 use super::error::DecodeError;
 use super::flat_keys::FlatKey;
 use super::flat_scan::scan_flat_object;
-use super::record::{split_target, AccessRecord, Text, UpstreamAddrs};
+use super::record::{split_borrowed_target, split_target, AccessRecord, Text, UpstreamAddrs};
 use super::scan::{
-    check_status, non_dash, parse_count, parse_port, parse_status, port_of_address, seconds_to_ms,
+    check_status, non_dash, parse_count, parse_port, parse_status, port_of_address_inline,
+    seconds_to_ms,
 };
-use super::timestamp::{from_epoch_seconds, parse_rfc3339};
+use super::timestamp::{from_epoch_seconds, parse_rfc3339, parse_rfc3339_inline};
 
 /// A JSON string that borrows from the input when it has no escapes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -171,25 +172,22 @@ impl<'a> Scalar<'a> {
                 Ok(Some(value as u64))
             }
             Scalar::Str(text) => parse_count(field, &text),
-            other => Err(DecodeError::invalid(field, &other.describe())),
+            other => Err(other.invalid(field)),
         }
     }
 
-    /// A float (typed or as a string), e.g. NGINX `$request_time`.
+    /// A float (typed or as a string), e.g. NGINX `$request_time`. Inlined
+    /// (the text case out of line), so the callers never need the value in
+    /// memory.
+    #[inline(always)]
     fn into_float(self, field: &'static str) -> Result<Option<f64>, DecodeError> {
         match self {
             Scalar::Null => Ok(None),
             Scalar::Int(value) => Ok(Some(value as f64)),
             Scalar::UInt(value) => Ok(Some(value as f64)),
             Scalar::Float(value) => Ok(Some(value)),
-            Scalar::Str(text) => match non_dash(&text) {
-                None => Ok(None),
-                Some(value) => value
-                    .parse::<f64>()
-                    .map(Some)
-                    .map_err(|_| DecodeError::invalid(field, value)),
-            },
-            other => Err(DecodeError::invalid(field, &other.describe())),
+            Scalar::Str(text) => float_of_text(field, &text),
+            other => Err(other.invalid(field)),
         }
     }
 
@@ -200,8 +198,16 @@ impl<'a> Scalar<'a> {
             Scalar::Null => Ok(None),
             Scalar::Int(value) => check_status(field, value),
             Scalar::Str(text) => parse_status(field, &text),
-            other => Err(DecodeError::invalid(field, &other.describe())),
+            other => Err(other.invalid(field)),
         }
+    }
+
+    /// The `invalid_value` error for this value in `field`. Out of line and
+    /// by value, so the callers' hot paths never need the value in memory.
+    #[cold]
+    #[inline(never)]
+    fn invalid(self, field: &'static str) -> DecodeError {
+        DecodeError::invalid(field, &self.describe())
     }
 
     /// A short description for error messages.
@@ -215,6 +221,18 @@ impl<'a> Scalar<'a> {
             Scalar::Bool(value) => value.to_string(),
             Scalar::Nested => "an object or array".to_owned(),
         }
+    }
+}
+
+/// [`Scalar::into_float`] of a string: `-` and empty are unset.
+#[inline(never)]
+fn float_of_text(field: &'static str, text: &str) -> Result<Option<f64>, DecodeError> {
+    match non_dash(text) {
+        None => Ok(None),
+        Some(value) => value
+            .parse::<f64>()
+            .map(Some)
+            .map_err(|_| DecodeError::invalid(field, value)),
     }
 }
 
@@ -384,7 +402,7 @@ impl<'a> FlatFields<'a> {
             FlatKey::StartTime => {
                 self.evidence |= START_TIME;
                 if let Some(text) = value.into_text() {
-                    self.primary_time_us = Some(parse_rfc3339("start_time", &text)?);
+                    self.primary_time_us = Some(parse_rfc3339_inline("start_time", &text)?);
                 }
             }
             FlatKey::AtTimestamp => match value {
@@ -445,7 +463,8 @@ impl<'a> FlatFields<'a> {
             FlatKey::DownstreamLocalAddress => {
                 self.evidence |= ENVOY;
                 if let Some(text) = value.into_text() {
-                    record.listener_port = port_of_address("downstream_local_address", &text)?;
+                    record.listener_port =
+                        port_of_address_inline("downstream_local_address", &text)?;
                 }
             }
             FlatKey::DownstreamRemoteAddress => {
@@ -541,7 +560,26 @@ impl<'a> FlatFields<'a> {
         Ok(())
     }
 
+    /// Sets the path and query from a request target. A borrowed string
+    /// (nearly every line) is split inline; other values out of line.
+    #[inline(always)]
     fn set_target(&mut self, value: Scalar<'a>) {
+        match value {
+            Scalar::Str(Cow::Borrowed(text)) => {
+                if let Some(target) = non_dash(text) {
+                    let (path, query) = split_borrowed_target(target);
+                    self.record.path = Some(Cow::Borrowed(path));
+                    self.record.query = query.map(Cow::Borrowed);
+                }
+            }
+            Scalar::Null => {}
+            other => self.set_target_rare(other),
+        }
+    }
+
+    /// [`set_target`](Self::set_target) of any other value.
+    #[inline(never)]
+    fn set_target_rare(&mut self, value: Scalar<'a>) {
         if let Some(target) = value.into_text() {
             let (path, query) = split_target(target);
             self.record.path = Some(path);

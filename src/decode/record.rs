@@ -69,6 +69,7 @@ pub struct UpstreamAddrs<'a> {
 
 impl<'a> UpstreamAddrs<'a> {
     /// Wraps a raw address list; `-`, empty, and whitespace are treated as none.
+    #[inline]
     pub fn new(raw: Text<'a>) -> Self {
         // The usual `ip:port`: ASCII above ' ' at both ends, so `trim` would
         // remove nothing (it only removes whitespace, never such a byte);
@@ -332,15 +333,10 @@ impl AccessRecord<'_> {
 #[inline]
 pub(crate) fn split_target(target: Text<'_>) -> (Text<'_>, Option<Text<'_>>) {
     match target {
-        // One byte search (`?` is ASCII, so both sides stay valid UTF-8)
-        // rather than the generic char-pattern searcher.
-        Cow::Borrowed(text) => match find_question_mark(text.as_bytes()) {
-            Some(at) => match (text.get(..at), text.get(at + 1..)) {
-                (Some(path), Some(query)) => (Cow::Borrowed(path), Some(Cow::Borrowed(query))),
-                _ => (Cow::Borrowed(text), None),
-            },
-            None => (Cow::Borrowed(text), None),
-        },
+        Cow::Borrowed(text) => {
+            let (path, query) = split_borrowed_target(text);
+            (Cow::Borrowed(path), query.map(Cow::Borrowed))
+        }
         Cow::Owned(text) => match text.split_once('?') {
             Some((path, query)) => (
                 Cow::Owned(path.to_owned()),
@@ -351,33 +347,65 @@ pub(crate) fn split_target(target: Text<'_>) -> (Text<'_>, Option<Text<'_>>) {
     }
 }
 
+/// [`split_target`] of borrowed text: the path, and the query after the
+/// first `?` if there is one. One byte search (`?` is ASCII, so both sides
+/// stay valid UTF-8) rather than the generic char-pattern searcher.
+#[inline(always)]
+pub(crate) fn split_borrowed_target(text: &str) -> (&str, Option<&str>) {
+    match find_question_mark(text.as_bytes()) {
+        Some(at) => match (text.get(..at), text.get(at + 1..)) {
+            (Some(path), Some(query)) => (path, Some(query)),
+            _ => (text, None),
+        },
+        None => (text, None),
+    }
+}
+
 /// The position of the first `?` in `bytes`. Request targets are short
 /// (tens of bytes), where `memchr`'s dispatch and set-up cost more than the
-/// search: eight bytes at a time as one word (a zero byte of `word ^ ????????`
-/// marks a `?`; the borrow of the subtraction can only mark bytes above the
-/// first real one, so the lowest mark is exact), the last few one by one.
+/// search: eight bytes at a time as one word ([`question_marks`]); the last
+/// few bytes as the text's last eight (overlapping words already searched,
+/// which hold no `?`), or one by one in a text shorter than eight bytes.
 #[inline]
 fn find_question_mark(bytes: &[u8]) -> Option<usize> {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGHS: u64 = 0x8080_8080_8080_8080;
-    const QUESTION_MARKS: u64 = ONES * b'?' as u64;
     let mut chunks = bytes.chunks_exact(8);
     let mut offset = 0;
     for chunk in &mut chunks {
         let mut eight = [0u8; 8];
         eight.copy_from_slice(chunk);
-        let found = u64::from_le_bytes(eight) ^ QUESTION_MARKS;
-        let marks = found.wrapping_sub(ONES) & !found & HIGHS;
+        let marks = question_marks(u64::from_le_bytes(eight));
         if marks != 0 {
             return Some(offset + (marks.trailing_zeros() / 8) as usize);
         }
         offset += 8;
     }
-    chunks
-        .remainder()
-        .iter()
-        .position(|&byte| byte == b'?')
-        .map(|at| offset + at)
+    if chunks.remainder().is_empty() {
+        return None;
+    }
+    let last_word = bytes
+        .len()
+        .checked_sub(8)
+        .and_then(|start| bytes.get(start..))
+        .and_then(|last| <[u8; 8]>::try_from(last).ok());
+    match last_word {
+        Some(last) => {
+            let marks = question_marks(u64::from_le_bytes(last));
+            (marks != 0).then(|| bytes.len() - 8 + (marks.trailing_zeros() / 8) as usize)
+        }
+        None => chunks.remainder().iter().position(|&byte| byte == b'?'),
+    }
+}
+
+/// The high bit of every byte of `word` that may be a `?`: a zero byte of
+/// `word ^ ????????` marks one. The borrow of the subtraction can only mark
+/// bytes above the first real one, so the lowest mark is exact.
+#[inline(always)]
+fn question_marks(word: u64) -> u64 {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    const QUESTION_MARKS: u64 = ONES * b'?' as u64;
+    let found = word ^ QUESTION_MARKS;
+    found.wrapping_sub(ONES) & !found & HIGHS
 }
 
 /// True when an HTTP/2 path looks like a gRPC method: `/<pkg>.<Service>/<Method>`.
@@ -401,6 +429,7 @@ impl AccessRecord<'_> {
     /// Fills [`AccessRecord::protocol`] from `protocol_raw` and the gRPC hints
     /// (content-type header, route/cluster prefix, path shape). Called by every
     /// decoder once the record is complete.
+    #[inline]
     pub(crate) fn finish_protocol(&mut self, grpc_hint: bool) {
         let base = self.protocol_raw.as_deref().map(Protocol::from_version);
         let route_grpc = |name: &str| name.starts_with("grpcroute/");
@@ -471,6 +500,26 @@ mod tests {
             "a\u{a0}",
         ] {
             assert_eq!(single(needs_iter), None, "{needs_iter:?}");
+        }
+    }
+
+    /// One `?` (or a byte one bit away from it) at every position of texts
+    /// up to 40 bytes: the word search, its overlapping last word included,
+    /// finds exactly the first `?`.
+    #[test]
+    fn question_mark_search_at_every_position() {
+        for len in 0..40 {
+            for at in 0..len {
+                for (mark, other) in [(b'?', b'a'), (b'?', b'?' ^ 0x80), (b'>', b'?')] {
+                    let mut raw = vec![b'a'; len];
+                    raw[at] = mark;
+                    if at + 1 < len {
+                        raw[at + 1] = other;
+                    }
+                    let expected = raw.iter().position(|&b| b == b'?');
+                    assert_eq!(find_question_mark(&raw), expected, "{raw:?}");
+                }
+            }
         }
     }
 
