@@ -685,7 +685,7 @@ fn assert_plain_path_agrees(payload: &str) -> Result<(), TestCaseError> {
             continue;
         };
         let mut general = Vec::new();
-        super::decode_trimmed(text, &options, &mut |r| {
+        super::decode_trimmed(text, super::sniff_envelope(text), &options, &mut |r| {
             general.push(r.map(AccessRecord::into_owned))
         });
         prop_assert_eq!(general.len(), 1);
@@ -771,7 +771,7 @@ fn assert_ascii_path_agrees(payload: &str) -> Result<(), TestCaseError> {
         if text.is_empty() {
             continue;
         }
-        super::decode_trimmed(text, &options, &mut |r| {
+        super::decode_trimmed(text, super::sniff_envelope(text), &options, &mut |r| {
             general.push(r.map(AccessRecord::into_owned))
         });
         let whole = decode_to_vec(payload.as_bytes(), &options);
@@ -829,4 +829,91 @@ fn plain_flat_json<'a>(
     let mut fields = super::json_log::FlatFields::default();
     super::decode_plain_flat_json(text, options, &mut fields)
         .map(|result| result.map(|()| fields.record))
+}
+
+/// An envelope's inner line decoded through the ASCII walk gives what
+/// [`decode_line`] gives, for every format, with pod metadata applied.
+fn assert_inner_line_agrees(line: &str) -> Result<(), TestCaseError> {
+    let meta = PodMeta {
+        envelope: Envelope::FluentBit,
+        pod_name: Some("envoy-x".into()),
+        pod_namespace: Some("infra-ns".into()),
+        container_name: Some("nginx".into()),
+        labels: envelope::GatewayLabels {
+            gateway_api_name: Some("public".into()),
+            ..Default::default()
+        },
+        time_us: Some(T0),
+    };
+    for format in Format::ALL {
+        let options = DecodeOptions {
+            format,
+            keep_headers: vec!["x-canary".to_owned(), "user-agent".to_owned()],
+            ..DecodeOptions::default()
+        };
+        let reference = decode_line(line, &options, &meta).map(AccessRecord::into_owned);
+        let mut fast = Vec::new();
+        decode_inner_line(line, &options, &meta, &mut |r| {
+            fast.push(r.map(AccessRecord::into_owned))
+        });
+        prop_assert_eq!(fast.len(), 1);
+        prop_assert_eq!(&fast[0], &reference, "{:?} {}", format, line);
+    }
+    Ok(())
+}
+
+#[test]
+fn inner_lines_take_the_ascii_walk_with_the_same_result() {
+    for line in [
+        EG_200,
+        EG_UH,
+        EG_NR,
+        EG_LISTENER_NR,
+        EG_OLD_STRINGS,
+        ISTIO_JSON,
+        CONTOUR_JSON,
+        NGF_JSON_200,
+        NGINX_JSON_RETRIES,
+        ENVOY_TEXT,
+        NGINX_COMBINED,
+        HAPROXY,
+        r#"{"log":"x","method":"GET"}"#,
+        r#"{"unknown":1}"#,
+    ] {
+        assert_inner_line_agrees(line).unwrap();
+    }
+    // The metadata reaches records that took the walk.
+    let payload = fluent_bit(EG_200, EG_LABELS);
+    let record = auto(&payload);
+    assert_eq!(
+        record.pod_name.as_deref(),
+        Some("envoy-infra-public-gw-6f2b1c9d-7c9f8d6b5-x2kqz")
+    );
+    assert_eq!(record.gateway_name.as_deref(), Some("public-gw"));
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(1000))]
+
+    #[test]
+    fn inner_line_walk_agrees_with_decode_line(
+        which in 0usize..5,
+        edits in proptest::collection::vec((any::<prop::sample::Index>(), prop::sample::select(vec![
+            "\"log\"", "\\", "\"", ",", "}", "{", " ", "\u{1}", "é", "1", "null", "\"x\":1,",
+        ])), 0..3),
+    ) {
+        let samples = [EG_200, EG_UH, ISTIO_JSON, CONTOUR_JSON, NGF_JSON_200];
+        let mut line = samples[which].to_owned();
+        for (at, piece) in edits {
+            let mut pos = at.index(line.len() + 1);
+            while !line.is_char_boundary(pos) {
+                pos -= 1;
+            }
+            line.insert_str(pos, piece);
+        }
+        let line = line.trim();
+        if !line.is_empty() {
+            assert_inner_line_agrees(line)?;
+        }
+    }
 }
