@@ -297,6 +297,18 @@ fn read_shipper_object(payload: &str) -> Option<ShipperObject<'_>> {
     reader.at_end().then_some(shipper)
 }
 
+/// Whether the one-pass reader and the serde path agree on `payload`: the
+/// reader answers nothing, or serde reads the same object (for the fuzz
+/// target and the tests).
+pub(crate) fn shipper_readers_agree(payload: &str) -> bool {
+    match read_shipper_object(payload) {
+        None => true,
+        Some(fast) => {
+            serde_json::from_str::<ShipperObject<'_>>(payload).is_ok_and(|serde| serde == fast)
+        }
+    }
+}
+
 /// [`read_shipper_object`] of the `kubernetes` member's value (depth 1).
 fn read_kubernetes_object<'a>(reader: &mut Reader<'a>) -> Option<KubernetesObject<'a>> {
     /// A known string field: `null` or a string, at most once (serde's derive
@@ -433,6 +445,17 @@ pub(crate) fn sniff_envelope(payload: &str) -> Envelope {
 /// True when `payload` holds the quoted word `"kubernetes"`.
 pub(crate) fn has_kubernetes_key(payload: &str) -> bool {
     KUBERNETES_KEY.find(payload.as_bytes()).is_some()
+}
+
+/// [`sniff_envelope`] of a payload that starts with `{` and holds the quoted
+/// word `"kubernetes"` (so it is a shipper envelope or OTLP), without
+/// looking for that word again.
+pub(crate) fn sniff_kubernetes_envelope(payload: &str) -> Envelope {
+    if RESOURCE_LOGS_KEY.find(payload.as_bytes()).is_some() {
+        Envelope::OtlpJson
+    } else {
+        Envelope::FluentBit
+    }
 }
 
 /// Strips a CRI log prefix (`<RFC3339Nano> <stdout|stderr> <F|P> `) and returns
@@ -788,6 +811,24 @@ mod sniff_word_tests {
                 PodMeta::apply_bare(envelope, &mut by_bare);
                 assert_eq!(by_bare, by_meta, "{envelope:?}");
             }
+        }
+    }
+
+    #[test]
+    fn the_kubernetes_sniff_is_the_sniff() {
+        for payload in [
+            r#"{"kubernetes":{}}"#,
+            r#"{"log":"x","kubernetes":{"pod_name":"p"}}"#,
+            r#"{"resourceLogs":[],"kubernetes":1}"#,
+            r#"{"a":"\"resourceLogs","kubernetes":1}"#,
+            r#"{"kubernetes":1,"message":"resourceLogs"}"#,
+        ] {
+            assert!(payload.starts_with('{') && has_kubernetes_key(payload));
+            assert_eq!(
+                sniff_kubernetes_envelope(payload),
+                sniff_envelope(payload),
+                "{payload}"
+            );
         }
     }
 

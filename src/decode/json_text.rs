@@ -224,13 +224,10 @@ impl<'a> Reader<'a> {
     fn unescape(&mut self, start: usize, first_escape: usize) -> Option<String> {
         let bytes = self.bytes();
         // An escape is never shorter than what it stands for, so the rest of
-        // the text bounds the unescaped length: eight-byte copies below stay
-        // in bounds.
-        let mut out = vec![0u8; bytes.len() - start];
-        let head = first_escape - start;
-        out.get_mut(..head)?
-            .copy_from_slice(bytes.get(start..first_escape)?);
-        let mut written = head;
+        // the text bounds the unescaped length: the eight-byte steps below
+        // never grow the buffer.
+        let mut out: Vec<u8> = Vec::with_capacity(bytes.len() - start);
+        out.extend_from_slice(bytes.get(start..first_escape)?);
         let mut at = first_escape;
         loop {
             // `at` is at a special byte.
@@ -240,44 +237,37 @@ impl<'a> Reader<'a> {
                     let letter = *bytes.get(at + 1)?;
                     if letter == b'u' {
                         let (decoded, len) = unicode_escape(bytes, at)?;
-                        let width = decoded.len_utf8();
-                        decoded.encode_utf8(out.get_mut(written..written + width)?);
-                        written += width;
+                        let mut buffer = [0; 4];
+                        out.extend_from_slice(decoded.encode_utf8(&mut buffer).as_bytes());
                         at += len;
                     } else {
-                        *out.get_mut(written)? = simple_escape(letter)?;
-                        written += 1;
+                        out.push(simple_escape(letter)?);
                         at += 2;
                     }
                 }
                 _ => return None,
             }
-            // Copy up to the next special byte, eight bytes at a time.
+            // Copy up to the next special byte, eight bytes at a time (a step
+            // copies all eight, then drops those from the special byte on).
             loop {
                 let Some(word) = word_at(bytes, at) else {
                     let end = find_special(bytes, at);
-                    let run = bytes.get(at..end)?;
-                    out.get_mut(written..written + run.len())?
-                        .copy_from_slice(run);
-                    written += run.len();
+                    out.extend_from_slice(bytes.get(at..end)?);
                     at = end;
                     break;
                 };
-                out.get_mut(written..written + 8)?
-                    .copy_from_slice(&word.to_le_bytes());
+                out.extend_from_slice(&word.to_le_bytes());
                 let mask = special_mask(word);
                 if mask != 0 {
                     let run = (mask.trailing_zeros() / 8) as usize;
-                    written += run;
+                    out.truncate(out.len() - 8 + run);
                     at += run;
                     break;
                 }
-                written += 8;
                 at += 8;
             }
         }
         self.pos = at + 1;
-        out.truncate(written);
         String::from_utf8(out).ok()
     }
 

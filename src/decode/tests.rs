@@ -917,3 +917,20 @@ proptest! {
         }
     }
 }
+
+/// The fuzz target's differential check holds on its seeds (every envelope
+/// and plain layout).
+#[test]
+fn envelope_fuzz_check_holds_on_the_seeds() {
+    let seeds = concat!(env!("CARGO_MANIFEST_DIR"), "/fuzz/seeds/envelope_auto");
+    let mut checked = 0;
+    for entry in std::fs::read_dir(seeds).unwrap() {
+        let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
+        assert!(envelope_paths_agree(&text), "{text}");
+        checked += 1;
+    }
+    assert!(checked >= 10);
+    let payload = fluent_bit(EG_200, EG_LABELS);
+    assert!(envelope_paths_agree(&payload));
+    assert!(envelope_paths_agree(EG_200));
+}
