@@ -18,7 +18,8 @@ use serde::Deserialize;
 
 use super::detect::Envelope;
 use super::error::DecodeError;
-use super::json_log::{FlatFields, JsonStr, Scalar};
+use super::flat_keys::FlatKey;
+use super::json_log::{key_names_header, FlatFields, JsonStr, Scalar};
 use super::json_text::Reader;
 use super::record::{AccessRecord, Text};
 use super::timestamp::{from_epoch_nanos, from_epoch_seconds, parse_rfc3339};
@@ -295,6 +296,38 @@ fn read_shipper_object(payload: &str) -> Option<ShipperObject<'_>> {
         more = reader.next_member()?;
     }
     reader.at_end().then_some(shipper)
+}
+
+/// Fluent Bit `Merge_Log On`: feeds the members of an envelope object to
+/// `fields` as the flat-JSON serde path does (known keys and wanted headers
+/// read as [`Scalar`]s in order, everything else skipped), so that the
+/// object decodes without a second serde pass. `None` (with `fields` in an
+/// unspecified state) whenever that path must decide: what [`Reader`]
+/// refuses, escaped keys, and field errors (the serde path reports them).
+pub(crate) fn read_merged_fields<'a>(
+    object: &'a str,
+    keep_headers: &[String],
+    fields: &mut FlatFields<'a>,
+) -> Option<()> {
+    let mut reader = Reader::new(object);
+    reader.eat(b'{')?;
+    let mut more = reader.first_member()?;
+    while more {
+        let key = reader.key()?;
+        match FlatKey::of(key) {
+            Some(known) => fields.apply_known(known, reader.scalar(1)?).ok()?,
+            None if keep_headers
+                .iter()
+                .any(|wanted| key_names_header(key, wanted)) =>
+            {
+                let value = reader.scalar(1)?;
+                fields.apply_unknown(Cow::Borrowed(key), value, keep_headers);
+            }
+            None => reader.skip_value(1)?,
+        }
+        more = reader.next_member()?;
+    }
+    reader.at_end().then_some(())
 }
 
 /// Whether the one-pass reader and the serde path agree on `payload`: the

@@ -193,7 +193,7 @@ where
                     decode_inner_line(&line, options, &meta, out);
                 }
                 Ok(ShipperOutcome::Unwrapped(Inner::Merged(object), meta)) => {
-                    out(decode_line(object, options, &meta));
+                    decode_merged_object(object, options, &meta, out);
                 }
                 Err(error) => out(Err(error)),
             }
@@ -259,8 +259,9 @@ pub fn flat_json_paths_agree(line: &str, keep_headers: &[String]) -> bool {
 /// Differential check of the shipper-envelope reader, for the
 /// `envelope_auto` fuzz target: the one-pass reader of a Fluent Bit / Vector
 /// envelope object reads `payload` as serde_json does (or leaves it to
-/// serde), and an inner line decoded through the ASCII walk gives what the
-/// general line decoder gives, for every format. Not part of the stable API.
+/// serde), and an inner line decoded through the ASCII walk, or an object
+/// through the `Merge_Log On` reader, gives what the general line decoder
+/// gives, for every format. Not part of the stable API.
 #[doc(hidden)]
 pub fn envelope_paths_agree(payload: &str) -> bool {
     if !envelope::shipper_readers_agree(payload) {
@@ -281,7 +282,15 @@ pub fn envelope_paths_agree(payload: &str) -> bool {
         decode_inner_line(line, &options, &meta, &mut |result| {
             fast.push(result.map(AccessRecord::into_owned));
         });
-        fast == [reference]
+        let mut merged = Vec::new();
+        if line.starts_with('{') {
+            decode_merged_object(line, &options, &meta, &mut |result| {
+                merged.push(result.map(AccessRecord::into_owned));
+            });
+        } else {
+            merged.push(reference.clone());
+        }
+        fast == [reference.clone()] && merged == [reference]
     })
 }
 
@@ -394,6 +403,32 @@ where
         }
     }
     out(decode_line(line, options, meta));
+}
+
+/// Decodes a `Merge_Log On` envelope object (the access-log keys at its top
+/// level) as [`decode_line`] does, reading its members in one pass when a
+/// JSON format (or `auto`) is configured and the reader takes the object.
+fn decode_merged_object<F>(object: &str, options: &DecodeOptions, meta: &PodMeta<'_>, out: &mut F)
+where
+    F: FnMut(Result<AccessRecord<'_>, DecodeError>),
+{
+    if let Some(forced) = plain_json_format(options.format) {
+        let keep_headers = &options.keep_headers;
+        let mut fields = json_log::FlatFields::default();
+        if envelope::read_merged_fields(object, keep_headers, &mut fields).is_some() {
+            match json_log::finish_flat_in_place(&mut fields, forced) {
+                Ok(()) => {
+                    let mut record = std::mem::take(&mut fields.record);
+                    meta.apply_to(&mut record);
+                    attach_known_headers(&mut record, keep_headers);
+                    out(Ok(record));
+                }
+                Err(error) => out(Err(error)),
+            }
+            return;
+        }
+    }
+    out(decode_line(object, options, meta));
 }
 
 /// A raw line: strips an optional CRI prefix, then decodes.
