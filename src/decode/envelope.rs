@@ -18,7 +18,9 @@ use serde::Deserialize;
 
 use super::detect::Envelope;
 use super::error::DecodeError;
-use super::json_log::{FlatFields, JsonStr, Scalar};
+use super::flat_keys::FlatKey;
+use super::json_log::{key_names_header, FlatFields, JsonStr, Scalar};
+use super::json_text::Reader;
 use super::record::{AccessRecord, Text};
 use super::timestamp::{from_epoch_nanos, from_epoch_seconds, parse_rfc3339};
 
@@ -159,7 +161,7 @@ impl<'de: 'a, 'a> Deserialize<'de> for GatewayLabels<'a> {
 
 /// The `kubernetes` object of Fluent Bit (`pod_name`, `namespace_name`,
 /// `labels`) and Vector (`pod_name`, `pod_namespace`, `pod_labels`).
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, PartialEq, Deserialize)]
 struct KubernetesObject<'a> {
     #[serde(borrow, default)]
     pod_name: Option<JsonStr<'a>>,
@@ -176,7 +178,7 @@ struct KubernetesObject<'a> {
 }
 
 /// The members of a Fluent Bit / Vector envelope this module needs.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, PartialEq)]
 struct ShipperObject<'a> {
     log: Option<Cow<'a, str>>,
     message: Option<Cow<'a, str>>,
@@ -242,6 +244,182 @@ impl<'de> Deserialize<'de> for ShipperObject<'de> {
     }
 }
 
+/// Reads a Fluent Bit / Vector envelope object as the serde path
+/// (`ShipperObject`'s `Deserialize`) does, in one validating pass with
+/// [`Reader`]: the `log` / `message` string is unescaped once into a string of
+/// the right size, unknown members are skipped without being built.
+///
+/// `None` whenever the serde path must decide: anything that is not an object,
+/// escaped keys, a `kubernetes` member that is not an object or has a repeated
+/// or non-string known field, and whatever [`Reader`] refuses. When it answers,
+/// the serde path gives the same object.
+fn read_shipper_object(payload: &str) -> Option<ShipperObject<'_>> {
+    let mut reader = Reader::new(payload);
+    reader.eat(b'{')?;
+    let mut shipper = ShipperObject::default();
+    let mut more = reader.first_member()?;
+    while more {
+        let key = reader.key()?;
+        match key {
+            "log" => {
+                if let Scalar::Str(text) = reader.scalar(1)? {
+                    shipper.log = Some(text);
+                }
+            }
+            "message" => {
+                if let Scalar::Str(text) = reader.scalar(1)? {
+                    shipper.message = Some(text);
+                }
+            }
+            "kubernetes" => shipper.kubernetes = Some(read_kubernetes_object(&mut reader)?),
+            "time" | "timestamp" => {
+                if let Scalar::Str(text) = reader.scalar(1)? {
+                    if shipper.time_us.is_none() {
+                        shipper.time_us = parse_rfc3339("time", &text).ok();
+                    }
+                }
+                shipper.vector_markers |= key == "timestamp";
+            }
+            "@timestamp" => {
+                if let Scalar::Float(seconds) = reader.scalar(1)? {
+                    shipper.time_us = from_epoch_seconds("@timestamp", seconds)
+                        .ok()
+                        .or(shipper.time_us);
+                }
+            }
+            "source_type" => {
+                shipper.vector_markers = true;
+                reader.skip_value(1)?;
+            }
+            _ => reader.skip_value(1)?,
+        }
+        more = reader.next_member()?;
+    }
+    reader.at_end().then_some(shipper)
+}
+
+/// Fluent Bit `Merge_Log On`: feeds the members of an envelope object to
+/// `fields` as the flat-JSON serde path does (known keys and wanted headers
+/// read as [`Scalar`]s in order, everything else skipped), so that the
+/// object decodes without a second serde pass. `None` (with `fields` in an
+/// unspecified state) whenever that path must decide: what [`Reader`]
+/// refuses, escaped keys, and field errors (the serde path reports them).
+pub(crate) fn read_merged_fields<'a>(
+    object: &'a str,
+    keep_headers: &[String],
+    fields: &mut FlatFields<'a>,
+) -> Option<()> {
+    let mut reader = Reader::new(object);
+    reader.eat(b'{')?;
+    let mut more = reader.first_member()?;
+    while more {
+        let key = reader.key()?;
+        match FlatKey::of(key) {
+            Some(known) => fields.apply_known(known, reader.scalar(1)?).ok()?,
+            None if keep_headers
+                .iter()
+                .any(|wanted| key_names_header(key, wanted)) =>
+            {
+                let value = reader.scalar(1)?;
+                fields.apply_unknown(Cow::Borrowed(key), value, keep_headers);
+            }
+            None => reader.skip_value(1)?,
+        }
+        more = reader.next_member()?;
+    }
+    reader.at_end().then_some(())
+}
+
+/// Whether the one-pass reader and the serde path agree on `payload`: the
+/// reader answers nothing, or serde reads the same object (for the fuzz
+/// target and the tests).
+pub(crate) fn shipper_readers_agree(payload: &str) -> bool {
+    match read_shipper_object(payload) {
+        None => true,
+        Some(fast) => {
+            serde_json::from_str::<ShipperObject<'_>>(payload).is_ok_and(|serde| serde == fast)
+        }
+    }
+}
+
+/// [`read_shipper_object`] of the `kubernetes` member's value (depth 1).
+fn read_kubernetes_object<'a>(reader: &mut Reader<'a>) -> Option<KubernetesObject<'a>> {
+    /// A known string field: `null` or a string, at most once (serde's derive
+    /// refuses a repeated field).
+    fn text_field<'a>(
+        reader: &mut Reader<'a>,
+        slot: &mut Option<JsonStr<'a>>,
+        seen: &mut bool,
+    ) -> Option<()> {
+        if std::mem::replace(seen, true) {
+            return None;
+        }
+        *slot = match reader.peek()? {
+            b'n' => match reader.scalar(2)? {
+                Scalar::Null => None,
+                _ => return None,
+            },
+            b'"' => Some(JsonStr(reader.string()?)),
+            _ => return None,
+        };
+        Some(())
+    }
+    /// A labels field: `null` or an object, at most once.
+    fn labels_field<'a>(
+        reader: &mut Reader<'a>,
+        slot: &mut Option<GatewayLabels<'a>>,
+        seen: &mut bool,
+    ) -> Option<()> {
+        if std::mem::replace(seen, true) {
+            return None;
+        }
+        *slot = match reader.peek()? {
+            b'n' => match reader.scalar(2)? {
+                Scalar::Null => None,
+                _ => return None,
+            },
+            b'{' => Some(read_labels(reader)?),
+            _ => return None,
+        };
+        Some(())
+    }
+
+    reader.eat(b'{')?;
+    let mut kubernetes = KubernetesObject::default();
+    let mut seen = [false; 6];
+    let mut more = reader.first_member()?;
+    while more {
+        let k = &mut kubernetes;
+        match reader.key()? {
+            "pod_name" => text_field(reader, &mut k.pod_name, &mut seen[0])?,
+            "namespace_name" => text_field(reader, &mut k.namespace_name, &mut seen[1])?,
+            "pod_namespace" => text_field(reader, &mut k.pod_namespace, &mut seen[2])?,
+            "container_name" => text_field(reader, &mut k.container_name, &mut seen[3])?,
+            "labels" => labels_field(reader, &mut k.labels, &mut seen[4])?,
+            "pod_labels" => labels_field(reader, &mut k.pod_labels, &mut seen[5])?,
+            _ => reader.skip_value(2)?,
+        }
+        more = reader.next_member()?;
+    }
+    Some(kubernetes)
+}
+
+/// [`read_shipper_object`] of a pod-labels object (depth 2): every value is
+/// read as a [`Scalar`], as [`GatewayLabels`]' `Deserialize` does.
+fn read_labels<'a>(reader: &mut Reader<'a>) -> Option<GatewayLabels<'a>> {
+    reader.eat(b'{')?;
+    let mut labels = GatewayLabels::default();
+    let mut more = reader.first_member()?;
+    while more {
+        let key = reader.key()?;
+        if let Scalar::Str(value) = reader.scalar(3)? {
+            labels.set(key, value);
+        }
+        more = reader.next_member()?;
+    }
+    Some(labels)
+}
+
 /// One inner payload produced by the envelope layer.
 #[derive(Debug)]
 pub(crate) enum Inner<'p> {
@@ -297,6 +475,22 @@ pub(crate) fn sniff_envelope(payload: &str) -> Envelope {
     }
 }
 
+/// True when `payload` holds the quoted word `"kubernetes"`.
+pub(crate) fn has_kubernetes_key(payload: &str) -> bool {
+    KUBERNETES_KEY.find(payload.as_bytes()).is_some()
+}
+
+/// [`sniff_envelope`] of a payload that starts with `{` and holds the quoted
+/// word `"kubernetes"` (so it is a shipper envelope or OTLP), without
+/// looking for that word again.
+pub(crate) fn sniff_kubernetes_envelope(payload: &str) -> Envelope {
+    if RESOURCE_LOGS_KEY.find(payload.as_bytes()).is_some() {
+        Envelope::OtlpJson
+    } else {
+        Envelope::FluentBit
+    }
+}
+
 /// Strips a CRI log prefix (`<RFC3339Nano> <stdout|stderr> <F|P> `) and returns
 /// the line and the prefix time; lines without the prefix are returned as is.
 pub(crate) fn strip_cri_prefix(line: &str) -> (&str, Option<i64>) {
@@ -331,7 +525,11 @@ pub(crate) fn unwrap_shipper(
     payload: &str,
     forced: Envelope,
 ) -> Result<ShipperOutcome<'_>, DecodeError> {
-    let shipper: ShipperObject<'_> = match serde_json::from_str(payload) {
+    let parsed = match read_shipper_object(payload) {
+        Some(shipper) => Ok(shipper),
+        None => serde_json::from_str::<ShipperObject<'_>>(payload),
+    };
+    let shipper = match parsed {
         Ok(shipper) => shipper,
         // In auto mode a JSON payload that is not an envelope object is decoded as
         // a raw line (the access-log decoder then reports what is wrong with it).
@@ -649,6 +847,24 @@ mod sniff_word_tests {
         }
     }
 
+    #[test]
+    fn the_kubernetes_sniff_is_the_sniff() {
+        for payload in [
+            r#"{"kubernetes":{}}"#,
+            r#"{"log":"x","kubernetes":{"pod_name":"p"}}"#,
+            r#"{"resourceLogs":[],"kubernetes":1}"#,
+            r#"{"a":"\"resourceLogs","kubernetes":1}"#,
+            r#"{"kubernetes":1,"message":"resourceLogs"}"#,
+        ] {
+            assert!(payload.starts_with('{') && has_kubernetes_key(payload));
+            assert_eq!(
+                sniff_kubernetes_envelope(payload),
+                sniff_envelope(payload),
+                "{payload}"
+            );
+        }
+    }
+
     /// The flat-JSON fast path hands a line to [`sniff_envelope`] when it sees
     /// one of [`ENVELOPE_WORDS`]; the sniff's finders must look for exactly
     /// those words, or an envelope would slip through the fast path.
@@ -666,5 +882,177 @@ mod sniff_word_tests {
         needles.sort();
         words.sort();
         assert_eq!(needles, words);
+    }
+}
+
+#[cfg(test)]
+mod reader_tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// What the one-pass reader says about `payload`, checked against the
+    /// serde path: when it reads an object, serde reads the same one.
+    /// Returns whether the reader took the payload.
+    fn check(payload: &str) -> Result<bool, TestCaseError> {
+        let reference = serde_json::from_str::<ShipperObject<'_>>(payload);
+        match read_shipper_object(payload) {
+            Some(fast) => {
+                prop_assert!(
+                    reference.is_ok(),
+                    "read {payload} where serde fails: {reference:?}"
+                );
+                prop_assert_eq!(Some(fast), reference.ok(), "{}", payload);
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
+    fn fluent(log_literal: &str) -> String {
+        format!(
+            r#"{{"@timestamp":1787220930.5,"time":"2026-08-20T10:15:30.123Z","stream":"stdout","_p":"F","log":{log_literal},"kubernetes":{{"pod_name":"envoy-x","namespace_name":"envoy-gateway-system","pod_id":"0b7a","labels":{{"app":"envoy","gateway.envoyproxy.io/owning-gateway-name":"public","gateway.envoyproxy.io/owning-gateway-namespace":"infra"}},"annotations":{{"prometheus.io/scrape":"true","n":[1,2.5e3,{{"x":null}}]}},"host":"node-1","container_name":"envoy"}}}}"#
+        )
+    }
+
+    fn vector(message_literal: &str) -> String {
+        format!(
+            r#"{{"file":"/var/log/pods/x/0.log","kubernetes":{{"container_image":"envoy:1","container_name":"envoy","namespace_labels":{{"kubernetes.io/metadata.name":"infra"}},"pod_annotations":{{}},"pod_ips":["10.244.0.12"],"pod_labels":{{"gateway.networking.k8s.io/gateway-name":"public"}},"pod_name":"gw-x","pod_namespace":"infra","pod_uid":"8a1b"}},"message":{message_literal},"source_type":"kubernetes_logs","stream":"stdout","timestamp":"2026-08-20T10:15:30.5Z"}}"#
+        )
+    }
+
+    /// Log literals the reader must take, with the text serde gives them.
+    const GOOD_LOGS: [&str; 10] = [
+        r#""plain text line""#,
+        r#""{\"a\":\"b\",\"n\":1}\n""#,
+        r#""\" \\ \/ \b \f \n \r \t""#,
+        r#""nul \u0000 here""#,
+        r#""\u00e9\u20ac\uFFFF""#,
+        r#""pair \ud83d\ude00 end""#,
+        r#""\uD83D\uDE00""#,
+        "\"raw é ü 日本 🦀 \\\"\"",
+        r#""""#,
+        r#""\\""#,
+    ];
+
+    /// Log literals the reader leaves to serde (which refuses all of them).
+    const BAD_LOGS: [&str; 9] = [
+        r#""lone \ud800 high""#,
+        r#""lone \udc00 low""#,
+        r#""\ud800\u0041""#,
+        r#""bad \x41""#,
+        r#""bad \'""#,
+        r#""\u12""#,
+        r#""\u12G4""#,
+        "\"tab\there\"",
+        r#""unterminated"#,
+    ];
+
+    #[test]
+    fn envelopes_read_as_serde_reads_them() {
+        for log in GOOD_LOGS {
+            for payload in [fluent(log), vector(log)] {
+                assert!(check(&payload).unwrap(), "not taken: {payload}");
+            }
+        }
+        for log in BAD_LOGS {
+            for payload in [fluent(log), vector(log)] {
+                assert!(!check(&payload).unwrap(), "taken: {payload}");
+                assert!(serde_json::from_str::<ShipperObject<'_>>(&payload).is_err());
+            }
+        }
+    }
+
+    #[test]
+    fn odd_shapes_agree_with_serde() {
+        let taken = [
+            // Duplicate keys: the last string `log` wins, a non-string keeps it.
+            r#"{"log":"a","log":"b"}"#,
+            r#"{"log":"a","log":5,"log":null,"log":{"x":[1]},"log":[true]}"#,
+            r#"{"message":"m","log":"l"}"#,
+            r#"{"kubernetes":{"pod_name":"a"},"kubernetes":{"pod_name":"b"}}"#,
+            // Known kubernetes fields as null.
+            r#"{"log":"x","kubernetes":{"pod_name":null,"labels":null,"pod_labels":null}}"#,
+            // Label values of any type; repeated labels.
+            r#"{"log":"x","kubernetes":{"labels":{"istio.io/gateway-name":"a","istio.io/gateway-name":"b","n":1,"o":{},"l":[],"t":true}}}"#,
+            // Times: bad, repeated, `@timestamp` integer, float, before and after.
+            r#"{"time":"nope","timestamp":"2026-08-20T10:15:30Z","log":"x"}"#,
+            r#"{"@timestamp":1787220930,"log":"x"}"#,
+            r#"{"log":"x","time":"2026-08-20T10:15:30Z","@timestamp":1787220931.25}"#,
+            r#"{"@timestamp":1787220931.25,"time":"2026-08-20T10:15:30Z","log":"x"}"#,
+            r#"{"@timestamp":-1e300,"log":"x"}"#,
+            // Vector markers without a message; Merge_Log On.
+            r#"{"source_type":{"deep":[[[]]]},"log":"x"}"#,
+            r#"{"method":"GET","response_code":200,"kubernetes":{"pod_name":"p","labels":{"gateway.networking.k8s.io/gateway-name":"g"}}}"#,
+            // Whitespace everywhere JSON allows it; empty objects.
+            " { \"log\" : \"x\" ,\n\t\"kubernetes\" : { \"pod_name\" : \"p\" } } ",
+            "{}",
+            r#"{"kubernetes":{}}"#,
+            r#"{"big":18446744073709551616,"neg":-0,"e":1E-7,"log":"x"}"#,
+        ];
+        for payload in taken {
+            assert!(check(payload).unwrap(), "not taken: {payload}");
+        }
+        let left = [
+            // Serde refuses these.
+            r#"{"log":"x"} trailing"#,
+            r#"{"log":"x",}"#,
+            r#"{"log" "x"}"#,
+            r#"{"kubernetes":null}"#,
+            r#"{"kubernetes":{"pod_name":"a","pod_name":"b"}}"#,
+            r#"{"kubernetes":{"pod_name":5}}"#,
+            r#"{"kubernetes":{"labels":[]}}"#,
+            r#"{"@timestamp":1e999,"log":"x"}"#,
+            r#"{"x":01}"#,
+            r#"{"x":tru}"#,
+            r#"["log"]"#,
+            // Escaped keys are left to serde whatever it says.
+            r#"{"l\u006fg":"x"}"#,
+        ];
+        for payload in left {
+            assert!(!check(payload).unwrap(), "taken: {payload}");
+        }
+        let deep = format!(
+            r#"{{"x":{}1{},"log":"y"}}"#,
+            "[".repeat(150),
+            "]".repeat(150)
+        );
+        assert!(!check(&deep).unwrap());
+        let shallow = format!(r#"{{"x":{}1{},"log":"y"}}"#, "[".repeat(20), "]".repeat(20));
+        assert!(check(&shallow).unwrap());
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(3000))]
+
+        /// Mutated envelope lines: whatever the reader takes, serde reads the
+        /// same way; and unmutated ones are always taken.
+        #[test]
+        fn mutated_envelopes_agree_with_serde(
+            which in 0usize..4,
+            log in 0usize..GOOD_LOGS.len(),
+            edits in proptest::collection::vec((any::<prop::sample::Index>(), prop::sample::select(vec![
+                "\"", "\\", "\\u", "\\ud83d", "\\ude00", "\\n", "u", "{", "}", "[", "]", ",", ":",
+                " ", "\t", "\u{1}", "é", "0", "-", ".", "e", "null", "\"log\":\"z\",",
+                "\"kubernetes\":{},", "\"pod_name\":\"q\",", "\"labels\":{\"a\":\"b\"},",
+            ])), 0..4),
+        ) {
+            let mut payload = match which {
+                0 => fluent(GOOD_LOGS[log]),
+                1 => vector(GOOD_LOGS[log]),
+                2 => r#"{"time":"2026-08-20T10:15:30Z","method":"GET","kubernetes":{"pod_name":"p","labels":{"a":"b"}}}"#.to_owned(),
+                _ => fluent(&serde_json::to_string(&fluent(GOOD_LOGS[log])).unwrap()),
+            };
+            if edits.is_empty() {
+                prop_assert!(check(&payload)?);
+            }
+            for (at, piece) in edits {
+                let mut pos = at.index(payload.len() + 1);
+                while !payload.is_char_boundary(pos) {
+                    pos -= 1;
+                }
+                payload.insert_str(pos, piece);
+            }
+            check(&payload)?;
+        }
     }
 }

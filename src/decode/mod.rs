@@ -37,6 +37,7 @@ mod flat_keys;
 mod flat_scan;
 mod haproxy;
 mod json_log;
+mod json_text;
 mod nginx;
 mod record;
 mod scan;
@@ -150,29 +151,34 @@ where
         out(Err(DecodeError::EmptyLine));
         return;
     }
-    if options.envelope == Envelope::Auto {
-        let mut fields = json_log::FlatFields::default();
-        if let Some(result) = decode_plain_flat_json(text, options, &mut fields) {
-            out(result.map(|()| &mut fields.record));
-            return;
+    let envelope = match options.envelope {
+        // A `"kubernetes"` key marks a shipper envelope: the flat scan would
+        // give up on it (or see the word), so it is not tried.
+        Envelope::Auto if looks_like_kubernetes_envelope(text) => {
+            envelope::sniff_kubernetes_envelope(text)
         }
-    }
-    decode_trimmed(text, options, &mut |result| match result {
+        Envelope::Auto => {
+            let mut fields = json_log::FlatFields::default();
+            if let Some(result) = decode_plain_flat_json(text, options, &mut fields) {
+                out(result.map(|()| &mut fields.record));
+                return;
+            }
+            sniff_envelope(text)
+        }
+        forced => forced,
+    };
+    decode_trimmed(text, envelope, options, &mut |result| match result {
         Ok(mut record) => out(Ok(&mut record)),
         Err(error) => out(Err(error)),
     });
 }
 
-/// [`decode_payload`] after the length, UTF-8 and emptiness checks: sniffs
-/// (or takes the forced) envelope and decodes what it holds.
-fn decode_trimmed<F>(text: &str, options: &DecodeOptions, out: &mut F)
+/// [`decode_payload`] after the length, UTF-8 and emptiness checks: decodes
+/// what the `envelope` (sniffed, or the forced one) holds.
+fn decode_trimmed<F>(text: &str, envelope: Envelope, options: &DecodeOptions, out: &mut F)
 where
     F: FnMut(Result<AccessRecord<'_>, DecodeError>),
 {
-    let envelope = match options.envelope {
-        Envelope::Auto => sniff_envelope(text),
-        forced => forced,
-    };
     match envelope {
         Envelope::Auto | Envelope::Raw => out(decode_raw(text, options)),
         Envelope::FluentBit | Envelope::Vector => {
@@ -184,10 +190,10 @@ where
             match unwrap_shipper(text, forced) {
                 Ok(ShipperOutcome::NotAnEnvelope) => out(decode_raw(text, options)),
                 Ok(ShipperOutcome::Unwrapped(Inner::Line(line), meta)) => {
-                    out(decode_line(&line, options, &meta));
+                    decode_inner_line(&line, options, &meta, out);
                 }
                 Ok(ShipperOutcome::Unwrapped(Inner::Merged(object), meta)) => {
-                    out(decode_line(object, options, &meta));
+                    decode_merged_object(object, options, &meta, out);
                 }
                 Err(error) => out(Err(error)),
             }
@@ -248,6 +254,44 @@ pub fn flat_json_paths_agree(line: &str, keep_headers: &[String]) -> bool {
             json_log::decode_flat_json(line, forced, keep_headers)
                 == json_log::decode_flat_json_reference(line, forced, keep_headers)
         })
+}
+
+/// Differential check of the shipper-envelope reader, for the
+/// `envelope_auto` fuzz target: the one-pass reader of a Fluent Bit / Vector
+/// envelope object reads `payload` as serde_json does (or leaves it to
+/// serde), and an inner line decoded through the ASCII walk, or an object
+/// through the `Merge_Log On` reader, gives what the general line decoder
+/// gives, for every format. Not part of the stable API.
+#[doc(hidden)]
+pub fn envelope_paths_agree(payload: &str) -> bool {
+    if !envelope::shipper_readers_agree(payload) {
+        return false;
+    }
+    let line = payload.trim();
+    if line.is_empty() {
+        return true;
+    }
+    let meta = PodMeta::bare(Envelope::FluentBit);
+    Format::ALL.into_iter().all(|format| {
+        let options = DecodeOptions {
+            format,
+            ..DecodeOptions::default()
+        };
+        let reference = decode_line(line, &options, &meta).map(AccessRecord::into_owned);
+        let mut fast = Vec::new();
+        decode_inner_line(line, &options, &meta, &mut |result| {
+            fast.push(result.map(AccessRecord::into_owned));
+        });
+        let mut merged = Vec::new();
+        if line.starts_with('{') {
+            decode_merged_object(line, &options, &meta, &mut |result| {
+                merged.push(result.map(AccessRecord::into_owned));
+            });
+        } else {
+            merged.push(reference.clone());
+        }
+        fast == [reference.clone()] && merged == [reference]
+    })
 }
 
 /// The common case in one pass: a trimmed payload that is a flat JSON access
@@ -326,6 +370,65 @@ fn finish_plain_flat_json(
         PodMeta::apply_bare(Envelope::Raw, &mut fields.record);
         attach_known_headers(&mut fields.record, keep_headers);
     }))
+}
+
+/// True when a trimmed payload is an object holding a `"kubernetes"` string:
+/// [`sniff_envelope`] then answers a shipper envelope (or OTLP), never raw.
+#[inline]
+fn looks_like_kubernetes_envelope(text: &str) -> bool {
+    text.starts_with('{') && envelope::has_kubernetes_key(text)
+}
+
+/// Decodes an envelope's inner line as [`decode_line`] does, through the
+/// compact ASCII walk when the line is such an object and a JSON format (or
+/// `auto`) is configured; the inner line is not sniffed for envelope words.
+fn decode_inner_line<F>(line: &str, options: &DecodeOptions, meta: &PodMeta<'_>, out: &mut F)
+where
+    F: FnMut(Result<AccessRecord<'_>, DecodeError>),
+{
+    if let Some(forced) = plain_json_format(options.format) {
+        let keep_headers = &options.keep_headers;
+        let mut fields = json_log::FlatFields::default();
+        if flat_scan::scan_ascii_object(line.as_bytes(), keep_headers, &mut fields).is_some() {
+            match json_log::finish_flat_in_place(&mut fields, forced) {
+                Ok(()) => {
+                    let mut record = std::mem::take(&mut fields.record);
+                    meta.apply_to(&mut record);
+                    attach_known_headers(&mut record, keep_headers);
+                    out(Ok(record));
+                }
+                Err(error) => out(Err(error)),
+            }
+            return;
+        }
+    }
+    out(decode_line(line, options, meta));
+}
+
+/// Decodes a `Merge_Log On` envelope object (the access-log keys at its top
+/// level) as [`decode_line`] does, reading its members in one pass when a
+/// JSON format (or `auto`) is configured and the reader takes the object.
+fn decode_merged_object<F>(object: &str, options: &DecodeOptions, meta: &PodMeta<'_>, out: &mut F)
+where
+    F: FnMut(Result<AccessRecord<'_>, DecodeError>),
+{
+    if let Some(forced) = plain_json_format(options.format) {
+        let keep_headers = &options.keep_headers;
+        let mut fields = json_log::FlatFields::default();
+        if envelope::read_merged_fields(object, keep_headers, &mut fields).is_some() {
+            match json_log::finish_flat_in_place(&mut fields, forced) {
+                Ok(()) => {
+                    let mut record = std::mem::take(&mut fields.record);
+                    meta.apply_to(&mut record);
+                    attach_known_headers(&mut record, keep_headers);
+                    out(Ok(record));
+                }
+                Err(error) => out(Err(error)),
+            }
+            return;
+        }
+    }
+    out(decode_line(object, options, meta));
 }
 
 /// A raw line: strips an optional CRI prefix, then decodes.

@@ -685,7 +685,7 @@ fn assert_plain_path_agrees(payload: &str) -> Result<(), TestCaseError> {
             continue;
         };
         let mut general = Vec::new();
-        super::decode_trimmed(text, &options, &mut |r| {
+        super::decode_trimmed(text, super::sniff_envelope(text), &options, &mut |r| {
             general.push(r.map(AccessRecord::into_owned))
         });
         prop_assert_eq!(general.len(), 1);
@@ -771,7 +771,7 @@ fn assert_ascii_path_agrees(payload: &str) -> Result<(), TestCaseError> {
         if text.is_empty() {
             continue;
         }
-        super::decode_trimmed(text, &options, &mut |r| {
+        super::decode_trimmed(text, super::sniff_envelope(text), &options, &mut |r| {
             general.push(r.map(AccessRecord::into_owned))
         });
         let whole = decode_to_vec(payload.as_bytes(), &options);
@@ -829,4 +829,205 @@ fn plain_flat_json<'a>(
     let mut fields = super::json_log::FlatFields::default();
     super::decode_plain_flat_json(text, options, &mut fields)
         .map(|result| result.map(|()| fields.record))
+}
+
+/// An envelope's inner line decoded through the ASCII walk gives what
+/// [`decode_line`] gives, for every format, with pod metadata applied.
+fn assert_inner_line_agrees(line: &str) -> Result<(), TestCaseError> {
+    let meta = PodMeta {
+        envelope: Envelope::FluentBit,
+        pod_name: Some("envoy-x".into()),
+        pod_namespace: Some("infra-ns".into()),
+        container_name: Some("nginx".into()),
+        labels: envelope::GatewayLabels {
+            gateway_api_name: Some("public".into()),
+            ..Default::default()
+        },
+        time_us: Some(T0),
+    };
+    for format in Format::ALL {
+        let options = DecodeOptions {
+            format,
+            keep_headers: vec!["x-canary".to_owned(), "user-agent".to_owned()],
+            ..DecodeOptions::default()
+        };
+        let reference = decode_line(line, &options, &meta).map(AccessRecord::into_owned);
+        let mut fast = Vec::new();
+        decode_inner_line(line, &options, &meta, &mut |r| {
+            fast.push(r.map(AccessRecord::into_owned))
+        });
+        prop_assert_eq!(fast.len(), 1);
+        prop_assert_eq!(&fast[0], &reference, "{:?} {}", format, line);
+    }
+    Ok(())
+}
+
+#[test]
+fn inner_lines_take_the_ascii_walk_with_the_same_result() {
+    for line in [
+        EG_200,
+        EG_UH,
+        EG_NR,
+        EG_LISTENER_NR,
+        EG_OLD_STRINGS,
+        ISTIO_JSON,
+        CONTOUR_JSON,
+        NGF_JSON_200,
+        NGINX_JSON_RETRIES,
+        ENVOY_TEXT,
+        NGINX_COMBINED,
+        HAPROXY,
+        r#"{"log":"x","method":"GET"}"#,
+        r#"{"unknown":1}"#,
+    ] {
+        assert_inner_line_agrees(line).unwrap();
+    }
+    // The metadata reaches records that took the walk.
+    let payload = fluent_bit(EG_200, EG_LABELS);
+    let record = auto(&payload);
+    assert_eq!(
+        record.pod_name.as_deref(),
+        Some("envoy-infra-public-gw-6f2b1c9d-7c9f8d6b5-x2kqz")
+    );
+    assert_eq!(record.gateway_name.as_deref(), Some("public-gw"));
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(1000))]
+
+    #[test]
+    fn inner_line_walk_agrees_with_decode_line(
+        which in 0usize..5,
+        edits in proptest::collection::vec((any::<prop::sample::Index>(), prop::sample::select(vec![
+            "\"log\"", "\\", "\"", ",", "}", "{", " ", "\u{1}", "é", "1", "null", "\"x\":1,",
+        ])), 0..3),
+    ) {
+        let samples = [EG_200, EG_UH, ISTIO_JSON, CONTOUR_JSON, NGF_JSON_200];
+        let mut line = samples[which].to_owned();
+        for (at, piece) in edits {
+            let mut pos = at.index(line.len() + 1);
+            while !line.is_char_boundary(pos) {
+                pos -= 1;
+            }
+            line.insert_str(pos, piece);
+        }
+        let line = line.trim();
+        if !line.is_empty() {
+            assert_inner_line_agrees(line)?;
+        }
+    }
+}
+
+/// The fuzz target's differential check holds on its seeds (every envelope
+/// and plain layout).
+#[test]
+fn envelope_fuzz_check_holds_on_the_seeds() {
+    let seeds = concat!(env!("CARGO_MANIFEST_DIR"), "/fuzz/seeds/envelope_auto");
+    let mut checked = 0;
+    for entry in std::fs::read_dir(seeds).unwrap() {
+        let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
+        assert!(envelope_paths_agree(&text), "{text}");
+        checked += 1;
+    }
+    assert!(checked >= 10);
+    let payload = fluent_bit(EG_200, EG_LABELS);
+    assert!(envelope_paths_agree(&payload));
+    assert!(envelope_paths_agree(EG_200));
+}
+
+/// A `Merge_Log On` object read in one pass gives what [`decode_line`]
+/// gives, for every format, with pod metadata and wanted headers.
+fn assert_merged_agrees(object: &str) -> Result<(), TestCaseError> {
+    let meta = PodMeta {
+        envelope: Envelope::FluentBit,
+        pod_name: Some("envoy-x".into()),
+        pod_namespace: Some("infra-ns".into()),
+        time_us: Some(T0),
+        ..PodMeta::default()
+    };
+    for format in Format::ALL {
+        let options = DecodeOptions {
+            format,
+            keep_headers: vec!["x-canary".to_owned(), "user-agent".to_owned()],
+            ..DecodeOptions::default()
+        };
+        let reference = decode_line(object, &options, &meta).map(AccessRecord::into_owned);
+        let mut fast = Vec::new();
+        decode_merged_object(object, &options, &meta, &mut |r| {
+            fast.push(r.map(AccessRecord::into_owned))
+        });
+        prop_assert_eq!(fast.len(), 1);
+        prop_assert_eq!(&fast[0], &reference, "{:?} {}", format, object);
+    }
+    Ok(())
+}
+
+fn merged(line: &str) -> String {
+    line.trim_end_matches('}').to_owned()
+        + r#","@timestamp":1787220930.5,"time":"2026-08-20T10:15:30.9Z","stream":"stdout","_p":"F","kubernetes":{"pod_name":"envoy-x","namespace_name":"envoy-gateway-system","labels":{"gateway.envoyproxy.io/owning-gateway-name":"public-gw"},"annotations":{"a":[1,{"b":null}]},"container_name":"envoy"}}"#
+}
+
+#[test]
+fn merged_objects_read_in_one_pass_with_the_same_result() {
+    for line in [
+        EG_200,
+        EG_UH,
+        EG_OLD_STRINGS,
+        ISTIO_JSON,
+        CONTOUR_JSON,
+        NGF_JSON_200,
+        NGINX_JSON_RETRIES,
+    ] {
+        let object = merged(line);
+        assert_merged_agrees(&object).unwrap();
+        let mut fields = json_log::FlatFields::default();
+        assert!(
+            envelope::read_merged_fields(&object, &[], &mut fields).is_some(),
+            "{object}"
+        );
+    }
+    for object in [
+        // Field errors, duplicates, escapes, headers, nothing known.
+        r#"{"response_code":"abc","kubernetes":{}}"#,
+        r#"{"method":"GET","method":"POST","response_code":200,"kubernetes":{}}"#,
+        r#"{"method":"G\u0045T","x-envoy-origin-path":"/a\/b","response_code":200,"x-canary":"yes","kubernetes":{}}"#,
+        r#"{"x-canary":{"nested":true},"user-agent":"curl","response_code":200}"#,
+        r#"{"kubernetes":{"pod_name":"p"}}"#,
+        r#"{"response_code":200,"kubernetes":{"pod_name":"p"}} trailing"#,
+        r#"{"resp\u006fnse_code":200}"#,
+    ] {
+        assert_merged_agrees(object).unwrap();
+    }
+    // The metadata reaches a record read in one pass.
+    let record = auto(&merged(EG_200));
+    assert_eq!(record.envelope, Envelope::FluentBit);
+    assert_eq!(record.gateway_name.as_deref(), Some("public-gw"));
+    assert_eq!(record.pod_name.as_deref(), Some("envoy-x"));
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(1000))]
+
+    #[test]
+    fn merged_reader_agrees_with_decode_line(
+        which in 0usize..5,
+        edits in proptest::collection::vec((any::<prop::sample::Index>(), prop::sample::select(vec![
+            "\"log\"", "\\", "\\\"", "\"", ",", "}", "{", "[", " ", "\u{1}", "é", "1", "-", "null",
+            "\"x-canary\":\"c\",", "\"response_code\":\"x\",", "\"method\":7,",
+        ])), 0..3),
+    ) {
+        let samples = [EG_200, EG_UH, ISTIO_JSON, CONTOUR_JSON, NGF_JSON_200];
+        let mut object = merged(samples[which]);
+        for (at, piece) in edits {
+            let mut pos = at.index(object.len() + 1);
+            while !object.is_char_boundary(pos) {
+                pos -= 1;
+            }
+            object.insert_str(pos, piece);
+        }
+        let object = object.trim();
+        if object.starts_with('{') {
+            assert_merged_agrees(object)?;
+        }
+    }
 }
