@@ -34,7 +34,11 @@
 //!   format, about 872 bytes a line) or `compact` (about 400 bytes: a smaller
 //!   Envoy JSON format with the 12 keys the decision and the resolution use:
 //!   authority, method, origin path, status, flags, duration, bytes sent,
-//!   start time, listener address, upstream cluster and host, request id).
+//!   start time, listener address, upstream cluster and host, request id);
+//! * `RP_BENCH_ENVELOPE`: `none` (default), `fluent-bit` or `vector`: each
+//!   line wrapped as that shipper sends it to Kafka, with the gateway pod's
+//!   metadata (what `routeproof run` usually reads; DuckDB then converts the
+//!   envelope objects, nested `kubernetes` struct included).
 //!
 //! DuckDB comes from PyPI (`pip install duckdb`); `python3` must import it.
 
@@ -302,7 +306,6 @@ struct Mix {
     no_healthy: u64,
 }
 
-/// Writes `n` Envoy Gateway default JSON lines; returns the mix and the bytes.
 /// Which Envoy JSON access-log format the generated lines use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum LineShape {
@@ -313,16 +316,95 @@ enum LineShape {
     Compact,
 }
 
+/// The shipper envelope each generated line is wrapped in, as a Kafka topic
+/// fed by a log shipper holds it (access-log-formats.md §11.1, §11.2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ShipperEnvelope {
+    /// The bare access-log line.
+    None,
+    /// Fluent Bit JSON, `Merge_Log Off`: the line in `log`, with the pod
+    /// metadata of the `kubernetes` filter.
+    FluentBit,
+    /// Vector's `kubernetes_logs` event, JSON codec: the line in `message`.
+    Vector,
+}
+
+/// The `kubernetes` object Fluent Bit's filter adds for the gateway's pod.
+const FLUENT_BIT_KUBERNETES: &str = concat!(
+    r#"{"pod_name":"envoy-infra-public-6f2b1c9d-7c9f8d6b5-x2kqz","namespace_name":"envoy-gateway-system","#,
+    r#""pod_id":"0b7a3c8e-5d4f-4e2a-9c1b-7f6e5d4c3b2a","labels":{"app.kubernetes.io/component":"proxy","#,
+    r#""app.kubernetes.io/managed-by":"envoy-gateway","app.kubernetes.io/name":"envoy","#,
+    r#""gateway.envoyproxy.io/owning-gateway-name":"public","#,
+    r#""gateway.envoyproxy.io/owning-gateway-namespace":"infra","pod-template-hash":"7c9f8d6b5"},"#,
+    r#""annotations":{"prometheus.io/scrape":"true"},"host":"node-1","pod_ip":"10.244.0.12","#,
+    r#""container_name":"envoy","docker_id":"4b6c1e9f0a2d7e8f","#,
+    r#""container_hash":"docker.io/envoyproxy/envoy@sha256:0f3a","#,
+    r#""container_image":"docker.io/envoyproxy/envoy:distroless-v1.37.1"}"#
+);
+
+/// The `kubernetes` object of Vector's `kubernetes_logs` source for the same pod.
+const VECTOR_KUBERNETES: &str = concat!(
+    r#"{"container_id":"containerd://4b6c1e9f0a2d","#,
+    r#""container_image":"docker.io/envoyproxy/envoy:distroless-v1.37.1","container_name":"envoy","#,
+    r#""namespace_labels":{"kubernetes.io/metadata.name":"envoy-gateway-system"},"pod_annotations":{},"#,
+    r#""pod_ip":"10.244.0.12","pod_ips":["10.244.0.12"],"pod_labels":{"app.kubernetes.io/component":"proxy","#,
+    r#""app.kubernetes.io/managed-by":"envoy-gateway","app.kubernetes.io/name":"envoy","#,
+    r#""gateway.envoyproxy.io/owning-gateway-name":"public","#,
+    r#""gateway.envoyproxy.io/owning-gateway-namespace":"infra","pod-template-hash":"7c9f8d6b5"},"#,
+    r#""pod_name":"envoy-infra-public-6f2b1c9d-7c9f8d6b5-x2kqz","pod_namespace":"envoy-gateway-system","#,
+    r#""pod_node_name":"node-1","pod_owner":"ReplicaSet/envoy-infra-public-6f2b1c9d-7c9f8d6b5","#,
+    r#""pod_uid":"8a1b2c3d"}"#
+);
+
+/// Writes `line` (an access-log line ending in a newline) to `out` in
+/// `envelope`, `time_ms` being its event time; returns the bytes written.
+fn write_in_envelope(
+    out: &mut impl Write,
+    line: &str,
+    envelope: ShipperEnvelope,
+    time_ms: i64,
+    wrapped: &mut String,
+) -> std::io::Result<u64> {
+    if envelope == ShipperEnvelope::None {
+        out.write_all(line.as_bytes())?;
+        return Ok(line.len() as u64);
+    }
+    // The generated lines hold no backslashes or control bytes: quotes are
+    // all there is to escape.
+    let escaped = line.trim_end_matches('\n').replace('"', "\\\"");
+    let time = format_time(time_ms);
+    wrapped.clear();
+    let _ = match envelope {
+        ShipperEnvelope::FluentBit => writeln!(
+            wrapped,
+            r#"{{"@timestamp":{}.{:03}456,"time":"{time}","stream":"stdout","_p":"F","log":"{escaped}","kubernetes":{FLUENT_BIT_KUBERNETES}}}"#,
+            time_ms.div_euclid(1000),
+            time_ms.rem_euclid(1000),
+        ),
+        ShipperEnvelope::Vector => writeln!(
+            wrapped,
+            r#"{{"file":"/var/log/pods/envoy-gateway-system_envoy-infra-public-6f2b1c9d-7c9f8d6b5-x2kqz_8a1b2c3d/envoy/0.log","kubernetes":{VECTOR_KUBERNETES},"message":"{escaped}","source_type":"kubernetes_logs","stream":"stdout","timestamp":"{time}"}}"#,
+        ),
+        ShipperEnvelope::None => Ok(()),
+    };
+    out.write_all(wrapped.as_bytes())?;
+    Ok(wrapped.len() as u64)
+}
+
+/// Writes `n` Envoy Gateway JSON lines of `shape`, each in `envelope`;
+/// returns the mix and the bytes.
 fn write_log(
     config: &Config,
     path: &Path,
     n: u64,
     shape: LineShape,
+    envelope: ShipperEnvelope,
 ) -> std::io::Result<(Mix, u64)> {
     let mut out = BufWriter::with_capacity(1 << 20, File::create(path)?);
     let mut rng = Rng(0xD1B5_4A32_D192_ED03);
     let mut mix = Mix::default();
     let mut line = String::with_capacity(1024);
+    let mut wrapped = String::with_capacity(4096);
     let mut bytes = 0u64;
     let routes = &config.routes;
     for i in 0..n {
@@ -470,8 +552,7 @@ fn write_log(
                 path = path,
                 request_id = request_id,
             );
-            bytes += line.len() as u64;
-            out.write_all(line.as_bytes())?;
+            bytes += write_in_envelope(&mut out, &line, envelope, t, &mut wrapped)?;
             continue;
         }
         let _ = write!(
@@ -506,8 +587,7 @@ fn write_log(
             path = path,
             request_id = request_id,
         );
-        bytes += line.len() as u64;
-        out.write_all(line.as_bytes())?;
+        bytes += write_in_envelope(&mut out, &line, envelope, t, &mut wrapped)?;
     }
     out.flush()?;
     Ok((mix, bytes))
@@ -678,14 +758,22 @@ fn main() {
         Ok("default") | Err(_) => LineShape::Default,
         Ok(other) => panic!("RP_BENCH_SHAPE must be `default` or `compact`, not {other:?}"),
     };
-    let (mix, bytes) = write_log(&config, &log, lines, shape).expect("write log");
+    let envelope = match std::env::var("RP_BENCH_ENVELOPE").as_deref() {
+        Ok("none") | Err(_) => ShipperEnvelope::None,
+        Ok("fluent-bit") => ShipperEnvelope::FluentBit,
+        Ok("vector") => ShipperEnvelope::Vector,
+        Ok(other) => {
+            panic!("RP_BENCH_ENVELOPE must be `none`, `fluent-bit` or `vector`, not {other:?}")
+        }
+    };
+    let (mix, bytes) = write_log(&config, &log, lines, shape, envelope).expect("write log");
     let services: usize = config
         .routes
         .iter()
         .map(|r| r.rules.iter().map(|x| x.backends.len()).sum::<usize>())
         .sum();
     println!(
-        "generated {lines} Envoy Gateway JSON lines ({shape:?} shape, {:.1} MiB, {:.0} bytes/line) in {:.1} s: {} routes, {} hostnames, {services} Services; mix {mix:?}",
+        "generated {lines} Envoy Gateway JSON lines ({shape:?} shape, envelope {envelope:?}, {:.1} MiB, {:.0} bytes/line) in {:.1} s: {} routes, {} hostnames, {services} Services; mix {mix:?}",
         bytes as f64 / 1048576.0,
         bytes as f64 / lines.max(1) as f64,
         t.elapsed().as_secs_f64(),
