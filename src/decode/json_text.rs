@@ -44,10 +44,82 @@ fn word_at(bytes: &[u8], at: usize) -> Option<u64> {
     Some(u64::from_le_bytes(chunk))
 }
 
+/// Bytes per [`special_bits`] step.
+const CHUNK: usize = 16;
+
+/// Bit `i` set when byte `i` of `chunk` is `"`, `\` or a control byte.
+#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+#[inline(always)]
+fn special_bits(chunk: &[u8; CHUNK]) -> u32 {
+    // SAFETY: the only requirement of calling a `#[target_feature]` function
+    // is that the CPU has the feature; SSE2 is enabled for the whole build
+    // (the `cfg` above; it is part of the x86-64 baseline), so every CPU this
+    // binary runs on has it. The function itself touches no raw pointers.
+    unsafe { special_bits_sse2(chunk) }
+}
+
+/// [`special_bits`] with SSE2 intrinsics.
+#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+#[target_feature(enable = "sse2")]
+#[inline]
+fn special_bits_sse2(chunk: &[u8; CHUNK]) -> u32 {
+    use std::arch::x86_64::{
+        _mm_cmpeq_epi8, _mm_min_epu8, _mm_movemask_epi8, _mm_or_si128, _mm_set1_epi8,
+        _mm_set_epi64x,
+    };
+    // Bytes go in through `_mm_set_epi64x` from safe array reads (the
+    // compiler makes it one unaligned load): no pointer is dereferenced.
+    let (low, high) = chunk.split_at(8);
+    let mut low_word = [0u8; 8];
+    let mut high_word = [0u8; 8];
+    low_word.copy_from_slice(low);
+    high_word.copy_from_slice(high);
+    let bytes = _mm_set_epi64x(i64::from_le_bytes(high_word), i64::from_le_bytes(low_word));
+    let is_quote = _mm_cmpeq_epi8(bytes, _mm_set1_epi8(b'"' as i8));
+    let is_backslash = _mm_cmpeq_epi8(bytes, _mm_set1_epi8(b'\\' as i8));
+    // Unsigned `byte <= 0x1f` is `min(byte, 0x1f) == byte`.
+    let is_control = _mm_cmpeq_epi8(_mm_min_epu8(bytes, _mm_set1_epi8(0x1f)), bytes);
+    _mm_movemask_epi8(_mm_or_si128(
+        _mm_or_si128(is_quote, is_backslash),
+        is_control,
+    )) as u32
+}
+
+/// [`special_bits`] byte by byte (other architectures; also the reference
+/// the SSE2 version is tested against).
+#[cfg(any(test, not(all(target_arch = "x86_64", target_feature = "sse2"))))]
+#[inline]
+fn special_bits_portable(chunk: &[u8; CHUNK]) -> u32 {
+    let mut bits = 0;
+    for (i, &byte) in chunk.iter().enumerate() {
+        bits |= u32::from(is_special(byte)) << i;
+    }
+    bits
+}
+
+#[cfg(not(all(target_arch = "x86_64", target_feature = "sse2")))]
+#[inline(always)]
+fn special_bits(chunk: &[u8; CHUNK]) -> u32 {
+    special_bits_portable(chunk)
+}
+
+/// The [`CHUNK`] bytes at `at`, if there are that many.
+#[inline(always)]
+fn chunk_at(bytes: &[u8], at: usize) -> Option<&[u8; CHUNK]> {
+    bytes.get(at..at.checked_add(CHUNK)?)?.try_into().ok()
+}
+
 /// The index of the first `"`, `\` or control byte at or after `at`, or
-/// `bytes.len()`.
+/// `bytes.len()`: sixteen bytes a step, then eight, then one.
 #[inline]
 fn find_special(bytes: &[u8], mut at: usize) -> usize {
+    while let Some(chunk) = chunk_at(bytes, at) {
+        let bits = special_bits(chunk);
+        if bits != 0 {
+            return at + bits.trailing_zeros() as usize;
+        }
+        at += CHUNK;
+    }
     while let Some(word) = word_at(bytes, at) {
         let mask = special_mask(word);
         if mask != 0 {
@@ -224,7 +296,7 @@ impl<'a> Reader<'a> {
     fn unescape(&mut self, start: usize, first_escape: usize) -> Option<String> {
         let bytes = self.bytes();
         // An escape is never shorter than what it stands for, so the rest of
-        // the text bounds the unescaped length: the eight-byte steps below
+        // the text bounds the unescaped length: the sixteen-byte steps below
         // never grow the buffer.
         let mut out: Vec<u8> = Vec::with_capacity(bytes.len() - start);
         out.extend_from_slice(bytes.get(start..first_escape)?);
@@ -247,24 +319,25 @@ impl<'a> Reader<'a> {
                 }
                 _ => return None,
             }
-            // Copy up to the next special byte, eight bytes at a time (a step
-            // copies all eight, then drops those from the special byte on).
+            // Copy up to the next special byte, sixteen bytes at a time (a
+            // step copies all sixteen, then drops those from the special
+            // byte on).
             loop {
-                let Some(word) = word_at(bytes, at) else {
+                let Some(chunk) = chunk_at(bytes, at) else {
                     let end = find_special(bytes, at);
                     out.extend_from_slice(bytes.get(at..end)?);
                     at = end;
                     break;
                 };
-                out.extend_from_slice(&word.to_le_bytes());
-                let mask = special_mask(word);
-                if mask != 0 {
-                    let run = (mask.trailing_zeros() / 8) as usize;
-                    out.truncate(out.len() - 8 + run);
+                out.extend_from_slice(chunk);
+                let bits = special_bits(chunk);
+                if bits != 0 {
+                    let run = bits.trailing_zeros() as usize;
+                    out.truncate(out.len() - CHUNK + run);
                     at += run;
                     break;
                 }
-                at += 8;
+                at += CHUNK;
             }
         }
         self.pos = at + 1;
@@ -530,6 +603,48 @@ mod tests {
         let deep = |n: usize| format!("{}{}", "[".repeat(n), "]".repeat(n));
         assert!(skips(&deep(MAX_DEPTH as usize)));
         assert!(!skips(&deep(MAX_DEPTH as usize + 1)));
+    }
+
+    /// The first special byte at or after `at`, one byte at a time.
+    fn find_special_bytewise(bytes: &[u8], at: usize) -> usize {
+        bytes
+            .iter()
+            .skip(at)
+            .position(|&byte| is_special(byte))
+            .map_or(bytes.len(), |offset| at + offset)
+    }
+
+    #[test]
+    fn special_bits_mark_quotes_backslashes_and_control_bytes() {
+        let mut chunk = *b"ab\"cd\\ef\x1f gh\x7f\xff\x00z";
+        assert_eq!(special_bits(&chunk), special_bits_portable(&chunk));
+        assert_eq!(special_bits(&chunk), 0b0100_0001_0010_0100);
+        chunk = [b' '; CHUNK];
+        assert_eq!(special_bits(&chunk), 0);
+        for byte in 0..=255u8 {
+            chunk[7] = byte;
+            let expected = if is_special(byte) { 1 << 7 } else { 0 };
+            assert_eq!(special_bits(&chunk), expected, "{byte:#x}");
+        }
+    }
+
+    proptest! {
+        /// The SSE2 chunk mask is the byte-by-byte one, and the search finds
+        /// the first special byte from any start.
+        #[test]
+        fn special_search_matches_a_byte_loop(
+            bytes in proptest::collection::vec(
+                prop_oneof![Just(b'"'), Just(b'\\'), Just(0x1fu8), Just(0x80u8), b' '..=b'~'],
+                0..80,
+            ),
+            start in 0usize..80,
+        ) {
+            if let Some(chunk) = chunk_at(&bytes, 0) {
+                prop_assert_eq!(special_bits(chunk), special_bits_portable(chunk));
+            }
+            let start = start.min(bytes.len());
+            prop_assert_eq!(find_special(&bytes, start), find_special_bytewise(&bytes, start));
+        }
     }
 
     proptest! {
