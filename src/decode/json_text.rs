@@ -185,6 +185,46 @@ fn simple_escape(letter: u8) -> Option<u8> {
     })
 }
 
+/// Exact powers of ten (every one up to 1e22 is an `f64`).
+const POWERS_OF_TEN: [f64; 23] = [
+    1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16,
+    1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
+];
+
+/// The value serde_json gives a number token (already checked against the
+/// JSON grammar) that is a plain non-negative decimal: digits, optionally a
+/// fraction, no sign or exponent, all its digits read as an integer below
+/// 2^53. An integer is [`Scalar::Int`] (serde_json's `visit_u64`); a fraction
+/// is `digits / 10^k`, both operands exact, so one correctly rounded
+/// division, which is what serde_json computes for it (with or without its
+/// `float_roundtrip` feature). `None` for any other token.
+#[inline]
+fn plain_number(token: &str) -> Option<Scalar<'static>> {
+    let mut significand: u64 = 0;
+    let mut fraction_digits: Option<usize> = None;
+    for &byte in token.as_bytes() {
+        match byte {
+            b'0'..=b'9' => {
+                significand = significand * 10 + u64::from(byte - b'0');
+                if significand >= 1 << 53 {
+                    return None;
+                }
+                if let Some(count) = &mut fraction_digits {
+                    *count += 1;
+                }
+            }
+            b'.' if fraction_digits.is_none() => fraction_digits = Some(0),
+            _ => return None,
+        }
+    }
+    match fraction_digits {
+        None => Some(Scalar::Int(i64::try_from(significand).ok()?)),
+        Some(count) => Some(Scalar::Float(
+            significand as f64 / POWERS_OF_TEN.get(count)?,
+        )),
+    }
+}
+
 /// A cursor over one JSON text.
 pub(crate) struct Reader<'a> {
     text: &'a str,
@@ -436,8 +476,12 @@ impl<'a> Reader<'a> {
             b't' => self.literal(b"true").map(|()| Scalar::Bool(true)),
             b'f' => self.literal(b"false").map(|()| Scalar::Bool(false)),
             b'n' => self.literal(b"null").map(|()| Scalar::Null),
-            // serde_json decides the value (and rejects what it cannot hold).
-            _ => serde_json::from_str(self.number_token()?).ok(),
+            _ => {
+                let token = self.number_token()?;
+                // serde_json decides any other number (and rejects what it
+                // cannot hold).
+                plain_number(token).or_else(|| serde_json::from_str(token).ok())
+            }
         }
     }
 
@@ -628,6 +672,32 @@ mod tests {
         }
     }
 
+    #[test]
+    fn plain_numbers_read_as_serde_reads_them() {
+        for token in [
+            "0",
+            "7",
+            "1787220930.123456",
+            "0.1",
+            "0.3000000000000004",
+            "1.50",
+            "9007199254740991",
+            "900719925474099.1",
+        ] {
+            let expected: Scalar<'_> = serde_json::from_str(token).unwrap_or(Scalar::Null);
+            assert_eq!(plain_number(token), Some(expected), "{token}");
+        }
+        for token in [
+            "-1",
+            "1e5",
+            "9007199254740992",
+            "0.30000000000000004",
+            "0.00000000000000000000001",
+        ] {
+            assert_eq!(plain_number(token), None, "{token}");
+        }
+    }
+
     proptest! {
         /// The SSE2 chunk mask is the byte-by-byte one, and the search finds
         /// the first special byte from any start.
@@ -648,6 +718,31 @@ mod tests {
     }
 
     proptest! {
+        /// Every number the grammar takes reads to serde_json's value, bit
+        /// for bit.
+        #[test]
+        fn numbers_read_as_serde_reads_them(
+            negative in any::<bool>(),
+            integer in prop_oneof![Just("0".to_owned()), "[1-9][0-9]{0,19}"],
+            fraction in proptest::option::of("[0-9]{1,20}"),
+            exponent in proptest::option::of("[eE][+-]?[0-9]{1,3}"),
+        ) {
+            let token = format!(
+                "{}{integer}{}{}",
+                if negative { "-" } else { "" },
+                fraction.map(|digits| format!(".{digits}")).unwrap_or_default(),
+                exponent.unwrap_or_default(),
+            );
+            let expected: Option<Scalar<'_>> = serde_json::from_str(&token).ok();
+            let got = Reader::new(&token).scalar(0);
+            match (&got, &expected) {
+                (Some(Scalar::Float(got)), Some(Scalar::Float(expected))) => {
+                    prop_assert_eq!(got.to_bits(), expected.to_bits(), "{}", token);
+                }
+                _ => prop_assert_eq!(&got, &expected, "{}", token),
+            }
+        }
+
         /// Any string literal that serde_json reads is read to the same text;
         /// one it refuses is refused.
         #[test]
