@@ -265,6 +265,29 @@ impl<'a> Reader<'a> {
         Some(())
     }
 
+    /// Skips whitespace and returns the position of the next byte (`None`
+    /// at the end of the text).
+    #[inline]
+    pub(crate) fn position(&mut self) -> Option<usize> {
+        self.peek()?;
+        Some(self.pos)
+    }
+
+    /// The position just after what was read last.
+    #[inline]
+    pub(crate) fn offset(&self) -> usize {
+        self.pos
+    }
+
+    /// Moves to `end`, past a value starting at the current position that
+    /// an earlier reader already read through to `end` over this same text:
+    /// a valid value starting at one position has one end, so this is what
+    /// [`Reader::skip_value`] would do.
+    #[inline]
+    pub(crate) fn step_over_read_value(&mut self, end: usize) {
+        self.pos = end;
+    }
+
     /// True when only whitespace is left.
     pub(crate) fn at_end(&mut self) -> bool {
         self.peek().is_none()

@@ -48,6 +48,7 @@ pub use error::DecodeError;
 pub use record::{AccessRecord, Protocol, Text, UpstreamAddrs};
 
 use std::borrow::Cow;
+use std::ops::Range;
 
 use detect::{detect_line_shape, LineShape};
 use envelope::{
@@ -192,8 +193,8 @@ where
                 Ok(ShipperOutcome::Unwrapped(Inner::Line(line), meta)) => {
                     decode_inner_line(&line, options, &meta, out);
                 }
-                Ok(ShipperOutcome::Unwrapped(Inner::Merged(object), meta)) => {
-                    decode_merged_object(object, options, &meta, out);
+                Ok(ShipperOutcome::Unwrapped(Inner::Merged(object, read_span), meta)) => {
+                    decode_merged_object(object, read_span, options, &meta, out);
                 }
                 Err(error) => out(Err(error)),
             }
@@ -284,7 +285,8 @@ pub fn envelope_paths_agree(payload: &str) -> bool {
         });
         let mut merged = Vec::new();
         if line.starts_with('{') {
-            decode_merged_object(line, &options, &meta, &mut |result| {
+            let read_span = envelope::kubernetes_span(line);
+            decode_merged_object(line, read_span, &options, &meta, &mut |result| {
                 merged.push(result.map(AccessRecord::into_owned));
             });
         } else {
@@ -408,14 +410,20 @@ where
 /// Decodes a `Merge_Log On` envelope object (the access-log keys at its top
 /// level) as [`decode_line`] does, reading its members in one pass when a
 /// JSON format (or `auto`) is configured and the reader takes the object.
-fn decode_merged_object<F>(object: &str, options: &DecodeOptions, meta: &PodMeta<'_>, out: &mut F)
-where
+/// `read_span` is passed on to [`envelope::read_merged_fields`].
+fn decode_merged_object<F>(
+    object: &str,
+    read_span: Option<Range<usize>>,
+    options: &DecodeOptions,
+    meta: &PodMeta<'_>,
+    out: &mut F,
+) where
     F: FnMut(Result<AccessRecord<'_>, DecodeError>),
 {
     if let Some(forced) = plain_json_format(options.format) {
         let keep_headers = &options.keep_headers;
         let mut fields = json_log::FlatFields::default();
-        if envelope::read_merged_fields(object, keep_headers, &mut fields).is_some() {
+        if envelope::read_merged_fields(object, keep_headers, &mut fields, read_span).is_some() {
             match json_log::finish_flat_in_place(&mut fields, forced) {
                 Ok(()) => {
                     let mut record = std::mem::take(&mut fields.record);

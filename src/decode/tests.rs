@@ -952,12 +952,22 @@ fn assert_merged_agrees(object: &str) -> Result<(), TestCaseError> {
             ..DecodeOptions::default()
         };
         let reference = decode_line(object, &options, &meta).map(AccessRecord::into_owned);
-        let mut fast = Vec::new();
-        decode_merged_object(object, &options, &meta, &mut |r| {
-            fast.push(r.map(AccessRecord::into_owned))
-        });
-        prop_assert_eq!(fast.len(), 1);
-        prop_assert_eq!(&fast[0], &reference, "{:?} {}", format, object);
+        // Without and with the span of the `kubernetes` value read first.
+        for read_span in [None, envelope::kubernetes_span(object)] {
+            let mut fast = Vec::new();
+            decode_merged_object(object, read_span.clone(), &options, &meta, &mut |r| {
+                fast.push(r.map(AccessRecord::into_owned))
+            });
+            prop_assert_eq!(fast.len(), 1);
+            prop_assert_eq!(
+                &fast[0],
+                &reference,
+                "{:?} {} {:?}",
+                format,
+                object,
+                read_span
+            );
+        }
     }
     Ok(())
 }
@@ -980,11 +990,15 @@ fn merged_objects_read_in_one_pass_with_the_same_result() {
     ] {
         let object = merged(line);
         assert_merged_agrees(&object).unwrap();
-        let mut fields = json_log::FlatFields::default();
-        assert!(
-            envelope::read_merged_fields(&object, &[], &mut fields).is_some(),
-            "{object}"
-        );
+        let span = envelope::kubernetes_span(&object);
+        assert!(span.is_some(), "{object}");
+        for read_span in [None, span] {
+            let mut fields = json_log::FlatFields::default();
+            assert!(
+                envelope::read_merged_fields(&object, &[], &mut fields, read_span).is_some(),
+                "{object}"
+            );
+        }
     }
     for object in [
         // Field errors, duplicates, escapes, headers, nothing known.
