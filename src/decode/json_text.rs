@@ -358,11 +358,16 @@ impl<'a> Reader<'a> {
     /// escape is at `first_escape`; leaves the reader after its closing quote.
     fn unescape(&mut self, start: usize, first_escape: usize) -> Option<String> {
         let bytes = self.bytes();
-        // An escape is never shorter than what it stands for, so the rest of
-        // the text bounds the unescaped length: the sixteen-byte steps below
-        // never grow the buffer.
-        let mut out: Vec<u8> = Vec::with_capacity(bytes.len() - start);
-        out.extend_from_slice(bytes.get(start..first_escape)?);
+        // An escape is never shorter than what it stands for, so the output
+        // never runs ahead of the input: with a buffer the size of the rest
+        // of the text, a sixteen-byte step (which copies a whole chunk of the
+        // input and then keeps only the bytes before its special byte) always
+        // fits. Writing through a cursor keeps the length bookkeeping out of
+        // the per-escape loop.
+        let mut out = vec![0u8; bytes.len() - start];
+        let prefix = bytes.get(start..first_escape)?;
+        out.get_mut(..prefix.len())?.copy_from_slice(prefix);
+        let mut written = prefix.len();
         let mut at = first_escape;
         loop {
             // `at` is at a special byte.
@@ -373,37 +378,45 @@ impl<'a> Reader<'a> {
                     if letter == b'u' {
                         let (decoded, len) = unicode_escape(bytes, at)?;
                         let mut buffer = [0; 4];
-                        out.extend_from_slice(decoded.encode_utf8(&mut buffer).as_bytes());
+                        let encoded = decoded.encode_utf8(&mut buffer).as_bytes();
+                        out.get_mut(written..written + encoded.len())?
+                            .copy_from_slice(encoded);
+                        written += encoded.len();
                         at += len;
                     } else {
-                        out.push(simple_escape(letter)?);
+                        *out.get_mut(written)? = simple_escape(letter)?;
+                        written += 1;
                         at += 2;
                     }
                 }
                 _ => return None,
             }
-            // Copy up to the next special byte, sixteen bytes at a time (a
-            // step copies all sixteen, then drops those from the special
-            // byte on).
+            // Copy up to the next special byte, sixteen bytes at a time.
             loop {
                 let Some(chunk) = chunk_at(bytes, at) else {
                     let end = find_special(bytes, at);
-                    out.extend_from_slice(bytes.get(at..end)?);
+                    let run = bytes.get(at..end)?;
+                    out.get_mut(written..written + run.len())?
+                        .copy_from_slice(run);
+                    written += run.len();
                     at = end;
                     break;
                 };
-                out.extend_from_slice(chunk);
+                out.get_mut(written..written + CHUNK)?
+                    .copy_from_slice(chunk);
                 let bits = special_bits(chunk);
                 if bits != 0 {
                     let run = bits.trailing_zeros() as usize;
-                    out.truncate(out.len() - CHUNK + run);
+                    written += run;
                     at += run;
                     break;
                 }
+                written += CHUNK;
                 at += CHUNK;
             }
         }
         self.pos = at + 1;
+        out.truncate(written);
         String::from_utf8(out).ok()
     }
 
