@@ -777,16 +777,55 @@ fn assert_ascii_path_agrees(payload: &str) -> Result<(), TestCaseError> {
         let whole = decode_to_vec(payload.as_bytes(), &options);
         prop_assert_eq!(&whole, &general, "{:?} {}", format, payload);
         let mut fields = super::json_log::FlatFields::default();
-        if let Some(result) =
-            super::decode_plain_ascii_json(payload.as_bytes(), &options, &mut fields)
-        {
+        let mut ascii_text = None;
+        if let Some(result) = super::decode_plain_ascii_json(
+            payload.as_bytes(),
+            &options,
+            &mut fields,
+            &mut ascii_text,
+        ) {
             prop_assert!(payload.is_ascii() && payload == text);
             let fast = result.map(|()| fields.record.into_owned());
             prop_assert_eq!(general.len(), 1);
             prop_assert_eq!(&general[0], &fast, "{:?} {}", format, payload);
         }
+        // Text handed back on a decline is the payload, and only ASCII.
+        if let Some(ascii) = ascii_text {
+            prop_assert!(ascii == payload && payload.is_ascii(), "{}", payload);
+        }
     }
     Ok(())
+}
+
+/// A payload the ASCII path declines comes back as text when, and only when,
+/// its index pass found it all ASCII (the caller then skips validation).
+#[test]
+fn declined_ascii_payloads_come_back_as_text() {
+    let options = DecodeOptions::default();
+    let declined = |payload: &str| {
+        let mut fields = super::json_log::FlatFields::default();
+        let mut ascii_text = None;
+        let taken = super::decode_plain_ascii_json(
+            payload.as_bytes(),
+            &options,
+            &mut fields,
+            &mut ascii_text,
+        );
+        assert!(taken.is_none(), "{payload}");
+        ascii_text.map(str::to_owned)
+    };
+    for ascii in [
+        r#"{"log":"{\"a\":1}","kubernetes":{"pod_name":"p"}}"#,
+        r#"{"response_code":200,"kubernetes":{"pod_name":"p"}}"#,
+    ] {
+        assert_eq!(declined(ascii).as_deref(), Some(ascii));
+    }
+    for other in [
+        r#"{"log":"\u00e9 é","kubernetes":{}}"#,
+        r#"["not","an","object"]"#,
+    ] {
+        assert_eq!(declined(other), None, "{other}");
+    }
 }
 
 /// The ASCII path takes gateway lines as they are written, and leaves to the
@@ -796,7 +835,8 @@ fn ascii_path_takes_compact_ascii_objects_only() {
     let options = DecodeOptions::default();
     let takes = |payload: &str| {
         let mut fields = super::json_log::FlatFields::default();
-        super::decode_plain_ascii_json(payload.as_bytes(), &options, &mut fields).is_some()
+        super::decode_plain_ascii_json(payload.as_bytes(), &options, &mut fields, &mut None)
+            .is_some()
     };
     for line in [EG_200, EG_UH, EG_NR, ISTIO_JSON, CONTOUR_JSON] {
         assert!(takes(line), "{line}");
