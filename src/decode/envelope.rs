@@ -10,6 +10,7 @@
 
 use std::borrow::Cow;
 use std::fmt;
+use std::ops::Range;
 use std::sync::LazyLock;
 
 use memchr::memmem::Finder;
@@ -254,7 +255,17 @@ impl<'de> Deserialize<'de> for ShipperObject<'de> {
 /// or non-string known field, and whatever [`Reader`] refuses. When it answers,
 /// the serde path gives the same object.
 fn read_shipper_object(payload: &str) -> Option<ShipperObject<'_>> {
+    read_shipper_object_with_span(payload).map(|(shipper, _)| shipper)
+}
+
+/// [`read_shipper_object`], also giving the byte range of the last
+/// `kubernetes` member's value (read and validated here), which
+/// [`read_merged_fields`] then steps over instead of reading it again.
+fn read_shipper_object_with_span(
+    payload: &str,
+) -> Option<(ShipperObject<'_>, Option<Range<usize>>)> {
     let mut reader = Reader::new(payload);
+    let mut kubernetes_span = None;
     reader.eat(b'{')?;
     let mut shipper = ShipperObject::default();
     let mut more = reader.first_member()?;
@@ -271,7 +282,11 @@ fn read_shipper_object(payload: &str) -> Option<ShipperObject<'_>> {
                     shipper.message = Some(text);
                 }
             }
-            "kubernetes" => shipper.kubernetes = Some(read_kubernetes_object(&mut reader)?),
+            "kubernetes" => {
+                let start = reader.position()?;
+                shipper.kubernetes = Some(read_kubernetes_object(&mut reader)?);
+                kubernetes_span = Some(start..reader.offset());
+            }
             "time" | "timestamp" => {
                 if let Scalar::Str(text) = reader.scalar(1)? {
                     if shipper.time_us.is_none() {
@@ -295,7 +310,7 @@ fn read_shipper_object(payload: &str) -> Option<ShipperObject<'_>> {
         }
         more = reader.next_member()?;
     }
-    reader.at_end().then_some(shipper)
+    reader.at_end().then_some((shipper, kubernetes_span))
 }
 
 /// Fluent Bit `Merge_Log On`: feeds the members of an envelope object to
@@ -304,10 +319,15 @@ fn read_shipper_object(payload: &str) -> Option<ShipperObject<'_>> {
 /// object decodes without a second serde pass. `None` (with `fields` in an
 /// unspecified state) whenever that path must decide: what [`Reader`]
 /// refuses, escaped keys, and field errors (the serde path reports them).
+///
+/// `read_span` is a byte range of `object` holding a member value that
+/// [`read_shipper_object`] already read through (the `kubernetes` object): a
+/// skipped member whose value starts there is stepped over, not read again.
 pub(crate) fn read_merged_fields<'a>(
     object: &'a str,
     keep_headers: &[String],
     fields: &mut FlatFields<'a>,
+    read_span: Option<Range<usize>>,
 ) -> Option<()> {
     let mut reader = Reader::new(object);
     reader.eat(b'{')?;
@@ -323,7 +343,12 @@ pub(crate) fn read_merged_fields<'a>(
                 let value = reader.scalar(1)?;
                 fields.apply_unknown(Cow::Borrowed(key), value, keep_headers);
             }
-            None => reader.skip_value(1)?,
+            None => match &read_span {
+                Some(span) if reader.position()? == span.start => {
+                    reader.step_over_read_value(span.end);
+                }
+                _ => reader.skip_value(1)?,
+            },
         }
         more = reader.next_member()?;
     }
@@ -340,6 +365,13 @@ pub(crate) fn shipper_readers_agree(payload: &str) -> bool {
             serde_json::from_str::<ShipperObject<'_>>(payload).is_ok_and(|serde| serde == fast)
         }
     }
+}
+
+/// The `kubernetes` value's byte range that [`unwrap_shipper`] hands on with
+/// a `Merge_Log On` object, when the one-pass reader takes `payload` (for the
+/// fuzz target and the tests).
+pub(crate) fn kubernetes_span(payload: &str) -> Option<Range<usize>> {
+    read_shipper_object_with_span(payload).and_then(|(_, span)| span)
 }
 
 /// [`read_shipper_object`] of the `kubernetes` member's value (depth 1).
@@ -426,8 +458,9 @@ pub(crate) enum Inner<'p> {
     /// A text (or JSON) line to decode with the access-log decoders.
     Line(Cow<'p, str>),
     /// Fluent Bit `Merge_Log On`: the access-log keys are at the top level of
-    /// the envelope object itself.
-    Merged(&'p str),
+    /// the envelope object itself; with the byte range of its `kubernetes`
+    /// value when the one-pass reader read it (see [`read_merged_fields`]).
+    Merged(&'p str, Option<Range<usize>>),
 }
 
 /// Where an envelope's object JSON came apart, or what the auto-detection found.
@@ -525,8 +558,12 @@ pub(crate) fn unwrap_shipper(
     payload: &str,
     forced: Envelope,
 ) -> Result<ShipperOutcome<'_>, DecodeError> {
-    let parsed = match read_shipper_object(payload) {
-        Some(shipper) => Ok(shipper),
+    let mut kubernetes_span = None;
+    let parsed = match read_shipper_object_with_span(payload) {
+        Some((shipper, span)) => {
+            kubernetes_span = span;
+            Ok(shipper)
+        }
         None => serde_json::from_str::<ShipperObject<'_>>(payload),
     };
     let shipper = match parsed {
@@ -573,7 +610,10 @@ pub(crate) fn unwrap_shipper(
     if had_metadata || (forced != Envelope::Auto) {
         // Merge_Log On (Keep_Log Off): the access-log keys are at the top level.
         if payload.starts_with('{') && (had_metadata || forced == Envelope::FluentBit) {
-            return Ok(ShipperOutcome::Unwrapped(Inner::Merged(payload), meta));
+            return Ok(ShipperOutcome::Unwrapped(
+                Inner::Merged(payload, kubernetes_span),
+                meta,
+            ));
         }
         return Err(DecodeError::MissingField {
             field: if envelope == Envelope::Vector {

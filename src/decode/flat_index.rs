@@ -74,10 +74,16 @@ impl QuoteIndex {
     /// would remove nothing), is at most [`MAX_LINE`] bytes and has no
     /// backslash, control or non-ASCII byte. Returns the payload as text,
     /// validated by the same SIMD pass that indexes its quotes; `None` (the
-    /// index then unspecified) for anything else.
+    /// index then unspecified) for anything else. When the pass found every
+    /// byte ASCII but the payload is not a candidate, `ascii_text` is set to
+    /// the payload as text.
     #[inline(always)]
-    fn index_ascii_object<'p>(&mut self, payload: &'p [u8]) -> Option<&'p str> {
-        self.index_ascii_object_with(payload, line_masks)
+    fn index_ascii_object<'p>(
+        &mut self,
+        payload: &'p [u8],
+        ascii_text: &mut Option<&'p str>,
+    ) -> Option<&'p str> {
+        self.index_ascii_object_with(payload, line_masks, ascii_text)
     }
 
     /// [`index_ascii_object`](Self::index_ascii_object) with `masks` as the
@@ -87,6 +93,7 @@ impl QuoteIndex {
         &mut self,
         payload: &'p [u8],
         masks: impl FnOnce(&[u8], &mut [u64; MAX_BLOCKS]) -> LineBytes,
+        ascii_text: &mut Option<&'p str>,
     ) -> Option<&'p str> {
         if payload.first() != Some(&b'{') || payload.last() != Some(&b'}') {
             return None;
@@ -95,12 +102,17 @@ impl QuoteIndex {
             return None;
         }
         let found = masks(payload, &mut self.words);
-        if found.special || !found.ascii {
+        if !found.ascii {
             return None;
         }
         // SAFETY: every byte of `payload` is below 0x80 (checked just
         // above), and a sequence of ASCII bytes is valid UTF-8.
-        Some(unsafe { std::str::from_utf8_unchecked(payload) })
+        let text = unsafe { std::str::from_utf8_unchecked(payload) };
+        if found.special {
+            *ascii_text = Some(text);
+            return None;
+        }
+        Some(text)
     }
 
     /// The text of `line` strictly between its quotes at `open` and `close`
@@ -377,7 +389,8 @@ pub(crate) fn scan_compact<'a>(
 /// [`QuoteIndex::index_ascii_object`] accepts it (an ASCII object, validated
 /// by the pass that indexes its quotes), else `None`, as when the walk gives
 /// up. Whenever it answers, [`scan_compact`] of the payload as text answers
-/// the same.
+/// the same. On `None`, `ascii_text` is set to the payload as text when that
+/// pass found it all ASCII (the caller then need not validate it again).
 ///
 /// On a CPU with AVX2 the whole scan is one function compiled for it
 /// ([`scan_ascii_payload_avx2`]: the line pass inlined, no second feature
@@ -388,16 +401,19 @@ pub(crate) fn scan_ascii_payload<'a>(
     keep_headers: &[String],
     fields: &mut FlatFields<'a>,
     memo: &mut KeyOrder,
+    ascii_text: &mut Option<&'a str>,
 ) -> Option<FlatScan> {
     #[cfg(target_arch = "x86_64")]
     {
         if std::arch::is_x86_feature_detected!("avx2") {
             // SAFETY: calling a `#[target_feature]` function requires only
             // that the CPU has the feature, which was checked just above.
-            return unsafe { scan_ascii_payload_avx2(payload, keep_headers, fields, memo) };
+            return unsafe {
+                scan_ascii_payload_avx2(payload, keep_headers, fields, memo, ascii_text)
+            };
         }
     }
-    scan_ascii_payload_portable(payload, keep_headers, fields, memo)
+    scan_ascii_payload_portable(payload, keep_headers, fields, memo, ascii_text)
 }
 
 /// [`scan_ascii_payload`] with the line pass [`line_masks`] picks (any CPU;
@@ -408,10 +424,15 @@ fn scan_ascii_payload_portable<'a>(
     keep_headers: &[String],
     fields: &mut FlatFields<'a>,
     memo: &mut KeyOrder,
+    ascii_text: &mut Option<&'a str>,
 ) -> Option<FlatScan> {
     let mut quotes = QuoteIndex::new();
-    let line = quotes.index_ascii_object(payload)?;
-    walk_indexed(line, &quotes, keep_headers, fields, memo)
+    let line = quotes.index_ascii_object(payload, ascii_text)?;
+    let scan = walk_indexed(line, &quotes, keep_headers, fields, memo);
+    if scan.is_none() {
+        *ascii_text = Some(line);
+    }
+    scan
 }
 
 /// [`scan_ascii_payload`] compiled for AVX2, with [`ascii_line_masks_avx2`]
@@ -423,14 +444,22 @@ fn scan_ascii_payload_avx2<'a>(
     keep_headers: &[String],
     fields: &mut FlatFields<'a>,
     memo: &mut KeyOrder,
+    ascii_text: &mut Option<&'a str>,
 ) -> Option<FlatScan> {
     let mut quotes = QuoteIndex::new();
     // A safe call: this function has the AVX2 feature the line pass needs.
     // Its `special` may be off only when `ascii` is false, which rejects the
     // payload all the same.
-    let line = quotes
-        .index_ascii_object_with(payload, |bytes, words| ascii_line_masks_avx2(bytes, words))?;
-    walk_indexed(line, &quotes, keep_headers, fields, memo)
+    let line = quotes.index_ascii_object_with(
+        payload,
+        |bytes, words| ascii_line_masks_avx2(bytes, words),
+        ascii_text,
+    )?;
+    let scan = walk_indexed(line, &quotes, keep_headers, fields, memo);
+    if scan.is_none() {
+        *ascii_text = Some(line);
+    }
+    scan
 }
 
 /// The member walk of [`scan_compact`] over a line already indexed into
@@ -577,11 +606,35 @@ mod tests {
                 let mut fields = FlatFields::default();
                 let mut memo = KeyOrder::new();
                 let bytes = line.as_bytes();
+                let mut ascii_text = None;
                 let scan = if portable {
-                    scan_ascii_payload_portable(bytes, &keep_headers, &mut fields, &mut memo)
+                    scan_ascii_payload_portable(
+                        bytes,
+                        &keep_headers,
+                        &mut fields,
+                        &mut memo,
+                        &mut ascii_text,
+                    )
                 } else {
-                    scan_ascii_payload(bytes, &keep_headers, &mut fields, &mut memo)
+                    scan_ascii_payload(
+                        bytes,
+                        &keep_headers,
+                        &mut fields,
+                        &mut memo,
+                        &mut ascii_text,
+                    )
                 };
+                // Text is handed back only when the scan declines, and then
+                // exactly when the payload is an ASCII object.
+                assert_eq!(
+                    ascii_text,
+                    (scan.is_none()
+                        && line.is_ascii()
+                        && line.len() <= MAX_LINE
+                        && line.starts_with('{')
+                        && line.ends_with('}'))
+                    .then_some(line)
+                );
                 scan.map(|scan| {
                     let format = fields.inferred_format();
                     let record = format.map(|format| fields.finish(format));

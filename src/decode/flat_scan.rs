@@ -76,13 +76,15 @@ pub(crate) fn scan_flat_object<'a>(
 /// the compact walk only ([`scan_ascii_payload`]): `None` unless the payload
 /// is an ASCII object that walk accepts (the caller then takes the general
 /// path); whenever it answers, [`scan_flat_object`] of the payload as text
-/// answers the same.
+/// answers the same. On `None`, `ascii_text` is set to the payload as text
+/// when that walk's index pass found it all ASCII.
 pub(crate) fn scan_ascii_object<'a>(
     payload: &'a [u8],
     keep_headers: &[String],
     fields: &mut FlatFields<'a>,
+    ascii_text: &mut Option<&'a str>,
 ) -> Option<FlatScan> {
-    with_key_order(|memo| scan_ascii_payload(payload, keep_headers, fields, memo))
+    with_key_order(|memo| scan_ascii_payload(payload, keep_headers, fields, memo, ascii_text))
 }
 
 /// Runs `scan` with this thread's key-order memo (a fresh one when it cannot

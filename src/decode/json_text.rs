@@ -44,10 +44,82 @@ fn word_at(bytes: &[u8], at: usize) -> Option<u64> {
     Some(u64::from_le_bytes(chunk))
 }
 
+/// Bytes per [`special_bits`] step.
+const CHUNK: usize = 16;
+
+/// Bit `i` set when byte `i` of `chunk` is `"`, `\` or a control byte.
+#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+#[inline(always)]
+fn special_bits(chunk: &[u8; CHUNK]) -> u32 {
+    // SAFETY: the only requirement of calling a `#[target_feature]` function
+    // is that the CPU has the feature; SSE2 is enabled for the whole build
+    // (the `cfg` above; it is part of the x86-64 baseline), so every CPU this
+    // binary runs on has it. The function itself touches no raw pointers.
+    unsafe { special_bits_sse2(chunk) }
+}
+
+/// [`special_bits`] with SSE2 intrinsics.
+#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+#[target_feature(enable = "sse2")]
+#[inline]
+fn special_bits_sse2(chunk: &[u8; CHUNK]) -> u32 {
+    use std::arch::x86_64::{
+        _mm_cmpeq_epi8, _mm_min_epu8, _mm_movemask_epi8, _mm_or_si128, _mm_set1_epi8,
+        _mm_set_epi64x,
+    };
+    // Bytes go in through `_mm_set_epi64x` from safe array reads (the
+    // compiler makes it one unaligned load): no pointer is dereferenced.
+    let (low, high) = chunk.split_at(8);
+    let mut low_word = [0u8; 8];
+    let mut high_word = [0u8; 8];
+    low_word.copy_from_slice(low);
+    high_word.copy_from_slice(high);
+    let bytes = _mm_set_epi64x(i64::from_le_bytes(high_word), i64::from_le_bytes(low_word));
+    let is_quote = _mm_cmpeq_epi8(bytes, _mm_set1_epi8(b'"' as i8));
+    let is_backslash = _mm_cmpeq_epi8(bytes, _mm_set1_epi8(b'\\' as i8));
+    // Unsigned `byte <= 0x1f` is `min(byte, 0x1f) == byte`.
+    let is_control = _mm_cmpeq_epi8(_mm_min_epu8(bytes, _mm_set1_epi8(0x1f)), bytes);
+    _mm_movemask_epi8(_mm_or_si128(
+        _mm_or_si128(is_quote, is_backslash),
+        is_control,
+    )) as u32
+}
+
+/// [`special_bits`] byte by byte (other architectures; also the reference
+/// the SSE2 version is tested against).
+#[cfg(any(test, not(all(target_arch = "x86_64", target_feature = "sse2"))))]
+#[inline]
+fn special_bits_portable(chunk: &[u8; CHUNK]) -> u32 {
+    let mut bits = 0;
+    for (i, &byte) in chunk.iter().enumerate() {
+        bits |= u32::from(is_special(byte)) << i;
+    }
+    bits
+}
+
+#[cfg(not(all(target_arch = "x86_64", target_feature = "sse2")))]
+#[inline(always)]
+fn special_bits(chunk: &[u8; CHUNK]) -> u32 {
+    special_bits_portable(chunk)
+}
+
+/// The [`CHUNK`] bytes at `at`, if there are that many.
+#[inline(always)]
+fn chunk_at(bytes: &[u8], at: usize) -> Option<&[u8; CHUNK]> {
+    bytes.get(at..at.checked_add(CHUNK)?)?.try_into().ok()
+}
+
 /// The index of the first `"`, `\` or control byte at or after `at`, or
-/// `bytes.len()`.
+/// `bytes.len()`: sixteen bytes a step, then eight, then one.
 #[inline]
 fn find_special(bytes: &[u8], mut at: usize) -> usize {
+    while let Some(chunk) = chunk_at(bytes, at) {
+        let bits = special_bits(chunk);
+        if bits != 0 {
+            return at + bits.trailing_zeros() as usize;
+        }
+        at += CHUNK;
+    }
     while let Some(word) = word_at(bytes, at) {
         let mask = special_mask(word);
         if mask != 0 {
@@ -113,6 +185,46 @@ fn simple_escape(letter: u8) -> Option<u8> {
     })
 }
 
+/// Exact powers of ten (every one up to 1e22 is an `f64`).
+const POWERS_OF_TEN: [f64; 23] = [
+    1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16,
+    1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
+];
+
+/// The value serde_json gives a number token (already checked against the
+/// JSON grammar) that is a plain non-negative decimal: digits, optionally a
+/// fraction, no sign or exponent, all its digits read as an integer below
+/// 2^53. An integer is [`Scalar::Int`] (serde_json's `visit_u64`); a fraction
+/// is `digits / 10^k`, both operands exact, so one correctly rounded
+/// division, which is what serde_json computes for it (with or without its
+/// `float_roundtrip` feature). `None` for any other token.
+#[inline]
+fn plain_number(token: &str) -> Option<Scalar<'static>> {
+    let mut significand: u64 = 0;
+    let mut fraction_digits: Option<usize> = None;
+    for &byte in token.as_bytes() {
+        match byte {
+            b'0'..=b'9' => {
+                significand = significand * 10 + u64::from(byte - b'0');
+                if significand >= 1 << 53 {
+                    return None;
+                }
+                if let Some(count) = &mut fraction_digits {
+                    *count += 1;
+                }
+            }
+            b'.' if fraction_digits.is_none() => fraction_digits = Some(0),
+            _ => return None,
+        }
+    }
+    match fraction_digits {
+        None => Some(Scalar::Int(i64::try_from(significand).ok()?)),
+        Some(count) => Some(Scalar::Float(
+            significand as f64 / POWERS_OF_TEN.get(count)?,
+        )),
+    }
+}
+
 /// A cursor over one JSON text.
 pub(crate) struct Reader<'a> {
     text: &'a str,
@@ -151,6 +263,29 @@ impl<'a> Reader<'a> {
         }
         self.pos += 1;
         Some(())
+    }
+
+    /// Skips whitespace and returns the position of the next byte (`None`
+    /// at the end of the text).
+    #[inline]
+    pub(crate) fn position(&mut self) -> Option<usize> {
+        self.peek()?;
+        Some(self.pos)
+    }
+
+    /// The position just after what was read last.
+    #[inline]
+    pub(crate) fn offset(&self) -> usize {
+        self.pos
+    }
+
+    /// Moves to `end`, past a value starting at the current position that
+    /// an earlier reader already read through to `end` over this same text:
+    /// a valid value starting at one position has one end, so this is what
+    /// [`Reader::skip_value`] would do.
+    #[inline]
+    pub(crate) fn step_over_read_value(&mut self, end: usize) {
+        self.pos = end;
     }
 
     /// True when only whitespace is left.
@@ -223,11 +358,16 @@ impl<'a> Reader<'a> {
     /// escape is at `first_escape`; leaves the reader after its closing quote.
     fn unescape(&mut self, start: usize, first_escape: usize) -> Option<String> {
         let bytes = self.bytes();
-        // An escape is never shorter than what it stands for, so the rest of
-        // the text bounds the unescaped length: the eight-byte steps below
-        // never grow the buffer.
-        let mut out: Vec<u8> = Vec::with_capacity(bytes.len() - start);
-        out.extend_from_slice(bytes.get(start..first_escape)?);
+        // An escape is never shorter than what it stands for, so the output
+        // never runs ahead of the input: with a buffer the size of the rest
+        // of the text, a sixteen-byte step (which copies a whole chunk of the
+        // input and then keeps only the bytes before its special byte) always
+        // fits. Writing through a cursor keeps the length bookkeeping out of
+        // the per-escape loop.
+        let mut out = vec![0u8; bytes.len() - start];
+        let prefix = bytes.get(start..first_escape)?;
+        out.get_mut(..prefix.len())?.copy_from_slice(prefix);
+        let mut written = prefix.len();
         let mut at = first_escape;
         loop {
             // `at` is at a special byte.
@@ -238,36 +378,45 @@ impl<'a> Reader<'a> {
                     if letter == b'u' {
                         let (decoded, len) = unicode_escape(bytes, at)?;
                         let mut buffer = [0; 4];
-                        out.extend_from_slice(decoded.encode_utf8(&mut buffer).as_bytes());
+                        let encoded = decoded.encode_utf8(&mut buffer).as_bytes();
+                        out.get_mut(written..written + encoded.len())?
+                            .copy_from_slice(encoded);
+                        written += encoded.len();
                         at += len;
                     } else {
-                        out.push(simple_escape(letter)?);
+                        *out.get_mut(written)? = simple_escape(letter)?;
+                        written += 1;
                         at += 2;
                     }
                 }
                 _ => return None,
             }
-            // Copy up to the next special byte, eight bytes at a time (a step
-            // copies all eight, then drops those from the special byte on).
+            // Copy up to the next special byte, sixteen bytes at a time.
             loop {
-                let Some(word) = word_at(bytes, at) else {
+                let Some(chunk) = chunk_at(bytes, at) else {
                     let end = find_special(bytes, at);
-                    out.extend_from_slice(bytes.get(at..end)?);
+                    let run = bytes.get(at..end)?;
+                    out.get_mut(written..written + run.len())?
+                        .copy_from_slice(run);
+                    written += run.len();
                     at = end;
                     break;
                 };
-                out.extend_from_slice(&word.to_le_bytes());
-                let mask = special_mask(word);
-                if mask != 0 {
-                    let run = (mask.trailing_zeros() / 8) as usize;
-                    out.truncate(out.len() - 8 + run);
+                out.get_mut(written..written + CHUNK)?
+                    .copy_from_slice(chunk);
+                let bits = special_bits(chunk);
+                if bits != 0 {
+                    let run = bits.trailing_zeros() as usize;
+                    written += run;
                     at += run;
                     break;
                 }
-                at += 8;
+                written += CHUNK;
+                at += CHUNK;
             }
         }
         self.pos = at + 1;
+        out.truncate(written);
         String::from_utf8(out).ok()
     }
 
@@ -363,8 +512,12 @@ impl<'a> Reader<'a> {
             b't' => self.literal(b"true").map(|()| Scalar::Bool(true)),
             b'f' => self.literal(b"false").map(|()| Scalar::Bool(false)),
             b'n' => self.literal(b"null").map(|()| Scalar::Null),
-            // serde_json decides the value (and rejects what it cannot hold).
-            _ => serde_json::from_str(self.number_token()?).ok(),
+            _ => {
+                let token = self.number_token()?;
+                // serde_json decides any other number (and rejects what it
+                // cannot hold).
+                plain_number(token).or_else(|| serde_json::from_str(token).ok())
+            }
         }
     }
 
@@ -532,7 +685,100 @@ mod tests {
         assert!(!skips(&deep(MAX_DEPTH as usize + 1)));
     }
 
+    /// The first special byte at or after `at`, one byte at a time.
+    fn find_special_bytewise(bytes: &[u8], at: usize) -> usize {
+        bytes
+            .iter()
+            .skip(at)
+            .position(|&byte| is_special(byte))
+            .map_or(bytes.len(), |offset| at + offset)
+    }
+
+    #[test]
+    fn special_bits_mark_quotes_backslashes_and_control_bytes() {
+        let mut chunk = *b"ab\"cd\\ef\x1f gh\x7f\xff\x00z";
+        assert_eq!(special_bits(&chunk), special_bits_portable(&chunk));
+        assert_eq!(special_bits(&chunk), 0b0100_0001_0010_0100);
+        chunk = [b' '; CHUNK];
+        assert_eq!(special_bits(&chunk), 0);
+        for byte in 0..=255u8 {
+            chunk[7] = byte;
+            let expected = if is_special(byte) { 1 << 7 } else { 0 };
+            assert_eq!(special_bits(&chunk), expected, "{byte:#x}");
+        }
+    }
+
+    #[test]
+    fn plain_numbers_read_as_serde_reads_them() {
+        for token in [
+            "0",
+            "7",
+            "1787220930.123456",
+            "0.1",
+            "0.3000000000000004",
+            "1.50",
+            "9007199254740991",
+            "900719925474099.1",
+        ] {
+            let expected: Scalar<'_> = serde_json::from_str(token).unwrap_or(Scalar::Null);
+            assert_eq!(plain_number(token), Some(expected), "{token}");
+        }
+        for token in [
+            "-1",
+            "1e5",
+            "9007199254740992",
+            "0.30000000000000004",
+            "0.00000000000000000000001",
+        ] {
+            assert_eq!(plain_number(token), None, "{token}");
+        }
+    }
+
     proptest! {
+        /// The SSE2 chunk mask is the byte-by-byte one, and the search finds
+        /// the first special byte from any start.
+        #[test]
+        fn special_search_matches_a_byte_loop(
+            bytes in proptest::collection::vec(
+                prop_oneof![Just(b'"'), Just(b'\\'), Just(0x1fu8), Just(0x80u8), b' '..=b'~'],
+                0..80,
+            ),
+            start in 0usize..80,
+        ) {
+            if let Some(chunk) = chunk_at(&bytes, 0) {
+                prop_assert_eq!(special_bits(chunk), special_bits_portable(chunk));
+            }
+            let start = start.min(bytes.len());
+            prop_assert_eq!(find_special(&bytes, start), find_special_bytewise(&bytes, start));
+        }
+    }
+
+    proptest! {
+        /// Every number the grammar takes reads to serde_json's value, bit
+        /// for bit.
+        #[test]
+        fn numbers_read_as_serde_reads_them(
+            negative in any::<bool>(),
+            integer in prop_oneof![Just("0".to_owned()), "[1-9][0-9]{0,19}"],
+            fraction in proptest::option::of("[0-9]{1,20}"),
+            exponent in proptest::option::of("[eE][+-]?[0-9]{1,3}"),
+        ) {
+            let token = format!(
+                "{}{integer}{}{}",
+                if negative { "-" } else { "" },
+                fraction.map(|digits| format!(".{digits}")).unwrap_or_default(),
+                exponent.unwrap_or_default(),
+            );
+            let expected: Option<Scalar<'_>> = serde_json::from_str(&token).ok();
+            let got = Reader::new(&token).scalar(0);
+            match (&got, &expected) {
+                (Some(Scalar::Float(got)), Some(Scalar::Float(expected))) => {
+                    prop_assert_eq!(got.to_bits(), expected.to_bits(), "{}", token);
+                }
+                _ => prop_assert_eq!(&got, &expected, "{}", token),
+            }
+        }
+
         /// Any string literal that serde_json reads is read to the same text;
         /// one it refuses is refused.
         #[test]

@@ -48,6 +48,7 @@ pub use error::DecodeError;
 pub use record::{AccessRecord, Protocol, Text, UpstreamAddrs};
 
 use std::borrow::Cow;
+use std::ops::Range;
 
 use detect::{detect_line_shape, LineShape};
 use envelope::{
@@ -120,11 +121,16 @@ where
         }));
         return;
     }
+    // Set when the pass below found the payload all ASCII (a shipper
+    // envelope line, say): it then needs no second validation.
+    let mut ascii_text = None;
     if options.envelope == Envelope::Auto {
         // The usual line: an ASCII flat JSON object, validated as UTF-8 by
         // the pass that indexes its quotes.
         let mut fields = json_log::FlatFields::default();
-        if let Some(result) = decode_plain_ascii_json(payload, options, &mut fields) {
+        if let Some(result) =
+            decode_plain_ascii_json(payload, options, &mut fields, &mut ascii_text)
+        {
             out(result.map(|()| &mut fields.record));
             return;
         }
@@ -132,9 +138,12 @@ where
     // SIMD validation first (about a tenth of the standard validator's
     // instructions on an 870-byte line); the standard one only runs on
     // invalid input, to report where it stops being valid.
-    let validated = match simdutf8::basic::from_utf8(payload) {
-        Ok(text) => Ok(text),
-        Err(_) => std::str::from_utf8(payload),
+    let validated = match ascii_text {
+        Some(text) => Ok(text),
+        None => match simdutf8::basic::from_utf8(payload) {
+            Ok(text) => Ok(text),
+            Err(_) => std::str::from_utf8(payload),
+        },
     };
     let text = match validated {
         Ok(text) => text,
@@ -192,8 +201,8 @@ where
                 Ok(ShipperOutcome::Unwrapped(Inner::Line(line), meta)) => {
                     decode_inner_line(&line, options, &meta, out);
                 }
-                Ok(ShipperOutcome::Unwrapped(Inner::Merged(object), meta)) => {
-                    decode_merged_object(object, options, &meta, out);
+                Ok(ShipperOutcome::Unwrapped(Inner::Merged(object, read_span), meta)) => {
+                    decode_merged_object(object, read_span, options, &meta, out);
                 }
                 Err(error) => out(Err(error)),
             }
@@ -284,7 +293,8 @@ pub fn envelope_paths_agree(payload: &str) -> bool {
         });
         let mut merged = Vec::new();
         if line.starts_with('{') {
-            decode_merged_object(line, &options, &meta, &mut |result| {
+            let read_span = envelope::kubernetes_span(line);
+            decode_merged_object(line, read_span, &options, &meta, &mut |result| {
                 merged.push(result.map(AccessRecord::into_owned));
             });
         } else {
@@ -324,14 +334,16 @@ fn decode_plain_flat_json<'a>(
 /// with `{` and ending with `}`, it is its own trimmed text). `None`, having
 /// done nothing observable, whenever [`decode_plain_flat_json`] would return
 /// `None` or the payload is not such an object; otherwise the same result.
+/// `ascii_text` is as [`flat_scan::scan_ascii_object`] sets it.
 fn decode_plain_ascii_json<'a>(
     payload: &'a [u8],
     options: &DecodeOptions,
     fields: &mut json_log::FlatFields<'a>,
+    ascii_text: &mut Option<&'a str>,
 ) -> Option<Result<(), DecodeError>> {
     let forced = plain_json_format(options.format)?;
     let keep_headers = &options.keep_headers;
-    let scan = flat_scan::scan_ascii_object(payload, keep_headers, fields)?;
+    let scan = flat_scan::scan_ascii_object(payload, keep_headers, fields, ascii_text)?;
     finish_plain_flat_json(scan, forced, keep_headers, fields)
 }
 
@@ -389,7 +401,9 @@ where
     if let Some(forced) = plain_json_format(options.format) {
         let keep_headers = &options.keep_headers;
         let mut fields = json_log::FlatFields::default();
-        if flat_scan::scan_ascii_object(line.as_bytes(), keep_headers, &mut fields).is_some() {
+        if flat_scan::scan_ascii_object(line.as_bytes(), keep_headers, &mut fields, &mut None)
+            .is_some()
+        {
             match json_log::finish_flat_in_place(&mut fields, forced) {
                 Ok(()) => {
                     let mut record = std::mem::take(&mut fields.record);
@@ -408,14 +422,20 @@ where
 /// Decodes a `Merge_Log On` envelope object (the access-log keys at its top
 /// level) as [`decode_line`] does, reading its members in one pass when a
 /// JSON format (or `auto`) is configured and the reader takes the object.
-fn decode_merged_object<F>(object: &str, options: &DecodeOptions, meta: &PodMeta<'_>, out: &mut F)
-where
+/// `read_span` is passed on to [`envelope::read_merged_fields`].
+fn decode_merged_object<F>(
+    object: &str,
+    read_span: Option<Range<usize>>,
+    options: &DecodeOptions,
+    meta: &PodMeta<'_>,
+    out: &mut F,
+) where
     F: FnMut(Result<AccessRecord<'_>, DecodeError>),
 {
     if let Some(forced) = plain_json_format(options.format) {
         let keep_headers = &options.keep_headers;
         let mut fields = json_log::FlatFields::default();
-        if envelope::read_merged_fields(object, keep_headers, &mut fields).is_some() {
+        if envelope::read_merged_fields(object, keep_headers, &mut fields, read_span).is_some() {
             match json_log::finish_flat_in_place(&mut fields, forced) {
                 Ok(()) => {
                     let mut record = std::mem::take(&mut fields.record);

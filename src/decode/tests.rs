@@ -777,16 +777,55 @@ fn assert_ascii_path_agrees(payload: &str) -> Result<(), TestCaseError> {
         let whole = decode_to_vec(payload.as_bytes(), &options);
         prop_assert_eq!(&whole, &general, "{:?} {}", format, payload);
         let mut fields = super::json_log::FlatFields::default();
-        if let Some(result) =
-            super::decode_plain_ascii_json(payload.as_bytes(), &options, &mut fields)
-        {
+        let mut ascii_text = None;
+        if let Some(result) = super::decode_plain_ascii_json(
+            payload.as_bytes(),
+            &options,
+            &mut fields,
+            &mut ascii_text,
+        ) {
             prop_assert!(payload.is_ascii() && payload == text);
             let fast = result.map(|()| fields.record.into_owned());
             prop_assert_eq!(general.len(), 1);
             prop_assert_eq!(&general[0], &fast, "{:?} {}", format, payload);
         }
+        // Text handed back on a decline is the payload, and only ASCII.
+        if let Some(ascii) = ascii_text {
+            prop_assert!(ascii == payload && payload.is_ascii(), "{}", payload);
+        }
     }
     Ok(())
+}
+
+/// A payload the ASCII path declines comes back as text when, and only when,
+/// its index pass found it all ASCII (the caller then skips validation).
+#[test]
+fn declined_ascii_payloads_come_back_as_text() {
+    let options = DecodeOptions::default();
+    let declined = |payload: &str| {
+        let mut fields = super::json_log::FlatFields::default();
+        let mut ascii_text = None;
+        let taken = super::decode_plain_ascii_json(
+            payload.as_bytes(),
+            &options,
+            &mut fields,
+            &mut ascii_text,
+        );
+        assert!(taken.is_none(), "{payload}");
+        ascii_text.map(str::to_owned)
+    };
+    for ascii in [
+        r#"{"log":"{\"a\":1}","kubernetes":{"pod_name":"p"}}"#,
+        r#"{"response_code":200,"kubernetes":{"pod_name":"p"}}"#,
+    ] {
+        assert_eq!(declined(ascii).as_deref(), Some(ascii));
+    }
+    for other in [
+        r#"{"log":"\u00e9 é","kubernetes":{}}"#,
+        r#"["not","an","object"]"#,
+    ] {
+        assert_eq!(declined(other), None, "{other}");
+    }
 }
 
 /// The ASCII path takes gateway lines as they are written, and leaves to the
@@ -796,7 +835,8 @@ fn ascii_path_takes_compact_ascii_objects_only() {
     let options = DecodeOptions::default();
     let takes = |payload: &str| {
         let mut fields = super::json_log::FlatFields::default();
-        super::decode_plain_ascii_json(payload.as_bytes(), &options, &mut fields).is_some()
+        super::decode_plain_ascii_json(payload.as_bytes(), &options, &mut fields, &mut None)
+            .is_some()
     };
     for line in [EG_200, EG_UH, EG_NR, ISTIO_JSON, CONTOUR_JSON] {
         assert!(takes(line), "{line}");
@@ -952,12 +992,22 @@ fn assert_merged_agrees(object: &str) -> Result<(), TestCaseError> {
             ..DecodeOptions::default()
         };
         let reference = decode_line(object, &options, &meta).map(AccessRecord::into_owned);
-        let mut fast = Vec::new();
-        decode_merged_object(object, &options, &meta, &mut |r| {
-            fast.push(r.map(AccessRecord::into_owned))
-        });
-        prop_assert_eq!(fast.len(), 1);
-        prop_assert_eq!(&fast[0], &reference, "{:?} {}", format, object);
+        // Without and with the span of the `kubernetes` value read first.
+        for read_span in [None, envelope::kubernetes_span(object)] {
+            let mut fast = Vec::new();
+            decode_merged_object(object, read_span.clone(), &options, &meta, &mut |r| {
+                fast.push(r.map(AccessRecord::into_owned))
+            });
+            prop_assert_eq!(fast.len(), 1);
+            prop_assert_eq!(
+                &fast[0],
+                &reference,
+                "{:?} {} {:?}",
+                format,
+                object,
+                read_span
+            );
+        }
     }
     Ok(())
 }
@@ -980,11 +1030,15 @@ fn merged_objects_read_in_one_pass_with_the_same_result() {
     ] {
         let object = merged(line);
         assert_merged_agrees(&object).unwrap();
-        let mut fields = json_log::FlatFields::default();
-        assert!(
-            envelope::read_merged_fields(&object, &[], &mut fields).is_some(),
-            "{object}"
-        );
+        let span = envelope::kubernetes_span(&object);
+        assert!(span.is_some(), "{object}");
+        for read_span in [None, span] {
+            let mut fields = json_log::FlatFields::default();
+            assert!(
+                envelope::read_merged_fields(&object, &[], &mut fields, read_span).is_some(),
+                "{object}"
+            );
+        }
     }
     for object in [
         // Field errors, duplicates, escapes, headers, nothing known.
