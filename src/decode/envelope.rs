@@ -376,44 +376,43 @@ pub(crate) fn kubernetes_span(payload: &str) -> Option<Range<usize>> {
 
 /// [`read_shipper_object`] of the `kubernetes` member's value (depth 1).
 fn read_kubernetes_object<'a>(reader: &mut Reader<'a>) -> Option<KubernetesObject<'a>> {
-    /// A known string field: `null` or a string, at most once (serde's derive
-    /// refuses a repeated field).
+    /// A known field, at most once (serde's derive refuses a repeated
+    /// field): `null`, or a value starting with `open` that `read` reads.
+    fn nullable_field<'a, T>(
+        reader: &mut Reader<'a>,
+        slot: &mut Option<T>,
+        seen: &mut bool,
+        open: u8,
+        read: impl FnOnce(&mut Reader<'a>) -> Option<T>,
+    ) -> Option<()> {
+        if std::mem::replace(seen, true) {
+            return None;
+        }
+        *slot = match reader.peek()? {
+            b'n' => match reader.scalar(2)? {
+                Scalar::Null => None,
+                _ => return None,
+            },
+            first if first == open => Some(read(reader)?),
+            _ => return None,
+        };
+        Some(())
+    }
+    /// A string field: `null` or a string.
     fn text_field<'a>(
         reader: &mut Reader<'a>,
         slot: &mut Option<JsonStr<'a>>,
         seen: &mut bool,
     ) -> Option<()> {
-        if std::mem::replace(seen, true) {
-            return None;
-        }
-        *slot = match reader.peek()? {
-            b'n' => match reader.scalar(2)? {
-                Scalar::Null => None,
-                _ => return None,
-            },
-            b'"' => Some(JsonStr(reader.string()?)),
-            _ => return None,
-        };
-        Some(())
+        nullable_field(reader, slot, seen, b'"', |r| r.string().map(JsonStr))
     }
-    /// A labels field: `null` or an object, at most once.
+    /// A labels field: `null` or an object.
     fn labels_field<'a>(
         reader: &mut Reader<'a>,
         slot: &mut Option<GatewayLabels<'a>>,
         seen: &mut bool,
     ) -> Option<()> {
-        if std::mem::replace(seen, true) {
-            return None;
-        }
-        *slot = match reader.peek()? {
-            b'n' => match reader.scalar(2)? {
-                Scalar::Null => None,
-                _ => return None,
-            },
-            b'{' => Some(read_labels(reader)?),
-            _ => return None,
-        };
-        Some(())
+        nullable_field(reader, slot, seen, b'{', read_labels)
     }
 
     reader.eat(b'{')?;

@@ -404,19 +404,34 @@ where
         if flat_scan::scan_ascii_object(line.as_bytes(), keep_headers, &mut fields, &mut None)
             .is_some()
         {
-            match json_log::finish_flat_in_place(&mut fields, forced) {
-                Ok(()) => {
-                    let mut record = std::mem::take(&mut fields.record);
-                    meta.apply_to(&mut record);
-                    attach_known_headers(&mut record, keep_headers);
-                    out(Ok(record));
-                }
-                Err(error) => out(Err(error)),
-            }
+            finish_enveloped_fields(&mut fields, forced, keep_headers, meta, out);
             return;
         }
     }
     out(decode_line(line, options, meta));
+}
+
+/// Hands on the record of `fields` read from an envelope (finished for
+/// `forced`, with the envelope's metadata and the kept headers) or the error
+/// finishing it gave: what [`decode_line`] gives for the same text.
+fn finish_enveloped_fields<'a, F>(
+    fields: &mut json_log::FlatFields<'a>,
+    forced: Format,
+    keep_headers: &[String],
+    meta: &PodMeta<'a>,
+    out: &mut F,
+) where
+    F: FnMut(Result<AccessRecord<'_>, DecodeError>),
+{
+    match json_log::finish_flat_in_place(fields, forced) {
+        Ok(()) => {
+            let mut record = std::mem::take(&mut fields.record);
+            meta.apply_to(&mut record);
+            attach_known_headers(&mut record, keep_headers);
+            out(Ok(record));
+        }
+        Err(error) => out(Err(error)),
+    }
 }
 
 /// Decodes a `Merge_Log On` envelope object (the access-log keys at its top
@@ -436,15 +451,7 @@ fn decode_merged_object<F>(
         let keep_headers = &options.keep_headers;
         let mut fields = json_log::FlatFields::default();
         if envelope::read_merged_fields(object, keep_headers, &mut fields, read_span).is_some() {
-            match json_log::finish_flat_in_place(&mut fields, forced) {
-                Ok(()) => {
-                    let mut record = std::mem::take(&mut fields.record);
-                    meta.apply_to(&mut record);
-                    attach_known_headers(&mut record, keep_headers);
-                    out(Ok(record));
-                }
-                Err(error) => out(Err(error)),
-            }
+            finish_enveloped_fields(&mut fields, forced, keep_headers, meta, out);
             return;
         }
     }
