@@ -72,24 +72,20 @@ impl QuoteIndex {
     /// Indexes `payload` when it is a compact-walk candidate that needs no
     /// UTF-8 validation: it starts with `{` and ends with `}` (so trimming
     /// would remove nothing), is at most [`MAX_LINE`] bytes and has no
-    /// backslash, control or non-ASCII byte. Returns the payload as text,
+    /// backslash, control or non-ASCII byte, with `masks` as the line pass
+    /// (one of the [`line_masks`] versions). Returns the payload as text,
     /// validated by the same SIMD pass that indexes its quotes; `None` (the
     /// index then unspecified) for anything else. When the pass found every
     /// byte ASCII but the payload is not a candidate, `ascii_text` is set to
     /// the payload as text.
+    ///
+    /// # Safety
+    ///
+    /// `masks` must report `ascii` only when every byte of the bytes it is
+    /// given is below 0x80 (every [`line_masks`] version does; tests check
+    /// each against `is_ascii`): the text is made from that answer.
     #[inline(always)]
-    fn index_ascii_object<'p>(
-        &mut self,
-        payload: &'p [u8],
-        ascii_text: &mut Option<&'p str>,
-    ) -> Option<&'p str> {
-        self.index_ascii_object_with(payload, line_masks, ascii_text)
-    }
-
-    /// [`index_ascii_object`](Self::index_ascii_object) with `masks` as the
-    /// line pass (one of the [`line_masks`] versions).
-    #[inline(always)]
-    fn index_ascii_object_with<'p>(
+    unsafe fn index_ascii_object_with<'p>(
         &mut self,
         payload: &'p [u8],
         masks: impl FnOnce(&[u8], &mut [u64; MAX_BLOCKS]) -> LineBytes,
@@ -105,8 +101,9 @@ impl QuoteIndex {
         if !found.ascii {
             return None;
         }
-        // SAFETY: every byte of `payload` is below 0x80 (checked just
-        // above), and a sequence of ASCII bytes is valid UTF-8.
+        // SAFETY: every byte of `payload` is below 0x80 (`found.ascii`,
+        // truthful by this function's contract), and a sequence of ASCII
+        // bytes is valid UTF-8.
         let text = unsafe { std::str::from_utf8_unchecked(payload) };
         if found.special {
             *ascii_text = Some(text);
@@ -115,21 +112,22 @@ impl QuoteIndex {
         Some(text)
     }
 
-    /// The text of `line` strictly between its quotes at `open` and `close`
-    /// (`None` unless `open < close <= line.len()`). `line` must be the line
-    /// this index was built from, `open` a position the caller saw holding
-    /// `"` and `close` a position [`next_quote`](Self::next_quote) returned.
-    /// Without the two char-boundary checks of `str` slicing: both ends sit
-    /// next to an ASCII byte.
+    /// The text of `line` strictly between the quotes at `open` and `close`
+    /// (`None` unless both bytes are `"` and `open < close`): `open` a
+    /// position the caller saw holding `"`, `close` one
+    /// [`next_quote`](Self::next_quote) returned. Without the char-boundary
+    /// checks of `str` slicing: two byte compares show both ends sit next to
+    /// an ASCII byte.
     #[inline(always)]
     fn text_between<'l>(&self, line: &'l str, open: usize, close: usize) -> Option<&'l str> {
-        debug_assert_eq!(line.as_bytes().get(open), Some(&b'"'));
-        debug_assert_eq!(line.as_bytes().get(close), Some(&b'"'));
-        let inner = line.as_bytes().get(open + 1..close)?;
+        let bytes = line.as_bytes();
+        if bytes.get(open) != Some(&b'"') || bytes.get(close) != Some(&b'"') {
+            return None;
+        }
+        let inner = bytes.get(open + 1..close)?;
         // SAFETY: `line` is valid UTF-8, and `inner` starts just after the
-        // `"` at `open` and ends just before the `"` at `close` (a quote-index
-        // bit: `line_masks` sets a bit only for a byte equal to `"`, a test
-        // checks). A `"` is a one-byte character, so both ends of `inner` are
+        // `"` at `open` and ends just before the `"` at `close` (both checked
+        // above). A `"` is a one-byte character, so both ends of `inner` are
         // char boundaries of `line` and `inner` is valid UTF-8.
         Some(unsafe { std::str::from_utf8_unchecked(inner) })
     }
@@ -386,7 +384,7 @@ pub(crate) fn scan_compact<'a>(
 }
 
 /// [`scan_compact`] of a payload not yet validated as UTF-8: taken only when
-/// [`QuoteIndex::index_ascii_object`] accepts it (an ASCII object, validated
+/// [`QuoteIndex::index_ascii_object_with`] accepts it (an ASCII object, validated
 /// by the pass that indexes its quotes), else `None`, as when the walk gives
 /// up. Whenever it answers, [`scan_compact`] of the payload as text answers
 /// the same. On `None`, `ascii_text` is set to the payload as text when that
@@ -426,13 +424,8 @@ fn scan_ascii_payload_portable<'a>(
     memo: &mut KeyOrder,
     ascii_text: &mut Option<&'a str>,
 ) -> Option<FlatScan> {
-    let mut quotes = QuoteIndex::new();
-    let line = quotes.index_ascii_object(payload, ascii_text)?;
-    let scan = walk_indexed(line, &quotes, keep_headers, fields, memo);
-    if scan.is_none() {
-        *ascii_text = Some(line);
-    }
-    scan
+    // SAFETY: `line_masks` reports `ascii` exactly (tests check it).
+    unsafe { scan_ascii_payload_with(payload, line_masks, keep_headers, fields, memo, ascii_text) }
 }
 
 /// [`scan_ascii_payload`] compiled for AVX2, with [`ascii_line_masks_avx2`]
@@ -446,15 +439,35 @@ fn scan_ascii_payload_avx2<'a>(
     memo: &mut KeyOrder,
     ascii_text: &mut Option<&'a str>,
 ) -> Option<FlatScan> {
+    // The closure's call is safe: this function has the AVX2 feature the
+    // line pass needs. Its `special` may be off only when `ascii` is false,
+    // which rejects the payload all the same.
+    let masks = |bytes: &[u8], words: &mut [u64; MAX_BLOCKS]| ascii_line_masks_avx2(bytes, words);
+    // SAFETY: `ascii_line_masks_avx2` reports `ascii` exactly (tests check
+    // it against `is_ascii`).
+    unsafe { scan_ascii_payload_with(payload, masks, keep_headers, fields, memo, ascii_text) }
+}
+
+/// The body of both [`scan_ascii_payload`] versions: index with `masks`,
+/// then walk; the payload's text is handed back in `ascii_text` when it is
+/// all ASCII but declined.
+///
+/// # Safety
+///
+/// As [`QuoteIndex::index_ascii_object_with`]: `masks` reports `ascii`
+/// only for all-ASCII bytes.
+#[inline(always)]
+unsafe fn scan_ascii_payload_with<'a>(
+    payload: &'a [u8],
+    masks: impl FnOnce(&[u8], &mut [u64; MAX_BLOCKS]) -> LineBytes,
+    keep_headers: &[String],
+    fields: &mut FlatFields<'a>,
+    memo: &mut KeyOrder,
+    ascii_text: &mut Option<&'a str>,
+) -> Option<FlatScan> {
     let mut quotes = QuoteIndex::new();
-    // A safe call: this function has the AVX2 feature the line pass needs.
-    // Its `special` may be off only when `ascii` is false, which rejects the
-    // payload all the same.
-    let line = quotes.index_ascii_object_with(
-        payload,
-        |bytes, words| ascii_line_masks_avx2(bytes, words),
-        ascii_text,
-    )?;
+    // SAFETY: passed on from this function's contract.
+    let line = unsafe { quotes.index_ascii_object_with(payload, masks, ascii_text) }?;
     let scan = walk_indexed(line, &quotes, keep_headers, fields, memo);
     if scan.is_none() {
         *ascii_text = Some(line);
@@ -464,7 +477,7 @@ fn scan_ascii_payload_avx2<'a>(
 
 /// The member walk of [`scan_compact`] over a line already indexed into
 /// `quotes` (by [`QuoteIndex::index_plain_line`] or
-/// [`QuoteIndex::index_ascii_object`]: a line of at most [`MAX_LINE`] bytes
+/// [`QuoteIndex::index_ascii_object_with`]: a line of at most [`MAX_LINE`] bytes
 /// without backslash or control bytes). Both callers have checked that the
 /// line starts with `{` and ends with `}`; an empty object (`{}`) fails the
 /// first member's quote check below and is left to the general scanner.

@@ -1455,8 +1455,9 @@ fn packed_values_level(level: i32) -> i32 {
 pub(crate) struct ChunkEncoder {
     /// Dictionary pages and data pages of byte arrays, at `level`.
     compressor: zstd::bulk::Compressor<'static>,
-    /// Data pages of bit-packed numbers, at [`packed_values_level`].
-    packed: zstd::bulk::Compressor<'static>,
+    /// Data pages of bit-packed numbers, when [`packed_values_level`] is
+    /// not `level` (else `compressor` takes them too).
+    packed: Option<zstd::bulk::Compressor<'static>>,
     level: ZstdLevel,
     /// The data page body being assembled (levels, then values).
     body: Vec<u8>,
@@ -1479,8 +1480,15 @@ impl ChunkEncoder {
     pub(crate) fn new(level: ZstdLevel) -> Result<Self> {
         let compressor = zstd::bulk::Compressor::new(level.compression_level())
             .map_err(|e| ParquetError::External(Box::new(e)))?;
-        let packed = zstd::bulk::Compressor::new(packed_values_level(level.compression_level()))
-            .map_err(|e| ParquetError::External(Box::new(e)))?;
+        let packed_level = packed_values_level(level.compression_level());
+        let packed = if packed_level == level.compression_level() {
+            None
+        } else {
+            Some(
+                zstd::bulk::Compressor::new(packed_level)
+                    .map_err(|e| ParquetError::External(Box::new(e)))?,
+            )
+        };
         Ok(Self {
             compressor,
             packed,
@@ -1494,10 +1502,9 @@ impl ChunkEncoder {
     /// `data` compressed; `packed`: it holds bit-packed numbers
     /// ([`holds_packed_values`]).
     fn compress(&mut self, data: &[u8], packed: bool) -> Result<Bytes> {
-        let compressor = if packed {
-            &mut self.packed
-        } else {
-            &mut self.compressor
+        let compressor = match (&mut self.packed, packed) {
+            (Some(fast), true) => fast,
+            _ => &mut self.compressor,
         };
         compressor
             .compress(data)
