@@ -188,6 +188,36 @@ struct ShipperObject<'a> {
     vector_markers: bool,
 }
 
+impl<'a> ShipperObject<'a> {
+    /// Takes the value of one of the scalar members both readers (serde's
+    /// and [`read_shipper_object`]) handle alike: `log`, `message`, `time`,
+    /// `timestamp`, `@timestamp`. A value of another type is ignored.
+    #[inline(always)]
+    fn take_scalar(&mut self, key: &str, value: Scalar<'a>) {
+        match (key, value) {
+            ("log", Scalar::Str(text)) => self.log = Some(text),
+            ("message", Scalar::Str(text)) => self.message = Some(text),
+            // Fluent Bit / docker `time`, Vector `timestamp`: RFC 3339.
+            // Envelope times are a fallback only; bad ones are ignored.
+            ("time" | "timestamp", value) => {
+                if let Scalar::Str(text) = value {
+                    if self.time_us.is_none() {
+                        self.time_us = parse_rfc3339("time", &text).ok();
+                    }
+                }
+                self.vector_markers |= key == "timestamp";
+            }
+            // Fluent Bit's kafka output `timestamp_key` (double by default).
+            ("@timestamp", Scalar::Float(seconds)) => {
+                self.time_us = from_epoch_seconds("@timestamp", seconds)
+                    .ok()
+                    .or(self.time_us);
+            }
+            _ => {}
+        }
+    }
+}
+
 impl<'de> Deserialize<'de> for ShipperObject<'de> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         struct ShipperVisitor;
@@ -200,34 +230,9 @@ impl<'de> Deserialize<'de> for ShipperObject<'de> {
                 let mut shipper = ShipperObject::default();
                 while let Some(JsonStr(key)) = map.next_key::<JsonStr<'de>>()? {
                     match key.as_ref() {
-                        "log" => {
-                            if let Scalar::Str(text) = map.next_value::<Scalar<'de>>()? {
-                                shipper.log = Some(text);
-                            }
-                        }
-                        "message" => {
-                            if let Scalar::Str(text) = map.next_value::<Scalar<'de>>()? {
-                                shipper.message = Some(text);
-                            }
-                        }
                         "kubernetes" => shipper.kubernetes = Some(map.next_value()?),
-                        // Fluent Bit / docker `time`, Vector `timestamp`: RFC 3339.
-                        // Envelope times are a fallback only; bad ones are ignored.
-                        "time" | "timestamp" => {
-                            if let Scalar::Str(text) = map.next_value::<Scalar<'de>>()? {
-                                if shipper.time_us.is_none() {
-                                    shipper.time_us = parse_rfc3339("time", &text).ok();
-                                }
-                            }
-                            shipper.vector_markers |= key == "timestamp";
-                        }
-                        // Fluent Bit's kafka output `timestamp_key` (double by default).
-                        "@timestamp" => {
-                            if let Scalar::Float(seconds) = map.next_value::<Scalar<'de>>()? {
-                                shipper.time_us = from_epoch_seconds("@timestamp", seconds)
-                                    .ok()
-                                    .or(shipper.time_us);
-                            }
+                        key @ ("log" | "message" | "time" | "timestamp" | "@timestamp") => {
+                            shipper.take_scalar(key, map.next_value::<Scalar<'de>>()?);
                         }
                         "source_type" => {
                             shipper.vector_markers = true;
@@ -272,35 +277,13 @@ fn read_shipper_object_with_span(
     while more {
         let key = reader.key()?;
         match key {
-            "log" => {
-                if let Scalar::Str(text) = reader.scalar(1)? {
-                    shipper.log = Some(text);
-                }
-            }
-            "message" => {
-                if let Scalar::Str(text) = reader.scalar(1)? {
-                    shipper.message = Some(text);
-                }
-            }
             "kubernetes" => {
                 let start = reader.position()?;
                 shipper.kubernetes = Some(read_kubernetes_object(&mut reader)?);
                 kubernetes_span = Some(start..reader.offset());
             }
-            "time" | "timestamp" => {
-                if let Scalar::Str(text) = reader.scalar(1)? {
-                    if shipper.time_us.is_none() {
-                        shipper.time_us = parse_rfc3339("time", &text).ok();
-                    }
-                }
-                shipper.vector_markers |= key == "timestamp";
-            }
-            "@timestamp" => {
-                if let Scalar::Float(seconds) = reader.scalar(1)? {
-                    shipper.time_us = from_epoch_seconds("@timestamp", seconds)
-                        .ok()
-                        .or(shipper.time_us);
-                }
+            "log" | "message" | "time" | "timestamp" | "@timestamp" => {
+                shipper.take_scalar(key, reader.scalar(1)?);
             }
             "source_type" => {
                 shipper.vector_markers = true;
