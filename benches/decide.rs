@@ -27,6 +27,9 @@
 //! The `cpu time:` line gives the thread's CPU time per decision for both
 //! (`decide_batch` first), which is the figure to compare on a loaded machine.
 //!
+//! `RP_BENCH_SPEC=small` runs on the 100-route configuration instead, whose
+//! index stays in cache: the compute floor of a decision, without its misses.
+//!
 //! Run: `cargo bench --bench decide -- --warm-up-time 1 --measurement-time 5`.
 
 use std::alloc::{GlobalAlloc, Layout, System};
@@ -263,7 +266,12 @@ fn cpu_ns_per_batch_decision(index: &RouteIndex, requests: &[Request<'_>]) -> f6
 const CPU_PASSES: usize = 5;
 
 fn main() {
-    let spec = SynthSpec::default();
+    // `RP_BENCH_SPEC=small`: the 100-route configuration, whose index stays in
+    // cache: the compute floor of a decision, to set against the full figure.
+    let spec = match std::env::var("RP_BENCH_SPEC").as_deref() {
+        Ok("small") => SynthSpec::small(),
+        _ => SynthSpec::default(),
+    };
     let config = synth::generate(&spec);
     report_memory(&config.objects);
 
