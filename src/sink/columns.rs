@@ -1417,8 +1417,24 @@ fn utf8_upper_bound(value: &[u8], len: usize) -> Option<Vec<u8>> {
     None
 }
 
-/// One encoded column chunk: its bytes and what the row group writer needs to know.
-type Chunk = (Bytes, ColumnCloseResult);
+/// What encoding a column chunk returns: what the row group writer needs to
+/// know about it. The chunk's bytes are left in [`ChunkEncoder::chunk`], to
+/// be appended before the next column is encoded.
+type Chunk = ColumnCloseResult;
+
+/// Lends the bytes of `buf` to `f` as [`Bytes`] (what the parquet crate's
+/// page and column-chunk writers take) and takes the allocation back
+/// afterwards, so that a buffer reused from chunk to chunk stays one
+/// allocation whose pages are touched once, not a fresh one per chunk. If
+/// `f` kept a clone, the allocation stays with it and `buf` starts empty.
+fn lend_bytes<T>(buf: &mut Vec<u8>, f: impl FnOnce(&Bytes) -> Result<T>) -> Result<T> {
+    let bytes = Bytes::from(std::mem::take(buf));
+    let result = f(&bytes);
+    if let Ok(unique) = bytes.try_into_mut() {
+        *buf = unique.into();
+    }
+    result
+}
 
 /// The zstd level of data pages of bit-packed numbers at the default level
 /// (see [`packed_values_level`]).
@@ -1465,6 +1481,10 @@ pub(crate) struct ChunkEncoder {
     levels: Vec<u8>,
     /// A numeric dictionary page body being assembled.
     dictionary: Vec<u8>,
+    /// The last compressed page body.
+    compressed: Vec<u8>,
+    /// The last encoded column chunk (pages with their headers).
+    chunk: Vec<u8>,
 }
 
 impl std::fmt::Debug for ChunkEncoder {
@@ -1496,25 +1516,31 @@ impl ChunkEncoder {
             body: Vec::new(),
             levels: Vec::new(),
             dictionary: Vec::new(),
+            compressed: Vec::new(),
+            chunk: Vec::new(),
         })
     }
 
-    /// `data` compressed; `packed`: it holds bit-packed numbers
-    /// ([`holds_packed_values`]).
-    fn compress(&mut self, data: &[u8], packed: bool) -> Result<Bytes> {
+    /// Compresses `data` into `self.compressed`; `packed`: it holds
+    /// bit-packed numbers ([`holds_packed_values`]).
+    fn compress(&mut self, data: &[u8], packed: bool) -> Result<()> {
         let compressor = match (&mut self.packed, packed) {
             (Some(fast), true) => fast,
             _ => &mut self.compressor,
         };
+        self.compressed.clear();
+        // Room for the worst case, so compression cannot run out of space.
+        self.compressed
+            .reserve(zstd::zstd_safe::compress_bound(data.len()));
         compressor
-            .compress(data)
-            .map(Bytes::from)
+            .compress_to_buffer(data, &mut self.compressed)
+            .map(|_| ())
             .map_err(|e| ParquetError::External(Box::new(e)))
     }
 
     /// Writes an optional dictionary page and one data page whose body is
-    /// `self.body`; `levels` is the number of level entries (values including
-    /// nulls and empty lists), `rows` the number of rows.
+    /// `self.body` into `self.chunk`; `levels` is the number of level entries
+    /// (values including nulls and empty lists), `rows` the number of rows.
     fn write_chunk(
         &mut self,
         descr: &ColumnDescPtr,
@@ -1524,7 +1550,9 @@ impl ChunkEncoder {
         encoding: Encoding,
         statistics: Option<Statistics>,
     ) -> Result<Chunk> {
-        let mut sink = TrackedWrite::new(Vec::with_capacity(self.body.len() / 2 + 1024));
+        let mut chunk = std::mem::take(&mut self.chunk);
+        chunk.clear();
+        let mut sink = TrackedWrite::new(chunk);
         let mut total_compressed = 0u64;
         let mut total_uncompressed = 0u64;
         let mut encodings = vec![Encoding::RLE, encoding];
@@ -1532,16 +1560,19 @@ impl ChunkEncoder {
         {
             let mut pages = SerializedPageWriter::new(&mut sink);
             if let Some((page, entries)) = dictionary {
-                let buf = self.compress(page, false)?;
-                let spec = pages.write_page(CompressedPage::new(
-                    Page::DictionaryPage {
-                        buf,
-                        num_values: count_u32(entries)?,
-                        encoding: Encoding::PLAIN,
-                        is_sorted: false,
-                    },
-                    page.len(),
-                ))?;
+                self.compress(page, false)?;
+                let num_values = count_u32(entries)?;
+                let spec = lend_bytes(&mut self.compressed, |buf| {
+                    pages.write_page(CompressedPage::new(
+                        Page::DictionaryPage {
+                            buf: buf.clone(),
+                            num_values,
+                            encoding: Encoding::PLAIN,
+                            is_sorted: false,
+                        },
+                        page.len(),
+                    ))
+                })?;
                 dictionary_offset = Some(spec.offset as i64);
                 total_compressed += spec.compressed_size as u64;
                 total_uncompressed += spec.uncompressed_size as u64;
@@ -1552,17 +1583,21 @@ impl ChunkEncoder {
             let compressed = self.compress(&body, packed);
             let uncompressed_len = body.len();
             self.body = body;
-            let spec = pages.write_page(CompressedPage::new(
-                Page::DataPage {
-                    buf: compressed?,
-                    num_values: count_u32(levels)?,
-                    encoding,
-                    def_level_encoding: Encoding::RLE,
-                    rep_level_encoding: Encoding::RLE,
-                    statistics: None,
-                },
-                uncompressed_len,
-            ))?;
+            compressed?;
+            let num_values = count_u32(levels)?;
+            let spec = lend_bytes(&mut self.compressed, |buf| {
+                pages.write_page(CompressedPage::new(
+                    Page::DataPage {
+                        buf: buf.clone(),
+                        num_values,
+                        encoding,
+                        def_level_encoding: Encoding::RLE,
+                        rep_level_encoding: Encoding::RLE,
+                        statistics: None,
+                    },
+                    uncompressed_len,
+                ))
+            })?;
             total_compressed += spec.compressed_size as u64;
             total_uncompressed += spec.uncompressed_size as u64;
             let data_offset = spec.offset as i64;
@@ -1579,16 +1614,15 @@ impl ChunkEncoder {
                 metadata = metadata.set_statistics(statistics);
             }
             let metadata = metadata.build()?;
-            let bytes = Bytes::from(sink.into_inner()?);
-            let close = ColumnCloseResult {
-                bytes_written: bytes.len() as u64,
+            self.chunk = sink.into_inner()?;
+            Ok(ColumnCloseResult {
+                bytes_written: self.chunk.len() as u64,
                 rows_written: rows as u64,
                 metadata,
                 bloom_filter: None,
                 column_index: None,
                 offset_index: None,
-            };
-            Ok((bytes, close))
+            })
         }
     }
 }
@@ -1905,43 +1939,43 @@ impl EnrichedColumns {
         let rows = self.rows;
         let mut group = writer.next_row_group()?;
         let c = &columns;
-        let chunks = [
-            self.event_time.encode(rows, enc, &c[0])?,
-            self.gateway.encode(rows, enc, &c[1])?,
-            self.listener.encode(rows, enc, &c[2])?,
-            self.host.encode(rows, enc, &c[3])?,
-            self.method.encode(rows, enc, &c[4])?,
-            self.path.encode(rows, enc, &c[5])?,
-            self.status.encode(rows, enc, &c[6])?,
-            self.response_flags.encode(rows, enc, &c[7])?,
-            self.duration_ms.encode(rows, enc, &c[8])?,
-            self.bytes_sent.encode(rows, enc, &c[9])?,
-            self.request_id.encode(rows, enc, &c[10])?,
-            self.actual_backend.encode(rows, enc, &c[11])?,
-            self.actual_upstream.encode(rows, enc, &c[12])?,
-            self.actual_source.encode(rows, enc, &c[13])?,
-            self.expected_backends.encode(rows, enc, &c[14])?,
-            self.expected_status.encode(rows, enc, &c[15])?,
-            self.route.encode(rows, enc, &c[16])?,
-            self.route_kind.encode(rows, enc, &c[17])?,
-            self.rule.encode(rows, enc, &c[18])?,
-            self.verdict.encode(rows, enc, &c[19])?,
-            self.verdict_reason.encode(rows, enc, &c[20])?,
-            self.index_version.encode(rows, enc, &c[21])?,
-            self.input_format.encode(rows, enc, &c[22])?,
-            self.source_file.encode(rows, enc, &c[23])?,
-            self.source_offset.encode(rows, enc, &c[24])?,
-            self.kafka_topic.encode(rows, enc, &c[25])?,
-            self.kafka_partition.encode(rows, enc, &c[26])?,
-            self.kafka_offset.encode(rows, enc, &c[27])?,
-            self.decision_ambiguous.encode(rows, enc, &c[28])?,
-            self.ambiguity_reason.encode(rows, enc, &c[29])?,
-            self.upstream_attempts.encode(rows, enc, &c[30])?,
-            self.index_stale.encode(rows, enc, &c[31])?,
-        ];
-        for (bytes, close) in chunks {
-            group.append_column(&bytes, close)?;
-        }
+        // Each chunk is appended as soon as it is encoded, so one chunk
+        // buffer serves every column.
+        let mut append = |close: Chunk, enc: &mut ChunkEncoder| {
+            lend_bytes(&mut enc.chunk, |bytes| group.append_column(bytes, close))
+        };
+        append(self.event_time.encode(rows, enc, &c[0])?, enc)?;
+        append(self.gateway.encode(rows, enc, &c[1])?, enc)?;
+        append(self.listener.encode(rows, enc, &c[2])?, enc)?;
+        append(self.host.encode(rows, enc, &c[3])?, enc)?;
+        append(self.method.encode(rows, enc, &c[4])?, enc)?;
+        append(self.path.encode(rows, enc, &c[5])?, enc)?;
+        append(self.status.encode(rows, enc, &c[6])?, enc)?;
+        append(self.response_flags.encode(rows, enc, &c[7])?, enc)?;
+        append(self.duration_ms.encode(rows, enc, &c[8])?, enc)?;
+        append(self.bytes_sent.encode(rows, enc, &c[9])?, enc)?;
+        append(self.request_id.encode(rows, enc, &c[10])?, enc)?;
+        append(self.actual_backend.encode(rows, enc, &c[11])?, enc)?;
+        append(self.actual_upstream.encode(rows, enc, &c[12])?, enc)?;
+        append(self.actual_source.encode(rows, enc, &c[13])?, enc)?;
+        append(self.expected_backends.encode(rows, enc, &c[14])?, enc)?;
+        append(self.expected_status.encode(rows, enc, &c[15])?, enc)?;
+        append(self.route.encode(rows, enc, &c[16])?, enc)?;
+        append(self.route_kind.encode(rows, enc, &c[17])?, enc)?;
+        append(self.rule.encode(rows, enc, &c[18])?, enc)?;
+        append(self.verdict.encode(rows, enc, &c[19])?, enc)?;
+        append(self.verdict_reason.encode(rows, enc, &c[20])?, enc)?;
+        append(self.index_version.encode(rows, enc, &c[21])?, enc)?;
+        append(self.input_format.encode(rows, enc, &c[22])?, enc)?;
+        append(self.source_file.encode(rows, enc, &c[23])?, enc)?;
+        append(self.source_offset.encode(rows, enc, &c[24])?, enc)?;
+        append(self.kafka_topic.encode(rows, enc, &c[25])?, enc)?;
+        append(self.kafka_partition.encode(rows, enc, &c[26])?, enc)?;
+        append(self.kafka_offset.encode(rows, enc, &c[27])?, enc)?;
+        append(self.decision_ambiguous.encode(rows, enc, &c[28])?, enc)?;
+        append(self.ambiguity_reason.encode(rows, enc, &c[29])?, enc)?;
+        append(self.upstream_attempts.encode(rows, enc, &c[30])?, enc)?;
+        append(self.index_stale.encode(rows, enc, &c[31])?, enc)?;
         group.close()?;
         self.clear();
         Ok(())
