@@ -614,15 +614,88 @@ impl BytesDictionary {
     }
 }
 
+/// A column's dictionary indices in value order.
+///
+/// With `ONE_VALUE_LIKELY`, while every index is 0 (the column has held one
+/// distinct value so far, as `gateway`, `input_format` or `index_version`
+/// usually do for a whole row group), only their count is kept: no four
+/// bytes a row stored and read back. The zeros are written out when the
+/// first other index arrives. Other columns push every index: for them the
+/// check would cost more instructions than it saves.
+#[derive(Debug, Default)]
+struct DictionaryKeys<const ONE_VALUE_LIKELY: bool = false> {
+    /// The indices, once one of them was not 0 (`zeros` is 0 then).
+    keys: Vec<u32>,
+    /// Indices, all 0, not written to `keys` (while `keys` is empty).
+    zeros: usize,
+}
+
+impl<const ONE_VALUE_LIKELY: bool> DictionaryKeys<ONE_VALUE_LIKELY> {
+    #[inline(always)]
+    fn push(&mut self, index: u32) {
+        if ONE_VALUE_LIKELY && self.keys.is_empty() {
+            if index == 0 {
+                self.zeros += 1;
+                return;
+            }
+            self.write_out_zeros();
+        }
+        self.keys.push(index);
+    }
+
+    /// Moves the counted zeros into `keys`, before its first other index.
+    #[cold]
+    #[inline(never)]
+    fn write_out_zeros(&mut self) {
+        self.keys.resize(self.zeros, 0);
+        self.zeros = 0;
+    }
+
+    fn len(&self) -> usize {
+        self.zeros + self.keys.len()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The indices in order.
+    fn iter(&self) -> impl Iterator<Item = u32> + '_ {
+        std::iter::repeat_n(0, self.zeros).chain(self.keys.iter().copied())
+    }
+
+    /// Appends the indices as an `RLE_DICTIONARY` value section for a
+    /// dictionary of `entries`: one byte of bit width, then the hybrid
+    /// encoding.
+    fn put(&self, out: &mut Vec<u8>, entries: usize) {
+        let width = bit_width(entries.saturating_sub(1) as u64);
+        out.push(width);
+        if self.keys.is_empty() {
+            put_hybrid_repeated(out, 0, self.zeros, width);
+        } else {
+            put_hybrid(out, &self.keys, width);
+        }
+    }
+
+    fn clear(&mut self) {
+        self.keys.clear();
+        self.zeros = 0;
+    }
+
+    fn reserve(&mut self, indices: usize) {
+        self.keys.reserve(indices);
+    }
+}
+
 /// A nullable (`NULLABLE`) or required string column written with a
 /// dictionary. Nullability is a type parameter so that a push tests it at
 /// compile time, not per row.
 #[derive(Debug, Default)]
-struct DictionaryStrings<const NULLABLE: bool> {
+struct DictionaryStrings<const NULLABLE: bool, const ONE_VALUE_LIKELY: bool = false> {
     /// Definition levels (nullable columns only).
     defs: DefLevels,
     statistics: bool,
-    keys: Vec<u32>,
+    keys: DictionaryKeys<ONE_VALUE_LIKELY>,
     dictionary: BytesDictionary,
 }
 
@@ -632,7 +705,17 @@ type NullableStrings = DictionaryStrings<true>;
 /// A required [`DictionaryStrings`] column (never null).
 type RequiredStrings = DictionaryStrings<false>;
 
-impl<const NULLABLE: bool> DictionaryStrings<NULLABLE> {
+/// A nullable [`DictionaryStrings`] column that usually holds one value a
+/// row group (see [`DictionaryKeys`]).
+type NullableOneValueStrings = DictionaryStrings<true, true>;
+
+/// A required [`DictionaryStrings`] column that usually holds one value a
+/// row group (see [`DictionaryKeys`]).
+type RequiredOneValueStrings = DictionaryStrings<false, true>;
+
+impl<const NULLABLE: bool, const ONE_VALUE_LIKELY: bool>
+    DictionaryStrings<NULLABLE, ONE_VALUE_LIKELY>
+{
     fn new(statistics: bool) -> Self {
         Self {
             statistics,
@@ -779,7 +862,7 @@ struct DictionaryStringLists {
     reps: Vec<u8>,
     /// Definition level per level entry: see [`Self::push`].
     defs: Vec<u8>,
-    keys: Vec<u32>,
+    keys: DictionaryKeys,
     dictionary: BytesDictionary,
     /// Own entry index per entry index of the [`SameValue`] column
     /// (`u32::MAX`: not seen yet); cleared with the dictionaries.
@@ -1187,9 +1270,9 @@ impl NumberIndex {
 /// A nullable number column written with a dictionary (`status`,
 /// `duration_ms`, `rule`, `index_version`, ...).
 #[derive(Debug, Default)]
-struct DictionaryNumbers<T: DictionaryNumber> {
+struct DictionaryNumbers<T: DictionaryNumber, const ONE_VALUE_LIKELY: bool = false> {
     defs: DefLevels,
-    keys: Vec<u32>,
+    keys: DictionaryKeys<ONE_VALUE_LIKELY>,
     entries: Vec<T>,
     index: NumberIndex,
     /// Bits and key of the previous value: most rows repeat it (status 200,
@@ -1197,7 +1280,7 @@ struct DictionaryNumbers<T: DictionaryNumber> {
     last: Option<(u64, u32)>,
 }
 
-impl<T: DictionaryNumber> DictionaryNumbers<T> {
+impl<T: DictionaryNumber, const ONE_VALUE_LIKELY: bool> DictionaryNumbers<T, ONE_VALUE_LIKELY> {
     /// Inlined into [`EnrichedColumns::push`]: one call per row, not per column.
     #[inline(always)]
     fn push(&mut self, value: Option<T>) {
@@ -1242,7 +1325,7 @@ impl<T: DictionaryNumber> DictionaryNumbers<T> {
             nans = self
                 .keys
                 .iter()
-                .filter(|&&k| self.entries[k as usize].is_nan())
+                .filter(|&k| self.entries[k as usize].is_nan())
                 .count() as u64;
         }
         let statistics = T::statistics(min, max, (rows - self.keys.len()) as u64, nans);
@@ -1253,12 +1336,12 @@ impl<T: DictionaryNumber> DictionaryNumbers<T> {
             v.put_plain(&mut enc.dictionary);
         }
         if self.keys.is_empty() || enc.dictionary.len() > DICTIONARY_PAGE_LIMIT {
-            for &k in &self.keys {
+            for k in self.keys.iter() {
                 self.entries[k as usize].put_plain(&mut enc.body);
             }
             return enc.write_chunk(descr, None, rows, rows, Encoding::PLAIN, Some(statistics));
         }
-        put_dictionary_indices(&mut enc.body, &self.keys, self.entries.len());
+        self.keys.put(&mut enc.body, self.entries.len());
         let dictionary = std::mem::take(&mut enc.dictionary);
         let chunk = enc.write_chunk(
             descr,
@@ -1318,33 +1401,25 @@ fn put_levels(out: &mut Vec<u8>, levels: &[u8], max_level: u8) {
     out[at..at + 4].copy_from_slice(&len.to_le_bytes());
 }
 
-/// Appends dictionary indices as an `RLE_DICTIONARY` value section: one byte
-/// of bit width, then the hybrid encoding.
-fn put_dictionary_indices(out: &mut Vec<u8>, keys: &[u32], entries: usize) {
-    let width = bit_width(entries.saturating_sub(1) as u64);
-    out.push(width);
-    put_hybrid(out, keys, width);
-}
-
 /// Finishes a dictionary-encoded string chunk whose level sections are in
 /// `enc.body` already: dictionary page + indices, or `PLAIN` values when the
 /// dictionary is empty or too large.
-fn write_dictionary_chunk(
+fn write_dictionary_chunk<const ONE_VALUE_LIKELY: bool>(
     enc: &mut ChunkEncoder,
     descr: &ColumnDescPtr,
-    keys: &[u32],
+    keys: &DictionaryKeys<ONE_VALUE_LIKELY>,
     dictionary: &BytesDictionary,
     levels: usize,
     rows: usize,
     statistics: Option<Statistics>,
 ) -> Result<Chunk> {
     if keys.is_empty() || dictionary.page.len() > DICTIONARY_PAGE_LIMIT {
-        for &k in keys {
+        for k in keys.iter() {
             put_plain_bytes(&mut enc.body, dictionary.entry(k));
         }
         return enc.write_chunk(descr, None, levels, rows, Encoding::PLAIN, statistics);
     }
-    put_dictionary_indices(&mut enc.body, keys, dictionary.len());
+    keys.put(&mut enc.body, dictionary.len());
     enc.write_chunk(
         descr,
         Some((&dictionary.page, dictionary.len())),
@@ -1640,8 +1715,8 @@ pub(crate) struct EnrichedColumns {
     /// columns belong to; `None` before the first row with one.
     ids_index: Option<u64>,
     event_time: DeltaIntegers,
-    gateway: NullableStrings,
-    listener: NullableStrings,
+    gateway: NullableOneValueStrings,
+    listener: NullableOneValueStrings,
     host: NullableStrings,
     method: NullableStrings,
     path: UniqueStrings,
@@ -1660,11 +1735,11 @@ pub(crate) struct EnrichedColumns {
     rule: DictionaryNumbers<i32>,
     verdict: RequiredStrings,
     verdict_reason: NullableStrings,
-    index_version: DictionaryNumbers<i64>,
-    input_format: RequiredStrings,
-    source_file: NullableStrings,
+    index_version: DictionaryNumbers<i64, true>,
+    input_format: RequiredOneValueStrings,
+    source_file: NullableOneValueStrings,
     source_offset: DeltaIntegers,
-    kafka_topic: NullableStrings,
+    kafka_topic: NullableOneValueStrings,
     kafka_partition: DictionaryNumbers<i32>,
     kafka_offset: DeltaIntegers,
     decision_ambiguous: Booleans,
@@ -1686,8 +1761,8 @@ impl Default for EnrichedColumns {
             rows: 0,
             ids_index: None,
             event_time: DeltaIntegers::default(),
-            gateway: strings(true),
-            listener: strings(true),
+            gateway: NullableOneValueStrings::new(true),
+            listener: NullableOneValueStrings::new(true),
             host: strings(false),
             method: strings(true),
             path: UniqueStrings::new(false),
@@ -1707,10 +1782,10 @@ impl Default for EnrichedColumns {
             verdict: required(true),
             verdict_reason: strings(false),
             index_version: DictionaryNumbers::default(),
-            input_format: required(true),
-            source_file: strings(true),
+            input_format: RequiredOneValueStrings::new(true),
+            source_file: NullableOneValueStrings::new(true),
             source_offset: DeltaIntegers::default(),
-            kafka_topic: strings(true),
+            kafka_topic: NullableOneValueStrings::new(true),
             kafka_partition: DictionaryNumbers::default(),
             kafka_offset: DeltaIntegers::default(),
             decision_ambiguous: Booleans::default(),
@@ -1741,8 +1816,6 @@ impl EnrichedColumns {
         c.source_offset.reserve(rows);
         c.kafka_offset.reserve(rows);
         for strings in [
-            &mut c.gateway,
-            &mut c.listener,
             &mut c.host,
             &mut c.method,
             &mut c.response_flags,
@@ -1751,15 +1824,22 @@ impl EnrichedColumns {
             &mut c.route,
             &mut c.route_kind,
             &mut c.verdict_reason,
-            &mut c.source_file,
-            &mut c.kafka_topic,
             &mut c.ambiguity_reason,
         ] {
             strings.reserve(rows);
         }
-        for strings in [&mut c.actual_source, &mut c.verdict, &mut c.input_format] {
+        for strings in [
+            &mut c.gateway,
+            &mut c.listener,
+            &mut c.source_file,
+            &mut c.kafka_topic,
+        ] {
             strings.reserve(rows);
         }
+        for strings in [&mut c.actual_source, &mut c.verdict] {
+            strings.reserve(rows);
+        }
+        c.input_format.reserve(rows);
         c.path.reserve(rows, 48);
         c.request_id.reserve(rows, 36);
         c.expected_backends.reserve(rows);
@@ -1880,8 +1960,6 @@ impl EnrichedColumns {
     /// KiB, are left out).
     pub(crate) fn approx_bytes(&self) -> usize {
         let strings = [
-            &self.gateway,
-            &self.listener,
             &self.host,
             &self.method,
             &self.response_flags,
@@ -1890,13 +1968,19 @@ impl EnrichedColumns {
             &self.route,
             &self.route_kind,
             &self.verdict_reason,
-            &self.source_file,
-            &self.kafka_topic,
             &self.ambiguity_reason,
         ];
-        let required = [&self.actual_source, &self.verdict, &self.input_format];
+        let one_value = [
+            &self.gateway,
+            &self.listener,
+            &self.source_file,
+            &self.kafka_topic,
+        ];
+        let required = [&self.actual_source, &self.verdict];
         strings.iter().map(|c| c.approx_bytes()).sum::<usize>()
+            + one_value.iter().map(|c| c.approx_bytes()).sum::<usize>()
             + required.iter().map(|c| c.approx_bytes()).sum::<usize>()
+            + self.input_format.approx_bytes()
             + [
                 &self.event_time,
                 &self.bytes_sent,
@@ -2374,6 +2458,51 @@ mod tests {
             assert_eq!(index.len, seen.len());
             index.clear();
             seen.clear();
+        }
+    }
+
+    /// Indices kept as a count of zeros while all are 0 read back and
+    /// encode exactly as the plain sequence, for all-zero columns of every
+    /// length (below and above one RLE run) and for zeros followed by other
+    /// indices; `clear` starts counting again.
+    #[test]
+    fn dictionary_keys_encode_as_the_plain_indices() {
+        let mut rng = Rng(0xD1B5_4A32_D192_ED03);
+        let mut keys = super::DictionaryKeys::<true>::default();
+        let mut plain = super::DictionaryKeys::<false>::default();
+        for zeros in [0usize, 1, 7, 8, 9, 1000] {
+            for tail in [0usize, 1, 50] {
+                let mut pushed: Vec<u32> = vec![0; zeros];
+                pushed.extend((0..tail).map(|i| if i == 0 { 1 } else { rng.below(5) as u32 }));
+                for &k in &pushed {
+                    keys.push(k);
+                    plain.push(k);
+                }
+                assert_eq!(plain.keys, pushed);
+                assert_eq!(keys.len(), pushed.len());
+                assert_eq!(keys.is_empty(), pushed.is_empty());
+                assert_eq!(keys.iter().collect::<Vec<_>>(), pushed);
+                if tail == 0 {
+                    assert!(keys.keys.is_empty(), "{zeros} zeros were stored");
+                }
+                for entries in [1usize, 5, 300] {
+                    let width = super::bit_width(entries.saturating_sub(1) as u64);
+                    let mut expected = vec![width];
+                    super::put_hybrid(&mut expected, &pushed, width);
+                    let mut out = Vec::new();
+                    keys.put(&mut out, entries);
+                    assert_eq!(
+                        out, expected,
+                        "{zeros} zeros, {tail} more, {entries} entries"
+                    );
+                    out.clear();
+                    plain.put(&mut out, entries);
+                    assert_eq!(out, expected, "plain: {zeros} zeros, {tail} more");
+                }
+                keys.clear();
+                plain.clear();
+                assert!(keys.is_empty());
+            }
         }
     }
 
