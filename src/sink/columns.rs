@@ -2461,6 +2461,25 @@ mod tests {
         }
     }
 
+    /// A lent buffer comes back as the same allocation with the same bytes
+    /// (so chunk after chunk touches no new pages); if the borrower keeps
+    /// a clone, the buffer is left empty and the clone keeps the bytes.
+    #[test]
+    fn lent_bytes_come_back_as_the_same_allocation() {
+        let mut buf = Vec::with_capacity(1 << 20);
+        buf.extend_from_slice(b"page bytes");
+        let at = buf.as_ptr();
+        let seen = super::lend_bytes(&mut buf, |bytes| Ok(bytes.to_vec())).expect("lend");
+        assert_eq!(seen, b"page bytes");
+        assert_eq!(buf, b"page bytes");
+        assert_eq!(buf.as_ptr(), at);
+        assert_eq!(buf.capacity(), 1 << 20);
+
+        let kept = super::lend_bytes(&mut buf, |bytes| Ok(bytes.clone())).expect("lend");
+        assert!(buf.is_empty());
+        assert_eq!(kept, &b"page bytes"[..]);
+    }
+
     /// Indices kept as a count of zeros while all are 0 read back and
     /// encode exactly as the plain sequence, for all-zero columns of every
     /// length (below and above one RLE run) and for zeros followed by other
