@@ -77,7 +77,7 @@ const MAX_ROW_GROUP_BUFFER_BYTES: usize = 32 * 1024 * 1024;
 /// Bytes gathered before each write to a Parquet file. The parquet crate
 /// writes through an 8 KiB buffer; the kernel's buffered-write path costs per
 /// call and per page-cache folio, and larger writes need fewer of both.
-const FILE_WRITE_BUFFER_BYTES: usize = 1024 * 1024;
+const FILE_WRITE_BUFFER_BYTES: usize = 256 * 1024;
 
 /// The buffered size is checked every this many rows, or sooner once the
 /// rows since the last check carried [`BUFFER_CHECK_BYTES`] of input strings
