@@ -12,7 +12,7 @@ use super::SinkError;
 /// Bytes gathered before each write (`BufWriter`'s default is 8 KiB): a
 /// replay writes megabytes of alert lines, and the kernel's buffered-write
 /// path costs per call and per page-cache folio.
-const WRITE_BUFFER_BYTES: usize = 256 * 1024;
+const WRITE_BUFFER_BYTES: usize = 1024 * 1024;
 
 /// Appends one JSON document per line; [`JsonLinesFile::flush`] makes them durable.
 #[derive(Debug)]
