@@ -614,15 +614,88 @@ impl BytesDictionary {
     }
 }
 
+/// A column's dictionary indices in value order.
+///
+/// With `ONE_VALUE_LIKELY`, while every index is 0 (the column has held one
+/// distinct value so far, as `gateway`, `input_format` or `index_version`
+/// usually do for a whole row group), only their count is kept: no four
+/// bytes a row stored and read back. The zeros are written out when the
+/// first other index arrives. Other columns push every index: for them the
+/// check would cost more instructions than it saves.
+#[derive(Debug, Default)]
+struct DictionaryKeys<const ONE_VALUE_LIKELY: bool = false> {
+    /// The indices, once one of them was not 0 (`zeros` is 0 then).
+    keys: Vec<u32>,
+    /// Indices, all 0, not written to `keys` (while `keys` is empty).
+    zeros: usize,
+}
+
+impl<const ONE_VALUE_LIKELY: bool> DictionaryKeys<ONE_VALUE_LIKELY> {
+    #[inline(always)]
+    fn push(&mut self, index: u32) {
+        if ONE_VALUE_LIKELY && self.keys.is_empty() {
+            if index == 0 {
+                self.zeros += 1;
+                return;
+            }
+            self.write_out_zeros();
+        }
+        self.keys.push(index);
+    }
+
+    /// Moves the counted zeros into `keys`, before its first other index.
+    #[cold]
+    #[inline(never)]
+    fn write_out_zeros(&mut self) {
+        self.keys.resize(self.zeros, 0);
+        self.zeros = 0;
+    }
+
+    fn len(&self) -> usize {
+        self.zeros + self.keys.len()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The indices in order.
+    fn iter(&self) -> impl Iterator<Item = u32> + '_ {
+        std::iter::repeat_n(0, self.zeros).chain(self.keys.iter().copied())
+    }
+
+    /// Appends the indices as an `RLE_DICTIONARY` value section for a
+    /// dictionary of `entries`: one byte of bit width, then the hybrid
+    /// encoding.
+    fn put(&self, out: &mut Vec<u8>, entries: usize) {
+        let width = bit_width(entries.saturating_sub(1) as u64);
+        out.push(width);
+        if self.keys.is_empty() {
+            put_hybrid_repeated(out, 0, self.zeros, width);
+        } else {
+            put_hybrid(out, &self.keys, width);
+        }
+    }
+
+    fn clear(&mut self) {
+        self.keys.clear();
+        self.zeros = 0;
+    }
+
+    fn reserve(&mut self, indices: usize) {
+        self.keys.reserve(indices);
+    }
+}
+
 /// A nullable (`NULLABLE`) or required string column written with a
 /// dictionary. Nullability is a type parameter so that a push tests it at
 /// compile time, not per row.
 #[derive(Debug, Default)]
-struct DictionaryStrings<const NULLABLE: bool> {
+struct DictionaryStrings<const NULLABLE: bool, const ONE_VALUE_LIKELY: bool = false> {
     /// Definition levels (nullable columns only).
     defs: DefLevels,
     statistics: bool,
-    keys: Vec<u32>,
+    keys: DictionaryKeys<ONE_VALUE_LIKELY>,
     dictionary: BytesDictionary,
 }
 
@@ -632,7 +705,17 @@ type NullableStrings = DictionaryStrings<true>;
 /// A required [`DictionaryStrings`] column (never null).
 type RequiredStrings = DictionaryStrings<false>;
 
-impl<const NULLABLE: bool> DictionaryStrings<NULLABLE> {
+/// A nullable [`DictionaryStrings`] column that usually holds one value a
+/// row group (see [`DictionaryKeys`]).
+type NullableOneValueStrings = DictionaryStrings<true, true>;
+
+/// A required [`DictionaryStrings`] column that usually holds one value a
+/// row group (see [`DictionaryKeys`]).
+type RequiredOneValueStrings = DictionaryStrings<false, true>;
+
+impl<const NULLABLE: bool, const ONE_VALUE_LIKELY: bool>
+    DictionaryStrings<NULLABLE, ONE_VALUE_LIKELY>
+{
     fn new(statistics: bool) -> Self {
         Self {
             statistics,
@@ -779,7 +862,7 @@ struct DictionaryStringLists {
     reps: Vec<u8>,
     /// Definition level per level entry: see [`Self::push`].
     defs: Vec<u8>,
-    keys: Vec<u32>,
+    keys: DictionaryKeys,
     dictionary: BytesDictionary,
     /// Own entry index per entry index of the [`SameValue`] column
     /// (`u32::MAX`: not seen yet); cleared with the dictionaries.
@@ -1187,9 +1270,9 @@ impl NumberIndex {
 /// A nullable number column written with a dictionary (`status`,
 /// `duration_ms`, `rule`, `index_version`, ...).
 #[derive(Debug, Default)]
-struct DictionaryNumbers<T: DictionaryNumber> {
+struct DictionaryNumbers<T: DictionaryNumber, const ONE_VALUE_LIKELY: bool = false> {
     defs: DefLevels,
-    keys: Vec<u32>,
+    keys: DictionaryKeys<ONE_VALUE_LIKELY>,
     entries: Vec<T>,
     index: NumberIndex,
     /// Bits and key of the previous value: most rows repeat it (status 200,
@@ -1197,7 +1280,7 @@ struct DictionaryNumbers<T: DictionaryNumber> {
     last: Option<(u64, u32)>,
 }
 
-impl<T: DictionaryNumber> DictionaryNumbers<T> {
+impl<T: DictionaryNumber, const ONE_VALUE_LIKELY: bool> DictionaryNumbers<T, ONE_VALUE_LIKELY> {
     /// Inlined into [`EnrichedColumns::push`]: one call per row, not per column.
     #[inline(always)]
     fn push(&mut self, value: Option<T>) {
@@ -1242,7 +1325,7 @@ impl<T: DictionaryNumber> DictionaryNumbers<T> {
             nans = self
                 .keys
                 .iter()
-                .filter(|&&k| self.entries[k as usize].is_nan())
+                .filter(|&k| self.entries[k as usize].is_nan())
                 .count() as u64;
         }
         let statistics = T::statistics(min, max, (rows - self.keys.len()) as u64, nans);
@@ -1253,12 +1336,12 @@ impl<T: DictionaryNumber> DictionaryNumbers<T> {
             v.put_plain(&mut enc.dictionary);
         }
         if self.keys.is_empty() || enc.dictionary.len() > DICTIONARY_PAGE_LIMIT {
-            for &k in &self.keys {
+            for k in self.keys.iter() {
                 self.entries[k as usize].put_plain(&mut enc.body);
             }
             return enc.write_chunk(descr, None, rows, rows, Encoding::PLAIN, Some(statistics));
         }
-        put_dictionary_indices(&mut enc.body, &self.keys, self.entries.len());
+        self.keys.put(&mut enc.body, self.entries.len());
         let dictionary = std::mem::take(&mut enc.dictionary);
         let chunk = enc.write_chunk(
             descr,
@@ -1318,33 +1401,25 @@ fn put_levels(out: &mut Vec<u8>, levels: &[u8], max_level: u8) {
     out[at..at + 4].copy_from_slice(&len.to_le_bytes());
 }
 
-/// Appends dictionary indices as an `RLE_DICTIONARY` value section: one byte
-/// of bit width, then the hybrid encoding.
-fn put_dictionary_indices(out: &mut Vec<u8>, keys: &[u32], entries: usize) {
-    let width = bit_width(entries.saturating_sub(1) as u64);
-    out.push(width);
-    put_hybrid(out, keys, width);
-}
-
 /// Finishes a dictionary-encoded string chunk whose level sections are in
 /// `enc.body` already: dictionary page + indices, or `PLAIN` values when the
 /// dictionary is empty or too large.
-fn write_dictionary_chunk(
+fn write_dictionary_chunk<const ONE_VALUE_LIKELY: bool>(
     enc: &mut ChunkEncoder,
     descr: &ColumnDescPtr,
-    keys: &[u32],
+    keys: &DictionaryKeys<ONE_VALUE_LIKELY>,
     dictionary: &BytesDictionary,
     levels: usize,
     rows: usize,
     statistics: Option<Statistics>,
 ) -> Result<Chunk> {
     if keys.is_empty() || dictionary.page.len() > DICTIONARY_PAGE_LIMIT {
-        for &k in keys {
+        for k in keys.iter() {
             put_plain_bytes(&mut enc.body, dictionary.entry(k));
         }
         return enc.write_chunk(descr, None, levels, rows, Encoding::PLAIN, statistics);
     }
-    put_dictionary_indices(&mut enc.body, keys, dictionary.len());
+    keys.put(&mut enc.body, dictionary.len());
     enc.write_chunk(
         descr,
         Some((&dictionary.page, dictionary.len())),
@@ -1417,8 +1492,24 @@ fn utf8_upper_bound(value: &[u8], len: usize) -> Option<Vec<u8>> {
     None
 }
 
-/// One encoded column chunk: its bytes and what the row group writer needs to know.
-type Chunk = (Bytes, ColumnCloseResult);
+/// What encoding a column chunk returns: what the row group writer needs to
+/// know about it. The chunk's bytes are left in [`ChunkEncoder::chunk`], to
+/// be appended before the next column is encoded.
+type Chunk = ColumnCloseResult;
+
+/// Lends the bytes of `buf` to `f` as [`Bytes`] (what the parquet crate's
+/// page and column-chunk writers take) and takes the allocation back
+/// afterwards, so that a buffer reused from chunk to chunk stays one
+/// allocation whose pages are touched once, not a fresh one per chunk. If
+/// `f` kept a clone, the allocation stays with it and `buf` starts empty.
+fn lend_bytes<T>(buf: &mut Vec<u8>, f: impl FnOnce(&Bytes) -> Result<T>) -> Result<T> {
+    let bytes = Bytes::from(std::mem::take(buf));
+    let result = f(&bytes);
+    if let Ok(unique) = bytes.try_into_mut() {
+        *buf = unique.into();
+    }
+    result
+}
 
 /// The zstd level of data pages of bit-packed numbers at the default level
 /// (see [`packed_values_level`]).
@@ -1465,6 +1556,10 @@ pub(crate) struct ChunkEncoder {
     levels: Vec<u8>,
     /// A numeric dictionary page body being assembled.
     dictionary: Vec<u8>,
+    /// The last compressed page body.
+    compressed: Vec<u8>,
+    /// The last encoded column chunk (pages with their headers).
+    chunk: Vec<u8>,
 }
 
 impl std::fmt::Debug for ChunkEncoder {
@@ -1496,25 +1591,31 @@ impl ChunkEncoder {
             body: Vec::new(),
             levels: Vec::new(),
             dictionary: Vec::new(),
+            compressed: Vec::new(),
+            chunk: Vec::new(),
         })
     }
 
-    /// `data` compressed; `packed`: it holds bit-packed numbers
-    /// ([`holds_packed_values`]).
-    fn compress(&mut self, data: &[u8], packed: bool) -> Result<Bytes> {
+    /// Compresses `data` into `self.compressed`; `packed`: it holds
+    /// bit-packed numbers ([`holds_packed_values`]).
+    fn compress(&mut self, data: &[u8], packed: bool) -> Result<()> {
         let compressor = match (&mut self.packed, packed) {
             (Some(fast), true) => fast,
             _ => &mut self.compressor,
         };
+        self.compressed.clear();
+        // Room for the worst case, so compression cannot run out of space.
+        self.compressed
+            .reserve(zstd::zstd_safe::compress_bound(data.len()));
         compressor
-            .compress(data)
-            .map(Bytes::from)
+            .compress_to_buffer(data, &mut self.compressed)
+            .map(|_| ())
             .map_err(|e| ParquetError::External(Box::new(e)))
     }
 
     /// Writes an optional dictionary page and one data page whose body is
-    /// `self.body`; `levels` is the number of level entries (values including
-    /// nulls and empty lists), `rows` the number of rows.
+    /// `self.body` into `self.chunk`; `levels` is the number of level entries
+    /// (values including nulls and empty lists), `rows` the number of rows.
     fn write_chunk(
         &mut self,
         descr: &ColumnDescPtr,
@@ -1524,7 +1625,9 @@ impl ChunkEncoder {
         encoding: Encoding,
         statistics: Option<Statistics>,
     ) -> Result<Chunk> {
-        let mut sink = TrackedWrite::new(Vec::with_capacity(self.body.len() / 2 + 1024));
+        let mut chunk = std::mem::take(&mut self.chunk);
+        chunk.clear();
+        let mut sink = TrackedWrite::new(chunk);
         let mut total_compressed = 0u64;
         let mut total_uncompressed = 0u64;
         let mut encodings = vec![Encoding::RLE, encoding];
@@ -1532,16 +1635,19 @@ impl ChunkEncoder {
         {
             let mut pages = SerializedPageWriter::new(&mut sink);
             if let Some((page, entries)) = dictionary {
-                let buf = self.compress(page, false)?;
-                let spec = pages.write_page(CompressedPage::new(
-                    Page::DictionaryPage {
-                        buf,
-                        num_values: count_u32(entries)?,
-                        encoding: Encoding::PLAIN,
-                        is_sorted: false,
-                    },
-                    page.len(),
-                ))?;
+                self.compress(page, false)?;
+                let num_values = count_u32(entries)?;
+                let spec = lend_bytes(&mut self.compressed, |buf| {
+                    pages.write_page(CompressedPage::new(
+                        Page::DictionaryPage {
+                            buf: buf.clone(),
+                            num_values,
+                            encoding: Encoding::PLAIN,
+                            is_sorted: false,
+                        },
+                        page.len(),
+                    ))
+                })?;
                 dictionary_offset = Some(spec.offset as i64);
                 total_compressed += spec.compressed_size as u64;
                 total_uncompressed += spec.uncompressed_size as u64;
@@ -1552,17 +1658,21 @@ impl ChunkEncoder {
             let compressed = self.compress(&body, packed);
             let uncompressed_len = body.len();
             self.body = body;
-            let spec = pages.write_page(CompressedPage::new(
-                Page::DataPage {
-                    buf: compressed?,
-                    num_values: count_u32(levels)?,
-                    encoding,
-                    def_level_encoding: Encoding::RLE,
-                    rep_level_encoding: Encoding::RLE,
-                    statistics: None,
-                },
-                uncompressed_len,
-            ))?;
+            compressed?;
+            let num_values = count_u32(levels)?;
+            let spec = lend_bytes(&mut self.compressed, |buf| {
+                pages.write_page(CompressedPage::new(
+                    Page::DataPage {
+                        buf: buf.clone(),
+                        num_values,
+                        encoding,
+                        def_level_encoding: Encoding::RLE,
+                        rep_level_encoding: Encoding::RLE,
+                        statistics: None,
+                    },
+                    uncompressed_len,
+                ))
+            })?;
             total_compressed += spec.compressed_size as u64;
             total_uncompressed += spec.uncompressed_size as u64;
             let data_offset = spec.offset as i64;
@@ -1579,16 +1689,15 @@ impl ChunkEncoder {
                 metadata = metadata.set_statistics(statistics);
             }
             let metadata = metadata.build()?;
-            let bytes = Bytes::from(sink.into_inner()?);
-            let close = ColumnCloseResult {
-                bytes_written: bytes.len() as u64,
+            self.chunk = sink.into_inner()?;
+            Ok(ColumnCloseResult {
+                bytes_written: self.chunk.len() as u64,
                 rows_written: rows as u64,
                 metadata,
                 bloom_filter: None,
                 column_index: None,
                 offset_index: None,
-            };
-            Ok((bytes, close))
+            })
         }
     }
 }
@@ -1606,8 +1715,8 @@ pub(crate) struct EnrichedColumns {
     /// columns belong to; `None` before the first row with one.
     ids_index: Option<u64>,
     event_time: DeltaIntegers,
-    gateway: NullableStrings,
-    listener: NullableStrings,
+    gateway: NullableOneValueStrings,
+    listener: NullableOneValueStrings,
     host: NullableStrings,
     method: NullableStrings,
     path: UniqueStrings,
@@ -1626,11 +1735,11 @@ pub(crate) struct EnrichedColumns {
     rule: DictionaryNumbers<i32>,
     verdict: RequiredStrings,
     verdict_reason: NullableStrings,
-    index_version: DictionaryNumbers<i64>,
-    input_format: RequiredStrings,
-    source_file: NullableStrings,
+    index_version: DictionaryNumbers<i64, true>,
+    input_format: RequiredOneValueStrings,
+    source_file: NullableOneValueStrings,
     source_offset: DeltaIntegers,
-    kafka_topic: NullableStrings,
+    kafka_topic: NullableOneValueStrings,
     kafka_partition: DictionaryNumbers<i32>,
     kafka_offset: DeltaIntegers,
     decision_ambiguous: Booleans,
@@ -1652,8 +1761,8 @@ impl Default for EnrichedColumns {
             rows: 0,
             ids_index: None,
             event_time: DeltaIntegers::default(),
-            gateway: strings(true),
-            listener: strings(true),
+            gateway: NullableOneValueStrings::new(true),
+            listener: NullableOneValueStrings::new(true),
             host: strings(false),
             method: strings(true),
             path: UniqueStrings::new(false),
@@ -1673,10 +1782,10 @@ impl Default for EnrichedColumns {
             verdict: required(true),
             verdict_reason: strings(false),
             index_version: DictionaryNumbers::default(),
-            input_format: required(true),
-            source_file: strings(true),
+            input_format: RequiredOneValueStrings::new(true),
+            source_file: NullableOneValueStrings::new(true),
             source_offset: DeltaIntegers::default(),
-            kafka_topic: strings(true),
+            kafka_topic: NullableOneValueStrings::new(true),
             kafka_partition: DictionaryNumbers::default(),
             kafka_offset: DeltaIntegers::default(),
             decision_ambiguous: Booleans::default(),
@@ -1707,8 +1816,6 @@ impl EnrichedColumns {
         c.source_offset.reserve(rows);
         c.kafka_offset.reserve(rows);
         for strings in [
-            &mut c.gateway,
-            &mut c.listener,
             &mut c.host,
             &mut c.method,
             &mut c.response_flags,
@@ -1717,15 +1824,22 @@ impl EnrichedColumns {
             &mut c.route,
             &mut c.route_kind,
             &mut c.verdict_reason,
-            &mut c.source_file,
-            &mut c.kafka_topic,
             &mut c.ambiguity_reason,
         ] {
             strings.reserve(rows);
         }
-        for strings in [&mut c.actual_source, &mut c.verdict, &mut c.input_format] {
+        for strings in [
+            &mut c.gateway,
+            &mut c.listener,
+            &mut c.source_file,
+            &mut c.kafka_topic,
+        ] {
             strings.reserve(rows);
         }
+        for strings in [&mut c.actual_source, &mut c.verdict] {
+            strings.reserve(rows);
+        }
+        c.input_format.reserve(rows);
         c.path.reserve(rows, 48);
         c.request_id.reserve(rows, 36);
         c.expected_backends.reserve(rows);
@@ -1846,8 +1960,6 @@ impl EnrichedColumns {
     /// KiB, are left out).
     pub(crate) fn approx_bytes(&self) -> usize {
         let strings = [
-            &self.gateway,
-            &self.listener,
             &self.host,
             &self.method,
             &self.response_flags,
@@ -1856,13 +1968,19 @@ impl EnrichedColumns {
             &self.route,
             &self.route_kind,
             &self.verdict_reason,
-            &self.source_file,
-            &self.kafka_topic,
             &self.ambiguity_reason,
         ];
-        let required = [&self.actual_source, &self.verdict, &self.input_format];
+        let one_value = [
+            &self.gateway,
+            &self.listener,
+            &self.source_file,
+            &self.kafka_topic,
+        ];
+        let required = [&self.actual_source, &self.verdict];
         strings.iter().map(|c| c.approx_bytes()).sum::<usize>()
+            + one_value.iter().map(|c| c.approx_bytes()).sum::<usize>()
             + required.iter().map(|c| c.approx_bytes()).sum::<usize>()
+            + self.input_format.approx_bytes()
             + [
                 &self.event_time,
                 &self.bytes_sent,
@@ -1905,43 +2023,43 @@ impl EnrichedColumns {
         let rows = self.rows;
         let mut group = writer.next_row_group()?;
         let c = &columns;
-        let chunks = [
-            self.event_time.encode(rows, enc, &c[0])?,
-            self.gateway.encode(rows, enc, &c[1])?,
-            self.listener.encode(rows, enc, &c[2])?,
-            self.host.encode(rows, enc, &c[3])?,
-            self.method.encode(rows, enc, &c[4])?,
-            self.path.encode(rows, enc, &c[5])?,
-            self.status.encode(rows, enc, &c[6])?,
-            self.response_flags.encode(rows, enc, &c[7])?,
-            self.duration_ms.encode(rows, enc, &c[8])?,
-            self.bytes_sent.encode(rows, enc, &c[9])?,
-            self.request_id.encode(rows, enc, &c[10])?,
-            self.actual_backend.encode(rows, enc, &c[11])?,
-            self.actual_upstream.encode(rows, enc, &c[12])?,
-            self.actual_source.encode(rows, enc, &c[13])?,
-            self.expected_backends.encode(rows, enc, &c[14])?,
-            self.expected_status.encode(rows, enc, &c[15])?,
-            self.route.encode(rows, enc, &c[16])?,
-            self.route_kind.encode(rows, enc, &c[17])?,
-            self.rule.encode(rows, enc, &c[18])?,
-            self.verdict.encode(rows, enc, &c[19])?,
-            self.verdict_reason.encode(rows, enc, &c[20])?,
-            self.index_version.encode(rows, enc, &c[21])?,
-            self.input_format.encode(rows, enc, &c[22])?,
-            self.source_file.encode(rows, enc, &c[23])?,
-            self.source_offset.encode(rows, enc, &c[24])?,
-            self.kafka_topic.encode(rows, enc, &c[25])?,
-            self.kafka_partition.encode(rows, enc, &c[26])?,
-            self.kafka_offset.encode(rows, enc, &c[27])?,
-            self.decision_ambiguous.encode(rows, enc, &c[28])?,
-            self.ambiguity_reason.encode(rows, enc, &c[29])?,
-            self.upstream_attempts.encode(rows, enc, &c[30])?,
-            self.index_stale.encode(rows, enc, &c[31])?,
-        ];
-        for (bytes, close) in chunks {
-            group.append_column(&bytes, close)?;
-        }
+        // Each chunk is appended as soon as it is encoded, so one chunk
+        // buffer serves every column.
+        let mut append = |close: Chunk, enc: &mut ChunkEncoder| {
+            lend_bytes(&mut enc.chunk, |bytes| group.append_column(bytes, close))
+        };
+        append(self.event_time.encode(rows, enc, &c[0])?, enc)?;
+        append(self.gateway.encode(rows, enc, &c[1])?, enc)?;
+        append(self.listener.encode(rows, enc, &c[2])?, enc)?;
+        append(self.host.encode(rows, enc, &c[3])?, enc)?;
+        append(self.method.encode(rows, enc, &c[4])?, enc)?;
+        append(self.path.encode(rows, enc, &c[5])?, enc)?;
+        append(self.status.encode(rows, enc, &c[6])?, enc)?;
+        append(self.response_flags.encode(rows, enc, &c[7])?, enc)?;
+        append(self.duration_ms.encode(rows, enc, &c[8])?, enc)?;
+        append(self.bytes_sent.encode(rows, enc, &c[9])?, enc)?;
+        append(self.request_id.encode(rows, enc, &c[10])?, enc)?;
+        append(self.actual_backend.encode(rows, enc, &c[11])?, enc)?;
+        append(self.actual_upstream.encode(rows, enc, &c[12])?, enc)?;
+        append(self.actual_source.encode(rows, enc, &c[13])?, enc)?;
+        append(self.expected_backends.encode(rows, enc, &c[14])?, enc)?;
+        append(self.expected_status.encode(rows, enc, &c[15])?, enc)?;
+        append(self.route.encode(rows, enc, &c[16])?, enc)?;
+        append(self.route_kind.encode(rows, enc, &c[17])?, enc)?;
+        append(self.rule.encode(rows, enc, &c[18])?, enc)?;
+        append(self.verdict.encode(rows, enc, &c[19])?, enc)?;
+        append(self.verdict_reason.encode(rows, enc, &c[20])?, enc)?;
+        append(self.index_version.encode(rows, enc, &c[21])?, enc)?;
+        append(self.input_format.encode(rows, enc, &c[22])?, enc)?;
+        append(self.source_file.encode(rows, enc, &c[23])?, enc)?;
+        append(self.source_offset.encode(rows, enc, &c[24])?, enc)?;
+        append(self.kafka_topic.encode(rows, enc, &c[25])?, enc)?;
+        append(self.kafka_partition.encode(rows, enc, &c[26])?, enc)?;
+        append(self.kafka_offset.encode(rows, enc, &c[27])?, enc)?;
+        append(self.decision_ambiguous.encode(rows, enc, &c[28])?, enc)?;
+        append(self.ambiguity_reason.encode(rows, enc, &c[29])?, enc)?;
+        append(self.upstream_attempts.encode(rows, enc, &c[30])?, enc)?;
+        append(self.index_stale.encode(rows, enc, &c[31])?, enc)?;
         group.close()?;
         self.clear();
         Ok(())
@@ -2340,6 +2458,70 @@ mod tests {
             assert_eq!(index.len, seen.len());
             index.clear();
             seen.clear();
+        }
+    }
+
+    /// A lent buffer comes back as the same allocation with the same bytes
+    /// (so chunk after chunk touches no new pages); if the borrower keeps
+    /// a clone, the buffer is left empty and the clone keeps the bytes.
+    #[test]
+    fn lent_bytes_come_back_as_the_same_allocation() {
+        let mut buf = Vec::with_capacity(1 << 20);
+        buf.extend_from_slice(b"page bytes");
+        let at = buf.as_ptr();
+        let seen = super::lend_bytes(&mut buf, |bytes| Ok(bytes.to_vec())).expect("lend");
+        assert_eq!(seen, b"page bytes");
+        assert_eq!(buf, b"page bytes");
+        assert_eq!(buf.as_ptr(), at);
+        assert_eq!(buf.capacity(), 1 << 20);
+
+        let kept = super::lend_bytes(&mut buf, |bytes| Ok(bytes.clone())).expect("lend");
+        assert!(buf.is_empty());
+        assert_eq!(kept, &b"page bytes"[..]);
+    }
+
+    /// Indices kept as a count of zeros while all are 0 read back and
+    /// encode exactly as the plain sequence, for all-zero columns of every
+    /// length (below and above one RLE run) and for zeros followed by other
+    /// indices; `clear` starts counting again.
+    #[test]
+    fn dictionary_keys_encode_as_the_plain_indices() {
+        let mut rng = Rng(0xD1B5_4A32_D192_ED03);
+        let mut keys = super::DictionaryKeys::<true>::default();
+        let mut plain = super::DictionaryKeys::<false>::default();
+        for zeros in [0usize, 1, 7, 8, 9, 1000] {
+            for tail in [0usize, 1, 50] {
+                let mut pushed: Vec<u32> = vec![0; zeros];
+                pushed.extend((0..tail).map(|i| if i == 0 { 1 } else { rng.below(5) as u32 }));
+                for &k in &pushed {
+                    keys.push(k);
+                    plain.push(k);
+                }
+                assert_eq!(plain.keys, pushed);
+                assert_eq!(keys.len(), pushed.len());
+                assert_eq!(keys.is_empty(), pushed.is_empty());
+                assert_eq!(keys.iter().collect::<Vec<_>>(), pushed);
+                if tail == 0 {
+                    assert!(keys.keys.is_empty(), "{zeros} zeros were stored");
+                }
+                for entries in [1usize, 5, 300] {
+                    let width = super::bit_width(entries.saturating_sub(1) as u64);
+                    let mut expected = vec![width];
+                    super::put_hybrid(&mut expected, &pushed, width);
+                    let mut out = Vec::new();
+                    keys.put(&mut out, entries);
+                    assert_eq!(
+                        out, expected,
+                        "{zeros} zeros, {tail} more, {entries} entries"
+                    );
+                    out.clear();
+                    plain.put(&mut out, entries);
+                    assert_eq!(out, expected, "plain: {zeros} zeros, {tail} more");
+                }
+                keys.clear();
+                plain.clear();
+                assert!(keys.is_empty());
+            }
         }
     }
 

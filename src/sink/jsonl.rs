@@ -9,6 +9,11 @@ use serde::Serialize;
 
 use super::SinkError;
 
+/// Bytes gathered before each write (`BufWriter`'s default is 8 KiB): a
+/// replay writes megabytes of alert lines, and the kernel's buffered-write
+/// path costs per call and per page-cache folio.
+const WRITE_BUFFER_BYTES: usize = 1024 * 1024;
+
 /// Appends one JSON document per line; [`JsonLinesFile::flush`] makes them durable.
 #[derive(Debug)]
 pub struct JsonLinesFile {
@@ -27,7 +32,7 @@ impl JsonLinesFile {
             .map_err(|e| SinkError::io("open", &path, e))?;
         Ok(Self {
             path,
-            out: BufWriter::new(file),
+            out: BufWriter::with_capacity(WRITE_BUFFER_BYTES, file),
         })
     }
 
