@@ -65,7 +65,7 @@ use crate::sink::kafka::{
 };
 use crate::sink::kafka_files::{recover_partition, PartitionWriter, RollLimits};
 use crate::sink::object_store::OutputStore;
-use crate::sink::parquet::ParquetSinkConfig;
+use crate::sink::parquet::{ChunkEncoders, ParquetSinkConfig};
 use crate::sink::SinkError;
 use crate::source::kafka::{
     client_config, consumer_config, BatchReturn, Batcher, LagTracker, MessageBatch, TopicPartition,
@@ -823,6 +823,9 @@ struct Worker<'a> {
     setup: WorkerSetup<'a>,
     processor: RecordProcessor<'a>,
     writers: HashMap<TopicPartition, PartitionWriter>,
+    /// The column-chunk encoders of all `writers` (one row group is written
+    /// at a time: one encoder's scratch, not one per partition).
+    encoders: ChunkEncoders,
     aggregator: AlertAggregator,
     alert_queue: Vec<Alert>,
     alert_sink: Option<KafkaAlertSink>,
@@ -883,6 +886,7 @@ impl<'a> Worker<'a> {
         Ok(Self {
             processor: RecordProcessor::new_live(setup.options),
             writers: HashMap::new(),
+            encoders: ChunkEncoders::new(),
             aggregator: setup.alerts.handle(),
             alert_queue: Vec::new(),
             alert_sink,
@@ -952,8 +956,13 @@ impl<'a> Worker<'a> {
     fn process(&mut self, batch: &MessageBatch) -> Result<(), SinkError> {
         let tp: TopicPartition = (batch.topic.clone(), batch.partition);
         if !self.writers.contains_key(&tp) {
-            let w =
-                PartitionWriter::open(self.setup.staging, tp.0.clone(), tp.1, self.setup.template)?;
+            let w = PartitionWriter::open(
+                self.setup.staging,
+                tp.0.clone(),
+                tp.1,
+                self.setup.template,
+                &self.encoders,
+            )?;
             self.writers.insert(tp.clone(), w);
         }
         // Held only before the history is ready, which `run`'s caller waits

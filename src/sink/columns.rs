@@ -1596,6 +1596,11 @@ impl ChunkEncoder {
         })
     }
 
+    /// The zstd level it compresses at.
+    pub(crate) fn level(&self) -> ZstdLevel {
+        self.level
+    }
+
     /// Compresses `data` into `self.compressed`; `packed`: it holds
     /// bit-packed numbers ([`holds_packed_values`]).
     fn compress(&mut self, data: &[u8], packed: bool) -> Result<()> {

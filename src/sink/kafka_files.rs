@@ -80,7 +80,7 @@ use std::time::{Duration, Instant};
 
 use super::kafka::DeliveryMark;
 use super::object_store::OutputStore;
-use super::parquet::{ParquetSink, ParquetSinkConfig, SequentialFileNamer};
+use super::parquet::{ChunkEncoders, ParquetSink, ParquetSinkConfig, SequentialFileNamer};
 use super::SinkError;
 
 /// The parts of a published file name.
@@ -218,12 +218,14 @@ impl PartitionWriter {
     /// A writer staging under `staging_root/<topic>+<partition>/`, which is
     /// emptied first (partial files of an earlier owner). `template` gives the
     /// Parquet settings (its root and roll limits are replaced: this writer
-    /// decides when files end).
+    /// decides when files end); its sink takes its column-chunk encoders from
+    /// `encoders`, which the worker's other writers share.
     pub fn open(
         staging_root: &Path,
         topic: Arc<str>,
         partition: i32,
         template: &ParquetSinkConfig,
+        encoders: &ChunkEncoders,
     ) -> Result<Self, SinkError> {
         let staging = staging_root.join(format!("{topic}+{partition}"));
         match std::fs::remove_dir_all(&staging) {
@@ -237,7 +239,11 @@ impl PartitionWriter {
         config.max_file_bytes = u64::MAX;
         config.max_file_age = Duration::from_secs(u64::MAX / 4);
         config.max_open_partitions = usize::MAX;
-        let sink = ParquetSink::new(config, SequentialFileNamer::new("staged"))?;
+        let sink = ParquetSink::with_encoders(
+            config,
+            SequentialFileNamer::new("staged"),
+            encoders.clone(),
+        )?;
         Ok(Self {
             topic,
             partition,
@@ -501,8 +507,14 @@ mod tests {
         let store =
             OutputStore::open(&out.path().to_string_lossy(), &Default::default()).expect("store");
         let template = ParquetSinkConfig::new(staging.path());
-        let writer =
-            PartitionWriter::open(staging.path(), "t".into(), partition, &template).expect("open");
+        let writer = PartitionWriter::open(
+            staging.path(),
+            "t".into(),
+            partition,
+            &template,
+            &ChunkEncoders::new(),
+        )
+        .expect("open");
         Staged {
             out,
             staging,

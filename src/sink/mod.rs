@@ -36,8 +36,8 @@ pub use alerts::{
 };
 pub use deadletter::{DeadLetter, DeadLetterFileSink, DeadLetterSink, DeadLetterSource};
 pub use parquet::{
-    FileNamer, FileRowSpan, KafkaOffsetSpan, ParquetSink, ParquetSinkConfig, PartitionKey,
-    SequentialFileNamer, WrittenFile,
+    ChunkEncoders, FileNamer, FileRowSpan, KafkaOffsetSpan, ParquetSink, ParquetSinkConfig,
+    PartitionKey, SequentialFileNamer, WrittenFile,
 };
 pub use row::{enriched_schema, ActualSource, EnrichedRow, StrList, ValueIds};
 

@@ -42,7 +42,7 @@ use std::io::BufWriter;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Utc};
 use parquet::arrow::{add_encoded_arrow_schema_to_metadata, ArrowSchemaConverter};
@@ -379,7 +379,9 @@ pub struct ParquetSink {
     properties: Arc<WriterProperties>,
     /// The Parquet schema, converted from [`enriched_schema`] by arrow-rs.
     schema: TypePtr,
-    encoder: ChunkEncoder,
+    /// Where the column-chunk encoder comes from for each row group.
+    encoders: ChunkEncoders,
+    zstd: ZstdLevel,
     partitions: Vec<Partition>,
     last_partition: usize,
     use_clock: u64,
@@ -400,11 +402,66 @@ impl std::fmt::Debug for ParquetSink {
     }
 }
 
+/// Column-chunk encoders shared by the sinks of one worker (or of a whole
+/// process): each row group is written with an encoder taken from here and
+/// given back afterwards.
+///
+/// An encoder keeps its scratch (page, compressed-page and chunk buffers of the
+/// largest column chunk so far, a few MB, and the zstd contexts) between row
+/// groups, so that writing one touches no fresh memory. Shared, that memory is
+/// paid once per row group written *at the same time*, not once per sink: a
+/// `run` worker holds a sink for each of its Kafka partitions, but writes one
+/// row group at a time. The lock is taken twice per row group, never per row.
+#[derive(Clone, Default)]
+pub struct ChunkEncoders {
+    idle: Arc<Mutex<Vec<ChunkEncoder>>>,
+}
+
+impl std::fmt::Debug for ChunkEncoders {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ChunkEncoders").finish_non_exhaustive()
+    }
+}
+
+impl ChunkEncoders {
+    /// An empty set: encoders are created when first needed.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// An idle encoder compressing at `level`, or a new one.
+    fn take(&self, level: ZstdLevel) -> parquet::errors::Result<ChunkEncoder> {
+        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        match idle.iter().rposition(|e| e.level() == level) {
+            Some(at) => Ok(idle.swap_remove(at)),
+            None => ChunkEncoder::new(level),
+        }
+    }
+
+    /// Gives an encoder back for the next row group.
+    fn give(&self, encoder: ChunkEncoder) {
+        self.idle
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(encoder);
+    }
+}
+
 impl ParquetSink {
     /// A sink writing under `config.root_dir` (created if missing), naming files with `namer`.
     pub fn new(
         config: ParquetSinkConfig,
         namer: impl FileNamer + 'static,
+    ) -> Result<Self, SinkError> {
+        Self::with_encoders(config, namer, ChunkEncoders::new())
+    }
+
+    /// [`ParquetSink::new`] with its column-chunk encoders taken from
+    /// `encoders`, which other sinks may share (see [`ChunkEncoders`]).
+    pub fn with_encoders(
+        config: ParquetSinkConfig,
+        namer: impl FileNamer + 'static,
+        encoders: ChunkEncoders,
     ) -> Result<Self, SinkError> {
         config.validate()?;
         std::fs::create_dir_all(&config.root_dir)
@@ -428,13 +485,15 @@ impl ParquetSink {
             .convert(&arrow_schema)
             .map_err(parquet_error)?
             .root_schema_ptr();
-        let encoder = ChunkEncoder::new(zstd).map_err(parquet_error)?;
+        // One encoder now: a bad level fails here, not at the first row group.
+        encoders.give(encoders.take(zstd).map_err(parquet_error)?);
         Ok(Self {
             config,
             namer: Box::new(namer),
             properties: Arc::new(properties),
             schema,
-            encoder,
+            encoders,
+            zstd,
             partitions: Vec::new(),
             last_partition: 0,
             use_clock: 0,
@@ -612,10 +671,14 @@ impl ParquetSink {
         }
         let partition = &mut self.partitions[index];
         if let Some(open) = partition.file.as_mut() {
-            if let Err(source) = partition
-                .columns
-                .write_row_group(&mut open.writer, &mut self.encoder)
-            {
+            let written = self.encoders.take(self.zstd).and_then(|mut encoder| {
+                let written = partition
+                    .columns
+                    .write_row_group(&mut open.writer, &mut encoder);
+                self.encoders.give(encoder);
+                written
+            });
+            if let Err(source) = written {
                 let path = open.temp_path.clone();
                 partition.columns.clear();
                 partition.abandon_file();
@@ -855,6 +918,56 @@ mod tests {
         }
         out.sort();
         out
+    }
+
+    /// Sinks sharing their encoders write what sinks with their own write
+    /// (byte for byte), and leave one idle encoder per level behind when they
+    /// write one row group at a time.
+    #[test]
+    fn sinks_sharing_encoders_write_the_same_files_with_one_encoder() {
+        let write = |root: &Path, encoders: Option<&ChunkEncoders>| -> Vec<Vec<u8>> {
+            let mut sinks: Vec<ParquetSink> = (0..3)
+                .map(|k| {
+                    let mut config = ParquetSinkConfig::new(root.join(format!("p{k}")));
+                    config.row_group_rows = 7;
+                    let namer = SequentialFileNamer::new("s");
+                    match encoders {
+                        Some(shared) => ParquetSink::with_encoders(config, namer, shared.clone()),
+                        None => ParquetSink::new(config, namer),
+                    }
+                    .expect("sink")
+                })
+                .collect();
+            let ids: Vec<String> = (0..60).map(|i| format!("req-{i}")).collect();
+            for (i, id) in ids.iter().enumerate() {
+                sinks[i % 3]
+                    .append(&row(Some(HOUR_07 + i as i64), i as i64, id))
+                    .expect("append");
+            }
+            sinks
+                .into_iter()
+                .flat_map(|s| s.close().expect("close"))
+                .map(|f| std::fs::read(&f.path).expect("read"))
+                .collect()
+        };
+        let own = tempfile::tempdir().expect("tempdir");
+        let shared_dir = tempfile::tempdir().expect("tempdir");
+        let shared = ChunkEncoders::new();
+        let with_own = write(own.path(), None);
+        let with_shared = write(shared_dir.path(), Some(&shared));
+        assert_eq!(with_own.len(), 3);
+        assert_eq!(with_own, with_shared);
+        let idle = shared.idle.lock().expect("lock");
+        assert_eq!(idle.len(), 1, "one row group at a time needs one encoder");
+
+        // Another level is another encoder; an idle one of the right level is reused.
+        drop(idle);
+        let level = |n| ZstdLevel::try_new(n).expect("level");
+        let other = shared.take(level(5)).expect("take");
+        assert_eq!(other.level(), level(5));
+        shared.give(other);
+        assert_eq!(shared.take(level(1)).expect("take").level(), level(1));
+        assert_eq!(shared.idle.lock().expect("lock").len(), 1);
     }
 
     #[test]
