@@ -496,24 +496,7 @@ impl RouteIndex {
             );
         }
         match found {
-            Some(c) => {
-                let hit = self.hit_of(&c, &scan);
-                let (outcome, status) = c.outcome();
-                Decision {
-                    outcome,
-                    status,
-                    gateway: Some(gateway),
-                    listener: Some(hit.listener()),
-                    hit: Some(hit),
-                    alternatives,
-                    unknowns,
-                    reason: if outcome == Outcome::Error {
-                        rule_outcome(hit.rule()).2
-                    } else {
-                        None
-                    },
-                }
-            }
+            Some(c) => self.won(gateway, &c, &scan, alternatives, unknowns),
             None => Decision {
                 outcome: Outcome::NoRoute,
                 status: Some(404),
@@ -525,6 +508,71 @@ impl RouteIndex {
                 reason: None,
             },
         }
+    }
+
+    /// The decision for a request whose winner is `c`, on the listener of
+    /// `scan`, after `alternatives` and `unknowns`.
+    #[inline(always)]
+    fn won<'i>(
+        &'i self,
+        gateway: &'i CompiledGateway,
+        c: &Candidate,
+        scan: &TableScan<'_, '_>,
+        alternatives: Vec<RuleHit<'i>>,
+        unknowns: Unknowns,
+    ) -> Decision<'i> {
+        let hit = self.hit_of(c, scan);
+        let (outcome, status) = c.outcome();
+        Decision {
+            outcome,
+            status,
+            gateway: Some(gateway),
+            listener: Some(hit.listener()),
+            hit: Some(hit),
+            alternatives,
+            unknowns,
+            reason: if outcome == Outcome::Error {
+                rule_outcome(hit.rule()).2
+            } else {
+                None
+            },
+        }
+    }
+
+    /// The decision of [`RouteIndex::decide_selected`] when `c` wins, for an
+    /// HTTP request whose path keys are complete and whose chosen
+    /// listener's first scanned bucket visits first the keyed group whose
+    /// first candidate is `c` (nothing is judged before it); `None` when `c`
+    /// does not certainly hold (it loses, or depends on attributes the
+    /// request does not carry): the scan then goes on past it, so the
+    /// caller decides with `decide_selected`.
+    #[inline(always)]
+    pub(super) fn decide_by_first_candidate<'i>(
+        &'i self,
+        req: &Request<'_>,
+        selection: &ListenerSelection<'i, '_>,
+        keys: &PathKeys<'_>,
+        c: &Candidate,
+    ) -> Option<Decision<'i>> {
+        let scan = TableScan {
+            listener_id: selection.chosen() as u32,
+            req,
+            keys,
+            mode: BucketScan::Indexed,
+            hosts_indexed: true,
+            host_hashes: HostHashes::default(),
+        };
+        let mut alternatives = Vec::new();
+        let mut unknowns = Unknowns::default();
+        let holds = if c.holds_when_keyed() {
+            Holds::Certainly
+        } else {
+            Holds::PathOnly
+        };
+        if !self.judge(c, holds, &scan, &mut alternatives, &mut unknowns) {
+            return None;
+        }
+        Some(self.won(selection.gateway, c, &scan, alternatives, unknowns))
     }
 
     /// Without listener isolation, when the chosen listener has no matching
