@@ -575,6 +575,35 @@ impl RouteIndex {
         Some(self.won(selection.gateway, c, &scan, alternatives, unknowns))
     }
 
+    /// The decision of [`RouteIndex::decide_selected`] when the winner is
+    /// one of the candidates of `bucket` that are not keyed by path, for an
+    /// HTTP request whose path keys are complete, whose chosen listener's
+    /// first scanned bucket is `bucket` and whose path the bucket's keyed
+    /// groups do not hold (the scan visits none); `None` when none of those
+    /// candidates certainly holds (the scan then goes on to the next
+    /// bucket), so the caller decides with `decide_selected`.
+    #[inline(always)]
+    pub(super) fn decide_by_unkeyed_candidates<'i>(
+        &'i self,
+        req: &Request<'_>,
+        selection: &ListenerSelection<'i, '_>,
+        keys: &PathKeys<'_>,
+        bucket: &'i Bucket,
+    ) -> Option<Decision<'i>> {
+        let scan = TableScan {
+            listener_id: selection.chosen() as u32,
+            req,
+            keys,
+            mode: BucketScan::Indexed,
+            hosts_indexed: true,
+            host_hashes: HostHashes::default(),
+        };
+        let mut alternatives = Vec::new();
+        let mut unknowns = Unknowns::default();
+        let c = self.scan_always(bucket, &scan, &mut alternatives, &mut unknowns)?;
+        Some(self.won(selection.gateway, &c, &scan, alternatives, unknowns))
+    }
+
     /// Without listener isolation, when the chosen listener has no matching
     /// route: the less specific listeners of the port (`rest`, in order) that
     /// also accept the host, until one has a match. Out of line: isolation is
@@ -733,6 +762,19 @@ impl RouteIndex {
         if keyed.is_some() {
             return keyed;
         }
+        self.scan_always(bucket, scan, alternatives, unknowns)
+    }
+
+    /// The end of [`RouteIndex::scan_indexed`]: the bucket's candidates
+    /// that are not keyed by path, in order, until one certainly holds.
+    #[inline(always)]
+    fn scan_always<'i>(
+        &'i self,
+        bucket: &'i Bucket,
+        scan: &TableScan<'_, '_>,
+        alternatives: &mut Vec<RuleHit<'i>>,
+        unknowns: &mut Unknowns,
+    ) -> Option<Candidate> {
         for c in bucket.index.always() {
             let holds = if c.always_holds() {
                 Holds::Certainly
