@@ -64,11 +64,10 @@ struct InFlight<'i, 'r> {
     bucket: Option<&'i Bucket>,
     /// The first key the bucket's path index looks up.
     probe: Option<KeyProbe>,
-    /// The first candidate of the first keyed group the decision visits.
+    /// The first candidate of the first keyed group the decision visits;
+    /// `None` with a bucket when the bucket's keyed groups hold no key of
+    /// the path (its unkeyed candidates decide, unless none holds).
     first: Option<Candidate>,
-    /// Whether the first bucket's keyed groups hold no key of the path (its
-    /// unkeyed candidates decide, unless none holds).
-    unkeyed: bool,
 }
 
 impl InFlight<'_, '_> {
@@ -81,7 +80,6 @@ impl InFlight<'_, '_> {
             bucket: None,
             probe: None,
             first: None,
-            unkeyed: false,
         }
     }
 }
@@ -147,12 +145,9 @@ impl RouteIndex {
                     .map(|group| *group.first);
                 match &flight.first {
                     Some(c) => self.prefetch_judged(c),
-                    None => {
-                        flight.unkeyed = true;
-                        if flight.probe.is_some() {
-                            prefetch_unkeyed(bucket);
-                        }
-                    }
+                    // Not prefetched yet when a key was looked up.
+                    None if flight.probe.is_some() => prefetch_unkeyed(bucket),
+                    None => {}
                 }
             }
             // Stage 5: decide.
@@ -163,8 +158,12 @@ impl RouteIndex {
                             (Some(c), _) => {
                                 self.decide_by_first_candidate(req, selection, &flight.keys, c)
                             }
-                            (None, Some(bucket)) if flight.unkeyed => self
-                                .decide_by_unkeyed_candidates(req, selection, &flight.keys, bucket),
+                            (None, Some(bucket)) => self.decide_by_unkeyed_candidates(
+                                req,
+                                selection,
+                                &flight.keys,
+                                bucket,
+                            ),
                             _ => None,
                         };
                         match won {
@@ -216,7 +215,6 @@ impl RouteIndex {
         flight.bucket = None;
         flight.probe = None;
         flight.first = None;
-        flight.unkeyed = false;
         let Some(selection) = &flight.selection else {
             return;
         };
