@@ -5,20 +5,27 @@
 //! bucket, the bucket's path-index slot, the candidates. One request at a time,
 //! each load waits for the previous one. [`RouteIndex::decide_batch`] takes
 //! [`DECIDE_BATCH_GROUP`] requests at a time through the chain in stages
-//! (group prefetching): every stage issues, for each request of the group,
-//! the prefetch of its next link, whose address the previous stage's
-//! (prefetched, by now loaded) link gives. The misses of the group's requests
-//! are then in flight together instead of one after another.
+//! (group prefetching): every stage takes, for each request of the group, one
+//! step of the decision on the link the previous stage prefetched (by now
+//! loaded) and prefetches the next. The misses of the group's requests are
+//! then in flight together instead of one after another.
 //!
-//! The stages only *prefetch*: a stage that guesses wrong (a hash tag that
-//! matches another key, a request that is decided in another bucket) only
-//! wastes a load. The decision itself is [`RouteIndex::decide`]'s code, on the
-//! listener selection, path keys and host hashes computed in the first stage
-//! (the same values `decide` computes), so a batch decides exactly as `decide`
-//! does (the property tests check it).
+//! The stages are the decision's own first steps, done once: the listener,
+//! the path keys and the host's hash; the host's bucket (the first one
+//! [`RouteIndex::decide`] scans); the first key its path index looks up; the
+//! group of that key (or of the next one the bucket holds). When that
+//! group's first candidate wins, as for most requests, it is the decision
+//! (nothing was judged before it). When the bucket holds no key of the path,
+//! its unkeyed candidates (regular expressions, catch-alls) are judged as
+//! the scan judges them, and the first that holds is the decision. Any other
+//! request (a first candidate that loses or depends on what the request
+//! does not carry, no unkeyed candidate that holds, gRPC, a path with too
+//! many segments) is decided by `decide`'s code on what the stages
+//! computed, so a batch decides exactly as `decide` does (the property tests
+//! check it).
 
 use super::compile::{
-    Bucket, HostLookup, HostTable, KeyProbes, KeyedGroup, PathIndex, PathKeys, RouteIndex,
+    Bucket, Candidate, HostLookup, HostTable, KeyProbe, PathIndex, PathKeys, RouteIndex,
 };
 use super::decide::{BucketScan, Decision, HostHashes, ListenerSelection};
 use super::hostname;
@@ -31,6 +38,13 @@ use super::request::{Protocol, Request};
 /// they are used.
 pub const DECIDE_BATCH_GROUP: usize = 16;
 
+#[cfg(test)]
+thread_local! {
+    /// How many decisions the batch took in its stages, without
+    /// `decide_selected` (tests check which requests do).
+    static DECIDED_IN_STAGES: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
 /// One request of a group, between stages. A group's flights are allocated
 /// once per call and refilled in place (moving them would cost more than the
 /// stages).
@@ -40,15 +54,20 @@ struct InFlight<'i, 'r> {
     selection: Option<ListenerSelection<'i, 'r>>,
     /// The path's index keys.
     keys: PathKeys<'r>,
-    /// The chosen listener's HTTPRoute table, when prefetching applies.
+    /// The chosen listener's HTTPRoute table, when the stages apply (an
+    /// HTTP request whose path keys are complete).
     table: Option<&'i HostTable>,
-    /// Hashes of the host (exact lookup) and of its longest wildcard suffix
-    /// that the table may hold; the decision reuses them.
+    /// Hashes of the host (exact lookup) and of the wildcard suffix whose
+    /// bucket was found; the decision reuses them.
     host_hashes: HostHashes,
-    /// The hostname buckets the request probably reaches first.
-    buckets: [Option<&'i Bucket>; 2],
-    /// What the path-index hints found in each of `buckets`.
-    probes: [KeyProbes; 2],
+    /// The first hostname bucket the decision scans.
+    bucket: Option<&'i Bucket>,
+    /// The first key the bucket's path index looks up.
+    probe: Option<KeyProbe>,
+    /// The first candidate of the first keyed group the decision visits;
+    /// `None` with a bucket when the bucket's keyed groups hold no key of
+    /// the path (its unkeyed candidates decide, unless none holds).
+    first: Option<Candidate>,
 }
 
 impl InFlight<'_, '_> {
@@ -58,8 +77,9 @@ impl InFlight<'_, '_> {
             keys: PathKeys::empty(),
             table: None,
             host_hashes: HostHashes::default(),
-            buckets: [None; 2],
-            probes: [KeyProbes::default(); 2],
+            bucket: None,
+            probe: None,
+            first: None,
         }
     }
 }
@@ -94,51 +114,73 @@ impl RouteIndex {
                 }
             }
             let flights = &mut flights[..group.len()];
-            // Stage 1: listener, path keys, host hashes -> host slots.
+            // Stage 1: listener, path keys, host hash -> host slot.
             for (flight, req) in flights.iter_mut().zip(group) {
                 self.launch(flight, req);
             }
-            // Stage 2: host slots (loaded) -> hostname buckets.
+            // Stage 2: host slot -> the first bucket scanned.
             for flight in flights.iter_mut() {
-                flight.locate_buckets();
+                flight.find_bucket();
             }
-            // Stage 3: buckets -> path-index slots.
+            // Stage 3: bucket -> the slot of its first key lookup, or its
+            // unkeyed candidates when it looks up no key.
             for flight in flights.iter_mut() {
-                for (bucket, probes) in flight.buckets.iter().zip(&mut flight.probes) {
-                    if let Some(bucket) = bucket {
-                        bucket.index.prefetch_slots(&flight.keys, probes);
+                if let Some(bucket) = flight.bucket {
+                    flight.probe = bucket.index.first_probe(&flight.keys);
+                    match &flight.probe {
+                        Some(probe) => bucket.index.prefetch_probe(probe),
+                        None => prefetch_unkeyed(bucket),
                     }
                 }
             }
-            // Stage 4: path-index slots -> candidates.
+            // Stage 4: slot -> the first keyed group's first candidate, and
+            // what judging it reads.
             for flight in flights.iter_mut() {
-                for (bucket, probes) in flight.buckets.iter().zip(&mut flight.probes) {
-                    if let Some(bucket) = bucket {
-                        bucket.index.prefetch_candidates(probes);
-                    }
+                let Some(bucket) = flight.bucket else {
+                    continue;
+                };
+                flight.first = flight
+                    .probe
+                    .and_then(|probe| bucket.index.first_group(&flight.keys, probe))
+                    .map(|group| *group.first);
+                match &flight.first {
+                    Some(c) => self.prefetch_judged(c),
+                    // Not prefetched yet when a key was looked up.
+                    None if flight.probe.is_some() => prefetch_unkeyed(bucket),
+                    None => {}
                 }
             }
-            // Stage 5: candidates -> the match objects the decision may have
-            // to evaluate (header/query conditions).
-            for flight in flights.iter() {
-                for (bucket, probes) in flight.buckets.iter().zip(&flight.probes) {
-                    if let Some(bucket) = bucket {
-                        for group in bucket.index.hinted_groups(probes) {
-                            self.prefetch_entries(group);
-                        }
-                    }
-                }
-            }
-            // Stage 6: decide.
+            // Stage 5: decide.
             for (k, (flight, req)) in flights.iter().zip(group).enumerate() {
                 let decision = match &flight.selection {
-                    Some(selection) => self.decide_selected(
-                        req,
-                        selection,
-                        &flight.keys,
-                        flight.host_hashes,
-                        BucketScan::Indexed,
-                    ),
+                    Some(selection) => {
+                        let won = match (&flight.first, flight.bucket) {
+                            (Some(c), _) => {
+                                self.decide_by_first_candidate(req, selection, &flight.keys, c)
+                            }
+                            (None, Some(bucket)) => self.decide_by_unkeyed_candidates(
+                                req,
+                                selection,
+                                &flight.keys,
+                                bucket,
+                            ),
+                            _ => None,
+                        };
+                        match won {
+                            Some(decision) => {
+                                #[cfg(test)]
+                                DECIDED_IN_STAGES.with(|n| n.set(n.get() + 1));
+                                decision
+                            }
+                            None => self.decide_selected(
+                                req,
+                                selection,
+                                &flight.keys,
+                                flight.host_hashes,
+                                BucketScan::Indexed,
+                            ),
+                        }
+                    }
                     None => self.decide(req),
                 };
                 f(g * DECIDE_BATCH_GROUP + k, decision);
@@ -146,20 +188,19 @@ impl RouteIndex {
         }
     }
 
-    /// Prefetches the compact condition records, or the match objects, of the
-    /// first candidates of `group` that are judged from them, up to the first candidate that
-    /// certainly holds once keyed (the decision stops there).
-    fn prefetch_entries(&self, group: KeyedGroup<'_>) {
-        for c in group.iter().take(4) {
-            if c.holds_when_keyed() {
-                return;
-            }
-            if let Some(record) = c.record_for(true) {
-                self.conditions.prefetch(record);
-            } else if PathIndex::needs_entry_when_keyed(c) {
-                if let Some(entry) = self.matches.get(c.id as usize) {
-                    prefetch_object(entry);
-                }
+    /// Prefetches what judging keyed candidate `c` reads: nothing when it
+    /// certainly holds once keyed, else its compact condition record or,
+    /// without one, its match object.
+    #[inline]
+    fn prefetch_judged(&self, c: &Candidate) {
+        if c.holds_when_keyed() {
+            return;
+        }
+        if let Some(record) = c.record_for(true) {
+            self.conditions.prefetch(record);
+        } else if PathIndex::needs_entry_when_keyed(c) {
+            if let Some(entry) = self.matches.get(c.id as usize) {
+                prefetch_object(entry);
             }
         }
     }
@@ -171,12 +212,15 @@ impl RouteIndex {
         flight.keys.fill(req.path);
         flight.table = None;
         flight.host_hashes = HostHashes::default();
-        flight.buckets = [None; 2];
+        flight.bucket = None;
+        flight.probe = None;
+        flight.first = None;
         let Some(selection) = &flight.selection else {
             return;
         };
-        // gRPC requests may be decided on the GRPCRoute table: not prefetched.
-        if req.protocol != Protocol::Http {
+        // gRPC requests may be decided on the GRPCRoute table, and a path
+        // with too many segments by a linear scan: not staged.
+        if req.protocol != Protocol::Http || !flight.keys.is_complete() {
             return;
         }
         let Some(listener) = self.listeners.get(selection.chosen()) else {
@@ -185,77 +229,84 @@ impl RouteIndex {
         let table = &listener.http;
         flight.table = Some(table);
         let host = selection.host.as_deref().unwrap_or("");
-        if host.is_empty() {
-            return;
-        }
-        if !table.exact.is_empty() {
+        if !host.is_empty() && !table.exact.is_empty() {
             let hash = selection
                 .host_hash
                 .unwrap_or_else(|| HostLookup::hash_of(host));
             table.exact.prefetch_home(hash);
             flight.host_hashes.exact = Some(hash);
         }
-        // The wildcard suffix is looked for in stage 2, only when the host
-        // has no exact bucket (most requests are decided in theirs).
     }
 }
 
 impl InFlight<'_, '_> {
-    /// Stage 2: the exact bucket the host's slot names (by tag,
-    /// unconfirmed); when there is none, the bucket of the host's longest
-    /// wildcard suffix the table may hold; when neither, the table's bucket
-    /// of routes without hostnames. Starts loading it.
-    fn locate_buckets(&mut self) {
+    /// Stage 2: the first bucket the decision scans (the host's exact
+    /// bucket, else the bucket of its longest wildcard suffix the table
+    /// holds, else the table's bucket of routes without hostnames), found
+    /// as the decision finds it; starts loading its path index.
+    fn find_bucket(&mut self) {
         let Some(table) = self.table else {
             return;
         };
-        self.buckets[0] = self
-            .host_hashes
-            .exact
-            .and_then(|h| table.exact.bucket_hint(h))
-            .and_then(|b| table.buckets.get(b as usize));
-        if self.buckets[0].is_none() {
-            // No exact bucket: the longest wildcard suffix the table may
-            // hold (its lookup table is small: its slot is likely cached).
-            let host = self
-                .selection
-                .as_ref()
-                .and_then(|s| s.host.as_deref())
-                .unwrap_or("");
-            if let Some(suffix) = longest_wildcard_suffix(table, host) {
-                let hash = HostLookup::hash_of(suffix);
-                self.host_hashes.wildcard = Some((suffix.len(), hash));
-                self.buckets[1] = table
-                    .wildcard
-                    .bucket_hint(hash)
-                    .and_then(|b| table.buckets.get(b as usize));
-            }
-        }
-        if self.buckets.iter().all(Option::is_none) {
-            self.buckets[0] = Some(&table.any);
-        }
-        for bucket in self.buckets.iter().flatten() {
-            prefetch_object(*bucket);
-        }
+        let host = self
+            .selection
+            .as_ref()
+            .and_then(|s| s.host.as_deref())
+            .unwrap_or("");
+        let bucket = first_bucket(table, host, &mut self.host_hashes);
+        // The index's lookup fields are the bucket's first line; the
+        // second says where its candidates are.
+        prefetch_object(bucket);
+        self.bucket = Some(bucket);
     }
 }
 
-/// The longest wildcard suffix of `host` (`.example.com` of `a.example.com`)
-/// whose length `table` holds: the first wildcard bucket `decide` probes.
-fn longest_wildcard_suffix<'h>(table: &HostTable, host: &'h str) -> Option<&'h str> {
-    if table.wildcard.is_empty() {
-        return None;
+/// Starts loading the first unkeyed candidates of `bucket` (the line its
+/// list starts on).
+#[inline]
+fn prefetch_unkeyed(bucket: &Bucket) {
+    if let Some(c) = bucket.index.always().first() {
+        prefetch(c);
     }
-    let bytes = host.as_bytes();
+}
+
+/// The first bucket of `table` that the decision scans for `host`, as
+/// `scan_table_indexed` finds it: the exact bucket (through `hashes.exact`,
+/// set when the host is not empty and the table has exact hostnames), else
+/// the first wildcard suffix from the longest whose length the table holds
+/// and that has a bucket (its hash noted in `hashes.wildcard`), else
+/// `table.any`.
+fn first_bucket<'t>(table: &'t HostTable, host: &str, hashes: &mut HostHashes) -> &'t Bucket {
+    if host.is_empty() {
+        return &table.any;
+    }
+    if let Some(bucket) = hashes
+        .exact
+        .and_then(|hash| table.exact_bucket_hashed(host, hash))
+    {
+        return bucket;
+    }
+    if table.wildcard_lengths == 0 {
+        return &table.any;
+    }
     let mut from = 1;
-    while let Some(i) = bytes.get(from..).and_then(hostname::find_dot) {
+    while let Some(i) = host
+        .get(from..)
+        .and_then(|rest| hostname::find_dot(rest.as_bytes()))
+    {
         let at = from + i;
-        if table.wildcard_lengths & (1u64 << (host.len() - at).min(63)) != 0 {
-            return host.get(at..);
-        }
         from = at + 1;
+        if table.wildcard_lengths & (1u64 << (host.len() - at).min(63)) == 0 {
+            continue;
+        }
+        let suffix = &host[at..];
+        let hash = HostLookup::hash_of(suffix);
+        if let Some(bucket) = table.wildcard_bucket_hashed(suffix, hash) {
+            hashes.wildcard = Some((suffix.len(), hash));
+            return bucket;
+        }
     }
-    None
+    &table.any
 }
 
 #[cfg(test)]
@@ -263,6 +314,272 @@ mod tests {
     use super::*;
     use crate::gateway::CompileOptions;
     use crate::synth::{self, SynthSpec};
+
+    /// A route table with exact, wildcard and hostname-less routes: a
+    /// header-matched canary ranked before a plain match of the same prefix,
+    /// an `Exact` key, a lone method condition, a regex (not keyed), a
+    /// catch-all; a rule without backends.
+    const TABLE: &str = r#"
+apiVersion: gateway.networking.k8s.io/v1
+kind: GatewayClass
+metadata: {name: eg}
+spec: {controllerName: gateway.envoyproxy.io/gatewayclass-controller}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: gw, namespace: infra}
+spec:
+  gatewayClassName: eg
+  listeners: [{name: http, port: 80, protocol: HTTP, allowedRoutes: {namespaces: {from: All}}}]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: exact, namespace: shop}
+spec:
+  parentRefs: [{name: gw, namespace: infra}]
+  hostnames: [a.example.com]
+  rules:
+  - matches: [{path: {type: PathPrefix, value: /api}, headers: [{name: x-canary, value: "1"}]}]
+    backendRefs: [{name: canary, port: 80}]
+  - matches: [{path: {type: PathPrefix, value: /api}}, {path: {type: Exact, value: /api/v1/items}}]
+    backendRefs: [{name: a, port: 80}]
+  - matches: [{path: {type: PathPrefix, value: /m}, method: POST}]
+    backendRefs: [{name: a, port: 80}]
+  - matches: [{path: {type: RegularExpression, value: "/re/[0-9]+"}}]
+    backendRefs: [{name: a, port: 80}]
+  - matches: [{path: {type: PathPrefix, value: /empty}}]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: wild, namespace: shop}
+spec:
+  parentRefs: [{name: gw, namespace: infra}]
+  hostnames: ["*.example.com"]
+  rules:
+  - matches: [{path: {type: PathPrefix, value: /w}}, {path: {type: PathPrefix, value: /m}}]
+    backendRefs: [{name: b, port: 80}]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: any, namespace: shop}
+spec:
+  parentRefs: [{name: gw, namespace: infra}]
+  rules:
+  - matches: [{path: {type: Exact, value: /z}}]
+    backendRefs: [{name: c, port: 80}]
+  - backendRefs: [{name: c, port: 80}]
+"#;
+
+    /// Where the batch takes a decision in its stages (the first candidate
+    /// of the first keyed group of the first bucket, or the first bucket's
+    /// unkeyed candidates), and where it leaves it to `decide`'s scan: each
+    /// request decided alone and in one batch with the others, always as
+    /// `decide` decides it.
+    #[test]
+    fn stage_decisions_stop_where_the_scan_would_go_on() {
+        let mut set = crate::gateway::ObjectSet::default();
+        crate::gateway::load::load_text(&mut set, "batch.yaml", TABLE).expect("manifests load");
+        let index = RouteIndex::compile(&set, CompileOptions::default());
+        let canary = [("x-canary", "1")];
+        let known = |known| crate::gateway::Headers {
+            known,
+            others_unknown: false,
+        };
+        let base = Request {
+            host: Some("a.example.com"),
+            method: Some("GET"),
+            path: "/api/x",
+            query: Some(""),
+            headers: known(&[]),
+            ..Request::default()
+        };
+        let deep = format!("/api{}", "/s".repeat(40));
+        let cases: Vec<(&str, Request<'_>, bool)> = vec![
+            ("plain prefix behind a canary that loses", base, false),
+            (
+                "canary wins",
+                Request {
+                    headers: known(&canary),
+                    ..base
+                },
+                true,
+            ),
+            (
+                "canary unknown: an alternative",
+                Request {
+                    headers: crate::gateway::Headers {
+                        known: &[],
+                        others_unknown: true,
+                    },
+                    ..base
+                },
+                false,
+            ),
+            (
+                "exact key",
+                Request {
+                    path: "/api/v1/items",
+                    ..base
+                },
+                true,
+            ),
+            (
+                "lone method holds",
+                Request {
+                    method: Some("POST"),
+                    path: "/m/x",
+                    ..base
+                },
+                true,
+            ),
+            (
+                "lone method fails: the wildcard bucket",
+                Request {
+                    path: "/m/x",
+                    ..base
+                },
+                false,
+            ),
+            (
+                "unknown method",
+                Request {
+                    method: None,
+                    path: "/m/x",
+                    ..base
+                },
+                false,
+            ),
+            (
+                "regex: no keyed group",
+                Request {
+                    path: "/re/42",
+                    ..base
+                },
+                true,
+            ),
+            (
+                "no keyed group, the regex fails: the next buckets",
+                Request {
+                    path: "/re/abc",
+                    ..base
+                },
+                false,
+            ),
+            (
+                "rule without backends",
+                Request {
+                    path: "/empty/x",
+                    ..base
+                },
+                true,
+            ),
+            (
+                "wildcard bucket first",
+                Request {
+                    host: Some("b.example.com"),
+                    path: "/w/x",
+                    ..base
+                },
+                true,
+            ),
+            (
+                "wildcard of a deeper host",
+                Request {
+                    host: Some("x.b.example.com"),
+                    path: "/w",
+                    ..base
+                },
+                true,
+            ),
+            (
+                "host to normalise",
+                Request {
+                    host: Some("A.Example.COM:80"),
+                    path: "/api/v1/items",
+                    ..base
+                },
+                true,
+            ),
+            (
+                "hostname-less bucket",
+                Request {
+                    host: Some("other.org"),
+                    path: "/z",
+                    ..base
+                },
+                true,
+            ),
+            (
+                "no host",
+                Request {
+                    host: None,
+                    path: "/z",
+                    ..base
+                },
+                true,
+            ),
+            (
+                "catch-all: not keyed",
+                Request {
+                    host: Some("other.org"),
+                    path: "/y",
+                    ..base
+                },
+                true,
+            ),
+            (
+                "too many segments for the index",
+                Request {
+                    path: &deep,
+                    ..base
+                },
+                false,
+            ),
+            (
+                "gRPC",
+                Request {
+                    protocol: Protocol::Grpc,
+                    path: "/api/v1/items",
+                    ..base
+                },
+                false,
+            ),
+        ];
+        let summary = |d: &Decision<'_>| {
+            (
+                d.outcome,
+                d.status,
+                d.reason,
+                d.hit.map(|h| (h.match_id(), h.route_id())),
+                d.alternatives
+                    .iter()
+                    .map(|h| h.match_id())
+                    .collect::<Vec<_>>(),
+                d.unknowns,
+            )
+        };
+        let decided_in_stages = || DECIDED_IN_STAGES.with(|n| n.get());
+        for (what, req, in_stages) in &cases {
+            let mut out = Vec::new();
+            let before = decided_in_stages();
+            index.decide_batch(std::slice::from_ref(req), &mut out);
+            assert_eq!(
+                decided_in_stages() - before,
+                usize::from(*in_stages),
+                "{what}"
+            );
+            assert_eq!(summary(&out[0]), summary(&index.decide(req)), "{what}");
+        }
+        let reqs: Vec<Request<'_>> = cases.iter().map(|(_, r, _)| *r).collect();
+        let mut out = Vec::new();
+        let before = decided_in_stages();
+        index.decide_batch(&reqs, &mut out);
+        let in_stages = cases.iter().filter(|(_, _, b)| *b).count();
+        assert_eq!(decided_in_stages() - before, in_stages);
+        for ((what, req, _), got) in cases.iter().zip(&out) {
+            assert_eq!(summary(got), summary(&index.decide(req)), "{what} (batch)");
+        }
+    }
 
     /// On the synthetic configuration (exact and wildcard hostnames, HTTPS
     /// with SNI, header/method/query conditions), every batch decides as
@@ -322,5 +639,13 @@ mod tests {
                 .count();
         }
         assert!(forwarded > reqs.len() / 2, "{forwarded} forwarded");
+        // Most requests are decided in the stages (no scan after them).
+        let before = DECIDED_IN_STAGES.with(|n| n.get());
+        index.decide_batch(&reqs, &mut Vec::new());
+        let in_stages = DECIDED_IN_STAGES.with(|n| n.get()) - before;
+        assert!(
+            in_stages > reqs.len() * 3 / 4,
+            "{in_stages} decided in the stages"
+        );
     }
 }

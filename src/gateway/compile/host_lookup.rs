@@ -150,33 +150,6 @@ impl HostLookup {
         }
     }
 
-    /// Prefetch hint: the bucket number of the first slot of `hash`'s probe
-    /// sequence whose tag matches, *without* confirming the key (so possibly
-    /// wrong: only good for prefetching); starts loading the bytes of that
-    /// key past the slot's head, if any, which [`HostLookup::get`] compares.
-    #[inline]
-    pub(crate) fn bucket_hint(&self, hash: u64) -> Option<u32> {
-        let mask = self.slots.len().wrapping_sub(1);
-        let mut i = home(hash, mask);
-        // A short probe: a hint gives up rather than walk a long chain.
-        for _ in 0..4 {
-            let slot = self.slots.get(i)?;
-            if slot.bucket == EMPTY {
-                return None;
-            }
-            if slot.tag == hash as u32 {
-                if slot.key_len as usize > HEAD {
-                    if let Some(b) = self.key_bytes.get(slot.key_offset as usize + HEAD) {
-                        prefetch(b);
-                    }
-                }
-                return Some(slot.bucket);
-            }
-            i = (i + 1) & mask;
-        }
-        None
-    }
-
     /// [`HostLookup::get`] with the key's hash ([`HostLookup::hash_of`])
     /// already computed.
     #[inline]

@@ -27,7 +27,7 @@ pub use host_lookup::HostLookup;
 pub use path_index::{
     method_code, Candidate, KeyedGroup, PathIndex, PathKeys, MAX_PATH_BOUNDARIES,
 };
-pub(crate) use path_index::{same_bytes, KeyProbes};
+pub(crate) use path_index::{same_bytes, KeyProbe};
 
 use super::matcher::GrpcNameCondition;
 use super::model::{ObjectMeta, ObjectSet};

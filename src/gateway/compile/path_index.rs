@@ -186,20 +186,16 @@ pub fn rule_position(route: &CompiledRoute, index: usize) -> Option<usize> {
     }
 }
 
-/// How many keys of a request path the prefetch hints probe per bucket.
-const HINT_KEYS: usize = 2;
-
-/// What the prefetch hints of one bucket found so far, between stages: the
-/// keys probed (hash, `len << 1 | kind`, first word as [`KeySlot::first_word`]
-/// holds it), then the groups found.
-#[derive(Debug, Clone, Copy, Default)]
-pub(crate) struct KeyProbes {
-    keys: [(u64, u32, u64); HINT_KEYS],
-    count: u8,
-    groups: [(u32, u32); HINT_KEYS],
-    /// The first candidate of each group found, copied from its slot.
-    firsts: [Option<Candidate>; HINT_KEYS],
-    found: u8,
+/// One key lookup of [`PathIndex::find_in_keyed_groups`]: the request
+/// path's `Exact` key or one of its prefix keys, with its hash. It lets the
+/// lookup be split into steps ([`PathIndex::first_probe`], then
+/// [`PathIndex::first_group`]) with the slot's load in between.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct KeyProbe {
+    hash: u64,
+    kind: u32,
+    /// The key's length: the path's for `Exact`, the prefix's otherwise.
+    len: usize,
 }
 
 /// How many leading key bytes a [`KeySlot`] holds itself: what is left of
@@ -326,23 +322,6 @@ impl KeySlot {
             return true;
         }
         index.holds_rest(at, &value[HEAD..])
-    }
-
-    /// The key's first 8 bytes (zero-padded), as [`key_first_word`] gives
-    /// them for a value: what a prefetch hint compares.
-    #[inline]
-    fn first_word(&self) -> u64 {
-        full_word(&self.head, 0)
-    }
-}
-
-/// The first 8 bytes of `value`, little-endian, zero-padded.
-#[inline]
-fn key_first_word(value: &[u8]) -> u64 {
-    if value.len() >= 8 {
-        full_word(value, 0)
-    } else {
-        tail_word(value, 0)
     }
 }
 
@@ -622,113 +601,85 @@ impl PathIndex {
         None
     }
 
-    /// Calls `probe(hash, kind, len)` for the first [`HINT_KEYS`] keys that
-    /// [`PathIndex::find_in_keyed_groups`] would probe for `keys` (the exact
-    /// key, then the longest prefixes whose length the table holds).
+    /// The first key [`PathIndex::find_in_keyed_groups`] looks up in the
+    /// slot table for `keys` (length and filter bits set), or `None` when it
+    /// looks up none (no keyed group can hold the path, or `keys` are
+    /// incomplete).
     #[inline]
-    fn first_probed_keys(&self, keys: &PathKeys<'_>, mut probe: impl FnMut(u64, u32, usize)) {
-        if self.slots.is_empty() || !keys.is_complete() {
-            return;
+    pub(crate) fn first_probe(&self, keys: &PathKeys<'_>) -> Option<KeyProbe> {
+        if !keys.is_complete() {
+            return None;
         }
+        self.probe_after(keys, None)
+    }
+
+    /// Prefetch hint: starts loading the slot where the lookup of `probe`
+    /// begins.
+    #[inline]
+    pub(crate) fn prefetch_probe(&self, probe: &KeyProbe) {
+        if let Some(slot) = self
+            .slots
+            .get(probe.hash as usize & self.slots.len().wrapping_sub(1))
+        {
+            prefetch(slot);
+        }
+    }
+
+    /// The first group [`PathIndex::find_in_keyed_groups`] visits for
+    /// `keys`, given its first lookup `first` ([`PathIndex::first_probe`]):
+    /// `first`'s group, else that of the first key after it that the
+    /// table holds.
+    #[inline]
+    pub(crate) fn first_group(
+        &self,
+        keys: &PathKeys<'_>,
+        first: KeyProbe,
+    ) -> Option<KeyedGroup<'_>> {
         let path = keys.path.as_bytes();
-        let mut left = HINT_KEYS;
-        if self.exact_lengths & length_bit(path.len()) != 0 {
-            let hash = keys.exact_hash();
-            if filter_may_hold(&self.key_filter, hash) {
-                probe(hash, KIND_EXACT, path.len());
-                left -= 1;
+        let mut probe = Some(first);
+        while let Some(p) = probe {
+            let value = path.get(..p.len).unwrap_or_default();
+            if let Some(group) = self.group(p.hash, p.kind, value) {
+                return Some(group);
             }
+            probe = self.probe_after(keys, Some(p));
         }
-        for (len, hash) in keys.prefix_lengths(self.prefix_lengths) {
-            if left == 0 {
-                return;
-            }
-            if filter_may_hold(&self.key_filter, hash) {
-                probe(hash, KIND_PREFIX, len);
-                left -= 1;
-            }
-        }
+        None
     }
 
-    /// Prefetch hint, first stage: notes the first keys
-    /// [`PathIndex::find_in_keyed_groups`] would probe for `keys` in `probes`
-    /// and starts loading the table slots where their probes begin.
+    /// The key [`PathIndex::find_in_keyed_groups`] looks up in the slot
+    /// table after `after` (`None`: the first), in its order: the `Exact`
+    /// key, then the prefixes from the longest; only keys whose length and
+    /// filter bits are set.
     #[inline]
-    pub(crate) fn prefetch_slots(&self, keys: &PathKeys<'_>, probes: &mut KeyProbes) {
-        probes.count = 0;
-        probes.found = 0;
-        let mask = self.slots.len().wrapping_sub(1);
-        // Every probed key is a prefix of the path (or the path): its first
-        // word is the path's, cut to its length.
-        let path_word = key_first_word(keys.path.as_bytes());
-        self.first_probed_keys(keys, |hash, kind, len| {
-            if let Some(slot) = self.slots.get(hash as usize & mask) {
-                prefetch(slot);
-            }
-            if let Some(key) = probes.keys.get_mut(usize::from(probes.count)) {
-                let first = if len >= 8 {
-                    path_word
-                } else {
-                    path_word & ((1u64 << (8 * len)) - 1)
-                };
-                *key = (hash, (len as u32) << 1 | kind, first);
-                probes.count += 1;
-            }
-        });
-    }
-
-    /// Prefetch hint, second stage (once the slots are loaded): finds the
-    /// groups of the keys noted in `probes` (by length, kind and first word
-    /// only, so possibly another key's group: for hints only), notes them,
-    /// and starts loading their other candidates.
-    #[inline]
-    pub(crate) fn prefetch_candidates(&self, probes: &mut KeyProbes) {
-        let mask = self.slots.len().wrapping_sub(1);
-        for &(hash, len_kind, first_word) in probes.keys.iter().take(usize::from(probes.count)) {
-            let mut i = hash as usize & mask;
-            // A short probe: a hint gives up rather than walk a long chain.
-            for _ in 0..4 {
-                let Some(slot) = self.slots.get(i) else {
-                    break;
-                };
-                if slot.end == 0 {
-                    break;
-                }
-                if slot.len_kind == len_kind && slot.first_word() == first_word {
-                    // The first candidate is in the slot: the others, if any.
-                    if slot.end - slot.start > 1 {
-                        if let Some(c) = self.candidates.get(slot.start as usize + 1) {
-                            prefetch(c);
-                        }
+    fn probe_after(&self, keys: &PathKeys<'_>, after: Option<KeyProbe>) -> Option<KeyProbe> {
+        if self.slots.is_empty() {
+            return None;
+        }
+        let below = match after {
+            None => {
+                let len = keys.path.len();
+                if self.exact_lengths & length_bit(len) != 0 {
+                    let hash = keys.exact_hash();
+                    if filter_may_hold(&self.key_filter, hash) {
+                        return Some(KeyProbe {
+                            hash,
+                            kind: KIND_EXACT,
+                            len,
+                        });
                     }
-                    let found = usize::from(probes.found);
-                    if let (Some(group), Some(first)) =
-                        (probes.groups.get_mut(found), probes.firsts.get_mut(found))
-                    {
-                        *group = (slot.start, slot.end);
-                        *first = Some(slot.first);
-                        probes.found += 1;
-                    }
-                    break;
                 }
-                i = (i + 1) & mask;
+                usize::MAX
             }
-        }
-    }
-
-    /// The groups [`PathIndex::prefetch_candidates`] noted in `probes`.
-    #[inline]
-    pub(crate) fn hinted_groups<'a>(
-        &'a self,
-        probes: &'a KeyProbes,
-    ) -> impl Iterator<Item = KeyedGroup<'a>> + 'a {
-        probes
-            .groups
-            .iter()
-            .zip(&probes.firsts)
-            .take(usize::from(probes.found))
-            .filter_map(|(&(start, end), first)| {
-                Some(self.keyed_group(first.as_ref()?, start, end))
+            Some(p) if p.kind == KIND_EXACT => usize::MAX,
+            Some(p) => p.len,
+        };
+        keys.prefix_lengths_below(self.prefix_lengths, below)
+            .find(|&(_, hash)| filter_may_hold(&self.key_filter, hash))
+            .map(|(len, hash)| KeyProbe {
+                hash,
+                kind: KIND_PREFIX,
+                len,
             })
     }
 
@@ -1080,6 +1031,21 @@ impl<'p> PathKeys<'p> {
         }
     }
 
+    /// [`PathKeys::prefix_lengths`] of the prefixes shorter than `below`.
+    #[inline]
+    fn prefix_lengths_below(&self, lengths: u64, below: usize) -> PrefixLengths<'_> {
+        let mut lengths = self.prefix_lengths(lengths);
+        let keep = lengths
+            .long
+            .partition_point(|&len| usize::from(len) < below);
+        lengths.long = lengths.long.get(..keep).unwrap_or_default();
+        lengths.long_hashes = lengths.long_hashes.get(..keep).unwrap_or_default();
+        if below < 64 {
+            lengths.short &= (1u64 << below) - 1;
+        }
+        lengths
+    }
+
     /// False when the path has more than [`MAX_PATH_BOUNDARIES`] `/`
     /// boundaries from byte 64 on (or is 64 KiB or longer): the index cannot
     /// be used, scan the bucket.
@@ -1385,47 +1351,80 @@ mod tests {
             // The short cuts of the path are "/a" (1 word) and "/a/bc..."
             // (not a key length of the bucket): one short key hashed.
             assert_eq!(probed, 1);
+            // The stepwise lookup hashes no more.
             let before = WORDS_HASHED.with(|w| w.get());
-            let mut hinted = 0;
-            bucket.first_probed_keys(&keys, |_, _, _| hinted += 1);
-            assert_eq!(hinted, HINT_KEYS);
+            let first = bucket.first_probe(&keys).expect("the exact key is probed");
+            let group = bucket.first_group(&keys, first).expect("found");
+            assert_eq!(group.first.id, 0);
             assert_eq!(WORDS_HASHED.with(|w| w.get()) - before, 0);
         }
     }
 
-    /// The prefetch hints find the groups the lookup visits first (the
-    /// exact key, then the longest prefixes), for keys shorter and longer
-    /// than a word, and none for a key the bucket does not hold.
+    /// The stepwise lookup (first probe, then the first group from it)
+    /// finds the group the lookup visits first: the exact key, else the
+    /// longest prefix the bucket holds, for keys shorter and longer than a
+    /// word and past a key whose length the bucket holds but not the key
+    /// (the probes go on after it); none for a path no key holds.
     #[test]
-    fn hints_find_the_first_visited_groups() {
+    fn stepwise_lookup_finds_the_first_visited_group() {
         let bucket = bucket_of(&[
             (KIND_PREFIX, "/a"),
             (KIND_PREFIX, "/a/bcdefgh"),
             (KIND_EXACT, "/a/bcdefgh/ij"),
             (KIND_PREFIX, "/a/bcdefgh/ij"),
             (KIND_PREFIX, "/b"),
+            (KIND_PREFIX, "/x/yz"),
+            (KIND_EXACT, "/c/d"),
         ]);
-        let cases: [(&str, &[u32]); 5] = [
-            ("/a/bcdefgh/ij", &[2, 3]),
-            ("/a/bcdefgh/ij/k", &[3, 1]),
-            ("/a/bcdefgh/x", &[1, 0]),
-            ("/a/x", &[0]),
-            ("/c/d", &[]),
+        let long = format!("/a/bcdefgh/{}", "k".repeat(70));
+        let long_child = format!("{long}/m");
+        let cases: [(&str, Option<u32>); 9] = [
+            ("/a/bcdefgh/ij", Some(2)),
+            ("/a/bcdefgh/ij/k", Some(3)),
+            ("/a/bcdefgh/x", Some(1)),
+            // Prefix lengths 5 ("/a/bc" is no key) and 2.
+            ("/a/bc/d", Some(0)),
+            ("/a/x", Some(0)),
+            // The exact length of "/c/d" but another key.
+            ("/c/e", None),
+            ("/c/d", Some(6)),
+            (&long, Some(1)),
+            (&long_child, Some(1)),
         ];
         for (path, want) in cases {
             let keys = PathKeys::new(path);
-            let mut visited = Vec::new();
-            bucket.find_in_keyed_groups(&keys, |group| {
-                visited.push(group.first.id);
-                None::<()>
-            });
-            assert_eq!(&visited[..want.len()], want, "{path}");
-            let mut probes = KeyProbes::default();
-            bucket.prefetch_slots(&keys, &mut probes);
-            bucket.prefetch_candidates(&mut probes);
-            let hinted: Vec<u32> = bucket.hinted_groups(&probes).map(|g| g.first.id).collect();
-            assert_eq!(hinted, want, "{path}");
+            let visited = bucket.find_in_keyed_groups(&keys, |group| Some(group.first.id));
+            assert_eq!(visited, want, "{path}");
+            let stepwise = bucket
+                .first_probe(&keys)
+                .and_then(|first| bucket.first_group(&keys, first))
+                .map(|group| group.first.id);
+            assert_eq!(stepwise, want, "{path}");
         }
+        assert!(bucket.first_probe(&PathKeys::new("/q/r")).is_none());
+    }
+
+    /// Resuming after each probed key visits the keys in the lookup's
+    /// order: on a bucket that holds every length, the exact key, then
+    /// every prefix from the longest (long ones first), each once.
+    #[test]
+    fn probes_resume_in_lookup_order() {
+        let path = format!("/a/b/{}/c/d", "e".repeat(70));
+        let keys = PathKeys::new(&path);
+        let mut bucket = bucket_of(&[(KIND_EXACT, "/"), (KIND_PREFIX, "/z")]);
+        bucket.exact_lengths = u64::MAX;
+        bucket.prefix_lengths = u64::MAX;
+        bucket.key_filter = [u64::MAX; 4];
+        let mut order = Vec::new();
+        let mut probe = bucket.first_probe(&keys);
+        while let Some(p) = probe {
+            order.push((p.kind, p.len));
+            probe = bucket.probe_after(&keys, Some(p));
+        }
+        let mut want = vec![(KIND_EXACT, path.len())];
+        want.extend(keys.prefixes().map(|(len, _)| (KIND_PREFIX, len)));
+        assert_eq!(order, want);
+        assert_eq!(order.len(), 6, "{order:?}");
     }
 
     #[test]
