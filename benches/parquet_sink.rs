@@ -195,6 +195,7 @@ fn write_all_rows(sink: ParquetSink, data: &[RowData], rows: u64, with_ids: bool
                 route_kind: d.route_id.map(|_| RouteKind::Http as u32),
                 verdict: Some(d.verdict as u32),
                 input_format: Some(format_id),
+                actual_upstream: None,
                 verdict_reason: Some(d.reason),
             }
         } else {

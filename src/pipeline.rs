@@ -36,7 +36,7 @@ use crate::resolve::{
 use crate::sink::alerts::{Alert, AlertAggregator, AlertOccurrence, AlertType};
 use crate::sink::deadletter::{DeadLetterSink, DeadLetterSource};
 use crate::sink::parquet::ParquetSink;
-use crate::sink::row::{EnrichedRow, StrList, ValueIds};
+use crate::sink::row::{EnrichedRow, StrList, UpstreamId, ValueIds};
 use crate::sink::SinkError;
 use crate::verdict::{judge_known_allowed, GatewayAnswer, Judgement, Observation, Verdict};
 
@@ -804,6 +804,13 @@ impl<'i> RecordProcessor<'i> {
                 },
                 verdict: Some(judgement.verdict as u32),
                 input_format: Some(record.format as u32),
+                // `actual_upstream` is the text found in `endpoints` then.
+                actual_upstream: answered.and_then(|(_, at)| {
+                    Some(UpstreamId {
+                        endpoints: endpoints.instance(),
+                        address: at.address_id()?,
+                    })
+                }),
                 verdict_reason: Some(judgement.reason),
             },
         };

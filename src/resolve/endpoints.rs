@@ -440,6 +440,7 @@ impl EndpointIndex {
         Some(AnsweredBy {
             addr: SocketAddr::V4(v4_socket_of(*key)),
             candidates,
+            address_id: span.start,
         })
     }
 

@@ -415,6 +415,8 @@ pub struct AnsweredBy<'i> {
     addr: SocketAddr,
     /// Its candidates in the endpoint index it was found in.
     candidates: &'i [EndpointCandidate],
+    /// See [`address_id`](Self::address_id).
+    address_id: u32,
 }
 
 impl<'i> AnsweredBy<'i> {
@@ -426,6 +428,16 @@ impl<'i> AnsweredBy<'i> {
     /// Its candidates in the endpoint index it was found in.
     pub fn candidates(&self) -> &'i [EndpointCandidate] {
         self.candidates
+    }
+
+    /// An id of the address in the endpoint index it was found in
+    /// ([`EndpointIndex::instance`]): the position of its first candidate
+    /// among the index's candidates. Within one index, two addresses with
+    /// candidates have equal ids exactly when they are the same address, so
+    /// the id stands for the address's canonical text (the text that was
+    /// looked up). `None` for an address without candidates.
+    pub fn address_id(&self) -> Option<u32> {
+        (!self.candidates.is_empty()).then_some(self.address_id)
     }
 }
 

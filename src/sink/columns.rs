@@ -776,15 +776,7 @@ impl<const NULLABLE: bool, const ONE_VALUE_LIKELY: bool>
             Some(v) => {
                 let key = ValueKey::of(v.as_bytes());
                 let index = self.dictionary.intern_keyed(key, v.as_bytes());
-                self.keys.push(index);
-                if NULLABLE {
-                    self.defs.push(1);
-                }
-                Some(SameValue {
-                    value: v,
-                    key,
-                    index,
-                })
+                Some(self.push_same(v, key, index))
             }
             None => {
                 // Required columns are pushed `Some` by `EnrichedColumns::push`.
@@ -792,6 +784,35 @@ impl<const NULLABLE: bool, const ONE_VALUE_LIKELY: bool>
                 self.defs.push(0);
                 None
             }
+        }
+    }
+
+    /// [`push_keyed`](Self::push_keyed) of a value with an id (see
+    /// [`BytesDictionary::intern_id`]): the dictionary's hash table is not
+    /// probed for a value whose id was seen in this row group.
+    #[inline(always)]
+    fn push_id_keyed<'v>(&mut self, value: Option<&'v str>, id: u32) -> Option<SameValue<'v>> {
+        match value {
+            Some(v) => {
+                let key = ValueKey::of(v.as_bytes());
+                let index = self.dictionary.intern_id(id, v.as_bytes());
+                Some(self.push_same(v, key, index))
+            }
+            None => self.push_keyed(None),
+        }
+    }
+
+    /// Pushes dictionary entry `index`, the value `v` with key `key`.
+    #[inline(always)]
+    fn push_same<'v>(&mut self, v: &'v str, key: ValueKey, index: u32) -> SameValue<'v> {
+        self.keys.push(index);
+        if NULLABLE {
+            self.defs.push(1);
+        }
+        SameValue {
+            value: v,
+            key,
+            index,
         }
     }
 
@@ -1719,6 +1740,9 @@ pub(crate) struct EnrichedColumns {
     /// The index ([`ValueIds::index`]) the index ids remembered by the
     /// columns belong to; `None` before the first row with one.
     ids_index: Option<u64>,
+    /// The endpoint index ([`UpstreamId::endpoints`](super::row::UpstreamId::endpoints)) the upstream ids
+    /// remembered by `actual_upstream` belong to.
+    upstream_ids_endpoints: Option<u64>,
     event_time: DeltaIntegers,
     gateway: NullableOneValueStrings,
     listener: NullableOneValueStrings,
@@ -1765,6 +1789,7 @@ impl Default for EnrichedColumns {
         Self {
             rows: 0,
             ids_index: None,
+            upstream_ids_endpoints: None,
             event_time: DeltaIntegers::default(),
             gateway: NullableOneValueStrings::new(true),
             listener: NullableOneValueStrings::new(true),
@@ -1914,7 +1939,16 @@ impl EnrichedColumns {
             }
             None => self.actual_backend.push_keyed(row.actual_backend),
         };
-        let upstream = self.actual_upstream.push_keyed(row.actual_upstream);
+        let upstream = match row.ids.actual_upstream {
+            Some(id) => {
+                if self.upstream_ids_endpoints != Some(id.endpoints) {
+                    self.forget_upstream_ids(id.endpoints);
+                }
+                self.actual_upstream
+                    .push_id_keyed(row.actual_upstream, id.address)
+            }
+            None => self.actual_upstream.push_keyed(row.actual_upstream),
+        };
         self.actual_source.push_id(
             Some(row.actual_source.as_str()),
             Some(row.actual_source as u32),
@@ -1959,6 +1993,14 @@ impl EnrichedColumns {
         self.actual_backend.forget_ids();
         self.expected_backends.forget_ids();
         self.ids_index = Some(index);
+    }
+
+    /// Forgets the upstream ids (rows of another endpoint index follow).
+    #[cold]
+    #[inline(never)]
+    fn forget_upstream_ids(&mut self, endpoints: u64) {
+        self.actual_upstream.forget_ids();
+        self.upstream_ids_endpoints = Some(endpoints);
     }
 
     /// Approximate bytes held by the buffered rows (the id tables, a few
@@ -2680,6 +2722,7 @@ mod tests {
                 route_kind: r.route_kind.map(|_| 3),
                 verdict,
                 input_format: Some(1),
+                actual_upstream: None,
                 verdict_reason,
             });
         }
@@ -2812,6 +2855,55 @@ mod tests {
         assert_eq!(strings("gateway"), want(|v| v.1));
         assert_eq!(strings("actual_backend"), want(|v| v.2));
         assert_eq!(items, want(|v| v.2));
+    }
+
+    /// Rows whose upstream carries an endpoint-index id are written byte for
+    /// byte as the same rows without ids, across row groups and endpoint
+    /// index changes that give each id another text (an id remembered from
+    /// the previous index would write the wrong upstream).
+    #[test]
+    fn upstream_ids_leave_the_output_unchanged() {
+        let texts: Vec<String> = (0..50).map(|i| format!("10.0.{i}.7:8080")).collect();
+        let attempts: Vec<[&str; 1]> = texts.iter().map(|t| [t.as_str()]).collect();
+        // Endpoint index instance per block of 700 rows: the same instance
+        // comes back after another one.
+        let instances = [1u64, 2, 1, 3, 3, 2];
+        let n = 700 * instances.len();
+        let mut plain = Vec::with_capacity(n);
+        let mut with_ids = Vec::with_capacity(n);
+        for i in 0..n {
+            let instance = instances[i / 700];
+            let text = (i * 7 + i / 13) % texts.len();
+            let row = EnrichedRow {
+                event_time: Some(1_714_546_800_000_000 + i as i64),
+                actual_upstream: Some(&texts[text]),
+                upstream_attempts: StrList::Borrowed(&attempts[text]),
+                verdict: "ok",
+                input_format: "envoy_json",
+                ..EnrichedRow::default()
+            };
+            // Each instance numbers the texts differently.
+            let address = ((text as u64 + instance * 17) % texts.len() as u64) as u32;
+            plain.push(row);
+            with_ids.push(EnrichedRow {
+                ids: ValueIds {
+                    actual_upstream: Some(crate::sink::row::UpstreamId {
+                        endpoints: instance,
+                        address,
+                    }),
+                    ..ValueIds::default()
+                },
+                ..row
+            });
+        }
+        let expected = written_bytes(&plain);
+        let actual = written_bytes(&with_ids);
+        assert!(!expected.is_empty());
+        assert_eq!(actual.len(), expected.len());
+        for ((name_a, bytes_a), (name_e, bytes_e)) in actual.iter().zip(&expected) {
+            assert_eq!(name_a, name_e);
+            assert!(bytes_a == bytes_e, "{name_a} differs");
+        }
     }
 
     /// A dictionary larger than the page limit falls back to `PLAIN` values.

@@ -39,7 +39,7 @@ pub use parquet::{
     ChunkEncoders, FileNamer, FileRowSpan, KafkaOffsetSpan, ParquetSink, ParquetSinkConfig,
     PartitionKey, SequentialFileNamer, WrittenFile,
 };
-pub use row::{enriched_schema, ActualSource, EnrichedRow, StrList, ValueIds};
+pub use row::{enriched_schema, ActualSource, EnrichedRow, StrList, UpstreamId, ValueIds};
 
 /// Errors of the output sinks.
 #[derive(Debug, thiserror::Error)]

@@ -242,6 +242,8 @@ pub struct EnrichedRow<'a> {
 ///   [`Verdict`](crate::verdict::Verdict) and
 ///   [`Format`](crate::decode::Format): valid for the whole process.
 ///   `actual_source` needs none (the row holds its enum).
+/// - the **upstream id** (`actual_upstream`) carries its own scope, an
+///   endpoint index (see [`UpstreamId`]).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct ValueIds<'a> {
     /// The index the index ids are positions in
@@ -266,12 +268,29 @@ pub struct ValueIds<'a> {
     pub verdict: Option<u32>,
     /// [`Format`](crate::decode::Format) discriminant of `input_format`.
     pub input_format: Option<u32>,
+    /// An id of `actual_upstream` when the producer found that text in an
+    /// endpoint index (see [`UpstreamId`]).
+    pub actual_upstream: Option<UpstreamId>,
     /// `verdict_reason` again when it is a `&'static str` (the judge's
     /// reasons are): the same string as the row's field. The writer then
     /// recognises a reason it has seen by the string's address and length,
     /// without reading or hashing its bytes: a static string's bytes never
     /// change, so an address stands for one value for the whole process.
     pub verdict_reason: Option<&'static str>,
+}
+
+/// An id of an `actual_upstream` text: the address id
+/// ([`AnsweredBy::address_id`](crate::resolve::AnsweredBy::address_id)) of
+/// the endpoint index that text was found in as an address's canonical
+/// spelling. Its scope is that index, named by `endpoints`: the writer drops
+/// what it learnt about these ids whenever `endpoints` changes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UpstreamId {
+    /// [`EndpointIndex::instance`](crate::resolve::EndpointIndex::instance)
+    /// of the index.
+    pub endpoints: u64,
+    /// The address id in that index.
+    pub address: u32,
 }
 
 impl EnrichedRow<'_> {
