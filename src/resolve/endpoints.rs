@@ -45,8 +45,8 @@ pub struct EndpointCandidate {
     /// Id of the Service `(namespace, name)` in the index that holds this
     /// candidate ([`EndpointIndex::service_id`]): two candidates of one index
     /// name the same Service exactly when their ids are equal, so the
-    /// resolver compares ids instead of the (cold) strings. First, so that
-    /// it shares a cache line with the port.
+    /// resolver compares ids instead of the (cold) strings. The struct has
+    /// Rust's default layout: the compiler decides where this field sits.
     pub service: u32,
     /// Service namespace.
     pub namespace: String,
