@@ -312,7 +312,9 @@ fn first_bucket<'t>(table: &'t HostTable, host: &str, hashes: &mut HostHashes) -
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::gateway::decide::Unknowns;
     use crate::gateway::CompileOptions;
+    use crate::gateway::Outcome;
     use crate::synth::{self, SynthSpec};
 
     /// A route table with exact, wildcard and hostname-less routes: a
@@ -369,6 +371,30 @@ spec:
     backendRefs: [{name: c, port: 80}]
   - backendRefs: [{name: c, port: 80}]
 "#;
+
+    /// What a batch decision must share with `decide`'s: outcome, status,
+    /// reason, winner, alternatives, unknowns and listener.
+    type Summary = (
+        Outcome,
+        Option<u16>,
+        Option<&'static str>,
+        Option<(u32, u32)>,
+        Vec<u32>,
+        Unknowns,
+        Option<String>,
+    );
+
+    fn summary(d: &Decision<'_>) -> Summary {
+        (
+            d.outcome,
+            d.status,
+            d.reason,
+            d.hit.map(|h| (h.match_id(), h.route_id())),
+            d.alternatives.iter().map(|h| h.match_id()).collect(),
+            d.unknowns,
+            d.listener.map(|l| l.key.clone()),
+        )
+    }
 
     /// Where the batch takes a decision in its stages (the first candidate
     /// of the first keyed group of the first bucket, or the first bucket's
@@ -545,19 +571,6 @@ spec:
                 false,
             ),
         ];
-        let summary = |d: &Decision<'_>| {
-            (
-                d.outcome,
-                d.status,
-                d.reason,
-                d.hit.map(|h| (h.match_id(), h.route_id())),
-                d.alternatives
-                    .iter()
-                    .map(|h| h.match_id())
-                    .collect::<Vec<_>>(),
-                d.unknowns,
-            )
-        };
         let decided_in_stages = || DECIDED_IN_STAGES.with(|n| n.get());
         for (what, req, in_stages) in &cases {
             let mut out = Vec::new();
@@ -596,20 +609,6 @@ spec:
             .filter_map(|(s, p)| s.to_request(p).ok())
             .collect();
         assert_eq!(reqs.len(), specs.len());
-        let summary = |d: &Decision<'_>| {
-            (
-                d.outcome,
-                d.status,
-                d.reason,
-                d.hit.map(|h| (h.match_id(), h.route_id())),
-                d.alternatives
-                    .iter()
-                    .map(|h| h.match_id())
-                    .collect::<Vec<_>>(),
-                d.unknowns,
-                d.listener.map(|l| l.key.clone()),
-            )
-        };
         let k = DECIDE_BATCH_GROUP;
         let mut forwarded = 0;
         for size in [0, 1, k - 1, k, k + 1, 3 * k + 5, reqs.len()] {
@@ -633,10 +632,7 @@ spec:
                     "batch {size}: {req:?}"
                 );
             }
-            forwarded = out
-                .iter()
-                .filter(|d| d.outcome == super::super::Outcome::Forward)
-                .count();
+            forwarded = out.iter().filter(|d| d.outcome == Outcome::Forward).count();
         }
         assert!(forwarded > reqs.len() / 2, "{forwarded} forwarded");
         // Most requests are decided in the stages (no scan after them).
