@@ -549,7 +549,7 @@ spec:
             (
                 d.outcome,
                 d.status,
-                d.reason,
+                d.reason(),
                 d.hit.map(|h| (h.match_id(), h.route_id())),
                 d.alternatives
                     .iter()
@@ -600,7 +600,7 @@ spec:
             (
                 d.outcome,
                 d.status,
-                d.reason,
+                d.reason(),
                 d.hit.map(|h| (h.match_id(), h.route_id())),
                 d.alternatives
                     .iter()
