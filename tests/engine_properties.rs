@@ -666,7 +666,7 @@ fn decision_summary(
         "{:?} {:?} {:?} {:?} {:?} {:?} {}",
         d.outcome,
         d.status,
-        d.reason,
+        d.reason(),
         hit,
         alternatives,
         d.unknowns,

@@ -374,7 +374,7 @@ fn listener_https_sni_vs_host_421() {
     ));
     let d = idx.decide(&tls("a.example.org", "zzz.com"));
     assert_eq!((d.outcome, d.status), (Outcome::NoRoute, Some(404)));
-    assert_eq!(d.reason, Some("HostDoesNotMatchListener"));
+    assert_eq!(d.reason(), Some("HostDoesNotMatchListener"));
     assert_eq!(at(&idx, &tls("a.example.org", "a.example.org")), "r#0");
 }
 
@@ -951,7 +951,7 @@ fn match_omitted_rules_answer_500() {
     let d = idx.decide(&get("h", "/whatever"));
     assert_eq!(who(&d), "r#0");
     assert_eq!(
-        (d.outcome, d.status, d.reason),
+        (d.outcome, d.status, d.reason()),
         (Outcome::Error, Some(500), Some("NoBackends"))
     );
 }
@@ -1653,7 +1653,7 @@ fn backend_rules_that_always_error() {
     let error = |refs: &str| {
         let idx = backends_index(refs, "");
         let d = idx.decide(&get("h", "/"));
-        (d.outcome, d.status, d.reason)
+        (d.outcome, d.status, d.reason())
     };
     assert_eq!(
         error("[{name: nope, port: 8080}, {name: x, namespace: other, port: 8080}]"),

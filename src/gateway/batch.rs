@@ -388,7 +388,7 @@ spec:
         (
             d.outcome,
             d.status,
-            d.reason,
+            d.reason(),
             d.hit.map(|h| (h.match_id(), h.route_id())),
             d.alternatives.iter().map(|h| h.match_id()).collect(),
             d.unknowns,

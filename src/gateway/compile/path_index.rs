@@ -650,8 +650,9 @@ impl PathIndex {
     /// The key [`PathIndex::find_in_keyed_groups`] looks up in the slot
     /// table after `after` (`None`: the first), in its order: the `Exact`
     /// key, then the prefixes from the longest; only keys whose length and
-    /// filter bits are set.
-    #[inline]
+    /// filter bits are set. Always inlined: each caller then keeps only
+    /// its own case of `after` (plain `#[inline]` left it a call).
+    #[inline(always)]
     fn probe_after(&self, keys: &PathKeys<'_>, after: Option<KeyProbe>) -> Option<KeyProbe> {
         if self.slots.is_empty() {
             return None;
