@@ -637,14 +637,7 @@ impl RouteIndex {
         keys: &PathKeys<'_>,
         c: &Candidate,
     ) -> Option<Decision<'i>> {
-        let scan = TableScan {
-            listener_id: selection.chosen() as u32,
-            req,
-            keys,
-            mode: BucketScan::Indexed,
-            hosts_indexed: true,
-            host_hashes: HostHashes::default(),
-        };
+        let scan = TableScan::first_bucket(selection, req, keys);
         let mut alternatives = Alternatives::default();
         let mut unknowns = Unknowns::default();
         let holds = if c.holds_when_keyed() {
@@ -673,14 +666,7 @@ impl RouteIndex {
         keys: &PathKeys<'_>,
         bucket: &'i Bucket,
     ) -> Option<Decision<'i>> {
-        let scan = TableScan {
-            listener_id: selection.chosen() as u32,
-            req,
-            keys,
-            mode: BucketScan::Indexed,
-            hosts_indexed: true,
-            host_hashes: HostHashes::default(),
-        };
+        let scan = TableScan::first_bucket(selection, req, keys);
         let mut alternatives = Alternatives::default();
         let mut unknowns = Unknowns::default();
         let c = self.scan_always(bucket, &scan, &mut alternatives, &mut unknowns)?;
@@ -1083,6 +1069,27 @@ struct TableScan<'r, 'k> {
     hosts_indexed: bool,
     /// Host hashes computed before the scan.
     host_hashes: HostHashes,
+}
+
+impl<'r, 'k> TableScan<'r, 'k> {
+    /// The scan of the chosen listener's first bucket in the default mode,
+    /// as the batch's stages take it (hashes are not needed: the bucket is
+    /// already found).
+    #[inline(always)]
+    fn first_bucket(
+        selection: &ListenerSelection<'_, '_>,
+        req: &'r Request<'r>,
+        keys: &'k PathKeys<'r>,
+    ) -> Self {
+        TableScan {
+            listener_id: selection.chosen() as u32,
+            req,
+            keys,
+            mode: BucketScan::Indexed,
+            hosts_indexed: true,
+            host_hashes: HostHashes::default(),
+        }
+    }
 }
 
 impl TableScan<'_, '_> {
