@@ -640,12 +640,13 @@ impl RouteIndex {
         let scan = TableScan::first_bucket(selection, req, keys);
         let mut alternatives = Alternatives::default();
         let mut unknowns = Unknowns::default();
-        let holds = if c.holds_when_keyed() {
-            Holds::Certainly
-        } else {
-            Holds::PathOnly
-        };
-        if !self.judge(c, holds, &scan, &mut alternatives, &mut unknowns) {
+        if !self.judge(
+            c,
+            Holds::when_keyed(c),
+            &scan,
+            &mut alternatives,
+            &mut unknowns,
+        ) {
             return None;
         }
         Some(self.won(selection.gateway, c, &scan, alternatives, unknowns))
@@ -815,12 +816,7 @@ impl RouteIndex {
         unknowns: &mut Unknowns,
     ) -> Option<Candidate> {
         let mut judge_keyed = |c: &Candidate| {
-            let holds = if c.holds_when_keyed() {
-                Holds::Certainly
-            } else {
-                Holds::PathOnly
-            };
-            self.judge(c, holds, scan, alternatives, unknowns)
+            self.judge(c, Holds::when_keyed(c), scan, alternatives, unknowns)
                 .then_some(*c)
         };
         // The group's first candidate is read from the key's slot; the rest
@@ -831,22 +827,12 @@ impl RouteIndex {
         if keyed.is_some() {
             return keyed;
         }
-        for c in bucket.index.always() {
-            let holds = if c.always_holds() {
-                Holds::Certainly
-            } else {
-                Holds::Unknown
-            };
-            if self.judge(c, holds, scan, alternatives, unknowns) {
-                return Some(*c);
-            }
-        }
-        None
+        self.scan_always(bucket, scan, alternatives, unknowns)
     }
 
-    /// The end of [`RouteIndex::scan_indexed`] (which writes it out, as
-    /// for [`RouteIndex::won`]): the bucket's candidates that are not keyed
-    /// by path, in order, until one certainly holds.
+    /// The end of [`RouteIndex::scan_indexed`], and the batch's stage
+    /// decision by unkeyed candidates: the bucket's candidates that are not
+    /// keyed by path, in order, until one certainly holds.
     #[inline(always)]
     fn scan_always<'i>(
         &'i self,
@@ -1053,6 +1039,18 @@ enum Holds {
     PathOnly,
     /// The whole match holds (path established, no other condition).
     Certainly,
+}
+
+impl Holds {
+    /// What is known of a candidate found under the request path's key.
+    #[inline(always)]
+    fn when_keyed(c: &Candidate) -> Holds {
+        if c.holds_when_keyed() {
+            Holds::Certainly
+        } else {
+            Holds::PathOnly
+        }
+    }
 }
 
 /// What one table scan judges against: the listener, the request and its
