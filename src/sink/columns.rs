@@ -1029,22 +1029,57 @@ impl DictionaryStringLists {
 
 /// A nullable string column of (nearly) unique values written without a
 /// dictionary: `PLAIN` (`path`) or `DELTA_LENGTH_BYTE_ARRAY` (`request_id`).
-#[derive(Debug, Default)]
+///
+/// `data` starts with [`head`](Self::head) free bytes, then the values, so
+/// that the page body is assembled in place: the level (and length)
+/// sections are written into the free bytes just before the values, which
+/// are compressed from where they were pushed instead of being copied
+/// after those sections. Sections longer than the free bytes are written
+/// the ordinary way (values copied after them).
+#[derive(Debug)]
 struct UniqueStrings {
     defs: DefLevels,
     delta_length: bool,
-    /// `PLAIN`: the page body (length + bytes per value); delta length: the bytes only.
+    /// [`head`](Self::head) free bytes, then, `PLAIN`: length + bytes per
+    /// value; delta length: the bytes only.
     data: Vec<u8>,
     /// Value lengths (delta length only).
     lengths: Vec<i64>,
     values: usize,
 }
 
+/// Free bytes in front of a `PLAIN` [`UniqueStrings`] column's values: the
+/// level section of a column that is one run (or a few) of levels.
+const PLAIN_HEAD_BYTES: usize = 64;
+
+/// Free bytes in front of a `DELTA_LENGTH_BYTE_ARRAY` [`UniqueStrings`]
+/// column's values: also the lengths, which take about 5 bytes a block of
+/// 128 values when they are all equal (as request ids' are), so that a
+/// default row group (128 Ki rows: about 5 KiB) fits.
+const DELTA_LENGTH_HEAD_BYTES: usize = 8 * 1024;
+
 impl UniqueStrings {
     fn new(delta_length: bool) -> Self {
+        let head = if delta_length {
+            DELTA_LENGTH_HEAD_BYTES
+        } else {
+            PLAIN_HEAD_BYTES
+        };
         Self {
+            defs: DefLevels::default(),
             delta_length,
-            ..Self::default()
+            data: vec![0; head],
+            lengths: Vec::new(),
+            values: 0,
+        }
+    }
+
+    /// Free bytes in front of the values in `data`.
+    fn head(&self) -> usize {
+        if self.delta_length {
+            DELTA_LENGTH_HEAD_BYTES
+        } else {
+            PLAIN_HEAD_BYTES
         }
     }
 
@@ -1066,7 +1101,12 @@ impl UniqueStrings {
         }
     }
 
-    fn encode(&self, rows: usize, enc: &mut ChunkEncoder, descr: &ColumnDescPtr) -> Result<Chunk> {
+    fn encode(
+        &mut self,
+        rows: usize,
+        enc: &mut ChunkEncoder,
+        descr: &ColumnDescPtr,
+    ) -> Result<Chunk> {
         enc.body.clear();
         self.defs.put(&mut enc.body, &mut enc.levels);
         let encoding = if self.delta_length {
@@ -1075,13 +1115,21 @@ impl UniqueStrings {
         } else {
             Encoding::PLAIN
         };
-        enc.body.extend_from_slice(&self.data);
-        enc.write_chunk(descr, None, rows, rows, encoding, None)
+        let head = self.head();
+        let sections = enc.body.len();
+        if sections > head {
+            enc.body.extend_from_slice(&self.data[head..]);
+            return enc.write_chunk(descr, None, rows, rows, encoding, None);
+        }
+        let start = head - sections;
+        self.data[start..head].copy_from_slice(&enc.body);
+        enc.write_data_chunk(&self.data[start..], descr, rows, rows, encoding, None)
     }
 
     fn clear(&mut self) {
         self.defs.clear();
-        self.data.clear();
+        let head = self.head();
+        self.data.truncate(head);
         self.lengths.clear();
         self.values = 0;
     }
@@ -1095,7 +1143,7 @@ impl UniqueStrings {
     }
 
     fn approx_bytes(&self) -> usize {
-        self.defs.approx_bytes() + self.data.len() + self.lengths.len() * 8
+        self.defs.approx_bytes() + (self.data.len() - self.head()) + self.lengths.len() * 8
     }
 }
 
@@ -1651,6 +1699,39 @@ impl ChunkEncoder {
         encoding: Encoding,
         statistics: Option<Statistics>,
     ) -> Result<Chunk> {
+        let body = std::mem::take(&mut self.body);
+        let chunk = self.write_pages(&body, descr, dictionary, levels, rows, encoding, statistics);
+        self.body = body;
+        chunk
+    }
+
+    /// [`write_chunk`](Self::write_chunk) without a dictionary page, of a
+    /// data page body assembled elsewhere.
+    fn write_data_chunk(
+        &mut self,
+        body: &[u8],
+        descr: &ColumnDescPtr,
+        levels: usize,
+        rows: usize,
+        encoding: Encoding,
+        statistics: Option<Statistics>,
+    ) -> Result<Chunk> {
+        self.write_pages(body, descr, None, levels, rows, encoding, statistics)
+    }
+
+    /// Writes an optional dictionary page and one data page of `body` into
+    /// `self.chunk` (see [`write_chunk`](Self::write_chunk)).
+    #[allow(clippy::too_many_arguments)]
+    fn write_pages(
+        &mut self,
+        body: &[u8],
+        descr: &ColumnDescPtr,
+        dictionary: Option<(&[u8], usize)>,
+        levels: usize,
+        rows: usize,
+        encoding: Encoding,
+        statistics: Option<Statistics>,
+    ) -> Result<Chunk> {
         let mut chunk = std::mem::take(&mut self.chunk);
         chunk.clear();
         let mut sink = TrackedWrite::new(chunk);
@@ -1679,12 +1760,9 @@ impl ChunkEncoder {
                 total_uncompressed += spec.uncompressed_size as u64;
                 encodings.push(Encoding::PLAIN);
             }
-            let body = std::mem::take(&mut self.body);
             let packed = holds_packed_values(encoding, descr.physical_type());
-            let compressed = self.compress(&body, packed);
+            self.compress(body, packed)?;
             let uncompressed_len = body.len();
-            self.body = body;
-            compressed?;
             let num_values = count_u32(levels)?;
             let spec = lend_bytes(&mut self.compressed, |buf| {
                 pages.write_page(CompressedPage::new(
