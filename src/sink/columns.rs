@@ -47,8 +47,8 @@ use parquet::file::writer::{SerializedFileWriter, SerializedPageWriter, TrackedW
 use parquet::schema::types::ColumnDescPtr;
 
 use super::encoding::{
-    bit_width, put_delta_binary_packed, put_hybrid, put_hybrid_repeated, put_plain_bools,
-    put_plain_bytes,
+    bit_width, put_delta_binary_packed, put_delta_binary_packed_repeated, put_hybrid,
+    put_hybrid_repeated, put_plain_bools, put_plain_bytes,
 };
 use super::row::{EnrichedRow, StrList, ValueIds};
 
@@ -1043,8 +1043,12 @@ struct UniqueStrings {
     /// [`head`](Self::head) free bytes, then, `PLAIN`: length + bytes per
     /// value; delta length: the bytes only.
     data: Vec<u8>,
-    /// Value lengths (delta length only).
+    /// Value lengths (delta length only), once they differ: empty while
+    /// every value has length `same_length` (request ids all do), so that a
+    /// row stores no length and the page writes them as one repeated delta.
     lengths: Vec<i64>,
+    /// The length of every value pushed while `lengths` is empty.
+    same_length: i64,
     values: usize,
 }
 
@@ -1070,6 +1074,7 @@ impl UniqueStrings {
             delta_length,
             data: vec![0; head],
             lengths: Vec::new(),
+            same_length: 0,
             values: 0,
         }
     }
@@ -1089,7 +1094,12 @@ impl UniqueStrings {
         match value {
             Some(v) => {
                 if self.delta_length {
-                    self.lengths.push(v.len() as i64);
+                    let len = v.len() as i64;
+                    if !self.lengths.is_empty() {
+                        self.lengths.push(len);
+                    } else if len != self.same_length {
+                        self.first_other_length(len);
+                    }
                     self.data.extend_from_slice(v.as_bytes());
                 } else {
                     put_plain_bytes(&mut self.data, v.as_bytes());
@@ -1098,6 +1108,20 @@ impl UniqueStrings {
                 self.defs.push(1);
             }
             None => self.defs.push(0),
+        }
+    }
+
+    /// A delta-length value of length `len` while `lengths` is empty and
+    /// `len` is not `same_length`: the first value's length becomes
+    /// `same_length`; a later one writes out the lengths so far.
+    #[cold]
+    #[inline(never)]
+    fn first_other_length(&mut self, len: i64) {
+        if self.values == 0 {
+            self.same_length = len;
+        } else {
+            self.lengths.resize(self.values, self.same_length);
+            self.lengths.push(len);
         }
     }
 
@@ -1110,7 +1134,11 @@ impl UniqueStrings {
         enc.body.clear();
         self.defs.put(&mut enc.body, &mut enc.levels);
         let encoding = if self.delta_length {
-            put_delta_binary_packed(&mut enc.body, &self.lengths);
+            if self.lengths.is_empty() {
+                put_delta_binary_packed_repeated(&mut enc.body, self.same_length, self.values);
+            } else {
+                put_delta_binary_packed(&mut enc.body, &self.lengths);
+            }
             Encoding::DELTA_LENGTH_BYTE_ARRAY
         } else {
             Encoding::PLAIN
@@ -1131,19 +1159,25 @@ impl UniqueStrings {
         let head = self.head();
         self.data.truncate(head);
         self.lengths.clear();
+        self.same_length = 0;
         self.values = 0;
     }
 
-    /// Room for `rows` values of `bytes_per_value` bytes.
+    /// Room for `rows` values of `bytes_per_value` bytes (`lengths` grows
+    /// only if lengths differ).
     fn reserve(&mut self, rows: usize, bytes_per_value: usize) {
         self.data.reserve(rows * (bytes_per_value + 4));
-        if self.delta_length {
-            self.lengths.reserve(rows);
-        }
     }
 
+    /// Bytes held, counting 8 a delta-length value (as when every length
+    /// was stored), so that the row group size bound trips where it did.
     fn approx_bytes(&self) -> usize {
-        self.defs.approx_bytes() + (self.data.len() - self.head()) + self.lengths.len() * 8
+        let lengths = if self.delta_length {
+            self.values * 8
+        } else {
+            0
+        };
+        self.defs.approx_bytes() + (self.data.len() - self.head()) + lengths
     }
 }
 

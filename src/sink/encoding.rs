@@ -323,6 +323,22 @@ pub fn put_delta_binary_packed(out: &mut Vec<u8>, values: &[i64]) {
     }
 }
 
+/// Appends `count` copies of `value` in the `DELTA_BINARY_PACKED` encoding:
+/// exactly the bytes [`put_delta_binary_packed`] writes for them, without
+/// the slice. Every delta is 0, so each block is a zero minimum delta and
+/// four zero miniblock widths, with no miniblock bytes.
+pub fn put_delta_binary_packed_repeated(out: &mut Vec<u8>, value: i64, count: usize) {
+    put_varint(out, DELTA_BLOCK as u64);
+    put_varint(out, DELTA_MINIBLOCKS as u64);
+    put_varint(out, count as u64);
+    put_zigzag(out, if count == 0 { 0 } else { value });
+    if count <= 1 {
+        return;
+    }
+    let blocks = (count - 1).div_ceil(DELTA_BLOCK);
+    out.resize(out.len() + blocks * (1 + DELTA_MINIBLOCKS), 0);
+}
+
 /// Appends one `DELTA_BINARY_PACKED` miniblock, `width` bits per value
 /// (four groups of eight, [`put_bit_packed_groups`]).
 fn put_miniblock(out: &mut Vec<u8>, values: &[u64; DELTA_MINIBLOCK], width: u32) {
@@ -573,6 +589,19 @@ mod tests {
         put_hybrid(&mut out, &[1u32; 1000], 1);
         // One RLE run: varint(2000) then one value byte.
         assert_eq!(out, vec![0xd0, 0x0f, 0x01]);
+    }
+
+    #[test]
+    fn repeated_deltas_encode_as_put_delta_binary_packed_does() {
+        for value in [0i64, 1, 36, -5, i64::MAX, i64::MIN] {
+            for count in (0..300).chain([131_071, 131_072, 131_073]) {
+                let mut expected = Vec::new();
+                put_delta_binary_packed(&mut expected, &vec![value; count]);
+                let mut actual = Vec::new();
+                put_delta_binary_packed_repeated(&mut actual, value, count);
+                assert_eq!(actual, expected, "value {value} count {count}");
+            }
+        }
     }
 
     #[test]
