@@ -48,7 +48,7 @@ use parquet::schema::types::ColumnDescPtr;
 
 use super::encoding::{
     bit_width, put_delta_binary_packed, put_delta_binary_packed_repeated, put_hybrid,
-    put_hybrid_repeated, put_plain_bools, put_plain_bytes,
+    put_hybrid_repeated, put_hybrid_runs, put_plain_bools, put_plain_bytes,
 };
 use super::row::{EnrichedRow, StrList, ValueIds};
 
@@ -64,7 +64,7 @@ const STATISTICS_MAX_LEN: usize = 64;
 /// null) as runs of equal levels: most columns are present in every row (or
 /// null in every row, like the Kafka columns in a file replay), so a row
 /// costs one compare and an increment instead of a byte pushed per column.
-/// [`expand`](Self::expand) gives the levels back one per row for encoding.
+/// The page encodes them from the runs.
 #[derive(Debug)]
 struct DefLevels {
     /// Finished runs: (level, rows).
@@ -130,25 +130,27 @@ impl DefLevels {
     }
 
     /// Appends the levels as a v1 data page level section ([`put_levels`]
-    /// with a maximum level of 1); `scratch` holds them expanded when they
-    /// are not a single run.
+    /// with a maximum level of 1), encoded from the runs
+    /// ([`put_hybrid_runs`], which uses `scratch`).
     fn put(&self, out: &mut Vec<u8>, scratch: &mut Vec<u8>) {
+        let at = out.len();
+        out.extend_from_slice(&[0; 4]);
         if self.runs.is_empty() {
-            let at = out.len();
-            out.extend_from_slice(&[0; 4]);
             // No run open means no rows: an empty level section (the level
             // value is then never read).
             let level = if self.level == NO_RUN { 0 } else { self.level };
             put_hybrid_repeated(out, level, self.open, bit_width(1));
-            let len = (out.len() - at - 4) as u32;
-            out[at..at + 4].copy_from_slice(&len.to_le_bytes());
         } else {
-            self.expand(scratch);
-            put_levels(out, scratch, 1);
+            let open = (self.level != NO_RUN).then_some((self.level, self.open));
+            let runs = self.runs.iter().copied().chain(open);
+            put_hybrid_runs(out, runs, bit_width(1), scratch);
         }
+        let len = (out.len() - at - 4) as u32;
+        out[at..at + 4].copy_from_slice(&len.to_le_bytes());
     }
 
     /// Replaces `out` with the levels, one byte per row.
+    #[cfg(test)]
     fn expand(&self, out: &mut Vec<u8>) {
         out.clear();
         out.reserve(self.len());
@@ -2585,6 +2587,12 @@ mod tests {
             assert_eq!(levels.len(), pushed.len());
             levels.expand(&mut out);
             assert_eq!(out, pushed);
+            // Encoded from the runs: the bytes of the levels one by one.
+            let (mut encoded, mut scratch) = (Vec::new(), Vec::new());
+            levels.put(&mut encoded, &mut scratch);
+            let mut expected = Vec::new();
+            super::put_levels(&mut expected, &pushed, 1);
+            assert_eq!(encoded, expected);
             levels.clear();
             assert_eq!(levels.len(), 0);
         }
