@@ -51,6 +51,7 @@ use super::encoding::{
     put_hybrid_repeated, put_hybrid_runs, put_plain_bools, put_plain_bytes,
 };
 use super::row::{EnrichedRow, StrList, ValueIds};
+use crate::gateway::prefetch::prefetch;
 
 /// Largest dictionary page kept: above it the chunk is written `PLAIN` (the
 /// parquet crate's default dictionary page limit, 1 MiB).
@@ -488,6 +489,16 @@ impl BytesDictionary {
             }
         }
         self.learn_id(id, value)
+    }
+
+    /// Starts loading the id table slot [`intern_id`](Self::intern_id) will
+    /// read for `id` (a hint: the tables of ids spread over thousands of
+    /// routes, backends or endpoints miss L1 on most rows).
+    /// An id past the table's end prefetches an address nothing reads (a
+    /// prefetch never faults), which saves the bounds check.
+    #[inline(always)]
+    fn prefetch_id(&self, id: u32) {
+        prefetch(self.by_id.as_ptr().wrapping_add(id as usize));
     }
 
     /// [`intern_id`](Self::intern_id) of an id not remembered yet.
@@ -2032,6 +2043,7 @@ impl EnrichedColumns {
                 &closed_set_ids
             }
         };
+        self.prefetch_ids(ids, row);
         self.event_time.push(row.event_time);
         self.gateway.push_id(row.gateway, ids.gateway);
         self.listener.push_id(row.listener, ids.listener);
@@ -2094,6 +2106,25 @@ impl EnrichedColumns {
             .push(Some(row.upstream_attempts), &[], upstream);
         self.index_stale.values.push(row.index_stale);
         self.rows += 1;
+    }
+
+    /// Prefetches the id table slots of the row's ids into large id spaces,
+    /// read later in [`push`](Self::push), so that their misses overlap the
+    /// columns pushed before them.
+    #[inline(always)]
+    fn prefetch_ids(&self, ids: &ValueIds<'_>, row: &EnrichedRow<'_>) {
+        if let Some(id) = ids.route {
+            self.route.dictionary.prefetch_id(id);
+        }
+        if let Some(id) = ids.actual_backend {
+            self.actual_backend.dictionary.prefetch_id(id);
+        }
+        if let Some(&id) = ids.expected_backends.first() {
+            self.expected_backends.dictionary.prefetch_id(id);
+        }
+        if let Some(id) = row.ids.actual_upstream {
+            self.actual_upstream.dictionary.prefetch_id(id.address);
+        }
     }
 
     /// Forgets the index ids of every column (rows of another index follow):
@@ -2861,6 +2892,84 @@ mod tests {
         let expected = written_bytes(&plain);
         let actual = written_bytes(&with_ids);
         assert_eq!(expected.len(), 2);
+        assert_eq!(actual.len(), expected.len());
+        for ((name_a, bytes_a), (name_e, bytes_e)) in actual.iter().zip(&expected) {
+            assert_eq!(name_a, name_e);
+            assert!(bytes_a == bytes_e, "{name_a} differs");
+        }
+    }
+
+    /// Ids far past every id table (at and above the remembered range, up
+    /// to `u32::MAX`) are written as the same rows without ids: such ids go
+    /// by their bytes, and reading (or prefetching) their table slots must
+    /// not change what is written.
+    #[test]
+    fn ids_past_the_id_tables_leave_the_output_unchanged() {
+        let mut rng = Rng(0x2545_F491_4F6C_DD1D);
+        let n = 3000;
+        let data: Vec<Owned> = (0..n).map(|i| owned(&mut rng, i)).collect();
+        let plain: Vec<EnrichedRow<'_>> = data
+            .iter()
+            .enumerate()
+            .map(|(i, o)| row(&mut rng, i, o))
+            .collect();
+        let mut spaces = IdSpaces::default();
+        let mut id_lists: Vec<Vec<u32>> = Vec::with_capacity(n);
+        let mut ids: Vec<ValueIds<'static>> = Vec::with_capacity(n);
+        for (i, r) in plain.iter().enumerate() {
+            let scope = r.index_version.unwrap_or(0);
+            // Alternately just above the remembered range and near u32::MAX.
+            let far = |id: u32| match i % 2 {
+                0 => super::MAX_REMEMBERED_ID + id,
+                _ => u32::MAX - id,
+            };
+            let mut id =
+                |space, value: Option<&str>| value.map(|v| far(spaces.id(scope, space, v)));
+            let gateway = id("gateway", r.gateway);
+            let listener = id("listener", r.listener);
+            let route = id("route", r.route);
+            let actual_backend = id("backend", r.actual_backend);
+            id_lists.push(
+                r.expected_backends
+                    .iter()
+                    .flat_map(|list| list.iter())
+                    .map(|b| far(spaces.id(scope, "backend", b)))
+                    .collect(),
+            );
+            ids.push(ValueIds {
+                index: r.index_version,
+                gateway,
+                listener,
+                route,
+                actual_backend,
+                expected_backends: &[],
+                route_kind: None,
+                verdict: None,
+                input_format: None,
+                actual_upstream: r
+                    .actual_upstream
+                    .map(|address| crate::sink::row::UpstreamId {
+                        endpoints: 1,
+                        address: far(spaces.id(1, "upstream", address)),
+                    }),
+                verdict_reason: None,
+            });
+        }
+        let with_ids: Vec<EnrichedRow<'_>> = plain
+            .iter()
+            .zip(&ids)
+            .zip(&id_lists)
+            .map(|((r, ids), list)| EnrichedRow {
+                ids: ValueIds {
+                    expected_backends: list,
+                    ..*ids
+                },
+                ..*r
+            })
+            .collect();
+        let expected = written_bytes(&plain);
+        let actual = written_bytes(&with_ids);
+        assert!(!expected.is_empty());
         assert_eq!(actual.len(), expected.len());
         for ((name_a, bytes_a), (name_e, bytes_e)) in actual.iter().zip(&expected) {
             assert_eq!(name_a, name_e);
