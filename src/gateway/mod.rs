@@ -17,7 +17,7 @@ pub mod hostname;
 pub mod load;
 pub mod matcher;
 pub mod model;
-mod prefetch;
+pub(crate) mod prefetch;
 pub mod report;
 pub mod request;
 

@@ -47,10 +47,11 @@ use parquet::file::writer::{SerializedFileWriter, SerializedPageWriter, TrackedW
 use parquet::schema::types::ColumnDescPtr;
 
 use super::encoding::{
-    bit_width, put_delta_binary_packed, put_hybrid, put_hybrid_repeated, put_plain_bools,
-    put_plain_bytes,
+    bit_width, put_delta_binary_packed, put_delta_binary_packed_repeated, put_hybrid,
+    put_hybrid_repeated, put_hybrid_runs, put_plain_bools, put_plain_bytes,
 };
 use super::row::{EnrichedRow, StrList, ValueIds};
+use crate::gateway::prefetch::prefetch;
 
 /// Largest dictionary page kept: above it the chunk is written `PLAIN` (the
 /// parquet crate's default dictionary page limit, 1 MiB).
@@ -64,7 +65,7 @@ const STATISTICS_MAX_LEN: usize = 64;
 /// null) as runs of equal levels: most columns are present in every row (or
 /// null in every row, like the Kafka columns in a file replay), so a row
 /// costs one compare and an increment instead of a byte pushed per column.
-/// [`expand`](Self::expand) gives the levels back one per row for encoding.
+/// The page encodes them from the runs.
 #[derive(Debug)]
 struct DefLevels {
     /// Finished runs: (level, rows).
@@ -130,25 +131,27 @@ impl DefLevels {
     }
 
     /// Appends the levels as a v1 data page level section ([`put_levels`]
-    /// with a maximum level of 1); `scratch` holds them expanded when they
-    /// are not a single run.
+    /// with a maximum level of 1), encoded from the runs
+    /// ([`put_hybrid_runs`], which uses `scratch`).
     fn put(&self, out: &mut Vec<u8>, scratch: &mut Vec<u8>) {
+        let at = out.len();
+        out.extend_from_slice(&[0; 4]);
         if self.runs.is_empty() {
-            let at = out.len();
-            out.extend_from_slice(&[0; 4]);
             // No run open means no rows: an empty level section (the level
             // value is then never read).
             let level = if self.level == NO_RUN { 0 } else { self.level };
             put_hybrid_repeated(out, level, self.open, bit_width(1));
-            let len = (out.len() - at - 4) as u32;
-            out[at..at + 4].copy_from_slice(&len.to_le_bytes());
         } else {
-            self.expand(scratch);
-            put_levels(out, scratch, 1);
+            let open = (self.level != NO_RUN).then_some((self.level, self.open));
+            let runs = self.runs.iter().copied().chain(open);
+            put_hybrid_runs(out, runs, bit_width(1), scratch);
         }
+        let len = (out.len() - at - 4) as u32;
+        out[at..at + 4].copy_from_slice(&len.to_le_bytes());
     }
 
     /// Replaces `out` with the levels, one byte per row.
+    #[cfg(test)]
     fn expand(&self, out: &mut Vec<u8>) {
         out.clear();
         out.reserve(self.len());
@@ -486,6 +489,16 @@ impl BytesDictionary {
             }
         }
         self.learn_id(id, value)
+    }
+
+    /// Starts loading the id table slot [`intern_id`](Self::intern_id) will
+    /// read for `id` (a hint: the tables of ids spread over thousands of
+    /// routes, backends or endpoints miss L1 on most rows).
+    /// An id past the table's end prefetches an address nothing reads (a
+    /// prefetch never faults), which saves the bounds check.
+    #[inline(always)]
+    fn prefetch_id(&self, id: u32) {
+        prefetch(self.by_id.as_ptr().wrapping_add(id as usize));
     }
 
     /// [`intern_id`](Self::intern_id) of an id not remembered yet.
@@ -1029,22 +1042,62 @@ impl DictionaryStringLists {
 
 /// A nullable string column of (nearly) unique values written without a
 /// dictionary: `PLAIN` (`path`) or `DELTA_LENGTH_BYTE_ARRAY` (`request_id`).
-#[derive(Debug, Default)]
+///
+/// `data` starts with [`head`](Self::head) free bytes, then the values, so
+/// that the page body is assembled in place: the level (and length)
+/// sections are written into the free bytes just before the values, which
+/// are compressed from where they were pushed instead of being copied
+/// after those sections. Sections longer than the free bytes are written
+/// the ordinary way (values copied after them).
+#[derive(Debug)]
 struct UniqueStrings {
     defs: DefLevels,
     delta_length: bool,
-    /// `PLAIN`: the page body (length + bytes per value); delta length: the bytes only.
+    /// [`head`](Self::head) free bytes, then, `PLAIN`: length + bytes per
+    /// value; delta length: the bytes only.
     data: Vec<u8>,
-    /// Value lengths (delta length only).
+    /// Value lengths (delta length only), once they differ: empty while
+    /// every value has length `same_length` (request ids all do), so that a
+    /// row stores no length and the page writes them as one repeated delta.
     lengths: Vec<i64>,
+    /// The length of every value pushed while `lengths` is empty.
+    same_length: i64,
     values: usize,
 }
 
+/// Free bytes in front of a `PLAIN` [`UniqueStrings`] column's values: the
+/// level section of a column that is one run (or a few) of levels.
+const PLAIN_HEAD_BYTES: usize = 64;
+
+/// Free bytes in front of a `DELTA_LENGTH_BYTE_ARRAY` [`UniqueStrings`]
+/// column's values: also the lengths, which take about 5 bytes a block of
+/// 128 values when they are all equal (as request ids' are), so that a
+/// default row group (128 Ki rows: about 5 KiB) fits.
+const DELTA_LENGTH_HEAD_BYTES: usize = 8 * 1024;
+
 impl UniqueStrings {
     fn new(delta_length: bool) -> Self {
+        let head = if delta_length {
+            DELTA_LENGTH_HEAD_BYTES
+        } else {
+            PLAIN_HEAD_BYTES
+        };
         Self {
+            defs: DefLevels::default(),
             delta_length,
-            ..Self::default()
+            data: vec![0; head],
+            lengths: Vec::new(),
+            same_length: 0,
+            values: 0,
+        }
+    }
+
+    /// Free bytes in front of the values in `data`.
+    fn head(&self) -> usize {
+        if self.delta_length {
+            DELTA_LENGTH_HEAD_BYTES
+        } else {
+            PLAIN_HEAD_BYTES
         }
     }
 
@@ -1054,7 +1107,12 @@ impl UniqueStrings {
         match value {
             Some(v) => {
                 if self.delta_length {
-                    self.lengths.push(v.len() as i64);
+                    let len = v.len() as i64;
+                    if !self.lengths.is_empty() {
+                        self.lengths.push(len);
+                    } else if len != self.same_length {
+                        self.first_other_length(len);
+                    }
                     self.data.extend_from_slice(v.as_bytes());
                 } else {
                     put_plain_bytes(&mut self.data, v.as_bytes());
@@ -1066,36 +1124,73 @@ impl UniqueStrings {
         }
     }
 
-    fn encode(&self, rows: usize, enc: &mut ChunkEncoder, descr: &ColumnDescPtr) -> Result<Chunk> {
+    /// A delta-length value of length `len` while `lengths` is empty and
+    /// `len` is not `same_length`: the first value's length becomes
+    /// `same_length`; a later one writes out the lengths so far.
+    #[cold]
+    #[inline(never)]
+    fn first_other_length(&mut self, len: i64) {
+        if self.values == 0 {
+            self.same_length = len;
+        } else {
+            self.lengths.resize(self.values, self.same_length);
+            self.lengths.push(len);
+        }
+    }
+
+    fn encode(
+        &mut self,
+        rows: usize,
+        enc: &mut ChunkEncoder,
+        descr: &ColumnDescPtr,
+    ) -> Result<Chunk> {
         enc.body.clear();
         self.defs.put(&mut enc.body, &mut enc.levels);
         let encoding = if self.delta_length {
-            put_delta_binary_packed(&mut enc.body, &self.lengths);
+            if self.lengths.is_empty() {
+                put_delta_binary_packed_repeated(&mut enc.body, self.same_length, self.values);
+            } else {
+                put_delta_binary_packed(&mut enc.body, &self.lengths);
+            }
             Encoding::DELTA_LENGTH_BYTE_ARRAY
         } else {
             Encoding::PLAIN
         };
-        enc.body.extend_from_slice(&self.data);
-        enc.write_chunk(descr, None, rows, rows, encoding, None)
+        let head = self.head();
+        let sections = enc.body.len();
+        if sections > head {
+            enc.body.extend_from_slice(&self.data[head..]);
+            return enc.write_chunk(descr, None, rows, rows, encoding, None);
+        }
+        let start = head - sections;
+        self.data[start..head].copy_from_slice(&enc.body);
+        enc.write_data_chunk(&self.data[start..], descr, rows, rows, encoding, None)
     }
 
     fn clear(&mut self) {
         self.defs.clear();
-        self.data.clear();
+        let head = self.head();
+        self.data.truncate(head);
         self.lengths.clear();
+        self.same_length = 0;
         self.values = 0;
     }
 
-    /// Room for `rows` values of `bytes_per_value` bytes.
+    /// Room for `rows` values of `bytes_per_value` bytes (`lengths` grows
+    /// only if lengths differ).
     fn reserve(&mut self, rows: usize, bytes_per_value: usize) {
         self.data.reserve(rows * (bytes_per_value + 4));
-        if self.delta_length {
-            self.lengths.reserve(rows);
-        }
     }
 
+    /// Bytes held, counting 8 a delta-length value (as when every length
+    /// was stored), so that the row group size bound trips where it did.
     fn approx_bytes(&self) -> usize {
-        self.defs.approx_bytes() + self.data.len() + self.lengths.len() * 8
+        let lengths = if self.delta_length {
+            self.values * 8
+        } else {
+            0
+        };
+        self.defs.approx_bytes() + (self.data.len() - self.head()) + lengths
     }
 }
 
@@ -1651,6 +1746,39 @@ impl ChunkEncoder {
         encoding: Encoding,
         statistics: Option<Statistics>,
     ) -> Result<Chunk> {
+        let body = std::mem::take(&mut self.body);
+        let chunk = self.write_pages(&body, descr, dictionary, levels, rows, encoding, statistics);
+        self.body = body;
+        chunk
+    }
+
+    /// [`write_chunk`](Self::write_chunk) without a dictionary page, of a
+    /// data page body assembled elsewhere.
+    fn write_data_chunk(
+        &mut self,
+        body: &[u8],
+        descr: &ColumnDescPtr,
+        levels: usize,
+        rows: usize,
+        encoding: Encoding,
+        statistics: Option<Statistics>,
+    ) -> Result<Chunk> {
+        self.write_pages(body, descr, None, levels, rows, encoding, statistics)
+    }
+
+    /// Writes an optional dictionary page and one data page of `body` into
+    /// `self.chunk` (see [`write_chunk`](Self::write_chunk)).
+    #[allow(clippy::too_many_arguments)]
+    fn write_pages(
+        &mut self,
+        body: &[u8],
+        descr: &ColumnDescPtr,
+        dictionary: Option<(&[u8], usize)>,
+        levels: usize,
+        rows: usize,
+        encoding: Encoding,
+        statistics: Option<Statistics>,
+    ) -> Result<Chunk> {
         let mut chunk = std::mem::take(&mut self.chunk);
         chunk.clear();
         let mut sink = TrackedWrite::new(chunk);
@@ -1679,12 +1807,9 @@ impl ChunkEncoder {
                 total_uncompressed += spec.uncompressed_size as u64;
                 encodings.push(Encoding::PLAIN);
             }
-            let body = std::mem::take(&mut self.body);
             let packed = holds_packed_values(encoding, descr.physical_type());
-            let compressed = self.compress(&body, packed);
+            self.compress(body, packed)?;
             let uncompressed_len = body.len();
-            self.body = body;
-            compressed?;
             let num_values = count_u32(levels)?;
             let spec = lend_bytes(&mut self.compressed, |buf| {
                 pages.write_page(CompressedPage::new(
@@ -1918,6 +2043,7 @@ impl EnrichedColumns {
                 &closed_set_ids
             }
         };
+        self.prefetch_ids(ids, row);
         self.event_time.push(row.event_time);
         self.gateway.push_id(row.gateway, ids.gateway);
         self.listener.push_id(row.listener, ids.listener);
@@ -1980,6 +2106,25 @@ impl EnrichedColumns {
             .push(Some(row.upstream_attempts), &[], upstream);
         self.index_stale.values.push(row.index_stale);
         self.rows += 1;
+    }
+
+    /// Prefetches the id table slots of the row's ids into large id spaces,
+    /// read later in [`push`](Self::push), so that their misses overlap the
+    /// columns pushed before them.
+    #[inline(always)]
+    fn prefetch_ids(&self, ids: &ValueIds<'_>, row: &EnrichedRow<'_>) {
+        if let Some(id) = ids.route {
+            self.route.dictionary.prefetch_id(id);
+        }
+        if let Some(id) = ids.actual_backend {
+            self.actual_backend.dictionary.prefetch_id(id);
+        }
+        if let Some(&id) = ids.expected_backends.first() {
+            self.expected_backends.dictionary.prefetch_id(id);
+        }
+        if let Some(id) = row.ids.actual_upstream {
+            self.actual_upstream.dictionary.prefetch_id(id.address);
+        }
     }
 
     /// Forgets the index ids of every column (rows of another index follow):
@@ -2473,6 +2618,12 @@ mod tests {
             assert_eq!(levels.len(), pushed.len());
             levels.expand(&mut out);
             assert_eq!(out, pushed);
+            // Encoded from the runs: the bytes of the levels one by one.
+            let (mut encoded, mut scratch) = (Vec::new(), Vec::new());
+            levels.put(&mut encoded, &mut scratch);
+            let mut expected = Vec::new();
+            super::put_levels(&mut expected, &pushed, 1);
+            assert_eq!(encoded, expected);
             levels.clear();
             assert_eq!(levels.len(), 0);
         }
@@ -2741,6 +2892,84 @@ mod tests {
         let expected = written_bytes(&plain);
         let actual = written_bytes(&with_ids);
         assert_eq!(expected.len(), 2);
+        assert_eq!(actual.len(), expected.len());
+        for ((name_a, bytes_a), (name_e, bytes_e)) in actual.iter().zip(&expected) {
+            assert_eq!(name_a, name_e);
+            assert!(bytes_a == bytes_e, "{name_a} differs");
+        }
+    }
+
+    /// Ids far past every id table (at and above the remembered range, up
+    /// to `u32::MAX`) are written as the same rows without ids: such ids go
+    /// by their bytes, and reading (or prefetching) their table slots must
+    /// not change what is written.
+    #[test]
+    fn ids_past_the_id_tables_leave_the_output_unchanged() {
+        let mut rng = Rng(0x2545_F491_4F6C_DD1D);
+        let n = 3000;
+        let data: Vec<Owned> = (0..n).map(|i| owned(&mut rng, i)).collect();
+        let plain: Vec<EnrichedRow<'_>> = data
+            .iter()
+            .enumerate()
+            .map(|(i, o)| row(&mut rng, i, o))
+            .collect();
+        let mut spaces = IdSpaces::default();
+        let mut id_lists: Vec<Vec<u32>> = Vec::with_capacity(n);
+        let mut ids: Vec<ValueIds<'static>> = Vec::with_capacity(n);
+        for (i, r) in plain.iter().enumerate() {
+            let scope = r.index_version.unwrap_or(0);
+            // Alternately just above the remembered range and near u32::MAX.
+            let far = |id: u32| match i % 2 {
+                0 => super::MAX_REMEMBERED_ID + id,
+                _ => u32::MAX - id,
+            };
+            let mut id =
+                |space, value: Option<&str>| value.map(|v| far(spaces.id(scope, space, v)));
+            let gateway = id("gateway", r.gateway);
+            let listener = id("listener", r.listener);
+            let route = id("route", r.route);
+            let actual_backend = id("backend", r.actual_backend);
+            id_lists.push(
+                r.expected_backends
+                    .iter()
+                    .flat_map(|list| list.iter())
+                    .map(|b| far(spaces.id(scope, "backend", b)))
+                    .collect(),
+            );
+            ids.push(ValueIds {
+                index: r.index_version,
+                gateway,
+                listener,
+                route,
+                actual_backend,
+                expected_backends: &[],
+                route_kind: None,
+                verdict: None,
+                input_format: None,
+                actual_upstream: r
+                    .actual_upstream
+                    .map(|address| crate::sink::row::UpstreamId {
+                        endpoints: 1,
+                        address: far(spaces.id(1, "upstream", address)),
+                    }),
+                verdict_reason: None,
+            });
+        }
+        let with_ids: Vec<EnrichedRow<'_>> = plain
+            .iter()
+            .zip(&ids)
+            .zip(&id_lists)
+            .map(|((r, ids), list)| EnrichedRow {
+                ids: ValueIds {
+                    expected_backends: list,
+                    ..*ids
+                },
+                ..*r
+            })
+            .collect();
+        let expected = written_bytes(&plain);
+        let actual = written_bytes(&with_ids);
+        assert!(!expected.is_empty());
         assert_eq!(actual.len(), expected.len());
         for ((name_a, bytes_a), (name_e, bytes_e)) in actual.iter().zip(&expected) {
             assert_eq!(name_a, name_e);

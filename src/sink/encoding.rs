@@ -144,6 +144,64 @@ pub fn put_hybrid<T: Copy + PartialEq + Into<u32> + Into<u64>>(
     }
 }
 
+/// Appends the values given as runs of `(value, count)` in the hybrid
+/// encoding: exactly the bytes [`put_hybrid`] writes for the values laid
+/// out one by one, with work per run instead of per value (only bit-packed
+/// sections, where runs are shorter than eight, are laid out, in
+/// `scratch`). Runs may be empty or repeat the previous value.
+pub fn put_hybrid_runs(
+    out: &mut Vec<u8>,
+    runs: impl IntoIterator<Item = (u8, usize)>,
+    width: u8,
+    scratch: &mut Vec<u8>,
+) {
+    let value_bytes = u32::from(width).div_ceil(8) as usize;
+    // Maximal runs: empty ones dropped, equal neighbours merged.
+    let mut runs = runs.into_iter().filter(|&(_, count)| count > 0).peekable();
+    let mut next_run = move || {
+        let (value, mut count) = runs.next()?;
+        while let Some(&(_, more)) = runs.peek().filter(|&&(v, _)| v == value) {
+            count += more;
+            runs.next();
+        }
+        Some((value, count))
+    };
+    let mut current = next_run();
+    while let Some((value, count)) = current {
+        if count >= MIN_RLE_RUN {
+            put_varint(out, (count as u64) << 1);
+            out.extend_from_slice(&u32::from(value).to_le_bytes()[..value_bytes]);
+            current = next_run();
+            continue;
+        }
+        // Groups of eight until the values end or a run of at least
+        // MIN_RLE_RUN starts at a group boundary (as in `put_hybrid`).
+        scratch.clear();
+        let mut groups = 0usize;
+        loop {
+            let mut wanted = 8;
+            while wanted > 0 {
+                let Some((value, count)) = current else { break };
+                let taken = wanted.min(count);
+                scratch.resize(scratch.len() + taken, value);
+                wanted -= taken;
+                current = if count > taken {
+                    Some((value, count - taken))
+                } else {
+                    next_run()
+                };
+            }
+            groups += 1;
+            match current {
+                Some((_, count)) if count < MIN_RLE_RUN => {}
+                _ => break,
+            }
+        }
+        put_varint(out, ((groups as u64) << 1) | 1);
+        put_bit_packed_groups(out, scratch, groups, u32::from(width));
+    }
+}
+
 /// Appends `values` bit-packed with `width` bits each, zero padded to
 /// `groups` groups of eight values (`values.len()` is at most
 /// `groups * 8`). Each group of eight takes exactly `width` bytes: widths
@@ -323,6 +381,22 @@ pub fn put_delta_binary_packed(out: &mut Vec<u8>, values: &[i64]) {
     }
 }
 
+/// Appends `count` copies of `value` in the `DELTA_BINARY_PACKED` encoding:
+/// exactly the bytes [`put_delta_binary_packed`] writes for them, without
+/// the slice. Every delta is 0, so each block is a zero minimum delta and
+/// four zero miniblock widths, with no miniblock bytes.
+pub fn put_delta_binary_packed_repeated(out: &mut Vec<u8>, value: i64, count: usize) {
+    put_varint(out, DELTA_BLOCK as u64);
+    put_varint(out, DELTA_MINIBLOCKS as u64);
+    put_varint(out, count as u64);
+    put_zigzag(out, if count == 0 { 0 } else { value });
+    if count <= 1 {
+        return;
+    }
+    let blocks = (count - 1).div_ceil(DELTA_BLOCK);
+    out.resize(out.len() + blocks * (1 + DELTA_MINIBLOCKS), 0);
+}
+
 /// Appends one `DELTA_BINARY_PACKED` miniblock, `width` bits per value
 /// (four groups of eight, [`put_bit_packed_groups`]).
 fn put_miniblock(out: &mut Vec<u8>, values: &[u64; DELTA_MINIBLOCK], width: u32) {
@@ -420,6 +494,39 @@ mod tests {
                     values,
                     "width {width} len {len}"
                 );
+            }
+        }
+    }
+
+    #[test]
+    fn runs_encode_as_put_hybrid_does() {
+        let mut next = xorshift(0x9E37_79B9);
+        let mut scratch = Vec::new();
+        for width in [1u8, 2, 3, 8, 9] {
+            let max = (1u64 << width.min(8)) - 1;
+            for case in 0..400 {
+                let mut runs = Vec::new();
+                for _ in 0..(next() % 30) {
+                    let value = (next() & max) as u8;
+                    // Mostly short runs, some long, some empty.
+                    let count = match next() % 4 {
+                        0 => (next() % 40) as usize,
+                        _ => (next() % 4) as usize,
+                    };
+                    runs.push((value, count));
+                }
+                if case % 7 == 0 {
+                    runs.push((1, 100_000));
+                }
+                let values: Vec<u8> = runs
+                    .iter()
+                    .flat_map(|&(v, n)| std::iter::repeat_n(v, n))
+                    .collect();
+                let mut expected = Vec::new();
+                put_hybrid(&mut expected, &values, width);
+                let mut actual = Vec::new();
+                put_hybrid_runs(&mut actual, runs.iter().copied(), width, &mut scratch);
+                assert_eq!(actual, expected, "width {width} runs {runs:?}");
             }
         }
     }
@@ -573,6 +680,19 @@ mod tests {
         put_hybrid(&mut out, &[1u32; 1000], 1);
         // One RLE run: varint(2000) then one value byte.
         assert_eq!(out, vec![0xd0, 0x0f, 0x01]);
+    }
+
+    #[test]
+    fn repeated_deltas_encode_as_put_delta_binary_packed_does() {
+        for value in [0i64, 1, 36, -5, i64::MAX, i64::MIN] {
+            for count in (0..300).chain([131_071, 131_072, 131_073]) {
+                let mut expected = Vec::new();
+                put_delta_binary_packed(&mut expected, &vec![value; count]);
+                let mut actual = Vec::new();
+                put_delta_binary_packed_repeated(&mut actual, value, count);
+                assert_eq!(actual, expected, "value {value} count {count}");
+            }
+        }
     }
 
     #[test]
