@@ -627,6 +627,80 @@ impl BytesDictionary {
     }
 }
 
+/// A per-row buffer of fixed-width values whose first value sits at a
+/// chosen offset within a 4 KiB page.
+///
+/// Every row appends one value to each of some twenty such buffers. Large
+/// allocations start at (nearly) the same page offset, so the buffers'
+/// tails would advance through the same first-level cache sets together,
+/// more of them than a set has ways: each append then evicts another
+/// column's tail. Each buffer instead starts `pad` unused values into its
+/// allocation, so that the tails fall in sets of their own.
+#[derive(Debug, Default)]
+struct RowBuffer<T> {
+    values: Vec<T>,
+    pad: usize,
+}
+
+/// Hands out page offset slots to the [`RowBuffer`]s of one set of columns,
+/// one after another.
+#[derive(Debug, Default)]
+struct PageSlots(usize);
+
+impl PageSlots {
+    fn next(&mut self) -> usize {
+        self.0 += 1;
+        self.0 - 1
+    }
+}
+
+impl<T: Copy + Default> RowBuffer<T> {
+    #[inline(always)]
+    fn push(&mut self, value: T) {
+        self.values.push(value);
+    }
+
+    fn as_slice(&self) -> &[T] {
+        self.values.get(self.pad..).unwrap_or(&[])
+    }
+
+    fn len(&self) -> usize {
+        self.values.len() - self.pad
+    }
+
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn clear(&mut self) {
+        self.values.truncate(self.pad);
+    }
+
+    fn resize(&mut self, len: usize, value: T) {
+        self.values.resize(self.pad + len, value);
+    }
+
+    /// Room for `rows` more values, and the first value moved to the page
+    /// offset of the next of `slots` (slots are five cache lines apart
+    /// modulo 4 KiB, so 64 buffers start on 64 different lines).
+    fn reserve(&mut self, rows: usize, slots: &mut PageSlots) {
+        const PAGE: usize = 4096;
+        let size = std::mem::size_of::<T>().max(1);
+        self.values.reserve(rows + PAGE / size);
+        let want = (slots.next() * 5 * 64) % PAGE;
+        let base = self.values.as_ptr() as usize;
+        let pad = ((want + PAGE - base % PAGE) % PAGE) / size;
+        if pad != self.pad {
+            let len = self.len();
+            let old = self.pad;
+            self.values.resize(pad.max(old) + len, T::default());
+            self.values.copy_within(old..old + len, pad);
+            self.values.truncate(pad + len);
+            self.pad = pad;
+        }
+    }
+}
+
 /// A column's dictionary indices in value order.
 ///
 /// With `ONE_VALUE_LIKELY`, while every index is 0 (the column has held one
@@ -638,7 +712,7 @@ impl BytesDictionary {
 #[derive(Debug, Default)]
 struct DictionaryKeys<const ONE_VALUE_LIKELY: bool = false> {
     /// The indices, once one of them was not 0 (`zeros` is 0 then).
-    keys: Vec<u32>,
+    keys: RowBuffer<u32>,
     /// Indices, all 0, not written to `keys` (while `keys` is empty).
     zeros: usize,
 }
@@ -674,7 +748,7 @@ impl<const ONE_VALUE_LIKELY: bool> DictionaryKeys<ONE_VALUE_LIKELY> {
 
     /// The indices in order.
     fn iter(&self) -> impl Iterator<Item = u32> + '_ {
-        std::iter::repeat_n(0, self.zeros).chain(self.keys.iter().copied())
+        std::iter::repeat_n(0, self.zeros).chain(self.keys.as_slice().iter().copied())
     }
 
     /// Appends the indices as an `RLE_DICTIONARY` value section for a
@@ -686,7 +760,7 @@ impl<const ONE_VALUE_LIKELY: bool> DictionaryKeys<ONE_VALUE_LIKELY> {
         if self.keys.is_empty() {
             put_hybrid_repeated(out, 0, self.zeros, width);
         } else {
-            put_hybrid(out, &self.keys, width);
+            put_hybrid(out, self.keys.as_slice(), width);
         }
     }
 
@@ -695,8 +769,8 @@ impl<const ONE_VALUE_LIKELY: bool> DictionaryKeys<ONE_VALUE_LIKELY> {
         self.zeros = 0;
     }
 
-    fn reserve(&mut self, indices: usize) {
-        self.keys.reserve(indices);
+    fn reserve(&mut self, indices: usize, slots: &mut PageSlots) {
+        self.keys.reserve(indices, slots);
     }
 }
 
@@ -856,8 +930,8 @@ impl<const NULLABLE: bool, const ONE_VALUE_LIKELY: bool>
         self.dictionary.clear();
     }
 
-    fn reserve(&mut self, rows: usize) {
-        self.keys.reserve(rows);
+    fn reserve(&mut self, rows: usize, slots: &mut PageSlots) {
+        self.keys.reserve(rows, slots);
     }
 
     fn approx_bytes(&self) -> usize {
@@ -893,9 +967,9 @@ impl SameValue<'_> {
 struct DictionaryStringLists {
     nullable: bool,
     /// Repetition level per level entry (0: first of a row, 1: continuation).
-    reps: Vec<u8>,
+    reps: RowBuffer<u8>,
     /// Definition level per level entry: see [`Self::push`].
-    defs: Vec<u8>,
+    defs: RowBuffer<u8>,
     keys: DictionaryKeys,
     dictionary: BytesDictionary,
     /// Own entry index per entry index of the [`SameValue`] column
@@ -1007,8 +1081,12 @@ impl DictionaryStringLists {
 
     fn encode(&self, rows: usize, enc: &mut ChunkEncoder, descr: &ColumnDescPtr) -> Result<Chunk> {
         enc.body.clear();
-        put_levels(&mut enc.body, &self.reps, 1);
-        put_levels(&mut enc.body, &self.defs, u8::from(self.nullable) + 1);
+        put_levels(&mut enc.body, self.reps.as_slice(), 1);
+        put_levels(
+            &mut enc.body,
+            self.defs.as_slice(),
+            u8::from(self.nullable) + 1,
+        );
         write_dictionary_chunk(
             enc,
             descr,
@@ -1029,10 +1107,10 @@ impl DictionaryStringLists {
     }
 
     /// Room for `rows` rows of up to two items.
-    fn reserve(&mut self, rows: usize) {
-        self.reps.reserve(rows * 2);
-        self.defs.reserve(rows * 2);
-        self.keys.reserve(rows * 2);
+    fn reserve(&mut self, rows: usize, slots: &mut PageSlots) {
+        self.reps.reserve(rows * 2, slots);
+        self.defs.reserve(rows * 2, slots);
+        self.keys.reserve(rows * 2, slots);
     }
 
     fn approx_bytes(&self) -> usize {
@@ -1199,7 +1277,7 @@ impl UniqueStrings {
 #[derive(Debug, Default)]
 struct DeltaIntegers {
     defs: DefLevels,
-    values: Vec<i64>,
+    values: RowBuffer<i64>,
 }
 
 impl DeltaIntegers {
@@ -1218,7 +1296,7 @@ impl DeltaIntegers {
     fn encode(&self, rows: usize, enc: &mut ChunkEncoder, descr: &ColumnDescPtr) -> Result<Chunk> {
         let nulls = (rows - self.values.len()) as u64;
         // One pass for both bounds.
-        let (min, max) = match self.values.split_first() {
+        let (min, max) = match self.values.as_slice().split_first() {
             Some((&first, rest)) => {
                 let (lo, hi) = rest
                     .iter()
@@ -1232,7 +1310,7 @@ impl DeltaIntegers {
             .into();
         enc.body.clear();
         self.defs.put(&mut enc.body, &mut enc.levels);
-        put_delta_binary_packed(&mut enc.body, &self.values);
+        put_delta_binary_packed(&mut enc.body, self.values.as_slice());
         enc.write_chunk(
             descr,
             None,
@@ -1248,8 +1326,8 @@ impl DeltaIntegers {
         self.values.clear();
     }
 
-    fn reserve(&mut self, rows: usize) {
-        self.values.reserve(rows);
+    fn reserve(&mut self, rows: usize, slots: &mut PageSlots) {
+        self.values.reserve(rows, slots);
     }
 
     fn approx_bytes(&self) -> usize {
@@ -1479,8 +1557,8 @@ impl<T: DictionaryNumber, const ONE_VALUE_LIKELY: bool> DictionaryNumbers<T, ONE
         self.last = None;
     }
 
-    fn reserve(&mut self, rows: usize) {
-        self.keys.reserve(rows);
+    fn reserve(&mut self, rows: usize, slots: &mut PageSlots) {
+        self.keys.reserve(rows, slots);
     }
 
     fn approx_bytes(&self) -> usize {
@@ -1491,18 +1569,18 @@ impl<T: DictionaryNumber, const ONE_VALUE_LIKELY: bool> DictionaryNumbers<T, ONE
 /// A required boolean column written `PLAIN` (bit-packed).
 #[derive(Debug, Default)]
 struct Booleans {
-    values: Vec<bool>,
+    values: RowBuffer<bool>,
 }
 
 impl Booleans {
     fn encode(&self, rows: usize, enc: &mut ChunkEncoder, descr: &ColumnDescPtr) -> Result<Chunk> {
-        let any_true = self.values.iter().any(|&v| v);
-        let any_false = self.values.iter().any(|&v| !v);
+        let any_true = self.values.as_slice().iter().any(|&v| v);
+        let any_false = self.values.as_slice().iter().any(|&v| !v);
         let min = (!self.values.is_empty()).then_some(!any_false);
         let max = (!self.values.is_empty()).then_some(any_true);
         let statistics = Statistics::boolean(min, max, None, Some(0), false);
         enc.body.clear();
-        put_plain_bools(&mut enc.body, &self.values);
+        put_plain_bools(&mut enc.body, self.values.as_slice());
         enc.write_chunk(descr, None, rows, rows, Encoding::PLAIN, Some(statistics))
     }
 }
@@ -1966,10 +2044,11 @@ impl EnrichedColumns {
     /// times on the per-row path.
     pub(crate) fn reserve(&mut self, rows: usize) {
         let c = self;
-        c.event_time.reserve(rows);
-        c.bytes_sent.reserve(rows);
-        c.source_offset.reserve(rows);
-        c.kafka_offset.reserve(rows);
+        let slots = &mut PageSlots::default();
+        c.event_time.reserve(rows, slots);
+        c.bytes_sent.reserve(rows, slots);
+        c.source_offset.reserve(rows, slots);
+        c.kafka_offset.reserve(rows, slots);
         for strings in [
             &mut c.host,
             &mut c.method,
@@ -1981,7 +2060,7 @@ impl EnrichedColumns {
             &mut c.verdict_reason,
             &mut c.ambiguity_reason,
         ] {
-            strings.reserve(rows);
+            strings.reserve(rows, slots);
         }
         for strings in [
             &mut c.gateway,
@@ -1989,24 +2068,24 @@ impl EnrichedColumns {
             &mut c.source_file,
             &mut c.kafka_topic,
         ] {
-            strings.reserve(rows);
+            strings.reserve(rows, slots);
         }
         for strings in [&mut c.actual_source, &mut c.verdict] {
-            strings.reserve(rows);
+            strings.reserve(rows, slots);
         }
-        c.input_format.reserve(rows);
+        c.input_format.reserve(rows, slots);
         c.path.reserve(rows, 48);
         c.request_id.reserve(rows, 36);
-        c.expected_backends.reserve(rows);
-        c.upstream_attempts.reserve(rows);
-        c.status.reserve(rows);
-        c.expected_status.reserve(rows);
-        c.rule.reserve(rows);
-        c.kafka_partition.reserve(rows);
-        c.duration_ms.reserve(rows);
-        c.index_version.reserve(rows);
-        c.decision_ambiguous.values.reserve(rows);
-        c.index_stale.values.reserve(rows);
+        c.expected_backends.reserve(rows, slots);
+        c.upstream_attempts.reserve(rows, slots);
+        c.status.reserve(rows, slots);
+        c.expected_status.reserve(rows, slots);
+        c.rule.reserve(rows, slots);
+        c.kafka_partition.reserve(rows, slots);
+        c.duration_ms.reserve(rows, slots);
+        c.index_version.reserve(rows, slots);
+        c.decision_ambiguous.values.reserve(rows, slots);
+        c.index_stale.values.reserve(rows, slots);
     }
 
     /// Rows buffered since the last [`write_row_group`](Self::write_row_group).
@@ -2678,6 +2757,46 @@ mod tests {
         assert_eq!(kept, &b"page bytes"[..]);
     }
 
+    /// A row buffer moved to its page slot keeps its values, starts on a
+    /// line, does not move while the reserved rows are pushed, and buffers
+    /// reserved one after another start on different page offsets.
+    #[test]
+    fn row_buffers_keep_their_values_and_start_on_staggered_lines() {
+        let mut offsets = Vec::new();
+        let slots = &mut super::PageSlots::default();
+        for n in [0usize, 1, 7, 300, 5000] {
+            let mut buffer = super::RowBuffer::<u32>::default();
+            let pushed: Vec<u32> = (0..n as u32)
+                .map(|v| v.wrapping_mul(2_654_435_761))
+                .collect();
+            for &v in &pushed {
+                buffer.push(v);
+            }
+            buffer.reserve(10_000, slots);
+            assert_eq!(buffer.as_slice(), pushed.as_slice(), "{n} values");
+            assert_eq!(buffer.len(), n);
+            // The first value sits at a line start of its page slot.
+            let start = buffer.as_slice().as_ptr() as usize;
+            assert_eq!(start % 64, 0, "{n} values: start {start:#x}");
+            offsets.push(start % 4096);
+            // Reserved room: the next rows do not move the buffer.
+            for v in 0..10_000 {
+                buffer.push(v);
+            }
+            assert_eq!(buffer.as_slice().as_ptr() as usize, start);
+            assert_eq!(buffer.len(), n + 10_000);
+            assert_eq!(&buffer.as_slice()[..n], pushed.as_slice());
+            buffer.clear();
+            assert!(buffer.is_empty());
+            buffer.resize(3, 9);
+            assert_eq!(buffer.as_slice(), &[9, 9, 9]);
+            assert_eq!(buffer.as_slice().as_ptr() as usize, start);
+        }
+        offsets.sort_unstable();
+        offsets.dedup();
+        assert_eq!(offsets.len(), 5, "each buffer on a page offset of its own");
+    }
+
     /// Indices kept as a count of zeros while all are 0 read back and
     /// encode exactly as the plain sequence, for all-zero columns of every
     /// length (below and above one RLE run) and for zeros followed by other
@@ -2695,7 +2814,7 @@ mod tests {
                     keys.push(k);
                     plain.push(k);
                 }
-                assert_eq!(plain.keys, pushed);
+                assert_eq!(plain.keys.as_slice(), pushed.as_slice());
                 assert_eq!(keys.len(), pushed.len());
                 assert_eq!(keys.is_empty(), pushed.is_empty());
                 assert_eq!(keys.iter().collect::<Vec<_>>(), pushed);
