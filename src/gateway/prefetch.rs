@@ -1,5 +1,6 @@
-//! A cache prefetch hint, for overlapping the dependent loads of several
-//! requests (see [`super::batch`]).
+//! A cache prefetch hint, for overlapping dependent loads: those of several
+//! requests in the engine's batch (see [`super::batch`]), and the Parquet
+//! writer's id-table slots of a row (`crate::sink::columns`).
 
 /// Asks the CPU to start loading the cache line holding `*p` into all cache
 /// levels. A hint only: it has no effect on program state, and on targets other

@@ -2996,26 +2996,8 @@ mod tests {
                 verdict_reason,
             });
         }
-        let with_ids: Vec<EnrichedRow<'_>> = plain
-            .iter()
-            .zip(&ids)
-            .zip(&id_lists)
-            .map(|((r, ids), list)| EnrichedRow {
-                ids: ValueIds {
-                    expected_backends: list,
-                    ..*ids
-                },
-                ..*r
-            })
-            .collect();
-        let expected = written_bytes(&plain);
-        let actual = written_bytes(&with_ids);
-        assert_eq!(expected.len(), 2);
-        assert_eq!(actual.len(), expected.len());
-        for ((name_a, bytes_a), (name_e, bytes_e)) in actual.iter().zip(&expected) {
-            assert_eq!(name_a, name_e);
-            assert!(bytes_a == bytes_e, "{name_a} differs");
-        }
+        let files = assert_written_alike(&plain, &ids, &id_lists);
+        assert_eq!(files, 2);
     }
 
     /// Ids far past every id table (at and above the remembered range, up
@@ -3074,10 +3056,22 @@ mod tests {
                 verdict_reason: None,
             });
         }
+        let files = assert_written_alike(&plain, &ids, &id_lists);
+        assert!(files > 0);
+    }
+
+    /// Writes `plain` as they are and with `ids` (and each row's expected
+    /// backend ids from `id_lists`) attached, asserts that both give the
+    /// same files byte for byte, and returns how many files there are.
+    fn assert_written_alike(
+        plain: &[EnrichedRow<'_>],
+        ids: &[ValueIds<'_>],
+        id_lists: &[Vec<u32>],
+    ) -> usize {
         let with_ids: Vec<EnrichedRow<'_>> = plain
             .iter()
-            .zip(&ids)
-            .zip(&id_lists)
+            .zip(ids)
+            .zip(id_lists)
             .map(|((r, ids), list)| EnrichedRow {
                 ids: ValueIds {
                     expected_backends: list,
@@ -3086,14 +3080,14 @@ mod tests {
                 ..*r
             })
             .collect();
-        let expected = written_bytes(&plain);
+        let expected = written_bytes(plain);
         let actual = written_bytes(&with_ids);
-        assert!(!expected.is_empty());
         assert_eq!(actual.len(), expected.len());
         for ((name_a, bytes_a), (name_e, bytes_e)) in actual.iter().zip(&expected) {
             assert_eq!(name_a, name_e);
             assert!(bytes_a == bytes_e, "{name_a} differs");
         }
+        expected.len()
     }
 
     /// One id names another route, Gateway, listener and backend in each
