@@ -2519,6 +2519,14 @@ mod tests {
         }
     }
 
+    /// A [`row`] of each of `data`, numbered in order.
+    fn rows_of<'a>(rng: &mut Rng, data: &'a [Owned]) -> Vec<EnrichedRow<'a>> {
+        data.iter()
+            .enumerate()
+            .map(|(i, o)| row(rng, i, o))
+            .collect()
+    }
+
     /// A row using every column, with nulls, empty and null lists, NaN and
     /// signed zeros, chosen by `rng`.
     fn row<'a>(rng: &mut Rng, i: usize, o: &'a Owned) -> EnrichedRow<'a> {
@@ -2578,11 +2586,7 @@ mod tests {
         let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
         let n = 5000;
         let data: Vec<Owned> = (0..n).map(|i| owned(&mut rng, i)).collect();
-        let rows: Vec<EnrichedRow<'_>> = data
-            .iter()
-            .enumerate()
-            .map(|(i, o)| row(&mut rng, i, o))
-            .collect();
+        let rows = rows_of(&mut rng, &data);
         let tmp = tempfile::tempdir().expect("tempdir");
         let config = ParquetSinkConfig {
             row_group_rows: 1500,
@@ -2939,11 +2943,7 @@ mod tests {
         let mut rng = Rng(0x5851_F42D_4C95_7F2D);
         let n = 5000;
         let data: Vec<Owned> = (0..n).map(|i| owned(&mut rng, i)).collect();
-        let plain: Vec<EnrichedRow<'_>> = data
-            .iter()
-            .enumerate()
-            .map(|(i, o)| row(&mut rng, i, o))
-            .collect();
+        let plain = rows_of(&mut rng, &data);
         let mut spaces = IdSpaces::default();
         let mut id_lists: Vec<Vec<u32>> = Vec::with_capacity(n);
         let mut ids: Vec<ValueIds<'static>> = Vec::with_capacity(n);
@@ -3009,11 +3009,7 @@ mod tests {
         let mut rng = Rng(0x2545_F491_4F6C_DD1D);
         let n = 3000;
         let data: Vec<Owned> = (0..n).map(|i| owned(&mut rng, i)).collect();
-        let plain: Vec<EnrichedRow<'_>> = data
-            .iter()
-            .enumerate()
-            .map(|(i, o)| row(&mut rng, i, o))
-            .collect();
+        let plain = rows_of(&mut rng, &data);
         let mut spaces = IdSpaces::default();
         let mut id_lists: Vec<Vec<u32>> = Vec::with_capacity(n);
         let mut ids: Vec<ValueIds<'static>> = Vec::with_capacity(n);
