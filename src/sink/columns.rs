@@ -630,7 +630,7 @@ impl BytesDictionary {
 /// A per-row buffer of fixed-width values whose first value sits at a
 /// chosen offset within a 4 KiB page.
 ///
-/// Every row appends one value to each of some twenty such buffers. Large
+/// Every row appends one value to each of some thirty such buffers. Large
 /// allocations start at (nearly) the same page offset, so the buffers'
 /// tails would advance through the same first-level cache sets together,
 /// more of them than a set has ways: each append then evicts another
