@@ -9,20 +9,9 @@ use crate::gateway::ObjectSet;
 /// older route comes first in the compiled index), followed by `extra`
 /// (documents starting with `---`).
 pub(crate) fn two_routes(port: u16, r1_at: &str, r2_at: &str, extra: &str) -> ObjectSet {
+    let gateway = gateway_gw(port);
     let text = format!(
-        r#"
-apiVersion: gateway.networking.k8s.io/v1
-kind: GatewayClass
-metadata: {{name: eg}}
-spec: {{controllerName: gateway.envoyproxy.io/gatewayclass-controller}}
----
-apiVersion: gateway.networking.k8s.io/v1
-kind: Gateway
-metadata: {{name: gw, namespace: infra}}
-spec:
-  gatewayClassName: eg
-  listeners: [{{name: http, port: {port}, protocol: HTTP, allowedRoutes: {{namespaces: {{from: All}}}}}}]
----
+        r#"{gateway}---
 apiVersion: gateway.networking.k8s.io/v1
 kind: HTTPRoute
 metadata: {{name: r1, namespace: shop, creationTimestamp: "{r1_at}"}}
@@ -43,6 +32,26 @@ spec:
     let mut set = ObjectSet::default();
     load_text(&mut set, "two-routes.yaml", &text).expect("test manifests load");
     set
+}
+
+/// GatewayClass `eg` and Gateway `infra/gw` with one HTTP listener `http`
+/// on `port` that admits routes from every namespace.
+pub(crate) fn gateway_gw(port: u16) -> String {
+    format!(
+        r#"
+apiVersion: gateway.networking.k8s.io/v1
+kind: GatewayClass
+metadata: {{name: eg}}
+spec: {{controllerName: gateway.envoyproxy.io/gatewayclass-controller}}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {{name: gw, namespace: infra}}
+spec:
+  gatewayClassName: eg
+  listeners: [{{name: http, port: {port}, protocol: HTTP, allowedRoutes: {{namespaces: {{from: All}}}}}}]
+"#
+    )
 }
 
 /// Service `shop/<service>` (port 80 → 8080) and an EndpointSlice of it with

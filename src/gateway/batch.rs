@@ -316,24 +316,14 @@ mod tests {
     use crate::gateway::CompileOptions;
     use crate::gateway::Outcome;
     use crate::synth::{self, SynthSpec};
+    use crate::test_manifests::gateway_gw;
 
-    /// A route table with exact, wildcard and hostname-less routes: a
-    /// header-matched canary ranked before a plain match of the same prefix,
-    /// an `Exact` key, a lone method condition, a regex (not keyed), a
-    /// catch-all; a rule without backends.
-    const TABLE: &str = r#"
-apiVersion: gateway.networking.k8s.io/v1
-kind: GatewayClass
-metadata: {name: eg}
-spec: {controllerName: gateway.envoyproxy.io/gatewayclass-controller}
----
-apiVersion: gateway.networking.k8s.io/v1
-kind: Gateway
-metadata: {name: gw, namespace: infra}
-spec:
-  gatewayClassName: eg
-  listeners: [{name: http, port: 80, protocol: HTTP, allowedRoutes: {namespaces: {from: All}}}]
----
+    /// A route table (behind [`gateway_gw`]'s Gateway on port 80) with
+    /// exact, wildcard and hostname-less routes: a header-matched canary
+    /// ranked before a plain match of the same prefix, an `Exact` key, a lone
+    /// method condition, a regex (not keyed), a catch-all; a rule without
+    /// backends.
+    const ROUTES: &str = r#"---
 apiVersion: gateway.networking.k8s.io/v1
 kind: HTTPRoute
 metadata: {name: exact, namespace: shop}
@@ -404,7 +394,8 @@ spec:
     #[test]
     fn stage_decisions_stop_where_the_scan_would_go_on() {
         let mut set = crate::gateway::ObjectSet::default();
-        crate::gateway::load::load_text(&mut set, "batch.yaml", TABLE).expect("manifests load");
+        let table = gateway_gw(80) + ROUTES;
+        crate::gateway::load::load_text(&mut set, "batch.yaml", &table).expect("manifests load");
         let index = RouteIndex::compile(&set, CompileOptions::default());
         let canary = [("x-canary", "1")];
         let known = |known| crate::gateway::Headers {
