@@ -136,16 +136,10 @@ impl DefLevels {
     fn put(&self, out: &mut Vec<u8>, scratch: &mut Vec<u8>) {
         let at = out.len();
         out.extend_from_slice(&[0; 4]);
-        if self.runs.is_empty() {
-            // No run open means no rows: an empty level section (the level
-            // value is then never read).
-            let level = if self.level == NO_RUN { 0 } else { self.level };
-            put_hybrid_repeated(out, level, self.open, bit_width(1));
-        } else {
-            let open = (self.level != NO_RUN).then_some((self.level, self.open));
-            let runs = self.runs.iter().copied().chain(open);
-            put_hybrid_runs(out, runs, bit_width(1), scratch);
-        }
+        // No run open means no rows: an empty level section.
+        let open = (self.level != NO_RUN).then_some((self.level, self.open));
+        let runs = self.runs.iter().copied().chain(open);
+        put_hybrid_runs(out, runs, bit_width(1), scratch);
         let len = (out.len() - at - 4) as u32;
         out[at..at + 4].copy_from_slice(&len.to_le_bytes());
     }
