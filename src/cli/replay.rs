@@ -314,6 +314,8 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
         elapsed,
         &args.out,
     );
+    drop(processor);
+    super::leave_to_exit((objects, index, endpoints));
     Ok(ExitCode::SUCCESS)
 }
 
