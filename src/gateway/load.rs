@@ -13,8 +13,10 @@
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 
+mod yaml_node;
 mod yaml_subset;
 
+use yaml_node::Node;
 use yaml_subset::Declined;
 
 use super::model::{
@@ -61,16 +63,13 @@ pub fn load_text(set: &mut ObjectSet, source_name: &str, text: &str) -> Result<(
         // reports the error exactly as it always has (message, document
         // number).
         let mut staged = ObjectSet::default();
-        let all_loaded = documents.all(|document| {
-            let value = match document {
-                Ok(value) => value,
-                Err(Declined::Document(document)) => match document_via_serde_yaml(document) {
-                    Some(value) => value,
-                    None => return false,
-                },
-                Err(Declined::Text) => return false,
-            };
-            value.is_null() || add_value(&mut staged, value).is_ok()
+        let all_loaded = documents.all(|document| match document {
+            Ok(node) => node.is_null() || add_value(&mut staged, node).is_ok(),
+            Err(Declined::Document(document)) => match document_via_serde_yaml(document) {
+                Some(value) => value.is_null() || add_value(&mut staged, value).is_ok(),
+                None => false,
+            },
+            Err(Declined::Text) => false,
         });
         if all_loaded {
             append(set, staged);
@@ -191,21 +190,86 @@ pub fn add_object(set: &mut ObjectSet, value: serde_json::Value) -> Result<(), S
     add_value(set, value)
 }
 
+/// A manifest document as [`add_value`] reads it: a JSON value, or a node of
+/// the subset reader, typed straight into the model. Both must give the same
+/// objects for the same document.
+trait Document: Sized {
+    /// Whether it is a mapping.
+    fn is_object(&self) -> bool;
+    /// Its `apiVersion` and `kind`.
+    fn type_meta(&self) -> Result<TypeMeta, String>;
+    /// Whether the mapping has `key`.
+    fn has(&self, key: &str) -> bool;
+    /// Its `items` when that is a sequence.
+    fn into_items(self) -> Option<Vec<Self>>;
+    /// The whole document as a `T`.
+    fn parse<T: DeserializeOwned>(self) -> Result<T, String>;
+}
+
+impl Document for serde_json::Value {
+    fn is_object(&self) -> bool {
+        serde_json::Value::is_object(self)
+    }
+
+    fn type_meta(&self) -> Result<TypeMeta, String> {
+        TypeMeta::deserialize(self).map_err(|e| format!("invalid object: {e}"))
+    }
+
+    fn has(&self, key: &str) -> bool {
+        serde_json::Value::get(self, key).is_some()
+    }
+
+    fn into_items(self) -> Option<Vec<Self>> {
+        match self {
+            serde_json::Value::Object(mut map) => match map.remove("items") {
+                Some(serde_json::Value::Array(items)) => Some(items),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+
+    fn parse<T: DeserializeOwned>(self) -> Result<T, String> {
+        serde_json::from_value(self).map_err(|e| e.to_string())
+    }
+}
+
+impl Document for Node<'_> {
+    fn is_object(&self) -> bool {
+        matches!(self, Node::Mapping(_))
+    }
+
+    fn type_meta(&self) -> Result<TypeMeta, String> {
+        TypeMeta::deserialize(self).map_err(|e| format!("invalid object: {e}"))
+    }
+
+    fn has(&self, key: &str) -> bool {
+        self.get(key).is_some()
+    }
+
+    fn into_items(mut self) -> Option<Vec<Self>> {
+        match self.remove("items") {
+            Some(Node::Sequence(items)) => Some(items),
+            _ => None,
+        }
+    }
+
+    fn parse<T: DeserializeOwned>(self) -> Result<T, String> {
+        T::deserialize(&self).map_err(|e| e.to_string())
+    }
+}
+
 /// Adds one object (or the items of a `List`) to the set.
-fn add_value(set: &mut ObjectSet, value: serde_json::Value) -> Result<(), String> {
+fn add_value<D: Document>(set: &mut ObjectSet, value: D) -> Result<(), String> {
     if !value.is_object() {
         return Err("expected a Kubernetes object (a mapping with apiVersion and kind)".into());
     }
-    let meta = TypeMeta::deserialize(&value).map_err(|e| format!("invalid object: {e}"))?;
+    let meta = value.type_meta()?;
     if meta.kind.is_empty() {
         return Err("missing `kind`".into());
     }
-    if meta.kind == "List" || meta.kind.ends_with("List") && value.get("items").is_some() {
-        let items = match value {
-            serde_json::Value::Object(mut map) => map.remove("items"),
-            _ => None,
-        };
-        let Some(serde_json::Value::Array(items)) = items else {
+    if meta.kind == "List" || meta.kind.ends_with("List") && value.has("items") {
+        let Some(items) = value.into_items() else {
             return Err("`List` without an `items` array".into());
         };
         for (j, item) in items.into_iter().enumerate() {
@@ -270,10 +334,10 @@ has_meta!(
 /// Deserializes one object; namespaced kinds without a namespace get
 /// `default_namespace` (what `kubectl apply` does without `-n`).
 fn parse<T: DeserializeOwned + HasMeta>(
-    value: serde_json::Value,
+    value: impl Document,
     default_namespace: &str,
 ) -> Result<T, String> {
-    let mut object: T = serde_json::from_value(value).map_err(|e| e.to_string())?;
+    let mut object: T = value.parse()?;
     let meta = object.meta_mut();
     if meta.name.is_empty() {
         return Err("missing metadata.name".into());

@@ -5,8 +5,9 @@
 //! module reads the shapes that `kubectl get -o yaml` and hand-written
 //! manifests use (block mappings and sequences, one-line flow collections,
 //! plain and one-line quoted scalars, literal block scalars such as
-//! `last-applied-configuration: |`, comments, `---` separators) straight into
-//! `serde_json::Value`s, at a small fraction of that cost.
+//! `last-applied-configuration: |`, comments, `---` separators) into
+//! [`Node`]s that borrow their strings from the text, at a small fraction of
+//! that cost; the caller types them straight into the model.
 //!
 //! It never decides anything on its own: a document that leaves the subset
 //! (anchors, aliases, tags, folded or multi-line scalars, complex or
@@ -15,12 +16,16 @@
 //! serde_yaml; a text with tabs or non-ASCII characters, directives or `...`
 //! is not read here at all, and the caller loads it through serde_yaml as
 //! before, which then accepts or rejects it with its own message. So for
-//! every document it reads, the value must be exactly the JSON that
-//! `serde_json::to_value(serde_yaml::Value)` gives; the differential tests
+//! every document it reads, the node must be exactly the JSON that
+//! `serde_json::to_value(serde_yaml::Value)` gives ([`Node::to_value`]); the differential tests
 //! below (repository manifests, edge cases, generated and edited text) pin
 //! that, document by document too.
 
-use serde_json::{Map, Number, Value};
+use std::borrow::Cow;
+
+use serde_json::Number;
+
+use super::yaml_node::{has_repeated_key, Node};
 
 /// Deepest nesting of collections read here; deeper documents go to `serde_yaml`
 /// (whose own limit is 128).
@@ -62,7 +67,7 @@ pub(super) enum Declined<'a> {
 }
 
 /// The documents of a text, read one at a time so that only one is held as a
-/// JSON value at once. An empty document reads as `Null`.
+/// tree at once. An empty document reads as [`Node::Null`].
 ///
 /// The text is printable ASCII, so its only line break is `\n` and every
 /// `---` line found here is a document boundary for libyaml too, unless an
@@ -110,7 +115,7 @@ fn is_printable_ascii(bytes: &[u8]) -> bool {
 }
 
 impl<'a> Iterator for Documents<'a> {
-    type Item = Result<Value, Declined<'a>>;
+    type Item = Result<Node<'a>, Declined<'a>>;
 
     fn next(&mut self) -> Option<Self::Item> {
         let rest = self.rest.as_mut()?;
@@ -159,9 +164,13 @@ fn is_blank_or_comment(rest: &str) -> bool {
     trimmed.is_empty() || trimmed.starts_with('#')
 }
 
-fn read_document(lines: &[Line<'_>], raw: &[&str], last_line_unterminated: bool) -> Read<Value> {
+fn read_document<'a>(
+    lines: &[Line<'a>],
+    raw: &[&'a str],
+    last_line_unterminated: bool,
+) -> Read<Node<'a>> {
     let Some(first) = lines.first() else {
-        return Ok(Value::Null);
+        return Ok(Node::Null);
     };
     let mut reader = BlockReader {
         lines,
@@ -186,10 +195,10 @@ struct BlockReader<'l, 'a> {
     next: usize,
 }
 
-impl BlockReader<'_, '_> {
+impl<'a> BlockReader<'_, 'a> {
     /// The node whose content starts at column `col` of line `line` (its
     /// indentation for collections is `col`).
-    fn node(&mut self, line: usize, col: usize, depth: usize) -> Read<Value> {
+    fn node(&mut self, line: usize, col: usize, depth: usize) -> Read<Node<'a>> {
         if depth > MAX_DEPTH {
             return Err(OutsideSubset);
         }
@@ -207,11 +216,11 @@ impl BlockReader<'_, '_> {
 
     /// The node on the lines after `line`, more indented than `indent`, or
     /// null when there is none (`key:` or `-` with nothing after it).
-    fn nested(&mut self, line: usize, indent: usize, depth: usize) -> Read<Value> {
+    fn nested(&mut self, line: usize, indent: usize, depth: usize) -> Read<Node<'a>> {
         self.next = line + 1;
         match self.lines.get(self.next) {
             Some(child) if child.indent > indent => self.node(self.next, child.indent, depth),
-            _ => Ok(Value::Null),
+            _ => Ok(Node::Null),
         }
     }
 
@@ -224,7 +233,7 @@ impl BlockReader<'_, '_> {
         pos: usize,
         indent: usize,
         depth: usize,
-    ) -> Read<Value> {
+    ) -> Read<Node<'a>> {
         let text = self.lines[line].text;
         if text.as_bytes().get(pos) == Some(&b'|') {
             return self.literal(line, pos, indent);
@@ -240,7 +249,7 @@ impl BlockReader<'_, '_> {
     /// by the first line, which must hold text. Keep chomping (`|+`),
     /// explicit indentation, leading blank lines and an unterminated last line
     /// are left to serde_yaml.
-    fn literal(&mut self, line: usize, pos: usize, indent: usize) -> Read<Value> {
+    fn literal(&mut self, line: usize, pos: usize, indent: usize) -> Read<Node<'a>> {
         let header = &self.lines[line].text[pos + 1..];
         let (strip, after) = match header.strip_prefix('-') {
             Some(after) => (true, after),
@@ -292,12 +301,12 @@ impl BlockReader<'_, '_> {
         while self.lines.get(self.next).is_some_and(|l| l.raw < end) {
             self.next += 1;
         }
-        Ok(Value::String(value))
+        Ok(Node::String(Cow::Owned(value)))
     }
 
     /// A block sequence whose `-` indicators are at column `indent`; the first
     /// is on line `line`.
-    fn sequence(&mut self, mut line: usize, indent: usize, depth: usize) -> Read<Value> {
+    fn sequence(&mut self, mut line: usize, indent: usize, depth: usize) -> Read<Node<'a>> {
         if depth > MAX_DEPTH {
             return Err(OutsideSubset);
         }
@@ -330,7 +339,7 @@ impl BlockReader<'_, '_> {
                 // that is a mapping value (`rules:` then `- ...` at the key's
                 // column); the caller checks it is a key.
                 Some(following) if following.indent > indent => return Err(OutsideSubset),
-                _ => return Ok(Value::Array(items)),
+                _ => return Ok(Node::Sequence(items)),
             }
         }
     }
@@ -341,13 +350,13 @@ impl BlockReader<'_, '_> {
         &mut self,
         mut line: usize,
         indent: usize,
-        first_key: (String, usize),
+        first_key: (Cow<'a, str>, usize),
         depth: usize,
-    ) -> Read<Value> {
+    ) -> Read<Node<'a>> {
         if depth > MAX_DEPTH {
             return Err(OutsideSubset);
         }
-        let mut map = Map::new();
+        let mut map = Vec::new();
         let (mut key, mut after_colon) = first_key;
         loop {
             let text = self.lines[line].text;
@@ -365,10 +374,7 @@ impl BlockReader<'_, '_> {
                     _ => self.nested(line, indent, depth)?,
                 }
             };
-            if map.insert(key, value).is_some() {
-                // A repeated key is an error; serde_yaml words it.
-                return Err(OutsideSubset);
-            }
+            map.push((key, value));
             match self.lines.get(self.next) {
                 Some(following) if following.indent == indent => {
                     line = self.next;
@@ -376,7 +382,13 @@ impl BlockReader<'_, '_> {
                         mapping_key(following.text, indent)?.ok_or(OutsideSubset)?;
                 }
                 Some(following) if following.indent > indent => return Err(OutsideSubset),
-                _ => return Ok(Value::Object(map)),
+                _ => {
+                    if has_repeated_key(&map) {
+                        // A repeated key is an error; serde_yaml words it.
+                        return Err(OutsideSubset);
+                    }
+                    return Ok(Node::Mapping(map));
+                }
             }
         }
     }
@@ -398,7 +410,7 @@ fn skip_spaces(text: &str, mut pos: usize) -> usize {
 
 /// If a block mapping key starts at column `col` of `text`: the key and the
 /// position right after its `:`. `Ok(None)` when the line holds no key there.
-fn mapping_key(text: &str, col: usize) -> Read<Option<(String, usize)>> {
+fn mapping_key(text: &str, col: usize) -> Read<Option<(Cow<'_, str>, usize)>> {
     let bytes = text.as_bytes();
     let (key, end) = match bytes.get(col) {
         Some(b'"' | b'\'') => {
@@ -422,7 +434,7 @@ fn mapping_key(text: &str, col: usize) -> Read<Option<(String, usize)>> {
         // A plain key must read as a string (`1:` or `true:` keys are numbers
         // and booleans in serde_yaml's mapping).
         None => match plain_scalar(&text[col..end])? {
-            Value::String(key) => key,
+            Node::String(key) => key,
             _ => return Err(OutsideSubset),
         },
     };
@@ -450,13 +462,13 @@ fn is_plain_start(bytes: &[u8], pos: usize) -> bool {
 
 /// The value that fills the rest of the line from `pos` (a flow collection, a
 /// quoted or a plain scalar), followed at most by a comment.
-fn inline_value(text: &str, pos: usize, depth: usize) -> Read<Value> {
+fn inline_value(text: &str, pos: usize, depth: usize) -> Read<Node<'_>> {
     let bytes = text.as_bytes();
     let (value, end) = match bytes.get(pos) {
         Some(b'[' | b'{') => flow_node(text, pos, depth + 1)?,
         Some(b'"' | b'\'') => {
             let (s, end) = quoted(text, pos)?;
-            (Value::String(s), end)
+            (Node::String(s), end)
         }
         Some(_) if is_plain_start(bytes, pos) => {
             let rest = &text[pos..];
@@ -479,7 +491,7 @@ fn inline_value(text: &str, pos: usize, depth: usize) -> Read<Value> {
 
 /// A flow collection or scalar starting at `pos` (within one line); the value
 /// and the position after it.
-fn flow_node(text: &str, pos: usize, depth: usize) -> Read<(Value, usize)> {
+fn flow_node(text: &str, pos: usize, depth: usize) -> Read<(Node<'_>, usize)> {
     if depth > MAX_DEPTH {
         return Err(OutsideSubset);
     }
@@ -489,7 +501,7 @@ fn flow_node(text: &str, pos: usize, depth: usize) -> Read<(Value, usize)> {
             let mut items = Vec::new();
             let mut pos = skip_spaces(text, pos + 1);
             if bytes.get(pos) == Some(&b']') {
-                return Ok((Value::Array(items), pos + 1));
+                return Ok((Node::Sequence(items), pos + 1));
             }
             loop {
                 let (item, end) = flow_node(text, pos, depth + 1)?;
@@ -497,16 +509,16 @@ fn flow_node(text: &str, pos: usize, depth: usize) -> Read<(Value, usize)> {
                 let end = skip_spaces(text, end);
                 match bytes.get(end) {
                     Some(b',') => pos = skip_spaces(text, end + 1),
-                    Some(b']') => return Ok((Value::Array(items), end + 1)),
+                    Some(b']') => return Ok((Node::Sequence(items), end + 1)),
                     _ => return Err(OutsideSubset),
                 }
             }
         }
         Some(b'{') => {
-            let mut map = Map::new();
+            let mut map = Vec::new();
             let mut pos = skip_spaces(text, pos + 1);
             if bytes.get(pos) == Some(&b'}') {
-                return Ok((Value::Object(map), pos + 1));
+                return Ok((Node::Mapping(map), pos + 1));
             }
             loop {
                 let (key, end) = match bytes.get(pos) {
@@ -524,8 +536,7 @@ fn flow_node(text: &str, pos: usize, depth: usize) -> Read<(Value, usize)> {
                         if end - pos > MAX_KEY_LEN {
                             return Err(OutsideSubset);
                         }
-                        let Value::String(key) =
-                            plain_scalar(text[pos..end].trim_end_matches(' '))?
+                        let Node::String(key) = plain_scalar(text[pos..end].trim_end_matches(' '))?
                         else {
                             return Err(OutsideSubset);
                         };
@@ -537,20 +548,19 @@ fn flow_node(text: &str, pos: usize, depth: usize) -> Read<(Value, usize)> {
                     return Err(OutsideSubset);
                 }
                 let (value, end) = flow_node(text, skip_spaces(text, end + 1), depth + 1)?;
-                if map.insert(key, value).is_some() {
-                    return Err(OutsideSubset);
-                }
+                map.push((key, value));
                 let end = skip_spaces(text, end);
                 match bytes.get(end) {
                     Some(b',') => pos = skip_spaces(text, end + 1),
-                    Some(b'}') => return Ok((Value::Object(map), end + 1)),
+                    Some(b'}') if has_repeated_key(&map) => return Err(OutsideSubset),
+                    Some(b'}') => return Ok((Node::Mapping(map), end + 1)),
                     _ => return Err(OutsideSubset),
                 }
             }
         }
         Some(b'"' | b'\'') => {
             let (s, end) = quoted(text, pos)?;
-            Ok((Value::String(s), end))
+            Ok((Node::String(s), end))
         }
         Some(_) if is_plain_start(bytes, pos) => {
             let end = flow_plain_end(bytes, pos);
@@ -578,7 +588,7 @@ fn flow_plain_end(bytes: &[u8], pos: usize) -> usize {
 
 /// A one-line quoted scalar starting at `pos` (on its quote): the text and the
 /// position after the closing quote.
-fn quoted(text: &str, pos: usize) -> Read<(String, usize)> {
+fn quoted(text: &str, pos: usize) -> Read<(Cow<'_, str>, usize)> {
     let bytes = text.as_bytes();
     let quote = bytes[pos];
     let mut out = String::new();
@@ -598,8 +608,12 @@ fn quoted(text: &str, pos: usize) -> Read<(String, usize)> {
                 run = i;
                 continue;
             }
+            if run == pos + 1 {
+                // No escapes: the text between the quotes as it is.
+                return Ok((Cow::Borrowed(&text[run..i]), i + 1));
+            }
             out.push_str(&text[run..i]);
-            return Ok((out, i + 1));
+            return Ok((Cow::Owned(out), i + 1));
         }
         if quote == b'"' && b == b'\\' {
             let unescaped = match bytes.get(i + 1) {
@@ -628,18 +642,18 @@ fn quoted(text: &str, pos: usize) -> Read<(String, usize)> {
 /// weights, counts), and strings that cannot be a number. Every other spelling
 /// that may be a number (floats, exponents, `+5`, `007`, `0x1F`, `.inf`,
 /// integers beyond 64 bits) is left to serde_yaml, whose rules decide it.
-fn plain_scalar(s: &str) -> Read<Value> {
+fn plain_scalar(s: &str) -> Read<Node<'_>> {
     match s {
-        "" | "~" | "null" | "Null" | "NULL" => return Ok(Value::Null),
-        "true" | "True" | "TRUE" => return Ok(Value::Bool(true)),
-        "false" | "False" | "FALSE" => return Ok(Value::Bool(false)),
+        "" | "~" | "null" | "Null" | "NULL" => return Ok(Node::Null),
+        "true" | "True" | "TRUE" => return Ok(Node::Bool(true)),
+        "false" | "False" | "FALSE" => return Ok(Node::Bool(false)),
         _ => {}
     }
     let bytes = s.as_bytes();
     // A number starts with a digit, a sign or a dot (`inf` and `nan` spelled
     // without a dot are strings in YAML).
     if !matches!(bytes.first(), Some(b'0'..=b'9' | b'+' | b'-' | b'.')) {
-        return Ok(Value::String(s.to_owned()));
+        return Ok(Node::String(Cow::Borrowed(s)));
     }
     let (negative, digits) = match bytes.split_first() {
         Some((b'-', rest)) => (true, rest),
@@ -654,12 +668,12 @@ fn plain_scalar(s: &str) -> Read<Value> {
         } else {
             s.parse::<u64>().ok().map(Number::from)
         };
-        return number.map(Value::Number).ok_or(OutsideSubset);
+        return number.map(Node::Number).ok_or(OutsideSubset);
     }
     if may_be_number(s) {
         return Err(OutsideSubset);
     }
-    Ok(Value::String(s.to_owned()))
+    Ok(Node::String(Cow::Borrowed(s)))
 }
 
 /// Whether a YAML reader could take `s` (which starts with a digit, sign or
@@ -680,6 +694,7 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
     use serde::Deserialize;
+    use serde_json::Value;
 
     /// What the full path makes of `text`: every non-null document through
     /// `serde_yaml::Value` and `serde_json::to_value`, or its first error.
@@ -696,12 +711,13 @@ mod tests {
 
     /// The subset reader's non-null documents, or `None` where it gives up.
     fn parse_documents(text: &str) -> Option<Vec<Value>> {
-        let documents: Result<Vec<Value>, _> = documents(text)?.collect();
+        let documents: Result<Vec<Node>, _> = documents(text)?.collect();
         Some(
             documents
                 .ok()?
-                .into_iter()
+                .iter()
                 .filter(|d| !d.is_null())
+                .map(Node::to_value)
                 .collect(),
         )
     }
@@ -734,7 +750,7 @@ mod tests {
         let mut combined = Vec::new();
         for item in items {
             let value = match item {
-                Ok(value) => value,
+                Ok(node) => node.to_value(),
                 Err(Declined::Document(document)) => {
                     match super::super::document_via_serde_yaml(document) {
                         Some(value) => value,
