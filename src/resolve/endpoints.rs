@@ -31,7 +31,6 @@
 //! picked changes.
 
 use std::collections::HashMap;
-use std::fmt::Write as _;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -257,7 +256,7 @@ impl EndpointIndex {
                                 service: 0,
                                 namespace: namespace.to_string(),
                                 name: service_name.to_string(),
-                                key: format!("{namespace}/{service_name}"),
+                                key: service_key(namespace, service_name),
                                 service_port: service_port.map(|p| p.port),
                                 port_name: service_port
                                     .and_then(|p| p.name.clone())
@@ -319,7 +318,7 @@ impl EndpointIndex {
     /// address maps.
     fn flatten(&mut self, by_addr: FastMap<AddrKey, Vec<EndpointCandidate>>) {
         // One buffer for every address's text.
-        let mut text = String::with_capacity(32);
+        let mut text = Vec::with_capacity(32);
         for (key, list) in by_addr {
             let (Ok(start), Ok(len)) = (
                 u32::try_from(self.candidates.len()),
@@ -334,9 +333,8 @@ impl EndpointIndex {
             match key {
                 AddrKey::V4(v4) => {
                     text.clear();
-                    // Writing to a String cannot fail.
-                    let _ = write!(text, "{}", v4_socket_of(v4));
-                    if let Some(text) = V4Text::of(text.as_bytes()) {
+                    write_v4_socket(&mut text, v4);
+                    if let Some(text) = V4Text::of(&text) {
                         self.by_v4_text.insert(text, (v4, span));
                     }
                     self.by_v4.insert(v4, span);
@@ -352,7 +350,10 @@ impl EndpointIndex {
     /// Fills `service_ids` and every candidate's `service` (ids in
     /// `(namespace, name)` order, so that they do not depend on hashing).
     fn number_services(&mut self) {
-        let mut pairs: Vec<(&str, &str)> = self
+        // The distinct pairs first (many candidates share a Service), so that
+        // only those are sorted.
+        let mut distinct: FastMap<(&str, &str), u32> = FastMap::default();
+        for pair in self
             .services
             .iter()
             .map(|s| (s.namespace.as_str(), s.name.as_str()))
@@ -361,21 +362,27 @@ impl EndpointIndex {
                     .iter()
                     .map(|c| (c.namespace.as_str(), c.name.as_str())),
             )
-            .collect();
+        {
+            distinct.entry(pair).or_insert(0);
+        }
+        let mut pairs: Vec<(&str, &str)> = distinct.keys().copied().collect();
         pairs.sort_unstable();
-        pairs.dedup();
+        for (id, pair) in pairs.iter().enumerate() {
+            distinct.insert(*pair, id as u32);
+        }
         let keys_unambiguous = pairs
             .iter()
             .all(|(ns, name)| !ns.contains('/') && !name.contains('/'));
-        // Each candidate's id by binary search in the sorted pairs (no
-        // owned keys per candidate), then the owned map for `service_id`.
+        // Each candidate's id from the map of distinct pairs (no owned keys
+        // per candidate), then the owned map for `service_id`.
         let candidate_ids: Vec<u32> = self
             .candidates
             .iter()
             .map(|c| {
-                pairs
-                    .binary_search(&(c.namespace.as_str(), c.name.as_str()))
-                    .map_or(u32::MAX, |id| id as u32)
+                distinct
+                    .get(&(c.namespace.as_str(), c.name.as_str()))
+                    .copied()
+                    .unwrap_or(u32::MAX)
             })
             .collect();
         let service_ids: HashMap<(String, String), u32> = pairs
@@ -541,6 +548,46 @@ impl AddrKey {
 fn v4_socket_of(key: u64) -> SocketAddrV4 {
     // Bits 16..48 and 0..16 (see `AddrKey`): the casts keep exactly those.
     SocketAddrV4::new(Ipv4Addr::from_bits((key >> 16) as u32), key as u16)
+}
+
+/// Appends the text of the IPv4 socket address of an [`AddrKey::V4`] key to
+/// `text`, as `SocketAddrV4`'s `Display` writes it (`10.0.0.1:8080`), without
+/// the formatting machinery.
+fn write_v4_socket(text: &mut Vec<u8>, key: u64) {
+    let socket = v4_socket_of(key);
+    for (i, octet) in socket.ip().octets().into_iter().enumerate() {
+        if i > 0 {
+            text.push(b'.');
+        }
+        write_decimal(text, u32::from(octet));
+    }
+    text.push(b':');
+    write_decimal(text, u32::from(socket.port()));
+}
+
+/// Appends `n` in decimal, without leading zeros.
+fn write_decimal(text: &mut Vec<u8>, n: u32) {
+    let mut digits = [0u8; 10];
+    let mut at = digits.len();
+    let mut rest = n;
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (rest % 10) as u8;
+        rest /= 10;
+        if rest == 0 {
+            break;
+        }
+    }
+    text.extend_from_slice(&digits[at..]);
+}
+
+/// `namespace/name`, as [`crate::gateway::model::ObjectMeta::key`] writes it.
+fn service_key(namespace: &str, name: &str) -> String {
+    let mut key = String::with_capacity(namespace.len() + 1 + name.len());
+    key.push_str(namespace);
+    key.push('/');
+    key.push_str(name);
+    key
 }
 
 /// The text of a canonical IPv4 socket address (9 to 21 bytes) as a hash
@@ -776,5 +823,34 @@ pub(crate) fn choose_candidate_by<'c>(
             ambiguous: true,
             tie_broken_by_expected: false,
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The hand-written text of a socket address is `Display`'s, for octets
+    /// and ports of every length.
+    #[test]
+    fn v4_socket_text_is_displays() {
+        let mut text = Vec::new();
+        for ip in [
+            [0, 0, 0, 0],
+            [10, 244, 1, 17],
+            [255, 255, 255, 255],
+            [1, 20, 100, 9],
+        ] {
+            for port in [0, 7, 80, 443, 8080, 10000, 65535] {
+                let socket = SocketAddrV4::new(Ipv4Addr::from(ip), port);
+                let AddrKey::V4(key) = AddrKey::of(SocketAddr::V4(socket)) else {
+                    panic!("{socket} is not a V4 key");
+                };
+                text.clear();
+                write_v4_socket(&mut text, key);
+                assert_eq!(String::from_utf8(text.clone()).unwrap(), socket.to_string());
+            }
+        }
+        assert_eq!(service_key("ns", "web"), "ns/web");
     }
 }
