@@ -16,7 +16,7 @@ use serde::Deserialize;
 mod yaml_node;
 mod yaml_subset;
 
-use yaml_node::Node;
+use yaml_node::{Node, NodeRef};
 use yaml_subset::Declined;
 
 use super::model::{
@@ -63,14 +63,25 @@ pub fn load_text(set: &mut ObjectSet, source_name: &str, text: &str) -> Result<(
         // reports the error exactly as it always has (message, document
         // number).
         let mut staged = ObjectSet::default();
-        let all_loaded = documents.all(|document| match document {
-            Ok(node) => node.is_null() || add_value(&mut staged, node).is_ok(),
-            Err(Declined::Document(document)) => match document_via_serde_yaml(document) {
-                Some(value) => value.is_null() || add_value(&mut staged, value).is_ok(),
-                None => false,
-            },
-            Err(Declined::Text) => false,
-        });
+        let mut all_loaded = true;
+        while let Some(document) = documents.next() {
+            all_loaded = match document {
+                Ok(tree) => {
+                    let root = tree.root();
+                    let loaded = root.is_null() || add_value(&mut staged, root).is_ok();
+                    documents.recycle(tree);
+                    loaded
+                }
+                Err(Declined::Document(document)) => match document_via_serde_yaml(document) {
+                    Some(value) => value.is_null() || add_value(&mut staged, value).is_ok(),
+                    None => false,
+                },
+                Err(Declined::Text) => false,
+            };
+            if !all_loaded {
+                break;
+            }
+        }
         if all_loaded {
             append(set, staged);
             return Ok(());
@@ -234,28 +245,25 @@ impl Document for serde_json::Value {
     }
 }
 
-impl Document for Node<'_> {
+impl Document for NodeRef<'_, '_> {
     fn is_object(&self) -> bool {
-        matches!(self, Node::Mapping(_))
+        matches!(self.node(), Node::Mapping(_))
     }
 
     fn type_meta(&self) -> Result<TypeMeta, String> {
-        TypeMeta::deserialize(self).map_err(|e| format!("invalid object: {e}"))
+        TypeMeta::deserialize(*self).map_err(|e| format!("invalid object: {e}"))
     }
 
     fn has(&self, key: &str) -> bool {
         self.get(key).is_some()
     }
 
-    fn into_items(mut self) -> Option<Vec<Self>> {
-        match self.remove("items") {
-            Some(Node::Sequence(items)) => Some(items),
-            _ => None,
-        }
+    fn into_items(self) -> Option<Vec<Self>> {
+        Some(self.get("items")?.items()?.collect())
     }
 
     fn parse<T: DeserializeOwned>(self) -> Result<T, String> {
-        T::deserialize(&self).map_err(|e| e.to_string())
+        T::deserialize(self).map_err(|e| e.to_string())
     }
 }
 

@@ -17,7 +17,7 @@
 //! is not read here at all, and the caller loads it through serde_yaml as
 //! before, which then accepts or rejects it with its own message. So for
 //! every document it reads, the node must be exactly the JSON that
-//! `serde_json::to_value(serde_yaml::Value)` gives ([`Node::to_value`]); the differential tests
+//! `serde_json::to_value(serde_yaml::Value)` gives (`NodeRef::to_value`); the differential tests
 //! below (repository manifests, edge cases, generated and edited text) pin
 //! that, document by document too.
 
@@ -25,7 +25,7 @@ use std::borrow::Cow;
 
 use serde_json::Number;
 
-use super::yaml_node::{has_repeated_key, Node};
+use super::yaml_node::{Node, Tree, TreeBuilder};
 
 /// Deepest nesting of collections read here; deeper documents go to `serde_yaml`
 /// (whose own limit is 128).
@@ -86,6 +86,8 @@ pub(super) struct Documents<'a> {
     raw: Vec<&'a str>,
     /// Whether the text ends with a line break (else its last line has none).
     ends_with_newline: bool,
+    /// Builds each document's tree, reusing the allocations of the last.
+    builder: TreeBuilder<'a>,
 }
 
 /// The documents of `text`, or `None` when it holds characters this reader
@@ -101,6 +103,7 @@ pub(super) fn documents(text: &str) -> Option<Documents<'_>> {
         lines: Vec::new(),
         raw: Vec::new(),
         ends_with_newline: text.ends_with('\n'),
+        builder: TreeBuilder::default(),
     })
 }
 
@@ -114,8 +117,16 @@ fn is_printable_ascii(bytes: &[u8]) -> bool {
     })
 }
 
+impl<'a> Documents<'a> {
+    /// Hands back a tree this reader gave, so that its allocations serve the
+    /// next documents.
+    pub(super) fn recycle(&mut self, tree: Tree<'a>) {
+        self.builder.recycle(tree);
+    }
+}
+
 impl<'a> Iterator for Documents<'a> {
-    type Item = Result<Node<'a>, Declined<'a>>;
+    type Item = Result<Tree<'a>, Declined<'a>>;
 
     fn next(&mut self) -> Option<Self::Item> {
         let rest = self.rest.as_mut()?;
@@ -152,7 +163,12 @@ impl<'a> Iterator for Documents<'a> {
             }
         };
         let last_line_unterminated = self.rest.is_none() && !self.ends_with_newline;
-        let document = read_document(&self.lines, &self.raw, last_line_unterminated);
+        let document = read_document(
+            &self.lines,
+            &self.raw,
+            last_line_unterminated,
+            &mut self.builder,
+        );
         Some(document.map_err(|OutsideSubset| Declined::Document(&self.text[start..end])))
     }
 }
@@ -168,21 +184,24 @@ fn read_document<'a>(
     lines: &[Line<'a>],
     raw: &[&'a str],
     last_line_unterminated: bool,
-) -> Read<Node<'a>> {
+    tree: &mut TreeBuilder<'a>,
+) -> Read<Tree<'a>> {
+    tree.start();
     let Some(first) = lines.first() else {
-        return Ok(Node::Null);
+        return Ok(tree.finish(Node::Null));
     };
     let mut reader = BlockReader {
         lines,
         raw,
         last_line_unterminated,
         next: 0,
+        tree,
     };
-    let value = reader.node(0, first.indent, 0)?;
+    let root = reader.node(0, first.indent, 0)?;
     if reader.next != lines.len() {
         return Err(OutsideSubset);
     }
-    Ok(value)
+    Ok(reader.tree.finish(root))
 }
 
 /// Reads block collections line by line; `next` is the first line not yet read.
@@ -193,6 +212,8 @@ struct BlockReader<'l, 'a> {
     /// Whether the document's last line has no line break after it.
     last_line_unterminated: bool,
     next: usize,
+    /// Where collections put their children.
+    tree: &'l mut TreeBuilder<'a>,
 }
 
 impl<'a> BlockReader<'_, 'a> {
@@ -209,7 +230,7 @@ impl<'a> BlockReader<'_, 'a> {
         if let Some(first_key) = mapping_key(text, col)? {
             return self.mapping(line, col, first_key, depth + 1);
         }
-        let value = inline_value(text, col, depth)?;
+        let value = inline_value(text, col, depth, self.tree)?;
         self.next = line + 1;
         Ok(value)
     }
@@ -238,7 +259,7 @@ impl<'a> BlockReader<'_, 'a> {
         if text.as_bytes().get(pos) == Some(&b'|') {
             return self.literal(line, pos, indent);
         }
-        let value = inline_value(text, pos, depth)?;
+        let value = inline_value(text, pos, depth, self.tree)?;
         self.next = line + 1;
         Ok(value)
     }
@@ -310,7 +331,7 @@ impl<'a> BlockReader<'_, 'a> {
         if depth > MAX_DEPTH {
             return Err(OutsideSubset);
         }
-        let mut items = Vec::new();
+        let mark = self.tree.item_mark();
         loop {
             let text = self.lines[line].text;
             if !is_sequence_entry(text, indent) {
@@ -328,7 +349,7 @@ impl<'a> BlockReader<'_, 'a> {
             } else {
                 self.value_on_line(line, col, indent, depth)?
             };
-            items.push(item);
+            self.tree.push_item(item);
             match self.lines.get(self.next) {
                 Some(following)
                     if following.indent == indent && is_sequence_entry(following.text, indent) =>
@@ -339,7 +360,7 @@ impl<'a> BlockReader<'_, 'a> {
                 // that is a mapping value (`rules:` then `- ...` at the key's
                 // column); the caller checks it is a key.
                 Some(following) if following.indent > indent => return Err(OutsideSubset),
-                _ => return Ok(Node::Sequence(items)),
+                _ => return self.tree.sequence(mark).ok_or(OutsideSubset),
             }
         }
     }
@@ -356,7 +377,7 @@ impl<'a> BlockReader<'_, 'a> {
         if depth > MAX_DEPTH {
             return Err(OutsideSubset);
         }
-        let mut map = Vec::new();
+        let mark = self.tree.entry_mark();
         let (mut key, mut after_colon) = first_key;
         loop {
             let text = self.lines[line].text;
@@ -374,7 +395,7 @@ impl<'a> BlockReader<'_, 'a> {
                     _ => self.nested(line, indent, depth)?,
                 }
             };
-            map.push((key, value));
+            self.tree.push_entry(key, value);
             match self.lines.get(self.next) {
                 Some(following) if following.indent == indent => {
                     line = self.next;
@@ -382,13 +403,8 @@ impl<'a> BlockReader<'_, 'a> {
                         mapping_key(following.text, indent)?.ok_or(OutsideSubset)?;
                 }
                 Some(following) if following.indent > indent => return Err(OutsideSubset),
-                _ => {
-                    if has_repeated_key(&map) {
-                        // A repeated key is an error; serde_yaml words it.
-                        return Err(OutsideSubset);
-                    }
-                    return Ok(Node::Mapping(map));
-                }
+                // A repeated key is an error (`None`); serde_yaml words it.
+                _ => return self.tree.mapping(mark).ok_or(OutsideSubset),
             }
         }
     }
@@ -462,10 +478,15 @@ fn is_plain_start(bytes: &[u8], pos: usize) -> bool {
 
 /// The value that fills the rest of the line from `pos` (a flow collection, a
 /// quoted or a plain scalar), followed at most by a comment.
-fn inline_value(text: &str, pos: usize, depth: usize) -> Read<Node<'_>> {
+fn inline_value<'a>(
+    text: &'a str,
+    pos: usize,
+    depth: usize,
+    tree: &mut TreeBuilder<'a>,
+) -> Read<Node<'a>> {
     let bytes = text.as_bytes();
     let (value, end) = match bytes.get(pos) {
-        Some(b'[' | b'{') => flow_node(text, pos, depth + 1)?,
+        Some(b'[' | b'{') => flow_node(text, pos, depth + 1, tree)?,
         Some(b'"' | b'\'') => {
             let (s, end) = quoted(text, pos)?;
             (Node::String(s), end)
@@ -491,34 +512,41 @@ fn inline_value(text: &str, pos: usize, depth: usize) -> Read<Node<'_>> {
 
 /// A flow collection or scalar starting at `pos` (within one line); the value
 /// and the position after it.
-fn flow_node(text: &str, pos: usize, depth: usize) -> Read<(Node<'_>, usize)> {
+fn flow_node<'a>(
+    text: &'a str,
+    pos: usize,
+    depth: usize,
+    tree: &mut TreeBuilder<'a>,
+) -> Read<(Node<'a>, usize)> {
     if depth > MAX_DEPTH {
         return Err(OutsideSubset);
     }
     let bytes = text.as_bytes();
     match bytes.get(pos) {
         Some(b'[') => {
-            let mut items = Vec::new();
+            let mark = tree.item_mark();
             let mut pos = skip_spaces(text, pos + 1);
             if bytes.get(pos) == Some(&b']') {
-                return Ok((Node::Sequence(items), pos + 1));
+                let empty = tree.sequence(mark).ok_or(OutsideSubset)?;
+                return Ok((empty, pos + 1));
             }
             loop {
-                let (item, end) = flow_node(text, pos, depth + 1)?;
-                items.push(item);
+                let (item, end) = flow_node(text, pos, depth + 1, tree)?;
+                tree.push_item(item);
                 let end = skip_spaces(text, end);
                 match bytes.get(end) {
                     Some(b',') => pos = skip_spaces(text, end + 1),
-                    Some(b']') => return Ok((Node::Sequence(items), end + 1)),
+                    Some(b']') => return Ok((tree.sequence(mark).ok_or(OutsideSubset)?, end + 1)),
                     _ => return Err(OutsideSubset),
                 }
             }
         }
         Some(b'{') => {
-            let mut map = Vec::new();
+            let mark = tree.entry_mark();
             let mut pos = skip_spaces(text, pos + 1);
             if bytes.get(pos) == Some(&b'}') {
-                return Ok((Node::Mapping(map), pos + 1));
+                let empty = tree.mapping(mark).ok_or(OutsideSubset)?;
+                return Ok((empty, pos + 1));
             }
             loop {
                 let (key, end) = match bytes.get(pos) {
@@ -547,13 +575,13 @@ fn flow_node(text: &str, pos: usize, depth: usize) -> Read<(Node<'_>, usize)> {
                 if bytes.get(end) != Some(&b':') || bytes.get(end + 1) != Some(&b' ') {
                     return Err(OutsideSubset);
                 }
-                let (value, end) = flow_node(text, skip_spaces(text, end + 1), depth + 1)?;
-                map.push((key, value));
+                let (value, end) = flow_node(text, skip_spaces(text, end + 1), depth + 1, tree)?;
+                tree.push_entry(key, value);
                 let end = skip_spaces(text, end);
                 match bytes.get(end) {
                     Some(b',') => pos = skip_spaces(text, end + 1),
-                    Some(b'}') if has_repeated_key(&map) => return Err(OutsideSubset),
-                    Some(b'}') => return Ok((Node::Mapping(map), end + 1)),
+                    // A repeated key (`None`) is left to serde_yaml.
+                    Some(b'}') => return Ok((tree.mapping(mark).ok_or(OutsideSubset)?, end + 1)),
                     _ => return Err(OutsideSubset),
                 }
             }
@@ -711,13 +739,14 @@ mod tests {
 
     /// The subset reader's non-null documents, or `None` where it gives up.
     fn parse_documents(text: &str) -> Option<Vec<Value>> {
-        let documents: Result<Vec<Node>, _> = documents(text)?.collect();
+        let documents: Result<Vec<Tree>, _> = documents(text)?.collect();
         Some(
             documents
                 .ok()?
                 .iter()
+                .map(Tree::root)
                 .filter(|d| !d.is_null())
-                .map(Node::to_value)
+                .map(|d| d.to_value())
                 .collect(),
         )
     }
@@ -750,7 +779,7 @@ mod tests {
         let mut combined = Vec::new();
         for item in items {
             let value = match item {
-                Ok(node) => node.to_value(),
+                Ok(tree) => tree.root().to_value(),
                 Err(Declined::Document(document)) => {
                     match super::super::document_via_serde_yaml(document) {
                         Some(value) => value,
