@@ -10,6 +10,8 @@
 //! serde_yaml (about 6x fewer instructions); what it declines goes through
 //! serde_yaml exactly as before.
 
+use std::borrow::Cow;
+
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 
@@ -37,14 +39,15 @@ pub struct LoadError {
     pub message: String,
 }
 
-/// The envelope fields every Kubernetes object has.
+/// The envelope fields every Kubernetes object has, borrowed from the
+/// document where it allows.
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct TypeMeta {
-    #[serde(default)]
-    api_version: String,
-    #[serde(default)]
-    kind: String,
+struct TypeMeta<'a> {
+    #[serde(default, borrow)]
+    api_version: Cow<'a, str>,
+    #[serde(default, borrow)]
+    kind: Cow<'a, str>,
 }
 
 /// Adds every object in `text` to `set`. `source_name` labels errors.
@@ -208,7 +211,7 @@ trait Document: Sized {
     /// Whether it is a mapping.
     fn is_object(&self) -> bool;
     /// Its `apiVersion` and `kind`.
-    fn type_meta(&self) -> Result<TypeMeta, String>;
+    fn type_meta(&self) -> Result<TypeMeta<'_>, String>;
     /// Whether the mapping has `key`.
     fn has(&self, key: &str) -> bool;
     /// Its `items` when that is a sequence.
@@ -222,7 +225,7 @@ impl Document for serde_json::Value {
         serde_json::Value::is_object(self)
     }
 
-    fn type_meta(&self) -> Result<TypeMeta, String> {
+    fn type_meta(&self) -> Result<TypeMeta<'_>, String> {
         TypeMeta::deserialize(self).map_err(|e| format!("invalid object: {e}"))
     }
 
@@ -250,7 +253,7 @@ impl Document for NodeRef<'_, '_> {
         matches!(self.node(), Node::Mapping(_))
     }
 
-    fn type_meta(&self) -> Result<TypeMeta, String> {
+    fn type_meta(&self) -> Result<TypeMeta<'_>, String> {
         TypeMeta::deserialize(*self).map_err(|e| format!("invalid object: {e}"))
     }
 
@@ -290,7 +293,7 @@ fn add_value<D: Document>(set: &mut ObjectSet, value: D) -> Result<(), String> {
         .rsplit_once('/')
         .map_or("", |(group, _version)| group);
     let gateway_group = group == GATEWAY_GROUP;
-    match (meta.kind.as_str(), group) {
+    match (meta.kind.as_ref(), group) {
         ("GatewayClass", _) if gateway_group => set.gateway_classes.push(parse(value, "")?),
         ("Gateway", _) if gateway_group => set.gateways.push(parse(value, "default")?),
         ("ListenerSet", g) | ("XListenerSet", g) if g == GATEWAY_GROUP || g == GATEWAY_X_GROUP => {

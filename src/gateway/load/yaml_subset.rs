@@ -79,7 +79,7 @@ pub(super) struct Documents<'a> {
     /// Where the next document starts in `text`.
     offset: usize,
     /// The lines after the last document read; `None` once all are read.
-    rest: Option<std::str::Split<'a, char>>,
+    rest: Option<LineSplit<'a>>,
     /// The current document's content lines (kept to reuse the allocation).
     lines: Vec<Line<'a>>,
     /// All of the current document's lines.
@@ -99,12 +99,49 @@ pub(super) fn documents(text: &str) -> Option<Documents<'_>> {
     is_printable_ascii(text.as_bytes()).then(|| Documents {
         text,
         offset: 0,
-        rest: Some(text.split('\n')),
+        rest: Some(LineSplit { text, next: 0 }),
         lines: Vec::new(),
         raw: Vec::new(),
         ends_with_newline: text.ends_with('\n'),
         builder: TreeBuilder::default(),
     })
+}
+
+/// The lines of a text as `text.split('\n')` gives them (the last one is
+/// what follows the last line feed, possibly empty), found with `memchr`.
+struct LineSplit<'a> {
+    text: &'a str,
+    /// Where the next line starts.
+    next: usize,
+}
+
+impl<'a> Iterator for LineSplit<'a> {
+    type Item = &'a str;
+
+    fn next(&mut self) -> Option<&'a str> {
+        let start = self.next;
+        let rest = self.text.get(start..)?;
+        match memchr::memchr(b'\n', rest.as_bytes()) {
+            Some(len) => {
+                self.next = start + len + 1;
+                Some(&rest[..len])
+            }
+            None => {
+                // Past the end: no more lines.
+                self.next = self.text.len() + 1;
+                Some(rest)
+            }
+        }
+    }
+}
+
+/// Where ` #` (a comment after a plain scalar) first occurs in `rest`: the
+/// position of its space.
+fn comment_start(rest: &str) -> Option<usize> {
+    let bytes = rest.as_bytes();
+    memchr::memchr_iter(b'#', bytes)
+        .find(|&i| i > 0 && bytes[i - 1] == b' ')
+        .map(|i| i - 1)
 }
 
 /// Whether every byte is printable ASCII or a line feed. No early exit within
@@ -494,7 +531,7 @@ fn inline_value<'a>(
         Some(_) if is_plain_start(bytes, pos) => {
             let rest = &text[pos..];
             // A plain scalar ends at a comment (` #`).
-            let scalar = rest[..rest.find(" #").unwrap_or(rest.len())].trim_end_matches(' ');
+            let scalar = rest[..comment_start(rest).unwrap_or(rest.len())].trim_end_matches(' ');
             if scalar.ends_with(':') || scalar.contains(": ") {
                 return Err(OutsideSubset);
             }
@@ -947,6 +984,29 @@ mod tests {
                 "{bad:?}"
             );
             assert!(documents(&format!("{bad}{long}")).is_none(), "{bad:?}");
+        }
+    }
+
+    /// Lines and comments are found as `split('\n')` and `find(" #")` find them.
+    #[test]
+    fn lines_and_comments_are_found_as_std_finds_them() {
+        for text in [
+            "",
+            "\n",
+            "a",
+            "a\n",
+            "a\nb",
+            "a\n\nb\n",
+            "\n\n",
+            "x: 1 # c\n---\ny",
+        ] {
+            let lines: Vec<&str> = LineSplit { text, next: 0 }.collect();
+            assert_eq!(lines, text.split('\n').collect::<Vec<_>>(), "{text:?}");
+        }
+        for rest in [
+            "", "#", " #", "a#b", "a #b", "a#b #c", "a  # c", "##", "a# #",
+        ] {
+            assert_eq!(comment_start(rest), rest.find(" #"), "{rest:?}");
         }
     }
 
