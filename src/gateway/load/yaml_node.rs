@@ -203,7 +203,7 @@ impl<'t, 'a> NodeRef<'t, 'a> {
 
     /// The same document as a JSON value (what the full path builds).
     #[cfg(test)]
-    pub(super) fn to_value(&self) -> serde_json::Value {
+    pub(super) fn to_value(self) -> serde_json::Value {
         use serde_json::Value;
         match self.node {
             Node::Null => Value::Null,
