@@ -30,7 +30,6 @@
 //! API ([`EndpointIndex::lookup`]) stays the same; only the way an index is
 //! picked changes.
 
-use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -123,10 +122,11 @@ pub struct EndpointIndex {
     candidates: Vec<EndpointCandidate>,
     /// Sorted by `(namespace, name)` for allocation-free lookups.
     services: Vec<ServiceEntry>,
-    /// Id of every Service `(namespace, name)` a candidate or a Service
-    /// object names (see [`EndpointCandidate::service`]), numbered in
-    /// `(namespace, name)` order from 0.
-    service_ids: HashMap<(String, String), u32>,
+    /// Every Service `(namespace, name)` a candidate or a Service object
+    /// names, sorted: a pair's position is its id (see
+    /// [`EndpointCandidate::service`]), found by binary search without
+    /// allocating.
+    service_pairs: Vec<(String, String)>,
     /// No namespace or name of a candidate contains `/`, so that a key
     /// `namespace/name` and the pair tell the same Services apart (ids, which
     /// stand for pairs, can then stand in for key comparisons).
@@ -152,7 +152,7 @@ impl Default for EndpointIndex {
             by_v4_text: FastMap::default(),
             candidates: Vec::new(),
             services: Vec::new(),
-            service_ids: HashMap::new(),
+            service_pairs: Vec::new(),
             keys_unambiguous: true,
             skipped_addresses: 0,
         }
@@ -191,7 +191,7 @@ impl EndpointIndex {
         services.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
         services.dedup_by(|a, b| a.namespace == b.namespace && a.name == b.name);
 
-        let service_objects: HashMap<(&str, &str), &Service> = objects
+        let service_objects: FastMap<(&str, &str), &Service> = objects
             .services
             .iter()
             .map(|s| ((s.metadata.namespace.as_str(), s.metadata.name.as_str()), s))
@@ -205,7 +205,7 @@ impl EndpointIndex {
             by_v4_text: FastMap::default(),
             candidates: Vec::new(),
             services,
-            service_ids: HashMap::new(),
+            service_pairs: Vec::new(),
             keys_unambiguous: true,
             skipped_addresses: 0,
         };
@@ -347,7 +347,7 @@ impl EndpointIndex {
         self.candidates.shrink_to_fit();
     }
 
-    /// Fills `service_ids` and every candidate's `service` (ids in
+    /// Fills `service_pairs` and every candidate's `service` (ids in
     /// `(namespace, name)` order, so that they do not depend on hashing).
     fn number_services(&mut self) {
         // The distinct pairs first (many candidates share a Service), so that
@@ -385,16 +385,15 @@ impl EndpointIndex {
                     .unwrap_or(u32::MAX)
             })
             .collect();
-        let service_ids: HashMap<(String, String), u32> = pairs
+        let service_pairs: Vec<(String, String)> = pairs
             .iter()
-            .enumerate()
-            .map(|(id, (ns, name))| ((ns.to_string(), name.to_string()), id as u32))
+            .map(|(ns, name)| (ns.to_string(), name.to_string()))
             .collect();
         for (candidate, id) in self.candidates.iter_mut().zip(candidate_ids) {
             // Every candidate's pair is among `pairs`.
             candidate.service = id;
         }
-        self.service_ids = service_ids;
+        self.service_pairs = service_pairs;
         self.keys_unambiguous = keys_unambiguous;
     }
 
@@ -402,14 +401,15 @@ impl EndpointIndex {
     /// when a candidate or a Service object of this index names it. Ids run
     /// from 0 to [`service_count`](Self::service_count) - 1.
     pub fn service_id(&self, namespace: &str, name: &str) -> Option<u32> {
-        self.service_ids
-            .get(&(namespace.to_string(), name.to_string()))
-            .copied()
+        self.service_pairs
+            .binary_search_by(|(ns, n)| (ns.as_str(), n.as_str()).cmp(&(namespace, name)))
+            .ok()
+            .map(|id| id as u32)
     }
 
     /// Number of Service ids ([`service_id`](Self::service_id)).
     pub fn service_count(&self) -> usize {
-        self.service_ids.len()
+        self.service_pairs.len()
     }
 
     /// True when no candidate's namespace or name contains `/`: keys
