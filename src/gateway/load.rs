@@ -567,6 +567,100 @@ metadata: {name: d}
         }
     }
 
+    /// Every manifest text of the decision cases loads, typed straight from
+    /// the subset reader's trees, into exactly the objects the full path
+    /// (serde_yaml, then serde_json values) gives.
+    #[test]
+    fn decision_case_manifests_load_as_through_json_values() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/cases");
+        let mut count = 0;
+        for entry in std::fs::read_dir(root).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_none_or(|e| e != "yaml") {
+                continue;
+            }
+            let case: serde_yaml::Value =
+                serde_yaml::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+            let Some(text) = case.get("manifests").and_then(|m| m.as_str()) else {
+                continue;
+            };
+            let mut through_trees = ObjectSet::default();
+            let mut through_values = ObjectSet::default();
+            let typed = load_text(&mut through_trees, "m.yaml", text).map_err(|e| e.to_string());
+            let full = load_yaml(&mut through_values, "m.yaml", text).map_err(|e| e.to_string());
+            assert_eq!(typed, full, "{}", path.display());
+            assert_eq!(
+                format!("{through_trees:?}"),
+                format!("{through_values:?}"),
+                "{}",
+                path.display()
+            );
+            count += 1;
+        }
+        assert!(count > 50, "{count} cases");
+    }
+
+    /// What the model reads in ways a tree could get wrong: null options,
+    /// flattened backend references with their own fields, JSON-valued
+    /// fields (status, targetRef), negative and large numbers, quoted
+    /// numbers, a struct given as a sequence; and a document the model
+    /// rejects (a negative port) is reported by the full path, unchanged.
+    #[test]
+    fn trees_type_the_model_as_json_values_do() {
+        let text = r#"
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: r, namespace: n, labels: {a: "1"}, generation: 9223372036854775807}
+spec:
+  parentRefs: [{name: gw, sectionName: ~, port: 443}]
+  hostnames: []
+  rules:
+  - backendRefs:
+    - {name: a, port: 80, weight: 0, group: "", kind: Service, filters: []}
+    - name: b
+      namespace: other
+      port: 8080
+    matches: [{path: {type: Exact, value: "/x y"}, headers: [{name: h, value: '-1'}]}]
+status: {parents: [{parentRef: {name: gw}, conditions: [{type: Accepted, status: "True", observedGeneration: -3}]}]}
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata: {name: s-1, namespace: n, labels: {kubernetes.io/service-name: s}}
+addressType: IPv4
+endpoints:
+- addresses: ["10.0.0.1"]
+  conditions: {ready: false, serving: ~}
+  targetRef: {kind: Pod, name: p, uid: "0"}
+ports: [{name: ~, port: 8080}]
+"#;
+        assert!(yaml_subset::documents(text).unwrap().all(|d| d.is_ok()));
+        let mut through_trees = ObjectSet::default();
+        load_text(&mut through_trees, "t.yaml", text).unwrap();
+        let mut through_values = ObjectSet::default();
+        load_yaml(&mut through_values, "t.yaml", text).unwrap();
+        assert_eq!(format!("{through_trees:?}"), format!("{through_values:?}"));
+        assert_eq!(through_trees.http_routes.len(), 1);
+        assert_eq!(through_trees.endpoint_slices.len(), 1);
+
+        // A struct given as a sequence: its fields in order, both ways.
+        let text = "apiVersion: v1\nkind: Service\nmetadata: [a, b]\n";
+        assert!(yaml_subset::documents(text).unwrap().all(|d| d.is_ok()));
+        let mut through_trees = ObjectSet::default();
+        load_text(&mut through_trees, "s.yaml", text).unwrap();
+        let mut through_values = ObjectSet::default();
+        load_yaml(&mut through_values, "s.yaml", text).unwrap();
+        assert_eq!(format!("{through_trees:?}"), format!("{through_values:?}"));
+        assert_eq!(through_trees.services[0].metadata.namespace, "b");
+
+        let text =
+            "apiVersion: v1\nkind: Service\nmetadata: {name: a}\nspec: {ports: [{port: -1}]}\n";
+        let err = load_text(&mut ObjectSet::default(), "e.yaml", text).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "e.yaml: document 1: invalid value: integer `-1`, expected u16"
+        );
+    }
+
     /// A document outside the subset is read alone by serde_yaml while the
     /// others are read by the subset reader; an error in any document, or a
     /// directive, sends the whole text down the full path (same message and
