@@ -300,6 +300,11 @@ impl<'de> de::Deserializer<'de> for NodeRef<'de, '_> {
         visitor.visit_newtype_struct(self)
     }
 
+    /// Skipped without walking the node, as serde_json skips a value.
+    fn deserialize_ignored_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
+        visitor.visit_unit()
+    }
+
     /// Enums are not in the model; refused so that the full path decides.
     fn deserialize_enum<V: Visitor<'de>>(
         self,
@@ -313,7 +318,7 @@ impl<'de> de::Deserializer<'de> for NodeRef<'de, '_> {
     forward_to_deserialize_any! {
         bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string
         bytes byte_buf unit unit_struct seq tuple tuple_struct map struct
-        identifier ignored_any
+        identifier
     }
 }
 

@@ -496,8 +496,33 @@ fn mapping_key(text: &str, col: usize) -> Read<Option<(Cow<'_, str>, usize)>> {
 
 /// Bytes a plain key may hold here (a conservative subset of YAML's).
 fn is_key_byte(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'/' | b'-')
+    KEY_BYTES[usize::from(b)]
 }
+
+/// [`is_key_byte`] as a table: letters, digits, `.`, `_`, `/`, `-`.
+static KEY_BYTES: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        table[b] = c.is_ascii_alphanumeric() || matches!(c, b'.' | b'_' | b'/' | b'-');
+        b += 1;
+    }
+    table
+};
+
+/// Bytes that end a plain scalar in a flow collection (see
+/// [`flow_plain_end`]).
+static FLOW_PLAIN_STOPS: [bool; 256] = {
+    let mut table = [false; 256];
+    let stops = *b",[]{}:#";
+    let mut i = 0;
+    while i < stops.len() {
+        table[stops[i] as usize] = true;
+        i += 1;
+    }
+    table
+};
 
 /// Whether a plain scalar may start at `pos` in this subset: not a YAML
 /// indicator, except `-` before a letter, digit, `-`, `.`, `/` or `_`
@@ -647,7 +672,7 @@ fn flow_node<'a>(
 fn flow_plain_end(bytes: &[u8], pos: usize) -> usize {
     pos + bytes[pos..]
         .iter()
-        .take_while(|&&b| !matches!(b, b',' | b'[' | b']' | b'{' | b'}' | b':' | b'#'))
+        .take_while(|&&b| !FLOW_PLAIN_STOPS[usize::from(b)])
         .count()
 }
 
@@ -1007,6 +1032,17 @@ mod tests {
             "", "#", " #", "a#b", "a #b", "a#b #c", "a  # c", "##", "a# #",
         ] {
             assert_eq!(comment_start(rest), rest.find(" #"), "{rest:?}");
+        }
+    }
+
+    /// The byte tables hold exactly the bytes their rules name.
+    #[test]
+    fn byte_tables_match_their_rules() {
+        for b in 0..=255u8 {
+            let key = b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'/' | b'-');
+            assert_eq!(is_key_byte(b), key, "{b}");
+            let stop = matches!(b, b',' | b'[' | b']' | b'{' | b'}' | b':' | b'#');
+            assert_eq!(FLOW_PLAIN_STOPS[usize::from(b)], stop, "{b}");
         }
     }
 
