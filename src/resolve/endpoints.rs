@@ -179,7 +179,7 @@ impl EndpointIndex {
             .map(|s| ServiceEntry {
                 namespace: s.metadata.namespace.clone(),
                 name: s.metadata.name.clone(),
-                key: s.metadata.key(),
+                key: service_key(&s.metadata.namespace, &s.metadata.name),
                 ports: s
                     .spec
                     .ports
@@ -289,7 +289,7 @@ impl EndpointIndex {
                         service: 0,
                         namespace: service.metadata.namespace.clone(),
                         name: service.metadata.name.clone(),
-                        key: service.metadata.key(),
+                        key: service_key(&service.metadata.namespace, &service.metadata.name),
                         service_port: Some(port.port),
                         port_name: port.name.clone().filter(|n| !n.is_empty()),
                         pod: None,
