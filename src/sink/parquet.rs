@@ -364,6 +364,10 @@ struct Partition {
     last_used: u64,
     /// Input-string bytes of the rows buffered since the last size check.
     unchecked_bytes: usize,
+    /// `span.rows % batch_rows`, kept as a counter: the file's size and age
+    /// are checked when it wraps to 0 (no division per row). Reset with
+    /// `span`.
+    rows_since_roll_check: usize,
 }
 
 /// The rolling Parquet sink. See the [module documentation](self) for layout,
@@ -539,6 +543,15 @@ impl ParquetSink {
         partition.last_used = self.use_clock;
         partition.columns.push(row);
         partition.span.observe(row);
+        partition.rows_since_roll_check += 1;
+        let roll_check = partition.rows_since_roll_check == self.config.batch_rows;
+        if roll_check {
+            partition.rows_since_roll_check = 0;
+        }
+        debug_assert_eq!(
+            partition.rows_since_roll_check as u64,
+            partition.span.rows % self.config.batch_rows as u64
+        );
         self.rows_appended += 1;
 
         partition.unchecked_bytes += row.input_bytes();
@@ -565,7 +578,7 @@ impl ParquetSink {
         }
         let partition = &self.partitions[index];
         if file_full
-            || (partition.span.rows % self.config.batch_rows as u64 == 0
+            || (roll_check
                 && (partition.estimated_bytes() >= self.config.max_file_bytes
                     || partition.opened_at.elapsed() >= self.config.max_file_age))
         {
@@ -654,6 +667,7 @@ impl ParquetSink {
             opened_at: Instant::now(),
             last_used: self.use_clock,
             unchecked_bytes: 0,
+            rows_since_roll_check: 0,
         });
         self.last_partition = self.partitions.len() - 1;
         Ok(self.last_partition)
@@ -733,6 +747,7 @@ impl ParquetSink {
             return Ok(());
         };
         let mut span = std::mem::replace(&mut partition.span, FileRowSpan::empty(partition.key));
+        partition.rows_since_roll_check = 0;
         span.sequence = self.next_sequence;
         self.next_sequence += 1;
         let dir = partition.dir.clone();
@@ -792,6 +807,7 @@ impl Partition {
             let _ = std::fs::remove_file(&open.temp_path);
         }
         self.span = FileRowSpan::empty(self.key);
+        self.rows_since_roll_check = 0;
     }
 }
 
