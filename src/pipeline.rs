@@ -394,10 +394,15 @@ impl<'i> RecordProcessor<'i> {
             if result.is_err() {
                 return;
             }
-            result = match record {
+            let judged = match record {
                 Ok(record) => judge(self, record, out),
                 Err(error) => self.dead_letter(&error, payload, origin, out),
             };
+            // Only an error is stored: `result` is `Ok` here, and assigning
+            // every record's `Ok` would run the drop of the old value.
+            if let Err(error) = judged {
+                result = Err(error);
+            }
         });
         result
     }

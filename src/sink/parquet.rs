@@ -179,6 +179,22 @@ impl PartitionKey {
         }
     }
 
+    /// The event times (µs) of this partition's hour, `start..end`: a row's
+    /// time in it has this key. Empty for [`NoEventTime`](Self::NoEventTime)
+    /// and for an hour whose bounds do not fit in an `i64`.
+    fn hour_micros(&self) -> std::ops::Range<i64> {
+        let hour = match *self {
+            PartitionKey::Hour(hour) => hour,
+            PartitionKey::NoEventTime => return 0..0,
+        };
+        let start = hour.checked_mul(MICROS_PER_HOUR);
+        let end = start.and_then(|start| start.checked_add(MICROS_PER_HOUR));
+        match (start, end) {
+            (Some(start), Some(end)) => start..end,
+            _ => 0..0,
+        }
+    }
+
     /// The partition directory relative to the dataset root, e.g. `dt=2024-05-01/hour=07`.
     pub fn relative_dir(&self) -> PathBuf {
         let hour_start = match self {
@@ -364,6 +380,13 @@ struct Partition {
     last_used: u64,
     /// Input-string bytes of the rows buffered since the last size check.
     unchecked_bytes: usize,
+    /// `key.hour_micros()`: the row times of this partition, compared
+    /// without dividing them into hours.
+    hour_micros: std::ops::Range<i64>,
+    /// `span.rows % batch_rows`, kept as a counter: the file's size and age
+    /// are checked when it wraps to 0 (no division per row). Reset with
+    /// `span`.
+    rows_since_roll_check: usize,
 }
 
 /// The rolling Parquet sink. See the [module documentation](self) for layout,
@@ -528,8 +551,12 @@ impl ParquetSink {
     /// Appends one row to its partition's buffer; writes a row group when the
     /// buffer is full and finishes the file when it reaches a roll limit.
     pub fn append(&mut self, row: &EnrichedRow<'_>) -> Result<(), SinkError> {
-        let key = PartitionKey::of(row.event_time);
-        let index = self.partition_index(key)?;
+        // Rows usually fall in the last row's partition: it is checked
+        // first by the time's range, without computing the key.
+        let index = match self.partitions.get(self.last_partition) {
+            Some(last) if last.holds(row.event_time) => self.last_partition,
+            _ => self.partition_index(PartitionKey::of(row.event_time))?,
+        };
         self.use_clock += 1;
         let max_file_rows = self.config.max_file_rows;
         let partition = &mut self.partitions[index];
@@ -539,6 +566,15 @@ impl ParquetSink {
         partition.last_used = self.use_clock;
         partition.columns.push(row);
         partition.span.observe(row);
+        partition.rows_since_roll_check += 1;
+        let roll_check = partition.rows_since_roll_check == self.config.batch_rows;
+        if roll_check {
+            partition.rows_since_roll_check = 0;
+        }
+        debug_assert_eq!(
+            partition.rows_since_roll_check as u64,
+            partition.span.rows % self.config.batch_rows as u64
+        );
         self.rows_appended += 1;
 
         partition.unchecked_bytes += row.input_bytes();
@@ -565,7 +601,7 @@ impl ParquetSink {
         }
         let partition = &self.partitions[index];
         if file_full
-            || (partition.span.rows % self.config.batch_rows as u64 == 0
+            || (roll_check
                 && (partition.estimated_bytes() >= self.config.max_file_bytes
                     || partition.opened_at.elapsed() >= self.config.max_file_age))
         {
@@ -645,6 +681,7 @@ impl ParquetSink {
         let dir = self.config.root_dir.join(key.relative_dir());
         self.partitions.push(Partition {
             key,
+            hour_micros: key.hour_micros(),
             dir,
             columns: EnrichedColumns::with_capacity(
                 self.config.batch_rows.min(self.config.row_group_rows),
@@ -654,6 +691,7 @@ impl ParquetSink {
             opened_at: Instant::now(),
             last_used: self.use_clock,
             unchecked_bytes: 0,
+            rows_since_roll_check: 0,
         });
         self.last_partition = self.partitions.len() - 1;
         Ok(self.last_partition)
@@ -733,6 +771,7 @@ impl ParquetSink {
             return Ok(());
         };
         let mut span = std::mem::replace(&mut partition.span, FileRowSpan::empty(partition.key));
+        partition.rows_since_roll_check = 0;
         span.sequence = self.next_sequence;
         self.next_sequence += 1;
         let dir = partition.dir.clone();
@@ -776,6 +815,15 @@ impl ParquetSink {
 }
 
 impl Partition {
+    /// Whether a row with this event time belongs to this partition.
+    #[inline]
+    fn holds(&self, event_time: Option<i64>) -> bool {
+        match event_time {
+            Some(t) => self.hour_micros.contains(&t),
+            None => self.key == PartitionKey::NoEventTime,
+        }
+    }
+
     /// Bytes written to the current file plus the buffered rows at their
     /// uncompressed size (an over-estimate of what they add).
     fn estimated_bytes(&self) -> u64 {
@@ -792,6 +840,7 @@ impl Partition {
             let _ = std::fs::remove_file(&open.temp_path);
         }
         self.span = FileRowSpan::empty(self.key);
+        self.rows_since_roll_check = 0;
     }
 }
 
@@ -1326,6 +1375,81 @@ mod tests {
         assert_eq!(removed, vec![stale.clone()]);
         assert!(!stale.exists());
         assert!(dir.join("keep.parquet").exists());
+    }
+
+    #[test]
+    fn hour_range_holds_exactly_the_times_of_its_key() {
+        let hour = PartitionKey::of(Some(HOUR_07));
+        let range = hour.hour_micros();
+        assert_eq!(range, HOUR_07..HOUR_07 + MICROS_PER_HOUR);
+        for t in [
+            HOUR_07 - 1,
+            HOUR_07,
+            HOUR_07 + 1,
+            HOUR_07 + MICROS_PER_HOUR - 1,
+            HOUR_07 + MICROS_PER_HOUR,
+            -1,
+            0,
+        ] {
+            assert_eq!(range.contains(&t), PartitionKey::of(Some(t)) == hour, "{t}");
+        }
+        // Before the epoch, the hour is floored: -1 µs is in the hour before 0.
+        assert_eq!(
+            PartitionKey::of(Some(-1)).hour_micros(),
+            -MICROS_PER_HOUR..0
+        );
+        // Hours whose bounds overflow, and the no-time partition, hold no time
+        // by range (their rows take the keyed lookup).
+        for t in [i64::MIN, i64::MAX] {
+            let extreme = PartitionKey::of(Some(t));
+            assert!(extreme.hour_micros().is_empty(), "{t}");
+        }
+        assert!(PartitionKey::NoEventTime.hour_micros().is_empty());
+    }
+
+    #[test]
+    fn rows_alternating_between_partitions_land_in_their_own() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let mut sink = ParquetSink::new(
+            ParquetSinkConfig::new(tmp.path()),
+            SequentialFileNamer::new("alternating"),
+        )
+        .expect("sink");
+        let times = [
+            Some(HOUR_07),
+            None,
+            Some(HOUR_07 + MICROS_PER_HOUR),
+            Some(HOUR_07 + MICROS_PER_HOUR - 1),
+            None,
+            Some(HOUR_07 + MICROS_PER_HOUR),
+            Some(HOUR_07 - 1),
+        ];
+        for (offset, &event_time) in times.iter().enumerate() {
+            sink.append(&row(event_time, offset as i64, "r"))
+                .expect("append");
+        }
+        let mut files = sink.close().expect("close");
+        files.sort_by_key(|f| f.span.first_source_offset);
+        let spans: Vec<_> = files
+            .iter()
+            .map(|f| {
+                (
+                    f.rows,
+                    f.span.first_source_offset,
+                    f.span.last_source_offset,
+                )
+            })
+            .collect();
+        // Hour 07: offsets 0 and 3; no time: 1 and 4; hour 08: 2 and 5; hour 06: 6.
+        assert_eq!(
+            spans,
+            vec![
+                (2, Some(0), Some(3)),
+                (2, Some(1), Some(4)),
+                (2, Some(2), Some(5)),
+                (1, Some(6), Some(6)),
+            ]
+        );
     }
 
     #[test]

@@ -92,6 +92,8 @@ impl<'a> StrList<'a> {
     pub fn total_len(&self) -> usize {
         match *self {
             StrList::Empty => 0,
+            // The usual list, one upstream attempt: no loop.
+            StrList::Borrowed([one]) => one.len(),
             StrList::Borrowed(s) => s.iter().map(|v| v.len()).sum(),
             StrList::Owned(s) => s.iter().map(String::len).sum(),
             StrList::Shared(s) => s.iter().map(|v| v.len()).sum(),
@@ -619,6 +621,10 @@ mod tests {
             assert_eq!(list.total_len(), list.iter().map(str::len).sum::<usize>());
         }
         assert_eq!(StrList::Empty.total_len(), 0);
+        // One element (the usual upstream list) and none, borrowed.
+        assert_eq!(StrList::Borrowed(&borrowed[..1]).total_len(), 13);
+        assert_eq!(StrList::Borrowed(&borrowed[1..2]).total_len(), 0);
+        assert_eq!(StrList::Borrowed(&[]).total_len(), 0);
     }
 
     #[test]
