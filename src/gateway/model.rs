@@ -38,10 +38,20 @@ pub struct ObjectMeta {
     pub generation: Option<i64>,
 }
 
+/// `namespace/name`: the key of a namespaced object (see [`ObjectMeta::key`]),
+/// built with one allocation of the exact size.
+pub fn object_key(namespace: &str, name: &str) -> String {
+    let mut key = String::with_capacity(namespace.len() + 1 + name.len());
+    key.push_str(namespace);
+    key.push('/');
+    key.push_str(name);
+    key
+}
+
 impl ObjectMeta {
     /// `namespace/name`.
     pub fn key(&self) -> String {
-        format!("{}/{}", self.namespace, self.name)
+        object_key(&self.namespace, &self.name)
     }
 
     /// Creation time in seconds since the epoch; `None` when absent or unparsable.

@@ -35,7 +35,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::AnsweredBy;
 use crate::gateway::compile::FastMap;
-use crate::gateway::model::{ObjectSet, Service, ServicePort};
+use crate::gateway::model::{object_key, ObjectSet, Service, ServicePort};
 
 /// One Service (and Service port) that an address belongs to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -179,7 +179,7 @@ impl EndpointIndex {
             .map(|s| ServiceEntry {
                 namespace: s.metadata.namespace.clone(),
                 name: s.metadata.name.clone(),
-                key: service_key(&s.metadata.namespace, &s.metadata.name),
+                key: s.metadata.key(),
                 ports: s
                     .spec
                     .ports
@@ -256,7 +256,7 @@ impl EndpointIndex {
                                 service: 0,
                                 namespace: namespace.to_string(),
                                 name: service_name.to_string(),
-                                key: service_key(namespace, service_name),
+                                key: object_key(namespace, service_name),
                                 service_port: service_port.map(|p| p.port),
                                 port_name: service_port
                                     .and_then(|p| p.name.clone())
@@ -289,7 +289,7 @@ impl EndpointIndex {
                         service: 0,
                         namespace: service.metadata.namespace.clone(),
                         name: service.metadata.name.clone(),
-                        key: service_key(&service.metadata.namespace, &service.metadata.name),
+                        key: service.metadata.key(),
                         service_port: Some(port.port),
                         port_name: port.name.clone().filter(|n| !n.is_empty()),
                         pod: None,
@@ -374,7 +374,7 @@ impl EndpointIndex {
             .iter()
             .all(|(ns, name)| !ns.contains('/') && !name.contains('/'));
         // Each candidate's id from the map of distinct pairs (no owned keys
-        // per candidate), then the owned map for `service_id`.
+        // per candidate), then the owned sorted pairs for `service_id`.
         let candidate_ids: Vec<u32> = self
             .candidates
             .iter()
@@ -555,39 +555,15 @@ fn v4_socket_of(key: u64) -> SocketAddrV4 {
 /// the formatting machinery.
 fn write_v4_socket(text: &mut Vec<u8>, key: u64) {
     let socket = v4_socket_of(key);
+    let mut digits = itoa::Buffer::new();
     for (i, octet) in socket.ip().octets().into_iter().enumerate() {
         if i > 0 {
             text.push(b'.');
         }
-        write_decimal(text, u32::from(octet));
+        text.extend_from_slice(digits.format(octet).as_bytes());
     }
     text.push(b':');
-    write_decimal(text, u32::from(socket.port()));
-}
-
-/// Appends `n` in decimal, without leading zeros.
-fn write_decimal(text: &mut Vec<u8>, n: u32) {
-    let mut digits = [0u8; 10];
-    let mut at = digits.len();
-    let mut rest = n;
-    loop {
-        at -= 1;
-        digits[at] = b'0' + (rest % 10) as u8;
-        rest /= 10;
-        if rest == 0 {
-            break;
-        }
-    }
-    text.extend_from_slice(&digits[at..]);
-}
-
-/// `namespace/name`, as [`crate::gateway::model::ObjectMeta::key`] writes it.
-fn service_key(namespace: &str, name: &str) -> String {
-    let mut key = String::with_capacity(namespace.len() + 1 + name.len());
-    key.push_str(namespace);
-    key.push('/');
-    key.push_str(name);
-    key
+    text.extend_from_slice(digits.format(socket.port()).as_bytes());
 }
 
 /// The text of a canonical IPv4 socket address (9 to 21 bytes) as a hash
@@ -851,6 +827,5 @@ mod tests {
                 assert_eq!(String::from_utf8(text.clone()).unwrap(), socket.to_string());
             }
         }
-        assert_eq!(service_key("ns", "web"), "ns/web");
     }
 }

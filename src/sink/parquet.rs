@@ -385,7 +385,7 @@ struct Partition {
     hour_micros: std::ops::Range<i64>,
     /// `span.rows % batch_rows`, kept as a counter: the file's size and age
     /// are checked when it wraps to 0 (no division per row). Reset with
-    /// `span`.
+    /// `span` ([`Partition::restart_span`]).
     rows_since_roll_check: usize,
 }
 
@@ -770,8 +770,7 @@ impl ParquetSink {
         let Some(mut open) = partition.file.take() else {
             return Ok(());
         };
-        let mut span = std::mem::replace(&mut partition.span, FileRowSpan::empty(partition.key));
-        partition.rows_since_roll_check = 0;
+        let mut span = partition.restart_span();
         span.sequence = self.next_sequence;
         self.next_sequence += 1;
         let dir = partition.dir.clone();
@@ -839,8 +838,14 @@ impl Partition {
         if let Some(open) = self.file.take() {
             let _ = std::fs::remove_file(&open.temp_path);
         }
-        self.span = FileRowSpan::empty(self.key);
+        self.restart_span();
+    }
+
+    /// Starts the span of a new file (and the roll-check count with it),
+    /// returning the finished file's span.
+    fn restart_span(&mut self) -> FileRowSpan {
         self.rows_since_roll_check = 0;
+        std::mem::replace(&mut self.span, FileRowSpan::empty(self.key))
     }
 }
 
