@@ -30,6 +30,12 @@
 //!   drifts (the two sides of a pair run back to back);
 //! * `RP_BENCH_SKIP_DUCKDB`: skip the DuckDB side;
 //! * `RP_BENCH_ONLY_GENERATE`: write the manifests and the log and stop;
+//! * `RP_BENCH_SEED`: mixed into the generator's seeds (default 0, the bench's
+//!   own data set); `deploy/build-pgo.sh` trains on other seeds, so the
+//!   profile-guided build never sees the measured file;
+//! * `RP_BENCH_BIN`: the routeproof binary to measure (default: the one Cargo
+//!   built for this bench), e.g. the profile-guided build of
+//!   `deploy/build-pgo.sh`;
 //! * `RP_BENCH_SHAPE`: `default` (all 24 keys of Envoy Gateway's default JSON
 //!   format, about 872 bytes a line) or `compact` (about 400 bytes: a smaller
 //!   Envoy JSON format with the 12 keys the decision and the resolution use:
@@ -97,9 +103,9 @@ fn pod_ip(n: u32) -> String {
     format!("10.{}.{}.{}", 64 + (n >> 16), (n >> 8) & 0xff, n & 0xff)
 }
 
-fn build_config() -> Config {
+fn build_config(seed: u64) -> Config {
     let mut pod = 0u32;
-    let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+    let mut rng = Rng(0x9E37_79B9_7F4A_7C15 ^ seed);
     let mut backend = |service: String, weight: u32, rng: &mut Rng| {
         let n = 1 + rng.below(4) as u32;
         let pods = (0..n)
@@ -399,9 +405,10 @@ fn write_log(
     n: u64,
     shape: LineShape,
     envelope: ShipperEnvelope,
+    seed: u64,
 ) -> std::io::Result<(Mix, u64)> {
     let mut out = BufWriter::with_capacity(1 << 20, File::create(path)?);
-    let mut rng = Rng(0xD1B5_4A32_D192_ED03);
+    let mut rng = Rng(0xD1B5_4A32_D192_ED03 ^ seed);
     let mut mix = Mix::default();
     let mut line = String::with_capacity(1024);
     let mut wrapped = String::with_capacity(4096);
@@ -593,9 +600,12 @@ fn write_log(
     Ok((mix, bytes))
 }
 
-/// The routeproof binary: the one Cargo built for this bench, else
-/// `target/release/routeproof`.
+/// The routeproof binary: `RP_BENCH_BIN`, else the one Cargo built for this
+/// bench, else `target/release/routeproof`.
 fn routeproof_binary() -> PathBuf {
+    if let Some(p) = std::env::var_os("RP_BENCH_BIN") {
+        return PathBuf::from(p);
+    }
     if let Some(p) = option_env!("CARGO_BIN_EXE_routeproof") {
         return PathBuf::from(p);
     }
@@ -748,7 +758,8 @@ fn main() {
         eprintln!("work directory: {}", work.display());
     }
 
-    let config = build_config();
+    let seed = env_u64("RP_BENCH_SEED", 0);
+    let config = build_config(seed);
     let manifests = work.join("manifests");
     write_manifests(&config, &manifests).expect("write manifests");
     let log = work.join("envoy-gateway.log");
@@ -766,7 +777,7 @@ fn main() {
             panic!("RP_BENCH_ENVELOPE must be `none`, `fluent-bit` or `vector`, not {other:?}")
         }
     };
-    let (mix, bytes) = write_log(&config, &log, lines, shape, envelope).expect("write log");
+    let (mix, bytes) = write_log(&config, &log, lines, shape, envelope, seed).expect("write log");
     let services: usize = config
         .routes
         .iter()

@@ -1,0 +1,107 @@
+#!/usr/bin/env bash
+# Profile-guided release build of routeproof.
+#
+#   deploy/build-pgo.sh [--train MANIFESTS_DIR LOG_FILE]...
+#
+# 1. generates training logs with the replay bench's generator (Envoy Gateway
+#    JSON: the default 24-key format, the compact 12-key one, and both inside
+#    Fluent Bit and Vector envelopes), each from its own seed: never seed 0,
+#    the file the bench measures;
+# 2. builds an instrumented `routeproof` (-Cprofile-generate) and runs `replay`
+#    on those logs, on the demo set and on every `--train` pair given (your own
+#    manifests and logs: add them when your gateways log another format, whose
+#    decoder the generated logs leave cold in the profile);
+# 3. merges the profile with llvm-profdata and builds `routeproof` again with
+#    -Cprofile-use.
+#
+# Result: $CARGO_TARGET_DIR/pgo/routeproof (default target/pgo/routeproof) and
+# the profile beside it. Measure it with
+#   RP_BENCH_BIN=target/pgo/routeproof cargo bench --bench replay_vs_duckdb
+#
+# Needs llvm-profdata from LLVM 19 or newer (rustc 1.95 is LLVM 22; LLVM 19 reads
+# its raw profiles): $LLVM_PROFDATA, else rustup's llvm-tools component, else
+# /usr/lib/llvm-NN/bin/llvm-profdata (Debian: `apt-get install llvm-19`).
+# Training lines: $RP_PGO_LINES per generated log (default 200000).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+extra_train=()
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --train)
+      [ $# -ge 3 ] || { echo "--train needs MANIFESTS_DIR LOG_FILE" >&2; exit 2; }
+      [ -d "$2" ] || { echo "--train: $2 is not a directory" >&2; exit 2; }
+      [ -f "$3" ] || { echo "--train: $3 is not a file" >&2; exit 2; }
+      extra_train+=("$(realpath "$2")" "$(realpath "$3")")
+      shift 3 ;;
+    -h|--help) sed -n '2,25p' "$0"; exit 0 ;;
+    *) echo "unknown argument: $1 (see --help)" >&2; exit 2 ;;
+  esac
+done
+
+host=$(rustc -vV | sed -n 's/^host: //p')
+target_dir=$(realpath -m "${CARGO_TARGET_DIR:-target}")
+out_dir="$target_dir/pgo"
+lines="${RP_PGO_LINES:-200000}"
+
+# llvm-profdata that reads this rustc's raw profiles (format version 10: LLVM >= 19).
+find_profdata() {
+  if [ -n "${LLVM_PROFDATA:-}" ]; then echo "$LLVM_PROFDATA"; return; fi
+  local tool
+  tool="$(rustc --print sysroot)/lib/rustlib/$host/bin/llvm-profdata"
+  if [ -x "$tool" ]; then echo "$tool"; return; fi
+  for tool in $(ls -d /usr/lib/llvm-*/bin/llvm-profdata 2>/dev/null | sort -t- -k2 -n -r); do
+    local major
+    major=$(echo "$tool" | sed -n 's|/usr/lib/llvm-\([0-9]*\)/.*|\1|p')
+    if [ "${major:-0}" -ge 19 ]; then echo "$tool"; return; fi
+  done
+}
+profdata=$(find_profdata)
+if [ -z "$profdata" ]; then
+  echo "no llvm-profdata from LLVM >= 19: set LLVM_PROFDATA, or run" >&2
+  echo "  rustup component add llvm-tools   (or, on Debian: apt-get install llvm-19)" >&2
+  exit 1
+fi
+echo "== llvm-profdata: $profdata"
+
+work=$(mktemp -d -t routeproof-pgo.XXXXXX)
+trap 'rm -rf "$work"' EXIT
+
+echo "== training logs ($lines lines each, generator seeds 1-4)"
+generate() { # seed shape envelope lines
+  RP_BENCH_ONLY_GENERATE=1 RP_BENCH_SEED="$1" RP_BENCH_SHAPE="$2" RP_BENCH_ENVELOPE="$3" \
+    RP_BENCH_LINES="$4" RP_BENCH_DIR="$work/train-$1" \
+    cargo bench --locked --bench replay_vs_duckdb >"$work/generate.log" 2>&1 \
+    || { cat "$work/generate.log" >&2; exit 1; }
+  train+=("$work/train-$1/manifests" "$work/train-$1/envoy-gateway.log")
+}
+train=()
+generate 1 default none "$lines"
+generate 2 compact none "$lines"
+generate 3 default fluent-bit "$((lines / 2))"
+generate 4 compact vector "$((lines / 2))"
+train+=("$PWD/demo/manifests" "$PWD/demo/logs/envoy-gateway.log")
+train+=("${extra_train[@]}")
+
+# `--target` keeps RUSTFLAGS off build scripts and proc macros; each stage has
+# its own target directory so a rerun rebuilds only what changed.
+build() { # stage rustflags
+  RUSTFLAGS="${RUSTFLAGS:-} $2" cargo build --locked --release --bin routeproof \
+    --target "$host" --target-dir "$target_dir/pgo-$1"
+}
+
+echo "== instrumented build"
+build generate "-Cprofile-generate=$work/raw"
+for ((i = 0; i < ${#train[@]}; i += 2)); do
+  echo "== training: replay ${train[i+1]}"
+  "$target_dir/pgo-generate/$host/release/routeproof" replay --manifests "${train[i]}" \
+    --input "${train[i+1]}" --out "$work/out-$i" >/dev/null
+  rm -rf "$work/out-$i"
+done
+mkdir -p "$out_dir"
+"$profdata" merge -o "$out_dir/routeproof.profdata" "$work/raw"
+
+echo "== optimized build"
+build use "-Cprofile-use=$out_dir/routeproof.profdata"
+cp "$target_dir/pgo-use/$host/release/routeproof" "$out_dir/routeproof"
+echo "built $out_dir/routeproof (profile: $out_dir/routeproof.profdata)"
