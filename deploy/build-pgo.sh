@@ -50,11 +50,19 @@ find_profdata() {
   local tool
   tool="$(rustc --print sysroot)/lib/rustlib/$host/bin/llvm-profdata"
   if [ -x "$tool" ]; then echo "$tool"; return; fi
-  for tool in $(ls -d /usr/lib/llvm-*/bin/llvm-profdata 2>/dev/null | sort -t- -k2 -n -r); do
-    local major
-    major=$(echo "$tool" | sed -n 's|/usr/lib/llvm-\([0-9]*\)/.*|\1|p')
-    if [ "${major:-0}" -ge 19 ]; then echo "$tool"; return; fi
+  # The newest of Debian's versioned LLVMs.
+  local best="" best_major=0 major
+  for tool in /usr/lib/llvm-*/bin/llvm-profdata; do
+    [ -x "$tool" ] || continue
+    major=${tool#/usr/lib/llvm-}
+    major=${major%%/*}
+    case "$major" in *[!0-9]*|"") continue ;; esac
+    if [ "$major" -ge 19 ] && [ "$major" -gt "$best_major" ]; then
+      best=$tool
+      best_major=$major
+    fi
   done
+  echo "$best"
 }
 profdata=$(find_profdata)
 if [ -z "$profdata" ]; then
