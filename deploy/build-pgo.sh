@@ -15,7 +15,7 @@
 #    -Cprofile-use.
 #
 # Result: $CARGO_TARGET_DIR/pgo/routeproof (default target/pgo/routeproof) and
-# the profile beside it. Measure it with
+# the profile beside it (routeproof-<content hash>.profdata). Measure it with
 #   RP_BENCH_BIN=target/pgo/routeproof cargo bench --bench replay_vs_duckdb
 #
 # Needs llvm-profdata from LLVM 19 or newer (rustc 1.95 is LLVM 22; LLVM 19 reads
@@ -23,7 +23,6 @@
 # /usr/lib/llvm-NN/bin/llvm-profdata (Debian: `apt-get install llvm-19`).
 # Training lines: $RP_PGO_LINES per generated log (default 200000).
 set -euo pipefail
-cd "$(dirname "$0")/.."
 
 extra_train=()
 while [ $# -gt 0 ]; do
@@ -39,8 +38,10 @@ while [ $# -gt 0 ]; do
   esac
 done
 
+# Paths given relative to where the script was started, then the repository.
+target_dir=$(realpath -m "${CARGO_TARGET_DIR:-$(dirname "$0")/../target}")
+cd "$(dirname "$0")/.."
 host=$(rustc -vV | sed -n 's/^host: //p')
-target_dir=$(realpath -m "${CARGO_TARGET_DIR:-target}")
 out_dir="$target_dir/pgo"
 lines="${RP_PGO_LINES:-200000}"
 
@@ -98,18 +99,26 @@ build() { # stage rustflags
     --target "$host" --target-dir "$target_dir/pgo-$1"
 }
 
+# Fixed path: the instrumented build's flags stay the same from run to run.
+raw="$target_dir/pgo-generate/profraw"
 echo "== instrumented build"
-build generate "-Cprofile-generate=$work/raw"
+build generate "-Cprofile-generate=$raw"
+rm -rf "$raw"
 for ((i = 0; i < ${#train[@]}; i += 2)); do
   echo "== training: replay ${train[i+1]}"
   "$target_dir/pgo-generate/$host/release/routeproof" replay --manifests "${train[i]}" \
     --input "${train[i+1]}" --out "$work/out-$i" >/dev/null
   rm -rf "$work/out-$i"
 done
+"$profdata" merge -o "$work/routeproof.profdata" "$raw"
+# Named by its content: Cargo tracks the flags, not the file they name, so a
+# new profile must change the flags to rebuild every crate with it.
 mkdir -p "$out_dir"
-"$profdata" merge -o "$out_dir/routeproof.profdata" "$work/raw"
+rm -f "$out_dir"/routeproof-*.profdata
+profile="$out_dir/routeproof-$(sha256sum "$work/routeproof.profdata" | cut -c1-16).profdata"
+cp "$work/routeproof.profdata" "$profile"
 
 echo "== optimized build"
-build use "-Cprofile-use=$out_dir/routeproof.profdata"
+build use "-Cprofile-use=$profile"
 cp "$target_dir/pgo-use/$host/release/routeproof" "$out_dir/routeproof"
-echo "built $out_dir/routeproof (profile: $out_dir/routeproof.profdata)"
+echo "built $out_dir/routeproof (profile: $profile)"
