@@ -19,7 +19,9 @@
 //! response from the first partition asked for, so a smaller value interleaves
 //! partitions more finely), `RP_BENCH_FILE_ROWS` (`parquet.max_file_rows`,
 //! default 125,000) and `RP_BENCH_FILE_AGE_S` (`parquet.max_file_age_seconds`,
-//! default 1.0; see "Roll policy" below), `RP_BENCH_BROKER_PID` (the broker's process id when it runs on this machine:
+//! default 1.0; see "Roll policy" below), `RP_BENCH_BIN` (the routeproof
+//! binary to measure, e.g. the profile-guided build; default the one Cargo
+//! built), `RP_BENCH_BROKER_PID` (the broker's process id when it runs on this machine:
 //! its CPU time is reported for the consume-only and run steps),
 //! `RP_BENCH_KAFKA_INPUT` and `RP_BENCH_KAFKA_MANIFESTS` (a file of JSON log
 //! lines and the manifests they were generated for, instead of the demo set:
@@ -159,6 +161,13 @@ fn rate(n: usize, d: Duration) -> f64 {
     n as f64 / d.as_secs_f64()
 }
 
+/// The path in environment variable `name`, when set and not empty.
+fn path_var_os(name: &str) -> Option<PathBuf> {
+    std::env::var_os(name)
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+}
+
 fn main() {
     // `cargo bench` passes `--bench`; there is nothing to filter.
     let mut brokers =
@@ -180,15 +189,12 @@ fn main() {
         m
     });
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let exe = PathBuf::from(env!("CARGO_BIN_EXE_routeproof"));
-    let path_var = |name: &str| {
-        std::env::var_os(name)
-            .filter(|v| !v.is_empty())
-            .map(PathBuf::from)
-    };
-    let input_file = path_var("RP_BENCH_KAFKA_INPUT");
+    // `RP_BENCH_BIN`: another routeproof binary (the profile-guided build).
+    let exe = path_var_os("RP_BENCH_BIN")
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_routeproof")));
+    let input_file = path_var_os("RP_BENCH_KAFKA_INPUT");
     let manifests =
-        path_var("RP_BENCH_KAFKA_MANIFESTS").unwrap_or_else(|| root.join("demo/manifests"));
+        path_var_os("RP_BENCH_KAFKA_MANIFESTS").unwrap_or_else(|| root.join("demo/manifests"));
     let source = input_file
         .clone()
         .unwrap_or_else(|| root.join("demo/logs/envoy-gateway.log"));

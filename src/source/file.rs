@@ -416,6 +416,53 @@ mod tests {
     }
 
     #[test]
+    fn lines_longer_than_a_read_are_whole_at_the_default_sizes() {
+        // The default read (256 KiB) is shorter than the default longest
+        // line (1 MiB): a line spanning reads still comes out whole, and one
+        // over the limit is reported, with the lines around them intact.
+        let max = crate::decode::DEFAULT_MAX_LINE_LEN;
+        assert!(READ_CHUNK_BYTES < max);
+        let long = "y".repeat(READ_CHUNK_BYTES * 2 + 17);
+        let too_long = "z".repeat(max + 1);
+        let data = format!("a\n{long}\nb\n{too_long}\nc\n");
+        let mut reader = LineReader::from_reader(
+            "t".into(),
+            Box::new(std::io::Cursor::new(data.into_bytes())),
+            max,
+        );
+        let mut batch = LineBatch::default();
+        let (mut lines, mut oversized) = (Vec::new(), Vec::new());
+        loop {
+            let more = reader.next_batch(&mut batch).unwrap();
+            lines.extend(batch.lines().map(|l| (l.bytes.len(), l.offset, l.number)));
+            oversized.extend(batch.oversized.iter().copied());
+            if !more {
+                break;
+            }
+        }
+        let long_at = 2u64;
+        let b_at = long_at + long.len() as u64 + 1;
+        let c_at = b_at + 2 + too_long.len() as u64 + 1;
+        assert_eq!(
+            lines,
+            vec![
+                (1, 0, 1),
+                (long.len(), long_at, 2),
+                (1, b_at, 3),
+                (1, c_at, 5)
+            ]
+        );
+        assert_eq!(
+            oversized,
+            vec![OversizedLine {
+                offset: b_at + 2,
+                line: 4,
+                len: too_long.len() as u64
+            }]
+        );
+    }
+
+    #[test]
     fn oversized_lines_are_reported_and_skipped() {
         let long = "x".repeat(50);
         let data = format!("ok1\n{long}\nok2\n{long}");
