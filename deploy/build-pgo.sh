@@ -11,10 +11,7 @@
 #    on those logs, on the demo set and on every `--train` pair given (your own
 #    manifests and logs: add them when your gateways log another format, whose
 #    decoder the generated logs leave cold in the profile);
-# 3. when tansu (the Kafka-compatible broker the tests use) is installed, starts
-#    one and runs the Kafka bench with the instrumented binary, so that `run`
-#    (consumer loop, worker queues, Kafka sinks) is in the profile too;
-# 4. merges the profile with llvm-profdata and builds `routeproof` again with
+# 3. merges the profile with llvm-profdata and builds `routeproof` again with
 #    -Cprofile-use.
 #
 # Result: $CARGO_TARGET_DIR/pgo/routeproof (default target/pgo/routeproof) and
@@ -24,10 +21,7 @@
 # Needs llvm-profdata from LLVM 19 or newer (rustc 1.95 is LLVM 22; LLVM 19 reads
 # its raw profiles): $LLVM_PROFDATA, else rustup's llvm-tools component, else
 # /usr/lib/llvm-NN/bin/llvm-profdata (Debian: `apt-get install llvm-19`).
-# Training lines: $RP_PGO_LINES per generated log (default 200000). tansu:
-# $TANSU, else `tansu` on PATH, else ~/.cargo/bin/tansu (`cargo install tansu
-# --version 0.6.0 --locked --features dynostore,libsql`); it listens on
-# 127.0.0.1:$RP_PGO_KAFKA_PORT (default 19492). Without tansu, `run` is left out.
+# Training lines: $RP_PGO_LINES per generated log (default 200000).
 set -euo pipefail
 
 extra_train=()
@@ -39,7 +33,7 @@ while [ $# -gt 0 ]; do
       [ -f "$3" ] || { echo "--train: $3 is not a file" >&2; exit 2; }
       extra_train+=("$(realpath "$2")" "$(realpath "$3")")
       shift 3 ;;
-    -h|--help) sed -n '2,32p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,25p' "$0"; exit 0 ;;
     *) echo "unknown argument: $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -80,12 +74,7 @@ fi
 echo "== llvm-profdata: $profdata"
 
 work=$(mktemp -d -t routeproof-pgo.XXXXXX)
-tansu_pid=""
-cleanup() {
-  if [ -n "$tansu_pid" ]; then kill "$tansu_pid" 2>/dev/null || true; fi
-  rm -rf "$work"
-}
-trap cleanup EXIT
+trap 'rm -rf "$work"' EXIT
 
 echo "== training logs ($lines lines each, generator seeds 1-4)"
 generate() { # seed shape envelope lines
@@ -121,34 +110,6 @@ for ((i = 0; i < ${#train[@]}; i += 2)); do
     --input "${train[i+1]}" --out "$work/out-$i" >/dev/null
   rm -rf "$work/out-$i"
 done
-
-# `run`: the Kafka bench produces the compact training log to a fresh broker
-# and runs the instrumented binary on it (then `replay` on the same lines); on
-# SIGTERM `run` flushes, commits and exits, which writes its profile.
-tansu="${TANSU:-$(command -v tansu || echo "$HOME/.cargo/bin/tansu")}"
-if [ -x "$tansu" ]; then
-  port="${RP_PGO_KAFKA_PORT:-19492}"
-  echo "== training: run (Kafka, tansu on 127.0.0.1:$port)"
-  "$tansu" broker --storage-engine memory://tansu/ \
-    --listener-url "tcp://127.0.0.1:$port" \
-    --advertised-listener-url "tcp://127.0.0.1:$port" >"$work/tansu.log" 2>&1 &
-  tansu_pid=$!
-  for _ in $(seq 50); do
-    if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then break; fi
-    sleep 0.2
-  done
-  RP_BENCH_BIN="$target_dir/pgo-generate/$host/release/routeproof" \
-    RP_BENCH_BROKERS="127.0.0.1:$port" RP_BENCH_KAFKA_RECORDS="$lines" \
-    RP_BENCH_KAFKA_INPUT="$work/train-2/envoy-gateway.log" \
-    RP_BENCH_KAFKA_MANIFESTS="$work/train-2/manifests" \
-    cargo bench --locked --bench kafka_throughput >"$work/kafka.log" 2>&1 \
-    || { cat "$work/tansu.log" "$work/kafka.log" >&2; exit 1; }
-  kill "$tansu_pid"
-  wait "$tansu_pid" 2>/dev/null || true
-  tansu_pid=""
-else
-  echo "== no tansu ($tansu): run is not in the profile (see --help)"
-fi
 "$profdata" merge -o "$work/routeproof.profdata" "$raw"
 # Named by its content: Cargo tracks the flags, not the file they name, so a
 # new profile must change the flags to rebuild every crate with it.
