@@ -66,6 +66,10 @@ use rdkafka::message::Message;
 use rdkafka::producer::{BaseRecord, Producer, ThreadedProducer};
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 
+#[path = "support/env.rs"]
+mod env;
+use env::path_var;
+
 /// Rows in the published Parquet files under `dir` (footers only).
 /// Rows in the published Parquet files under `dir`, and how many Kafka
 /// partitions those files cover (file names are
@@ -161,13 +165,6 @@ fn rate(n: usize, d: Duration) -> f64 {
     n as f64 / d.as_secs_f64()
 }
 
-/// The path in environment variable `name`, when set and not empty.
-fn path_var_os(name: &str) -> Option<PathBuf> {
-    std::env::var_os(name)
-        .filter(|v| !v.is_empty())
-        .map(PathBuf::from)
-}
-
 fn main() {
     // `cargo bench` passes `--bench`; there is nothing to filter.
     let mut brokers =
@@ -190,11 +187,11 @@ fn main() {
     });
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     // `RP_BENCH_BIN`: another routeproof binary (the profile-guided build).
-    let exe = path_var_os("RP_BENCH_BIN")
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_routeproof")));
-    let input_file = path_var_os("RP_BENCH_KAFKA_INPUT");
+    let exe =
+        path_var("RP_BENCH_BIN").unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_routeproof")));
+    let input_file = path_var("RP_BENCH_KAFKA_INPUT");
     let manifests =
-        path_var_os("RP_BENCH_KAFKA_MANIFESTS").unwrap_or_else(|| root.join("demo/manifests"));
+        path_var("RP_BENCH_KAFKA_MANIFESTS").unwrap_or_else(|| root.join("demo/manifests"));
     let source = input_file
         .clone()
         .unwrap_or_else(|| root.join("demo/logs/envoy-gateway.log"));

@@ -65,8 +65,11 @@ const ROUTES_PER_HOST: usize = 2;
 const START_EPOCH_MS: i64 = 1_787_220_000_000;
 const SPAN_MS: i64 = 2 * 3600 * 1000;
 
+#[path = "support/env.rs"]
+mod env;
 #[path = "support/rng.rs"]
 mod rng;
+use env::path_var;
 use rng::Rng;
 
 struct Backend {
@@ -603,8 +606,8 @@ fn write_log(
 /// The routeproof binary: `RP_BENCH_BIN`, else the one Cargo built for this
 /// bench, else `target/release/routeproof`.
 fn routeproof_binary() -> PathBuf {
-    if let Some(p) = std::env::var_os("RP_BENCH_BIN") {
-        return PathBuf::from(p);
+    if let Some(p) = path_var("RP_BENCH_BIN") {
+        return p;
     }
     if let Some(p) = option_env!("CARGO_BIN_EXE_routeproof") {
         return PathBuf::from(p);
@@ -741,9 +744,8 @@ fn main() {
         .split(',')
         .filter_map(|s| s.trim().parse().ok())
         .collect();
-    let (work, _guard) = match std::env::var_os("RP_BENCH_DIR") {
+    let (work, _guard) = match path_var("RP_BENCH_DIR") {
         Some(d) => {
-            let d = PathBuf::from(d);
             fs::create_dir_all(&d).expect("create RP_BENCH_DIR");
             (d, None)
         }

@@ -153,6 +153,12 @@ impl LineBatch {
 }
 
 /// Bytes asked of the input per read (and so about the bytes of a batch).
+///
+/// A quarter of this CPU's L2 (1 MiB a core on the bench VM): the batch's
+/// lines are still cached when they are judged, and the read does not evict
+/// the index and dictionary lines the judging reads. Against 1 MiB reads:
+/// 3-4 % less CPU on the replay bench's compact lines (round 17; 64 and
+/// 128 KiB the same as 256 within the noise).
 pub const READ_CHUNK_BYTES: usize = 256 << 10;
 
 /// Reads line batches from one input.
@@ -194,12 +200,6 @@ impl LineReader {
             carry: Vec::new(),
             carry_offset: 0,
             next_line: 1,
-            // A quarter of this CPU's L2 (1 MiB a core on the bench VM):
-            // the batch's lines are still cached when they are judged, and
-            // the read does not evict the index and dictionary lines the
-            // judging reads. Against 1 MiB reads: 3-4 % less CPU on the
-            // replay bench's compact lines (round 17; 64 and 128 KiB the
-            // same as 256 within the noise).
             chunk_size: READ_CHUNK_BYTES,
             max_line: max_line.max(1),
             skipping: None,
@@ -370,12 +370,19 @@ mod tests {
         chunk: usize,
         max_line: usize,
     ) -> (Vec<(String, u64, u64)>, Vec<OversizedLine>) {
-        let mut reader = LineReader::from_reader(
+        drain(reader_of(data, max_line).with_chunk_size(chunk))
+    }
+
+    fn reader_of(data: &[u8], max_line: usize) -> LineReader {
+        LineReader::from_reader(
             "t".into(),
             Box::new(std::io::Cursor::new(data.to_vec())),
             max_line,
         )
-        .with_chunk_size(chunk);
+    }
+
+    /// Every line (text, offset, number) and every oversized line of `reader`.
+    fn drain(mut reader: LineReader) -> (Vec<(String, u64, u64)>, Vec<OversizedLine>) {
         let mut batch = LineBatch::default();
         let mut lines = Vec::new();
         let mut oversized = Vec::new();
@@ -425,21 +432,8 @@ mod tests {
         let long = "y".repeat(READ_CHUNK_BYTES * 2 + 17);
         let too_long = "z".repeat(max + 1);
         let data = format!("a\n{long}\nb\n{too_long}\nc\n");
-        let mut reader = LineReader::from_reader(
-            "t".into(),
-            Box::new(std::io::Cursor::new(data.into_bytes())),
-            max,
-        );
-        let mut batch = LineBatch::default();
-        let (mut lines, mut oversized) = (Vec::new(), Vec::new());
-        loop {
-            let more = reader.next_batch(&mut batch).unwrap();
-            lines.extend(batch.lines().map(|l| (l.bytes.len(), l.offset, l.number)));
-            oversized.extend(batch.oversized.iter().copied());
-            if !more {
-                break;
-            }
-        }
+        let (lines, oversized) = drain(reader_of(data.as_bytes(), max));
+        let lines: Vec<_> = lines.iter().map(|(t, o, n)| (t.len(), *o, *n)).collect();
         let long_at = 2u64;
         let b_at = long_at + long.len() as u64 + 1;
         let c_at = b_at + 2 + too_long.len() as u64 + 1;
@@ -501,19 +495,8 @@ mod tests {
         assert_eq!(inputs.len(), 2);
         let mut all = Vec::new();
         for input in &inputs {
-            let mut r = LineReader::open(input, 1024).unwrap();
-            let mut batch = LineBatch::default();
-            loop {
-                let more = r.next_batch(&mut batch).unwrap();
-                all.extend(
-                    batch
-                        .lines()
-                        .map(|l| String::from_utf8_lossy(l.bytes).into_owned()),
-                );
-                if !more {
-                    break;
-                }
-            }
+            let (lines, _) = drain(LineReader::open(input, 1024).unwrap());
+            all.extend(lines.into_iter().map(|(text, _, _)| text));
         }
         assert_eq!(all, vec!["one", "two", "three"]);
         assert!(matches!(
