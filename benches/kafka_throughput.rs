@@ -68,9 +68,8 @@ use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 
 #[path = "support/env.rs"]
 mod env;
-use env::path_var;
+use env::{path_var, routeproof_binary};
 
-/// Rows in the published Parquet files under `dir` (footers only).
 /// Rows in the published Parquet files under `dir`, and how many Kafka
 /// partitions those files cover (file names are
 /// `<topic>+<partition>+<first>+<last>+<i>of<n>.parquet`).
@@ -186,9 +185,7 @@ fn main() {
         m
     });
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    // `RP_BENCH_BIN`: another routeproof binary (the profile-guided build).
-    let exe =
-        path_var("RP_BENCH_BIN").unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_routeproof")));
+    let exe = routeproof_binary();
     let input_file = path_var("RP_BENCH_KAFKA_INPUT");
     let manifests =
         path_var("RP_BENCH_KAFKA_MANIFESTS").unwrap_or_else(|| root.join("demo/manifests"));

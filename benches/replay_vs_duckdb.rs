@@ -51,7 +51,7 @@
 use std::fmt::Write as _;
 use std::fs::{self, File};
 use std::io::{BufWriter, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -69,7 +69,7 @@ const SPAN_MS: i64 = 2 * 3600 * 1000;
 mod env;
 #[path = "support/rng.rs"]
 mod rng;
-use env::path_var;
+use env::{path_var, routeproof_binary};
 use rng::Rng;
 
 struct Backend {
@@ -601,21 +601,6 @@ fn write_log(
     }
     out.flush()?;
     Ok((mix, bytes))
-}
-
-/// The routeproof binary: `RP_BENCH_BIN`, else the one Cargo built for this
-/// bench, else `target/release/routeproof`.
-fn routeproof_binary() -> PathBuf {
-    if let Some(p) = path_var("RP_BENCH_BIN") {
-        return p;
-    }
-    if let Some(p) = option_env!("CARGO_BIN_EXE_routeproof") {
-        return PathBuf::from(p);
-    }
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target"));
-    target.join("release").join("routeproof")
 }
 
 struct Measured {

@@ -33,7 +33,7 @@ while [ $# -gt 0 ]; do
       [ -f "$3" ] || { echo "--train: $3 is not a file" >&2; exit 2; }
       extra_train+=("$(realpath "$2")" "$(realpath "$3")")
       shift 3 ;;
-    -h|--help) sed -n '2,25p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,/^set /{/^#/p}' "$0"; exit 0 ;;
     *) echo "unknown argument: $1 (see --help)" >&2; exit 2 ;;
   esac
 done

@@ -10,3 +10,10 @@ pub fn path_var(name: &str) -> Option<PathBuf> {
         .filter(|v| !v.is_empty())
         .map(PathBuf::from)
 }
+
+/// The routeproof binary to measure: `RP_BENCH_BIN` (another build, e.g. the
+/// profile-guided one of `deploy/build-pgo.sh`), else the one Cargo built for
+/// this bench.
+pub fn routeproof_binary() -> PathBuf {
+    path_var("RP_BENCH_BIN").unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_routeproof")))
+}
